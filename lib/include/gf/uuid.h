@@ -1,0 +1,20 @@
+/* UUID helpers: correlation ids are canonical lowercase 8-4-4-4-12 hex strings. */
+#ifndef GF_UUID_H
+#define GF_UUID_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define GF_UUID_STRLEN 36 /* without the NUL */
+
+/* Writes a fresh random (version 4) UUID, lowercase, NUL-terminated, into out[37]. */
+void gf_uuid_generate(char out[GF_UUID_STRLEN + 1]);
+
+/* True when s (len bytes, not necessarily NUL-terminated) is a canonical UUID: 36 chars,
+ * hex digits in groups 8-4-4-4-12 separated by '-', either case. */
+bool gf_uuid_valid(const char *s, size_t len);
+
+/* Copies a valid UUID lowercased into out[37]; false (out untouched) when invalid. */
+bool gf_uuid_normalize(const char *s, size_t len, char out[GF_UUID_STRLEN + 1]);
+
+#endif

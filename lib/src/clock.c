@@ -1,0 +1,77 @@
+/* Clocks, sleeping that a stop flag can cut short, jittered back-off, ISO-8601 output. */
+#include "gf/clock.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static int64_t clock_us(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t gf_mono_us(void) { return clock_us(CLOCK_MONOTONIC); }
+int64_t gf_mono_ms(void) { return clock_us(CLOCK_MONOTONIC) / 1000; }
+int64_t gf_wall_us(void) { return clock_us(CLOCK_REALTIME); }
+
+bool gf_sleep_ms(int64_t ms, const volatile bool *stop)
+{
+    int64_t end = gf_mono_ms() + ms;
+    for (;;) {
+        if (stop && *stop)
+            return false;
+        int64_t left = end - gf_mono_ms();
+        if (left <= 0)
+            return true;
+        if (left > 50)
+            left = 50;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)left * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+void gf_backoff_init(struct gf_backoff *b, int64_t initial_ms, int64_t max_ms)
+{
+    b->initial_ms = initial_ms > 0 ? initial_ms : 1;
+    b->max_ms = max_ms >= b->initial_ms ? max_ms : b->initial_ms;
+    b->current_ms = b->initial_ms;
+}
+
+int64_t gf_backoff_next(struct gf_backoff *b)
+{
+    /* Jitter in [base/2, base] so that replicas that failed together retry apart. */
+    static _Thread_local unsigned int seed;
+    if (seed == 0)
+        seed = (unsigned int)(clock_us(CLOCK_MONOTONIC) ^ (int64_t)(intptr_t)&seed);
+    int64_t base = b->current_ms;
+    int64_t half = base / 2;
+    int64_t delay = half + (half > 0 ? (int64_t)(rand_r(&seed) % (half + 1)) : 0);
+    if (delay < 1)
+        delay = 1;
+    b->current_ms = base * 2 > b->max_ms ? b->max_ms : base * 2;
+    return delay;
+}
+
+void gf_backoff_reset(struct gf_backoff *b) { b->current_ms = b->initial_ms; }
+
+void gf_iso8601_ms(int64_t epoch_us, char out[25])
+{
+    int64_t secs = epoch_us / 1000000;
+    int64_t rem = epoch_us % 1000000;
+    if (rem < 0) {
+        rem += 1000000;
+        secs -= 1;
+    }
+    time_t t = (time_t)secs;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char buf[80];
+    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(rem / 1000));
+    memcpy(out, buf, 24);
+    out[24] = '\0';
+}
