@@ -1,0 +1,50 @@
+/* Environment configuration: each program declares its variables once, in a table, and
+ * parses them once at start into its own immutable struct. */
+#ifndef GF_CONFIG_H
+#define GF_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gf/status.h"
+
+enum gf_config_type {
+    GF_CFG_STRING,   /* char * (owned by the struct; gf_config_free releases it) */
+    GF_CFG_INT,      /* int64_t, within [min, max] */
+    GF_CFG_BOOL,     /* bool: 1/0, true/false, yes/no, on/off */
+    GF_CFG_ADDR,     /* char *: "host:port" with port 0..65535 ("[v6]:port" too) */
+    GF_CFG_CONNINFO, /* char *: a libpq conninfo string or URI; its password is masked in logs */
+    GF_CFG_LOGLEVEL, /* int (enum gf_log_level) */
+};
+
+struct gf_config_def {
+    const char *name;        /* environment variable */
+    enum gf_config_type type;
+    const char *default_val; /* NULL = required */
+    int64_t min, max;        /* GF_CFG_INT bounds (inclusive) */
+    bool secret;             /* never logged (shown as ****) */
+    size_t offset;           /* offsetof(struct your_config, field) */
+    const char *help;        /* one line */
+};
+
+/* Reads every variable of defs from the environment into cfg. On any problem, every
+ * problem is logged (one line each, naming variable, value unless secret, and why) and
+ * GF_EINVAL is returned; the caller exits 78 (EX_CONFIG). Empty string = unset. */
+enum gf_status gf_config_load(const struct gf_config_def *defs, size_t n, void *cfg) GF_MUSTCHECK;
+
+/* Logs the effective configuration in one line, secrets masked. */
+void gf_config_log(const struct gf_config_def *defs, size_t n, const void *cfg);
+
+/* Frees the strings gf_config_load allocated. */
+void gf_config_free(const struct gf_config_def *defs, size_t n, void *cfg);
+
+/* Splits "host:port" into host (copied into host[hostsz]) and port. */
+enum gf_status gf_config_split_addr(const char *addr, char *host, size_t hostsz, int *port) GF_MUSTCHECK;
+
+/* Copies conninfo with any password replaced by ****, for logs (caller frees). */
+char *gf_config_mask_conninfo(const char *conninfo);
+
+#define GF_EX_CONFIG 78
+
+#endif

@@ -1,0 +1,61 @@
+/* A small HTTP/1.1 server on libmicrohttpd for JSON APIs and probes: a thread pool, a
+ * body limit, correlation ids in and out, and one handler per server. */
+#ifndef GF_HTTP_H
+#define GF_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "gf/status.h"
+
+struct gf_http_request;
+
+/* The answer a handler fills in. body is malloc'd by the handler (or NULL) and freed by
+ * the server; headers are copied when set. */
+#define GF_HTTP_MAX_HEADERS 8
+struct gf_http_response {
+    int status;               /* default 200 */
+    const char *content_type; /* static string; default "application/json" */
+    char *body;
+    size_t body_len;
+    int nheaders;
+    char *header_names[GF_HTTP_MAX_HEADERS];
+    char *header_values[GF_HTTP_MAX_HEADERS];
+};
+
+/* Called once per request, after the whole body arrived, on a server thread. */
+typedef void (*gf_http_handler)(void *app, const struct gf_http_request *req,
+                                struct gf_http_response *resp);
+
+struct gf_http_server_options {
+    const char *addr;         /* "host:port"; port 0 = ephemeral (the bound one is logged) */
+    int threads;              /* thread pool size */
+    int max_connections;      /* concurrent connections at most; must be >= threads */
+    int connection_timeout_s; /* idle connections are closed after this */
+    size_t max_body;          /* larger bodies get 413 */
+    gf_http_handler handler;
+    void *app;
+};
+
+struct gf_http_server;
+
+/* Starts serving; *bound_port (may be NULL) receives the port really bound. */
+struct gf_http_server *gf_http_server_start(const struct gf_http_server_options *opt,
+                                            int *bound_port);
+/* Stops accepting, finishes in-flight requests, frees. NULL is a no-op. */
+void gf_http_server_stop(struct gf_http_server *srv);
+
+/* Request accessors; strings live until the handler returns. */
+const char *gf_http_method(const struct gf_http_request *req);
+const char *gf_http_path(const struct gf_http_request *req);   /* without the query */
+const char *gf_http_query(const struct gf_http_request *req, const char *key); /* NULL if absent */
+const char *gf_http_header(const struct gf_http_request *req, const char *name); /* case-insensitive */
+const char *gf_http_body(const struct gf_http_request *req, size_t *len); /* NUL-terminated */
+const char *gf_http_cid(const struct gf_http_request *req); /* the request's correlation id */
+
+/* Response helpers. Formatting failures leave a 500 with an empty body. */
+void gf_http_set_body(struct gf_http_response *resp, int status, const char *content_type,
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void gf_http_add_header(struct gf_http_response *resp, const char *name, const char *value);
+
+#endif

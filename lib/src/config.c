@@ -1,0 +1,452 @@
+/* Environment configuration: a program's variables are declared once in a table and parsed
+ * once at start into its own struct; every invalid variable is reported, not just the first. */
+#include "gf/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gf/log.h"
+
+#define MASK "****"
+#define LOG_LINE_MAX 8192 /* gf_log truncates long lines anyway; this bounds our buffer */
+
+/* A bounded, growable string: every buffer that grows has a maximum. */
+struct strbuf {
+    char *p;
+    size_t len, cap, max;
+    bool failed; /* allocation failed or max reached; the text so far stays valid */
+};
+
+static void sb_append(struct strbuf *sb, const char *s, size_t n)
+{
+    if (sb->failed)
+        return;
+    if (sb->len + n + 1 > sb->cap) {
+        size_t cap = sb->cap ? sb->cap : 128;
+        while (cap < sb->len + n + 1)
+            cap *= 2;
+        if (cap > sb->max)
+            cap = sb->max;
+        if (sb->len + n + 1 > cap) {
+            sb->failed = true;
+            return;
+        }
+        char *p = realloc(sb->p, cap);
+        if (p == NULL) {
+            sb->failed = true;
+            return;
+        }
+        sb->p = p;
+        sb->cap = cap;
+    }
+    memcpy(sb->p + sb->len, s, n);
+    sb->len += n;
+    sb->p[sb->len] = '\0';
+}
+
+static void sb_puts(struct strbuf *sb, const char *s)
+{
+    sb_append(sb, s, strlen(s));
+}
+
+static void *field(void *cfg, const struct gf_config_def *d)
+{
+    return (char *)cfg + d->offset;
+}
+
+static const void *cfield(const void *cfg, const struct gf_config_def *d)
+{
+    return (const char *)cfg + d->offset;
+}
+
+static bool is_string_type(enum gf_config_type t)
+{
+    return t == GF_CFG_STRING || t == GF_CFG_ADDR || t == GF_CFG_CONNINFO;
+}
+
+/* Strict decimal: optional sign, digits only, no surrounding blanks, no overflow. */
+static bool parse_int64(const char *s, int64_t *out)
+{
+    const char *p = (*s == '+' || *s == '-') ? s + 1 : s;
+    if (!isdigit((unsigned char)*p))
+        return false; /* also rejects leading blanks, which strtoll would skip */
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno == ERANGE || *end != '\0')
+        return false;
+    *out = (int64_t)v;
+    return true;
+}
+
+static bool parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return true;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Silent on purpose: config loading and the HTTP server each log the failure with their own
+ * context (the variable name, the server), so logging here would say it twice. */
+enum gf_status gf_config_split_addr(const char *addr, char *host, size_t hostsz, int *port)
+{
+    if (addr == NULL || host == NULL || hostsz == 0 || port == NULL)
+        return GF_EINVAL;
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL)
+        return GF_EINVAL;
+    const char *h = addr;
+    size_t hlen = (size_t)(colon - addr);
+    if (addr[0] == '[') {
+        /* "[v6]:port": the bracket must close right before the port's colon. */
+        if (hlen < 2 || addr[hlen - 1] != ']')
+            return GF_EINVAL;
+        h = addr + 1;
+        hlen -= 2;
+        if (memchr(h, '[', hlen) || memchr(h, ']', hlen))
+            return GF_EINVAL;
+    } else if (memchr(addr, ':', hlen) || memchr(addr, '[', hlen) || memchr(addr, ']', hlen)) {
+        return GF_EINVAL; /* an IPv6 host must be bracketed: the port would be ambiguous */
+    }
+    if (hlen == 0 || hlen >= hostsz)
+        return GF_EINVAL;
+    for (size_t i = 0; i < hlen; i++) {
+        if (isspace((unsigned char)h[i]) || h[i] == '/')
+            return GF_EINVAL;
+    }
+    const char *p = colon + 1;
+    size_t plen = strlen(p);
+    if (plen == 0 || plen > 5)
+        return GF_EINVAL;
+    int v = 0;
+    for (size_t i = 0; i < plen; i++) {
+        if (!isdigit((unsigned char)p[i]))
+            return GF_EINVAL;
+        v = v * 10 + (p[i] - '0');
+    }
+    if (v > 65535)
+        return GF_EINVAL;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    *port = v;
+    return GF_OK;
+}
+
+/* Appends a conninfo value, single-quoted with libpq's escapes when it would not survive
+ * as a bare word. */
+static void sb_conninfo_value(struct strbuf *sb, const char *v)
+{
+    bool quote = *v == '\0';
+    for (const char *c = v; *c && !quote; c++)
+        quote = isspace((unsigned char)*c) || *c == '\'' || *c == '\\';
+    if (!quote) {
+        sb_puts(sb, v);
+        return;
+    }
+    sb_puts(sb, "'");
+    for (const char *c = v; *c; c++) {
+        if (*c == '\'' || *c == '\\')
+            sb_puts(sb, "\\");
+        sb_append(sb, c, 1);
+    }
+    sb_puts(sb, "'");
+}
+
+static bool is_uri(const char *s)
+{
+    return strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0;
+}
+
+/* Masks a URI in its own form: the password of user:password@ and any password= parameter. */
+static char *mask_uri(const char *uri)
+{
+    struct strbuf sb = {.max = strlen(uri) + 64};
+    const char *auth = strstr(uri, "://") + 3;
+    size_t authlen = strcspn(auth, "/?");
+    const char *at = NULL;
+    for (const char *c = auth; c < auth + authlen; c++) {
+        if (*c == '@')
+            at = c; /* the last '@': the user info ends there */
+    }
+    const char *pw = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    const char *rest = auth;
+    if (pw != NULL) {
+        sb_append(&sb, uri, (size_t)(pw + 1 - uri));
+        sb_puts(&sb, MASK);
+        rest = at;
+    } else {
+        sb_append(&sb, uri, (size_t)(auth - uri));
+    }
+    const char *q = strchr(rest, '?');
+    if (q == NULL) {
+        sb_puts(&sb, rest);
+        goto out;
+    }
+    sb_append(&sb, rest, (size_t)(q + 1 - rest));
+    for (const char *param = q + 1;;) {
+        size_t plen = strcspn(param, "&");
+        if (plen >= 9 && strncmp(param, "password=", 9) == 0) {
+            sb_puts(&sb, "password=" MASK);
+        } else {
+            sb_append(&sb, param, plen);
+        }
+        if (param[plen] == '\0')
+            break;
+        sb_puts(&sb, "&");
+        param += plen + 1;
+    }
+out:
+    if (sb.failed) {
+        free(sb.p);
+        return strdup(MASK);
+    }
+    return sb.p;
+}
+
+char *gf_config_mask_conninfo(const char *conninfo)
+{
+    char *res = NULL;
+    char *err = NULL;
+    PQconninfoOption *opts = NULL;
+    struct strbuf sb = {0};
+    if (conninfo == NULL)
+        goto out;
+    opts = PQconninfoParse(conninfo, &err);
+    if (opts == NULL)
+        goto out;
+    if (is_uri(conninfo)) {
+        res = mask_uri(conninfo);
+        goto out;
+    }
+    /* Only the options present in the text have a value: rebuild from those. */
+    sb.max = strlen(conninfo) * 3 + 64; /* quoting and masking grow it a little */
+    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+        if (o->val == NULL)
+            continue;
+        if (sb.len > 0)
+            sb_puts(&sb, " ");
+        sb_puts(&sb, o->keyword);
+        sb_puts(&sb, "=");
+        if (strcmp(o->keyword, "password") == 0) {
+            sb_puts(&sb, MASK);
+        } else if (strcmp(o->keyword, "dbname") == 0 && (strchr(o->val, '=') || is_uri(o->val))) {
+            /* libpq may expand a dbname that is itself a conninfo: it can hold a password. */
+            char *inner = gf_config_mask_conninfo(o->val);
+            sb_conninfo_value(&sb, inner ? inner : MASK);
+            free(inner);
+        } else {
+            sb_conninfo_value(&sb, o->val);
+        }
+    }
+    if (sb.failed)
+        goto out;
+    res = sb.p ? sb.p : strdup("");
+    sb.p = NULL; /* owned by res now */
+out:
+    free(sb.p);
+    if (err != NULL)
+        PQfreemem(err);
+    if (opts != NULL)
+        PQconninfoFree(opts);
+    return res ? res : strdup(MASK);
+}
+
+/* The value as it may appear in a log line. Returns a malloc'd string or NULL on OOM. */
+static char *loggable_value(const struct gf_config_def *d, const char *raw)
+{
+    if (d->secret)
+        return strdup(MASK);
+    if (d->type == GF_CFG_CONNINFO)
+        return gf_config_mask_conninfo(raw);
+    return strdup(raw);
+}
+
+static void report(const struct gf_config_def *d, const char *raw, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Logs one invalid variable: its name, its value (masked when secret) and the rule broken. */
+static void report(const struct gf_config_def *d, const char *raw, const char *fmt, ...)
+{
+    char rule[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rule, sizeof rule, fmt, ap);
+    va_end(ap);
+    if (raw == NULL) {
+        GF_ERROR("config invalid var=%s value=<unset> rule='%s'", d->name, rule);
+        return;
+    }
+    char *shown = loggable_value(d, raw);
+    GF_ERROR("config invalid var=%s value='%s' rule='%s'", d->name, shown ? shown : MASK, rule);
+    free(shown);
+}
+
+/* Parses one variable into its field; logs and returns false when it is invalid. String
+ * fields are always left owned or NULL, so the caller can free them whatever happened. */
+static bool load_one(const struct gf_config_def *d, void *cfg)
+{
+    const char *raw = getenv(d->name);
+    if (raw != NULL && raw[0] == '\0')
+        raw = NULL; /* an empty variable is unset: `FOO= prog` must not mean "FOO is empty" */
+    if (raw == NULL)
+        raw = d->default_val;
+    if (is_string_type(d->type))
+        *(char **)field(cfg, d) = NULL;
+    if (raw == NULL) {
+        report(d, NULL, "required");
+        return false;
+    }
+    switch (d->type) {
+    case GF_CFG_INT: {
+        int64_t v;
+        if (!parse_int64(raw, &v) || v < d->min || v > d->max) {
+            report(d, raw, "integer in [%" PRId64 ", %" PRId64 "]", d->min, d->max);
+            return false;
+        }
+        *(int64_t *)field(cfg, d) = v;
+        return true;
+    }
+    case GF_CFG_BOOL: {
+        bool v;
+        if (!parse_bool(raw, &v)) {
+            report(d, raw, "boolean: 1/0, true/false, yes/no, on/off");
+            return false;
+        }
+        *(bool *)field(cfg, d) = v;
+        return true;
+    }
+    case GF_CFG_LOGLEVEL: {
+        enum gf_log_level v;
+        if (!gf_log_level_parse(raw, &v)) {
+            report(d, raw, "log level: debug, info, warn or error");
+            return false;
+        }
+        *(int *)field(cfg, d) = (int)v;
+        return true;
+    }
+    case GF_CFG_ADDR: {
+        char host[256];
+        int port;
+        if (gf_config_split_addr(raw, host, sizeof host, &port) != GF_OK) {
+            report(d, raw, "host:port with a non-empty host and port 0..65535 ([v6]:port)");
+            return false;
+        }
+        break;
+    }
+    case GF_CFG_CONNINFO: {
+        char *err = NULL;
+        PQconninfoOption *opts = PQconninfoParse(raw, &err);
+        if (opts == NULL) {
+            if (err != NULL)
+                err[strcspn(err, "\n")] = '\0';
+            report(d, raw, "libpq conninfo: %s", err ? err : "out of memory");
+            if (err != NULL)
+                PQfreemem(err);
+            return false;
+        }
+        PQconninfoFree(opts);
+        break;
+    }
+    case GF_CFG_STRING:
+        break;
+    default:
+        report(d, raw, "unknown type %d in the config table", (int)d->type);
+        return false;
+    }
+    char *copy = strdup(raw);
+    if (copy == NULL) {
+        report(d, raw, "out of memory");
+        return false;
+    }
+    *(char **)field(cfg, d) = copy;
+    return true;
+}
+
+enum gf_status gf_config_load(const struct gf_config_def *defs, size_t n, void *cfg)
+{
+    enum gf_status st = GF_EINVAL;
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!load_one(&defs[i], cfg))
+            bad++; /* keep going: every problem is reported in one run */
+    }
+    if (bad > 0) {
+        GF_ERROR("config invalid_count=%zu", bad);
+        gf_config_free(defs, n, cfg);
+        goto out;
+    }
+    st = GF_OK;
+out:
+    return st;
+}
+
+void gf_config_log(const struct gf_config_def *defs, size_t n, const void *cfg)
+{
+    static const char *const levels[] = {"debug", "info", "warn", "error"};
+    struct strbuf sb = {.max = LOG_LINE_MAX};
+    sb_puts(&sb, "config");
+    for (size_t i = 0; i < n; i++) {
+        const struct gf_config_def *d = &defs[i];
+        char num[32];
+        char *owned = NULL;
+        const char *v = num;
+        if (d->secret) {
+            v = MASK;
+        } else if (d->type == GF_CFG_INT) {
+            snprintf(num, sizeof num, "%" PRId64, *(const int64_t *)cfield(cfg, d));
+        } else if (d->type == GF_CFG_BOOL) {
+            v = *(const bool *)cfield(cfg, d) ? "true" : "false";
+        } else if (d->type == GF_CFG_LOGLEVEL) {
+            int l = *(const int *)cfield(cfg, d);
+            v = (l >= 0 && l <= 3) ? levels[l] : "?";
+        } else {
+            const char *s = *(char *const *)cfield(cfg, d);
+            v = s ? s : "";
+            if (s != NULL && d->type == GF_CFG_CONNINFO)
+                v = owned = gf_config_mask_conninfo(s);
+            if (v == NULL)
+                v = MASK;
+        }
+        sb_puts(&sb, " ");
+        sb_puts(&sb, d->name);
+        sb_puts(&sb, "=");
+        /* Quote values with blanks (conninfo) so the line still splits into NAME=value. */
+        bool quote = *v == '\0' || strpbrk(v, " \t") != NULL;
+        if (quote)
+            sb_puts(&sb, "'");
+        sb_puts(&sb, v);
+        if (quote)
+            sb_puts(&sb, "'");
+        free(owned);
+    }
+    GF_INFO("%s%s", sb.p ? sb.p : "config", sb.failed ? " (truncated)" : "");
+    free(sb.p);
+}
+
+void gf_config_free(const struct gf_config_def *defs, size_t n, void *cfg)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!is_string_type(defs[i].type))
+            continue;
+        char **p = field(cfg, &defs[i]);
+        free(*p);
+        *p = NULL;
+    }
+}
