@@ -1,0 +1,100 @@
+/* PostgreSQL: a small pool of libpq connections, a transaction helper that re-runs on
+ * serialization failure or deadlock, prepared statements per connection, and the
+ * mapping of SQLSTATEs to statuses. */
+#ifndef GF_DB_H
+#define GF_DB_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gf/status.h"
+
+struct gf_db_pool;
+
+struct gf_db_pool_options {
+    const char *conninfo;     /* libpq conninfo (copied) */
+    const char *password;     /* optional, added to conninfo when set (copied) */
+    int size;                 /* connections at most */
+    int acquire_timeout_ms;   /* wait for a free connection at most this long */
+    int statement_timeout_ms; /* SET statement_timeout on each connection (0 = none) */
+    const char *application_name;
+};
+
+/* Creates the pool; connects lazily, so this succeeds while the database is down. */
+struct gf_db_pool *gf_db_pool_new(const struct gf_db_pool_options *opt);
+void gf_db_pool_free(struct gf_db_pool *pool);
+
+/* A connection lent by the pool to one thread. */
+struct gf_db_conn;
+
+/* Lends a healthy connection (connecting one if needed, at most one reconnect in flight,
+ * with jittered back-off after failures). GF_EUNAVAILABLE when the database cannot be
+ * reached, GF_ETIMEOUT when every connection stayed busy for acquire_timeout_ms. */
+enum gf_status gf_db_acquire(struct gf_db_pool *pool, struct gf_db_conn **out) GF_MUSTCHECK;
+
+/* Returns the connection; it is kept only if healthy and idle (not inside a transaction). */
+void gf_db_release(struct gf_db_pool *pool, struct gf_db_conn *conn);
+
+PGconn *gf_db_pgconn(struct gf_db_conn *conn);
+
+/* Executes a statement by name on this connection, preparing it (from sql) the first time
+ * the connection sees that name. params are text values (NULL = SQL NULL). On success
+ * *res_out holds the result (caller PQclears); on failure the error is logged and mapped
+ * with gf_db_status. res_out may be NULL when the rows are not wanted. */
+enum gf_status gf_db_exec(struct gf_db_conn *conn, const char *name, const char *sql, int nparams,
+                          const char *const *params, PGresult **res_out) GF_MUSTCHECK;
+
+/* Runs an SQL text with no parameters (simple query protocol; may hold several statements). */
+enum gf_status gf_db_exec_simple(struct gf_db_conn *conn, const char *sql) GF_MUSTCHECK;
+
+/* The status for a failed result: 40001/40P01 → GF_ECONFLICT, 23505 → GF_EEXISTS,
+ * 23xxx/22xxx → GF_EINVAL, 57014 → GF_ETIMEOUT, connection classes 08xxx/57P0x or a broken
+ * connection → GF_EUNAVAILABLE, else GF_EINTERNAL. */
+enum gf_status gf_db_status(const PGresult *res, PGconn *conn);
+
+/* True when the result's SQLSTATE equals sqlstate (5 chars). */
+bool gf_db_sqlstate_is(const PGresult *res, const char *sqlstate);
+
+/* The body of a transaction: runs statements on conn; returns GF_OK to commit. */
+typedef enum gf_status (*gf_db_tx_fn)(struct gf_db_conn *conn, void *arg);
+
+/* BEGIN; fn; COMMIT — re-run whole (bounded, jittered back-off) when it fails with
+ * serialization failure or deadlock (40001/40P01), never for other errors; ROLLBACK when
+ * fn fails. fn must therefore be safe to run again (write its outputs only at the end or
+ * reset them at the start). Returns fn's status, or the COMMIT's. */
+enum gf_status gf_db_transaction(struct gf_db_conn *conn, gf_db_tx_fn fn, void *arg) GF_MUSTCHECK;
+
+/* Pool figures for /metrics and /readyz. */
+struct gf_db_pool_stats {
+    int size, open, in_use;
+    uint64_t acquired, timeouts, connect_failures;
+};
+void gf_db_pool_stats(struct gf_db_pool *pool, struct gf_db_pool_stats *out);
+
+/* Acquires a connection, runs SELECT 1, releases: GF_OK when the database answers. */
+enum gf_status gf_db_ping(struct gf_db_pool *pool) GF_MUSTCHECK;
+
+/* ---- pipelined single statements ----------------------------------------------------- */
+
+/* A few connections in libpq pipeline mode, each driven by its own thread. Callers on any
+ * thread submit ONE statement that is its own transaction (a Sync follows each) and wait
+ * for its result; statements that arrive while a batch is in flight go out together in the
+ * next one. Many concurrent short statements then cost the server one wake-up per batch
+ * instead of one per statement. Not for multi-statement transactions: use the pool. */
+struct gf_db_pipeline;
+
+/* opt->size is the number of pipelined connections (threads). Connects lazily. */
+struct gf_db_pipeline *gf_db_pipeline_new(const struct gf_db_pool_options *opt);
+/* Fails what is queued with GF_ESHUTDOWN, joins the threads, frees. NULL is a no-op. */
+void gf_db_pipeline_free(struct gf_db_pipeline *pl);
+
+/* Same contract as gf_db_exec (prepared by name on first use per connection; on success
+ * *res_out holds the result), but the statement runs through the pipeline. Waits at most
+ * timeout_ms for a connection to take it (GF_ETIMEOUT), fails fast with GF_EUNAVAILABLE
+ * while the database is unreachable. params must stay valid until it returns. */
+enum gf_status gf_db_pipeline_exec(struct gf_db_pipeline *pl, const char *name, const char *sql,
+                                   int nparams, const char *const *params,
+                                   PGresult **res_out) GF_MUSTCHECK;
+
+#endif

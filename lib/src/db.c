@@ -1,0 +1,416 @@
+/* PostgreSQL connection pool, prepared statements per connection, and the transaction
+ * helper. A connection is used by one thread at a time; a broken or mid-transaction
+ * connection is never handed out again; at most one connect is in flight, and after a
+ * failed connect the pool waits a jittered, growing delay before trying again. */
+#include "gf/db.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gf/clock.h"
+#include "gf/log.h"
+#include "db_internal.h"
+
+#define MAX_PREPARED 64
+#define TX_MAX_ATTEMPTS 6
+
+struct gf_db_conn {
+    PGconn *pg;
+    int nprepared;
+    const char *prepared[MAX_PREPARED]; /* statement names (static strings of the callers) */
+    char last_sqlstate[6];
+};
+
+struct gf_db_pool {
+    char *conninfo;
+    char *password;
+    char *appname;
+    int size;
+    int acquire_timeout_ms;
+    int statement_timeout_ms;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct gf_db_conn **idle; /* stack of connected, idle connections */
+    int nidle;
+    int open;         /* connections that exist (idle + in use + being connected) */
+    int in_use;
+    bool connecting;  /* one connect in flight */
+    int64_t next_connect_ms;
+    struct gf_backoff backoff;
+    uint64_t acquired, timeouts, connect_failures;
+};
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+struct gf_db_pool *gf_db_pool_new(const struct gf_db_pool_options *opt)
+{
+    struct gf_db_pool *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return NULL;
+    p->conninfo = dup_or_null(opt->conninfo ? opt->conninfo : "");
+    p->password = opt->password && opt->password[0] ? strdup(opt->password) : NULL;
+    p->appname = dup_or_null(opt->application_name ? opt->application_name : "gf");
+    p->size = opt->size > 0 ? opt->size : 1;
+    p->acquire_timeout_ms = opt->acquire_timeout_ms > 0 ? opt->acquire_timeout_ms : 5000;
+    p->statement_timeout_ms = opt->statement_timeout_ms;
+    p->idle = calloc((size_t)p->size, sizeof *p->idle);
+    if (p->conninfo == NULL || p->appname == NULL || p->idle == NULL ||
+        (opt->password && opt->password[0] && p->password == NULL)) {
+        gf_db_pool_free(p);
+        return NULL;
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    gf_backoff_init(&p->backoff, 100, 5000);
+    return p;
+}
+
+static void conn_free(struct gf_db_conn *c)
+{
+    if (c == NULL)
+        return;
+    if (c->pg)
+        PQfinish(c->pg);
+    free(c);
+}
+
+void gf_db_pool_free(struct gf_db_pool *p)
+{
+    if (p == NULL)
+        return;
+    if (p->idle) {
+        for (int i = 0; i < p->nidle; i++)
+            conn_free(p->idle[i]);
+        pthread_mutex_destroy(&p->mu);
+        pthread_cond_destroy(&p->cv);
+    }
+    free(p->idle);
+    free(p->conninfo);
+    free(p->password);
+    free(p->appname);
+    free(p);
+}
+
+PGconn *gf_db_pgconn(struct gf_db_conn *conn) { return conn->pg; }
+
+/* Server notices ("relation already exists, skipping", ...) go to the log, not stderr raw. */
+static void notice_to_log(void *arg, const char *message)
+{
+    (void)arg;
+    size_t n = strlen(message);
+    GF_DEBUG("database notice: %.*s", (int)(n && message[n - 1] == '\n' ? n - 1 : n), message);
+}
+
+PGconn *gf_db__open(const char *conninfo, const char *password, const char *app,
+                    int statement_timeout_ms)
+{
+    const char *keys[4];
+    const char *vals[4];
+    int n = 0;
+    keys[n] = "dbname", vals[n++] = conninfo; /* expanded: may hold a whole conninfo */
+    keys[n] = "application_name", vals[n++] = app;
+    if (password)
+        keys[n] = "password", vals[n++] = password;
+    keys[n] = NULL, vals[n] = NULL;
+
+    PGconn *pg = PQconnectdbParams(keys, vals, 1);
+    if (pg == NULL || PQstatus(pg) != CONNECTION_OK) {
+        GF_LOG_RL(GF_LOG_WARN, 5000, "database connect failed app=%s error=%s", app,
+                  pg ? PQerrorMessage(pg) : "out of memory");
+        PQfinish(pg);
+        return NULL;
+    }
+    PQsetNoticeProcessor(pg, notice_to_log, NULL);
+    if (statement_timeout_ms > 0) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "SET statement_timeout = %d", statement_timeout_ms);
+        PGresult *r = PQexec(pg, sql);
+        bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+        if (!ok) {
+            GF_WARN("database session setup failed error=%s", PQerrorMessage(pg));
+            PQfinish(pg);
+            return NULL;
+        }
+    }
+    return pg;
+}
+
+/* Opens one connection (outside the pool lock). */
+static struct gf_db_conn *conn_open(struct gf_db_pool *p)
+{
+    struct gf_db_conn *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->pg = gf_db__open(p->conninfo, p->password, p->appname, p->statement_timeout_ms);
+    if (c->pg == NULL) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void deadline_ts(int64_t deadline_ms, struct timespec *ts)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    int64_t left = deadline_ms - now_ms;
+    if (left < 0)
+        left = 0;
+    int64_t abs_ns = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec + left * 1000000LL;
+    ts->tv_sec = (time_t)(abs_ns / 1000000000LL);
+    ts->tv_nsec = (long)(abs_ns % 1000000000LL);
+}
+
+enum gf_status gf_db_acquire(struct gf_db_pool *p, struct gf_db_conn **out)
+{
+    enum gf_status st = GF_ETIMEOUT;
+    int64_t deadline = gf_mono_ms() + p->acquire_timeout_ms;
+
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        if (p->nidle > 0) {
+            *out = p->idle[--p->nidle];
+            p->in_use++;
+            p->acquired++;
+            st = GF_OK;
+            break;
+        }
+        int64_t now = gf_mono_ms();
+        if (p->open < p->size && !p->connecting && now >= p->next_connect_ms) {
+            p->connecting = true;
+            p->open++;
+            pthread_mutex_unlock(&p->mu);
+            struct gf_db_conn *c = conn_open(p);
+            pthread_mutex_lock(&p->mu);
+            p->connecting = false;
+            if (c != NULL) {
+                gf_backoff_reset(&p->backoff);
+                p->next_connect_ms = 0;
+                p->in_use++;
+                p->acquired++;
+                *out = c;
+                st = GF_OK;
+            } else {
+                p->open--;
+                p->connect_failures++;
+                p->next_connect_ms = gf_mono_ms() + gf_backoff_next(&p->backoff);
+                st = GF_EUNAVAILABLE;
+            }
+            pthread_cond_broadcast(&p->cv);
+            break;
+        }
+        /* Nothing open and the back-off forbids a new attempt: fail fast, the caller
+         * answers "unavailable" instead of holding a request for the whole timeout. */
+        if (p->open == 0 && !p->connecting) {
+            st = GF_EUNAVAILABLE;
+            break;
+        }
+        if (now >= deadline) {
+            p->timeouts++;
+            st = GF_ETIMEOUT;
+            break;
+        }
+        struct timespec ts;
+        int64_t wake = deadline;
+        if (p->open < p->size && !p->connecting && p->next_connect_ms < wake)
+            wake = p->next_connect_ms;
+        deadline_ts(wake, &ts);
+        pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (st == GF_ETIMEOUT)
+        GF_LOG_RL(GF_LOG_WARN, 5000, "database pool exhausted app=%s size=%d", p->appname,
+                  p->size);
+    return st;
+}
+
+void gf_db_release(struct gf_db_pool *p, struct gf_db_conn *c)
+{
+    if (c == NULL)
+        return;
+    bool keep = PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+    pthread_mutex_lock(&p->mu);
+    p->in_use--;
+    if (keep) {
+        p->idle[p->nidle++] = c;
+        c = NULL;
+    } else {
+        p->open--;
+    }
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    conn_free(c);
+}
+
+bool gf_db_sqlstate_is(const PGresult *res, const char *sqlstate)
+{
+    const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return s != NULL && strcmp(s, sqlstate) == 0;
+}
+
+enum gf_status gf_db_status(const PGresult *res, PGconn *conn)
+{
+    if (conn != NULL && PQstatus(conn) != CONNECTION_OK)
+        return GF_EUNAVAILABLE;
+    const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (s == NULL || strlen(s) != 5)
+        return GF_EUNAVAILABLE; /* no SQLSTATE: the client side failed (lost connection) */
+    if (strcmp(s, "40001") == 0 || strcmp(s, "40P01") == 0)
+        return GF_ECONFLICT;
+    if (strcmp(s, "23505") == 0)
+        return GF_EEXISTS;
+    if (strcmp(s, "23503") == 0)
+        return GF_ENOTFOUND;
+    if (strncmp(s, "23", 2) == 0 || strncmp(s, "22", 2) == 0)
+        return GF_EINVAL;
+    if (strcmp(s, "57014") == 0 || strcmp(s, "55P03") == 0)
+        return GF_ETIMEOUT;
+    if (strncmp(s, "08", 2) == 0 || strncmp(s, "57P", 3) == 0 || strncmp(s, "53", 2) == 0 ||
+        strcmp(s, "25006") == 0)
+        return GF_EUNAVAILABLE;
+    return GF_EINTERNAL;
+}
+
+enum gf_status gf_db__failed(PGconn *pg, const char *what, const PGresult *res)
+{
+    enum gf_status st = gf_db_status(res, pg);
+    const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(pg);
+    if (st == GF_EUNAVAILABLE || st == GF_EINTERNAL || st == GF_ETIMEOUT)
+        GF_LOG_RL(GF_LOG_ERROR, 1000, "database error stmt=%s sqlstate=%s status=%s error=%s",
+                  what, s ? s : "-", gf_status_str(st), msg);
+    else
+        GF_DEBUG("database refused stmt=%s sqlstate=%s error=%s", what, s ? s : "-", msg);
+    return st;
+}
+
+/* Records the SQLSTATE of a failed result (for the transaction helper) and logs it. */
+static enum gf_status fail(struct gf_db_conn *c, const char *what, PGresult *res)
+{
+    const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    snprintf(c->last_sqlstate, sizeof c->last_sqlstate, "%s", s ? s : "");
+    return gf_db__failed(c->pg, what, res);
+}
+
+static bool ok_result(const PGresult *res)
+{
+    ExecStatusType t = PQresultStatus(res);
+    return t == PGRES_TUPLES_OK || t == PGRES_COMMAND_OK;
+}
+
+enum gf_status gf_db_exec(struct gf_db_conn *c, const char *name, const char *sql, int nparams,
+                          const char *const *params, PGresult **res_out)
+{
+    enum gf_status st = GF_EINTERNAL;
+    PGresult *res = NULL;
+    bool prepared = false;
+    for (int i = 0; i < c->nprepared; i++) {
+        if (c->prepared[i] == name || strcmp(c->prepared[i], name) == 0) {
+            prepared = true;
+            break;
+        }
+    }
+    if (!prepared) {
+        res = PQprepare(c->pg, name, sql, nparams, NULL);
+        if (!ok_result(res)) {
+            st = fail(c, name, res);
+            goto out;
+        }
+        PQclear(res);
+        res = NULL;
+        if (c->nprepared < MAX_PREPARED)
+            c->prepared[c->nprepared++] = name;
+    }
+    res = PQexecPrepared(c->pg, name, nparams, params, NULL, NULL, 0);
+    if (!ok_result(res)) {
+        st = fail(c, name, res);
+        goto out;
+    }
+    c->last_sqlstate[0] = '\0';
+    if (res_out) {
+        *res_out = res;
+        res = NULL;
+    }
+    st = GF_OK;
+out:
+    PQclear(res);
+    return st;
+}
+
+enum gf_status gf_db_exec_simple(struct gf_db_conn *c, const char *sql)
+{
+    enum gf_status st = GF_OK;
+    /* PQexec returns the last result of a multi-statement text; an error stops the text. */
+    PGresult *res = PQexec(c->pg, sql);
+    if (!ok_result(res) && PQresultStatus(res) != PGRES_EMPTY_QUERY) {
+        char head[48];
+        snprintf(head, sizeof head, "%.40s", sql);
+        st = fail(c, head, res);
+    }
+    PQclear(res);
+    return st;
+}
+
+enum gf_status gf_db_transaction(struct gf_db_conn *c, gf_db_tx_fn fn, void *arg)
+{
+    enum gf_status st = GF_EINTERNAL;
+    struct gf_backoff bo;
+    gf_backoff_init(&bo, 5, 200);
+    for (int attempt = 1; attempt <= TX_MAX_ATTEMPTS; attempt++) {
+        c->last_sqlstate[0] = '\0';
+        st = gf_db_exec_simple(c, "BEGIN");
+        if (st != GF_OK)
+            return st;
+        st = fn(c, arg);
+        if (st == GF_OK)
+            st = gf_db_exec_simple(c, "COMMIT");
+        else if (PQstatus(c->pg) == CONNECTION_OK) {
+            enum gf_status rb = gf_db_exec_simple(c, "ROLLBACK");
+            (void)rb; /* a failed ROLLBACK leaves the connection mid-transaction: the pool drops it */
+        }
+        bool retry = strcmp(c->last_sqlstate, "40001") == 0 || strcmp(c->last_sqlstate, "40P01") == 0;
+        if (st == GF_OK || !retry)
+            return st;
+        if (PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+            enum gf_status rb = gf_db_exec_simple(c, "ROLLBACK");
+            (void)rb;
+        }
+        GF_DEBUG("transaction retry attempt=%d sqlstate=%s", attempt, c->last_sqlstate);
+        gf_sleep_ms(gf_backoff_next(&bo), NULL);
+    }
+    GF_WARN("transaction gave up after %d attempts sqlstate=%s", TX_MAX_ATTEMPTS, c->last_sqlstate);
+    return st;
+}
+
+void gf_db_pool_stats(struct gf_db_pool *p, struct gf_db_pool_stats *out)
+{
+    pthread_mutex_lock(&p->mu);
+    out->size = p->size;
+    out->open = p->open;
+    out->in_use = p->in_use;
+    out->acquired = p->acquired;
+    out->timeouts = p->timeouts;
+    out->connect_failures = p->connect_failures;
+    pthread_mutex_unlock(&p->mu);
+}
+
+enum gf_status gf_db_ping(struct gf_db_pool *p)
+{
+    struct gf_db_conn *c = NULL;
+    enum gf_status st = gf_db_acquire(p, &c);
+    if (st != GF_OK)
+        return st;
+    st = gf_db_exec(c, "gf_ping", "SELECT 1", 0, NULL, NULL);
+    gf_db_release(p, c);
+    return st;
+}

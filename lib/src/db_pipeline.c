@@ -1,0 +1,330 @@
+/* Pipelined single-statement transactions (see gf_db_pipeline in db.h). Each connection
+ * has a thread and a queue. The thread takes everything queued, sends it as one pipeline
+ * (Prepare if new to this connection, Execute, Sync — per statement, so each one is its own
+ * transaction and one failure touches no other), flushes once, reads the results in order
+ * and wakes the callers. What arrives meanwhile forms the next batch. A lost connection
+ * fails its batch with GF_EUNAVAILABLE; the next statement reconnects after a back-off,
+ * and until then callers fail fast instead of queueing behind a dead server. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db_internal.h"
+#include "gf/clock.h"
+#include "gf/db.h"
+#include "gf/log.h"
+
+#define MAX_PREPARED 64
+#define MAX_BATCH 256
+
+struct pl_req {
+    const char *name, *sql;
+    int nparams;
+    const char *const *params;
+    PGresult *res;
+    enum gf_status st;
+    bool done;
+    bool answered; /* its results were read */
+    bool send_prepare;
+    pthread_cond_t cv; /* signalled once, when done */
+    struct pl_req *next;
+};
+
+struct pl_conn {
+    struct gf_db_pipeline *pl;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t work; /* a request was queued, or stop */
+    struct pl_req *head, *tail;
+    bool stopping;
+    bool up;             /* connected */
+    int64_t retry_at_ms; /* while down: fail fast until then */
+    struct gf_backoff backoff;
+    PGconn *pg;          /* owned by the thread */
+    int nprepared;
+    const char *prepared[MAX_PREPARED];
+};
+
+struct gf_db_pipeline {
+    char *conninfo, *password, *appname;
+    int statement_timeout_ms;
+    int n;
+    struct pl_conn *conns;
+    atomic_uint next;
+};
+
+/* ---- the connection thread ------------------------------------------------------------ */
+
+static bool is_prepared(struct pl_conn *c, const char *name)
+{
+    for (int i = 0; i < c->nprepared; i++)
+        if (c->prepared[i] == name || strcmp(c->prepared[i], name) == 0)
+            return true;
+    return false;
+}
+
+static void forget_prepared(struct pl_conn *c, const char *name)
+{
+    for (int i = 0; i < c->nprepared; i++) {
+        if (c->prepared[i] == name || strcmp(c->prepared[i], name) == 0) {
+            c->prepared[i] = c->prepared[--c->nprepared];
+            return;
+        }
+    }
+}
+
+static void disconnect(struct pl_conn *c)
+{
+    PQfinish(c->pg);
+    c->pg = NULL;
+    c->nprepared = 0;
+}
+
+static bool connect_pl(struct pl_conn *c)
+{
+    struct gf_db_pipeline *pl = c->pl;
+    c->pg = gf_db__open(pl->conninfo, pl->password, pl->appname, pl->statement_timeout_ms);
+    if (c->pg == NULL)
+        return false;
+    if (!PQenterPipelineMode(c->pg)) {
+        GF_ERROR("database pipeline mode refused error=%s", PQerrorMessage(c->pg));
+        disconnect(c);
+        return false;
+    }
+    return true;
+}
+
+/* Reads one statement's results; false when the connection broke. */
+static bool read_one(struct pl_conn *c, struct pl_req *r)
+{
+    enum gf_status prep_st = GF_OK;
+    PGresult *res;
+    if (r->send_prepare) {
+        res = PQgetResult(c->pg);
+        if (res == NULL)
+            return false;
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            prep_st = gf_db__failed(c->pg, r->name, res);
+            forget_prepared(c, r->name);
+        }
+        PQclear(res);
+        if ((res = PQgetResult(c->pg)) != NULL) { /* the end of the Prepare's results */
+            PQclear(res);
+            return false;
+        }
+    }
+    r->st = GF_EINTERNAL;
+    r->answered = true;
+    while ((res = PQgetResult(c->pg)) != NULL) {
+        ExecStatusType t = PQresultStatus(res);
+        if (r->res == NULL && (t == PGRES_TUPLES_OK || t == PGRES_COMMAND_OK)) {
+            r->res = res;
+            r->st = GF_OK;
+            continue;
+        }
+        if (t == PGRES_PIPELINE_ABORTED)
+            r->st = prep_st != GF_OK ? prep_st : GF_EINTERNAL;
+        else if (t != PGRES_TUPLES_OK && t != PGRES_COMMAND_OK)
+            r->st = gf_db__failed(c->pg, r->name, res);
+        PQclear(res);
+        if (PQstatus(c->pg) != CONNECTION_OK)
+            return false;
+    }
+    res = PQgetResult(c->pg);
+    bool synced = res != NULL && PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+    PQclear(res);
+    return synced;
+}
+
+static void run_batch(struct pl_conn *c, struct pl_req *batch)
+{
+    struct pl_req *r;
+    bool ok = true;
+    for (r = batch; r && ok; r = r->next) {
+        r->send_prepare = false;
+        if (!is_prepared(c, r->name)) {
+            ok = PQsendPrepare(c->pg, r->name, r->sql, r->nparams, NULL) == 1;
+            r->send_prepare = true;
+            if (ok && c->nprepared < MAX_PREPARED)
+                c->prepared[c->nprepared++] = r->name;
+        }
+        ok = ok && PQsendQueryPrepared(c->pg, r->name, r->nparams, r->params, NULL, NULL, 0) == 1;
+        ok = ok && PQpipelineSync(c->pg) == 1;
+    }
+    ok = ok && PQflush(c->pg) == 0;
+    for (r = batch; r && ok; r = r->next)
+        ok = read_one(c, r);
+    if (!ok) {
+        GF_LOG_RL(GF_LOG_ERROR, 1000, "database connection lost in a pipeline app=%s error=%s",
+                  c->pl->appname, PQerrorMessage(c->pg));
+        for (r = batch; r; r = r->next) {
+            if (!r->answered || (r->st == GF_EINTERNAL && r->res == NULL)) {
+                PQclear(r->res);
+                r->res = NULL;
+                r->st = GF_EUNAVAILABLE;
+            }
+        }
+        disconnect(c);
+    }
+}
+
+/* Hands a request back to its waiting caller (the connection's lock is held). */
+static void finish(struct pl_req *r)
+{
+    r->done = true;
+    pthread_cond_signal(&r->cv);
+}
+
+static void *conn_thread(void *arg)
+{
+    struct pl_conn *c = arg;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (c->head == NULL && !c->stopping)
+            pthread_cond_wait(&c->work, &c->mu);
+        if (c->head == NULL && c->stopping)
+            break;
+        struct pl_req *batch = c->head, *last = batch;
+        int n = 1;
+        while (last->next && n < MAX_BATCH)
+            last = last->next, n++;
+        c->head = last->next;
+        if (c->head == NULL)
+            c->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&c->mu);
+
+        bool connected = c->pg != NULL || connect_pl(c);
+        if (connected)
+            run_batch(c, batch);
+        else
+            for (struct pl_req *r = batch; r; r = r->next)
+                r->st = GF_EUNAVAILABLE;
+
+        pthread_mutex_lock(&c->mu);
+        c->up = c->pg != NULL;
+        if (c->up) {
+            gf_backoff_reset(&c->backoff);
+        } else {
+            c->retry_at_ms = gf_mono_ms() + gf_backoff_next(&c->backoff);
+            /* Fail what queued behind the dead connection too: its callers would only wait. */
+            for (struct pl_req *r = c->head, *next; r; r = next) {
+                next = r->next;
+                r->st = GF_EUNAVAILABLE;
+                finish(r);
+            }
+            c->head = c->tail = NULL;
+        }
+        for (struct pl_req *r = batch, *next; r; r = next) {
+            next = r->next; /* r belongs to its caller again once finished */
+            finish(r);
+        }
+    }
+    /* Stopping: fail what is still queued. */
+    for (struct pl_req *r = c->head, *next; r; r = next) {
+        next = r->next;
+        r->st = GF_ESHUTDOWN;
+        finish(r);
+    }
+    c->head = c->tail = NULL;
+    pthread_mutex_unlock(&c->mu);
+    disconnect(c);
+    return NULL;
+}
+
+/* ---- callers -------------------------------------------------------------------------- */
+
+enum gf_status gf_db_pipeline_exec(struct gf_db_pipeline *pl, const char *name, const char *sql,
+                                   int nparams, const char *const *params, PGresult **res_out)
+{
+    struct pl_req req = {.name = name, .sql = sql, .nparams = nparams, .params = params,
+                         .st = GF_EINTERNAL};
+    pthread_cond_init(&req.cv, NULL);
+    int64_t now = gf_mono_ms();
+    /* Round-robin, skipping connections in back-off; fail fast when all are. */
+    unsigned start = atomic_fetch_add(&pl->next, 1);
+    struct pl_conn *c = NULL;
+    for (int i = 0; i < pl->n; i++) {
+        struct pl_conn *cand = &pl->conns[(start + (unsigned)i) % (unsigned)pl->n];
+        pthread_mutex_lock(&cand->mu);
+        bool usable = cand->up || now >= cand->retry_at_ms;
+        if (usable && !cand->stopping) {
+            c = cand;
+            break; /* keep the lock */
+        }
+        pthread_mutex_unlock(&cand->mu);
+    }
+    if (c == NULL) {
+        pthread_cond_destroy(&req.cv);
+        return GF_EUNAVAILABLE;
+    }
+    if (c->tail)
+        c->tail->next = &req;
+    else
+        c->head = &req;
+    c->tail = &req;
+    pthread_cond_signal(&c->work);
+    while (!req.done)
+        pthread_cond_wait(&req.cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+    pthread_cond_destroy(&req.cv);
+    if (req.st == GF_OK && res_out)
+        *res_out = req.res;
+    else
+        PQclear(req.res);
+    return req.st;
+}
+
+struct gf_db_pipeline *gf_db_pipeline_new(const struct gf_db_pool_options *opt)
+{
+    struct gf_db_pipeline *pl = calloc(1, sizeof *pl);
+    if (pl == NULL)
+        return NULL;
+    pl->n = opt->size > 0 ? opt->size : 1;
+    pl->conninfo = strdup(opt->conninfo ? opt->conninfo : "");
+    pl->password = opt->password && opt->password[0] ? strdup(opt->password) : NULL;
+    pl->appname = strdup(opt->application_name ? opt->application_name : "gf");
+    pl->statement_timeout_ms = opt->statement_timeout_ms;
+    pl->conns = calloc((size_t)pl->n, sizeof *pl->conns);
+    if (!pl->conninfo || !pl->appname || !pl->conns ||
+        (opt->password && opt->password[0] && !pl->password)) {
+        free(pl->conninfo), free(pl->password), free(pl->appname), free(pl->conns), free(pl);
+        return NULL;
+    }
+    for (int i = 0; i < pl->n; i++) {
+        struct pl_conn *c = &pl->conns[i];
+        c->pl = pl;
+        pthread_mutex_init(&c->mu, NULL);
+        pthread_cond_init(&c->work, NULL);
+        gf_backoff_init(&c->backoff, 100, 5000);
+        if (pthread_create(&c->thread, NULL, conn_thread, c) != 0) {
+            pl->n = i;
+            gf_db_pipeline_free(pl);
+            return NULL;
+        }
+    }
+    return pl;
+}
+
+void gf_db_pipeline_free(struct gf_db_pipeline *pl)
+{
+    if (pl == NULL)
+        return;
+    for (int i = 0; i < pl->n; i++) {
+        struct pl_conn *c = &pl->conns[i];
+        pthread_mutex_lock(&c->mu);
+        c->stopping = true;
+        pthread_cond_signal(&c->work);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->thread, NULL);
+        pthread_mutex_destroy(&c->mu);
+        pthread_cond_destroy(&c->work);
+    }
+    free(pl->conns);
+    free(pl->conninfo);
+    free(pl->password);
+    free(pl->appname);
+    free(pl);
+}
