@@ -1,0 +1,95 @@
+/* gRPC glue for protobuf-c messages on the gRPC C core: a unary server (one completion
+ * queue shared by a pool of threads, so a slow handler never delays a fast call) and a
+ * synchronous unary client with deadlines. The correlation id travels as the metadata
+ * key x-correlation-id. */
+#ifndef GF_GRPC_H
+#define GF_GRPC_H
+
+#include <grpc/grpc.h>
+#include <grpc/status.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gf/status.h"
+
+#define GF_GRPC_CID_KEY "x-correlation-id"
+
+/* ---- server ------------------------------------------------------------------------ */
+
+struct gf_grpc_call; /* one call being served */
+
+/* A handler fills resp (already initialized for the method's response type) and returns
+ * GF_OK, or returns a failure status after gf_grpc_set_error. Memory for resp's strings
+ * and arrays comes from gf_grpc_alloc: it lives until the answer is sent. */
+typedef enum gf_status (*gf_grpc_handler)(struct gf_grpc_call *call, void *app,
+                                          const ProtobufCMessage *req, ProtobufCMessage *resp);
+
+struct gf_grpc_method {
+    const char *path; /* "/gxp.Gxp/GetAll" */
+    const ProtobufCMessageDescriptor *request;
+    const ProtobufCMessageDescriptor *response;
+    gf_grpc_handler handler;
+};
+
+struct gf_grpc_server_options {
+    const char *addr;          /* "host:port"; port 0 = ephemeral */
+    int threads;               /* worker threads on the shared completion queue */
+    int max_message_bytes;     /* larger requests are refused by gRPC (RESOURCE_EXHAUSTED) */
+    const struct gf_grpc_method *methods;
+    int nmethods;
+    void *app;                 /* passed to every handler */
+    /* The service's one table from status to gRPC code. */
+    grpc_status_code (*grpc_code)(enum gf_status st);
+};
+
+struct gf_grpc_server;
+
+/* Binds, registers the methods and starts the threads. *bound_port gets the real port. */
+struct gf_grpc_server *gf_grpc_server_start(const struct gf_grpc_server_options *opt,
+                                            int *bound_port);
+
+/* Stops accepting calls, lets in-flight calls finish for up to grace_ms, cancels the rest,
+ * joins the threads and frees everything. NULL is a no-op. */
+void gf_grpc_server_stop(struct gf_grpc_server *srv, int grace_ms);
+
+void *gf_grpc_alloc(struct gf_grpc_call *call, size_t n); /* zeroed; NULL when out of memory */
+char *gf_grpc_strdup(struct gf_grpc_call *call, const char *s);
+const char *gf_grpc_call_cid(const struct gf_grpc_call *call); /* "" when none came */
+/* Remaining time before the caller's deadline, ms (INT64_MAX when it set none). */
+int64_t gf_grpc_call_time_left_ms(const struct gf_grpc_call *call);
+/* The status details sent with a failure: one human sentence, no internals. */
+void gf_grpc_set_error(struct gf_grpc_call *call, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- client ------------------------------------------------------------------------ */
+
+struct gf_grpc_client;
+
+/* A channel to target ("host:port"); connects lazily. */
+struct gf_grpc_client *gf_grpc_client_new(const char *target);
+void gf_grpc_client_free(struct gf_grpc_client *c);
+
+#define GF_GRPC_WAIT_FOR_READY 1u /* wait (until the deadline) for a server that is not up */
+
+/* One unary call. On GRPC_STATUS_OK *resp_out holds the unpacked response (free with
+ * protobuf_c_message_free_unpacked(*resp_out, NULL)). details (may be NULL) receives the
+ * status text. cid may be NULL or "". */
+grpc_status_code gf_grpc_client_call(struct gf_grpc_client *c, const char *path,
+                                     const ProtobufCMessage *req,
+                                     const ProtobufCMessageDescriptor *resp_desc,
+                                     ProtobufCMessage **resp_out, int timeout_ms, const char *cid,
+                                     unsigned flags, char *details, size_t detailsz);
+
+/* The same with raw request bytes (for tests of hostile payloads); the raw response bytes
+ * land in *resp (malloc'd, caller frees) when resp is not NULL. */
+grpc_status_code gf_grpc_client_call_raw(struct gf_grpc_client *c, const char *path,
+                                         const uint8_t *data, size_t len, uint8_t **resp,
+                                         size_t *resp_len, int timeout_ms, const char *cid,
+                                         unsigned flags, char *details, size_t detailsz);
+
+/* "OK", "INVALID_ARGUMENT", ... */
+const char *gf_grpc_code_str(grpc_status_code code);
+
+#endif
