@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs every build, runtime and test dependency of gf-svc on Debian bookworm.
+# Idempotent: installs only what is missing, prints one line when there is nothing to do.
+# Needs root to install; as another user it only reports what is missing (exit 1).
+set -euo pipefail
+
+PACKAGES=(
+    build-essential cmake pkg-config git ca-certificates curl procps iproute2
+    libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
+    libpq-dev postgresql-15
+    libmicrohttpd-dev libjansson-dev libcmocka-dev uuid-dev
+)
+CREATECLUSTER_CONF=/etc/postgresql-common/createcluster.conf
+
+is_installed() {
+    local status
+    # shellcheck disable=SC2016 # ${Status} is a dpkg-query field, not a shell variable
+    status=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)
+    [[ $status == "install ok installed" ]]
+}
+
+# Installing postgresql-NN creates and starts a system cluster on port 5432 unless told not to;
+# our clusters are private (tests/harness/pg-cluster.sh), so ask for none.
+no_system_cluster() {
+    local dropin_dir=${CREATECLUSTER_CONF%/*}/createcluster.d
+    if [[ ! -e $CREATECLUSTER_CONF ]]; then
+        mkdir -p "${CREATECLUSTER_CONF%/*}"
+        printf '# Written by gf-svc scripts/deps.sh: no system cluster on port 5432.\n%s\n' \
+            'create_main_cluster = false' >"$CREATECLUSTER_CONF"
+    elif ! grep -Eq '^[[:space:]]*create_main_cluster' "$CREATECLUSTER_CONF" &&
+        grep -Fq "$dropin_dir" "$CREATECLUSTER_CONF"; then
+        # postgresql-common already installed with its stock file: use its drop-in directory.
+        mkdir -p "$dropin_dir"
+        printf 'create_main_cluster = false\n' >"$dropin_dir/gf-svc.conf"
+    fi
+}
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    is_installed "$pkg" || missing+=("$pkg")
+done
+
+if ((${#missing[@]} == 0)); then
+    printf 'deps: all %d packages are installed, nothing to do\n' "${#PACKAGES[@]}"
+    exit 0
+fi
+
+if [[ $EUID -ne 0 ]]; then
+    printf 'deps: missing packages: %s\n' "${missing[*]}" >&2
+    printf 'deps: run as root to install them: sudo %s\n' "$0" >&2
+    exit 1
+fi
+
+printf 'deps: installing %s\n' "${missing[*]}"
+for pkg in "${missing[@]}"; do
+    if [[ $pkg == postgresql-15 ]]; then
+        no_system_cluster
+    fi
+done
+apt-get update
+# Keep a createcluster.conf we wrote ourselves (ucf/dpkg would otherwise ask about it).
+DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1 apt-get install -y --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
+printf 'deps: done\n'
