@@ -1,0 +1,44 @@
+/* The gxp service's configuration: every environment variable it reads, declared once. */
+#include <stddef.h>
+
+#include "gxp.h"
+
+#define F(field) offsetof(struct gxp_config, field)
+
+const struct gf_config_def gxp_config_defs[] = {
+    {"GXP_GRPC_ADDR", GF_CFG_ADDR, "0.0.0.0:30002", 0, 0, false, F(grpc_addr),
+     "gRPC listen address of gxp.Gxp (port 0 = ephemeral)"},
+    {"GXP_HTTP_ADDR", GF_CFG_ADDR, "0.0.0.0:30003", 0, 0, false, F(http_addr),
+     "HTTP listen address of /healthz, /readyz and /metrics"},
+    {"GXP_DB_URL", GF_CFG_CONNINFO, "host=localhost port=5432 dbname=gxp user=gxp", 0, 0, false,
+     F(db_url), "libpq conninfo of gxp-db (the role must be superuser on PostgreSQL 15)"},
+    {"GXP_DB_PASSWORD", GF_CFG_STRING, "", 0, 0, true, F(db_password),
+     "password of gxp-db (kept out of GXP_DB_URL so it can come from a Secret)"},
+    {"GXP_DB_POOL_SIZE", GF_CFG_INT, "4", 1, 200, false, F(db_pool_size),
+     "pooled database connections at most (GetAll, resolver, subscription, probes)"},
+    {"GXP_DB_PIPELINES", GF_CFG_INT, "2", 1, 64, false, F(db_pipelines),
+     "pipelined database connections carrying prepare and the other one-statement RPCs"},
+    {"GXP_DB_STATEMENT_TIMEOUT_MS", GF_CFG_INT, "5000", 0, 600000, false,
+     F(db_statement_timeout_ms), "statement_timeout of every connection (0 = none)"},
+    {"GXP_THREADS", GF_CFG_INT, "16", 1, 256, false, F(threads),
+     "gRPC worker threads (each waits for its statement's result)"},
+    {"GXP_PUBLISHER_CONNINFO", GF_CFG_CONNINFO, "", 0, 0, false, F(publisher_conninfo),
+     "conninfo gxp-db uses to reach backend-db for the subscription (empty = no subscription)"},
+    {"GXP_BACKEND_ADDR", GF_CFG_ADDR, "localhost:30090", 0, 0, false, F(backend_addr),
+     "gRPC address of backend.Backend, asked about stuck transactions"},
+    {"GXP_BACKEND_DEADLINE_MS", GF_CFG_INT, "2000", 10, 60000, false, F(backend_deadline_ms),
+     "deadline of each ResolveTransaction call"},
+    {"GXP_PENDING_TIMEOUT_MS", GF_CFG_INT, "30000", 100, 86400000, false, F(pending_timeout_ms),
+     "a PENDING transaction older than this is resolved with the coordinator"},
+    {"GXP_RESOLVE_INTERVAL_MS", GF_CFG_INT, "1000", 50, 600000, false, F(resolve_interval_ms),
+     "how often the resolver looks for stuck transactions"},
+    {"GXP_RESOLVE_BATCH", GF_CFG_INT, "32", 1, 1000, false, F(resolve_batch),
+     "stuck transactions claimed per resolver pass"},
+    {"GXP_GETALL_CAP", GF_CFG_INT, "10000", 1, 1000000, false, F(getall_cap),
+     "rows of each kind GetAll answers at most per page"},
+    {"GXP_SHUTDOWN_GRACE_MS", GF_CFG_INT, "5000", 0, 600000, false, F(shutdown_grace_ms),
+     "on SIGTERM, in-flight calls get this long to finish"},
+    {"GXP_LOG_LEVEL", GF_CFG_LOGLEVEL, "info", 0, 0, false, F(log_level),
+     "debug, info, warn or error"},
+};
+const size_t gxp_config_ndefs = sizeof gxp_config_defs / sizeof gxp_config_defs[0];

@@ -1,0 +1,80 @@
+/* The gxp service: the GXP points ledger and participant of the two-phase commit.
+ * Shared declarations of its files (one file per concern, see ARCHITECTURE.md). */
+#ifndef GXP_H
+#define GXP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gf/config.h"
+#include "gf/db.h"
+#include "gf/grpc.h"
+#include "gf/status.h"
+#include "gxp.pb-c.h"
+
+/* ---- config.c -------------------------------------------------------------------------- */
+struct gxp_config {
+    char *grpc_addr;
+    char *http_addr;
+    char *db_url;
+    char *db_password;
+    int64_t db_pool_size;
+    int64_t db_pipelines;
+    int64_t db_statement_timeout_ms;
+    int64_t threads;
+    char *publisher_conninfo;
+    char *backend_addr;
+    int64_t backend_deadline_ms;
+    int64_t pending_timeout_ms;
+    int64_t resolve_interval_ms;
+    int64_t resolve_batch;
+    int64_t getall_cap;
+    int64_t shutdown_grace_ms;
+    int log_level;
+};
+extern const struct gf_config_def gxp_config_defs[];
+extern const size_t gxp_config_ndefs;
+
+/* ---- the process-wide state the threads share ------------------------------------------ */
+struct gxp_app {
+    const struct gxp_config *cfg;
+    struct gf_db_pool *pool;         /* multi-statement work: GetAll, resolver, subscription */
+    struct gf_db_pipeline *pipeline; /* the single-statement RPCs */
+    atomic_bool migrated;      /* the schema is in place: RPCs may run */
+    atomic_bool subscribed;    /* transaction_outbox_sub exists and carries the table */
+    volatile bool stopping;    /* set once at shutdown; threads watch it */
+};
+
+/* ---- ledger.c: the RPC handlers -------------------------------------------------------- */
+extern const struct gf_grpc_method ledger_methods[];
+extern const int ledger_nmethods;
+/* The service's one table from status to gRPC code. */
+grpc_status_code ledger_grpc_code(enum gf_status st);
+
+/* Validation of a prepare request (pure; unit-tested). On success writes the normalized
+ * correlation id and the correlation time (epoch µs, or INT64_MIN when none was sent). */
+enum gf_status ledger_check_prepare(const Gxp__TransactionPrepareRequest *req,
+                                    char cid[37], int64_t *cts_us, const char **why) GF_MUSTCHECK;
+/* A Timestamp fits a PostgreSQL timestamptz and the proto rules (nanos 0..999,999,999). */
+bool ledger_timestamp_ok(const Google__Protobuf__Timestamp *ts);
+/* Fills *ts from epoch microseconds. */
+void ledger_timestamp_set(Google__Protobuf__Timestamp *ts, int64_t epoch_us);
+
+/* ---- resolver.c: PENDING transactions past the timeout ask the coordinator ------------ */
+struct resolver;
+struct resolver *resolver_start(struct gxp_app *app);
+void resolver_stop(struct resolver *r); /* joins; NULL is a no-op */
+/* One pass (also used by tests through the binary's behaviour): resolves at most batch
+ * transactions; returns how many were decided. */
+
+/* ---- subscription.c: gxp-db subscribes to backend-db's outbox ------------------------- */
+struct subscription;
+struct subscription *subscription_start(struct gxp_app *app);
+void subscription_stop(struct subscription *s);
+
+/* ---- health.c: /healthz, /readyz, /metrics ---------------------------------------------- */
+struct gf_http_server;
+struct gf_http_server *health_start(struct gxp_app *app);
+
+#endif

@@ -1,0 +1,98 @@
+/* gxp's small HTTP port: /healthz (the process answers), /readyz (its database answers and
+ * the schema is in place; the subscription's state is reported but does not gate
+ * readiness, since RPCs work without it) and /metrics (Prometheus). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gf/http.h"
+#include "gf/log.h"
+#include "gf/metrics.h"
+#include "gxp.h"
+
+static double pool_in_use(void *arg)
+{
+    struct gf_db_pool_stats s;
+    gf_db_pool_stats(arg, &s);
+    return s.in_use;
+}
+
+static double pool_open(void *arg)
+{
+    struct gf_db_pool_stats s;
+    gf_db_pool_stats(arg, &s);
+    return s.open;
+}
+
+static double subscribed(void *arg)
+{
+    struct gxp_app *app = arg;
+    return atomic_load(&app->subscribed) ? 1 : 0;
+}
+
+static void handle(void *arg, const struct gf_http_request *req, struct gf_http_response *resp)
+{
+    struct gxp_app *app = arg;
+    const char *path = gf_http_path(req);
+    bool get = strcmp(gf_http_method(req), "GET") == 0 || strcmp(gf_http_method(req), "HEAD") == 0;
+    if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
+        strcmp(path, "/metrics") == 0) {
+        if (!get) {
+            gf_http_add_header(resp, "Allow", "GET, HEAD");
+            gf_http_set_body(resp, 405, "application/json",
+                             "{\"message\":\"method not allowed\",\"error\":\"method_not_allowed\","
+                             "\"correlationId\":\"%s\"}",
+                             gf_http_cid(req));
+            return;
+        }
+    }
+    if (strcmp(path, "/healthz") == 0) {
+        gf_http_set_body(resp, 200, "application/json", "{\"status\":\"ok\"}");
+    } else if (strcmp(path, "/readyz") == 0) {
+        bool migrated = atomic_load(&app->migrated);
+        enum gf_status st = migrated ? gf_db_ping(app->pool) : GF_EUNAVAILABLE;
+        bool sub = atomic_load(&app->subscribed);
+        gf_http_set_body(resp, st == GF_OK ? 200 : 503, "application/json",
+                         "{\"status\":\"%s\",\"database\":\"%s\",\"schema\":\"%s\","
+                         "\"subscription\":\"%s\"}",
+                         st == GF_OK ? "ready" : "unavailable", gf_status_str(st),
+                         migrated ? "ready" : "pending", sub ? "ready" : "pending");
+        if (st != GF_OK)
+            gf_http_add_header(resp, "Retry-After", "1");
+    } else if (strcmp(path, "/metrics") == 0) {
+        size_t len = 0;
+        char *text = gf_metrics_render(&len);
+        if (text == NULL) {
+            gf_http_set_body(resp, 503, "text/plain", "metrics unavailable\n");
+            return;
+        }
+        resp->status = 200;
+        resp->content_type = "text/plain; version=0.0.4";
+        free(resp->body);
+        resp->body = text;
+        resp->body_len = len;
+    } else {
+        gf_http_set_body(resp, 404, "application/json",
+                         "{\"message\":\"no such path\",\"error\":\"not_found\","
+                         "\"correlationId\":\"%s\"}",
+                         gf_http_cid(req));
+    }
+}
+
+struct gf_http_server *health_start(struct gxp_app *app)
+{
+    gf_metrics_gauge_fn("gf_db_pool_in_use", "database connections lent out", "", pool_in_use,
+                        app->pool);
+    gf_metrics_gauge_fn("gf_db_pool_open", "database connections open", "", pool_open, app->pool);
+    gf_metrics_gauge_fn("gxp_subscription_ready", "1 when transaction_outbox_sub carries decisions",
+                        "", subscribed, app);
+    struct gf_http_server_options opt = {
+        .addr = app->cfg->http_addr,
+        .threads = 2,
+        .max_connections = 256,
+        .connection_timeout_s = 30,
+        .max_body = 4096,
+        .handler = handle,
+        .app = app,
+    };
+    return gf_http_server_start(&opt, NULL);
+}

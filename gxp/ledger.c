@@ -1,0 +1,387 @@
+/* The four RPCs of gxp.Gxp: validation of every field, then one SQL round trip each
+ * (the ledger's logic lives in sql/gxp/001_ledger.sql so that prepare is atomic and
+ * finalize can run inside the replication apply worker). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gf/clock.h"
+#include "gf/log.h"
+#include "gf/uuid.h"
+#include "gxp.h"
+
+/* Timestamps PostgreSQL can hold and we accept: years 1..9999. */
+#define TS_MIN_SECONDS (-62135596800LL)
+#define TS_MAX_SECONDS (253402300799LL)
+#define SINGLE_STATEMENT_ATTEMPTS 3
+
+grpc_status_code ledger_grpc_code(enum gf_status st)
+{
+    switch (st) {
+    case GF_OK: return GRPC_STATUS_OK;
+    case GF_EINVAL: return GRPC_STATUS_INVALID_ARGUMENT;
+    case GF_ENOTFOUND: return GRPC_STATUS_NOT_FOUND;
+    case GF_EEXISTS: return GRPC_STATUS_ALREADY_EXISTS;
+    case GF_ECONFLICT: return GRPC_STATUS_ABORTED;
+    case GF_EPRECONDITION: return GRPC_STATUS_FAILED_PRECONDITION;
+    case GF_ERANGE: return GRPC_STATUS_OUT_OF_RANGE;
+    case GF_EUNAVAILABLE: return GRPC_STATUS_UNAVAILABLE;
+    case GF_ESHUTDOWN: return GRPC_STATUS_UNAVAILABLE;
+    case GF_ETIMEOUT: return GRPC_STATUS_DEADLINE_EXCEEDED;
+    case GF_ENOMEM: return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    case GF_ETOOBIG: return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    case GF_EINTERNAL: return GRPC_STATUS_INTERNAL;
+    }
+    return GRPC_STATUS_INTERNAL;
+}
+
+bool ledger_timestamp_ok(const Google__Protobuf__Timestamp *ts)
+{
+    return ts->seconds >= TS_MIN_SECONDS && ts->seconds <= TS_MAX_SECONDS && ts->nanos >= 0 &&
+           ts->nanos <= 999999999;
+}
+
+void ledger_timestamp_set(Google__Protobuf__Timestamp *ts, int64_t epoch_us)
+{
+    int64_t s = epoch_us / 1000000, r = epoch_us % 1000000;
+    if (r < 0) {
+        r += 1000000;
+        s--;
+    }
+    ts->seconds = s;
+    ts->nanos = (int32_t)(r * 1000);
+}
+
+/* An optional correlation id must be a UUID when given; *out gets it normalized or "". */
+static bool optional_cid(const char *in, char out[37])
+{
+    out[0] = '\0';
+    if (in == NULL || in[0] == '\0')
+        return true;
+    return gf_uuid_normalize(in, strlen(in), out);
+}
+
+enum gf_status ledger_check_prepare(const Gxp__TransactionPrepareRequest *req, char cid[37],
+                                    int64_t *cts_us, const char **why)
+{
+    if (req->userid == 0) {
+        *why = "userId must be a positive integer";
+        return GF_EINVAL;
+    }
+    if (req->type != GXP__TRANSACTION_TYPE__ADD && req->type != GXP__TRANSACTION_TYPE__SUBTRACT) {
+        *why = "type must be ADD (0) or SUBTRACT (1)";
+        return GF_EINVAL;
+    }
+    if (req->amount == 0) {
+        *why = "amount must be at least 1";
+        return GF_EINVAL;
+    }
+    if (req->correlationid == NULL ||
+        !gf_uuid_normalize(req->correlationid, strlen(req->correlationid), cid)) {
+        *why = "correlationId must be a UUID";
+        return GF_EINVAL;
+    }
+    *cts_us = INT64_MIN;
+    if (req->correlationtimestamp) {
+        if (!ledger_timestamp_ok(req->correlationtimestamp)) {
+            *why = "correlationTimestamp is out of range";
+            return GF_EINVAL;
+        }
+        *cts_us = req->correlationtimestamp->seconds * 1000000 +
+                  req->correlationtimestamp->nanos / 1000;
+    }
+    return GF_OK;
+}
+
+/* Runs one statement (its own transaction) through the pipeline, again after a deadlock
+ * or serialization failure: a single statement can be re-run whole. */
+static enum gf_status run(struct gxp_app *app, const char *name, const char *sql, int n,
+                          const char *const *params, PGresult **res)
+{
+    enum gf_status st = GF_EUNAVAILABLE;
+    if (!atomic_load(&app->migrated))
+        return GF_EUNAVAILABLE;
+    for (int attempt = 0; attempt < SINGLE_STATEMENT_ATTEMPTS; attempt++) {
+        st = gf_db_pipeline_exec(app->pipeline, name, sql, n, params, res);
+        if (st != GF_ECONFLICT)
+            break;
+    }
+    return st;
+}
+
+static enum gf_status unavailable(struct gf_grpc_call *call, enum gf_status st)
+{
+    if (st == GF_ETIMEOUT)
+        gf_grpc_set_error(call, "the ledger database did not answer in time");
+    else if (st == GF_EUNAVAILABLE || st == GF_ECONFLICT)
+        gf_grpc_set_error(call, "the ledger database is unavailable, try again");
+    else
+        gf_grpc_set_error(call, "internal error");
+    return st == GF_ECONFLICT ? GF_EUNAVAILABLE : st;
+}
+
+static enum gf_status transaction_prepare(struct gf_grpc_call *call, void *arg,
+                                          const ProtobufCMessage *msg, ProtobufCMessage *out)
+{
+    struct gxp_app *app = arg;
+    const Gxp__TransactionPrepareRequest *req = (const Gxp__TransactionPrepareRequest *)msg;
+    Gxp__TransactionPrepareResponse *resp = (Gxp__TransactionPrepareResponse *)out;
+    char cid[37];
+    int64_t cts_us;
+    const char *why = NULL;
+    enum gf_status st = ledger_check_prepare(req, cid, &cts_us, &why);
+    if (st != GF_OK) {
+        gf_grpc_set_error(call, "%s", why);
+        return st;
+    }
+    gf_log_set_cid(cid);
+
+    char user[16], type[4], amount[16], cts[24];
+    snprintf(user, sizeof user, "%" PRIu32, req->userid);
+    snprintf(type, sizeof type, "%d", (int)req->type);
+    snprintf(amount, sizeof amount, "%" PRIu32, req->amount);
+    snprintf(cts, sizeof cts, "%" PRId64, cts_us);
+    const char *params[5] = {user, type, amount, cid, cts_us == INT64_MIN ? NULL : cts};
+    PGresult *res = NULL;
+    st = run(app, "gxp_prepare",
+             "SELECT gxp_prepare($1::bigint, $2::smallint, $3::bigint, $4::uuid,"
+             " 'epoch'::timestamptz + $5::bigint * interval '1 microsecond')",
+             5, params, &res);
+    if (st != GF_OK)
+        return unavailable(call, st);
+    int code = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    switch (code) {
+    case 0:
+    case 1:
+        GF_DEBUG("prepared user=%s type=%s amount=%s replay=%d", user, type, amount, code);
+        resp->correlationid = gf_grpc_strdup(call, cid);
+        return resp->correlationid ? GF_OK : GF_ENOMEM;
+    case 2:
+        gf_grpc_set_error(call, "no balance for user %s", user);
+        return GF_ENOTFOUND;
+    case 3:
+        gf_grpc_set_error(call, "insufficient funds: user %s cannot reserve %s", user, amount);
+        return GF_EPRECONDITION;
+    case 4:
+        gf_grpc_set_error(call, "a decision for correlation id %s already exists", cid);
+        return GF_EPRECONDITION;
+    case 5:
+        gf_grpc_set_error(call, "correlation id %s was prepared with other arguments", cid);
+        return GF_EEXISTS;
+    case 6:
+        gf_grpc_set_error(call, "the balance of user %s would exceed 4294967295", user);
+        return GF_ERANGE;
+    }
+    GF_ERROR("gxp_prepare answered an unknown code=%d", code);
+    gf_grpc_set_error(call, "internal error");
+    return GF_EINTERNAL;
+}
+
+static enum gf_status create_user_balance(struct gf_grpc_call *call, void *arg,
+                                          const ProtobufCMessage *msg, ProtobufCMessage *out)
+{
+    struct gxp_app *app = arg;
+    const Gxp__CreateUserBalanceRequest *req = (const Gxp__CreateUserBalanceRequest *)msg;
+    Gxp__CreateUserBalanceResponse *resp = (Gxp__CreateUserBalanceResponse *)out;
+    char cid[37];
+    if (req->userid == 0) {
+        gf_grpc_set_error(call, "userId must be a positive integer");
+        return GF_EINVAL;
+    }
+    if (!optional_cid(req->correlationid, cid)) {
+        gf_grpc_set_error(call, "correlationId must be a UUID");
+        return GF_EINVAL;
+    }
+    if (req->correlationtimestamp && !ledger_timestamp_ok(req->correlationtimestamp)) {
+        gf_grpc_set_error(call, "correlationTimestamp is out of range");
+        return GF_EINVAL;
+    }
+    if (cid[0])
+        gf_log_set_cid(cid);
+    char user[16];
+    snprintf(user, sizeof user, "%" PRIu32, req->userid);
+    const char *params[1] = {user};
+    PGresult *res = NULL;
+    enum gf_status st = run(app, "gxp_create_balance",
+                            "INSERT INTO balance (user_id) VALUES ($1::bigint)"
+                            " ON CONFLICT (user_id) DO NOTHING RETURNING 1",
+                            1, params, &res);
+    if (st != GF_OK)
+        return unavailable(call, st);
+    if (PQntuples(res) == 1)
+        GF_INFO("balance created user=%s", user);
+    PQclear(res);
+    resp->correlationid = gf_grpc_strdup(call, cid[0] ? cid : gf_grpc_call_cid(call));
+    return resp->correlationid ? GF_OK : GF_ENOMEM;
+}
+
+static Google__Protobuf__Timestamp *timestamp_new(struct gf_grpc_call *call, const char *us)
+{
+    Google__Protobuf__Timestamp *ts = gf_grpc_alloc(call, sizeof *ts);
+    if (ts) {
+        google__protobuf__timestamp__init(ts);
+        ledger_timestamp_set(ts, strtoll(us, NULL, 10));
+    }
+    return ts;
+}
+
+static enum gf_status get_user_balance(struct gf_grpc_call *call, void *arg,
+                                       const ProtobufCMessage *msg, ProtobufCMessage *out)
+{
+    struct gxp_app *app = arg;
+    const Gxp__GetUserBalanceRequest *req = (const Gxp__GetUserBalanceRequest *)msg;
+    Gxp__GetUserBalanceResponse *resp = (Gxp__GetUserBalanceResponse *)out;
+    char cid[37];
+    if (req->userid == 0) {
+        gf_grpc_set_error(call, "userId must be a positive integer");
+        return GF_EINVAL;
+    }
+    if (!optional_cid(req->correlationid, cid)) {
+        gf_grpc_set_error(call, "correlationId must be a UUID");
+        return GF_EINVAL;
+    }
+    if (cid[0])
+        gf_log_set_cid(cid);
+    char user[16];
+    snprintf(user, sizeof user, "%" PRIu32, req->userid);
+    const char *params[1] = {user};
+    PGresult *res = NULL;
+    enum gf_status st = run(app, "gxp_get_balance",
+                            "SELECT balance, reserved,"
+                            " (extract(epoch FROM updated_at) * 1000000)::bigint"
+                            " FROM balance WHERE user_id = $1::bigint",
+                            1, params, &res);
+    if (st != GF_OK)
+        return unavailable(call, st);
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        gf_grpc_set_error(call, "no balance for user %s", user);
+        return GF_ENOTFOUND;
+    }
+    resp->balance = (uint32_t)strtoul(PQgetvalue(res, 0, 0), NULL, 10);
+    resp->reserved = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
+    resp->updatedat = timestamp_new(call, PQgetvalue(res, 0, 2));
+    PQclear(res);
+    resp->correlationid = gf_grpc_strdup(call, cid[0] ? cid : gf_grpc_call_cid(call));
+    return resp->updatedat && resp->correlationid ? GF_OK : GF_ENOMEM;
+}
+
+struct getall_tx {
+    char limit[16], after_b[16], after_t[24];
+    PGresult *balances, *transactions;
+};
+
+static enum gf_status getall_body(struct gf_db_conn *c, void *arg)
+{
+    struct getall_tx *g = arg;
+    PQclear(g->balances);
+    PQclear(g->transactions);
+    g->balances = g->transactions = NULL;
+    /* Both lists from one snapshot: no transaction without its balance change. */
+    enum gf_status st = gf_db_exec(c, "gxp_getall_rr",
+                                   "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+                                   0, NULL, NULL);
+    const char *pb[2] = {g->after_b, g->limit};
+    const char *pt[2] = {g->after_t, g->limit};
+    if (st == GF_OK)
+        st = gf_db_exec(c, "gxp_getall_balances",
+                        "SELECT user_id, balance, reserved,"
+                        " (extract(epoch FROM updated_at) * 1000000)::bigint"
+                        " FROM balance WHERE user_id > $1::bigint ORDER BY user_id LIMIT $2::int",
+                        2, pb, &g->balances);
+    if (st == GF_OK)
+        st = gf_db_exec(c, "gxp_getall_transactions",
+                        "SELECT id, user_id, amount, type, status, correlation_id,"
+                        " (extract(epoch FROM updated_at) * 1000000)::bigint"
+                        " FROM gxp_transaction WHERE id > $1::bigint ORDER BY id LIMIT $2::int",
+                        2, pt, &g->transactions);
+    return st;
+}
+
+static enum gf_status get_all(struct gf_grpc_call *call, void *arg, const ProtobufCMessage *msg,
+                              ProtobufCMessage *out)
+{
+    struct gxp_app *app = arg;
+    const Gxp__GetAllRequest *req = (const Gxp__GetAllRequest *)msg;
+    Gxp__GetAllResponse *resp = (Gxp__GetAllResponse *)out;
+    struct getall_tx g = {0};
+    int64_t limit = req->limit == 0 || req->limit > app->cfg->getall_cap ? app->cfg->getall_cap
+                                                                         : (int64_t)req->limit;
+    if (req->after_transaction > INT64_MAX) {
+        gf_grpc_set_error(call, "after_transaction is out of range");
+        return GF_EINVAL;
+    }
+    snprintf(g.limit, sizeof g.limit, "%" PRId64, limit);
+    snprintf(g.after_b, sizeof g.after_b, "%" PRIu32, req->after_balance);
+    snprintf(g.after_t, sizeof g.after_t, "%" PRIu64, req->after_transaction);
+    if (!atomic_load(&app->migrated))
+        return unavailable(call, GF_EUNAVAILABLE);
+
+    struct gf_db_conn *c = NULL;
+    enum gf_status st = gf_db_acquire(app->pool, &c);
+    if (st != GF_OK)
+        return unavailable(call, st);
+    st = gf_db_transaction(c, getall_body, &g);
+    gf_db_release(app->pool, c);
+    if (st != GF_OK) {
+        st = unavailable(call, st);
+        goto out;
+    }
+
+    int nb = PQntuples(g.balances), nt = PQntuples(g.transactions);
+    resp->balances = gf_grpc_alloc(call, sizeof(Gxp__Balance *) * (size_t)(nb ? nb : 1));
+    resp->transactions = gf_grpc_alloc(call, sizeof(Gxp__Transaction *) * (size_t)(nt ? nt : 1));
+    st = GF_ENOMEM;
+    if (resp->balances == NULL || resp->transactions == NULL)
+        goto out;
+    for (int i = 0; i < nb; i++) {
+        Gxp__Balance *b = gf_grpc_alloc(call, sizeof *b);
+        if (b == NULL)
+            goto out;
+        gxp__balance__init(b);
+        b->balance = (uint32_t)strtoul(PQgetvalue(g.balances, i, 1), NULL, 10);
+        b->reserved = (uint32_t)strtoul(PQgetvalue(g.balances, i, 2), NULL, 10);
+        b->updated_at = timestamp_new(call, PQgetvalue(g.balances, i, 3));
+        if (b->updated_at == NULL)
+            goto out;
+        resp->balances[resp->n_balances++] = b;
+    }
+    for (int i = 0; i < nt; i++) {
+        Gxp__Transaction *t = gf_grpc_alloc(call, sizeof *t);
+        if (t == NULL)
+            goto out;
+        gxp__transaction__init(t);
+        t->balance_id = (uint32_t)strtoul(PQgetvalue(g.transactions, i, 1), NULL, 10);
+        t->amount = (uint32_t)strtoul(PQgetvalue(g.transactions, i, 2), NULL, 10);
+        t->type = (Gxp__TransactionType)atoi(PQgetvalue(g.transactions, i, 3));
+        t->status = (Gxp__TransactionStatus)atoi(PQgetvalue(g.transactions, i, 4));
+        t->correlation_id = gf_grpc_strdup(call, PQgetvalue(g.transactions, i, 5));
+        t->updated_at = timestamp_new(call, PQgetvalue(g.transactions, i, 6));
+        if (t->correlation_id == NULL || t->updated_at == NULL)
+            goto out;
+        resp->transactions[resp->n_transactions++] = t;
+    }
+    if (nb == limit)
+        resp->next_after_balance = (uint32_t)strtoul(PQgetvalue(g.balances, nb - 1, 0), NULL, 10);
+    if (nt == limit)
+        resp->next_after_transaction = strtoull(PQgetvalue(g.transactions, nt - 1, 0), NULL, 10);
+    st = GF_OK;
+out:
+    PQclear(g.balances);
+    PQclear(g.transactions);
+    return st;
+}
+
+const struct gf_grpc_method ledger_methods[] = {
+    {"/gxp.Gxp/TransactionPrepare", &gxp__transaction_prepare_request__descriptor,
+     &gxp__transaction_prepare_response__descriptor, transaction_prepare},
+    {"/gxp.Gxp/CreateUserBalance", &gxp__create_user_balance_request__descriptor,
+     &gxp__create_user_balance_response__descriptor, create_user_balance},
+    {"/gxp.Gxp/GetUserBalance", &gxp__get_user_balance_request__descriptor,
+     &gxp__get_user_balance_response__descriptor, get_user_balance},
+    {"/gxp.Gxp/GetAll", &gxp__get_all_request__descriptor, &gxp__get_all_response__descriptor,
+     get_all},
+};
+const int ledger_nmethods = sizeof ledger_methods / sizeof ledger_methods[0];

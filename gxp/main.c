@@ -1,0 +1,146 @@
+/* gxp: the GXP points ledger, participant of the backend's two-phase commit.
+ * The story: logging → config → database pool and pipeline → health port → schema → gRPC server,
+ * resolver and subscription → wait for SIGTERM/SIGINT → drain → clean up. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gf/clock.h"
+#include "gf/http.h"
+#include "gf/log.h"
+#include "gf/migrate.h"
+#include "gxp.h"
+
+extern const struct gf_migration gxp_migrations[];
+extern const int gxp_migrations_count;
+
+/* Waits up to ms for SIGTERM/SIGINT (blocked in every thread); true when one came. */
+static bool wait_signal(const sigset_t *set, int64_t ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+    for (;;) {
+        int sig = ms < 0 ? sigwaitinfo(set, NULL) : sigtimedwait(set, NULL, &ts);
+        if (sig > 0) {
+            GF_INFO("signal received sig=%d: shutting down", sig);
+            return true;
+        }
+        if (errno == EAGAIN)
+            return false;
+        /* EINTR: wait again */
+    }
+}
+
+enum startup { STARTED, STOPPED, FAILED };
+
+/* Applies the schema, retrying with back-off while gxp-db is unreachable. */
+static enum startup migrate(struct gxp_app *app, const sigset_t *signals)
+{
+    struct gf_backoff bo;
+    gf_backoff_init(&bo, 200, 10000);
+    for (;;) {
+        struct gf_db_conn *c = NULL;
+        enum gf_status st = gf_db_acquire(app->pool, &c);
+        if (st == GF_OK) {
+            st = gf_migrate(c, "gxp", gxp_migrations, gxp_migrations_count);
+            gf_db_release(app->pool, c);
+            if (st == GF_OK) {
+                atomic_store(&app->migrated, true);
+                return STARTED;
+            }
+            if (st == GF_ECONFLICT || st == GF_EINVAL || st == GF_EINTERNAL)
+                return FAILED; /* a broken or edited migration will not fix itself */
+        }
+        GF_LOG_RL(GF_LOG_WARN, 10000, "gxp-db not ready, retrying status=%s", gf_status_str(st));
+        if (wait_signal(signals, gf_backoff_next(&bo)))
+            return STOPPED;
+    }
+}
+
+int main(void)
+{
+    int rc = EXIT_FAILURE;
+    struct gxp_config cfg = {0};
+    struct gxp_app app = {.cfg = &cfg};
+    struct gf_http_server *http = NULL;
+    struct gf_grpc_server *grpc = NULL;
+    struct resolver *resolver = NULL;
+    struct subscription *subscription = NULL;
+
+    /* Signals are taken by sigwait in this thread only: block them before any thread
+     * (gRPC's included) starts, so every thread inherits the mask. */
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    gf_log_init("gxp", GF_LOG_INFO);
+    if (gf_config_load(gxp_config_defs, gxp_config_ndefs, &cfg) != GF_OK) {
+        GF_ERROR("invalid configuration: exiting");
+        gf_config_free(gxp_config_defs, gxp_config_ndefs, &cfg);
+        return GF_EX_CONFIG;
+    }
+    gf_log_init("gxp", (enum gf_log_level)cfg.log_level);
+    gf_config_log(gxp_config_defs, gxp_config_ndefs, &cfg);
+
+    struct gf_db_pool_options popt = {
+        .conninfo = cfg.db_url,
+        .password = cfg.db_password,
+        .size = (int)cfg.db_pool_size,
+        .acquire_timeout_ms = 2000,
+        .statement_timeout_ms = (int)cfg.db_statement_timeout_ms,
+        .application_name = "gxp",
+    };
+    app.pool = gf_db_pool_new(&popt);
+    popt.size = (int)cfg.db_pipelines;
+    app.pipeline = gf_db_pipeline_new(&popt);
+    if (app.pool == NULL || app.pipeline == NULL) {
+        GF_ERROR("cannot create the database pool");
+        goto out;
+    }
+    http = health_start(&app);
+    if (http == NULL)
+        goto out;
+    enum startup started = migrate(&app, &signals);
+    if (started != STARTED) {
+        rc = started == STOPPED ? EXIT_SUCCESS : EXIT_FAILURE;
+        goto out;
+    }
+
+    struct gf_grpc_server_options gopt = {
+        .addr = cfg.grpc_addr,
+        .threads = (int)cfg.threads,
+        .max_message_bytes = 64 * 1024,
+        .methods = ledger_methods,
+        .nmethods = ledger_nmethods,
+        .app = &app,
+        .grpc_code = ledger_grpc_code,
+    };
+    grpc = gf_grpc_server_start(&gopt, NULL);
+    if (grpc == NULL)
+        goto out;
+    resolver = resolver_start(&app);
+    if (resolver == NULL)
+        goto out;
+    subscription = subscription_start(&app);
+    GF_INFO("gxp ready");
+
+    wait_signal(&signals, -1);
+    rc = EXIT_SUCCESS;
+
+out:
+    /* Drain: in-flight calls finish first, then the background threads, then the pools. */
+    app.stopping = true;
+    gf_grpc_server_stop(grpc, (int)cfg.shutdown_grace_ms);
+    resolver_stop(resolver);
+    subscription_stop(subscription);
+    gf_http_server_stop(http);
+    gf_db_pipeline_free(app.pipeline);
+    gf_db_pool_free(app.pool);
+    GF_INFO("gxp stopped rc=%d", rc);
+    gf_config_free(gxp_config_defs, gxp_config_ndefs, &cfg);
+    return rc;
+}

@@ -1,0 +1,162 @@
+/* The resolver: a PENDING transaction older than GXP_PENDING_TIMEOUT_MS is never aborted
+ * by gxp on its own. gxp asks the coordinator (backend.Backend/ResolveTransaction), which
+ * records "failed" only when no decision exists and answers the decision that stands;
+ * gxp applies that answer at once (replication will bring the same decision later and
+ * find it applied). Replicas share the work safely: a pass claims rows with FOR UPDATE
+ * SKIP LOCKED and leases them (next_resolve_at) before calling out. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.pb-c.h"
+#include "gf/clock.h"
+#include "gf/log.h"
+#include "gf/metrics.h"
+#include "gxp.h"
+
+#define MAX_BATCH 1000
+
+struct resolver {
+    struct gxp_app *app;
+    struct gf_grpc_client *backend;
+    pthread_t thread;
+    struct gf_counter *asked, *applied, *failures;
+};
+
+/* Claims up to batch stuck transactions; the lease grows with each attempt (0.5 s .. 60 s). */
+static const char CLAIM_SQL[] =
+    "UPDATE gxp_transaction t"
+    "   SET resolve_attempts = t.resolve_attempts + 1,"
+    "       next_resolve_at = now() + least(60000, 500 * power(2, least(t.resolve_attempts, 7)))"
+    "                                 * interval '1 millisecond'"
+    " WHERE t.id IN (SELECT id FROM gxp_transaction"
+    "                 WHERE status = 0"
+    "                   AND created_at < now() - $1::bigint * interval '1 millisecond'"
+    "                   AND (next_resolve_at IS NULL OR next_resolve_at <= now())"
+    "                 ORDER BY created_at LIMIT $2::int"
+    "                 FOR UPDATE SKIP LOCKED)"
+    " RETURNING t.correlation_id::text";
+
+static int claim(struct resolver *r, char (*cids)[37], int max)
+{
+    struct gf_db_conn *c = NULL;
+    PGresult *res = NULL;
+    int n = 0;
+    char timeout[24], batch[16];
+    snprintf(timeout, sizeof timeout, "%lld", (long long)r->app->cfg->pending_timeout_ms);
+    snprintf(batch, sizeof batch, "%d", max);
+    const char *params[2] = {timeout, batch};
+    if (gf_db_acquire(r->app->pool, &c) != GF_OK)
+        return 0;
+    if (gf_db_exec(c, "gxp_resolver_claim", CLAIM_SQL, 2, params, &res) == GF_OK) {
+        n = PQntuples(res);
+        for (int i = 0; i < n && i < max; i++)
+            snprintf(cids[i], 37, "%s", PQgetvalue(res, i, 0));
+        PQclear(res);
+    }
+    gf_db_release(r->app->pool, c);
+    return n;
+}
+
+static void apply(struct resolver *r, const char *cid, const char *state)
+{
+    struct gf_db_conn *c = NULL;
+    PGresult *res = NULL;
+    const char *params[2] = {cid, state};
+    if (gf_db_acquire(r->app->pool, &c) != GF_OK)
+        return; /* the lease expires and a later pass asks again */
+    if (gf_db_exec(c, "gxp_resolver_apply",
+                   "SELECT gxp_apply_decision($1::uuid, $2, 'resolver')", 2, params,
+                   &res) == GF_OK) {
+        GF_INFO("stuck transaction resolved state=%s outcome=%s", state, PQgetvalue(res, 0, 0));
+        gf_counter_add(r->applied, 1);
+        PQclear(res);
+    }
+    gf_db_release(r->app->pool, c);
+}
+
+static void resolve_one(struct resolver *r, const char *cid)
+{
+    gf_log_set_cid(cid);
+    Backend__ResolveTransactionRequest req = BACKEND__RESOLVE_TRANSACTION_REQUEST__INIT;
+    req.correlationid = (char *)cid;
+    ProtobufCMessage *out = NULL;
+    char details[256];
+    gf_counter_add(r->asked, 1);
+    grpc_status_code code = gf_grpc_client_call(
+        r->backend, "/backend.Backend/ResolveTransaction", &req.base,
+        &backend__resolve_transaction_response__descriptor, &out,
+        (int)r->app->cfg->backend_deadline_ms, cid, 0, details, sizeof details);
+    if (code != GRPC_STATUS_OK) {
+        gf_counter_add(r->failures, 1);
+        GF_LOG_RL(GF_LOG_WARN, 5000, "coordinator did not resolve code=%s details=%s",
+                  gf_grpc_code_str(code), details);
+        goto out;
+    }
+    Backend__ResolveTransactionResponse *resp = (Backend__ResolveTransactionResponse *)out;
+    if (resp->state == NULL ||
+        (strcmp(resp->state, "succeeded") != 0 && strcmp(resp->state, "failed") != 0)) {
+        gf_counter_add(r->failures, 1);
+        GF_ERROR("coordinator answered an unknown state=%.32s", resp->state ? resp->state : "");
+        goto out;
+    }
+    apply(r, cid, resp->state);
+out:
+    if (out)
+        protobuf_c_message_free_unpacked(out, NULL);
+    gf_log_set_cid(NULL);
+}
+
+static void *loop(void *arg)
+{
+    struct resolver *r = arg;
+    int batch = (int)r->app->cfg->resolve_batch;
+    char (*cids)[37] = calloc((size_t)batch, sizeof *cids);
+    if (cids == NULL) {
+        GF_ERROR("resolver out of memory");
+        return NULL;
+    }
+    while (!r->app->stopping) {
+        if (atomic_load(&r->app->migrated)) {
+            int n = claim(r, cids, batch);
+            for (int i = 0; i < n && !r->app->stopping; i++)
+                resolve_one(r, cids[i]);
+            if (n == batch)
+                continue; /* more may be waiting */
+        }
+        gf_sleep_ms(r->app->cfg->resolve_interval_ms, &r->app->stopping);
+    }
+    free(cids);
+    return NULL;
+}
+
+struct resolver *resolver_start(struct gxp_app *app)
+{
+    struct resolver *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return NULL;
+    r->app = app;
+    r->backend = gf_grpc_client_new(app->cfg->backend_addr);
+    r->asked = gf_metrics_counter("gxp_resolver_asked_total",
+                                  "ResolveTransaction calls made for stuck transactions", "");
+    r->applied = gf_metrics_counter("gxp_resolver_applied_total",
+                                    "decisions obtained by the resolver and applied", "");
+    r->failures = gf_metrics_counter("gxp_resolver_failures_total",
+                                     "ResolveTransaction calls that failed", "");
+    if (r->backend == NULL || pthread_create(&r->thread, NULL, loop, r) != 0) {
+        gf_grpc_client_free(r->backend);
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void resolver_stop(struct resolver *r)
+{
+    if (r == NULL)
+        return;
+    pthread_join(r->thread, NULL);
+    gf_grpc_client_free(r->backend);
+    free(r);
+}
