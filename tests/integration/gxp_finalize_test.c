@@ -1,0 +1,272 @@
+/* Finalization of decisions carried by logical replication from backend-db, the resolver
+ * of stuck transactions, and two gxp replicas sharing one gxp-db. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "gf/clock.h"
+#include "gxp_fixture.h"
+
+#define PENDING_TIMEOUT_MS 1500
+
+static struct gxp_world W;
+static uint32_t next_user = 2000;
+
+static int setup(void **state)
+{
+    (void)state;
+    return world_start(&W, PENDING_TIMEOUT_MS);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    world_stop(&W);
+    return 0;
+}
+
+static int after_each(void **state)
+{
+    (void)state;
+    check_invariants(&W);
+    return 0;
+}
+
+static void balance_is(uint32_t u, uint32_t want_balance, uint32_t want_reserved)
+{
+    uint32_t b = 0, r = 0;
+    assert_int_equal(rpc_balance(&W, u, &b, &r), GRPC_STATUS_OK);
+    assert_int_equal(b, want_balance);
+    assert_int_equal(r, want_reserved);
+}
+
+static void add_succeeded_commits_and_add_failed_aborts(void **state)
+{
+    (void)state;
+    uint32_t u = next_user++;
+    char ok[37], ko[37];
+    new_cid(ok), new_cid(ko);
+    assert_int_equal(rpc_create_balance(&W, u), GRPC_STATUS_OK);
+    assert_int_equal(rpc_prepare(&W, u, 0, 70, ok), GRPC_STATUS_OK);
+    assert_int_equal(rpc_prepare(&W, u, 0, 30, ko), GRPC_STATUS_OK);
+    balance_is(u, 0, 0); /* pending adds are not spendable */
+    decide(&W, ok, "succeeded");
+    decide(&W, ko, "failed");
+    assert_int_equal(wait_status(&W, ok, 2, 10000), 0);
+    assert_int_equal(wait_status(&W, ko, 1, 10000), 0);
+    balance_is(u, 70, 0);
+}
+
+static void subtract_succeeded_releases_the_reservation_and_failed_returns_it(void **state)
+{
+    (void)state;
+    uint32_t u = next_user++;
+    char ok[37], ko[37];
+    new_cid(ok), new_cid(ko);
+    fund(&W, u, 100);
+    assert_int_equal(rpc_prepare(&W, u, 1, 40, ok), GRPC_STATUS_OK);
+    assert_int_equal(rpc_prepare(&W, u, 1, 25, ko), GRPC_STATUS_OK);
+    balance_is(u, 100, 65);
+    decide(&W, ok, "succeeded");
+    assert_int_equal(wait_status(&W, ok, 2, 10000), 0);
+    /* The original's bug: a committed SUBTRACT kept its reservation. */
+    balance_is(u, 60, 25);
+    decide(&W, ko, "failed");
+    assert_int_equal(wait_status(&W, ko, 1, 10000), 0);
+    balance_is(u, 60, 0);
+}
+
+static void a_duplicate_or_changed_decision_changes_nothing(void **state)
+{
+    (void)state;
+    uint32_t u = next_user++;
+    char cid[37];
+    new_cid(cid);
+    fund(&W, u, 100);
+    assert_int_equal(rpc_prepare(&W, u, 1, 10, cid), GRPC_STATUS_OK);
+    decide(&W, cid, "failed");
+    assert_int_equal(wait_status(&W, cid, 1, 10000), 0);
+    balance_is(u, 100, 0);
+    /* The row changed on the publisher, then deleted and inserted again: the first
+     * decision stands, nothing is applied twice. */
+    sql_exec(W.backend, "UPDATE transaction_outbox SET state = 'succeeded' WHERE correlation_id = '%s'",
+             cid);
+    sql_exec(W.backend, "DELETE FROM transaction_outbox WHERE correlation_id = '%s'", cid);
+    decide(&W, cid, "succeeded");
+    /* A marker decided after them: once it arrives, the others have too (one apply stream). */
+    char marker[37];
+    new_cid(marker);
+    decide(&W, marker, "failed");
+    assert_int_equal(wait_decision(&W, marker, 10000), 0);
+    assert_int_equal(sql_ll(W.gxp, "SELECT status FROM gxp_transaction WHERE correlation_id = '%s'",
+                            cid), 1);
+    balance_is(u, 100, 0);
+    assert_int_equal(sql_ll(W.gxp, "SELECT count(*) FROM decision WHERE correlation_id = '%s'"
+                                   " AND state = 'failed'", cid), 1);
+}
+
+static void a_decision_before_its_prepare_makes_the_prepare_fail(void **state)
+{
+    (void)state;
+    uint32_t u = next_user++;
+    char cid[37];
+    new_cid(cid);
+    fund(&W, u, 100);
+    decide(&W, cid, "failed");
+    assert_int_equal(wait_decision(&W, cid, 10000), 0);
+    assert_int_equal(rpc_prepare(&W, u, 1, 10, cid), GRPC_STATUS_FAILED_PRECONDITION);
+    balance_is(u, 100, 0);
+    assert_string_equal("no_prepare",
+                        sql_ll(W.gxp, "SELECT count(*) FROM decision WHERE correlation_id = '%s'"
+                                      " AND outcome = 'no_prepare'", cid) == 1 ? "no_prepare" : "?");
+}
+
+static void decisions_committed_while_gxp_is_stopped_are_finalized(void **state)
+{
+    (void)state;
+    uint32_t u = next_user++;
+    char c[4][37];
+    fund(&W, u, 100);
+    for (int i = 0; i < 4; i++) {
+        new_cid(c[i]);
+        assert_int_equal(rpc_prepare(&W, u, i % 2, 10, c[i]), GRPC_STATUS_OK);
+    }
+    int status = h_stop(W.gxp_pid, 10000);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0); /* graceful SIGTERM */
+    W.gxp_pid = -1;
+    for (int i = 0; i < 4; i++)
+        decide(&W, c[i], i < 2 ? "succeeded" : "failed");
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(wait_status(&W, c[i], i < 2 ? 2 : 1, 10000), 0);
+    W.gxp_pid = world_spawn_gxp(&W, W.grpc_port, W.http_port, "gxp-restarted.log");
+    assert_true(W.gxp_pid > 0);
+    assert_int_equal(world_wait_gxp(W.grpc_port, 20000), 0);
+    /* +10 (ADD c0 succeeded), -10 (SUBTRACT c1 succeeded), failed ones change nothing. */
+    balance_is(u, 100, 0);
+}
+
+static void a_stuck_transaction_is_resolved_with_the_coordinator(void **state)
+{
+    (void)state;
+    uint32_t u = next_user++;
+    char cid[37];
+    new_cid(cid);
+    fund(&W, u, 100);
+    int calls = coordinator_calls(W.coordinator);
+    assert_int_equal(rpc_prepare(&W, u, 1, 30, cid), GRPC_STATUS_OK);
+    /* Not before the timeout: gxp never aborts on its own. */
+    usleep((PENDING_TIMEOUT_MS / 2) * 1000);
+    assert_int_equal(sql_ll(W.gxp, "SELECT status FROM gxp_transaction WHERE correlation_id = '%s'",
+                            cid), 0);
+    /* Then the coordinator is asked; it records "failed" and gxp aborts. */
+    assert_int_equal(wait_status(&W, cid, 1, PENDING_TIMEOUT_MS + 10000), 0);
+    assert_true(coordinator_calls(W.coordinator) > calls);
+    assert_int_equal(sql_ll(W.backend, "SELECT count(*) FROM transaction_outbox"
+                                       " WHERE correlation_id = '%s' AND state = 'failed'", cid), 1);
+    balance_is(u, 100, 0);
+}
+
+static void the_resolver_applies_a_success_that_replication_has_not_brought(void **state)
+{
+    (void)state;
+    uint32_t u = next_user++;
+    char cid[37];
+    new_cid(cid);
+    fund(&W, u, 100);
+    assert_int_equal(rpc_prepare(&W, u, 1, 30, cid), GRPC_STATUS_OK);
+    /* The coordinator committed, but replication is held back. */
+    sql_exec(W.gxp, "ALTER SUBSCRIPTION transaction_outbox_sub DISABLE");
+    decide(&W, cid, "succeeded");
+    assert_int_equal(wait_status(&W, cid, 2, PENDING_TIMEOUT_MS + 10000), 0);
+    assert_int_equal(sql_ll(W.gxp, "SELECT count(*) FROM decision WHERE correlation_id = '%s'"
+                                   " AND source = 'resolver'", cid), 1);
+    balance_is(u, 70, 0);
+    /* Replication resumes and brings the same decision: nothing changes. */
+    sql_exec(W.gxp, "ALTER SUBSCRIPTION transaction_outbox_sub ENABLE");
+    int64_t end = gf_mono_ms() + 10000;
+    while (gf_mono_ms() < end &&
+           sql_ll(W.gxp, "SELECT count(*) FROM transaction_outbox WHERE correlation_id = '%s'",
+                  cid) == 0)
+        usleep(10000);
+    assert_int_equal(sql_ll(W.gxp, "SELECT count(*) FROM transaction_outbox WHERE correlation_id = '%s'",
+                            cid), 1);
+    balance_is(u, 70, 0);
+}
+
+static void two_replicas_resolve_each_stuck_transaction_once(void **state)
+{
+    (void)state;
+    uint32_t u = next_user++;
+    fund(&W, u, 1000);
+    int http2 = h_free_port(), grpc2 = h_free_port();
+    pid_t second = world_spawn_gxp(&W, grpc2, http2, "gxp-replica2.log");
+    assert_true(second > 0);
+    assert_int_equal(world_wait_gxp(grpc2, 20000), 0);
+    int calls = coordinator_calls(W.coordinator);
+    enum { N = 20 };
+    char c[N][37];
+    for (int i = 0; i < N; i++) {
+        new_cid(c[i]);
+        assert_int_equal(rpc_prepare(&W, u, 1, 1, c[i]), GRPC_STATUS_OK);
+    }
+    for (int i = 0; i < N; i++)
+        assert_int_equal(wait_status(&W, c[i], 1, PENDING_TIMEOUT_MS + 15000), 0);
+    int status = h_stop(second, 10000);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* Each was asked about exactly once, though two resolvers were scanning. */
+    assert_int_equal(coordinator_calls(W.coordinator) - calls, N);
+    balance_is(u, 1000, 0);
+}
+
+static void health_endpoints_answer(void **state)
+{
+    (void)state;
+    char cmd[256];
+    snprintf(cmd, sizeof cmd,
+             "curl -s -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d/readyz", W.http_port);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char out[16] = {0};
+    assert_non_null(fgets(out, sizeof out, p));
+    pclose(p);
+    assert_string_equal(out, "200");
+    snprintf(cmd, sizeof cmd, "curl -s http://127.0.0.1:%d/metrics", W.http_port);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    char line[512];
+    bool handled = false, resolver = false;
+    while (fgets(line, sizeof line, p)) {
+        handled |= strstr(line, "gf_grpc_server_handled_total{method=\"/gxp.Gxp/TransactionPrepare\"") != NULL;
+        resolver |= strncmp(line, "gxp_resolver_asked_total", 24) == 0;
+    }
+    pclose(p);
+    assert_true(handled);
+    assert_true(resolver);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(add_succeeded_commits_and_add_failed_aborts, after_each),
+        cmocka_unit_test_teardown(subtract_succeeded_releases_the_reservation_and_failed_returns_it,
+                                  after_each),
+        cmocka_unit_test_teardown(a_duplicate_or_changed_decision_changes_nothing, after_each),
+        cmocka_unit_test_teardown(a_decision_before_its_prepare_makes_the_prepare_fail, after_each),
+        cmocka_unit_test_teardown(decisions_committed_while_gxp_is_stopped_are_finalized,
+                                  after_each),
+        cmocka_unit_test_teardown(a_stuck_transaction_is_resolved_with_the_coordinator, after_each),
+        cmocka_unit_test_teardown(the_resolver_applies_a_success_that_replication_has_not_brought,
+                                  after_each),
+        cmocka_unit_test_teardown(two_replicas_resolve_each_stuck_transaction_once, after_each),
+        cmocka_unit_test_teardown(health_endpoints_answer, after_each),
+    };
+    return cmocka_run_group_tests_name("gxp_finalize", tests, setup, teardown);
+}
