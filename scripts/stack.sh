@@ -1,0 +1,335 @@
+#!/usr/bin/env bash
+# The local gf-svc system without containers: private PostgreSQL clusters and the service
+# programs from the build tree, all on 127.0.0.1, state under $GF_STATE_DIR (default <repo>/.gf):
+# data/<cluster>/ (log: data/<cluster>/postgres.log), log/<program>.log, run/<program>.pid.
+#
+#   scripts/stack.sh up | down | status | logs [name]
+#
+# Units start in table order and stop in reverse order; `up` is idempotent. To add a service,
+# add a unit_pg / unit_prog line to the table below.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_DIR=${GF_BUILD_DIR:-$REPO/build}
+STATE_DIR=${GF_STATE_DIR:-$REPO/.gf}
+PG_CLUSTER=$REPO/tests/harness/pg-cluster.sh
+PG_BIN=${GF_PG_BIN:-/usr/lib/postgresql/15/bin}
+READY_TIMEOUT=${GF_READY_TIMEOUT:-30} # seconds for every program to answer /readyz
+STOP_GRACE=10                         # seconds between SIGTERM and SIGKILL
+
+UNITS=()
+declare -A KIND=() PORT=() FLAGS=() BINARY=() HTTP_PORT=() ENVS=()
+
+# unit_pg NAME PORT [pg-cluster.sh flags...]: a PostgreSQL cluster in data/NAME.
+unit_pg() {
+    local name=$1 port=$2
+    shift 2
+    UNITS+=("$name")
+    KIND[$name]=pg PORT[$name]=$port FLAGS[$name]="$*"
+}
+
+# unit_prog NAME BINARY PORT HTTP_PORT [K=V...]: build/bin/BINARY run in the background with the
+# given environment; ready when http://127.0.0.1:HTTP_PORT/readyz answers 200.
+unit_prog() {
+    local name=$1
+    UNITS+=("$name")
+    KIND[$name]=prog BINARY[$name]=$BUILD_DIR/bin/$2 PORT[$name]=$3 HTTP_PORT[$name]=$4
+    shift 4
+    ENVS[$name]=$(printf '%s\n' "$@")
+}
+
+conninfo() { printf 'host=127.0.0.1 port=%s user=postgres dbname=postgres' "$1"; }
+
+# ---- the system -------------------------------------------------------------------------------
+GXP_DB_PORT=${GF_GXP_DB_PORT:-30542}
+BACKEND_DB_PORT=${GF_BACKEND_DB_PORT:-30541}
+GXP_PORT=${GF_GXP_PORT:-30002}
+GXP_HTTP_PORT=${GF_GXP_HTTP_PORT:-30003}
+BACKEND_GRPC_PORT=${GF_BACKEND_GRPC_PORT:-30090}
+
+unit_pg gxp-db "$GXP_DB_PORT" --subscriber
+unit_pg backend-db "$BACKEND_DB_PORT" --logical # publisher side of the replication into gxp-db
+unit_prog gxp gxp "$GXP_PORT" "$GXP_HTTP_PORT" \
+    "GXP_GRPC_ADDR=127.0.0.1:$GXP_PORT" \
+    "GXP_HTTP_ADDR=127.0.0.1:$GXP_HTTP_PORT" \
+    "GXP_DB_URL=$(conninfo "$GXP_DB_PORT")" \
+    "GXP_PUBLISHER_CONNINFO=$(conninfo "$BACKEND_DB_PORT")" \
+    "GXP_BACKEND_ADDR=127.0.0.1:$BACKEND_GRPC_PORT"
+# -----------------------------------------------------------------------------------------------
+
+say() { printf 'stack: %s\n' "$*" >&2; }
+die() {
+    say "$*"
+    exit 1
+}
+
+datadir() { printf '%s/data/%s' "$STATE_DIR" "$1"; }
+pidfile() { printf '%s/run/%s.pid' "$STATE_DIR" "$1"; }
+logfile() {
+    if [[ ${KIND[$1]} == pg ]]; then
+        printf '%s/postgres.log' "$(datadir "$1")"
+    else
+        printf '%s/log/%s.log' "$STATE_DIR" "$1"
+    fi
+}
+
+address() {
+    local name=$1
+    if [[ ${KIND[$name]} == pg ]]; then
+        printf '127.0.0.1:%s' "${PORT[$name]}"
+    else
+        printf '127.0.0.1:%s http:%s' "${PORT[$name]}" "${HTTP_PORT[$name]}"
+    fi
+}
+
+# Alive and not a zombie (a process reparented to init may stay a zombie for a while).
+alive() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [[ ${stat:0:1} != Z ]]
+}
+
+# True if PID runs BINARY (as argv[0], or as the script argv[1] of an interpreter).
+runs_binary() {
+    local args=()
+    mapfile -d '' -t args <"/proc/$1/cmdline" 2>/dev/null || return 1
+    [[ ${#args[@]} -gt 0 && ${args[0]} == "$2" ]] && return 0
+    [[ ${#args[@]} -gt 1 && ${args[1]} == "$2" ]]
+}
+
+# Prints the pid of a running program unit; nothing if it is not running.
+prog_pid() {
+    local name=$1 pid=''
+    [[ -f $(pidfile "$name") ]] || return 0
+    read -r pid <"$(pidfile "$name")" || true
+    if [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" && runs_binary "$pid" "${BINARY[$name]}"; then
+        printf '%s' "$pid"
+    fi
+}
+
+pg_pid() {
+    local pid=''
+    read -r pid 2>/dev/null <"$(datadir "$1")/postmaster.pid" || true
+    printf '%s' "$pid"
+}
+
+pg_running() { "$PG_CLUSTER" status "$(datadir "$1")" >/dev/null 2>&1; }
+
+# running | stopped | crashed (a pid file without its process)
+state() {
+    local name=$1
+    if [[ ${KIND[$name]} == pg ]]; then
+        if pg_running "$name"; then
+            echo running
+        elif [[ -f $(datadir "$name")/postmaster.pid ]]; then
+            echo crashed
+        else
+            echo stopped
+        fi
+    elif [[ -n $(prog_pid "$name") ]]; then
+        echo running
+    elif [[ -f $(pidfile "$name") ]]; then
+        echo crashed
+    else
+        echo stopped
+    fi
+}
+
+unit_pid() {
+    if [[ ${KIND[$1]} == pg ]]; then pg_pid "$1"; else prog_pid "$1"; fi
+}
+
+http_code() {
+    curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$1$2" 2>/dev/null || true
+}
+
+port_in_use() { [[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]]; }
+
+# Fails (naming the unit, with the tail of its log) and stops `up`.
+fail_unit() {
+    local name=$1
+    shift
+    say "unit $name failed: $*"
+    if [[ -f $(logfile "$name") ]]; then
+        say "last lines of $(logfile "$name"):"
+        tail -n 30 "$(logfile "$name")" >&2
+    fi
+    exit 1
+}
+
+make_dir() { # created directories are 755 so that postgres can traverse them when we are root
+    if [[ ! -d $1 ]]; then
+        mkdir -p "$1"
+        chmod 755 "$1"
+    fi
+}
+
+start_pg() {
+    local name=$1 flags=()
+    read -r -a flags <<<"${FLAGS[$name]}"
+    "$PG_CLUSTER" start "$(datadir "$name")" "${PORT[$name]}" "${flags[@]}" ||
+        fail_unit "$name" "could not start the cluster on port ${PORT[$name]}"
+}
+
+start_prog() {
+    local name=$1 log envs=() port
+    [[ -n $(prog_pid "$name") ]] && return 0
+    rm -f "$(pidfile "$name")"
+    for port in "${PORT[$name]}" "${HTTP_PORT[$name]}"; do
+        if port_in_use "$port"; then
+            fail_unit "$name" "port $port is already in use by another process"
+        fi
+    done
+    if [[ -n ${ENVS[$name]} ]]; then
+        mapfile -t envs <<<"${ENVS[$name]}"
+    fi
+    log=$(logfile "$name")
+    printf '=== %s stack.sh: starting %s\n' "$(date -Is)" "${BINARY[$name]}" >>"$log"
+    # New session: no terminal, no SIGHUP, no Ctrl-C from the shell that ran `up`. setsid and
+    # env exec in place, so $! is the program's pid.
+    setsid env "${envs[@]}" "${BINARY[$name]}" </dev/null >>"$log" 2>&1 &
+    printf '%s\n' "$!" >"$(pidfile "$name")"
+}
+
+wait_ready() {
+    local deadline=$((SECONDS + READY_TIMEOUT)) pending=() left name
+    for name in "${UNITS[@]}"; do
+        [[ ${KIND[$name]} == prog ]] && pending+=("$name")
+    done
+    while ((${#pending[@]} > 0)); do
+        left=()
+        for name in "${pending[@]}"; do
+            [[ -n $(prog_pid "$name") ]] || fail_unit "$name" "the process exited during start"
+            [[ $(http_code "${HTTP_PORT[$name]}" /readyz) == 200 ]] || left+=("$name")
+        done
+        pending=("${left[@]}")
+        ((${#pending[@]} == 0)) && break
+        if ((SECONDS >= deadline)); then
+            fail_unit "${pending[0]}" \
+                "no 200 from http://127.0.0.1:${HTTP_PORT[${pending[0]}]}/readyz in ${READY_TIMEOUT} s"
+        fi
+        sleep 0.2
+    done
+}
+
+print_table() {
+    local name
+    printf '%-12s %-8s %-34s %s\n' NAME PID ADDRESS STATE
+    for name in "${UNITS[@]}"; do
+        printf '%-12s %-8s %-34s %s\n' "$name" "$(unit_pid "$name")" "$(address "$name")" \
+            "$(state "$name")"
+    done
+}
+
+cmd_up() {
+    local name
+    for name in "${UNITS[@]}"; do
+        if [[ ${KIND[$name]} == prog && ! -x ${BINARY[$name]} ]]; then
+            die "${BINARY[$name]} is missing: run 'make' first (or set GF_BUILD_DIR)"
+        fi
+    done
+    make_dir "$STATE_DIR"
+    make_dir "$STATE_DIR/data"
+    make_dir "$STATE_DIR/log"
+    make_dir "$STATE_DIR/run"
+    for name in "${UNITS[@]}"; do
+        if [[ ${KIND[$name]} == pg ]]; then start_pg "$name"; else start_prog "$name"; fi
+    done
+    wait_ready
+    print_table
+}
+
+stop_prog() {
+    local name=$1 pid i
+    pid=$(prog_pid "$name")
+    if [[ -n $pid ]]; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < STOP_GRACE * 10; i++)); do
+            alive "$pid" || break
+            sleep 0.1
+        done
+        if alive "$pid"; then
+            say "$name (pid $pid) still running ${STOP_GRACE} s after SIGTERM: sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        say "stopped $name"
+    fi
+    rm -f "$(pidfile "$name")"
+}
+
+cmd_down() {
+    local i name rc=0
+    for ((i = ${#UNITS[@]} - 1; i >= 0; i--)); do # programs first: reverse table order
+        name=${UNITS[i]}
+        [[ ${KIND[$name]} == prog ]] && stop_prog "$name"
+    done
+    for ((i = ${#UNITS[@]} - 1; i >= 0; i--)); do
+        name=${UNITS[i]}
+        [[ ${KIND[$name]} == pg && -d $(datadir "$name") ]] || continue
+        pg_running "$name" || continue
+        if "$PG_CLUSTER" stop "$(datadir "$name")"; then
+            say "stopped $name"
+        else
+            rc=1
+        fi
+    done
+    return "$rc"
+}
+
+health() {
+    local name=$1 code
+    if [[ ${KIND[$name]} == pg ]]; then
+        if "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "${PORT[$name]}" -U postgres -d postgres -t 2; then echo ok; else echo -; fi
+        return 0
+    fi
+    [[ -n $(prog_pid "$name") ]] || {
+        echo -
+        return 0
+    }
+    code=$(http_code "${HTTP_PORT[$name]}" /healthz)
+    if [[ $code == 200 ]]; then echo ok; else echo "fail (http ${code:-none})"; fi
+}
+
+cmd_status() {
+    local name st
+    printf '%-12s %-8s %-34s %-9s %s\n' NAME PID ADDRESS STATE HEALTH
+    for name in "${UNITS[@]}"; do
+        st=$(state "$name")
+        printf '%-12s %-8s %-34s %-9s %s\n' "$name" "$(unit_pid "$name")" "$(address "$name")" \
+            "$st" "$(health "$name")"
+    done
+}
+
+cmd_logs() {
+    local files=() name
+    if (($# > 0)); then
+        [[ -n ${KIND[$1]:-} ]] || die "no unit named '$1' (units: ${UNITS[*]})"
+        files=("$(logfile "$1")")
+    else
+        for name in "${UNITS[@]}"; do
+            [[ -f $(logfile "$name") ]] && files+=("$(logfile "$name")")
+        done
+    fi
+    ((${#files[@]} > 0)) || die "no logs yet under $STATE_DIR"
+    exec tail -n 50 -F "${files[@]}"
+}
+
+usage() {
+    printf 'usage: %s up | down | status | logs [name]\n' "${0##*/}" >&2
+    exit 2
+}
+
+(($# >= 1)) || usage
+case $1 in
+up | down | status)
+    (($# == 1)) || usage
+    "cmd_$1"
+    ;;
+logs)
+    shift
+    (($# <= 1)) || usage
+    cmd_logs "$@"
+    ;;
+*) usage ;;
+esac
