@@ -79,8 +79,10 @@ static enum gf_status ensure(struct gxp_app *app, struct gf_db_conn *c)
     PGresult *res = PQexec(pg, sql);
     free(sql);
     if (PQresultStatus(res) == PGRES_COMMAND_OK) {
-        GF_INFO("subscription %s name=" SUB_NAME,
-                s == SUB_MISSING ? "created" : "refreshed");
+        if (s == SUB_MISSING)
+            GF_INFO("subscription created name=" SUB_NAME);
+        else
+            GF_DEBUG("subscription refreshed name=" SUB_NAME);
         st = GF_OK;
     } else if (gf_db_sqlstate_is(res, "42710")) {
         st = GF_OK; /* another replica created it first */
@@ -100,7 +102,13 @@ static enum gf_status ensure(struct gxp_app *app, struct gf_db_conn *c)
         return st;
     /* Check again: a subscription made before the publication had the table carries nothing. */
     st = sub_state(c, &s);
-    return st == GF_OK && s != SUB_READY ? GF_EUNAVAILABLE : st;
+    if (st == GF_OK && s != SUB_READY) {
+        GF_LOG_RL(GF_LOG_WARN, 60000,
+                  "subscription waits for backend-db's publication " PUB_NAME
+                  " to carry transaction_outbox");
+        st = GF_EUNAVAILABLE;
+    }
+    return st;
 }
 
 static void *loop(void *arg)

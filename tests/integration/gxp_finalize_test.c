@@ -29,8 +29,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    world_stop(&W);
-    return 0;
+    return world_stop(&W);
 }
 
 static int after_each(void **state)
@@ -226,6 +225,81 @@ static void two_replicas_resolve_each_stuck_transaction_once(void **state)
     balance_is(u, 1000, 0);
 }
 
+static void gxp_rides_out_a_restart_of_its_database(void **state)
+{
+    (void)state;
+    uint32_t u = next_user++;
+    fund(&W, u, 100);
+    assert_int_equal(h_pg_stop(&W.gxp_db), 0);
+    /* While gxp-db is down: a clear UNAVAILABLE, fast, and the process stays up. */
+    for (int i = 0; i < 5; i++) {
+        char cid[37];
+        new_cid(cid);
+        int64_t t0 = gf_mono_ms();
+        assert_int_equal(rpc_prepare(&W, u, 1, 1, cid), GRPC_STATUS_UNAVAILABLE);
+        assert_true(gf_mono_ms() - t0 < 3000);
+    }
+    assert_int_equal(h_pg_restart(&W.gxp_db), 0);
+    PQreset(W.gxp);
+    assert_int_equal(PQstatus(W.gxp), CONNECTION_OK);
+    int64_t end = gf_mono_ms() + 20000;
+    uint32_t b = 0, r = 0;
+    grpc_status_code code = GRPC_STATUS_UNAVAILABLE;
+    while (gf_mono_ms() < end && (code = rpc_balance(&W, u, &b, &r)) != GRPC_STATUS_OK)
+        usleep(100 * 1000);
+    assert_int_equal(code, GRPC_STATUS_OK);
+    assert_int_equal(b, 100);
+    /* And finalization flows again. */
+    char cid[37];
+    new_cid(cid);
+    assert_int_equal(rpc_prepare(&W, u, 1, 10, cid), GRPC_STATUS_OK);
+    decide(&W, cid, "succeeded");
+    assert_int_equal(wait_status(&W, cid, 2, 15000), 0);
+    balance_is(u, 90, 0);
+}
+
+static void any_start_order_works_gxp_before_both_databases(void **state)
+{
+    (void)state;
+    /* Two fresh clusters, created then stopped so that their ports are known but nothing
+     * answers; gxp starts first and must wait for them by itself. */
+    struct h_pg gdb, bdb;
+    assert_int_equal(h_pg_start(&gdb, "late-gxp-db", H_PG_SUBSCRIBER), 0);
+    assert_int_equal(h_pg_start(&bdb, "late-backend-db", H_PG_LOGICAL), 0);
+    assert_int_equal(h_pg_stop(&gdb), 0);
+    assert_int_equal(h_pg_stop(&bdb), 0);
+    struct gxp_world late = W;
+    late.gxp_db = gdb;
+    late.backend_db = bdb;
+    int grpc = h_free_port(), http = h_free_port();
+    pid_t pid = world_spawn_gxp(&late, grpc, http, "gxp-late.log");
+    assert_true(pid > 0);
+    usleep(1500 * 1000);
+    assert_int_equal(waitpid(pid, NULL, WNOHANG), 0); /* still running, waiting */
+
+    assert_int_equal(h_pg_restart(&gdb), 0);
+    assert_int_equal(world_wait_gxp(grpc, 20000), 0);
+    assert_int_equal(h_pg_restart(&bdb), 0);
+    PGconn *b = PQconnectdb(bdb.conninfo), *g = PQconnectdb(gdb.conninfo);
+    assert_int_equal(PQstatus(b), CONNECTION_OK);
+    assert_int_equal(PQstatus(g), CONNECTION_OK);
+    sql_exec(b, "%s", COORDINATOR_OUTBOX_SQL);
+    char cid[37];
+    new_cid(cid);
+    sql_exec(b, "INSERT INTO transaction_outbox (correlation_id, state) VALUES ('%s', 'failed')",
+             cid);
+    /* The subscription appears, picks up the table, and the decision arrives. */
+    int64_t end = gf_mono_ms() + 30000;
+    while (gf_mono_ms() < end &&
+           sql_ll(g, "SELECT count(*) FROM decision WHERE correlation_id = '%s'", cid) == 0)
+        usleep(100 * 1000);
+    assert_int_equal(sql_ll(g, "SELECT count(*) FROM decision WHERE correlation_id = '%s'", cid), 1);
+    PQfinish(b);
+    PQfinish(g);
+    int status = h_stop(pid, 10000);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 static void health_endpoints_answer(void **state)
 {
     (void)state;
@@ -266,6 +340,8 @@ int main(void)
         cmocka_unit_test_teardown(the_resolver_applies_a_success_that_replication_has_not_brought,
                                   after_each),
         cmocka_unit_test_teardown(two_replicas_resolve_each_stuck_transaction_once, after_each),
+        cmocka_unit_test_teardown(gxp_rides_out_a_restart_of_its_database, after_each),
+        cmocka_unit_test_teardown(any_start_order_works_gxp_before_both_databases, after_each),
         cmocka_unit_test_teardown(health_endpoints_answer, after_each),
     };
     return cmocka_run_group_tests_name("gxp_finalize", tests, setup, teardown);

@@ -28,7 +28,8 @@ struct gxp_world {
 
 /* Starts everything; pending_timeout_ms is passed to gxp as GXP_PENDING_TIMEOUT_MS. */
 int world_start(struct gxp_world *w, int pending_timeout_ms);
-void world_stop(struct gxp_world *w);
+/* Stops everything; -1 when gxp did not exit cleanly (0) on SIGTERM. */
+int world_stop(struct gxp_world *w);
 
 /* Starts (another) gxp process on this world; ports 0 = pick free ones. */
 pid_t world_spawn_gxp(struct gxp_world *w, int grpc_port, int http_port, const char *log_name);

@@ -24,8 +24,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    world_stop(&W);
-    return 0;
+    return world_stop(&W);
 }
 
 /* Every test leaves the ledger consistent. */
