@@ -4,16 +4,16 @@
  * gxp process's memory. Brings up its own clusters and gxp on free ports (see harness).
  *
  * Environment: BENCH_SECONDS (10), BENCH_CONCURRENCY (16), BENCH_USERS (1000),
- * BENCH_DECISION_RATE (500), BENCH_DECISIONS (5000), BENCH_GXP_THREADS (16), BENCH_GXP_PIPELINES (2),
- * GXP_BIN (build/bin/gxp). */
+ * BENCH_DECISION_RATE (500), BENCH_DECISIONS (5000), BENCH_GXP_THREADS (16), BENCH_GXP_PIPELINES
+ * (2), GXP_BIN (build/bin/gxp). */
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <poll.h>
 #include <unistd.h>
 
 #include <grpc/byte_buffer.h>
@@ -58,7 +58,8 @@ static void sql(PGconn *c, const char *q)
 static long long sql_ll(PGconn *c, const char *q)
 {
     PGresult *r = PQexec(c, q);
-    long long v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : -1;
+    long long v =
+        PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : -1;
     PQclear(r);
     return v;
 }
@@ -114,8 +115,8 @@ static void acall_start(struct loader *l, struct acall *a, grpc_completion_queue
     a->send = grpc_raw_byte_buffer_create(&s, 1);
     grpc_slice_unref(s);
     grpc_slice method = grpc_slice_from_static_string("/gxp.Gxp/TransactionPrepare");
-    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                         gpr_time_from_millis(5000, GPR_TIMESPAN));
+    gpr_timespec deadline =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(5000, GPR_TIMESPAN));
     a->call = grpc_channel_create_call(l->channel, NULL, 0, cq, method, NULL, deadline, NULL);
     grpc_metadata_array_init(&a->initial);
     grpc_metadata_array_init(&a->trailing);
@@ -406,7 +407,8 @@ int main(void)
              users);
     sql(bdb, q);
     end = gf_mono_ms() + 60000;
-    while (gf_mono_ms() < end && sql_ll(gdb, "SELECT count(*) FROM gxp_transaction WHERE status = 0") != 0)
+    while (gf_mono_ms() < end &&
+           sql_ll(gdb, "SELECT count(*) FROM gxp_transaction WHERE status = 0") != 0)
         usleep(50000);
 
     /* Phase 1: warm up briefly, then measure. */
@@ -426,7 +428,9 @@ int main(void)
         }
         for (int i = 0; i < nloaders; i++) {
             free(ls[i].lat);
-            ls[i] = (struct loader){.channel = channel, .users = users, .id = i + pass * conc,
+            ls[i] = (struct loader){.channel = channel,
+                                    .users = users,
+                                    .id = i + pass * conc,
                                     .seconds = pass == 0 ? 2 : seconds,
                                     .inflight = conc / nloaders + (i < conc % nloaders)};
             pthread_create(&th[i], NULL, load, &ls[i]);
@@ -469,8 +473,8 @@ int main(void)
         req.correlationid = f.cids[i];
         ProtobufCMessage *out = NULL;
         if (gf_grpc_client_call(client, "/gxp.Gxp/TransactionPrepare", &req.base,
-                                &gxp__transaction_prepare_response__descriptor, &out, 5000, NULL,
-                                0, NULL, 0) != GRPC_STATUS_OK)
+                                &gxp__transaction_prepare_response__descriptor, &out, 5000, NULL, 0,
+                                NULL, 0) != GRPC_STATUS_OK)
             die("prepare for phase 3 failed");
         protobuf_c_message_free_unpacked(out, NULL);
     }
@@ -506,7 +510,8 @@ int main(void)
 
     printf("\n## gxp benchmark (%d s per phase, %d in flight, %d users)\n\n", seconds, conc, users);
     printf("| measure | figure | target |\n|---|---|---|\n");
-    printf("| TransactionPrepare through gxp | %.0f calls/s (p50 %.2f ms, p99 %.2f ms, max %.2f ms, errors %ld) | |\n",
+    printf("| TransactionPrepare through gxp | %.0f calls/s (p50 %.2f ms, p99 %.2f ms, max %.2f "
+           "ms, errors %ld) | |\n",
            ours, pct(all, total, 0.50) / 1000.0, pct(all, total, 0.99) / 1000.0,
            total ? all[total - 1] / 1000.0 : 0.0, errors);
     printf("| CPU per prepare: gxp / gxp-db / load generator | %.3f / %.3f / %.3f ms | |\n",
@@ -514,7 +519,8 @@ int main(void)
     printf("| floor: pgbench, same SQL, same concurrency | %.0f tx/s | |\n", floor);
     printf("| gxp / floor | %.0f %% | >= 80 %% |\n", floor > 0 ? 100.0 * ours / floor : 0.0);
     printf("| decisions inserted on backend-db | %d at %.0f/s | 500/s |\n", ndec, achieved);
-    printf("| decision commit -> finalized on gxp-db | p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d of %d seen) | p50 <= 2 ms, p99 <= 20 ms |\n",
+    printf("| decision commit -> finalized on gxp-db | p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d "
+           "of %d seen) | p50 <= 2 ms, p99 <= 20 ms |\n",
            pct(fl, (size_t)nfl, 0.50) / 1000.0, pct(fl, (size_t)nfl, 0.99) / 1000.0,
            nfl ? fl[nfl - 1] / 1000.0 : 0.0, nfl, ndec);
     printf("| still PENDING after the run | %ld | 0 |\n", pending);

@@ -41,9 +41,9 @@ struct gxp_app {
     const struct gxp_config *cfg;
     struct gf_db_pool *pool;         /* multi-statement work: GetAll, resolver, subscription */
     struct gf_db_pipeline *pipeline; /* the single-statement RPCs */
-    atomic_bool migrated;      /* the schema is in place: RPCs may run */
-    atomic_bool subscribed;    /* transaction_outbox_sub exists and carries the table */
-    volatile bool stopping;    /* set once at shutdown; threads watch it */
+    atomic_bool migrated;            /* the schema is in place: RPCs may run */
+    atomic_bool subscribed;          /* transaction_outbox_sub exists and carries the table */
+    volatile bool stopping;          /* set once at shutdown; threads watch it */
 };
 
 /* ---- ledger.c: the RPC handlers -------------------------------------------------------- */
@@ -54,8 +54,8 @@ grpc_status_code ledger_grpc_code(enum gf_status st);
 
 /* Validation of a prepare request (pure; unit-tested). On success writes the normalized
  * correlation id and the correlation time (epoch µs, or INT64_MIN when none was sent). */
-enum gf_status ledger_check_prepare(const Gxp__TransactionPrepareRequest *req,
-                                    char cid[37], int64_t *cts_us, const char **why) GF_MUSTCHECK;
+enum gf_status ledger_check_prepare(const Gxp__TransactionPrepareRequest *req, char cid[37],
+                                    int64_t *cts_us, const char **why) GF_MUSTCHECK;
 /* A Timestamp fits a PostgreSQL timestamptz and the proto rules (nanos 0..999,999,999). */
 bool ledger_timestamp_ok(const Google__Protobuf__Timestamp *ts);
 /* Fills *ts from epoch microseconds. */

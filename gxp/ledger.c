@@ -19,19 +19,32 @@
 grpc_status_code ledger_grpc_code(enum gf_status st)
 {
     switch (st) {
-    case GF_OK: return GRPC_STATUS_OK;
-    case GF_EINVAL: return GRPC_STATUS_INVALID_ARGUMENT;
-    case GF_ENOTFOUND: return GRPC_STATUS_NOT_FOUND;
-    case GF_EEXISTS: return GRPC_STATUS_ALREADY_EXISTS;
-    case GF_ECONFLICT: return GRPC_STATUS_ABORTED;
-    case GF_EPRECONDITION: return GRPC_STATUS_FAILED_PRECONDITION;
-    case GF_ERANGE: return GRPC_STATUS_OUT_OF_RANGE;
-    case GF_EUNAVAILABLE: return GRPC_STATUS_UNAVAILABLE;
-    case GF_ESHUTDOWN: return GRPC_STATUS_UNAVAILABLE;
-    case GF_ETIMEOUT: return GRPC_STATUS_DEADLINE_EXCEEDED;
-    case GF_ENOMEM: return GRPC_STATUS_RESOURCE_EXHAUSTED;
-    case GF_ETOOBIG: return GRPC_STATUS_RESOURCE_EXHAUSTED;
-    case GF_EINTERNAL: return GRPC_STATUS_INTERNAL;
+    case GF_OK:
+        return GRPC_STATUS_OK;
+    case GF_EINVAL:
+        return GRPC_STATUS_INVALID_ARGUMENT;
+    case GF_ENOTFOUND:
+        return GRPC_STATUS_NOT_FOUND;
+    case GF_EEXISTS:
+        return GRPC_STATUS_ALREADY_EXISTS;
+    case GF_ECONFLICT:
+        return GRPC_STATUS_ABORTED;
+    case GF_EPRECONDITION:
+        return GRPC_STATUS_FAILED_PRECONDITION;
+    case GF_ERANGE:
+        return GRPC_STATUS_OUT_OF_RANGE;
+    case GF_EUNAVAILABLE:
+        return GRPC_STATUS_UNAVAILABLE;
+    case GF_ESHUTDOWN:
+        return GRPC_STATUS_UNAVAILABLE;
+    case GF_ETIMEOUT:
+        return GRPC_STATUS_DEADLINE_EXCEEDED;
+    case GF_ENOMEM:
+        return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    case GF_ETOOBIG:
+        return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    case GF_EINTERNAL:
+        return GRPC_STATUS_INTERNAL;
     }
     return GRPC_STATUS_INTERNAL;
 }
@@ -88,8 +101,8 @@ enum gf_status ledger_check_prepare(const Gxp__TransactionPrepareRequest *req, c
             *why = "correlationTimestamp is out of range";
             return GF_EINVAL;
         }
-        *cts_us = req->correlationtimestamp->seconds * 1000000 +
-                  req->correlationtimestamp->nanos / 1000;
+        *cts_us =
+            req->correlationtimestamp->seconds * 1000000 + req->correlationtimestamp->nanos / 1000;
     }
     return GF_OK;
 }
@@ -280,9 +293,9 @@ static enum gf_status getall_body(struct gf_db_conn *c, void *arg)
     PQclear(g->transactions);
     g->balances = g->transactions = NULL;
     /* Both lists from one snapshot: no transaction without its balance change. */
-    enum gf_status st = gf_db_exec(c, "gxp_getall_rr",
-                                   "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
-                                   0, NULL, NULL);
+    enum gf_status st =
+        gf_db_exec(c, "gxp_getall_rr", "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+                   0, NULL, NULL);
     const char *pb[2] = {g->after_b, g->limit};
     const char *pt[2] = {g->after_t, g->limit};
     if (st == GF_OK)

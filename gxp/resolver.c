@@ -66,9 +66,8 @@ static void apply(struct resolver *r, const char *cid, const char *state)
     const char *params[2] = {cid, state};
     if (gf_db_acquire(r->app->pool, &c) != GF_OK)
         return; /* the lease expires and a later pass asks again */
-    if (gf_db_exec(c, "gxp_resolver_apply",
-                   "SELECT gxp_apply_decision($1::uuid, $2, 'resolver')", 2, params,
-                   &res) == GF_OK) {
+    if (gf_db_exec(c, "gxp_resolver_apply", "SELECT gxp_apply_decision($1::uuid, $2, 'resolver')",
+                   2, params, &res) == GF_OK) {
         GF_INFO("stuck transaction resolved state=%s outcome=%s", state, PQgetvalue(res, 0, 0));
         gf_counter_add(r->applied, 1);
         PQclear(res);
@@ -84,10 +83,10 @@ static void resolve_one(struct resolver *r, const char *cid)
     ProtobufCMessage *out = NULL;
     char details[256];
     gf_counter_add(r->asked, 1);
-    grpc_status_code code = gf_grpc_client_call(
-        r->backend, "/backend.Backend/ResolveTransaction", &req.base,
-        &backend__resolve_transaction_response__descriptor, &out,
-        (int)r->app->cfg->backend_deadline_ms, cid, 0, details, sizeof details);
+    grpc_status_code code =
+        gf_grpc_client_call(r->backend, "/backend.Backend/ResolveTransaction", &req.base,
+                            &backend__resolve_transaction_response__descriptor, &out,
+                            (int)r->app->cfg->backend_deadline_ms, cid, 0, details, sizeof details);
     if (code != GRPC_STATUS_OK) {
         gf_counter_add(r->failures, 1);
         GF_LOG_RL(GF_LOG_WARN, 5000, "coordinator did not resolve code=%s details=%s",
@@ -112,7 +111,7 @@ static void *loop(void *arg)
 {
     struct resolver *r = arg;
     int batch = (int)r->app->cfg->resolve_batch;
-    char (*cids)[37] = calloc((size_t)batch, sizeof *cids);
+    char(*cids)[37] = calloc((size_t)batch, sizeof *cids);
     if (cids == NULL) {
         GF_ERROR("resolver out of memory");
         return NULL;

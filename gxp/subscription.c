@@ -59,8 +59,8 @@ static enum gf_status ensure(struct gxp_app *app, struct gf_db_conn *c)
     char *sql = NULL;
     if (s == SUB_MISSING) {
         /* DDL takes no parameters: the conninfo goes in as an escaped literal. */
-        char *lit = PQescapeLiteral(pg, app->cfg->publisher_conninfo,
-                                    strlen(app->cfg->publisher_conninfo));
+        char *lit =
+            PQescapeLiteral(pg, app->cfg->publisher_conninfo, strlen(app->cfg->publisher_conninfo));
         if (lit == NULL)
             return GF_ENOMEM;
         size_t n = strlen(lit) + 128;
@@ -93,8 +93,9 @@ static enum gf_status ensure(struct gxp_app *app, struct gf_db_conn *c)
         GF_LOG_RL(GF_LOG_WARN, 10000,
                   "subscription not ready yet (backend-db down, or its publication missing)"
                   " sqlstate=%s error=%s",
-                  PQresultErrorField(res, PG_DIAG_SQLSTATE) ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
-                                                            : "-",
+                  PQresultErrorField(res, PG_DIAG_SQLSTATE)
+                      ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
+                      : "-",
                   PQresultErrorMessage(res));
     }
     PQclear(res);

@@ -2,8 +2,8 @@
 #include "gf/clock.h"
 
 #include <stdint.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -14,9 +14,18 @@ static int64_t clock_us(clockid_t id)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-int64_t gf_mono_us(void) { return clock_us(CLOCK_MONOTONIC); }
-int64_t gf_mono_ms(void) { return clock_us(CLOCK_MONOTONIC) / 1000; }
-int64_t gf_wall_us(void) { return clock_us(CLOCK_REALTIME); }
+int64_t gf_mono_us(void)
+{
+    return clock_us(CLOCK_MONOTONIC);
+}
+int64_t gf_mono_ms(void)
+{
+    return clock_us(CLOCK_MONOTONIC) / 1000;
+}
+int64_t gf_wall_us(void)
+{
+    return clock_us(CLOCK_REALTIME);
+}
 
 bool gf_sleep_ms(int64_t ms, const volatile bool *stop)
 {
@@ -56,7 +65,10 @@ int64_t gf_backoff_next(struct gf_backoff *b)
     return delay;
 }
 
-void gf_backoff_reset(struct gf_backoff *b) { b->current_ms = b->initial_ms; }
+void gf_backoff_reset(struct gf_backoff *b)
+{
+    b->current_ms = b->initial_ms;
+}
 
 void gf_iso8601_ms(int64_t epoch_us, char out[25])
 {

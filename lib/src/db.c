@@ -10,9 +10,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "db_internal.h"
 #include "gf/clock.h"
 #include "gf/log.h"
-#include "db_internal.h"
 
 #define MAX_PREPARED 64
 #define TX_MAX_ATTEMPTS 6
@@ -36,15 +36,18 @@ struct gf_db_pool {
     pthread_cond_t cv;
     struct gf_db_conn **idle; /* stack of connected, idle connections */
     int nidle;
-    int open;         /* connections that exist (idle + in use + being connected) */
+    int open; /* connections that exist (idle + in use + being connected) */
     int in_use;
-    bool connecting;  /* one connect in flight */
+    bool connecting; /* one connect in flight */
     int64_t next_connect_ms;
     struct gf_backoff backoff;
     uint64_t acquired, timeouts, connect_failures;
 };
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
 
 struct gf_db_pool *gf_db_pool_new(const struct gf_db_pool_options *opt)
 {
@@ -99,7 +102,10 @@ void gf_db_pool_free(struct gf_db_pool *p)
     free(p);
 }
 
-PGconn *gf_db_pgconn(struct gf_db_conn *conn) { return conn->pg; }
+PGconn *gf_db_pgconn(struct gf_db_conn *conn)
+{
+    return conn->pg;
+}
 
 /* Server notices ("relation already exists, skipping", ...) go to the log, not stderr raw. */
 static void notice_to_log(void *arg, const char *message)
@@ -229,8 +235,7 @@ enum gf_status gf_db_acquire(struct gf_db_pool *p, struct gf_db_conn **out)
     }
     pthread_mutex_unlock(&p->mu);
     if (st == GF_ETIMEOUT)
-        GF_LOG_RL(GF_LOG_WARN, 5000, "database pool exhausted app=%s size=%d", p->appname,
-                  p->size);
+        GF_LOG_RL(GF_LOG_WARN, 5000, "database pool exhausted app=%s size=%d", p->appname, p->size);
     return st;
 }
 
@@ -287,8 +292,8 @@ enum gf_status gf_db__failed(PGconn *pg, const char *what, const PGresult *res)
     const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(pg);
     if (st == GF_EUNAVAILABLE || st == GF_EINTERNAL || st == GF_ETIMEOUT)
-        GF_LOG_RL(GF_LOG_ERROR, 1000, "database error stmt=%s sqlstate=%s status=%s error=%s",
-                  what, s ? s : "-", gf_status_str(st), msg);
+        GF_LOG_RL(GF_LOG_ERROR, 1000, "database error stmt=%s sqlstate=%s status=%s error=%s", what,
+                  s ? s : "-", gf_status_str(st), msg);
     else
         GF_DEBUG("database refused stmt=%s sqlstate=%s error=%s", what, s ? s : "-", msg);
     return st;
@@ -376,9 +381,11 @@ enum gf_status gf_db_transaction(struct gf_db_conn *c, gf_db_tx_fn fn, void *arg
             st = gf_db_exec_simple(c, "COMMIT");
         else if (PQstatus(c->pg) == CONNECTION_OK) {
             enum gf_status rb = gf_db_exec_simple(c, "ROLLBACK");
-            (void)rb; /* a failed ROLLBACK leaves the connection mid-transaction: the pool drops it */
+            (void)
+                rb; /* a failed ROLLBACK leaves the connection mid-transaction: the pool drops it */
         }
-        bool retry = strcmp(c->last_sqlstate, "40001") == 0 || strcmp(c->last_sqlstate, "40P01") == 0;
+        bool retry =
+            strcmp(c->last_sqlstate, "40001") == 0 || strcmp(c->last_sqlstate, "40P01") == 0;
         if (st == GF_OK || !retry)
             return st;
         if (PQtransactionStatus(c->pg) != PQTRANS_IDLE) {

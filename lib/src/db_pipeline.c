@@ -42,7 +42,7 @@ struct pl_conn {
     bool up;             /* connected */
     int64_t retry_at_ms; /* while down: fail fast until then */
     struct gf_backoff backoff;
-    PGconn *pg;          /* owned by the thread */
+    PGconn *pg; /* owned by the thread */
     int nprepared;
     const char *prepared[MAX_PREPARED];
 };
@@ -239,8 +239,8 @@ static void *conn_thread(void *arg)
 enum gf_status gf_db_pipeline_exec(struct gf_db_pipeline *pl, const char *name, const char *sql,
                                    int nparams, const char *const *params, PGresult **res_out)
 {
-    struct pl_req req = {.name = name, .sql = sql, .nparams = nparams, .params = params,
-                         .st = GF_EINTERNAL};
+    struct pl_req req = {
+        .name = name, .sql = sql, .nparams = nparams, .params = params, .st = GF_EINTERNAL};
     pthread_cond_init(&req.cv, NULL);
     int64_t now = gf_mono_ms();
     /* Round-robin, skipping connections in back-off; fail fast when all are. */

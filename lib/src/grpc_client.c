@@ -111,8 +111,8 @@ grpc_status_code gf_grpc_client_call_raw(struct gf_grpc_client *c, const char *p
         return GRPC_STATUS_RESOURCE_EXHAUSTED;
     }
     grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                         gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+    gpr_timespec deadline =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
     grpc_call *call = grpc_channel_create_registered_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS,
                                                           cq, h, deadline, NULL);
     grpc_slice payload = grpc_slice_from_copied_buffer((const char *)data, len);

@@ -47,8 +47,8 @@ struct gf_grpc_call {
     grpc_call *call;
     gpr_timespec deadline;
     grpc_metadata_array md;
-    grpc_call_details details;   /* generic slots only */
-    grpc_byte_buffer *payload;   /* registered slots only */
+    grpc_call_details details; /* generic slots only */
+    grpc_byte_buffer *payload; /* registered slots only */
     grpc_byte_buffer *answer;
     grpc_slice status_details;
     bool has_status_details;
@@ -111,7 +111,10 @@ static void arena_free(struct gf_grpc_call *call)
     }
 }
 
-const char *gf_grpc_call_cid(const struct gf_grpc_call *call) { return call->cid; }
+const char *gf_grpc_call_cid(const struct gf_grpc_call *call)
+{
+    return call->cid;
+}
 
 int64_t gf_grpc_call_time_left_ms(const struct gf_grpc_call *call)
 {
@@ -142,12 +145,12 @@ static bool post_slot(struct gf_grpc_server *srv, struct gf_grpc_call *slot)
     grpc_metadata_array_init(&slot->md);
     if (slot->method) {
         e = grpc_server_request_registered_call(srv->server, slot->method->handle, &slot->call,
-                                                &slot->deadline, &slot->md, &slot->payload,
-                                                srv->cq, srv->cq, slot);
+                                                &slot->deadline, &slot->md, &slot->payload, srv->cq,
+                                                srv->cq, slot);
     } else {
         grpc_call_details_init(&slot->details);
-        e = grpc_server_request_call(srv->server, &slot->call, &slot->details, &slot->md,
-                                     srv->cq, srv->cq, slot);
+        e = grpc_server_request_call(srv->server, &slot->call, &slot->details, &slot->md, srv->cq,
+                                     srv->cq, slot);
     }
     if (e != GRPC_CALL_OK) {
         GF_ERROR("grpc request_call failed error=%d", (int)e);
@@ -292,8 +295,8 @@ answer:
         int64_t us = gf_mono_us() - slot->started_us;
         count(ms, code, us);
         if (code != GRPC_STATUS_OK)
-            GF_DEBUG("rpc failed method=%s code=%s details=%s", ms->m.path,
-                     gf_grpc_code_str(code), slot->error);
+            GF_DEBUG("rpc failed method=%s code=%s details=%s", ms->m.path, gf_grpc_code_str(code),
+                     slot->error);
     }
     gf_log_set_cid(NULL);
     slot->state = SLOT_ANSWERING;
@@ -311,7 +314,8 @@ static void *worker(void *arg)
 {
     struct gf_grpc_server *srv = arg;
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        grpc_event ev =
+            grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             break;
         if (ev.type != GRPC_OP_COMPLETE)
@@ -414,7 +418,7 @@ fail_started:
     return NULL;
 fail:
     if (srv->server) {
-        srv->nthreads = 0; /* none started: stop drains the queue itself */
+        srv->nthreads = 0;              /* none started: stop drains the queue itself */
         grpc_server_start(srv->server); /* shutdown needs a started server */
         gf_grpc_server_stop(srv, 0);
         return NULL;
@@ -434,8 +438,8 @@ void gf_grpc_server_stop(struct gf_grpc_server *srv, int grace_ms)
     grpc_completion_queue *scq = grpc_completion_queue_create_for_pluck(NULL);
     int tag = 0;
     grpc_server_shutdown_and_notify(srv->server, scq, &tag);
-    gpr_timespec until = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                      gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
+    gpr_timespec until =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
     grpc_event ev = grpc_completion_queue_pluck(scq, &tag, until, NULL);
     if (ev.type == GRPC_QUEUE_TIMEOUT) {
         GF_WARN("grpc shutdown grace period over: cancelling calls grace_ms=%d", grace_ms);
@@ -463,10 +467,22 @@ void gf_grpc_server_stop(struct gf_grpc_server *srv, int grace_ms)
 
 const char *gf_grpc_code_str(grpc_status_code code)
 {
-    static const char *const names[NCODES] = {
-        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-        "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-        "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-        "UNAUTHENTICATED"};
+    static const char *const names[NCODES] = {"OK",
+                                              "CANCELLED",
+                                              "UNKNOWN",
+                                              "INVALID_ARGUMENT",
+                                              "DEADLINE_EXCEEDED",
+                                              "NOT_FOUND",
+                                              "ALREADY_EXISTS",
+                                              "PERMISSION_DENIED",
+                                              "RESOURCE_EXHAUSTED",
+                                              "FAILED_PRECONDITION",
+                                              "ABORTED",
+                                              "OUT_OF_RANGE",
+                                              "UNIMPLEMENTED",
+                                              "INTERNAL",
+                                              "UNAVAILABLE",
+                                              "DATA_LOSS",
+                                              "UNAUTHENTICATED"};
     return (code >= 0 && code < NCODES) ? names[code] : "UNKNOWN";
 }

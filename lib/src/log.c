@@ -34,7 +34,10 @@ bool gf_log_level_parse(const char *s, enum gf_log_level *out)
     return false;
 }
 
-bool gf_log_enabled(enum gf_log_level level) { return (int)level >= atomic_load(&g_min_level); }
+bool gf_log_enabled(enum gf_log_level level)
+{
+    return (int)level >= atomic_load(&g_min_level);
+}
 
 void gf_log_set_cid(const char *cid)
 {
@@ -51,7 +54,10 @@ void gf_log_set_cid(const char *cid)
     t_cid[i] = '\0';
 }
 
-const char *gf_log_cid(void) { return t_cid[0] ? t_cid : "-"; }
+const char *gf_log_cid(void)
+{
+    return t_cid[0] ? t_cid : "-";
+}
 
 void gf_log(enum gf_log_level level, const char *fmt, ...)
 {

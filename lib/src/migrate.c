@@ -10,14 +10,13 @@
 /* Advisory lock class for migrations (the two-int key space; other users take one bigint). */
 #define MIGRATE_LOCK_CLASS "72707"
 
-static const char *const CREATE_TABLE =
-    "CREATE TABLE IF NOT EXISTS gf_schema_migrations ("
-    " service text NOT NULL,"
-    " version integer NOT NULL,"
-    " name text NOT NULL,"
-    " checksum text NOT NULL,"
-    " applied_at timestamptz NOT NULL DEFAULT now(),"
-    " PRIMARY KEY (service, version))";
+static const char *const CREATE_TABLE = "CREATE TABLE IF NOT EXISTS gf_schema_migrations ("
+                                        " service text NOT NULL,"
+                                        " version integer NOT NULL,"
+                                        " name text NOT NULL,"
+                                        " checksum text NOT NULL,"
+                                        " applied_at timestamptz NOT NULL DEFAULT now(),"
+                                        " PRIMARY KEY (service, version))";
 
 static enum gf_status apply_one(struct gf_db_conn *conn, const char *service,
                                 const struct gf_migration *m)
@@ -115,10 +114,9 @@ enum gf_status gf_migrate(struct gf_db_conn *conn, const char *service,
     GF_INFO("migrations up to date service=%s total=%d applied_now=%d", service, n, applied);
 out:
     if (locked && PQstatus(gf_db_pgconn(conn)) == CONNECTION_OK) {
-        enum gf_status ul = gf_db_exec(conn, "gf_migrate_unlock",
-                                       "SELECT pg_advisory_unlock(" MIGRATE_LOCK_CLASS
-                                       ", hashtext($1))",
-                                       1, params, NULL);
+        enum gf_status ul = gf_db_exec(
+            conn, "gf_migrate_unlock",
+            "SELECT pg_advisory_unlock(" MIGRATE_LOCK_CLASS ", hashtext($1))", 1, params, NULL);
         (void)ul;
     }
     return st;

@@ -4,19 +4,32 @@
 const char *gf_status_str(enum gf_status st)
 {
     switch (st) {
-    case GF_OK: return "ok";
-    case GF_EINVAL: return "invalid_argument";
-    case GF_ENOTFOUND: return "not_found";
-    case GF_EEXISTS: return "already_exists";
-    case GF_ECONFLICT: return "conflict";
-    case GF_EPRECONDITION: return "failed_precondition";
-    case GF_ERANGE: return "out_of_range";
-    case GF_EUNAVAILABLE: return "unavailable";
-    case GF_ETIMEOUT: return "timeout";
-    case GF_ENOMEM: return "out_of_memory";
-    case GF_ETOOBIG: return "too_big";
-    case GF_ESHUTDOWN: return "shutting_down";
-    case GF_EINTERNAL: return "internal";
+    case GF_OK:
+        return "ok";
+    case GF_EINVAL:
+        return "invalid_argument";
+    case GF_ENOTFOUND:
+        return "not_found";
+    case GF_EEXISTS:
+        return "already_exists";
+    case GF_ECONFLICT:
+        return "conflict";
+    case GF_EPRECONDITION:
+        return "failed_precondition";
+    case GF_ERANGE:
+        return "out_of_range";
+    case GF_EUNAVAILABLE:
+        return "unavailable";
+    case GF_ETIMEOUT:
+        return "timeout";
+    case GF_ENOMEM:
+        return "out_of_memory";
+    case GF_ETOOBIG:
+        return "too_big";
+    case GF_ESHUTDOWN:
+        return "shutting_down";
+    case GF_EINTERNAL:
+        return "internal";
     }
     return "unknown";
 }

@@ -73,11 +73,14 @@ struct coordinator *coordinator_start(const char *backend_conninfo, int *port)
     struct coordinator *co = calloc(1, sizeof *co);
     if (co == NULL)
         return NULL;
-    struct gf_db_pool_options popt = {.conninfo = backend_conninfo, .size = 4,
-                                      .application_name = "coordinator-stand-in"};
+    struct gf_db_pool_options popt = {
+        .conninfo = backend_conninfo, .size = 4, .application_name = "coordinator-stand-in"};
     co->pool = gf_db_pool_new(&popt);
-    struct gf_grpc_server_options gopt = {.addr = "127.0.0.1:0", .threads = 2,
-                                          .methods = METHODS, .nmethods = 1, .app = co,
+    struct gf_grpc_server_options gopt = {.addr = "127.0.0.1:0",
+                                          .threads = 2,
+                                          .methods = METHODS,
+                                          .nmethods = 1,
+                                          .app = co,
                                           .grpc_code = code_of};
     if (co->pool)
         co->server = gf_grpc_server_start(&gopt, port);
@@ -97,4 +100,7 @@ void coordinator_stop(struct coordinator *co)
     free(co);
 }
 
-int coordinator_calls(struct coordinator *co) { return atomic_load(&co->calls); }
+int coordinator_calls(struct coordinator *co)
+{
+    return atomic_load(&co->calls);
+}

@@ -34,8 +34,10 @@ static int teardown(void **state)
 
 static struct gf_db_pool *pool_new(int size, int timeout_ms)
 {
-    struct gf_db_pool_options o = {.conninfo = PG.conninfo, .size = size,
-                                   .acquire_timeout_ms = timeout_ms, .application_name = "t"};
+    struct gf_db_pool_options o = {.conninfo = PG.conninfo,
+                                   .size = size,
+                                   .acquire_timeout_ms = timeout_ms,
+                                   .application_name = "t"};
     struct gf_db_pool *p = gf_db_pool_new(&o);
     assert_non_null(p);
     return p;
@@ -54,8 +56,9 @@ static long long scalar(struct gf_db_pool *p, const char *sql)
 }
 
 static const struct gf_migration M[] = {
-    {1, "001_table.sql", "CREATE TABLE mig_t (id int PRIMARY KEY);"
-                         "CREATE TABLE mig_runs (n int);"},
+    {1, "001_table.sql",
+     "CREATE TABLE mig_t (id int PRIMARY KEY);"
+     "CREATE TABLE mig_runs (n int);"},
     {2, "002_row.sql", "INSERT INTO mig_runs VALUES (1); INSERT INTO mig_t VALUES (1);"},
     {5, "005_more.sql", "ALTER TABLE mig_t ADD COLUMN name text;"},
 };
@@ -87,9 +90,11 @@ static void migrations_apply_once_with_four_replicas_starting_together(void **st
     }
     struct gf_db_pool *p = pool_new(1, 5000);
     assert_int_equal(scalar(p, "SELECT count(*) FROM mig_runs"), 1);
-    assert_int_equal(scalar(p, "SELECT count(*) FROM gf_schema_migrations WHERE service = 'svc'"), 3);
+    assert_int_equal(scalar(p, "SELECT count(*) FROM gf_schema_migrations WHERE service = 'svc'"),
+                     3);
     assert_int_equal(scalar(p, "SELECT count(*) FROM information_schema.columns"
-                               " WHERE table_name = 'mig_t' AND column_name = 'name'"), 1);
+                               " WHERE table_name = 'mig_t' AND column_name = 'name'"),
+                     1);
     /* Run again: nothing to do. */
     enum gf_status again;
     migrate_thread(&again);
@@ -116,7 +121,8 @@ static void an_edited_or_broken_migration_is_refused_and_leaves_nothing_behind(v
     assert_int_equal(scalar(p, "SELECT count(*) FROM gf_schema_migrations WHERE service = 'other'"),
                      0);
     /* Out-of-order versions are a programming error, refused before touching anything. */
-    const struct gf_migration disorder[] = {{2, "002_a.sql", "SELECT 1"}, {1, "001_b.sql", "SELECT 1"}};
+    const struct gf_migration disorder[] = {{2, "002_a.sql", "SELECT 1"},
+                                            {1, "001_b.sql", "SELECT 1"}};
     assert_int_equal(gf_db_acquire(p, &c), GF_OK);
     assert_int_equal(gf_migrate(c, "disorder", disorder, 2), GF_EINVAL);
     gf_db_release(p, c);
@@ -145,14 +151,14 @@ static void transactions_rerun_on_serialization_failure_but_not_on_constraint_er
     struct gf_db_pool *p = pool_new(1, 5000);
     struct gf_db_conn *c = NULL;
     assert_int_equal(gf_db_acquire(p, &c), GF_OK);
-    assert_int_equal(gf_db_exec_simple(c,
-                                       "CREATE SEQUENCE tries; CREATE TABLE uniq (id int PRIMARY KEY);"
-                                       "INSERT INTO uniq VALUES (1);"
-                                       "CREATE FUNCTION flaky() RETURNS void LANGUAGE plpgsql AS $$"
-                                       " BEGIN IF nextval('tries') < 3 THEN"
-                                       "   RAISE EXCEPTION 'conflict' USING ERRCODE = '40001';"
-                                       " END IF; END $$;"),
-                     GF_OK);
+    assert_int_equal(
+        gf_db_exec_simple(c, "CREATE SEQUENCE tries; CREATE TABLE uniq (id int PRIMARY KEY);"
+                             "INSERT INTO uniq VALUES (1);"
+                             "CREATE FUNCTION flaky() RETURNS void LANGUAGE plpgsql AS $$"
+                             " BEGIN IF nextval('tries') < 3 THEN"
+                             "   RAISE EXCEPTION 'conflict' USING ERRCODE = '40001';"
+                             " END IF; END $$;"),
+        GF_OK);
     assert_int_equal(gf_db_transaction(c, flaky_body, NULL), GF_OK);
     assert_int_equal(gf_db_exec_simple(c, "SELECT setval('tries', 100)"), GF_OK);
     assert_int_equal(gf_db_transaction(c, unique_body2, NULL), GF_EEXISTS);
@@ -225,9 +231,8 @@ static void *pl_work(void *arg)
         snprintf(key, sizeof key, "%d", (w->id % 2) ? 0 : w->id * 1000 + i + 1);
         const char *params[1] = {key};
         PGresult *res = NULL;
-        enum gf_status st = gf_db_pipeline_exec(w->pl, "pl_insert",
-                                                "INSERT INTO pl_t VALUES ($1::int) RETURNING id",
-                                                1, params, &res);
+        enum gf_status st = gf_db_pipeline_exec(
+            w->pl, "pl_insert", "INSERT INTO pl_t VALUES ($1::int) RETURNING id", 1, params, &res);
         if (st == GF_OK) {
             w->ok += PQntuples(res) == 1 && atoi(PQgetvalue(res, 0, 0)) == atoi(key);
             PQclear(res);
@@ -267,9 +272,9 @@ static void pipelined_statements_are_separate_transactions_under_concurrency(voi
     assert_int_equal(failed, 4 * 200);
     assert_int_equal(scalar(p, "SELECT count(*) FROM pl_t"), 4 * 200 + 1);
     /* A statement that cannot even be prepared fails alone. */
-    assert_int_equal(gf_db_pipeline_exec(pl, "pl_bad", "SELECT * FROM no_such_table", 0, NULL,
-                                         NULL),
-                     GF_EINTERNAL);
+    assert_int_equal(
+        gf_db_pipeline_exec(pl, "pl_bad", "SELECT * FROM no_such_table", 0, NULL, NULL),
+        GF_EINTERNAL);
     PGresult *res = NULL;
     assert_int_equal(gf_db_pipeline_exec(pl, "pl_one", "SELECT 1", 0, NULL, &res), GF_OK);
     PQclear(res);

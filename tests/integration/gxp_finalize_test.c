@@ -96,8 +96,8 @@ static void a_duplicate_or_changed_decision_changes_nothing(void **state)
     balance_is(u, 100, 0);
     /* The row changed on the publisher, then deleted and inserted again: the first
      * decision stands, nothing is applied twice. */
-    sql_exec(W.backend, "UPDATE transaction_outbox SET state = 'succeeded' WHERE correlation_id = '%s'",
-             cid);
+    sql_exec(W.backend,
+             "UPDATE transaction_outbox SET state = 'succeeded' WHERE correlation_id = '%s'", cid);
     sql_exec(W.backend, "DELETE FROM transaction_outbox WHERE correlation_id = '%s'", cid);
     decide(&W, cid, "succeeded");
     /* A marker decided after them: once it arrives, the others have too (one apply stream). */
@@ -105,11 +105,14 @@ static void a_duplicate_or_changed_decision_changes_nothing(void **state)
     new_cid(marker);
     decide(&W, marker, "failed");
     assert_int_equal(wait_decision(&W, marker, 10000), 0);
-    assert_int_equal(sql_ll(W.gxp, "SELECT status FROM gxp_transaction WHERE correlation_id = '%s'",
-                            cid), 1);
+    assert_int_equal(
+        sql_ll(W.gxp, "SELECT status FROM gxp_transaction WHERE correlation_id = '%s'", cid), 1);
     balance_is(u, 100, 0);
-    assert_int_equal(sql_ll(W.gxp, "SELECT count(*) FROM decision WHERE correlation_id = '%s'"
-                                   " AND state = 'failed'", cid), 1);
+    assert_int_equal(sql_ll(W.gxp,
+                            "SELECT count(*) FROM decision WHERE correlation_id = '%s'"
+                            " AND state = 'failed'",
+                            cid),
+                     1);
 }
 
 static void a_decision_before_its_prepare_makes_the_prepare_fail(void **state)
@@ -124,8 +127,12 @@ static void a_decision_before_its_prepare_makes_the_prepare_fail(void **state)
     assert_int_equal(rpc_prepare(&W, u, 1, 10, cid), GRPC_STATUS_FAILED_PRECONDITION);
     balance_is(u, 100, 0);
     assert_string_equal("no_prepare",
-                        sql_ll(W.gxp, "SELECT count(*) FROM decision WHERE correlation_id = '%s'"
-                                      " AND outcome = 'no_prepare'", cid) == 1 ? "no_prepare" : "?");
+                        sql_ll(W.gxp,
+                               "SELECT count(*) FROM decision WHERE correlation_id = '%s'"
+                               " AND outcome = 'no_prepare'",
+                               cid) == 1
+                            ? "no_prepare"
+                            : "?");
 }
 
 static void decisions_committed_while_gxp_is_stopped_are_finalized(void **state)
@@ -163,13 +170,16 @@ static void a_stuck_transaction_is_resolved_with_the_coordinator(void **state)
     assert_int_equal(rpc_prepare(&W, u, 1, 30, cid), GRPC_STATUS_OK);
     /* Not before the timeout: gxp never aborts on its own. */
     usleep((PENDING_TIMEOUT_MS / 2) * 1000);
-    assert_int_equal(sql_ll(W.gxp, "SELECT status FROM gxp_transaction WHERE correlation_id = '%s'",
-                            cid), 0);
+    assert_int_equal(
+        sql_ll(W.gxp, "SELECT status FROM gxp_transaction WHERE correlation_id = '%s'", cid), 0);
     /* Then the coordinator is asked; it records "failed" and gxp aborts. */
     assert_int_equal(wait_status(&W, cid, 1, PENDING_TIMEOUT_MS + 10000), 0);
     assert_true(coordinator_calls(W.coordinator) > calls);
-    assert_int_equal(sql_ll(W.backend, "SELECT count(*) FROM transaction_outbox"
-                                       " WHERE correlation_id = '%s' AND state = 'failed'", cid), 1);
+    assert_int_equal(sql_ll(W.backend,
+                            "SELECT count(*) FROM transaction_outbox"
+                            " WHERE correlation_id = '%s' AND state = 'failed'",
+                            cid),
+                     1);
     balance_is(u, 100, 0);
 }
 
@@ -185,8 +195,11 @@ static void the_resolver_applies_a_success_that_replication_has_not_brought(void
     sql_exec(W.gxp, "ALTER SUBSCRIPTION transaction_outbox_sub DISABLE");
     decide(&W, cid, "succeeded");
     assert_int_equal(wait_status(&W, cid, 2, PENDING_TIMEOUT_MS + 10000), 0);
-    assert_int_equal(sql_ll(W.gxp, "SELECT count(*) FROM decision WHERE correlation_id = '%s'"
-                                   " AND source = 'resolver'", cid), 1);
+    assert_int_equal(sql_ll(W.gxp,
+                            "SELECT count(*) FROM decision WHERE correlation_id = '%s'"
+                            " AND source = 'resolver'",
+                            cid),
+                     1);
     balance_is(u, 70, 0);
     /* Replication resumes and brings the same decision: nothing changes. */
     sql_exec(W.gxp, "ALTER SUBSCRIPTION transaction_outbox_sub ENABLE");
@@ -195,8 +208,9 @@ static void the_resolver_applies_a_success_that_replication_has_not_brought(void
            sql_ll(W.gxp, "SELECT count(*) FROM transaction_outbox WHERE correlation_id = '%s'",
                   cid) == 0)
         usleep(10000);
-    assert_int_equal(sql_ll(W.gxp, "SELECT count(*) FROM transaction_outbox WHERE correlation_id = '%s'",
-                            cid), 1);
+    assert_int_equal(
+        sql_ll(W.gxp, "SELECT count(*) FROM transaction_outbox WHERE correlation_id = '%s'", cid),
+        1);
     balance_is(u, 70, 0);
 }
 
@@ -293,7 +307,8 @@ static void any_start_order_works_gxp_before_both_databases(void **state)
     while (gf_mono_ms() < end &&
            sql_ll(g, "SELECT count(*) FROM decision WHERE correlation_id = '%s'", cid) == 0)
         usleep(100 * 1000);
-    assert_int_equal(sql_ll(g, "SELECT count(*) FROM decision WHERE correlation_id = '%s'", cid), 1);
+    assert_int_equal(sql_ll(g, "SELECT count(*) FROM decision WHERE correlation_id = '%s'", cid),
+                     1);
     PQfinish(b);
     PQfinish(g);
     int status = h_stop(pid, 10000);
@@ -304,8 +319,8 @@ static void health_endpoints_answer(void **state)
 {
     (void)state;
     char cmd[256];
-    snprintf(cmd, sizeof cmd,
-             "curl -s -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d/readyz", W.http_port);
+    snprintf(cmd, sizeof cmd, "curl -s -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d/readyz",
+             W.http_port);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     char out[16] = {0};
@@ -318,7 +333,9 @@ static void health_endpoints_answer(void **state)
     char line[512];
     bool handled = false, resolver = false;
     while (fgets(line, sizeof line, p)) {
-        handled |= strstr(line, "gf_grpc_server_handled_total{method=\"/gxp.Gxp/TransactionPrepare\"") != NULL;
+        handled |=
+            strstr(line, "gf_grpc_server_handled_total{method=\"/gxp.Gxp/TransactionPrepare\"") !=
+            NULL;
         resolver |= strncmp(line, "gxp_resolver_asked_total", 24) == 0;
     }
     pclose(p);

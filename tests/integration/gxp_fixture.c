@@ -74,9 +74,9 @@ int world_wait_gxp(int grpc_port, int timeout_ms)
         Gxp__GetAllRequest req = GXP__GET_ALL_REQUEST__INIT;
         req.limit = 1;
         ProtobufCMessage *out = NULL;
-        grpc_status_code code = gf_grpc_client_call(c, "/gxp.Gxp/GetAll", &req.base,
-                                                    &gxp__get_all_response__descriptor, &out,
-                                                    1000, NULL, 0, NULL, 0);
+        grpc_status_code code =
+            gf_grpc_client_call(c, "/gxp.Gxp/GetAll", &req.base, &gxp__get_all_response__descriptor,
+                                &out, 1000, NULL, 0, NULL, 0);
         if (out)
             protobuf_c_message_free_unpacked(out, NULL);
         if (code == GRPC_STATUS_OK) {
@@ -99,9 +99,17 @@ pid_t world_spawn_gxp(struct gxp_world *w, int grpc_port, int http_port, const c
     snprintf(backend_addr, sizeof backend_addr, "GXP_BACKEND_ADDR=127.0.0.1:%d",
              w->coordinator_port);
     snprintf(timeout, sizeof timeout, "GXP_PENDING_TIMEOUT_MS=%d", w->pending_timeout_ms);
-    const char *env[] = {grpc_addr, http_addr, db_url, pub, backend_addr, timeout,
-                         "GXP_RESOLVE_INTERVAL_MS=100", "GXP_LOG_LEVEL=debug",
-                         "GXP_BACKEND_DEADLINE_MS=1000", "GXP_SHUTDOWN_GRACE_MS=3000", NULL};
+    const char *env[] = {grpc_addr,
+                         http_addr,
+                         db_url,
+                         pub,
+                         backend_addr,
+                         timeout,
+                         "GXP_RESOLVE_INTERVAL_MS=100",
+                         "GXP_LOG_LEVEL=debug",
+                         "GXP_BACKEND_DEADLINE_MS=1000",
+                         "GXP_SHUTDOWN_GRACE_MS=3000",
+                         NULL};
     const char *argv[] = {GF_GXP_BIN, NULL};
     snprintf(w->gxp_log, sizeof w->gxp_log, "%s/%s", h_run_dir(), log_name);
     return h_spawn(argv, env, w->gxp_log);
@@ -132,9 +140,10 @@ int world_start(struct gxp_world *w, int pending_timeout_ms)
     /* Decisions flow only once the subscription has copied the table and is streaming. */
     int64_t end = gf_mono_ms() + 30000;
     while (gf_mono_ms() < end) {
-        if (sql_ll(w->gxp, "SELECT count(*) FROM pg_subscription_rel r"
-                           " JOIN pg_subscription s ON s.oid = r.srsubid"
-                           " WHERE s.subname = 'transaction_outbox_sub' AND r.srsubstate = 'r'") == 1)
+        if (sql_ll(w->gxp,
+                   "SELECT count(*) FROM pg_subscription_rel r"
+                   " JOIN pg_subscription s ON s.oid = r.srsubid"
+                   " WHERE s.subname = 'transaction_outbox_sub' AND r.srsubstate = 'r'") == 1)
             break;
         usleep(50 * 1000);
     }
@@ -168,7 +177,10 @@ int world_stop(struct gxp_world *w)
     return rc;
 }
 
-void new_cid(char out[37]) { gf_uuid_generate(out); }
+void new_cid(char out[37])
+{
+    gf_uuid_generate(out);
+}
 
 grpc_status_code rpc_create_balance(struct gxp_world *w, uint32_t user)
 {
@@ -178,8 +190,7 @@ grpc_status_code rpc_create_balance(struct gxp_world *w, uint32_t user)
     req.userid = user;
     req.correlationid = cid;
     ProtobufCMessage *out = NULL;
-    grpc_status_code code = gf_grpc_client_call(w->client, "/gxp.Gxp/CreateUserBalance",
-                                                &req.base,
+    grpc_status_code code = gf_grpc_client_call(w->client, "/gxp.Gxp/CreateUserBalance", &req.base,
                                                 &gxp__create_user_balance_response__descriptor,
                                                 &out, 5000, cid, 0, NULL, 0);
     if (out) {
@@ -201,8 +212,7 @@ grpc_status_code rpc_prepare(struct gxp_world *w, uint32_t user, int type, uint3
     req.correlationid = (char *)cid;
     req.correlationtimestamp = &ts;
     ProtobufCMessage *out = NULL;
-    grpc_status_code code = gf_grpc_client_call(w->client, "/gxp.Gxp/TransactionPrepare",
-                                                &req.base,
+    grpc_status_code code = gf_grpc_client_call(w->client, "/gxp.Gxp/TransactionPrepare", &req.base,
                                                 &gxp__transaction_prepare_response__descriptor,
                                                 &out, 5000, cid, 0, NULL, 0);
     if (out) {
@@ -219,8 +229,8 @@ grpc_status_code rpc_balance(struct gxp_world *w, uint32_t user, uint32_t *balan
     req.userid = user;
     ProtobufCMessage *out = NULL;
     grpc_status_code code = gf_grpc_client_call(w->client, "/gxp.Gxp/GetUserBalance", &req.base,
-                                                &gxp__get_user_balance_response__descriptor,
-                                                &out, 5000, NULL, 0, NULL, 0);
+                                                &gxp__get_user_balance_response__descriptor, &out,
+                                                5000, NULL, 0, NULL, 0);
     if (out) {
         Gxp__GetUserBalanceResponse *r = (Gxp__GetUserBalanceResponse *)out;
         *balance = r->balance;
@@ -233,16 +243,19 @@ grpc_status_code rpc_balance(struct gxp_world *w, uint32_t user, uint32_t *balan
 
 void decide(struct gxp_world *w, const char *cid, const char *state)
 {
-    sql_exec(w->backend, "INSERT INTO transaction_outbox (correlation_id, state) VALUES ('%s', '%s')",
-             cid, state);
+    sql_exec(w->backend,
+             "INSERT INTO transaction_outbox (correlation_id, state) VALUES ('%s', '%s')", cid,
+             state);
 }
 
 int wait_status(struct gxp_world *w, const char *cid, int status, int timeout_ms)
 {
     int64_t end = gf_mono_ms() + timeout_ms;
     do {
-        if (sql_ll(w->gxp, "SELECT count(*) FROM gxp_transaction WHERE correlation_id = '%s'"
-                           " AND status = %d", cid, status) == 1)
+        if (sql_ll(w->gxp,
+                   "SELECT count(*) FROM gxp_transaction WHERE correlation_id = '%s'"
+                   " AND status = %d",
+                   cid, status) == 1)
             return 0;
         usleep(5 * 1000);
     } while (gf_mono_ms() < end);
@@ -287,11 +300,11 @@ void check_invariants(struct gxp_world *w)
         "    OR b.reserved < 0 OR b.reserved > b.balance");
     assert_int_equal(bad, 0);
     /* COMMITTED iff the decision is succeeded, ABORTED iff failed. */
-    bad = sql_ll(w->gxp,
-                 "SELECT count(*) FROM gxp_transaction t LEFT JOIN decision d USING (correlation_id)"
-                 " WHERE (t.status = 2 AND d.state IS DISTINCT FROM 'succeeded')"
-                 "    OR (t.status = 1 AND d.state IS DISTINCT FROM 'failed')"
-                 "    OR (t.status = 0 AND d.outcome = 'applied')");
+    bad = sql_ll(
+        w->gxp, "SELECT count(*) FROM gxp_transaction t LEFT JOIN decision d USING (correlation_id)"
+                " WHERE (t.status = 2 AND d.state IS DISTINCT FROM 'succeeded')"
+                "    OR (t.status = 1 AND d.state IS DISTINCT FROM 'failed')"
+                "    OR (t.status = 0 AND d.outcome = 'applied')");
     assert_int_equal(bad, 0);
     /* Every decision gxp-db received on the replica was recorded (none lost to an error). */
     bad = sql_ll(w->gxp, "SELECT count(*) FROM transaction_outbox o"

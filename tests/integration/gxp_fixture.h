@@ -10,18 +10,18 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "coordinator.h"
 #include "gf/grpc.h"
 #include "gxp.pb-c.h"
-#include "coordinator.h"
 #include "harness.h"
 
 struct gxp_world {
     struct h_pg backend_db, gxp_db;
-    PGconn *backend, *gxp;          /* test's own connections, for setup and checks */
+    PGconn *backend, *gxp; /* test's own connections, for setup and checks */
     int grpc_port, http_port, coordinator_port;
     pid_t gxp_pid;
     char gxp_log[600];
-    struct gf_grpc_client *client;  /* to gxp */
+    struct gf_grpc_client *client;   /* to gxp */
     struct coordinator *coordinator; /* stand-in serving ResolveTransaction */
     int pending_timeout_ms;
 };

@@ -35,7 +35,10 @@ static int after_each(void **state)
     return 0;
 }
 
-static long long tx_count(void) { return sql_ll(W.gxp, "SELECT count(*) FROM gxp_transaction"); }
+static long long tx_count(void)
+{
+    return sql_ll(W.gxp, "SELECT count(*) FROM gxp_transaction");
+}
 
 static void create_user_balance_is_idempotent_and_starts_at_zero(void **state)
 {
@@ -88,10 +91,10 @@ static void invalid_requests_get_invalid_argument_and_change_nothing(void **stat
         ts.nanos = nanos[i];
         ProtobufCMessage *out = NULL;
         char details[256];
-        grpc_status_code code = gf_grpc_client_call(
-            W.client, "/gxp.Gxp/TransactionPrepare", &req.base,
-            &gxp__transaction_prepare_response__descriptor, &out, 5000, NULL, 0, details,
-            sizeof details);
+        grpc_status_code code =
+            gf_grpc_client_call(W.client, "/gxp.Gxp/TransactionPrepare", &req.base,
+                                &gxp__transaction_prepare_response__descriptor, &out, 5000, NULL, 0,
+                                details, sizeof details);
         assert_int_equal(code, GRPC_STATUS_INVALID_ARGUMENT);
         assert_non_null(strstr(details, "correlationTimestamp"));
     }
@@ -107,8 +110,8 @@ static void prepare_for_unknown_user_is_not_found(void **state)
     char cid[37];
     new_cid(cid);
     assert_int_equal(rpc_prepare(&W, 3999999999u, 1, 5, cid), GRPC_STATUS_NOT_FOUND);
-    assert_int_equal(sql_ll(W.gxp, "SELECT count(*) FROM gxp_transaction WHERE correlation_id = '%s'",
-                            cid), 0);
+    assert_int_equal(
+        sql_ll(W.gxp, "SELECT count(*) FROM gxp_transaction WHERE correlation_id = '%s'", cid), 0);
 }
 
 static void subtract_beyond_available_is_failed_precondition(void **state)
@@ -145,8 +148,8 @@ static void prepare_is_idempotent_per_correlation_id(void **state)
     assert_int_equal(rpc_prepare(&W, u, 0, 20, cid), GRPC_STATUS_ALREADY_EXISTS);
     assert_int_equal(rpc_balance(&W, u, &b, &r), GRPC_STATUS_OK);
     assert_int_equal(r, 20);
-    assert_int_equal(sql_ll(W.gxp, "SELECT count(*) FROM gxp_transaction WHERE correlation_id = '%s'",
-                            cid), 1);
+    assert_int_equal(
+        sql_ll(W.gxp, "SELECT count(*) FROM gxp_transaction WHERE correlation_id = '%s'", cid), 1);
     decide(&W, cid, "succeeded");
     assert_int_equal(wait_status(&W, cid, 2, 10000), 0);
     /* A late retry of the prepare after the commit reserves nothing either. */
@@ -227,9 +230,8 @@ static void hostile_payloads_get_invalid_argument_and_the_server_keeps_serving(v
         /* Field 1 with wire type 7 does not exist: the message can never parse. */
         buf[0] = 0x0f;
         char details[256];
-        grpc_status_code code = gf_grpc_client_call_raw(W.client, methods[i % 3], buf, len, NULL,
-                                                        NULL, 5000, NULL, 0, details,
-                                                        sizeof details);
+        grpc_status_code code = gf_grpc_client_call_raw(
+            W.client, methods[i % 3], buf, len, NULL, NULL, 5000, NULL, 0, details, sizeof details);
         assert_int_equal(code, GRPC_STATUS_INVALID_ARGUMENT);
     }
     /* Lengths that lie: a string field claiming 2^31 bytes, a truncated varint. */
@@ -242,9 +244,9 @@ static void hostile_payloads_get_invalid_argument_and_the_server_keeps_serving(v
                                              5000, NULL, 0, NULL, 0),
                      GRPC_STATUS_INVALID_ARGUMENT);
     /* An empty message is a request with every field at its default: invalid for prepare. */
-    assert_int_equal(gf_grpc_client_call_raw(W.client, methods[0], buf, 0, NULL, NULL, 5000, NULL,
-                                             0, NULL, 0),
-                     GRPC_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(
+        gf_grpc_client_call_raw(W.client, methods[0], buf, 0, NULL, NULL, 5000, NULL, 0, NULL, 0),
+        GRPC_STATUS_INVALID_ARGUMENT);
     /* Over the 64 KiB message limit. */
     uint8_t *big = calloc(1, 200000);
     assert_non_null(big);
@@ -336,8 +338,8 @@ int main(void)
         cmocka_unit_test_teardown(add_that_would_overflow_uint32_is_out_of_range, after_each),
         cmocka_unit_test_teardown(concurrent_subtract_prepares_never_reserve_more_than_the_balance,
                                   after_each),
-        cmocka_unit_test_teardown(hostile_payloads_get_invalid_argument_and_the_server_keeps_serving,
-                                  after_each),
+        cmocka_unit_test_teardown(
+            hostile_payloads_get_invalid_argument_and_the_server_keeps_serving, after_each),
         cmocka_unit_test_teardown(get_all_answers_everything_and_pages_by_key, after_each),
     };
     return cmocka_run_group_tests_name("gxp_rpc", tests, setup, teardown);

@@ -6,9 +6,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-int64_t gf_mono_ms(void);      /* monotonic clock, milliseconds */
-int64_t gf_mono_us(void);      /* monotonic clock, microseconds */
-int64_t gf_wall_us(void);      /* Unix epoch, microseconds */
+int64_t gf_mono_ms(void); /* monotonic clock, milliseconds */
+int64_t gf_mono_us(void); /* monotonic clock, microseconds */
+int64_t gf_wall_us(void); /* Unix epoch, microseconds */
 
 /* Sleeps ms milliseconds, or less when *stop becomes true (checked every 50 ms; stop may
  * be NULL). Returns false when stopped early. */

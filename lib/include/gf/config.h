@@ -19,7 +19,7 @@ enum gf_config_type {
 };
 
 struct gf_config_def {
-    const char *name;        /* environment variable */
+    const char *name; /* environment variable */
     enum gf_config_type type;
     const char *default_val; /* NULL = required */
     int64_t min, max;        /* GF_CFG_INT bounds (inclusive) */
@@ -40,7 +40,8 @@ void gf_config_log(const struct gf_config_def *defs, size_t n, const void *cfg);
 void gf_config_free(const struct gf_config_def *defs, size_t n, void *cfg);
 
 /* Splits "host:port" into host (copied into host[hostsz]) and port. */
-enum gf_status gf_config_split_addr(const char *addr, char *host, size_t hostsz, int *port) GF_MUSTCHECK;
+enum gf_status gf_config_split_addr(const char *addr, char *host, size_t hostsz,
+                                    int *port) GF_MUSTCHECK;
 
 /* Copies conninfo with any password replaced by ****, for logs (caller frees). */
 char *gf_config_mask_conninfo(const char *conninfo);

@@ -34,12 +34,12 @@ struct gf_grpc_method {
 };
 
 struct gf_grpc_server_options {
-    const char *addr;          /* "host:port"; port 0 = ephemeral */
-    int threads;               /* worker threads on the shared completion queue */
-    int max_message_bytes;     /* larger requests are refused by gRPC (RESOURCE_EXHAUSTED) */
+    const char *addr;      /* "host:port"; port 0 = ephemeral */
+    int threads;           /* worker threads on the shared completion queue */
+    int max_message_bytes; /* larger requests are refused by gRPC (RESOURCE_EXHAUSTED) */
     const struct gf_grpc_method *methods;
     int nmethods;
-    void *app;                 /* passed to every handler */
+    void *app; /* passed to every handler */
     /* The service's one table from status to gRPC code. */
     grpc_status_code (*grpc_code)(enum gf_status st);
 };

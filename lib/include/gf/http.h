@@ -47,9 +47,10 @@ void gf_http_server_stop(struct gf_http_server *srv);
 
 /* Request accessors; strings live until the handler returns. */
 const char *gf_http_method(const struct gf_http_request *req);
-const char *gf_http_path(const struct gf_http_request *req);   /* without the query */
+const char *gf_http_path(const struct gf_http_request *req); /* without the query */
 const char *gf_http_query(const struct gf_http_request *req, const char *key); /* NULL if absent */
-const char *gf_http_header(const struct gf_http_request *req, const char *name); /* case-insensitive */
+const char *gf_http_header(const struct gf_http_request *req,
+                           const char *name);                             /* case-insensitive */
 const char *gf_http_body(const struct gf_http_request *req, size_t *len); /* NUL-terminated */
 const char *gf_http_cid(const struct gf_http_request *req); /* the request's correlation id */
 

@@ -34,17 +34,21 @@ struct gf_log_ratelimit {
 };
 bool gf_log_ratelimit_pass(struct gf_log_ratelimit *rl, int64_t interval_ms, uint32_t *suppressed);
 
-#define GF_LOG_RL(level, interval_ms, fmt, ...)                                                  \
-    do {                                                                                         \
-        static struct gf_log_ratelimit gf_rl_;                                                   \
-        uint32_t gf_sup_;                                                                        \
-        if (gf_log_enabled(level) && gf_log_ratelimit_pass(&gf_rl_, (interval_ms), &gf_sup_))     \
-            gf_log(level, fmt " suppressed=%u", ##__VA_ARGS__, gf_sup_);                         \
+#define GF_LOG_RL(level, interval_ms, fmt, ...)                                                    \
+    do {                                                                                           \
+        static struct gf_log_ratelimit gf_rl_;                                                     \
+        uint32_t gf_sup_;                                                                          \
+        if (gf_log_enabled(level) && gf_log_ratelimit_pass(&gf_rl_, (interval_ms), &gf_sup_))      \
+            gf_log(level, fmt " suppressed=%u", ##__VA_ARGS__, gf_sup_);                           \
     } while (0)
 
-#define GF_DEBUG(...) do { if (gf_log_enabled(GF_LOG_DEBUG)) gf_log(GF_LOG_DEBUG, __VA_ARGS__); } while (0)
-#define GF_INFO(...)  gf_log(GF_LOG_INFO, __VA_ARGS__)
-#define GF_WARN(...)  gf_log(GF_LOG_WARN, __VA_ARGS__)
+#define GF_DEBUG(...)                                                                              \
+    do {                                                                                           \
+        if (gf_log_enabled(GF_LOG_DEBUG))                                                          \
+            gf_log(GF_LOG_DEBUG, __VA_ARGS__);                                                     \
+    } while (0)
+#define GF_INFO(...) gf_log(GF_LOG_INFO, __VA_ARGS__)
+#define GF_WARN(...) gf_log(GF_LOG_WARN, __VA_ARGS__)
 #define GF_ERROR(...) gf_log(GF_LOG_ERROR, __VA_ARGS__)
 
 #endif

@@ -9,9 +9,9 @@
 #include "gf/status.h"
 
 struct gf_migration {
-    int version;       /* NNN of the file name */
-    const char *name;  /* file name */
-    const char *sql;   /* its text */
+    int version;      /* NNN of the file name */
+    const char *name; /* file name */
+    const char *sql;  /* its text */
 };
 
 /* Applies the migrations of `service` not yet recorded. A recorded migration whose text

@@ -17,7 +17,7 @@ static void generated_uuids_are_valid_v4_and_distinct(void **state)
     assert_int_equal(strlen(a), 36);
     assert_true(gf_uuid_valid(a, 36));
     assert_string_not_equal(a, b);
-    assert_int_equal(a[14], '4'); /* version 4 */
+    assert_int_equal(a[14], '4');               /* version 4 */
     assert_true(strchr("89ab", a[19]) != NULL); /* RFC 4122 variant */
 }
 
