@@ -30,12 +30,10 @@ test: deps
 	@$(MAKE) --no-print-directory test-asan
 
 test-release: build
-	rm -rf $(BUILD)/test-tmp
 	cd $(BUILD) && ctest --output-on-failure -j 2
 
 test-asan: $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
-	rm -rf $(ASAN_BUILD)/test-tmp
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 2
 

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/results
 out=bench/results/gxp-$(date -u +%Y%m%dT%H%M%SZ).md
-export GF_TEST_TMP=${GF_TEST_TMP:-$PWD/build/bench-tmp}
+export GF_TEST_TMP=${GF_TEST_TMP:-/tmp/gf-bench-$(id -u)}
+rm -rf "$GF_TEST_TMP"
 export GXP_BIN=${GXP_BIN:-$PWD/build/bin/gxp}
 trap 'bash tests/harness/reap.sh "$GF_TEST_TMP" >/dev/null 2>&1 || true' EXIT
 ./build/bin/gxp_bench | tee "$out"
