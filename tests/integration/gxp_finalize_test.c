@@ -1,5 +1,6 @@
 /* Finalization of decisions carried by logical replication from backend-db, the resolver
  * of stuck transactions, and two gxp replicas sharing one gxp-db. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -315,9 +316,58 @@ static void any_start_order_works_gxp_before_both_databases(void **state)
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+struct slow_call {
+    uint32_t user;
+    char cid[37];
+    grpc_status_code code;
+};
+
+static void *slow_prepare(void *arg)
+{
+    struct slow_call *sc = arg;
+    sc->code = rpc_prepare(&W, sc->user, 1, 5, sc->cid);
+    return NULL;
+}
+
+static void sigterm_lets_an_in_flight_call_finish(void **state)
+{
+    (void)state;
+    struct slow_call sc = {.user = next_user++};
+    new_cid(sc.cid);
+    fund(&W, sc.user, 100);
+    /* Hold the balance row so that the prepare is still running when SIGTERM arrives. */
+    sql_exec(W.gxp, "BEGIN");
+    sql_exec(W.gxp, "SELECT 1 FROM balance WHERE user_id = %u FOR UPDATE", sc.user);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, slow_prepare, &sc), 0);
+    int64_t end = gf_mono_ms() + 5000;
+    PGconn *watch = PQconnectdb(W.gxp_db.conninfo);
+    while (gf_mono_ms() < end &&
+           sql_ll(watch, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") ==
+               0)
+        usleep(10 * 1000);
+    PQfinish(watch);
+    assert_int_equal(kill(W.gxp_pid, SIGTERM), 0);
+    usleep(300 * 1000);
+    sql_exec(W.gxp, "COMMIT");
+    pthread_join(th, NULL);
+    assert_int_equal(sc.code, GRPC_STATUS_OK);
+    int status = h_stop(W.gxp_pid, 10000);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    W.gxp_pid = world_spawn_gxp(&W, W.grpc_port, W.http_port, "gxp-after-sigterm.log");
+    assert_true(W.gxp_pid > 0);
+    assert_int_equal(world_wait_gxp(W.grpc_port, 20000), 0);
+    balance_is(sc.user, 100, 5);
+    decide(&W, sc.cid, "failed");
+    assert_int_equal(wait_status(&W, sc.cid, 1, 10000), 0);
+}
+
 static void health_endpoints_answer(void **state)
 {
     (void)state;
+    char cid[37];
+    new_cid(cid);
+    assert_int_equal(rpc_prepare(&W, 3999999998u, 1, 1, cid), GRPC_STATUS_NOT_FOUND);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "curl -s -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d/readyz",
              W.http_port);
@@ -359,6 +409,7 @@ int main(void)
         cmocka_unit_test_teardown(two_replicas_resolve_each_stuck_transaction_once, after_each),
         cmocka_unit_test_teardown(gxp_rides_out_a_restart_of_its_database, after_each),
         cmocka_unit_test_teardown(any_start_order_works_gxp_before_both_databases, after_each),
+        cmocka_unit_test_teardown(sigterm_lets_an_in_flight_call_finish, after_each),
         cmocka_unit_test_teardown(health_endpoints_answer, after_each),
     };
     return cmocka_run_group_tests_name("gxp_finalize", tests, setup, teardown);
