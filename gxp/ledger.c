@@ -44,6 +44,7 @@ grpc_status_code ledger_grpc_code(enum gf_status st)
     case GF_ETOOBIG:
         return GRPC_STATUS_RESOURCE_EXHAUSTED;
     case GF_EINTERNAL:
+    case GF_PENDING: /* never an answer: the glue does not map it */
         return GRPC_STATUS_INTERNAL;
     }
     return GRPC_STATUS_INTERNAL;
@@ -107,84 +108,92 @@ enum gf_status ledger_check_prepare(const Gxp__TransactionPrepareRequest *req, c
     return GF_OK;
 }
 
-/* Runs one statement (its own transaction) through the pipeline, again after a deadlock
- * or serialization failure: a single statement can be re-run whole. */
-static enum gf_status run(struct gxp_app *app, const char *name, const char *sql, int n,
-                          const char *const *params, PGresult **res)
-{
-    enum gf_status st = GF_EUNAVAILABLE;
-    if (!atomic_load(&app->migrated))
-        return GF_EUNAVAILABLE;
-    for (int attempt = 0; attempt < SINGLE_STATEMENT_ATTEMPTS; attempt++) {
-        st = gf_db_pipeline_exec(app->pipeline, name, sql, n, params, res);
-        if (st != GF_ECONFLICT)
-            break;
-    }
-    return st;
-}
-
 static enum gf_status unavailable(struct gf_grpc_call *call, enum gf_status st)
 {
     if (st == GF_ETIMEOUT)
         gf_grpc_set_error(call, "the ledger database did not answer in time");
-    else if (st == GF_EUNAVAILABLE || st == GF_ECONFLICT)
+    else if (st == GF_EUNAVAILABLE || st == GF_ECONFLICT || st == GF_ESHUTDOWN)
         gf_grpc_set_error(call, "the ledger database is unavailable, try again");
     else
         gf_grpc_set_error(call, "internal error");
-    return st == GF_ECONFLICT ? GF_EUNAVAILABLE : st;
+    return st == GF_ECONFLICT || st == GF_ESHUTDOWN ? GF_EUNAVAILABLE : st;
 }
 
-static enum gf_status transaction_prepare(struct gf_grpc_call *call, void *arg,
-                                          const ProtobufCMessage *msg, ProtobufCMessage *out)
-{
-    struct gxp_app *app = arg;
-    const Gxp__TransactionPrepareRequest *req = (const Gxp__TransactionPrepareRequest *)msg;
-    Gxp__TransactionPrepareResponse *resp = (Gxp__TransactionPrepareResponse *)out;
-    char cid[37];
-    int64_t cts_us;
-    const char *why = NULL;
-    enum gf_status st = ledger_check_prepare(req, cid, &cts_us, &why);
-    if (st != GF_OK) {
-        gf_grpc_set_error(call, "%s", why);
-        return st;
-    }
-    gf_log_set_cid(cid);
+/* One RPC's one statement, in flight through the pipeline. The handler fills it in (in the
+ * call's arena) and returns GF_PENDING; stmt_done answers the call when the result comes,
+ * after re-running the statement on a deadlock or serialization failure (a single
+ * statement can be re-run whole). The handler's thread is free meanwhile. */
+struct stmt {
+    struct gxp_app *app;
+    struct gf_grpc_call *call;
+    const char *name, *sql;
+    int nparams, attempts;
+    const char *params[5];
+    /* Reads the result into the response; returns the call's status. */
+    enum gf_status (*on_result)(struct stmt *s, PGresult *res);
+    ProtobufCMessage *resp;
+    char cid[37], user[16], type[4], amount[16], cts[24];
+};
 
-    char user[16], type[4], amount[16], cts[24];
-    snprintf(user, sizeof user, "%" PRIu32, req->userid);
-    snprintf(type, sizeof type, "%d", (int)req->type);
-    snprintf(amount, sizeof amount, "%" PRIu32, req->amount);
-    snprintf(cts, sizeof cts, "%" PRId64, cts_us);
-    const char *params[5] = {user, type, amount, cid, cts_us == INT64_MIN ? NULL : cts};
-    PGresult *res = NULL;
-    st = run(app, "gxp_prepare",
-             "SELECT gxp_prepare($1::bigint, $2::smallint, $3::bigint, $4::uuid,"
-             " 'epoch'::timestamptz + $5::bigint * interval '1 microsecond')",
-             5, params, &res);
-    if (st != GF_OK)
-        return unavailable(call, st);
-    int code = atoi(PQgetvalue(res, 0, 0));
+static void stmt_done(void *arg, enum gf_status st, PGresult *res)
+{
+    struct stmt *s = arg;
+    if (st == GF_ECONFLICT && ++s->attempts < SINGLE_STATEMENT_ATTEMPTS) {
+        gf_db_pipeline_submit(s->app->pipeline, s->name, s->sql, s->nparams, s->params, stmt_done,
+                              s);
+        return;
+    }
+    gf_log_set_cid(s->cid[0] ? s->cid : NULL);
+    st = st == GF_OK ? s->on_result(s, res) : unavailable(s->call, st);
     PQclear(res);
+    gf_grpc_finish(s->call, st);
+}
+
+static struct stmt *stmt_new(struct gf_grpc_call *call, void *app, ProtobufCMessage *resp)
+{
+    struct stmt *s = gf_grpc_alloc(call, sizeof *s);
+    if (s) {
+        s->app = app;
+        s->call = call;
+        s->resp = resp;
+    }
+    return s;
+}
+
+static enum gf_status stmt_start(struct stmt *s)
+{
+    if (!atomic_load(&s->app->migrated))
+        return unavailable(s->call, GF_EUNAVAILABLE);
+    gf_db_pipeline_submit(s->app->pipeline, s->name, s->sql, s->nparams, s->params, stmt_done, s);
+    return GF_PENDING;
+}
+
+static enum gf_status prepared(struct stmt *s, PGresult *res)
+{
+    Gxp__TransactionPrepareResponse *resp = (Gxp__TransactionPrepareResponse *)s->resp;
+    struct gf_grpc_call *call = s->call;
+    int code = atoi(PQgetvalue(res, 0, 0));
     switch (code) {
     case 0:
     case 1:
-        GF_DEBUG("prepared user=%s type=%s amount=%s replay=%d", user, type, amount, code);
-        resp->correlationid = gf_grpc_strdup(call, cid);
-        return resp->correlationid ? GF_OK : GF_ENOMEM;
+        GF_DEBUG("prepared user=%s type=%s amount=%s replay=%d", s->user, s->type, s->amount, code);
+        resp->correlationid = s->cid;
+        return GF_OK;
     case 2:
-        gf_grpc_set_error(call, "no balance for user %s", user);
+        gf_grpc_set_error(call, "no balance for user %s", s->user);
         return GF_ENOTFOUND;
     case 3:
-        gf_grpc_set_error(call, "insufficient funds: user %s cannot reserve %s", user, amount);
+        gf_grpc_set_error(call, "insufficient funds: user %s cannot reserve %s", s->user,
+                          s->amount);
         return GF_EPRECONDITION;
     case 4:
-        gf_grpc_set_error(call, "a decision for correlation id %s already exists", cid);
+        gf_grpc_set_error(call, "a decision for correlation id %s already exists", s->cid);
         return GF_EPRECONDITION;
     case 5:
-        gf_grpc_set_error(call, "correlation id %s was prepared with other arguments", cid);
+        gf_grpc_set_error(call, "correlation id %s was prepared with other arguments", s->cid);
         return GF_EEXISTS;
     case 6:
-        gf_grpc_set_error(call, "the balance of user %s would exceed 4294967295", user);
+        gf_grpc_set_error(call, "the balance of user %s would exceed 4294967295", s->user);
         return GF_ERANGE;
     }
     GF_ERROR("gxp_prepare answered an unknown code=%d", code);
@@ -192,18 +201,59 @@ static enum gf_status transaction_prepare(struct gf_grpc_call *call, void *arg,
     return GF_EINTERNAL;
 }
 
-static enum gf_status create_user_balance(struct gf_grpc_call *call, void *arg,
+static enum gf_status transaction_prepare(struct gf_grpc_call *call, void *app,
                                           const ProtobufCMessage *msg, ProtobufCMessage *out)
 {
-    struct gxp_app *app = arg;
+    const Gxp__TransactionPrepareRequest *req = (const Gxp__TransactionPrepareRequest *)msg;
+    struct stmt *s = stmt_new(call, app, out);
+    if (s == NULL)
+        return GF_ENOMEM;
+    int64_t cts_us;
+    const char *why = NULL;
+    enum gf_status st = ledger_check_prepare(req, s->cid, &cts_us, &why);
+    if (st != GF_OK) {
+        gf_grpc_set_error(call, "%s", why);
+        return st;
+    }
+    gf_log_set_cid(s->cid);
+    snprintf(s->user, sizeof s->user, "%" PRIu32, req->userid);
+    snprintf(s->type, sizeof s->type, "%d", (int)req->type);
+    snprintf(s->amount, sizeof s->amount, "%" PRIu32, req->amount);
+    snprintf(s->cts, sizeof s->cts, "%" PRId64, cts_us);
+    s->name = "gxp_prepare";
+    s->sql = "SELECT gxp_prepare($1::bigint, $2::smallint, $3::bigint, $4::uuid,"
+             " 'epoch'::timestamptz + $5::bigint * interval '1 microsecond')";
+    s->nparams = 5;
+    s->params[0] = s->user;
+    s->params[1] = s->type;
+    s->params[2] = s->amount;
+    s->params[3] = s->cid;
+    s->params[4] = cts_us == INT64_MIN ? NULL : s->cts;
+    s->on_result = prepared;
+    return stmt_start(s);
+}
+
+static enum gf_status balance_created(struct stmt *s, PGresult *res)
+{
+    Gxp__CreateUserBalanceResponse *resp = (Gxp__CreateUserBalanceResponse *)s->resp;
+    if (PQntuples(res) == 1)
+        GF_INFO("balance created user=%s", s->user);
+    resp->correlationid = s->cid[0] ? s->cid : (char *)gf_grpc_call_cid(s->call);
+    return GF_OK;
+}
+
+static enum gf_status create_user_balance(struct gf_grpc_call *call, void *app,
+                                          const ProtobufCMessage *msg, ProtobufCMessage *out)
+{
     const Gxp__CreateUserBalanceRequest *req = (const Gxp__CreateUserBalanceRequest *)msg;
-    Gxp__CreateUserBalanceResponse *resp = (Gxp__CreateUserBalanceResponse *)out;
-    char cid[37];
+    struct stmt *s = stmt_new(call, app, out);
+    if (s == NULL)
+        return GF_ENOMEM;
     if (req->userid == 0) {
         gf_grpc_set_error(call, "userId must be a positive integer");
         return GF_EINVAL;
     }
-    if (!optional_cid(req->correlationid, cid)) {
+    if (!optional_cid(req->correlationid, s->cid)) {
         gf_grpc_set_error(call, "correlationId must be a UUID");
         return GF_EINVAL;
     }
@@ -211,23 +261,16 @@ static enum gf_status create_user_balance(struct gf_grpc_call *call, void *arg,
         gf_grpc_set_error(call, "correlationTimestamp is out of range");
         return GF_EINVAL;
     }
-    if (cid[0])
-        gf_log_set_cid(cid);
-    char user[16];
-    snprintf(user, sizeof user, "%" PRIu32, req->userid);
-    const char *params[1] = {user};
-    PGresult *res = NULL;
-    enum gf_status st = run(app, "gxp_create_balance",
-                            "INSERT INTO balance (user_id) VALUES ($1::bigint)"
-                            " ON CONFLICT (user_id) DO NOTHING RETURNING 1",
-                            1, params, &res);
-    if (st != GF_OK)
-        return unavailable(call, st);
-    if (PQntuples(res) == 1)
-        GF_INFO("balance created user=%s", user);
-    PQclear(res);
-    resp->correlationid = gf_grpc_strdup(call, cid[0] ? cid : gf_grpc_call_cid(call));
-    return resp->correlationid ? GF_OK : GF_ENOMEM;
+    if (s->cid[0])
+        gf_log_set_cid(s->cid);
+    snprintf(s->user, sizeof s->user, "%" PRIu32, req->userid);
+    s->name = "gxp_create_balance";
+    s->sql = "INSERT INTO balance (user_id) VALUES ($1::bigint)"
+             " ON CONFLICT (user_id) DO NOTHING RETURNING 1";
+    s->nparams = 1;
+    s->params[0] = s->user;
+    s->on_result = balance_created;
+    return stmt_start(s);
 }
 
 static Google__Protobuf__Timestamp *timestamp_new(struct gf_grpc_call *call, const char *us)
@@ -240,45 +283,45 @@ static Google__Protobuf__Timestamp *timestamp_new(struct gf_grpc_call *call, con
     return ts;
 }
 
-static enum gf_status get_user_balance(struct gf_grpc_call *call, void *arg,
-                                       const ProtobufCMessage *msg, ProtobufCMessage *out)
+static enum gf_status balance_read(struct stmt *s, PGresult *res)
 {
-    struct gxp_app *app = arg;
-    const Gxp__GetUserBalanceRequest *req = (const Gxp__GetUserBalanceRequest *)msg;
-    Gxp__GetUserBalanceResponse *resp = (Gxp__GetUserBalanceResponse *)out;
-    char cid[37];
-    if (req->userid == 0) {
-        gf_grpc_set_error(call, "userId must be a positive integer");
-        return GF_EINVAL;
-    }
-    if (!optional_cid(req->correlationid, cid)) {
-        gf_grpc_set_error(call, "correlationId must be a UUID");
-        return GF_EINVAL;
-    }
-    if (cid[0])
-        gf_log_set_cid(cid);
-    char user[16];
-    snprintf(user, sizeof user, "%" PRIu32, req->userid);
-    const char *params[1] = {user};
-    PGresult *res = NULL;
-    enum gf_status st = run(app, "gxp_get_balance",
-                            "SELECT balance, reserved,"
-                            " (extract(epoch FROM updated_at) * 1000000)::bigint"
-                            " FROM balance WHERE user_id = $1::bigint",
-                            1, params, &res);
-    if (st != GF_OK)
-        return unavailable(call, st);
+    Gxp__GetUserBalanceResponse *resp = (Gxp__GetUserBalanceResponse *)s->resp;
     if (PQntuples(res) == 0) {
-        PQclear(res);
-        gf_grpc_set_error(call, "no balance for user %s", user);
+        gf_grpc_set_error(s->call, "no balance for user %s", s->user);
         return GF_ENOTFOUND;
     }
     resp->balance = (uint32_t)strtoul(PQgetvalue(res, 0, 0), NULL, 10);
     resp->reserved = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
-    resp->updatedat = timestamp_new(call, PQgetvalue(res, 0, 2));
-    PQclear(res);
-    resp->correlationid = gf_grpc_strdup(call, cid[0] ? cid : gf_grpc_call_cid(call));
-    return resp->updatedat && resp->correlationid ? GF_OK : GF_ENOMEM;
+    resp->updatedat = timestamp_new(s->call, PQgetvalue(res, 0, 2));
+    resp->correlationid = s->cid[0] ? s->cid : (char *)gf_grpc_call_cid(s->call);
+    return resp->updatedat ? GF_OK : GF_ENOMEM;
+}
+
+static enum gf_status get_user_balance(struct gf_grpc_call *call, void *app,
+                                       const ProtobufCMessage *msg, ProtobufCMessage *out)
+{
+    const Gxp__GetUserBalanceRequest *req = (const Gxp__GetUserBalanceRequest *)msg;
+    struct stmt *s = stmt_new(call, app, out);
+    if (s == NULL)
+        return GF_ENOMEM;
+    if (req->userid == 0) {
+        gf_grpc_set_error(call, "userId must be a positive integer");
+        return GF_EINVAL;
+    }
+    if (!optional_cid(req->correlationid, s->cid)) {
+        gf_grpc_set_error(call, "correlationId must be a UUID");
+        return GF_EINVAL;
+    }
+    if (s->cid[0])
+        gf_log_set_cid(s->cid);
+    snprintf(s->user, sizeof s->user, "%" PRIu32, req->userid);
+    s->name = "gxp_get_balance";
+    s->sql = "SELECT balance, reserved, (extract(epoch FROM updated_at) * 1000000)::bigint"
+             " FROM balance WHERE user_id = $1::bigint";
+    s->nparams = 1;
+    s->params[0] = s->user;
+    s->on_result = balance_read;
+    return stmt_start(s);
 }
 
 struct getall_tx {

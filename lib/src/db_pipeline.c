@@ -28,7 +28,9 @@ struct pl_req {
     bool done;
     bool answered; /* its results were read */
     bool send_prepare;
-    pthread_cond_t cv; /* signalled once, when done */
+    pthread_cond_t cv;     /* gf_db_pipeline_exec: signalled once, when done */
+    gf_db_done_fn done_fn; /* gf_db_pipeline_submit: called once, when done */
+    void *done_arg;
     struct pl_req *next;
 };
 
@@ -170,16 +172,37 @@ static void run_batch(struct pl_conn *c, struct pl_req *batch)
     }
 }
 
-/* Hands a request back to its waiting caller (the connection's lock is held). */
-static void finish(struct pl_req *r)
+/* Hands a request back (the connection's lock is held): a waiting caller is woken; a
+ * callback is put on *later, to run once the lock is released (it may submit again). */
+static void finish(struct pl_req *r, struct pl_req **later)
 {
+    if (r->done_fn) {
+        r->next = *later;
+        *later = r;
+        return;
+    }
     r->done = true;
     pthread_cond_signal(&r->cv);
+}
+
+static void run_callbacks(struct pl_req *later)
+{
+    while (later) {
+        struct pl_req *r = later;
+        later = r->next;
+        if (r->st != GF_OK) {
+            PQclear(r->res);
+            r->res = NULL;
+        }
+        r->done_fn(r->done_arg, r->st, r->res);
+        free(r);
+    }
 }
 
 static void *conn_thread(void *arg)
 {
     struct pl_conn *c = arg;
+    struct pl_req *later = NULL;
     pthread_mutex_lock(&c->mu);
     for (;;) {
         while (c->head == NULL && !c->stopping)
@@ -213,28 +236,58 @@ static void *conn_thread(void *arg)
             for (struct pl_req *r = c->head, *next; r; r = next) {
                 next = r->next;
                 r->st = GF_EUNAVAILABLE;
-                finish(r);
+                finish(r, &later);
             }
             c->head = c->tail = NULL;
         }
         for (struct pl_req *r = batch, *next; r; r = next) {
             next = r->next; /* r belongs to its caller again once finished */
-            finish(r);
+            finish(r, &later);
+        }
+        if (later) {
+            pthread_mutex_unlock(&c->mu);
+            run_callbacks(later);
+            later = NULL;
+            pthread_mutex_lock(&c->mu);
         }
     }
     /* Stopping: fail what is still queued. */
     for (struct pl_req *r = c->head, *next; r; r = next) {
         next = r->next;
         r->st = GF_ESHUTDOWN;
-        finish(r);
+        finish(r, &later);
     }
     c->head = c->tail = NULL;
     pthread_mutex_unlock(&c->mu);
+    run_callbacks(later);
     disconnect(c);
     return NULL;
 }
 
 /* ---- callers -------------------------------------------------------------------------- */
+
+/* Queues r on a usable connection (round-robin, skipping connections in back-off) and
+ * returns that connection still locked, or NULL when none is usable. */
+static struct pl_conn *enqueue(struct gf_db_pipeline *pl, struct pl_req *r)
+{
+    int64_t now = gf_mono_ms();
+    unsigned start = atomic_fetch_add(&pl->next, 1);
+    for (int i = 0; i < pl->n; i++) {
+        struct pl_conn *c = &pl->conns[(start + (unsigned)i) % (unsigned)pl->n];
+        pthread_mutex_lock(&c->mu);
+        if ((c->up || now >= c->retry_at_ms) && !c->stopping) {
+            if (c->tail)
+                c->tail->next = r;
+            else
+                c->head = r;
+            c->tail = r;
+            pthread_cond_signal(&c->work);
+            return c;
+        }
+        pthread_mutex_unlock(&c->mu);
+    }
+    return NULL;
+}
 
 enum gf_status gf_db_pipeline_exec(struct gf_db_pipeline *pl, const char *name, const char *sql,
                                    int nparams, const char *const *params, PGresult **res_out)
@@ -242,30 +295,11 @@ enum gf_status gf_db_pipeline_exec(struct gf_db_pipeline *pl, const char *name, 
     struct pl_req req = {
         .name = name, .sql = sql, .nparams = nparams, .params = params, .st = GF_EINTERNAL};
     pthread_cond_init(&req.cv, NULL);
-    int64_t now = gf_mono_ms();
-    /* Round-robin, skipping connections in back-off; fail fast when all are. */
-    unsigned start = atomic_fetch_add(&pl->next, 1);
-    struct pl_conn *c = NULL;
-    for (int i = 0; i < pl->n; i++) {
-        struct pl_conn *cand = &pl->conns[(start + (unsigned)i) % (unsigned)pl->n];
-        pthread_mutex_lock(&cand->mu);
-        bool usable = cand->up || now >= cand->retry_at_ms;
-        if (usable && !cand->stopping) {
-            c = cand;
-            break; /* keep the lock */
-        }
-        pthread_mutex_unlock(&cand->mu);
-    }
+    struct pl_conn *c = enqueue(pl, &req);
     if (c == NULL) {
         pthread_cond_destroy(&req.cv);
         return GF_EUNAVAILABLE;
     }
-    if (c->tail)
-        c->tail->next = &req;
-    else
-        c->head = &req;
-    c->tail = &req;
-    pthread_cond_signal(&c->work);
     while (!req.done)
         pthread_cond_wait(&req.cv, &c->mu);
     pthread_mutex_unlock(&c->mu);
@@ -275,6 +309,30 @@ enum gf_status gf_db_pipeline_exec(struct gf_db_pipeline *pl, const char *name, 
     else
         PQclear(req.res);
     return req.st;
+}
+
+void gf_db_pipeline_submit(struct gf_db_pipeline *pl, const char *name, const char *sql,
+                           int nparams, const char *const *params, gf_db_done_fn done, void *arg)
+{
+    struct pl_req *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        done(arg, GF_ENOMEM, NULL);
+        return;
+    }
+    *r = (struct pl_req){.name = name,
+                         .sql = sql,
+                         .nparams = nparams,
+                         .params = params,
+                         .st = GF_EINTERNAL,
+                         .done_fn = done,
+                         .done_arg = arg};
+    struct pl_conn *c = enqueue(pl, r);
+    if (c == NULL) {
+        free(r);
+        done(arg, GF_EUNAVAILABLE, NULL);
+        return;
+    }
+    pthread_mutex_unlock(&c->mu);
 }
 
 struct gf_db_pipeline *gf_db_pipeline_new(const struct gf_db_pool_options *opt)

@@ -20,6 +20,9 @@
 #include "gf/metrics.h"
 #include "gf/uuid.h"
 
+/* Calls of one method that can be in progress at once: handlers that return GF_PENDING
+ * free their thread, so this is not bounded by the thread count. */
+#define MIN_SLOTS_PER_METHOD 64
 #define SLOTS_PER_THREAD 2
 #define GENERIC_SLOTS 2
 #define NCODES 17
@@ -50,6 +53,8 @@ struct gf_grpc_call {
     grpc_call_details details; /* generic slots only */
     grpc_byte_buffer *payload; /* registered slots only */
     grpc_byte_buffer *answer;
+    ProtobufCMessage *req;  /* unpacked request, freed when answered */
+    ProtobufCMessage *resp; /* in the arena */
     grpc_slice status_details;
     bool has_status_details;
     int cancelled;
@@ -177,6 +182,10 @@ static void slot_reset(struct gf_grpc_call *slot)
         grpc_call_unref(slot->call);
     slot->payload = NULL;
     slot->answer = NULL;
+    if (slot->req)
+        protobuf_c_message_free_unpacked(slot->req, NULL);
+    slot->req = NULL;
+    slot->resp = NULL;
     slot->has_status_details = false;
     slot->call = NULL;
     slot->cid[0] = '\0';
@@ -212,64 +221,22 @@ static void count(struct method_state *ms, grpc_status_code code, int64_t us)
     gf_histogram_observe_us(ms->latency, us);
 }
 
-/* Runs the handler and starts the answer batch. */
-static void serve(struct gf_grpc_server *srv, struct gf_grpc_call *slot)
+/* Sends the answer: resp packed if the code is OK, else the status and its text. */
+static void answer(struct gf_grpc_call *slot, grpc_status_code code)
 {
-    grpc_status_code code = GRPC_STATUS_INTERNAL;
-    ProtobufCMessage *req = NULL;
-    ProtobufCMessage *resp = NULL;
+    struct gf_grpc_server *srv = slot->srv;
     struct method_state *ms = slot->method;
-    slot->started_us = gf_mono_us();
-    take_cid(slot);
-
-    if (ms == NULL) {
-        code = GRPC_STATUS_UNIMPLEMENTED;
-        gf_grpc_set_error(slot, "unknown method");
-        goto answer;
-    }
-    if (slot->payload == NULL) {
-        code = GRPC_STATUS_INVALID_ARGUMENT;
-        gf_grpc_set_error(slot, "the request carries no message");
-        goto answer;
-    }
-    grpc_byte_buffer_reader reader;
-    if (!grpc_byte_buffer_reader_init(&reader, slot->payload)) {
-        code = GRPC_STATUS_INVALID_ARGUMENT;
-        gf_grpc_set_error(slot, "the request message cannot be read");
-        goto answer;
-    }
-    grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
-    grpc_byte_buffer_reader_destroy(&reader);
-    req = protobuf_c_message_unpack(ms->m.request, NULL, GRPC_SLICE_LENGTH(all),
-                                    GRPC_SLICE_START_PTR(all));
-    grpc_slice_unref(all);
-    if (req == NULL) {
-        code = GRPC_STATUS_INVALID_ARGUMENT;
-        gf_grpc_set_error(slot, "the request is not a valid %s message", ms->m.request->name);
-        goto answer;
-    }
-    resp = gf_grpc_alloc(slot, ms->m.response->sizeof_message);
-    if (resp == NULL) {
-        code = GRPC_STATUS_RESOURCE_EXHAUSTED;
-        gf_grpc_set_error(slot, "out of memory");
-        goto answer;
-    }
-    ms->m.response->message_init(resp);
-    enum gf_status st = ms->m.handler(slot, srv->app, req, resp);
-    code = st == GF_OK ? GRPC_STATUS_OK : srv->grpc_code(st);
-    if (code != GRPC_STATUS_OK && slot->error[0] == '\0')
-        gf_grpc_set_error(slot, "%s", gf_status_str(st));
-    if (code == GRPC_STATUS_OK) {
-        size_t size = protobuf_c_message_get_packed_size(resp);
+    if (code == GRPC_STATUS_OK && slot->resp) {
+        size_t size = protobuf_c_message_get_packed_size(slot->resp);
         grpc_slice s = grpc_slice_malloc(size);
-        protobuf_c_message_pack(resp, GRPC_SLICE_START_PTR(s));
+        protobuf_c_message_pack(slot->resp, GRPC_SLICE_START_PTR(s));
         slot->answer = grpc_raw_byte_buffer_create(&s, 1);
         grpc_slice_unref(s);
     }
-
-answer:
-    if (req)
-        protobuf_c_message_free_unpacked(req, NULL);
+    if (slot->req) {
+        protobuf_c_message_free_unpacked(slot->req, NULL);
+        slot->req = NULL;
+    }
     grpc_op ops[4];
     memset(ops, 0, sizeof ops);
     size_t n = 0;
@@ -292,13 +259,11 @@ answer:
     ops[n++].data.recv_close_on_server.cancelled = &slot->cancelled;
 
     if (ms) {
-        int64_t us = gf_mono_us() - slot->started_us;
-        count(ms, code, us);
+        count(ms, code, gf_mono_us() - slot->started_us);
         if (code != GRPC_STATUS_OK)
             GF_DEBUG("rpc failed method=%s code=%s details=%s", ms->m.path, gf_grpc_code_str(code),
                      slot->error);
     }
-    gf_log_set_cid(NULL);
     slot->state = SLOT_ANSWERING;
     grpc_call_error e = grpc_call_start_batch(slot->call, ops, n, slot, NULL);
     if (e != GRPC_CALL_OK) {
@@ -308,6 +273,69 @@ answer:
         if (atomic_load(&srv->stopping) || !post_slot(srv, slot))
             free(slot);
     }
+}
+
+static void complete(struct gf_grpc_call *slot, enum gf_status st)
+{
+    grpc_status_code code = st == GF_OK ? GRPC_STATUS_OK : slot->srv->grpc_code(st);
+    if (code != GRPC_STATUS_OK && slot->error[0] == '\0')
+        gf_grpc_set_error(slot, "%s", gf_status_str(st));
+    answer(slot, code);
+}
+
+void gf_grpc_finish(struct gf_grpc_call *call, enum gf_status st)
+{
+    gf_log_set_cid(call->cid[0] ? call->cid : NULL);
+    complete(call, st == GF_PENDING ? GF_EINTERNAL : st);
+    gf_log_set_cid(NULL);
+}
+
+/* Unpacks the request and runs the handler; answers now unless the handler deferred. */
+static void serve(struct gf_grpc_server *srv, struct gf_grpc_call *slot)
+{
+    struct method_state *ms = slot->method;
+    slot->started_us = gf_mono_us();
+    take_cid(slot);
+
+    if (ms == NULL) {
+        gf_grpc_set_error(slot, "unknown method");
+        answer(slot, GRPC_STATUS_UNIMPLEMENTED);
+        goto out;
+    }
+    if (slot->payload == NULL) {
+        gf_grpc_set_error(slot, "the request carries no message");
+        answer(slot, GRPC_STATUS_INVALID_ARGUMENT);
+        goto out;
+    }
+    grpc_byte_buffer_reader reader;
+    if (!grpc_byte_buffer_reader_init(&reader, slot->payload)) {
+        gf_grpc_set_error(slot, "the request message cannot be read");
+        answer(slot, GRPC_STATUS_INVALID_ARGUMENT);
+        goto out;
+    }
+    grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
+    grpc_byte_buffer_reader_destroy(&reader);
+    slot->req = protobuf_c_message_unpack(ms->m.request, NULL, GRPC_SLICE_LENGTH(all),
+                                          GRPC_SLICE_START_PTR(all));
+    grpc_slice_unref(all);
+    if (slot->req == NULL) {
+        gf_grpc_set_error(slot, "the request is not a valid %s message", ms->m.request->name);
+        answer(slot, GRPC_STATUS_INVALID_ARGUMENT);
+        goto out;
+    }
+    slot->resp = gf_grpc_alloc(slot, ms->m.response->sizeof_message);
+    if (slot->resp == NULL) {
+        gf_grpc_set_error(slot, "out of memory");
+        answer(slot, GRPC_STATUS_RESOURCE_EXHAUSTED);
+        goto out;
+    }
+    ms->m.response->message_init(slot->resp);
+    enum gf_status st = ms->m.handler(slot, srv->app, slot->req, slot->resp);
+    /* GF_PENDING: the call may already be answered and recycled by another thread. */
+    if (st != GF_PENDING)
+        complete(slot, st);
+out:
+    gf_log_set_cid(NULL);
 }
 
 static void *worker(void *arg)
@@ -395,8 +423,11 @@ struct gf_grpc_server *gf_grpc_server_start(const struct gf_grpc_server_options 
         goto fail;
     }
     grpc_server_start(srv->server);
+    int slots = srv->nthreads * SLOTS_PER_THREAD;
+    if (slots < MIN_SLOTS_PER_METHOD)
+        slots = MIN_SLOTS_PER_METHOD;
     for (int i = 0; i < opt->nmethods; i++)
-        for (int k = 0; k < srv->nthreads * SLOTS_PER_THREAD; k++)
+        for (int k = 0; k < slots; k++)
             if (!add_slot(srv, &srv->methods[i]))
                 goto fail_started;
     for (int k = 0; k < GENERIC_SLOTS; k++)

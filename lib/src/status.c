@@ -30,6 +30,8 @@ const char *gf_status_str(enum gf_status st)
         return "shutting_down";
     case GF_EINTERNAL:
         return "internal";
+    case GF_PENDING:
+        return "pending";
     }
     return "unknown";
 }

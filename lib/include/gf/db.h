@@ -90,11 +90,20 @@ struct gf_db_pipeline *gf_db_pipeline_new(const struct gf_db_pool_options *opt);
 void gf_db_pipeline_free(struct gf_db_pipeline *pl);
 
 /* Same contract as gf_db_exec (prepared by name on first use per connection; on success
- * *res_out holds the result), but the statement runs through the pipeline. Waits at most
- * timeout_ms for a connection to take it (GF_ETIMEOUT), fails fast with GF_EUNAVAILABLE
- * while the database is unreachable. params must stay valid until it returns. */
+ * *res_out holds the result), but the statement runs through the pipeline; the caller
+ * waits for it. Fails fast with GF_EUNAVAILABLE while the database is unreachable. */
 enum gf_status gf_db_pipeline_exec(struct gf_db_pipeline *pl, const char *name, const char *sql,
                                    int nparams, const char *const *params,
                                    PGresult **res_out) GF_MUSTCHECK;
+
+/* The result of a submitted statement: res (NULL unless st is GF_OK) is the callee's to
+ * PQclear. Runs on a pipeline thread — or on the submitting thread when the statement could
+ * not be queued — and must not block; it may submit again. */
+typedef void (*gf_db_done_fn)(void *arg, enum gf_status st, PGresult *res);
+
+/* The same without waiting: done(arg, ...) is called exactly once. name, sql and params
+ * must stay valid until then. */
+void gf_db_pipeline_submit(struct gf_db_pipeline *pl, const char *name, const char *sql,
+                           int nparams, const char *const *params, gf_db_done_fn done, void *arg);
 
 #endif

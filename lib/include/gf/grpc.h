@@ -22,7 +22,10 @@ struct gf_grpc_call; /* one call being served */
 
 /* A handler fills resp (already initialized for the method's response type) and returns
  * GF_OK, or returns a failure status after gf_grpc_set_error. Memory for resp's strings
- * and arrays comes from gf_grpc_alloc: it lives until the answer is sent. */
+ * and arrays comes from gf_grpc_alloc: it lives until the answer is sent.
+ * A handler that waits for something (a database result) need not hold its thread: it
+ * returns GF_PENDING and later, from any thread, calls gf_grpc_finish exactly once. After
+ * returning GF_PENDING it must not touch call; req and resp stay valid until the finish. */
 typedef enum gf_status (*gf_grpc_handler)(struct gf_grpc_call *call, void *app,
                                           const ProtobufCMessage *req, ProtobufCMessage *resp);
 
@@ -59,6 +62,9 @@ char *gf_grpc_strdup(struct gf_grpc_call *call, const char *s);
 const char *gf_grpc_call_cid(const struct gf_grpc_call *call); /* "" when none came */
 /* Remaining time before the caller's deadline, ms (INT64_MAX when it set none). */
 int64_t gf_grpc_call_time_left_ms(const struct gf_grpc_call *call);
+/* Answers a call whose handler returned GF_PENDING: resp as filled if st is GF_OK, else
+ * the status and the text of gf_grpc_set_error. Must not be called twice. */
+void gf_grpc_finish(struct gf_grpc_call *call, enum gf_status st);
 /* The status details sent with a failure: one human sentence, no internals. */
 void gf_grpc_set_error(struct gf_grpc_call *call, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -19,6 +19,7 @@ enum gf_status {
     GF_ETOOBIG,       /* input over a size limit */
     GF_ESHUTDOWN,     /* the process is stopping */
     GF_EINTERNAL,     /* a bug or an unexpected answer: never for bad input */
+    GF_PENDING,       /* not a failure: the answer comes later (gf_grpc_finish) */
 };
 
 /* Stable snake_case name of a status ("ok", "invalid_argument", ...), for logs and errors. */
