@@ -233,6 +233,29 @@ static enum gf_status transaction_prepare(struct gf_grpc_call *call, void *app,
     return stmt_start(s);
 }
 
+/* The fields CreateUserBalance and GetUserBalance share: a user id, and optionally a
+ * correlation id (a UUID) and its timestamp. Fills s->user and s->cid. */
+static enum gf_status check_user(struct gf_grpc_call *call, struct stmt *s, uint32_t user,
+                                 const char *cid, const Google__Protobuf__Timestamp *ts)
+{
+    if (user == 0) {
+        gf_grpc_set_error(call, "userId must be a positive integer");
+        return GF_EINVAL;
+    }
+    if (!optional_cid(cid, s->cid)) {
+        gf_grpc_set_error(call, "correlationId must be a UUID");
+        return GF_EINVAL;
+    }
+    if (ts && !ledger_timestamp_ok(ts)) {
+        gf_grpc_set_error(call, "correlationTimestamp is out of range");
+        return GF_EINVAL;
+    }
+    if (s->cid[0])
+        gf_log_set_cid(s->cid);
+    snprintf(s->user, sizeof s->user, "%" PRIu32, user);
+    return GF_OK;
+}
+
 static enum gf_status balance_created(struct stmt *s, PGresult *res)
 {
     Gxp__CreateUserBalanceResponse *resp = (Gxp__CreateUserBalanceResponse *)s->resp;
@@ -249,21 +272,10 @@ static enum gf_status create_user_balance(struct gf_grpc_call *call, void *app,
     struct stmt *s = stmt_new(call, app, out);
     if (s == NULL)
         return GF_ENOMEM;
-    if (req->userid == 0) {
-        gf_grpc_set_error(call, "userId must be a positive integer");
-        return GF_EINVAL;
-    }
-    if (!optional_cid(req->correlationid, s->cid)) {
-        gf_grpc_set_error(call, "correlationId must be a UUID");
-        return GF_EINVAL;
-    }
-    if (req->correlationtimestamp && !ledger_timestamp_ok(req->correlationtimestamp)) {
-        gf_grpc_set_error(call, "correlationTimestamp is out of range");
-        return GF_EINVAL;
-    }
-    if (s->cid[0])
-        gf_log_set_cid(s->cid);
-    snprintf(s->user, sizeof s->user, "%" PRIu32, req->userid);
+    enum gf_status st =
+        check_user(call, s, req->userid, req->correlationid, req->correlationtimestamp);
+    if (st != GF_OK)
+        return st;
     s->name = "gxp_create_balance";
     s->sql = "INSERT INTO balance (user_id) VALUES ($1::bigint)"
              " ON CONFLICT (user_id) DO NOTHING RETURNING 1";
@@ -304,17 +316,10 @@ static enum gf_status get_user_balance(struct gf_grpc_call *call, void *app,
     struct stmt *s = stmt_new(call, app, out);
     if (s == NULL)
         return GF_ENOMEM;
-    if (req->userid == 0) {
-        gf_grpc_set_error(call, "userId must be a positive integer");
-        return GF_EINVAL;
-    }
-    if (!optional_cid(req->correlationid, s->cid)) {
-        gf_grpc_set_error(call, "correlationId must be a UUID");
-        return GF_EINVAL;
-    }
-    if (s->cid[0])
-        gf_log_set_cid(s->cid);
-    snprintf(s->user, sizeof s->user, "%" PRIu32, req->userid);
+    enum gf_status st =
+        check_user(call, s, req->userid, req->correlationid, req->correlationtimestamp);
+    if (st != GF_OK)
+        return st;
     s->name = "gxp_get_balance";
     s->sql = "SELECT balance, reserved, (extract(epoch FROM updated_at) * 1000000)::bigint"
              " FROM balance WHERE user_id = $1::bigint";

@@ -18,26 +18,12 @@
 
 #define PENDING_TIMEOUT_MS 1500
 
-static struct gxp_world W;
 static uint32_t next_user = 2000;
 
 static int setup(void **state)
 {
     (void)state;
     return world_start(&W, PENDING_TIMEOUT_MS);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return world_stop(&W);
-}
-
-static int after_each(void **state)
-{
-    (void)state;
-    check_invariants(&W);
-    return 0;
 }
 
 static void balance_is(uint32_t u, uint32_t want_balance, uint32_t want_reserved)
@@ -396,21 +382,23 @@ static void health_endpoints_answer(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(add_succeeded_commits_and_add_failed_aborts, after_each),
+        cmocka_unit_test_teardown(add_succeeded_commits_and_add_failed_aborts, world_check),
         cmocka_unit_test_teardown(subtract_succeeded_releases_the_reservation_and_failed_returns_it,
-                                  after_each),
-        cmocka_unit_test_teardown(a_duplicate_or_changed_decision_changes_nothing, after_each),
-        cmocka_unit_test_teardown(a_decision_before_its_prepare_makes_the_prepare_fail, after_each),
+                                  world_check),
+        cmocka_unit_test_teardown(a_duplicate_or_changed_decision_changes_nothing, world_check),
+        cmocka_unit_test_teardown(a_decision_before_its_prepare_makes_the_prepare_fail,
+                                  world_check),
         cmocka_unit_test_teardown(decisions_committed_while_gxp_is_stopped_are_finalized,
-                                  after_each),
-        cmocka_unit_test_teardown(a_stuck_transaction_is_resolved_with_the_coordinator, after_each),
+                                  world_check),
+        cmocka_unit_test_teardown(a_stuck_transaction_is_resolved_with_the_coordinator,
+                                  world_check),
         cmocka_unit_test_teardown(the_resolver_applies_a_success_that_replication_has_not_brought,
-                                  after_each),
-        cmocka_unit_test_teardown(two_replicas_resolve_each_stuck_transaction_once, after_each),
-        cmocka_unit_test_teardown(gxp_rides_out_a_restart_of_its_database, after_each),
-        cmocka_unit_test_teardown(any_start_order_works_gxp_before_both_databases, after_each),
-        cmocka_unit_test_teardown(sigterm_lets_an_in_flight_call_finish, after_each),
-        cmocka_unit_test_teardown(health_endpoints_answer, after_each),
+                                  world_check),
+        cmocka_unit_test_teardown(two_replicas_resolve_each_stuck_transaction_once, world_check),
+        cmocka_unit_test_teardown(gxp_rides_out_a_restart_of_its_database, world_check),
+        cmocka_unit_test_teardown(any_start_order_works_gxp_before_both_databases, world_check),
+        cmocka_unit_test_teardown(sigterm_lets_an_in_flight_call_finish, world_check),
+        cmocka_unit_test_teardown(health_endpoints_answer, world_check),
     };
-    return cmocka_run_group_tests_name("gxp_finalize", tests, setup, teardown);
+    return cmocka_run_group_tests_name("gxp_finalize", tests, setup, world_teardown);
 }

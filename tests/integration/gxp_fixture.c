@@ -312,3 +312,18 @@ void check_invariants(struct gxp_world *w)
                          " WHERE d.correlation_id IS NULL OR d.outcome LIKE 'error%%'");
     assert_int_equal(bad, 0);
 }
+
+struct gxp_world W;
+
+int world_teardown(void **state)
+{
+    (void)state;
+    return world_stop(&W);
+}
+
+int world_check(void **state)
+{
+    (void)state;
+    check_invariants(&W);
+    return 0;
+}

@@ -26,6 +26,12 @@ struct gxp_world {
     int pending_timeout_ms;
 };
 
+/* The world of this test program, and cmocka hooks on it: stop it all (failing when gxp
+ * did not exit cleanly), and check the invariants after each test. */
+extern struct gxp_world W;
+int world_teardown(void **state);
+int world_check(void **state);
+
 /* Starts everything; pending_timeout_ms is passed to gxp as GXP_PENDING_TIMEOUT_MS. */
 int world_start(struct gxp_world *w, int pending_timeout_ms);
 /* Stops everything; -1 when gxp did not exit cleanly (0) on SIGTERM. */

@@ -12,27 +12,12 @@
 
 #include "gxp_fixture.h"
 
-static struct gxp_world W;
 static uint32_t next_user = 1000;
 
 static int setup(void **state)
 {
     (void)state;
     return world_start(&W, 60000);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return world_stop(&W);
-}
-
-/* Every test leaves the ledger consistent. */
-static int after_each(void **state)
-{
-    (void)state;
-    check_invariants(&W);
-    return 0;
 }
 
 static long long tx_count(void)
@@ -328,19 +313,20 @@ static void get_all_answers_everything_and_pages_by_key(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(create_user_balance_is_idempotent_and_starts_at_zero, after_each),
-        cmocka_unit_test_teardown(get_user_balance_of_unknown_user_is_not_found, after_each),
+        cmocka_unit_test_teardown(create_user_balance_is_idempotent_and_starts_at_zero,
+                                  world_check),
+        cmocka_unit_test_teardown(get_user_balance_of_unknown_user_is_not_found, world_check),
         cmocka_unit_test_teardown(invalid_requests_get_invalid_argument_and_change_nothing,
-                                  after_each),
-        cmocka_unit_test_teardown(prepare_for_unknown_user_is_not_found, after_each),
-        cmocka_unit_test_teardown(subtract_beyond_available_is_failed_precondition, after_each),
-        cmocka_unit_test_teardown(prepare_is_idempotent_per_correlation_id, after_each),
-        cmocka_unit_test_teardown(add_that_would_overflow_uint32_is_out_of_range, after_each),
+                                  world_check),
+        cmocka_unit_test_teardown(prepare_for_unknown_user_is_not_found, world_check),
+        cmocka_unit_test_teardown(subtract_beyond_available_is_failed_precondition, world_check),
+        cmocka_unit_test_teardown(prepare_is_idempotent_per_correlation_id, world_check),
+        cmocka_unit_test_teardown(add_that_would_overflow_uint32_is_out_of_range, world_check),
         cmocka_unit_test_teardown(concurrent_subtract_prepares_never_reserve_more_than_the_balance,
-                                  after_each),
+                                  world_check),
         cmocka_unit_test_teardown(
-            hostile_payloads_get_invalid_argument_and_the_server_keeps_serving, after_each),
-        cmocka_unit_test_teardown(get_all_answers_everything_and_pages_by_key, after_each),
+            hostile_payloads_get_invalid_argument_and_the_server_keeps_serving, world_check),
+        cmocka_unit_test_teardown(get_all_answers_everything_and_pages_by_key, world_check),
     };
-    return cmocka_run_group_tests_name("gxp_rpc", tests, setup, teardown);
+    return cmocka_run_group_tests_name("gxp_rpc", tests, setup, world_teardown);
 }
