@@ -32,7 +32,7 @@ const struct gf_config_def gxp_config_defs[] = {
      "a PENDING transaction older than this is resolved with the coordinator"},
     {"GXP_RESOLVE_INTERVAL_MS", GF_CFG_INT, "1000", 50, 600000, false, F(resolve_interval_ms),
      "how often the resolver looks for stuck transactions"},
-    {"GXP_RESOLVE_BATCH", GF_CFG_INT, "32", 1, 1000, false, F(resolve_batch),
+    {"GXP_RESOLVE_BATCH", GF_CFG_INT, "8", 1, 1000, false, F(resolve_batch),
      "stuck transactions claimed per resolver pass"},
     {"GXP_GETALL_CAP", GF_CFG_INT, "10000", 1, 1000000, false, F(getall_cap),
      "rows of each kind GetAll answers at most per page"},

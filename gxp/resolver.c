@@ -24,12 +24,16 @@ struct resolver {
     struct gf_counter *asked, *applied, *failures;
 };
 
-/* Claims up to batch stuck transactions; the lease grows with each attempt (0.5 s .. 60 s). */
+/* Claims up to $2 stuck transactions. The lease ($3 ms) outlasts asking about the whole
+ * batch one after the other, each within the call deadline, so no other replica takes a row
+ * while it is being asked about; after repeated attempts it grows (0.5 s doubling, 60 s at
+ * most) so that an unanswered transaction does not hammer the coordinator. */
 static const char CLAIM_SQL[] =
     "UPDATE gxp_transaction t"
     "   SET resolve_attempts = t.resolve_attempts + 1,"
-    "       next_resolve_at = now() + least(60000, 500 * power(2, least(t.resolve_attempts, 7)))"
-    "                                 * interval '1 millisecond'"
+    "       next_resolve_at = now() + greatest($3::bigint,"
+    "                             least(60000, 500 * power(2, least(t.resolve_attempts, 7))))"
+    "                         * interval '1 millisecond'"
     " WHERE t.id IN (SELECT id FROM gxp_transaction"
     "                 WHERE status = 0"
     "                   AND created_at < now() - $1::bigint * interval '1 millisecond'"
@@ -43,13 +47,14 @@ static int claim(struct resolver *r, char (*cids)[37], int max)
     struct gf_db_conn *c = NULL;
     PGresult *res = NULL;
     int n = 0;
-    char timeout[24], batch[16];
+    char timeout[24], batch[16], lease[24];
     snprintf(timeout, sizeof timeout, "%lld", (long long)r->app->cfg->pending_timeout_ms);
     snprintf(batch, sizeof batch, "%d", max);
-    const char *params[2] = {timeout, batch};
+    snprintf(lease, sizeof lease, "%lld", (long long)r->app->cfg->backend_deadline_ms * max + 1000);
+    const char *params[3] = {timeout, batch, lease};
     if (gf_db_acquire(r->app->pool, &c) != GF_OK)
         return 0;
-    if (gf_db_exec(c, "gxp_resolver_claim", CLAIM_SQL, 2, params, &res) == GF_OK) {
+    if (gf_db_exec(c, "gxp_resolver_claim", CLAIM_SQL, 3, params, &res) == GF_OK) {
         n = PQntuples(res);
         for (int i = 0; i < n && i < max; i++)
             snprintf(cids[i], 37, "%s", PQgetvalue(res, i, 0));
