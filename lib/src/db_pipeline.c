@@ -7,6 +7,7 @@
  * and until then callers fail fast instead of queueing behind a dead server. */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 #include "gf/clock.h"
 #include "gf/db.h"
 #include "gf/log.h"
+#include "gf/metrics.h"
 
 #define MAX_PREPARED 64
 #define MAX_BATCH 256
@@ -50,6 +52,7 @@ struct pl_conn {
 };
 
 struct gf_db_pipeline {
+    struct gf_counter *statements, *batches, *failures;
     char *conninfo, *password, *appname;
     int statement_timeout_ms;
     int n;
@@ -144,6 +147,11 @@ static void run_batch(struct pl_conn *c, struct pl_req *batch)
 {
     struct pl_req *r;
     bool ok = true;
+    uint64_t n = 0;
+    for (r = batch; r; r = r->next)
+        n++;
+    gf_counter_add(c->pl->statements, n);
+    gf_counter_add(c->pl->batches, 1);
     for (r = batch; r && ok; r = r->next) {
         r->send_prepare = false;
         if (!is_prepared(c, r->name)) {
@@ -159,6 +167,7 @@ static void run_batch(struct pl_conn *c, struct pl_req *batch)
     for (r = batch; r && ok; r = r->next)
         ok = read_one(c, r);
     if (!ok) {
+        gf_counter_add(c->pl->failures, 1);
         GF_LOG_RL(GF_LOG_ERROR, 1000, "database connection lost in a pipeline app=%s error=%s",
                   c->pl->appname, PQerrorMessage(c->pg));
         for (r = batch; r; r = r->next) {
@@ -345,6 +354,15 @@ struct gf_db_pipeline *gf_db_pipeline_new(const struct gf_db_pool_options *opt)
     pl->password = opt->password && opt->password[0] ? strdup(opt->password) : NULL;
     pl->appname = strdup(opt->application_name ? opt->application_name : "gf");
     pl->statement_timeout_ms = opt->statement_timeout_ms;
+    char labels[128];
+    snprintf(labels, sizeof labels, "app=\"%s\"", pl->appname ? pl->appname : "gf");
+    pl->statements = gf_metrics_counter("gf_db_pipeline_statements_total",
+                                        "statements sent through the database pipeline", labels);
+    pl->batches =
+        gf_metrics_counter("gf_db_pipeline_batches_total",
+                           "pipeline batches sent (statements / batches = batch size)", labels);
+    pl->failures = gf_metrics_counter("gf_db_pipeline_connection_failures_total",
+                                      "pipelined connections lost mid-batch", labels);
     pl->conns = calloc((size_t)pl->n, sizeof *pl->conns);
     if (!pl->conninfo || !pl->appname || !pl->conns ||
         (opt->password && opt->password[0] && !pl->password)) {

@@ -374,16 +374,18 @@ static void health_endpoints_answer(void **state)
     p = popen(cmd, "r");
     assert_non_null(p);
     char line[512];
-    bool handled = false, resolver = false;
+    bool handled = false, resolver = false, pipeline = false;
     while (fgets(line, sizeof line, p)) {
         handled |=
             strstr(line, "gf_grpc_server_handled_total{method=\"/gxp.Gxp/TransactionPrepare\"") !=
             NULL;
         resolver |= strncmp(line, "gxp_resolver_asked_total", 24) == 0;
+        pipeline |= strstr(line, "gf_db_pipeline_statements_total{app=\"gxp\"} ") == line;
     }
     pclose(p);
     assert_true(handled);
     assert_true(resolver);
+    assert_true(pipeline);
 }
 
 int main(void)
