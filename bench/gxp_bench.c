@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -210,7 +211,17 @@ static void *load(void *arg)
 
 /* ---- phase 2: the floor, pgbench with the same SQL --------------------------------------- */
 
-static double pgbench_tps(const struct h_pg *pg, int conc, int seconds, int users)
+static double rusage_children_ms(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_CHILDREN, &ru);
+    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0 +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0;
+}
+
+/* Runs pgbench; returns its tps and adds its own CPU time (ms) to *client_ms. */
+static double pgbench_tps(const struct h_pg *pg, int conc, int seconds, int users,
+                          double *client_ms)
 {
     char script[] = "/tmp/gxp-bench-XXXXXX";
     int fd = mkstemp(script);
@@ -230,6 +241,7 @@ static double pgbench_tps(const struct h_pg *pg, int conc, int seconds, int user
              "%s/pgbench -n -h 127.0.0.1 -p %d -U postgres -c %d -j 2 -T %d -M prepared -f %s"
              " postgres 2>&1",
              PG_BIN, pg->port, conc, seconds, script);
+    double c0 = rusage_children_ms();
     FILE *p = popen(cmd, "r");
     if (p == NULL)
         die("pgbench");
@@ -240,6 +252,7 @@ static double pgbench_tps(const struct h_pg *pg, int conc, int seconds, int user
             tps = atof(line + 6);
     }
     pclose(p);
+    *client_ms += rusage_children_ms() - c0;
     unlink(script);
     return tps;
 }
@@ -294,8 +307,9 @@ static void *listener(void *arg)
     return NULL;
 }
 
-/* CPU time (user + system) of one process, ms; -1 when unknown. */
-static double cpu_ms(pid_t pid)
+/* CPU time (user + system) of one process, ms; with waited_children, also that of its
+ * children it has waited for (a postmaster's exited backends). -1 when unknown. */
+static double proc_cpu_ms(pid_t pid, bool waited_children)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
@@ -309,14 +323,22 @@ static double cpu_ms(pid_t pid)
     if (!p)
         return -1;
     unsigned long ut = 0, st = 0;
+    long cut = 0, cst = 0;
     /* fields after ") ": state ppid pgrp session tty tpgid flags minflt cminflt majflt
-     * cmajflt utime stime */
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+     * cmajflt utime stime cutime cstime */
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %ld %ld", &ut, &st, &cut,
+               &cst) != 4)
         return -1;
-    return (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+    double ticks = (double)(ut + st) + (waited_children ? (double)(cut + cst) : 0);
+    return ticks * 1000.0 / (double)sysconf(_SC_CLK_TCK);
 }
 
-/* CPU time of every process whose parent is ppid (a postmaster's backends and workers). */
+static double cpu_ms(pid_t pid)
+{
+    return proc_cpu_ms(pid, false);
+}
+
+/* CPU time of a postmaster and all its backends and workers, live or exited. */
 static double children_cpu_ms(pid_t ppid)
 {
     double sum = 0;
@@ -328,7 +350,7 @@ static double children_cpu_ms(pid_t ppid)
         if (pp == ppid)
             sum += cpu_ms(pid);
     pclose(p);
-    return sum + cpu_ms(ppid);
+    return sum + proc_cpu_ms(ppid, true);
 }
 
 static pid_t postmaster_pid(const struct h_pg *pg)
@@ -437,6 +459,7 @@ int main(void)
     grpc_channel_credentials_release(creds);
     pid_t gxp_pm = postmaster_pid(&gxp_db);
     double cpu_gxp = 0, cpu_pg = 0, cpu_self = 0;
+    double floor_pg_ms = 0, floor_client_ms = 0, floor_tx = 0;
     size_t total = 0, cap_all = 0;
     long errors = 0;
     int64_t *all = NULL;
@@ -476,7 +499,10 @@ int main(void)
         cpu_pg += children_cpu_ms(gxp_pm) - p0;
         cpu_self += cpu_ms(getpid()) - s0;
         ours_r[round] = (double)n / seconds;
-        floor_r[round] = pgbench_tps(&gxp_db, conc, seconds, users);
+        double f0 = children_cpu_ms(gxp_pm);
+        floor_r[round] = pgbench_tps(&gxp_db, conc, seconds, users, &floor_client_ms);
+        floor_pg_ms += children_cpu_ms(gxp_pm) - f0;
+        floor_tx += floor_r[round] * seconds;
         ratio_r[round] = floor_r[round] > 0 ? ours_r[round] / floor_r[round] : 0;
         fprintf(stderr, "round %d: gxp %.0f/s, floor %.0f/s, %.0f %%\n", round + 1, ours_r[round],
                 floor_r[round], 100 * ratio_r[round]);
@@ -548,6 +574,15 @@ int main(void)
     printf("| CPU per prepare: gxp / gxp-db / load generator | %.3f / %.3f / %.3f ms | |\n",
            cpu_gxp, cpu_pg, cpu_self);
     printf("| floor: pgbench, same SQL, same concurrency (median) | %.0f tx/s | |\n", floor);
+    printf("| CPU per transaction of the floor: gxp-db / pgbench | %.3f / %.3f ms | |\n",
+           floor_pg_ms / (floor_tx > 0 ? floor_tx : 1),
+           floor_client_ms / (floor_tx > 0 ? floor_tx : 1));
+    printf("| CPU per prepare, service + database (the load generator elsewhere) | ours %.3f ms,"
+           " floor %.3f ms: %.0f %% of the floor's rate on the same cores | |\n",
+           cpu_gxp + cpu_pg, floor_pg_ms / (floor_tx > 0 ? floor_tx : 1),
+           cpu_gxp + cpu_pg > 0
+               ? 100.0 * (floor_pg_ms / (floor_tx > 0 ? floor_tx : 1)) / (cpu_gxp + cpu_pg)
+               : 0.0);
     printf("| gxp / floor (median of the rounds' ratios) | %.0f %% | >= 80 %% |\n", 100.0 * ratio);
     printf("| decisions inserted on backend-db | %d at %.0f/s | 500/s |\n", ndec, achieved);
     printf("| decision commit -> finalized on gxp-db | p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d "
