@@ -122,6 +122,44 @@ static void a_decision_before_its_prepare_makes_the_prepare_fail(void **state)
                             : "?");
 }
 
+static void a_bad_row_or_a_failing_apply_never_stalls_replication(void **state)
+{
+    (void)state;
+    uint32_t u = next_user++;
+    char bogus[37], blocked[37], after[37];
+    new_cid(bogus), new_cid(blocked), new_cid(after);
+    fund(&W, u, 100);
+    assert_int_equal(rpc_prepare(&W, u, 1, 10, blocked), GRPC_STATUS_OK);
+    assert_int_equal(rpc_prepare(&W, u, 1, 20, after), GRPC_STATUS_OK);
+    /* A state no coordinator should write, and a decision whose application fails (a
+     * constraint planted on gxp-db makes recording it impossible). */
+    sql_exec(
+        W.backend,
+        "ALTER TABLE transaction_outbox DROP CONSTRAINT IF EXISTS transaction_outbox_state_check");
+    sql_exec(W.gxp, "ALTER TABLE decision ADD CONSTRAINT test_block CHECK (correlation_id <> '%s')",
+             blocked);
+    sql_exec(W.backend,
+             "INSERT INTO transaction_outbox (correlation_id, state) VALUES ('%s', 'bogus')",
+             bogus);
+    decide(&W, blocked, "succeeded");
+    decide(&W, after, "failed");
+    /* Decisions behind them still arrive and apply. */
+    assert_int_equal(wait_status(&W, after, 1, 10000), 0);
+    assert_int_equal(sql_ll(W.gxp,
+                            "SELECT count(*) FROM decision WHERE correlation_id = '%s'"
+                            " AND outcome = 'invalid_state'",
+                            bogus),
+                     1);
+    assert_int_equal(
+        sql_ll(W.gxp, "SELECT status FROM gxp_transaction WHERE correlation_id = '%s'", blocked),
+        0);
+    balance_is(u, 100, 10); /* the failed application left nothing half-done */
+    /* Once the cause is gone, the resolver finishes it: the coordinator's decision stands. */
+    sql_exec(W.gxp, "ALTER TABLE decision DROP CONSTRAINT test_block");
+    assert_int_equal(wait_status(&W, blocked, 2, PENDING_TIMEOUT_MS + 20000), 0);
+    balance_is(u, 90, 0);
+}
+
 static void decisions_committed_while_gxp_is_stopped_are_finalized(void **state)
 {
     (void)state;
@@ -396,6 +434,8 @@ int main(void)
                                   world_check),
         cmocka_unit_test_teardown(a_duplicate_or_changed_decision_changes_nothing, world_check),
         cmocka_unit_test_teardown(a_decision_before_its_prepare_makes_the_prepare_fail,
+                                  world_check),
+        cmocka_unit_test_teardown(a_bad_row_or_a_failing_apply_never_stalls_replication,
                                   world_check),
         cmocka_unit_test_teardown(decisions_committed_while_gxp_is_stopped_are_finalized,
                                   world_check),
