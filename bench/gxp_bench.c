@@ -451,7 +451,9 @@ int main(void)
      * minute to the next, so ours and the floor are measured in alternating rounds and the
      * medians compared. A 2 s warm-up round of ours is not counted. */
     int rounds = env_int("BENCH_ROUNDS", 3);
-    int nloaders = conc >= 2 ? 2 : 1;
+    int nloaders = env_int("BENCH_LOADERS", 1);
+    if (nloaders < 1 || nloaders > conc)
+        nloaders = 1;
     struct loader *ls = calloc((size_t)nloaders, sizeof *ls);
     pthread_t *th = calloc((size_t)nloaders, sizeof *th);
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();
