@@ -46,14 +46,17 @@ static enum gf_status resolve(struct gf_grpc_call *call, void *arg, const Protob
         return st;
     const char *p[1] = {req->correlationid};
     PGresult *res = NULL;
-    /* INSERT, never upsert: a decision that exists stands. */
-    st = gf_db_exec(c, "coord_resolve",
-                    "WITH ins AS (INSERT INTO transaction_outbox (correlation_id, state)"
-                    "             VALUES ($1::uuid, 'failed') ON CONFLICT DO NOTHING"
-                    "             RETURNING state)"
-                    " SELECT state FROM ins UNION ALL"
-                    " SELECT state FROM transaction_outbox WHERE correlation_id = $1::uuid",
-                    1, p, &res);
+    /* INSERT, never upsert: a decision that exists stands. Two statements, not one: an
+     * INSERT that waited for a concurrent commit of the same id must be followed by a read
+     * with a new snapshot, or it would not see the decision that won. */
+    st = gf_db_exec(c, "coord_record_failed",
+                    "INSERT INTO transaction_outbox (correlation_id, state)"
+                    " VALUES ($1::uuid, 'failed') ON CONFLICT DO NOTHING",
+                    1, p, NULL);
+    if (st == GF_OK)
+        st = gf_db_exec(c, "coord_read_decision",
+                        "SELECT state FROM transaction_outbox WHERE correlation_id = $1::uuid", 1,
+                        p, &res);
     gf_db_release(co->pool, c);
     if (st != GF_OK)
         return st;
