@@ -8,7 +8,7 @@ PACKAGES=(
     build-essential cmake pkg-config git ca-certificates curl procps iproute2
     libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
     libpq-dev postgresql-15
-    libmicrohttpd-dev libjansson-dev libcmocka-dev uuid-dev clang-format
+    libmicrohttpd-dev libjansson-dev libcmocka-dev uuid-dev clang-format libcurl4-openssl-dev wrk
 )
 CREATECLUSTER_CONF=/etc/postgresql-common/createcluster.conf
 

@@ -46,6 +46,7 @@ BACKEND_DB_PORT=${GF_BACKEND_DB_PORT:-30541}
 GXP_PORT=${GF_GXP_PORT:-30002}
 GXP_HTTP_PORT=${GF_GXP_HTTP_PORT:-30003}
 BACKEND_GRPC_PORT=${GF_BACKEND_GRPC_PORT:-30090}
+BACKEND_HTTP_PORT=${GF_BACKEND_HTTP_PORT:-30080}
 
 unit_pg gxp-db "$GXP_DB_PORT" --subscriber
 unit_pg backend-db "$BACKEND_DB_PORT" --logical # publisher side of the replication into gxp-db
@@ -55,6 +56,14 @@ unit_prog gxp gxp "$GXP_PORT" "$GXP_HTTP_PORT" \
     "GXP_DB_URL=$(conninfo "$GXP_DB_PORT")" \
     "GXP_PUBLISHER_CONNINFO=$(conninfo "$BACKEND_DB_PORT")" \
     "GXP_BACKEND_ADDR=127.0.0.1:$BACKEND_GRPC_PORT"
+# One backend straight on the HTTP port for now; the ingress and the second replica come with
+# the one-command-up issue.
+unit_prog backend-svc-1 backend "$BACKEND_GRPC_PORT" "$BACKEND_HTTP_PORT" \
+    "BACKEND_HTTP_ADDR=127.0.0.1:$BACKEND_HTTP_PORT" \
+    "BACKEND_GRPC_ADDR=127.0.0.1:$BACKEND_GRPC_PORT" \
+    "BACKEND_DB_URL=$(conninfo "$BACKEND_DB_PORT")" \
+    "BACKEND_GXP_ADDR=127.0.0.1:$GXP_PORT" \
+    "DEPLOYMENT_NAME=backend-svc-1"
 # -----------------------------------------------------------------------------------------------
 
 say() { printf 'stack: %s\n' "$*" >&2; }

@@ -1,0 +1,904 @@
+/* The backend's HTTP API (SPEC §2): one route table, strict input validation (validate.c),
+ * the error model, Idempotency-Key for POSTs, per-route metrics, and the service endpoints
+ * /healthz, /readyz and /metrics. */
+#include <assert.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "backend.h"
+#include "gf/clock.h"
+#include "gf/http.h"
+#include "gf/log.h"
+#include "gf/metrics.h"
+#include "gxp.pb-c.h"
+#include "validate.h"
+
+#define JSON_TYPE "application/json"
+#define TEXT_TYPE "text/plain; charset=utf-8"
+#define METRICS_TYPE "text/plain; version=0.0.4"
+
+#define READYZ_GXP_DEADLINE_MS 500
+#define IDEM_PRUNE_EVERY 1000 /* POSTs with a key between two prunes of expired keys */
+/* A key still without an answer after this long belongs to a request that will never store
+ * one (its process died, or the database was down when it finished): it is freed so that the
+ * client can retry. Far above any request's duration (statement timeout, gxp deadline). */
+#define IDEM_ABANDON_S "120"
+
+/* ---- the one table from status to HTTP code ------------------------------------------- */
+
+int api_http_code(enum gf_status st)
+{
+    switch (st) {
+    case GF_OK:
+        return 200;
+    case GF_EINVAL:
+    case GF_ERANGE:
+        return 400;
+    case GF_ENOTFOUND:
+        return 404;
+    case GF_EEXISTS:
+    case GF_ECONFLICT:
+        return 409;
+    case GF_EPRECONDITION:
+        return 412;
+    case GF_ETOOBIG:
+        return 413;
+    case GF_EUNAVAILABLE:
+    case GF_ESHUTDOWN:
+    case GF_ENOMEM:
+        return 503;
+    case GF_ETIMEOUT:
+        return 504;
+    case GF_EINTERNAL:
+    case GF_PENDING: /* a synchronous handler never pends: a bug */
+        return 500;
+    }
+    return 500;
+}
+
+/* ---- one request ---------------------------------------------------------------------- */
+
+struct route;
+
+struct ctx {
+    struct backend_app *app;
+    const struct gf_http_request *req;
+    struct gf_http_response *resp;
+    const char *cid;
+    const struct route *route;  /* NULL when no route answered (404, 405) */
+    const char *error;          /* the error code answered, for the log line */
+    int64_t path_id;            /* :id of /item/:id */
+    int64_t if_match;           /* the version If-Match names (PATCH) */
+    struct validate_value v[3]; /* the body's fields, in the order of route->fields */
+};
+
+/* ---- answers -------------------------------------------------------------------------- */
+
+static const char *default_message(int status)
+{
+    switch (status) {
+    case 400:
+        return "the request is invalid";
+    case 404:
+        return "not found";
+    case 409:
+        return "the request conflicts with the current state";
+    case 412:
+        return "the resource changed since it was read";
+    case 503:
+        return "a dependency is unavailable; retry later";
+    case 504:
+        return "a dependency did not answer in time; retry later";
+    default:
+        return "internal error";
+    }
+}
+
+/* Answers obj (a new reference, taken) as compact JSON. A NULL obj means building it
+ * failed: a bug or no memory, answered 500. */
+static void reply_json(struct ctx *c, int status, json_t *obj)
+{
+    char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    if (text == NULL) {
+        GF_ERROR("api cannot build a JSON answer status=%d", status);
+        c->error = "internal";
+        /* No client data inside: only a canonical UUID. */
+        gf_http_set_body(c->resp, 500, JSON_TYPE,
+                         "{\"message\":\"internal error\",\"error\":\"internal\","
+                         "\"correlationId\":\"%s\"}",
+                         c->cid);
+        return;
+    }
+    free(c->resp->body);
+    c->resp->status = status;
+    c->resp->content_type = JSON_TYPE;
+    c->resp->body = text;
+    c->resp->body_len = strlen(text);
+}
+
+static void reply_error(struct ctx *c, int status, const char *code, const char *message)
+{
+    c->error = code;
+    json_t *o =
+        json_pack("{s:s,s:s,s:s}", "message", message, "error", code, "correlationId", c->cid);
+    if (o == NULL) /* a message cut inside a UTF-8 character: say less rather than nothing */
+        o = json_pack("{s:s,s:s,s:s}", "message", default_message(status), "error", code,
+                      "correlationId", c->cid);
+    reply_json(c, status, o);
+}
+
+/* The answer to a failed operation: its status through the one table, its be_err. */
+static void reply_status(struct ctx *c, enum gf_status st, const struct be_err *err)
+{
+    int status = api_http_code(st);
+    const char *code = err != NULL && err->code != NULL ? err->code : gf_status_str(st);
+    const char *msg =
+        err != NULL && err->message[0] != '\0' ? err->message : default_message(status);
+    reply_error(c, status, code, msg);
+}
+
+/* {"<key>": id, "correlationId": cid}: the answer of every create. */
+static void reply_created(struct ctx *c, enum gf_status st, const struct be_err *err,
+                          const char *key, int64_t id)
+{
+    if (st != GF_OK) {
+        reply_status(c, st, err);
+        return;
+    }
+    reply_json(c, 200, json_pack("{s:I,s:s}", key, (json_int_t)id, "correlationId", c->cid));
+}
+
+/* An item and its ETag: the answer of GET and PATCH /item/:id. */
+static void reply_item(struct ctx *c, enum gf_status st, const struct be_err *err, json_t *item,
+                       int64_t version)
+{
+    if (st != GF_OK) {
+        json_decref(item);
+        reply_status(c, st, err);
+        return;
+    }
+    char etag[32];
+    snprintf(etag, sizeof etag, "\"%lld\"", (long long)version);
+    gf_http_add_header(c->resp, "ETag", etag);
+    reply_json(c, 200, item);
+}
+
+/* ---- Idempotency-Key ------------------------------------------------------------------
+ * The key is claimed (a row with no answer) before the work, and the answer stored after it,
+ * so a retry replays the first answer and a concurrent duplicate is refused. The request is
+ * identified by sha256 of method, path and body, computed by PostgreSQL over their hex
+ * encoding (any bytes pass as hex; a text parameter would be refused for bad UTF-8).
+ * Requests that fail validation never claim a key: only work that started is remembered. */
+
+static const char SQL_IDEM_INSERT[] = "INSERT INTO idempotency_keys (key, request_hash) "
+                                      "VALUES ($1, encode(sha256(decode($2, 'hex')), 'hex')) "
+                                      "ON CONFLICT (key) DO NOTHING RETURNING 1";
+static const char SQL_IDEM_LOOKUP[] =
+    "SELECT request_hash = encode(sha256(decode($2, 'hex')), 'hex'), status, content_type, body,"
+    " created_at < now() - make_interval(secs => $3::float8)"
+    "  OR (status IS NULL AND created_at < now() - make_interval(secs => $4::float8)) "
+    "FROM idempotency_keys WHERE key = $1";
+static const char SQL_IDEM_DELETE_STALE[] =
+    "DELETE FROM idempotency_keys WHERE key = $1"
+    " AND (created_at < now() - make_interval(secs => $2::float8)"
+    "  OR (status IS NULL AND created_at < now() - make_interval(secs => $3::float8)))";
+static const char SQL_IDEM_STORE[] =
+    "UPDATE idempotency_keys SET status = $2, content_type = $3, body = $4 WHERE key = $1";
+static const char SQL_IDEM_FORGET[] = "DELETE FROM idempotency_keys WHERE key = $1";
+static const char SQL_IDEM_PRUNE[] =
+    "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys"
+    " WHERE created_at < now() - make_interval(secs => $1::float8)"
+    " ORDER BY created_at LIMIT 1000)";
+
+static atomic_uint_fast64_t idem_posts;
+
+/* What the table holds for a key that was already claimed. */
+struct idem_row {
+    bool found, same_request, stale;
+    int status; /* -1 while the first request runs */
+    const char *content_type;
+    char *body; /* malloc'd */
+};
+
+/* "POST /path\n<body>" in hex, for the request hash. */
+static char *request_hex(const struct ctx *c)
+{
+    size_t blen;
+    const char *body = gf_http_body(c->req, &blen);
+    const char *path = gf_http_path(c->req);
+    size_t plen = strlen(path);
+    size_t n = 5 + plen + 1 + blen; /* "POST " path "\n" body */
+    char *hex = malloc(2 * n + 1);
+    if (hex == NULL)
+        return NULL;
+    static const char digits[] = "0123456789abcdef";
+    char *o = hex;
+    const char *parts[] = {"POST ", path, "\n", body};
+    size_t lens[] = {5, plen, 1, blen};
+    for (int p = 0; p < 4; p++) {
+        for (size_t i = 0; i < lens[p]; i++) {
+            unsigned char b = (unsigned char)parts[p][i];
+            *o++ = digits[b >> 4];
+            *o++ = digits[b & 15];
+        }
+    }
+    *o = '\0';
+    return hex;
+}
+
+/* The content types this API answers, so a replay can point at a static string. */
+static const char *static_content_type(const char *s)
+{
+    if (s != NULL && strcmp(s, TEXT_TYPE) == 0)
+        return TEXT_TYPE;
+    return JSON_TYPE;
+}
+
+static enum gf_status idem_lookup(struct gf_db_conn *conn, const struct ctx *c, const char *key,
+                                  const char *hex, struct idem_row *row)
+{
+    char ttl[24];
+    snprintf(ttl, sizeof ttl, "%lld", (long long)c->app->cfg->idempotency_ttl_s);
+    const char *params[] = {key, hex, ttl, IDEM_ABANDON_S};
+    PGresult *res = NULL;
+    *row = (struct idem_row){.status = -1};
+    enum gf_status st = gf_db_exec(conn, "api_idem_lookup", SQL_IDEM_LOOKUP, 4, params, &res);
+    if (st != GF_OK)
+        goto out;
+    if (PQntuples(res) == 0)
+        goto out;
+    row->found = true;
+    row->same_request = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    row->stale = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
+    if (!PQgetisnull(res, 0, 1)) {
+        row->status = atoi(PQgetvalue(res, 0, 1));
+        row->content_type = static_content_type(PQgetvalue(res, 0, 2));
+        row->body = strdup(PQgetvalue(res, 0, 3));
+        if (row->body == NULL)
+            st = GF_ENOMEM;
+    }
+out:
+    PQclear(res);
+    return st;
+}
+
+static void idem_prune(struct gf_db_conn *conn, const struct ctx *c)
+{
+    char ttl[24];
+    snprintf(ttl, sizeof ttl, "%lld", (long long)c->app->cfg->idempotency_ttl_s);
+    const char *params[] = {ttl};
+    /* Housekeeping only: a failure (already logged) leaves the rows for the next prune. */
+    if (gf_db_exec(conn, "api_idem_prune", SQL_IDEM_PRUNE, 1, params, NULL) != GF_OK)
+        GF_WARN("api idempotency keys not pruned");
+}
+
+/* Claims key on conn: *inserted, or *row describes the claim that stands. A stale claim
+ * (expired, or abandoned without an answer) is deleted and the insert tried once more. */
+static enum gf_status idem_claim_on(struct gf_db_conn *conn, const struct ctx *c, const char *key,
+                                    const char *hex, bool *inserted, struct idem_row *row)
+{
+    enum gf_status st = GF_EINTERNAL;
+    char ttl[24];
+    snprintf(ttl, sizeof ttl, "%lld", (long long)c->app->cfg->idempotency_ttl_s);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        PGresult *res = NULL;
+        const char *ins[] = {key, hex};
+        st = gf_db_exec(conn, "api_idem_insert", SQL_IDEM_INSERT, 2, ins, &res);
+        *inserted = st == GF_OK && PQntuples(res) == 1;
+        PQclear(res);
+        if (st != GF_OK || *inserted)
+            break;
+        free(row->body); /* idem_lookup starts the row afresh */
+        row->body = NULL;
+        st = idem_lookup(conn, c, key, hex, row);
+        if (st != GF_OK || (row->found && !row->stale))
+            break;
+        /* Gone meanwhile, or stale: free it and try again, once. */
+        const char *del[] = {key, ttl, IDEM_ABANDON_S};
+        if (row->found)
+            st = gf_db_exec(conn, "api_idem_delete_stale", SQL_IDEM_DELETE_STALE, 3, del, NULL);
+        if (st != GF_OK)
+            break;
+    }
+    return st;
+}
+
+/* Claims the request's key. true: the caller runs the request. false: c->resp holds the
+ * answer (a replay, 409, 422, or 503 when the database is down: before any work). */
+static bool idem_claim(struct ctx *c, const char *key)
+{
+    bool run = false, inserted = false;
+    struct idem_row row = {.status = -1};
+    struct gf_db_conn *conn = NULL;
+    char *hex = request_hex(c);
+    enum gf_status st = hex != NULL ? gf_db_acquire(c->app->pool, &conn) : GF_ENOMEM;
+    if (st != GF_OK)
+        goto fail;
+    if (atomic_fetch_add(&idem_posts, 1) % IDEM_PRUNE_EVERY == IDEM_PRUNE_EVERY - 1)
+        idem_prune(conn, c);
+    st = idem_claim_on(conn, c, key, hex, &inserted, &row);
+    if (st != GF_OK)
+        goto fail;
+    if (inserted) {
+        run = true;
+    } else if (row.found && !row.same_request) {
+        reply_error(c, 422, "idempotency_key_reused",
+                    "this Idempotency-Key was used with a different request");
+    } else if (!row.found || row.status < 0) {
+        reply_error(c, 409, "request_in_progress",
+                    "a request with this Idempotency-Key is still in progress; retry later");
+    } else {
+        free(c->resp->body);
+        c->resp->status = row.status;
+        c->resp->content_type = row.content_type;
+        c->resp->body = row.body;
+        c->resp->body_len = strlen(row.body);
+        row.body = NULL;
+        gf_http_add_header(c->resp, "Idempotent-Replayed", "true");
+        c->error = row.status >= 400 ? "replayed" : NULL;
+    }
+    goto out;
+fail:
+    reply_status(c, st, NULL);
+out:
+    if (conn != NULL)
+        gf_db_release(c->app->pool, conn);
+    free(row.body);
+    free(hex);
+    return run;
+}
+
+/* Keeps the answer of a claimed request (2xx, 4xx) or frees the key after a 5xx, which
+ * changed nothing, so that the client may retry. */
+static void idem_finish(struct ctx *c, const char *key)
+{
+    struct gf_db_conn *conn = NULL;
+    struct gf_http_response *r = c->resp;
+    int status = r->status ? r->status : 200;
+    char *body = NULL;
+    enum gf_status st = gf_db_acquire(c->app->pool, &conn);
+    if (st != GF_OK)
+        goto out;
+    if (status >= 500) {
+        const char *params[] = {key};
+        st = gf_db_exec(conn, "api_idem_forget", SQL_IDEM_FORGET, 1, params, NULL);
+        goto out;
+    }
+    body = r->body != NULL ? strndup(r->body, r->body_len) : strdup("");
+    if (body == NULL) {
+        st = GF_ENOMEM;
+        goto out;
+    }
+    char code[12];
+    snprintf(code, sizeof code, "%d", status);
+    const char *params[] = {key, code, r->content_type ? r->content_type : JSON_TYPE, body};
+    st = gf_db_exec(conn, "api_idem_store", SQL_IDEM_STORE, 4, params, NULL);
+out:
+    /* The client got its answer anyway; the key stays claimed until IDEM_ABANDON_S. */
+    if (st != GF_OK)
+        GF_WARN("api idempotency answer not kept status=%d error=%s", status, gf_status_str(st));
+    if (conn != NULL)
+        gf_db_release(c->app->pool, conn);
+    free(body);
+}
+
+/* ---- the operations --------------------------------------------------------------------- */
+
+typedef enum gf_status (*list_fn)(struct backend_app *app, const struct be_page *page, json_t **out,
+                                  struct be_err *err);
+
+/* {"<key>": [...]}, paged by ?limit=&after=; unpaged requests get the first list_cap rows. */
+static void run_list(struct ctx *c, const char *key, list_fn fn)
+{
+    struct be_err err = {0};
+    struct be_page page;
+    json_t *rows = NULL;
+    enum gf_status st =
+        validate_page(gf_http_query(c->req, "limit"), gf_http_query(c->req, "after"),
+                      c->app->cfg->list_cap, &page, &err);
+    if (st == GF_OK)
+        st = fn(c->app, &page, &rows, &err);
+    if (st != GF_OK) {
+        reply_status(c, st, &err);
+        return;
+    }
+    reply_json(c, 200, rows != NULL ? json_pack("{s:o}", key, rows) : NULL);
+}
+
+static void run_list_users(struct ctx *c)
+{
+    run_list(c, "users", store_list_users);
+}
+
+static void run_list_items(struct ctx *c)
+{
+    run_list(c, "items", store_list_items);
+}
+
+static void run_list_marketplace(struct ctx *c)
+{
+    run_list(c, "marketplaceItems", store_list_marketplace);
+}
+
+static void run_list_user_items(struct ctx *c)
+{
+    run_list(c, "userItems", store_list_user_items);
+}
+
+static void run_create_user(struct ctx *c)
+{
+    struct be_err err = {0};
+    int64_t id = 0;
+    enum gf_status st = coord_create_user(c->app, c->v[0].str, c->cid, &id, &err);
+    reply_created(c, st, &err, "userId", id);
+}
+
+static void run_create_item(struct ctx *c)
+{
+    struct be_err err = {0};
+    int64_t id = 0;
+    enum gf_status st = store_create_item(c->app, c->v[0].str, c->v[1].num, &id, &err);
+    reply_created(c, st, &err, "itemId", id);
+}
+
+static void run_create_marketplace_item(struct ctx *c)
+{
+    struct be_err err = {0};
+    int64_t id = 0;
+    enum gf_status st = store_create_marketplace_item(c->app, c->v[0].num, c->v[1].num, &id, &err);
+    reply_created(c, st, &err, "marketplaceItemId", id);
+}
+
+static void run_create_user_item(struct ctx *c)
+{
+    struct be_err err = {0};
+    int64_t id = 0;
+    enum gf_status st =
+        store_create_user_item(c->app, c->v[0].num, c->v[1].num, c->v[2].num, &id, &err);
+    reply_created(c, st, &err, "userItemId", id);
+}
+
+static void run_buy(struct ctx *c)
+{
+    struct be_err err = {0};
+    int64_t id = 0;
+    enum gf_status st = coord_buy(c->app, c->v[0].num, c->v[1].num, c->cid, &id, &err);
+    if (st != GF_OK) {
+        reply_status(c, st, &err);
+        return;
+    }
+    reply_json(c, 200,
+               json_pack("{s:s,s:{s:I,s:s}}", "correlationId", c->cid, "buyItemResponse",
+                         "userItemId", (json_int_t)id, "correlationId", c->cid));
+}
+
+static void run_add_gxp(struct ctx *c)
+{
+    struct be_err err = {0};
+    enum gf_status st = coord_add_gxp(c->app, c->v[0].num, c->v[1].num, c->cid, &err);
+    if (st != GF_OK) {
+        reply_status(c, st, &err);
+        return;
+    }
+    reply_json(c, 200, json_pack("{s:s}", "correlationId", c->cid));
+}
+
+static void run_user_gxp(struct ctx *c)
+{
+    struct be_err err = {0};
+    int64_t user_id;
+    json_t *out = NULL;
+    enum gf_status st =
+        validate_query_id(gf_http_query(c->req, "userId"), "userId", &user_id, &err);
+    if (st == GF_OK)
+        st = coord_user_gxp(c->app, user_id, c->cid, &out, &err);
+    if (st != GF_OK) {
+        reply_status(c, st, &err);
+        return;
+    }
+    if (out != NULL && json_object_set_new(out, "correlationId", json_string(c->cid)) != 0) {
+        json_decref(out);
+        out = NULL;
+    }
+    reply_json(c, 200, out);
+}
+
+static void run_gxp_get_all(struct ctx *c)
+{
+    struct be_err err = {0};
+    json_t *out = NULL;
+    enum gf_status st = coord_gxp_get_all(c->app, c->cid, &out, &err);
+    if (st != GF_OK) {
+        reply_status(c, st, &err);
+        return;
+    }
+    reply_json(c, 200, out);
+}
+
+static void run_get_item(struct ctx *c)
+{
+    struct be_err err = {0};
+    json_t *item = NULL;
+    int64_t version = 0;
+    enum gf_status st = store_get_item(c->app, c->path_id, &item, &version, &err);
+    reply_item(c, st, &err, item, version);
+}
+
+/* If-Match was read by check_preconditions; the fields are name (v[0]) and cost (v[1]). */
+static void run_patch_item(struct ctx *c)
+{
+    struct be_err err = {0};
+    int64_t version = 0;
+    json_t *item = NULL;
+    if (!c->v[0].present && !c->v[1].present) {
+        reply_error(c, 400, "missing_field",
+                    "the body must set at least one of \"name\" and \"cost\"");
+        return;
+    }
+    enum gf_status st =
+        store_patch_item(c->app, c->path_id, c->if_match, c->v[0].present ? c->v[0].str : NULL,
+                         c->v[1].present ? c->v[1].num : -1, &item, &version, &err);
+    reply_item(c, st, &err, item, version);
+}
+
+/* "/item/svc-info endpoint serviced by backend-svc-1", as the original answered. */
+static void run_svc_info(struct ctx *c)
+{
+    gf_http_set_body(c->resp, 200, TEXT_TYPE, "%s endpoint serviced by %s", gf_http_path(c->req),
+                     c->app->cfg->deployment_name);
+}
+
+static void run_healthz(struct ctx *c)
+{
+    reply_json(c, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+/* One GetAll of a single row, with a short deadline: does gxp answer at all? */
+static enum gf_status gxp_ping(struct ctx *c)
+{
+    if (c->app->gxp == NULL)
+        return GF_EUNAVAILABLE;
+    Gxp__GetAllRequest rq = GXP__GET_ALL_REQUEST__INIT;
+    rq.limit = 1;
+    ProtobufCMessage *out = NULL;
+    grpc_status_code code = gf_grpc_client_call(c->app->gxp, "/gxp.Gxp/GetAll", &rq.base,
+                                                &gxp__get_all_response__descriptor, &out,
+                                                READYZ_GXP_DEADLINE_MS, c->cid, 0, NULL, 0);
+    if (code != GRPC_STATUS_OK)
+        return code == GRPC_STATUS_DEADLINE_EXCEEDED ? GF_ETIMEOUT : GF_EUNAVAILABLE;
+    protobuf_c_message_free_unpacked(out, NULL);
+    return GF_OK;
+}
+
+/* Ready when the schema is in place and both backend-db and gxp answer (SPEC §2). */
+static void run_readyz(struct ctx *c)
+{
+    bool migrated = atomic_load(&c->app->migrated);
+    enum gf_status db = gf_db_ping(c->app->pool);
+    enum gf_status gxp = gxp_ping(c);
+    bool ready = migrated && db == GF_OK && gxp == GF_OK;
+    if (!ready)
+        c->error = "not_ready";
+    reply_json(c, ready ? 200 : 503,
+               json_pack("{s:s,s:s,s:s,s:s}", "status", ready ? "ready" : "unavailable", "schema",
+                         migrated ? "ready" : "pending", "database", gf_status_str(db), "gxp",
+                         gf_status_str(gxp)));
+}
+
+static void run_metrics(struct ctx *c)
+{
+    size_t len = 0;
+    char *text = gf_metrics_render(&len);
+    if (text == NULL) {
+        reply_error(c, 503, "out_of_memory", "metrics unavailable");
+        return;
+    }
+    free(c->resp->body);
+    c->resp->status = 200;
+    c->resp->content_type = METRICS_TYPE;
+    c->resp->body = text;
+    c->resp->body_len = len;
+}
+
+/* ---- routes ----------------------------------------------------------------------------- */
+
+enum method { M_GET, M_POST, M_PATCH }; /* GET includes HEAD: MHD sends no body for it */
+static const char *const method_names[] = {"GET", "POST", "PATCH"};
+
+struct route {
+    const char *path; /* exact, or ending in "/:id": a positive integer id */
+    enum method method;
+    bool needs_schema;                   /* answers 503 until the migrations ran */
+    const struct validate_field *fields; /* the JSON body's fields, NULL for no body */
+    size_t nfields;
+    void (*run)(struct ctx *c);
+};
+
+static const struct validate_field user_create[] = {{"name", VALIDATE_NAME, true}};
+static const struct validate_field item_create[] = {{"name", VALIDATE_NAME, true},
+                                                    {"cost", VALIDATE_COST, true}};
+static const struct validate_field item_patch[] = {{"name", VALIDATE_NAME, false},
+                                                   {"cost", VALIDATE_COST, false}};
+static const struct validate_field marketplace_create[] = {{"itemId", VALIDATE_ID, true},
+                                                           {"count", VALIDATE_COUNT, true}};
+static const struct validate_field buy[] = {{"userId", VALIDATE_ID, true},
+                                            {"itemId", VALIDATE_ID, true}};
+static const struct validate_field user_item_create[] = {
+    {"userId", VALIDATE_ID, true}, {"itemId", VALIDATE_ID, true}, {"count", VALIDATE_COUNT, true}};
+static const struct validate_field gxp_add[] = {{"userId", VALIDATE_ID, true},
+                                                {"amount", VALIDATE_COUNT, true}};
+
+#define NOBODY NULL, 0
+#define BODY(f) f, sizeof f / sizeof f[0]
+
+/* A path id that is not a positive integer matches no route: 404, since /item/abc names
+ * nothing that could exist (and /item/create, /item/svc-info are routes of their own). */
+static const struct route routes[] = {
+    {"/user", M_GET, true, NOBODY, run_list_users},
+    {"/user/", M_GET, true, NOBODY, run_list_users},
+    {"/user/create", M_POST, true, BODY(user_create), run_create_user},
+    {"/item", M_GET, true, NOBODY, run_list_items},
+    {"/item/create", M_POST, true, BODY(item_create), run_create_item},
+    {"/item/:id", M_GET, true, NOBODY, run_get_item},
+    {"/item/:id", M_PATCH, true, BODY(item_patch), run_patch_item},
+    {"/marketplace/item", M_GET, true, NOBODY, run_list_marketplace},
+    {"/marketplace/item/create", M_POST, true, BODY(marketplace_create),
+     run_create_marketplace_item},
+    {"/marketplace/item/buy", M_POST, true, BODY(buy), run_buy},
+    {"/user/item", M_GET, true, NOBODY, run_list_user_items},
+    {"/user/item/create", M_POST, true, BODY(user_item_create), run_create_user_item},
+    {"/user/gxp/add", M_POST, true, BODY(gxp_add), run_add_gxp},
+    {"/user/gxp", M_GET, true, NOBODY, run_user_gxp},
+    {"/gxp/get-all", M_GET, false, NOBODY, run_gxp_get_all},
+    {"/item/svc-info", M_GET, false, NOBODY, run_svc_info},
+    {"/user/svc-info", M_GET, false, NOBODY, run_svc_info},
+    {"/marketplace/svc-info", M_GET, false, NOBODY, run_svc_info},
+    {"/gxp/svc-info", M_GET, false, NOBODY, run_svc_info},
+    {"/healthz", M_GET, false, NOBODY, run_healthz},
+    {"/readyz", M_GET, false, NOBODY, run_readyz},
+    {"/metrics", M_GET, false, NOBODY, run_metrics},
+};
+#define NROUTES (sizeof routes / sizeof routes[0])
+#define UNMATCHED NROUTES /* the metrics slot of 404 and 405 */
+
+/* ---- metrics ---------------------------------------------------------------------------- */
+
+/* Per route: a latency histogram registered at start, and a counter per status class
+ * registered on first use (most routes never see most classes). */
+static struct gf_histogram *route_latency[NROUTES + 1];
+static _Atomic(struct gf_counter *) route_count[NROUTES + 1][5];
+
+static void route_labels(size_t ri, char *buf, size_t n)
+{
+    if (ri == UNMATCHED)
+        snprintf(buf, n, "route=\"unmatched\",method=\"\"");
+    else
+        snprintf(buf, n, "route=\"%s\",method=\"%s\"", routes[ri].path,
+                 method_names[routes[ri].method]);
+}
+
+static double pool_in_use(void *arg)
+{
+    struct gf_db_pool_stats s;
+    gf_db_pool_stats(arg, &s);
+    return s.in_use;
+}
+
+static double pool_open(void *arg)
+{
+    struct gf_db_pool_stats s;
+    gf_db_pool_stats(arg, &s);
+    return s.open;
+}
+
+static void metrics_init(struct backend_app *app)
+{
+    char labels[128];
+    for (size_t ri = 0; ri <= NROUTES; ri++) {
+        route_labels(ri, labels, sizeof labels);
+        route_latency[ri] = gf_metrics_histogram("backend_http_request_duration_seconds",
+                                                 "HTTP handling time, by route", labels);
+    }
+    gf_metrics_gauge_fn("gf_db_pool_in_use", "database connections lent out", "", pool_in_use,
+                        app->pool);
+    gf_metrics_gauge_fn("gf_db_pool_open", "database connections open", "", pool_open, app->pool);
+}
+
+static void count(size_t ri, int status, int64_t us)
+{
+    int cls = status / 100 - 1;
+    if (cls < 0 || cls > 4)
+        cls = 4;
+    struct gf_counter *c = atomic_load_explicit(&route_count[ri][cls], memory_order_acquire);
+    if (c == NULL) {
+        /* Two threads may both register: the registry returns the same series to both. */
+        char labels[160];
+        route_labels(ri, labels, sizeof labels);
+        size_t n = strlen(labels);
+        snprintf(labels + n, sizeof labels - n, ",code=\"%dxx\"", cls + 1);
+        c = gf_metrics_counter("backend_http_requests_total",
+                               "HTTP requests answered, by route and status class", labels);
+        atomic_store_explicit(&route_count[ri][cls], c, memory_order_release);
+    }
+    gf_counter_add(c, 1); /* both accept NULL: a failed registration only loses figures */
+    gf_histogram_observe_us(route_latency[ri], us);
+}
+
+/* ---- routing and the request's life ------------------------------------------------------ */
+
+static int method_of(const char *m)
+{
+    if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)
+        return M_GET;
+    if (strcmp(m, "POST") == 0)
+        return M_POST;
+    if (strcmp(m, "PATCH") == 0)
+        return M_PATCH;
+    return -1;
+}
+
+static bool path_matches(const struct route *r, const char *path, int64_t *id)
+{
+    size_t n = strlen(r->path);
+    if (n > 4 && strcmp(r->path + n - 4, "/:id") == 0)
+        return strncmp(path, r->path, n - 3) == 0 && validate_path_id(path + n - 3, id);
+    return strcmp(path, r->path) == 0;
+}
+
+/* The route of this path and method, or UNMATCHED after answering 404 or 405 (with Allow). */
+static size_t route_find(struct ctx *c)
+{
+    const char *path = gf_http_path(c->req);
+    int m = method_of(gf_http_method(c->req));
+    unsigned allowed = 0;
+    for (size_t i = 0; i < NROUTES; i++) {
+        int64_t id = 0;
+        if (!path_matches(&routes[i], path, &id))
+            continue;
+        if ((int)routes[i].method == m) {
+            c->route = &routes[i];
+            c->path_id = id;
+            return i;
+        }
+        allowed |= 1u << routes[i].method;
+    }
+    if (allowed == 0) {
+        reply_error(c, 404, "not_found", "no such path");
+        return UNMATCHED;
+    }
+    char allow[32] = "";
+    static const char *const allow_names[] = {"GET, HEAD", "POST", "PATCH"};
+    for (int k = M_GET; k <= M_PATCH; k++) {
+        if (allowed & (1u << k))
+            snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s",
+                     allow[0] ? ", " : "", allow_names[k]);
+    }
+    gf_http_add_header(c->resp, "Allow", allow);
+    reply_error(c, 405, "method_not_allowed", "this method is not allowed on this path");
+    return UNMATCHED;
+}
+
+/* The headers a method requires: If-Match for PATCH (428 when absent), a well-formed
+ * Idempotency-Key for POST when one is sent (*key). false when c->resp holds the answer. */
+static bool check_preconditions(struct ctx *c, const char **key)
+{
+    *key = NULL;
+    if (c->route->method == M_PATCH) {
+        const char *h = gf_http_header(c->req, "If-Match");
+        if (h == NULL) {
+            reply_error(c, 428, "precondition_required",
+                        "an If-Match header naming the version read (its ETag) is required");
+            return false;
+        }
+        if (!validate_if_match(h, &c->if_match)) {
+            reply_error(c, 400, "invalid_header",
+                        "If-Match must name one version, as the ETag gave it: \"<version>\"");
+            return false;
+        }
+    } else if (c->route->method == M_POST) {
+        const char *h = gf_http_header(c->req, "Idempotency-Key");
+        if (h != NULL && !validate_idempotency_key(h)) {
+            reply_error(c, 400, "invalid_header",
+                        "Idempotency-Key must be 1 to 255 printable ASCII characters");
+            return false;
+        }
+        *key = h;
+    }
+    return true;
+}
+
+static void serve(struct ctx *c)
+{
+    const struct route *r = c->route;
+    json_t *root = NULL;
+    const char *key;
+    struct be_err err = {0};
+    if (r->needs_schema && !atomic_load(&c->app->migrated)) {
+        reply_error(c, 503, "not_ready", "the service is starting; retry later");
+        return;
+    }
+    if (!check_preconditions(c, &key))
+        return;
+    if (r->fields != NULL) {
+        size_t len;
+        const char *body = gf_http_body(c->req, &len);
+        assert(r->nfields <= sizeof c->v / sizeof c->v[0]);
+        if (validate_body(body, len, r->fields, r->nfields, &root, c->v, &err) != GF_OK) {
+            reply_status(c, GF_EINVAL, &err);
+            return;
+        }
+    }
+    if (key == NULL) {
+        r->run(c);
+    } else if (idem_claim(c, key)) {
+        r->run(c);
+        idem_finish(c, key);
+    }
+    json_decref(root);
+}
+
+/* Copies s for a log line: at most n-1 bytes, anything but visible ASCII (quotes included)
+ * as '?', so a client cannot forge fields or lines. */
+static void log_safe(char *out, size_t n, const char *s)
+{
+    size_t i = 0;
+    for (; s != NULL && s[i] != '\0' && i + 1 < n; i++)
+        out[i] = (s[i] > 0x20 && s[i] < 0x7f && s[i] != '"') ? s[i] : '?';
+    out[i] = '\0';
+}
+
+static bool has_header(const struct gf_http_response *resp, const char *name)
+{
+    for (int i = 0; i < resp->nheaders; i++) {
+        if (strcasecmp(resp->header_names[i], name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Retry-After on every 503, the metrics, and one log line per failed request. */
+static void finish(struct ctx *c, size_t ri, int64_t us)
+{
+    int status = c->resp->status ? c->resp->status : 200;
+    if (status == 503 && !has_header(c->resp, "Retry-After"))
+        gf_http_add_header(c->resp, "Retry-After", "1");
+    count(ri, status, us);
+    enum gf_log_level level = status >= 500 ? GF_LOG_WARN : GF_LOG_DEBUG;
+    if (status < 400 || !gf_log_enabled(level))
+        return;
+    char method[16], path[96];
+    log_safe(method, sizeof method, gf_http_method(c->req));
+    log_safe(path, sizeof path, gf_http_path(c->req));
+    gf_log(level, "api request failed method=%s path=%s status=%d error=%s us=%lld", method, path,
+           status, c->error ? c->error : "-", (long long)us);
+}
+
+static void handle(void *arg, const struct gf_http_request *req, struct gf_http_response *resp)
+{
+    int64_t t0 = gf_mono_us();
+    struct ctx c = {.app = arg, .req = req, .resp = resp, .cid = gf_http_cid(req)};
+    size_t ri = route_find(&c);
+    if (c.route != NULL)
+        serve(&c);
+    finish(&c, ri, gf_mono_us() - t0);
+}
+
+struct gf_http_server *api_start(struct backend_app *app)
+{
+    metrics_init(app);
+    int threads = (int)app->cfg->http_threads;
+    struct gf_http_server_options opt = {
+        .addr = app->cfg->http_addr,
+        .threads = threads,
+        .max_connections = threads > 1024 ? threads : 1024,
+        .connection_timeout_s = 30,
+        .max_body = (size_t)app->cfg->max_body,
+        .handler = handle,
+        .app = app,
+    };
+    return gf_http_server_start(&opt, NULL);
+}

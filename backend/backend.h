@@ -1,0 +1,140 @@
+/* The backend: the core "monolith" (users, items, marketplace, user items) behind an HTTP/JSON
+ * API, and the coordinator of every cross-service transaction. Shared declarations of its
+ * files, one file per concern (see ARCHITECTURE.md). */
+#ifndef BACKEND_H
+#define BACKEND_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gf/config.h"
+#include "gf/db.h"
+#include "gf/grpc.h"
+#include "gf/status.h"
+
+/* ---- config.c ------------------------------------------------------------------------ */
+struct backend_config {
+    char *http_addr;
+    char *grpc_addr;
+    char *db_url;
+    char *db_password;
+    int64_t db_pool_size;
+    int64_t db_statement_timeout_ms;
+    int64_t http_threads;
+    int64_t max_body;
+    char *gxp_addr;
+    int64_t gxp_deadline_ms;
+    char *deployment_name;
+    int64_t list_cap;
+    int64_t lock_retries;
+    int64_t idempotency_ttl_s;
+    int64_t shutdown_grace_ms;
+    int log_level;
+};
+extern const struct gf_config_def backend_config_defs[];
+extern const size_t backend_config_ndefs;
+
+/* ---- the process-wide state ----------------------------------------------------------- */
+struct backend_app {
+    const struct backend_config *cfg;
+    struct gf_db_pool *pool;
+    struct gf_grpc_client *gxp;
+    atomic_bool migrated;
+};
+
+/* ---- what a failed operation tells the client -------------------------------------------
+ * Every operation below returns a status; on failure it fills err with one human sentence
+ * (no SQL, no internals) and a stable snake_case code (a static string). The HTTP layer maps
+ * the status to the HTTP code with its one table. */
+struct be_err {
+    char message[256];
+    const char *code;
+};
+void be_err_set(struct be_err *err, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Paging of lists: rows with id > after, at most limit (the caller caps it). */
+struct be_page {
+    int64_t after;
+    int limit;
+};
+
+/* ---- store.c: the local data (shared helpers first) ------------------------------------ */
+/* Runs one statement on a pooled connection (GF_EUNAVAILABLE before the schema is in place). */
+enum gf_status store_exec(struct backend_app *app, const char *name, const char *sql, int n,
+                          const char *const *params, PGresult **res,
+                          struct be_err *err) GF_MUSTCHECK;
+/* Fills err for a database failure (no detail reaches the client) and returns the status to
+ * answer with (a lost serialization race counts as unavailable). */
+enum gf_status store_db_failed(enum gf_status st, struct be_err *err);
+
+/* ---- store.c: the local data (users, items, marketplace, user items) --------------------
+ * Lists answer JSON arrays in the original's shapes (ids as numbers, updatedAt as ISO-8601
+ * UTC with milliseconds): users [{id,name,updatedAt}], items [{id,name,cost,updatedAt}],
+ * marketplace [{id,itemId,count,updatedAt}], user items [{id,itemId,userId,count,updatedAt}].
+ * *out is a new reference owned by the caller. */
+enum gf_status store_list_users(struct backend_app *app, const struct be_page *page, json_t **out,
+                                struct be_err *err) GF_MUSTCHECK;
+enum gf_status store_list_items(struct backend_app *app, const struct be_page *page, json_t **out,
+                                struct be_err *err) GF_MUSTCHECK;
+enum gf_status store_list_marketplace(struct backend_app *app, const struct be_page *page,
+                                      json_t **out, struct be_err *err) GF_MUSTCHECK;
+enum gf_status store_list_user_items(struct backend_app *app, const struct be_page *page,
+                                     json_t **out, struct be_err *err) GF_MUSTCHECK;
+
+/* GF_EINVAL-free: inputs are validated by the caller (api.c). */
+enum gf_status store_create_item(struct backend_app *app, const char *name, int64_t cost,
+                                 int64_t *item_id, struct be_err *err) GF_MUSTCHECK;
+/* One item {id,name,cost,updatedAt} and its version (the ETag). GF_ENOTFOUND. */
+enum gf_status store_get_item(struct backend_app *app, int64_t id, json_t **out, int64_t *version,
+                              struct be_err *err) GF_MUSTCHECK;
+/* Changes name (NULL = keep) and/or cost (-1 = keep) if the item still has version
+ * if_match: GF_EPRECONDITION when stale (412), GF_ENOTFOUND. Answers the new item and version. */
+enum gf_status store_patch_item(struct backend_app *app, int64_t id, int64_t if_match,
+                                const char *name, int64_t cost, json_t **out, int64_t *version,
+                                struct be_err *err) GF_MUSTCHECK;
+/* GF_ENOTFOUND (unknown item), GF_EEXISTS (the item is already on the marketplace). */
+enum gf_status store_create_marketplace_item(struct backend_app *app, int64_t item_id,
+                                             int64_t count, int64_t *id,
+                                             struct be_err *err) GF_MUSTCHECK;
+/* GF_ENOTFOUND (unknown user or item), GF_EEXISTS (the user already has that item). */
+enum gf_status store_create_user_item(struct backend_app *app, int64_t user_id, int64_t item_id,
+                                      int64_t count, int64_t *id, struct be_err *err) GF_MUSTCHECK;
+/* GF_ENOTFOUND when the user does not exist. */
+enum gf_status store_user_exists(struct backend_app *app, int64_t user_id,
+                                 struct be_err *err) GF_MUSTCHECK;
+
+/* ---- coordinator.c: the operations that span backend and gxp (SPEC §5) ---------------- */
+/* Creates the user and its gxp balance: both exist or neither is visible. GF_EEXISTS when
+ * the name is taken. */
+enum gf_status coord_create_user(struct backend_app *app, const char *name, const char *cid,
+                                 int64_t *user_id, struct be_err *err) GF_MUSTCHECK;
+/* Buys one unit of item_id for user_id: prepare SUBTRACT of the cost on gxp, then one local
+ * transaction (stock − 1, user item + 1, decision 'succeeded'). GF_ENOTFOUND (user, item or
+ * marketplace row), GF_ECONFLICT with code out_of_stock / insufficient_gxp / lock_conflict /
+ * transaction_aborted, GF_EUNAVAILABLE / GF_ETIMEOUT (gxp or database). */
+enum gf_status coord_buy(struct backend_app *app, int64_t user_id, int64_t item_id, const char *cid,
+                         int64_t *user_item_id, struct be_err *err) GF_MUSTCHECK;
+/* Adds amount GXP to the user: prepare ADD, then the decision. */
+enum gf_status coord_add_gxp(struct backend_app *app, int64_t user_id, int64_t amount,
+                             const char *cid, struct be_err *err) GF_MUSTCHECK;
+/* {balance, reserved, updatedAt} of the user, from gxp. GF_ENOTFOUND for an unknown user. */
+enum gf_status coord_user_gxp(struct backend_app *app, int64_t user_id, const char *cid,
+                              json_t **out, struct be_err *err) GF_MUSTCHECK;
+/* {balances:[{balance,reserved,updatedAt}], transactions:[{balanceId,amount,type,status,
+ * correlationId,updatedAt}]} from gxp's GetAll (type and status as numbers). */
+enum gf_status coord_gxp_get_all(struct backend_app *app, const char *cid, json_t **out,
+                                 struct be_err *err) GF_MUSTCHECK;
+/* The gRPC service backend.Backend/ResolveTransaction. */
+extern const struct gf_grpc_method coord_methods[];
+extern const int coord_nmethods;
+grpc_status_code coord_grpc_code(enum gf_status st);
+
+/* ---- api.c: the HTTP API (routing, validation, errors, idempotency) -------------------- */
+struct gf_http_server *api_start(struct backend_app *app);
+/* The HTTP layer's one table from status to HTTP code. */
+int api_http_code(enum gf_status st);
+
+#endif

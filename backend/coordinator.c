@@ -1,0 +1,551 @@
+/* The coordinator of the two-phase commit with gxp (SPEC §5). A buy or an add-gxp prepares
+ * on gxp, then commits locally; that local commit, which INSERTs the decision 'succeeded'
+ * into transaction_outbox, is the commit point of the whole transaction. On any failure
+ * after the prepare the decision 'failed' is INSERTed unless one exists — never upserted —
+ * and ResolveTransaction (asked by gxp about stuck transactions) does the same, so exactly
+ * one decision stands for each correlation id and replication carries it to gxp-db. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "backend.pb-c.h"
+#include "gf/clock.h"
+#include "gf/log.h"
+#include "gf/uuid.h"
+#include "gxp.pb-c.h"
+
+/* ---- calls to gxp ------------------------------------------------------------------------ */
+
+/* Maps a failed gxp call to the client's answer. */
+static enum gf_status gxp_failed(grpc_status_code code, const char *details, struct be_err *err)
+{
+    switch (code) {
+    case GRPC_STATUS_DEADLINE_EXCEEDED:
+        be_err_set(err, "gxp_timeout", "the GXP service did not answer in time");
+        return GF_ETIMEOUT;
+    case GRPC_STATUS_FAILED_PRECONDITION:
+        be_err_set(err, "insufficient_gxp", "not enough GXP: %s", details);
+        return GF_ECONFLICT;
+    case GRPC_STATUS_OUT_OF_RANGE:
+        be_err_set(err, "gxp_balance_limit", "the GXP balance would exceed its limit");
+        return GF_ECONFLICT;
+    case GRPC_STATUS_NOT_FOUND:
+        be_err_set(err, "gxp_balance_not_found", "the user has no GXP balance");
+        return GF_ENOTFOUND;
+    case GRPC_STATUS_INVALID_ARGUMENT:
+    case GRPC_STATUS_ALREADY_EXISTS:
+        GF_ERROR("gxp refused a request of ours code=%s details=%s", gf_grpc_code_str(code),
+                 details);
+        be_err_set(err, "internal", "internal error");
+        return GF_EINTERNAL;
+    default:
+        GF_LOG_RL(GF_LOG_WARN, 5000, "gxp unavailable code=%s details=%s", gf_grpc_code_str(code),
+                  details);
+        be_err_set(err, "gxp_unavailable", "the GXP service is unavailable, try again");
+        return GF_EUNAVAILABLE;
+    }
+}
+
+/* One call to gxp with the request's correlation id and the configured deadline. Waits for
+ * a gxp that is not up yet (any start order works) until that deadline. */
+static grpc_status_code gxp_call(struct backend_app *app, const char *path,
+                                 const ProtobufCMessage *req,
+                                 const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp,
+                                 const char *cid, char *details, size_t detailsz)
+{
+    return gf_grpc_client_call(app->gxp, path, req, desc, resp, (int)app->cfg->gxp_deadline_ms, cid,
+                               GF_GRPC_WAIT_FOR_READY, details, detailsz);
+}
+
+static void timestamp_now(Google__Protobuf__Timestamp *ts)
+{
+    int64_t us = gf_wall_us();
+    ts->seconds = us / 1000000;
+    ts->nanos = (int32_t)(us % 1000000) * 1000;
+}
+
+static enum gf_status prepare(struct backend_app *app, int64_t user_id, int type, int64_t amount,
+                              const char *cid, struct be_err *err)
+{
+    Gxp__TransactionPrepareRequest req = GXP__TRANSACTION_PREPARE_REQUEST__INIT;
+    Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    timestamp_now(&ts);
+    req.userid = (uint32_t)user_id;
+    req.type = (Gxp__TransactionType)type;
+    req.amount = (uint32_t)amount;
+    req.correlationid = (char *)cid;
+    req.correlationtimestamp = &ts;
+    ProtobufCMessage *resp = NULL;
+    char details[256];
+    grpc_status_code code = gxp_call(app, "/gxp.Gxp/TransactionPrepare", &req.base,
+                                     &gxp__transaction_prepare_response__descriptor, &resp, cid,
+                                     details, sizeof details);
+    if (resp)
+        protobuf_c_message_free_unpacked(resp, NULL);
+    return code == GRPC_STATUS_OK ? GF_OK : gxp_failed(code, details, err);
+}
+
+/* ---- decisions ------------------------------------------------------------------------- */
+
+/* Records 'failed' unless a decision exists, and answers the decision that stands ("" when
+ * the database cannot be reached: gxp's resolver will ask again later). Two statements: an
+ * INSERT that waited for a concurrent commit of the same id needs a fresh snapshot to see it. */
+static void decide_failed(struct backend_app *app, const char *cid, char state[16])
+{
+    struct gf_db_conn *c = NULL;
+    PGresult *res = NULL;
+    const char *params[1] = {cid};
+    state[0] = '\0';
+    if (gf_db_acquire(app->pool, &c) != GF_OK)
+        return;
+    if (gf_db_exec(c, "be_decide_failed",
+                   "INSERT INTO transaction_outbox (correlation_id, state)"
+                   " VALUES ($1::uuid, 'failed') ON CONFLICT DO NOTHING",
+                   1, params, NULL) == GF_OK &&
+        gf_db_exec(c, "be_read_decision",
+                   "SELECT state FROM transaction_outbox WHERE correlation_id = $1::uuid", 1,
+                   params, &res) == GF_OK) {
+        if (PQntuples(res) == 1)
+            snprintf(state, 16, "%s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+    }
+    gf_db_release(app->pool, c);
+    if (state[0] == '\0')
+        GF_WARN("decision not recorded (gxp's resolver will ask) state=failed");
+}
+
+/* ---- create-user ---------------------------------------------------------------------- */
+
+enum gf_status coord_create_user(struct backend_app *app, const char *name, const char *cid,
+                                 int64_t *user_id, struct be_err *err)
+{
+    struct gf_db_conn *c = NULL;
+    PGresult *res = NULL;
+    enum gf_status st =
+        atomic_load(&app->migrated) ? gf_db_acquire(app->pool, &c) : GF_EUNAVAILABLE;
+    if (st != GF_OK)
+        return store_db_failed(st, err);
+    /* The user stays invisible until its gxp balance exists: both, or neither. */
+    st = gf_db_exec_simple(c, "BEGIN");
+    const char *params[1] = {name};
+    if (st == GF_OK)
+        st = gf_db_exec(c, "be_create_user", "INSERT INTO users (name) VALUES ($1) RETURNING id", 1,
+                        params, &res);
+    if (st == GF_EEXISTS) {
+        be_err_set(err, "name_taken", "a user named '%s' exists already", name);
+        goto rollback;
+    }
+    if (st == GF_EINVAL) {
+        be_err_set(err, "invalid_field", "the name is not valid");
+        goto rollback;
+    }
+    if (st != GF_OK) {
+        st = store_db_failed(st, err);
+        goto rollback;
+    }
+    int64_t id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    res = NULL;
+
+    Gxp__CreateUserBalanceRequest req = GXP__CREATE_USER_BALANCE_REQUEST__INIT;
+    Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    timestamp_now(&ts);
+    req.userid = (uint32_t)id;
+    req.correlationid = (char *)cid;
+    req.correlationtimestamp = &ts;
+    ProtobufCMessage *resp = NULL;
+    char details[256];
+    grpc_status_code code = gxp_call(app, "/gxp.Gxp/CreateUserBalance", &req.base,
+                                     &gxp__create_user_balance_response__descriptor, &resp, cid,
+                                     details, sizeof details);
+    if (resp)
+        protobuf_c_message_free_unpacked(resp, NULL);
+    if (code != GRPC_STATUS_OK) {
+        st = gxp_failed(code, details, err);
+        goto rollback;
+    }
+    st = gf_db_exec_simple(c, "COMMIT");
+    if (st != GF_OK) {
+        /* A zero balance may be left on gxp for an id never shown: harmless, and re-used by
+         * no one (ids come from a sequence). */
+        st = store_db_failed(st, err);
+        goto out;
+    }
+    GF_INFO("user created user=%" PRId64, id);
+    *user_id = id;
+    goto out;
+rollback:
+    if (PQstatus(gf_db_pgconn(c)) == CONNECTION_OK) {
+        enum gf_status rb = gf_db_exec_simple(c, "ROLLBACK");
+        (void)rb;
+    }
+out:
+    PQclear(res);
+    gf_db_release(app->pool, c);
+    return st;
+}
+
+/* ---- buy ------------------------------------------------------------------------------ */
+
+struct buy {
+    int64_t user_id, item_id, cost;
+    const char *cid;
+    int64_t user_item_id;
+};
+
+/* Looks up the buyer, the item's cost and its stock; 404 and out-of-stock before anything
+ * is reserved. */
+static enum gf_status buy_check(struct backend_app *app, struct buy *b, struct be_err *err)
+{
+    char u[24], i[24];
+    snprintf(u, sizeof u, "%" PRId64, b->user_id);
+    snprintf(i, sizeof i, "%" PRId64, b->item_id);
+    const char *params[2] = {u, i};
+    PGresult *res = NULL;
+    enum gf_status st = store_exec(app, "be_buy_check",
+                                   "SELECT (SELECT count(*) FROM users WHERE id = $1::bigint),"
+                                   " i.cost, m.count"
+                                   " FROM (SELECT 1) one"
+                                   " LEFT JOIN items i ON i.id = $2::bigint"
+                                   " LEFT JOIN marketplace_items m ON m.item_id = i.id",
+                                   2, params, &res, err);
+    if (st != GF_OK)
+        return store_db_failed(st, err);
+    st = GF_OK;
+    if (strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
+        be_err_set(err, "user_not_found", "no user %" PRId64, b->user_id);
+        st = GF_ENOTFOUND;
+    } else if (PQgetisnull(res, 0, 1)) {
+        be_err_set(err, "item_not_found", "no item %" PRId64, b->item_id);
+        st = GF_ENOTFOUND;
+    } else if (PQgetisnull(res, 0, 2)) {
+        be_err_set(err, "not_on_marketplace", "item %" PRId64 " is not on the marketplace",
+                   b->item_id);
+        st = GF_ENOTFOUND;
+    } else if (strcmp(PQgetvalue(res, 0, 2), "0") == 0) {
+        be_err_set(err, "out_of_stock", "item %" PRId64 " is out of stock", b->item_id);
+        st = GF_ECONFLICT;
+    } else {
+        b->cost = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    }
+    PQclear(res);
+    return st;
+}
+
+enum local_outcome { LOCAL_DONE, LOCAL_OUT_OF_STOCK, LOCAL_LOST_RACE, LOCAL_DECIDED, LOCAL_FAILED };
+
+/* One attempt of the local transaction: stock − 1 (naming the version read), user item + 1,
+ * and the decision — all or nothing. */
+static enum local_outcome buy_local(struct gf_db_conn *c, struct buy *b, enum gf_status *st)
+{
+    char u[24], i[24];
+    snprintf(u, sizeof u, "%" PRId64, b->user_id);
+    snprintf(i, sizeof i, "%" PRId64, b->item_id);
+    const char *pi[1] = {i};
+    PGresult *res = NULL;
+    enum local_outcome out = LOCAL_FAILED;
+
+    *st = gf_db_exec_simple(c, "BEGIN");
+    if (*st != GF_OK)
+        return LOCAL_FAILED;
+    *st = gf_db_exec(c, "be_stock_read",
+                     "SELECT count, version FROM marketplace_items WHERE item_id = $1::bigint", 1,
+                     pi, &res);
+    if (*st != GF_OK)
+        goto rollback;
+    if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
+        out = LOCAL_OUT_OF_STOCK;
+        goto rollback;
+    }
+    char version[24];
+    snprintf(version, sizeof version, "%s", PQgetvalue(res, 0, 1));
+    PQclear(res);
+    res = NULL;
+    const char *pv[2] = {i, version};
+    *st = gf_db_exec(c, "be_stock_take",
+                     "UPDATE marketplace_items SET count = count - 1, version = version + 1,"
+                     " updated_at = now() WHERE item_id = $1::bigint AND version = $2::bigint"
+                     " AND count > 0 RETURNING 1",
+                     2, pv, &res);
+    if (*st != GF_OK)
+        goto rollback;
+    if (PQntuples(res) == 0) {
+        out = LOCAL_LOST_RACE; /* another buyer changed the row since we read it */
+        goto rollback;
+    }
+    PQclear(res);
+    res = NULL;
+    const char *pu[2] = {u, i};
+    *st = gf_db_exec(c, "be_user_item_add",
+                     "INSERT INTO user_items (user_id, item_id, count) VALUES ($1::bigint,"
+                     " $2::bigint, 1) ON CONFLICT (user_id, item_id) DO UPDATE"
+                     " SET count = user_items.count + 1, version = user_items.version + 1,"
+                     " updated_at = now() RETURNING id",
+                     2, pu, &res);
+    if (*st != GF_OK)
+        goto rollback;
+    b->user_item_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    res = NULL;
+    if (b->cost > 0) {
+        const char *pc[1] = {b->cid};
+        *st = gf_db_exec(c, "be_decide_succeeded",
+                         "INSERT INTO transaction_outbox (correlation_id, state)"
+                         " VALUES ($1::uuid, 'succeeded')",
+                         1, pc, NULL);
+        if (*st == GF_EEXISTS) {
+            out = LOCAL_DECIDED; /* gxp's resolver recorded 'failed' first: that stands */
+            goto rollback;
+        }
+        if (*st != GF_OK)
+            goto rollback;
+    }
+    *st = gf_db_exec_simple(c, "COMMIT");
+    return *st == GF_OK ? LOCAL_DONE : LOCAL_FAILED;
+rollback:
+    PQclear(res);
+    if (PQstatus(gf_db_pgconn(c)) == CONNECTION_OK) {
+        enum gf_status rb = gf_db_exec_simple(c, "ROLLBACK");
+        (void)rb;
+    }
+    return out;
+}
+
+static int failpoint_buy_pause_ms(void)
+{
+#ifdef GF_FAILPOINTS
+    const char *v = getenv("BACKEND_FAILPOINT_BUY_PAUSE_MS");
+    return v ? atoi(v) : 0;
+#else
+    return 0;
+#endif
+}
+
+enum gf_status coord_buy(struct backend_app *app, int64_t user_id, int64_t item_id, const char *cid,
+                         int64_t *user_item_id, struct be_err *err)
+{
+    struct buy b = {.user_id = user_id, .item_id = item_id, .cid = cid};
+    enum gf_status st = buy_check(app, &b, err);
+    if (st != GF_OK)
+        return st;
+    if (b.cost > 0) {
+        st = prepare(app, user_id, GXP__TRANSACTION_TYPE__SUBTRACT, b.cost, cid, err);
+        if (st != GF_OK) {
+            char state[16];
+            decide_failed(app, cid, state); /* the prepare may have reached gxp */
+            return st;
+        }
+    }
+    int pause = failpoint_buy_pause_ms();
+    if (pause > 0)
+        gf_sleep_ms(pause, NULL);
+
+    struct gf_backoff bo;
+    gf_backoff_init(&bo, 2, 50);
+    enum local_outcome out = LOCAL_FAILED;
+    for (int attempt = 0; attempt < app->cfg->lock_retries; attempt++) {
+        struct gf_db_conn *c = NULL;
+        st = gf_db_acquire(app->pool, &c);
+        if (st != GF_OK)
+            break;
+        out = buy_local(c, &b, &st);
+        gf_db_release(app->pool, c);
+        if (out != LOCAL_LOST_RACE)
+            break;
+        gf_sleep_ms(gf_backoff_next(&bo), NULL);
+    }
+    if (out == LOCAL_DONE) {
+        *user_item_id = b.user_item_id;
+        GF_INFO("bought user=%" PRId64 " item=%" PRId64 " cost=%" PRId64, user_id, item_id, b.cost);
+        return GF_OK;
+    }
+
+    /* The buy did not commit (or its COMMIT's answer was lost): the decision that stands
+     * decides. */
+    char state[16] = "";
+    if (b.cost > 0)
+        decide_failed(app, cid, state);
+    if (strcmp(state, "succeeded") == 0) {
+        /* Our COMMIT did happen; only its answer was lost. */
+        *user_item_id = b.user_item_id;
+        return GF_OK;
+    }
+    switch (out) {
+    case LOCAL_OUT_OF_STOCK:
+        be_err_set(err, "out_of_stock", "item %" PRId64 " is out of stock", item_id);
+        return GF_ECONFLICT;
+    case LOCAL_LOST_RACE:
+        be_err_set(err, "lock_conflict",
+                   "too many concurrent changes of item %" PRId64 ", try again", item_id);
+        return GF_ECONFLICT;
+    case LOCAL_DECIDED:
+        be_err_set(err, "transaction_aborted",
+                   "the transaction was aborted while it waited (timed out), try again");
+        return GF_ECONFLICT;
+    default:
+        return store_db_failed(st, err);
+    }
+}
+
+/* ---- add-gxp -------------------------------------------------------------------------- */
+
+enum gf_status coord_add_gxp(struct backend_app *app, int64_t user_id, int64_t amount,
+                             const char *cid, struct be_err *err)
+{
+    enum gf_status st = store_user_exists(app, user_id, err);
+    if (st != GF_OK)
+        return st;
+    st = prepare(app, user_id, GXP__TRANSACTION_TYPE__ADD, amount, cid, err);
+    char state[16];
+    if (st != GF_OK) {
+        decide_failed(app, cid, state);
+        return st;
+    }
+    const char *params[1] = {cid};
+    st = store_exec(app, "be_decide_add",
+                    "INSERT INTO transaction_outbox (correlation_id, state)"
+                    " VALUES ($1::uuid, 'succeeded')",
+                    1, params, NULL, err);
+    if (st == GF_OK) {
+        GF_INFO("gxp added user=%" PRId64 " amount=%" PRId64, user_id, amount);
+        return GF_OK;
+    }
+    if (st == GF_EEXISTS) {
+        be_err_set(err, "transaction_aborted",
+                   "the transaction was aborted while it waited (timed out), try again");
+        return GF_ECONFLICT;
+    }
+    decide_failed(app, cid, state);
+    if (strcmp(state, "succeeded") == 0)
+        return GF_OK;
+    return store_db_failed(st, err);
+}
+
+/* ---- reads from gxp -------------------------------------------------------------------- */
+
+static json_t *iso_of(const Google__Protobuf__Timestamp *ts)
+{
+    char out[25];
+    gf_iso8601_ms(ts ? ts->seconds * 1000000 + ts->nanos / 1000 : 0, out);
+    return json_string(out);
+}
+
+enum gf_status coord_user_gxp(struct backend_app *app, int64_t user_id, const char *cid,
+                              json_t **out, struct be_err *err)
+{
+    enum gf_status st = store_user_exists(app, user_id, err);
+    if (st != GF_OK)
+        return st;
+    Gxp__GetUserBalanceRequest req = GXP__GET_USER_BALANCE_REQUEST__INIT;
+    req.userid = (uint32_t)user_id;
+    req.correlationid = (char *)cid;
+    ProtobufCMessage *resp = NULL;
+    char details[256];
+    grpc_status_code code =
+        gxp_call(app, "/gxp.Gxp/GetUserBalance", &req.base,
+                 &gxp__get_user_balance_response__descriptor, &resp, cid, details, sizeof details);
+    if (code != GRPC_STATUS_OK)
+        return gxp_failed(code, details, err);
+    Gxp__GetUserBalanceResponse *r = (Gxp__GetUserBalanceResponse *)resp;
+    *out = json_pack("{s:I,s:I,s:o}", "balance", (json_int_t)r->balance, "reserved",
+                     (json_int_t)r->reserved, "updatedAt", iso_of(r->updatedat));
+    protobuf_c_message_free_unpacked(resp, NULL);
+    if (*out == NULL) {
+        be_err_set(err, "out_of_memory", "out of memory");
+        return GF_ENOMEM;
+    }
+    return GF_OK;
+}
+
+enum gf_status coord_gxp_get_all(struct backend_app *app, const char *cid, json_t **out,
+                                 struct be_err *err)
+{
+    Gxp__GetAllRequest req = GXP__GET_ALL_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    char details[256];
+    grpc_status_code code =
+        gxp_call(app, "/gxp.Gxp/GetAll", &req.base, &gxp__get_all_response__descriptor, &resp, cid,
+                 details, sizeof details);
+    if (code != GRPC_STATUS_OK)
+        return gxp_failed(code, details, err);
+    Gxp__GetAllResponse *r = (Gxp__GetAllResponse *)resp;
+    json_t *balances = json_array(), *transactions = json_array();
+    for (size_t i = 0; balances && i < r->n_balances; i++)
+        json_array_append_new(balances, json_pack("{s:I,s:I,s:o}", "balance",
+                                                  (json_int_t)r->balances[i]->balance, "reserved",
+                                                  (json_int_t)r->balances[i]->reserved, "updatedAt",
+                                                  iso_of(r->balances[i]->updated_at)));
+    for (size_t i = 0; transactions && i < r->n_transactions; i++) {
+        Gxp__Transaction *t = r->transactions[i];
+        json_array_append_new(transactions,
+                              json_pack("{s:I,s:I,s:i,s:i,s:s,s:o}", "balanceId",
+                                        (json_int_t)t->balance_id, "amount", (json_int_t)t->amount,
+                                        "type", (int)t->type, "status", (int)t->status,
+                                        "correlationId", t->correlation_id ? t->correlation_id : "",
+                                        "updatedAt", iso_of(t->updated_at)));
+    }
+    protobuf_c_message_free_unpacked(resp, NULL);
+    *out = json_pack("{s:o,s:o}", "balances", balances, "transactions", transactions);
+    if (*out == NULL) {
+        be_err_set(err, "out_of_memory", "out of memory");
+        return GF_ENOMEM;
+    }
+    return GF_OK;
+}
+
+/* ---- backend.Backend/ResolveTransaction ----------------------------------------------- */
+
+grpc_status_code coord_grpc_code(enum gf_status st)
+{
+    switch (st) {
+    case GF_OK:
+        return GRPC_STATUS_OK;
+    case GF_EINVAL:
+        return GRPC_STATUS_INVALID_ARGUMENT;
+    case GF_ETIMEOUT:
+        return GRPC_STATUS_DEADLINE_EXCEEDED;
+    case GF_EINTERNAL:
+    case GF_PENDING:
+        return GRPC_STATUS_INTERNAL;
+    default:
+        return GRPC_STATUS_UNAVAILABLE;
+    }
+}
+
+static enum gf_status resolve_transaction(struct gf_grpc_call *call, void *arg,
+                                          const ProtobufCMessage *msg, ProtobufCMessage *out)
+{
+    struct backend_app *app = arg;
+    const Backend__ResolveTransactionRequest *req = (const Backend__ResolveTransactionRequest *)msg;
+    Backend__ResolveTransactionResponse *resp = (Backend__ResolveTransactionResponse *)out;
+    char cid[37];
+    if (req->correlationid == NULL ||
+        !gf_uuid_normalize(req->correlationid, strlen(req->correlationid), cid)) {
+        gf_grpc_set_error(call, "correlationId must be a UUID");
+        return GF_EINVAL;
+    }
+    gf_log_set_cid(cid);
+    if (!atomic_load(&app->migrated)) {
+        gf_grpc_set_error(call, "the backend database is not ready");
+        return GF_EUNAVAILABLE;
+    }
+    char state[16];
+    decide_failed(app, cid, state);
+    if (state[0] == '\0') {
+        gf_grpc_set_error(call, "the backend database is unavailable");
+        return GF_EUNAVAILABLE;
+    }
+    GF_INFO("transaction resolved for gxp state=%s", state);
+    resp->correlationid = gf_grpc_strdup(call, cid);
+    resp->state = gf_grpc_strdup(call, state);
+    return resp->correlationid && resp->state ? GF_OK : GF_ENOMEM;
+}
+
+const struct gf_grpc_method coord_methods[] = {
+    {"/backend.Backend/ResolveTransaction", &backend__resolve_transaction_request__descriptor,
+     &backend__resolve_transaction_response__descriptor, resolve_transaction},
+};
+const int coord_nmethods = sizeof coord_methods / sizeof coord_methods[0];

@@ -1,0 +1,325 @@
+/* The backend's local data: users, items, the marketplace and user items. Every statement
+ * is parameterized and prepared per connection; lists are keyset-paged by id. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "gf/clock.h"
+#include "gf/log.h"
+
+void be_err_set(struct be_err *err, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    err->code = code;
+}
+
+/* The answer for a database failure: nothing of it reaches the client but its kind. */
+enum gf_status store_db_failed(enum gf_status st, struct be_err *err)
+{
+    if (st == GF_ETIMEOUT)
+        be_err_set(err, "database_timeout", "the database did not answer in time");
+    else if (st == GF_EUNAVAILABLE || st == GF_ECONFLICT)
+        be_err_set(err, "database_unavailable", "the database is unavailable, try again");
+    else
+        be_err_set(err, "internal", "internal error");
+    return st == GF_ECONFLICT ? GF_EUNAVAILABLE : st;
+}
+
+/* Runs one statement on a pooled connection. */
+enum gf_status store_exec(struct backend_app *app, const char *name, const char *sql, int n,
+                          const char *const *params, PGresult **res, struct be_err *err)
+{
+    struct gf_db_conn *c = NULL;
+    if (!atomic_load(&app->migrated))
+        return store_db_failed(GF_EUNAVAILABLE, err);
+    enum gf_status st = gf_db_acquire(app->pool, &c);
+    if (st != GF_OK)
+        return store_db_failed(st, err);
+    st = gf_db_exec(c, name, sql, n, params, res);
+    gf_db_release(app->pool, c);
+    return st;
+}
+
+static json_t *iso_time(const char *epoch_us)
+{
+    char out[25];
+    gf_iso8601_ms(strtoll(epoch_us, NULL, 10), out);
+    return json_string(out);
+}
+
+static json_t *int_of(const char *v)
+{
+    return json_integer(strtoll(v, NULL, 10));
+}
+
+/* A list query: columns are turned into an object per row with the given keys, in order;
+ * the last column is updated_at (epoch µs) and becomes "updatedAt". */
+static enum gf_status list(struct backend_app *app, const char *name, const char *sql,
+                           const char *const keys[], int nkeys, const struct be_page *page,
+                           json_t **out, struct be_err *err)
+{
+    char after[24], limit[16];
+    snprintf(after, sizeof after, "%" PRId64, page->after);
+    snprintf(limit, sizeof limit, "%d", page->limit);
+    const char *params[2] = {after, limit};
+    PGresult *res = NULL;
+    enum gf_status st = store_exec(app, name, sql, 2, params, &res, err);
+    if (st != GF_OK)
+        return store_db_failed(st, err);
+    json_t *arr = json_array();
+    int n = PQntuples(res);
+    for (int i = 0; arr && i < n; i++) {
+        json_t *o = json_object();
+        for (int k = 0; o && k < nkeys; k++) {
+            const char *v = PQgetvalue(res, i, k);
+            json_t *val = PQftype(res, k) == 25 /* text */ ? json_string(v) : int_of(v);
+            json_object_set_new(o, keys[k], val);
+        }
+        if (o)
+            json_object_set_new(o, "updatedAt", iso_time(PQgetvalue(res, i, nkeys)));
+        if (o == NULL || json_array_append_new(arr, o) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    PQclear(res);
+    if (arr == NULL) {
+        be_err_set(err, "out_of_memory", "out of memory");
+        return GF_ENOMEM;
+    }
+    *out = arr;
+    return GF_OK;
+}
+
+#define EPOCH_US(col) "(extract(epoch FROM " col ") * 1000000)::bigint"
+
+enum gf_status store_list_users(struct backend_app *app, const struct be_page *page, json_t **out,
+                                struct be_err *err)
+{
+    static const char *const keys[] = {"id", "name"};
+    return list(app, "be_list_users",
+                "SELECT id, name, " EPOCH_US("updated_at") " FROM users WHERE id > $1::bigint"
+                                                           " ORDER BY id LIMIT $2::int",
+                keys, 2, page, out, err);
+}
+
+enum gf_status store_list_items(struct backend_app *app, const struct be_page *page, json_t **out,
+                                struct be_err *err)
+{
+    static const char *const keys[] = {"id", "name", "cost"};
+    return list(app, "be_list_items",
+                "SELECT id, name, cost, " EPOCH_US(
+                    "updated_at") " FROM items"
+                                  " WHERE id > $1::bigint ORDER BY id LIMIT $2::int",
+                keys, 3, page, out, err);
+}
+
+enum gf_status store_list_marketplace(struct backend_app *app, const struct be_page *page,
+                                      json_t **out, struct be_err *err)
+{
+    static const char *const keys[] = {"id", "itemId", "count"};
+    return list(app, "be_list_marketplace",
+                "SELECT id, item_id, count, " EPOCH_US(
+                    "updated_at") " FROM marketplace_items"
+                                  " WHERE id > $1::bigint ORDER BY id LIMIT $2::int",
+                keys, 3, page, out, err);
+}
+
+enum gf_status store_list_user_items(struct backend_app *app, const struct be_page *page,
+                                     json_t **out, struct be_err *err)
+{
+    static const char *const keys[] = {"id", "itemId", "userId", "count"};
+    return list(app, "be_list_user_items",
+                "SELECT id, item_id, user_id, count, " EPOCH_US(
+                    "updated_at") " FROM user_items"
+                                  " WHERE id > $1::bigint ORDER BY id LIMIT $2::int",
+                keys, 4, page, out, err);
+}
+
+/* INSERT ... RETURNING id; maps the constraint failures to the caller's codes. */
+static enum gf_status insert_returning(struct backend_app *app, const char *name, const char *sql,
+                                       int n, const char *const *params, int64_t *id,
+                                       struct be_err *err)
+{
+    PGresult *res = NULL;
+    enum gf_status st = store_exec(app, name, sql, n, params, &res, err);
+    if (st == GF_OK) {
+        if (PQntuples(res) == 1) {
+            *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        } else {
+            st = GF_ENOTFOUND; /* INSERT ... SELECT found no referenced row */
+        }
+        PQclear(res);
+    }
+    return st;
+}
+
+enum gf_status store_create_item(struct backend_app *app, const char *name, int64_t cost,
+                                 int64_t *item_id, struct be_err *err)
+{
+    char c[24];
+    snprintf(c, sizeof c, "%" PRId64, cost);
+    const char *params[2] = {name, c};
+    enum gf_status st =
+        insert_returning(app, "be_create_item",
+                         "INSERT INTO items (name, cost) VALUES ($1, $2::bigint) RETURNING id", 2,
+                         params, item_id, err);
+    if (st == GF_EINVAL)
+        be_err_set(err, "invalid_field", "the item is not valid");
+    else if (st != GF_OK && st != GF_ENOTFOUND)
+        return store_db_failed(st, err);
+    return st;
+}
+
+static json_t *item_json(PGresult *res, int64_t *version)
+{
+    json_t *o = json_pack(
+        "{s:I,s:s,s:I}", "id", (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10), "name",
+        PQgetvalue(res, 0, 1), "cost", (json_int_t)strtoll(PQgetvalue(res, 0, 2), NULL, 10));
+    if (o)
+        json_object_set_new(o, "updatedAt", iso_time(PQgetvalue(res, 0, 3)));
+    *version = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+    return o;
+}
+
+enum gf_status store_get_item(struct backend_app *app, int64_t id, json_t **out, int64_t *version,
+                              struct be_err *err)
+{
+    char i[24];
+    snprintf(i, sizeof i, "%" PRId64, id);
+    const char *params[1] = {i};
+    PGresult *res = NULL;
+    enum gf_status st = store_exec(
+        app, "be_get_item",
+        "SELECT id, name, cost, " EPOCH_US("updated_at") ", version"
+                                                         " FROM items WHERE id = $1::bigint",
+        1, params, &res, err);
+    if (st != GF_OK)
+        return store_db_failed(st, err);
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        be_err_set(err, "item_not_found", "no item %" PRId64, id);
+        return GF_ENOTFOUND;
+    }
+    *out = item_json(res, version);
+    PQclear(res);
+    return *out ? GF_OK : GF_ENOMEM;
+}
+
+enum gf_status store_patch_item(struct backend_app *app, int64_t id, int64_t if_match,
+                                const char *name, int64_t cost, json_t **out, int64_t *version,
+                                struct be_err *err)
+{
+    char i[24], v[24], c[24];
+    snprintf(i, sizeof i, "%" PRId64, id);
+    snprintf(v, sizeof v, "%" PRId64, if_match);
+    snprintf(c, sizeof c, "%" PRId64, cost);
+    const char *params[4] = {i, v, name, cost < 0 ? NULL : c};
+    PGresult *res = NULL;
+    /* The version named by If-Match is the one the client read: optimistic locking. */
+    enum gf_status st =
+        store_exec(app, "be_patch_item",
+                   "UPDATE items SET name = coalesce($3, name), cost = coalesce($4::bigint, cost),"
+                   " version = version + 1, updated_at = now()"
+                   " WHERE id = $1::bigint AND version = $2::bigint"
+                   " RETURNING id, name, cost, " EPOCH_US("updated_at") ", version",
+                   4, params, &res, err);
+    if (st == GF_EINVAL) {
+        be_err_set(err, "invalid_field", "the item is not valid");
+        return st;
+    }
+    if (st != GF_OK)
+        return store_db_failed(st, err);
+    if (PQntuples(res) == 1) {
+        *out = item_json(res, version);
+        PQclear(res);
+        return *out ? GF_OK : GF_ENOMEM;
+    }
+    PQclear(res);
+    json_t *now = NULL;
+    int64_t current;
+    st = store_get_item(app, id, &now, &current, err);
+    if (st != GF_OK)
+        return st;
+    json_decref(now);
+    be_err_set(err, "version_mismatch",
+               "item %" PRId64 " has version %" PRId64 ", not %" PRId64 ": read it again", id,
+               current, if_match);
+    return GF_EPRECONDITION;
+}
+
+enum gf_status store_user_exists(struct backend_app *app, int64_t user_id, struct be_err *err)
+{
+    char u[24];
+    snprintf(u, sizeof u, "%" PRId64, user_id);
+    const char *params[1] = {u};
+    PGresult *res = NULL;
+    enum gf_status st = store_exec(
+        app, "be_user_exists", "SELECT 1 FROM users WHERE id = $1::bigint", 1, params, &res, err);
+    if (st != GF_OK)
+        return store_db_failed(st, err);
+    bool found = PQntuples(res) == 1;
+    PQclear(res);
+    if (!found) {
+        be_err_set(err, "user_not_found", "no user %" PRId64, user_id);
+        return GF_ENOTFOUND;
+    }
+    return GF_OK;
+}
+
+enum gf_status store_create_marketplace_item(struct backend_app *app, int64_t item_id,
+                                             int64_t count, int64_t *id, struct be_err *err)
+{
+    char i[24], c[24];
+    snprintf(i, sizeof i, "%" PRId64, item_id);
+    snprintf(c, sizeof c, "%" PRId64, count);
+    const char *params[2] = {i, c};
+    enum gf_status st = insert_returning(app, "be_create_marketplace",
+                                         "INSERT INTO marketplace_items (item_id, count)"
+                                         " SELECT id, $2::bigint FROM items WHERE id = $1::bigint"
+                                         " RETURNING id",
+                                         2, params, id, err);
+    if (st == GF_ENOTFOUND)
+        be_err_set(err, "item_not_found", "no item %" PRId64, item_id);
+    else if (st == GF_EEXISTS)
+        be_err_set(err, "already_on_marketplace", "item %" PRId64 " is already on the marketplace",
+                   item_id);
+    else if (st == GF_EINVAL)
+        be_err_set(err, "invalid_field", "count is not valid");
+    else if (st != GF_OK)
+        return store_db_failed(st, err);
+    return st;
+}
+
+enum gf_status store_create_user_item(struct backend_app *app, int64_t user_id, int64_t item_id,
+                                      int64_t count, int64_t *id, struct be_err *err)
+{
+    char u[24], i[24], c[24];
+    snprintf(u, sizeof u, "%" PRId64, user_id);
+    snprintf(i, sizeof i, "%" PRId64, item_id);
+    snprintf(c, sizeof c, "%" PRId64, count);
+    const char *params[3] = {u, i, c};
+    /* The original dropped userId here; it is stored. Unknown user or item: no row. */
+    enum gf_status st =
+        insert_returning(app, "be_create_user_item",
+                         "INSERT INTO user_items (user_id, item_id, count)"
+                         " SELECT u.id, i.id, $3::bigint FROM users u, items i"
+                         " WHERE u.id = $1::bigint AND i.id = $2::bigint RETURNING id",
+                         3, params, id, err);
+    if (st == GF_ENOTFOUND)
+        be_err_set(err, "not_found", "no user %" PRId64 " or no item %" PRId64, user_id, item_id);
+    else if (st == GF_EEXISTS)
+        be_err_set(err, "user_item_exists", "user %" PRId64 " already has item %" PRId64, user_id,
+                   item_id);
+    else if (st == GF_EINVAL)
+        be_err_set(err, "invalid_field", "count is not valid");
+    else if (st != GF_OK)
+        return store_db_failed(st, err);
+    return st;
+}

@@ -1,0 +1,86 @@
+/* Validation of what clients send to the HTTP API: JSON bodies, query parameters and
+ * headers. Pure functions (no I/O, no globals), so that every rule is unit-tested. */
+#ifndef BACKEND_VALIDATE_H
+#define BACKEND_VALIDATE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+
+/* Ids stay below 2^53 so that every JSON client (JavaScript's numbers included) holds them
+ * exactly; amounts, costs and counts fit gxp's uint32 and PostgreSQL's CHECKs. */
+#define VALIDATE_ID_MAX 9007199254740992LL /* 2^53 */
+#define VALIDATE_U31_MAX 2147483647LL      /* 2^31 - 1 */
+#define VALIDATE_NAME_MAX 255              /* bytes */
+#define VALIDATE_KEY_MAX 255               /* bytes of an Idempotency-Key */
+
+/* What a body field holds and so which values it accepts. */
+enum validate_kind {
+    VALIDATE_ID,    /* 1..2^53 */
+    VALIDATE_COUNT, /* 1..2^31-1: counts and amounts, where zero means nothing */
+    VALIDATE_COST,  /* 0..2^31-1 */
+    VALIDATE_NAME,  /* a string of 1..255 bytes, no control characters */
+};
+
+struct validate_field {
+    const char *name; /* as in the JSON body, e.g. "userId" */
+    enum validate_kind kind;
+    bool required;
+};
+
+/* One parsed field; str points into the parsed document (see validate_body). */
+struct validate_value {
+    bool present;
+    int64_t num;
+    const char *str;
+};
+
+/* Parses body (len bytes) as a JSON object whose members are exactly some of fields (all the
+ * required ones, no other, none twice) and fills values[i] for fields[i]. On success
+ * *root_out is the parsed document (the caller json_decref's it; the strings in values live
+ * as long as it). On failure (GF_EINVAL) err says why with one of the codes empty_body,
+ * malformed_json, invalid_utf8, duplicate_field, invalid_body, unknown_field, missing_field,
+ * invalid_field; nothing is written to root_out. */
+enum gf_status validate_body(const char *body, size_t len, const struct validate_field *fields,
+                             size_t nfields, json_t **root_out, struct validate_value *values,
+                             struct be_err *err) GF_MUSTCHECK;
+
+/* One JSON value as an integer in min..max: a JSON integer or a string of decimal digits
+ * only ("12"); floats, signs, spaces, booleans, null, arrays and objects are refused.
+ * field names the value in err (code invalid_field). */
+enum gf_status validate_number(const json_t *v, const char *field, int64_t min, int64_t max,
+                               int64_t *out, struct be_err *err) GF_MUSTCHECK;
+
+/* A name: a JSON string of 1..255 bytes (jansson guarantees valid UTF-8 and no NUL) without
+ * control characters (below 0x20, or 0x7f). */
+enum gf_status validate_name(const json_t *v, const char *field, const char **out,
+                             struct be_err *err) GF_MUSTCHECK;
+
+/* s[0..len) is a non-empty run of decimal digits whose value is at most max. */
+bool validate_digits(const char *s, size_t len, int64_t max, int64_t *out) GF_MUSTCHECK;
+
+/* ?limit=&after= of a list. NULL means absent: limit defaults to cap, after to 0 (from the
+ * start). limit is 1.. (larger values are cut to cap), after 0..2^53; anything else is
+ * GF_EINVAL (code invalid_field naming the parameter). */
+enum gf_status validate_page(const char *limit, const char *after, int64_t cap, struct be_page *out,
+                             struct be_err *err) GF_MUSTCHECK;
+
+/* A query parameter holding an id (e.g. ?userId=): NULL → missing_field, else digits in
+ * 1..2^53 → GF_OK, else invalid_field. */
+enum gf_status validate_query_id(const char *s, const char *name, int64_t *out,
+                                 struct be_err *err) GF_MUSTCHECK;
+
+/* An If-Match header naming one version: "n", W/"n" or bare n (n decimal, 0..2^63-1),
+ * surrounding spaces allowed. false for anything else ("*" and lists included). */
+bool validate_if_match(const char *h, int64_t *version) GF_MUSTCHECK;
+
+/* An Idempotency-Key header: 1..255 bytes of printable ASCII (0x20..0x7e). */
+bool validate_idempotency_key(const char *h);
+
+/* The :id segment of a path: digits only, 1..2^53. */
+bool validate_path_id(const char *s, int64_t *id) GF_MUSTCHECK;
+
+#endif
