@@ -54,6 +54,7 @@ logs:
 
 bench: deps build
 	@bash bench/gxp.sh
+	@bash bench/backend.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

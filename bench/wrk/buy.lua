@@ -1,0 +1,12 @@
+-- wrk script: POST /marketplace/item/buy for a random user (1..USERS) of item ITEM.
+-- USERS and ITEM come from the environment (bench/backend_bench.c sets them).
+local users = tonumber(os.getenv("USERS") or "1000")
+local item = tonumber(os.getenv("ITEM") or "1")
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+
+request = function()
+  local body = string.format('{"userId":%d,"itemId":%d}', math.random(1, users), item)
+  return wrk.format(nil, "/marketplace/item/buy", nil, body)
+end
+dofile(os.getenv("GF_WRK_REPORT"))
