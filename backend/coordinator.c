@@ -35,8 +35,11 @@ static enum gf_status gxp_failed(grpc_status_code code, const char *details, str
     case GRPC_STATUS_NOT_FOUND:
         be_err_set(err, "gxp_balance_not_found", "the user has no GXP balance");
         return GF_ENOTFOUND;
-    case GRPC_STATUS_INVALID_ARGUMENT:
     case GRPC_STATUS_ALREADY_EXISTS:
+        be_err_set(err, "correlation_id_reused",
+                   "this correlation id already names another transaction");
+        return GF_ECONFLICT;
+    case GRPC_STATUS_INVALID_ARGUMENT:
         GF_ERROR("gxp refused a request of ours code=%s details=%s", gf_grpc_code_str(code),
                  details);
         be_err_set(err, "internal", "internal error");
@@ -49,15 +52,23 @@ static enum gf_status gxp_failed(grpc_status_code code, const char *details, str
     }
 }
 
-/* One call to gxp with the request's correlation id and the configured deadline. Waits for
- * a gxp that is not up yet (any start order works) until that deadline. */
+/* One call to gxp with the request's correlation id and the configured deadline. A gxp
+ * that is down answers UNAVAILABLE at once; the call is then tried once more, waiting for
+ * the channel to become ready for a short while (it may be reconnecting after a gxp
+ * restart) — every call made here is idempotent on gxp. Still not ready: UNAVAILABLE (503). */
 static grpc_status_code gxp_call(struct backend_app *app, const char *path,
                                  const ProtobufCMessage *req,
                                  const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp,
                                  const char *cid, char *details, size_t detailsz)
 {
-    return gf_grpc_client_call(app->gxp, path, req, desc, resp, (int)app->cfg->gxp_deadline_ms, cid,
-                               GF_GRPC_WAIT_FOR_READY, details, detailsz);
+    int deadline = (int)app->cfg->gxp_deadline_ms;
+    grpc_status_code code =
+        gf_grpc_client_call(app->gxp, path, req, desc, resp, deadline, cid, 0, details, detailsz);
+    if (code != GRPC_STATUS_UNAVAILABLE)
+        return code;
+    code = gf_grpc_client_call(app->gxp, path, req, desc, resp, deadline < 500 ? deadline : 500,
+                               cid, GF_GRPC_WAIT_FOR_READY, details, detailsz);
+    return code == GRPC_STATUS_DEADLINE_EXCEEDED ? GRPC_STATUS_UNAVAILABLE : code;
 }
 
 static void timestamp_now(Google__Protobuf__Timestamp *ts)
@@ -86,6 +97,47 @@ static enum gf_status prepare(struct backend_app *app, int64_t user_id, int type
     if (resp)
         protobuf_c_message_free_unpacked(resp, NULL);
     return code == GRPC_STATUS_OK ? GF_OK : gxp_failed(code, details, err);
+}
+
+/* A SUBTRACT refused for lack of funds is tried again a few times over ~35 ms: GXP added an
+ * instant earlier is committed (its decision is in) but may not be finalized on gxp yet, and
+ * a client that adds then buys expects to spend it. Prepare is idempotent per id. */
+static enum gf_status prepare_subtract(struct backend_app *app, int64_t user_id, int64_t amount,
+                                       const char *cid, struct be_err *err)
+{
+    enum gf_status st = GF_EINTERNAL;
+    for (int attempt = 0; attempt < 4; attempt++) {
+        if (attempt > 0)
+            gf_sleep_ms(5 << (attempt - 1), NULL);
+        st = prepare(app, user_id, GXP__TRANSACTION_TYPE__SUBTRACT, amount, cid, err);
+        if (st != GF_ECONFLICT || err->code == NULL || strcmp(err->code, "insufficient_gxp") != 0)
+            break;
+    }
+    return st;
+}
+
+/* Claims cid for one transaction of ours before anything else happens under it: a client's
+ * X-Correlation-Id names one transaction at most, so a reused id can never touch, decide or
+ * answer for another request's transaction. */
+static enum gf_status claim(struct backend_app *app, const char *cid, const char *kind,
+                            int64_t user_id, int64_t item_id, int64_t amount, struct be_err *err)
+{
+    char u[24], i[24], a[24];
+    snprintf(u, sizeof u, "%" PRId64, user_id);
+    snprintf(i, sizeof i, "%" PRId64, item_id);
+    snprintf(a, sizeof a, "%" PRId64, amount);
+    const char *params[5] = {cid, kind, u, item_id > 0 ? i : NULL, a};
+    enum gf_status st = store_exec(app, "be_claim",
+                                   "INSERT INTO coord_transactions"
+                                   " (correlation_id, kind, user_id, item_id, amount)"
+                                   " VALUES ($1::uuid, $2, $3::bigint, $4::bigint, $5::bigint)",
+                                   5, params, NULL, err);
+    if (st == GF_EEXISTS) {
+        be_err_set(err, "correlation_id_reused",
+                   "this correlation id already names another transaction: send a new one");
+        return GF_ECONFLICT;
+    }
+    return st == GF_OK ? GF_OK : store_db_failed(st, err);
 }
 
 /* ---- decisions ------------------------------------------------------------------------- */
@@ -332,7 +384,10 @@ enum gf_status coord_buy(struct backend_app *app, int64_t user_id, int64_t item_
     if (st != GF_OK)
         return st;
     if (b.cost > 0) {
-        st = prepare(app, user_id, GXP__TRANSACTION_TYPE__SUBTRACT, b.cost, cid, err);
+        st = claim(app, cid, "buy", user_id, item_id, b.cost, err);
+        if (st != GF_OK)
+            return st;
+        st = prepare_subtract(app, user_id, b.cost, cid, err);
         if (st != GF_OK) {
             char state[16];
             decide_failed(app, cid, state); /* the prepare may have reached gxp */
@@ -396,6 +451,9 @@ enum gf_status coord_add_gxp(struct backend_app *app, int64_t user_id, int64_t a
                              const char *cid, struct be_err *err)
 {
     enum gf_status st = store_user_exists(app, user_id, err);
+    if (st != GF_OK)
+        return st;
+    st = claim(app, cid, "add_gxp", user_id, 0, amount, err);
     if (st != GF_OK)
         return st;
     st = prepare(app, user_id, GXP__TRANSACTION_TYPE__ADD, amount, cid, err);

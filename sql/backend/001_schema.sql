@@ -40,6 +40,18 @@ CREATE TABLE user_items (
     UNIQUE (user_id, item_id)
 );
 
+-- Each distributed transaction the coordinator starts, claimed under its correlation id
+-- before anything else: an id a client sends (X-Correlation-Id) names one transaction at
+-- most, so a reused id can never touch, decide or answer for another request's transaction.
+CREATE TABLE coord_transactions (
+    correlation_id  uuid PRIMARY KEY,
+    kind            text NOT NULL CHECK (kind IN ('buy', 'add_gxp')),
+    user_id         bigint NOT NULL,
+    item_id         bigint,
+    amount          bigint NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+
 -- The decision of each distributed transaction, written once (INSERT, never upsert) in the
 -- coordinator's commit, carried to gxp-db by the publication below.
 CREATE TABLE transaction_outbox (

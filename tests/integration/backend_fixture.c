@@ -1,0 +1,582 @@
+/* See backend_fixture.h. The real backend replaces the harness's stand-in coordinator: gxp
+ * asks it, and the invariants are checked across backend-db and gxp-db. */
+#include "backend_fixture.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+
+#include "gf/clock.h"
+#include "gf/log.h"
+#include "gf/uuid.h"
+#include "gxp.pb-c.h"
+
+/* ---- SQL ------------------------------------------------------------------------------ */
+
+static PGconn *connect_or_fail(const char *conninfo)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("connect %s: %s", conninfo, PQerrorMessage(c));
+    return c;
+}
+
+static PGresult *checked(PGresult *r, const char *sql)
+{
+    ExecStatusType t = PQresultStatus(r);
+    if (t != PGRES_TUPLES_OK && t != PGRES_COMMAND_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
+        PQclear(r);
+        fail_msg("SQL failed: %s\n  %s", msg, sql);
+    }
+    return r;
+}
+
+static PGresult *vquery(PGconn *c, const char *fmt, va_list ap)
+{
+    char sql[4096];
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    return checked(PQexec(c, sql), sql);
+}
+
+long long sql_ll(PGconn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    PGresult *r = vquery(c, fmt, ap);
+    va_end(ap);
+    long long v = 0;
+    if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return v;
+}
+
+void sql_exec(PGconn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    PQclear(vquery(c, fmt, ap));
+    va_end(ap);
+}
+
+const char *sql_text(PGconn *c, char *out, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    PGresult *r = vquery(c, fmt, ap);
+    va_end(ap);
+    snprintf(out, n, "%s", PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+    return out;
+}
+
+/* The first field of a one-parameter query (parameters can be long: lists of ids). */
+static long long sql_ll_param(PGconn *c, const char *sql, const char *param)
+{
+    const char *params[1] = {param};
+    PGresult *r = checked(PQexecParams(c, sql, 1, NULL, params, NULL, NULL, 0), sql);
+    long long v = PQntuples(r) > 0 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+    PQclear(r);
+    return v;
+}
+
+/* The first field of a query, malloc'd. */
+static char *sql_dup(PGconn *c, const char *sql)
+{
+    PGresult *r = checked(PQexec(c, sql), sql);
+    char *s = strdup(PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+    assert_non_null(s);
+    return s;
+}
+
+void new_cid(char out[37])
+{
+    gf_uuid_generate(out);
+}
+
+/* ---- processes -------------------------------------------------------------------------- */
+
+static int generation;
+
+static pid_t spawn_backend(struct backend_world *w)
+{
+    char http_addr[64], grpc_addr[64], db_url[700], gxp_addr[64], deployment[128], pause[64];
+    snprintf(http_addr, sizeof http_addr, "BACKEND_HTTP_ADDR=127.0.0.1:%d", w->http_port);
+    snprintf(grpc_addr, sizeof grpc_addr, "BACKEND_GRPC_ADDR=127.0.0.1:%d", w->grpc_port);
+    snprintf(db_url, sizeof db_url, "BACKEND_DB_URL=%s", w->backend_db.conninfo);
+    snprintf(gxp_addr, sizeof gxp_addr, "BACKEND_GXP_ADDR=127.0.0.1:%d", w->gxp_grpc_port);
+    snprintf(deployment, sizeof deployment, "DEPLOYMENT_NAME=%s", w->opt.deployment);
+    snprintf(pause, sizeof pause, "BACKEND_FAILPOINT_BUY_PAUSE_MS=%d", w->opt.buy_pause_ms);
+    const char *env[48] = {http_addr,
+                           grpc_addr,
+                           db_url,
+                           gxp_addr,
+                           deployment,
+                           "BACKEND_LOG_LEVEL=debug",
+                           "BACKEND_GXP_DEADLINE_MS=2000",
+                           "BACKEND_SHUTDOWN_GRACE_MS=3000"};
+    int n = 8;
+    if (w->opt.failpoints)
+        env[n++] = pause;
+    for (int i = 0; w->opt.extra_env && w->opt.extra_env[i] && n < 47; i++)
+        env[n++] = w->opt.extra_env[i];
+    env[n] = NULL;
+    const char *argv[] = {w->opt.failpoints ? GF_BACKEND_FP_BIN : GF_BACKEND_BIN, NULL};
+    return h_spawn(argv, env, w->backend_log);
+}
+
+static pid_t spawn_gxp(struct backend_world *w)
+{
+    char grpc_addr[64], http_addr[64], db_url[700], pub[700], backend_addr[64], timeout[64],
+        interval[64];
+    snprintf(grpc_addr, sizeof grpc_addr, "GXP_GRPC_ADDR=127.0.0.1:%d", w->gxp_grpc_port);
+    snprintf(http_addr, sizeof http_addr, "GXP_HTTP_ADDR=127.0.0.1:%d", w->gxp_http_port);
+    snprintf(db_url, sizeof db_url, "GXP_DB_URL=%s", w->gxp_db.conninfo);
+    snprintf(pub, sizeof pub, "GXP_PUBLISHER_CONNINFO=%s", w->backend_db.conninfo);
+    snprintf(backend_addr, sizeof backend_addr, "GXP_BACKEND_ADDR=127.0.0.1:%d", w->grpc_port);
+    snprintf(timeout, sizeof timeout, "GXP_PENDING_TIMEOUT_MS=%d", w->opt.pending_timeout_ms);
+    snprintf(interval, sizeof interval, "GXP_RESOLVE_INTERVAL_MS=%d", w->opt.resolve_interval_ms);
+    const char *env[] = {grpc_addr,
+                         http_addr,
+                         db_url,
+                         pub,
+                         backend_addr,
+                         timeout,
+                         interval,
+                         "GXP_LOG_LEVEL=debug",
+                         "GXP_BACKEND_DEADLINE_MS=1000",
+                         "GXP_SHUTDOWN_GRACE_MS=3000",
+                         NULL};
+    const char *argv[] = {GF_GXP_BIN, NULL};
+    return h_spawn(argv, env, w->gxp_log);
+}
+
+static int wait_gxp(struct backend_world *w, int timeout_ms)
+{
+    char target[64];
+    snprintf(target, sizeof target, "127.0.0.1:%d", w->gxp_grpc_port);
+    struct gf_grpc_client *c = gf_grpc_client_new(target);
+    int64_t end = gf_mono_ms() + timeout_ms;
+    int rc = -1;
+    while (rc != 0 && gf_mono_ms() < end) {
+        Gxp__GetAllRequest req = GXP__GET_ALL_REQUEST__INIT;
+        req.limit = 1;
+        ProtobufCMessage *out = NULL;
+        if (gf_grpc_client_call(c, "/gxp.Gxp/GetAll", &req.base, &gxp__get_all_response__descriptor,
+                                &out, 1000, NULL, 0, NULL, 0) == GRPC_STATUS_OK)
+            rc = 0;
+        else
+            usleep(50 * 1000);
+        if (out)
+            protobuf_c_message_free_unpacked(out, NULL);
+    }
+    gf_grpc_client_free(c);
+    return rc;
+}
+
+/* Exit status of a stopped service: a clean SIGTERM shutdown exits 0; a sanitizer report or
+ * a crash does not, and fails the suite. */
+static int stopped_cleanly(pid_t pid, const char *what, const char *log)
+{
+    int status = h_stop(pid, 10000);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    fprintf(stderr, "%s did not exit cleanly: status=%d (log %s)\n", what, status, log);
+    return -1;
+}
+
+int world_stop_gxp(struct backend_world *w)
+{
+    int rc = 0;
+    if (w->gxp_pid > 0)
+        rc = stopped_cleanly(w->gxp_pid, "gxp", w->gxp_log);
+    w->gxp_pid = -1;
+    return rc;
+}
+
+int world_start_gxp(struct backend_world *w)
+{
+    w->gxp_pid = spawn_gxp(w);
+    if (w->gxp_pid < 0 || wait_gxp(w, 20000) != 0) {
+        fprintf(stderr, "gxp did not come up; log: %s\n", w->gxp_log);
+        return -1;
+    }
+    return 0;
+}
+
+static int wait_http_200(struct backend_world *w, const char *path, int timeout_ms)
+{
+    int64_t end = gf_mono_ms() + timeout_ms;
+    do {
+        struct http_res r;
+        long st = http(w, "GET", path, NULL, NULL, &r);
+        http_res_free(&r);
+        if (st == 200)
+            return 0;
+        usleep(50 * 1000);
+    } while (gf_mono_ms() < end);
+    return -1;
+}
+
+int world_start(struct backend_world *w, const struct world_options *opt)
+{
+    static bool curl_ready;
+    if (w->running)
+        (void)world_stop(w);
+    memset(w, 0, sizeof *w);
+    atomic_init(&w->stock_created, 0);
+    if (opt)
+        w->opt = *opt;
+    if (w->opt.pending_timeout_ms == 0)
+        w->opt.pending_timeout_ms = 60000;
+    if (w->opt.resolve_interval_ms == 0)
+        w->opt.resolve_interval_ms = 100;
+    if (w->opt.deployment == NULL)
+        w->opt.deployment = "backend-svc-test";
+    w->backend_pid = w->gxp_pid = -1;
+    gf_log_init("backend-test", GF_LOG_WARN);
+    if (!curl_ready && curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
+        return -1;
+    curl_ready = true;
+    w->running = true;
+
+    int g = generation++;
+    char name[64];
+    snprintf(name, sizeof name, "backend-db-%d", g);
+    if (h_pg_start(&w->backend_db, name, H_PG_LOGICAL) != 0)
+        return -1;
+    snprintf(name, sizeof name, "gxp-db-%d", g);
+    if (h_pg_start(&w->gxp_db, name, H_PG_SUBSCRIBER) != 0)
+        return -1;
+    w->backend = connect_or_fail(w->backend_db.conninfo);
+    w->gxp = connect_or_fail(w->gxp_db.conninfo);
+    w->http_port = h_free_port();
+    w->grpc_port = h_free_port();
+    w->gxp_grpc_port = h_free_port();
+    w->gxp_http_port = h_free_port();
+    snprintf(w->backend_log, sizeof w->backend_log, "%s/backend-%d.log", h_run_dir(), g);
+    snprintf(w->gxp_log, sizeof w->gxp_log, "%s/gxp-%d.log", h_run_dir(), g);
+
+    /* The backend first: it must create its schema and publication by itself. */
+    w->backend_pid = spawn_backend(w);
+    if (w->backend_pid < 0 || h_wait_tcp(w->http_port, 30000) != 0) {
+        fprintf(stderr, "backend did not come up; log: %s\n", w->backend_log);
+        return -1;
+    }
+    if (world_start_gxp(w) != 0)
+        return -1;
+    if (wait_http_200(w, "/readyz", 30000) != 0) {
+        fprintf(stderr, "backend /readyz never answered 200; log: %s\n", w->backend_log);
+        return -1;
+    }
+    /* Decisions flow only once the subscription has copied the table and is streaming. */
+    int64_t end = gf_mono_ms() + 30000;
+    while (sql_ll(w->gxp, "SELECT count(*) FROM pg_subscription_rel r"
+                          " JOIN pg_subscription s ON s.oid = r.srsubid"
+                          " WHERE s.subname = 'transaction_outbox_sub'"
+                          "   AND r.srsubstate = 'r'") != 1) {
+        if (gf_mono_ms() > end) {
+            fprintf(stderr, "the subscription never streamed; log: %s\n", w->gxp_log);
+            return -1;
+        }
+        usleep(50 * 1000);
+    }
+    char target[64];
+    snprintf(target, sizeof target, "127.0.0.1:%d", w->grpc_port);
+    w->backend_grpc = gf_grpc_client_new(target);
+    return 0;
+}
+
+int world_stop(struct backend_world *w)
+{
+    int rc = 0;
+    if (w->backend_pid > 0 && stopped_cleanly(w->backend_pid, "backend", w->backend_log) != 0)
+        rc = -1;
+    w->backend_pid = -1;
+    if (world_stop_gxp(w) != 0)
+        rc = -1;
+    gf_grpc_client_free(w->backend_grpc);
+    w->backend_grpc = NULL;
+    if (w->backend)
+        PQfinish(w->backend);
+    if (w->gxp)
+        PQfinish(w->gxp);
+    w->backend = w->gxp = NULL;
+    http_thread_done();
+    h_cleanup_all();
+    w->running = false;
+    return rc;
+}
+
+/* ---- API shortcuts ---------------------------------------------------------------------- */
+
+static long long post_id(struct backend_world *w, const char *path, json_t *body, const char *key)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    struct http_res r;
+    http(w, "POST", path, text, NULL, &r);
+    free(text);
+    char keys[64];
+    snprintf(keys, sizeof keys, "%s,correlationId", key);
+    assert_ok(&r, keys);
+    long long id = jint(r.json, key);
+    assert_true(id > 0);
+    http_res_free(&r);
+    return id;
+}
+
+long long api_create_user(struct backend_world *w, const char *name)
+{
+    return post_id(w, "/user/create", json_pack("{s:s}", "name", name), "userId");
+}
+
+long long api_create_item(struct backend_world *w, const char *name, long long cost)
+{
+    return post_id(w, "/item/create", json_pack("{s:s,s:I}", "name", name, "cost", cost), "itemId");
+}
+
+long long api_create_marketplace_item(struct backend_world *w, long long item_id, long long count)
+{
+    long long id =
+        post_id(w, "/marketplace/item/create",
+                json_pack("{s:I,s:I}", "itemId", item_id, "count", count), "marketplaceItemId");
+    atomic_fetch_add(&w->stock_created, count);
+    return id;
+}
+
+long long api_create_user_item(struct backend_world *w, long long user, long long item,
+                               long long count)
+{
+    long long id = post_id(
+        w, "/user/item/create",
+        json_pack("{s:I,s:I,s:I}", "userId", user, "itemId", item, "count", count), "userItemId");
+    atomic_fetch_add(&w->stock_created, count);
+    return id;
+}
+
+void api_add_gxp(struct backend_world *w, long long user, long long amount, char cid_out[37])
+{
+    char body[128];
+    snprintf(body, sizeof body, "{\"userId\":%lld,\"amount\":%lld}", user, amount);
+    struct http_res r;
+    http(w, "POST", "/user/gxp/add", body, NULL, &r);
+    assert_ok(&r, "correlationId");
+    char cid[37];
+    snprintf(cid, sizeof cid, "%s", jstr(r.json, "correlationId"));
+    http_res_free(&r);
+    assert_int_equal(wait_until_finalized(w, cid, 15000), 0);
+    assert_int_equal(
+        sql_ll(w->gxp, "SELECT status FROM gxp_transaction WHERE correlation_id = '%s'", cid), 2);
+    if (cid_out)
+        memcpy(cid_out, cid, 37);
+}
+
+void api_user_gxp(struct backend_world *w, long long user, long long *balance, long long *reserved)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/user/gxp?userId=%lld", user);
+    struct http_res r;
+    http(w, "GET", path, NULL, NULL, &r);
+    assert_ok(&r, "balance,reserved,updatedAt,correlationId");
+    assert_iso8601_ms(jstr(r.json, "updatedAt"));
+    *balance = jint(r.json, "balance");
+    *reserved = jint(r.json, "reserved");
+    http_res_free(&r);
+}
+
+void balance_is(struct backend_world *w, long long user, long long balance, long long reserved)
+{
+    long long b = -1, r = -1;
+    api_user_gxp(w, user, &b, &r);
+    if (b != balance || r != reserved)
+        fail_msg("user %lld: balance %lld reserved %lld, expected %lld and %lld", user, b, r,
+                 balance, reserved);
+}
+
+/* ---- waiting, snapshots, invariants ------------------------------------------------------ */
+
+int wait_until_finalized(struct backend_world *w, const char *cid, int timeout_ms)
+{
+    int64_t end = gf_mono_ms() + timeout_ms;
+    do {
+        if (sql_ll(w->gxp,
+                   "SELECT count(*) FROM gxp_transaction WHERE correlation_id = '%s'"
+                   " AND status <> 0",
+                   cid) == 1)
+            return 0;
+        usleep(5 * 1000);
+    } while (gf_mono_ms() < end);
+    return -1;
+}
+
+int wait_no_pending(struct backend_world *w, int timeout_ms)
+{
+    int64_t end = gf_mono_ms() + timeout_ms;
+    do {
+        if (sql_ll(w->gxp, "SELECT count(*) FROM gxp_transaction WHERE status = 0") == 0)
+            return 0;
+        usleep(10 * 1000);
+    } while (gf_mono_ms() < end);
+    return -1;
+}
+
+void snapshot(struct backend_world *w, bool strict, char *out, size_t n)
+{
+    char b[512], g[512];
+    (void)wait_no_pending(w, 15000);
+    sql_text(
+        w->backend, b, sizeof b,
+        "SELECT format('users=%%s items=%%s/%%s/%%s mp=%%s/%%s ui=%%s/%%s',"
+        " (SELECT count(*) FROM users), (SELECT count(*) FROM items),"
+        " (SELECT coalesce(sum(cost), 0) FROM items),"
+        " (SELECT coalesce(sum(version), 0) FROM items),"
+        " (SELECT count(*) FROM marketplace_items),"
+        " (SELECT coalesce(sum(count), 0) FROM marketplace_items),"
+        " (SELECT count(*) FROM user_items), (SELECT coalesce(sum(count), 0) FROM user_items))"
+        " || CASE WHEN %s THEN format(' outbox=%%s', (SELECT count(*) FROM transaction_outbox))"
+        "      ELSE '' END",
+        strict ? "true" : "false");
+    sql_text(w->gxp, g, sizeof g,
+             "SELECT format('balances=%%s sum=%%s reserved=%%s',"
+             " (SELECT count(*) FROM balance), (SELECT coalesce(sum(balance), 0) FROM balance),"
+             " (SELECT coalesce(sum(reserved), 0) FROM balance))"
+             " || CASE WHEN %s THEN format(' tx=%%s', (SELECT count(*) FROM gxp_transaction))"
+             "      ELSE '' END",
+             strict ? "true" : "false");
+    snprintf(out, n, "%s | %s", b, g);
+}
+
+static int violation(long long bad, const char *what)
+{
+    if (bad == 0)
+        return 0;
+    fprintf(stderr, "INVARIANT VIOLATED (%lld): %s\n", bad, what);
+    return 1;
+}
+
+/* The backend's decisions as "cid=state,..." and its user ids as "1,2,...". */
+static const char OUTBOX_SQL[] =
+    "SELECT coalesce(string_agg(correlation_id || '=' || state, ','), '') FROM transaction_outbox";
+static const char DECISIONS_CTE[] =
+    "WITH o AS (SELECT split_part(x, '=', 1)::uuid AS cid, split_part(x, '=', 2) AS state"
+    "             FROM unnest(string_to_array($1, ',')) x) ";
+
+int check_invariants(struct backend_world *w)
+{
+    int bad = violation(wait_no_pending(w, 15000) != 0,
+                        "a gxp transaction stayed PENDING although the system is quiescent");
+    /* gxp-db: balance = Σ committed ADD − Σ committed SUBTRACT; reserved = Σ pending
+     * SUBTRACT; incoming = Σ pending ADD; 0 ≤ reserved ≤ balance. */
+    bad += violation(
+        sql_ll(w->gxp,
+               "SELECT count(*) FROM balance b LEFT JOIN LATERAL ("
+               "  SELECT coalesce(sum(CASE WHEN status = 2 AND type = 0 THEN amount"
+               "                           WHEN status = 2 AND type = 1 THEN -amount END), 0) net,"
+               "         coalesce(sum(amount) FILTER (WHERE status = 0 AND type = 1), 0) AS res,"
+               "         coalesce(sum(amount) FILTER (WHERE status = 0 AND type = 0), 0) AS inc"
+               "    FROM gxp_transaction t WHERE t.user_id = b.user_id) s ON true"
+               " WHERE b.balance <> s.net OR b.reserved <> s.res OR b.incoming <> s.inc"
+               "    OR b.reserved < 0 OR b.reserved > b.balance"),
+        "gxp balances match their committed and pending transactions");
+    bad += violation(sql_ll(w->gxp, "SELECT count(*) FROM gxp_transaction t"
+                                    " LEFT JOIN decision d USING (correlation_id)"
+                                    " WHERE (t.status = 2 AND d.state IS DISTINCT FROM 'succeeded')"
+                                    "    OR (t.status = 1 AND d.state IS DISTINCT FROM 'failed')"
+                                    "    OR (t.status = 0 AND d.outcome = 'applied')"),
+                     "gxp: COMMITTED iff its recorded decision is succeeded, ABORTED iff failed");
+    bad += violation(sql_ll(w->gxp, "SELECT count(*) FROM decision WHERE outcome LIKE 'error%%'"),
+                     "gxp applied every decision without error");
+
+    /* Across: gxp-db follows backend-db's decisions, both ways. */
+    char *outbox = sql_dup(w->backend, OUTBOX_SQL);
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "%sSELECT count(*) FROM gxp_transaction t LEFT JOIN o ON o.cid = t.correlation_id"
+             " WHERE (t.status = 2 AND o.state IS DISTINCT FROM 'succeeded')"
+             "    OR (t.status = 1 AND o.state IS DISTINCT FROM 'failed')",
+             DECISIONS_CTE);
+    bad += violation(sql_ll_param(w->gxp, sql, outbox),
+                     "every COMMITTED gxp transaction is 'succeeded' in backend-db's outbox and "
+                     "every ABORTED one 'failed'");
+    snprintf(sql, sizeof sql,
+             "%sSELECT count(*) FROM o LEFT JOIN gxp_transaction t ON t.correlation_id = o.cid"
+             " WHERE o.state = 'succeeded' AND t.status IS DISTINCT FROM 2",
+             DECISIONS_CTE);
+    bad += violation(sql_ll_param(w->gxp, sql, outbox),
+                     "every 'succeeded' decision of backend-db has a COMMITTED gxp transaction");
+    free(outbox);
+
+    /* Stock: nothing created or lost — user items + marketplace stock = stock ever created. */
+    long long stock =
+        sql_ll(w->backend, "SELECT (SELECT coalesce(sum(count), 0) FROM user_items)"
+                           " + (SELECT coalesce(sum(count), 0) FROM marketplace_items)");
+    long long created = atomic_load(&w->stock_created);
+    if (stock != created)
+        fprintf(stderr, "stock: %lld in user items and marketplace, %lld created\n", stock,
+                created);
+    bad += violation(stock != created, "user items + marketplace stock = stock ever created");
+
+    /* Every backend user has a gxp balance. */
+    char *users = sql_dup(w->backend, "SELECT coalesce(string_agg(id::text, ','), '') FROM users");
+    bad +=
+        violation(sql_ll_param(w->gxp,
+                               "SELECT count(*) FROM unnest(string_to_array($1, ',')::bigint[]) u"
+                               " LEFT JOIN balance b ON b.user_id = u WHERE b.user_id IS NULL",
+                               users),
+                  "every backend user has a gxp balance");
+    free(users);
+    return bad;
+}
+
+grpc_status_code rpc_resolve(struct backend_world *w, const char *cid, char *state, size_t n)
+{
+    Backend__ResolveTransactionRequest req = BACKEND__RESOLVE_TRANSACTION_REQUEST__INIT;
+    req.correlationid = (char *)cid;
+    ProtobufCMessage *out = NULL;
+    grpc_status_code code = gf_grpc_client_call(
+        w->backend_grpc, "/backend.Backend/ResolveTransaction", &req.base,
+        &backend__resolve_transaction_response__descriptor, &out, 5000, NULL, 0, NULL, 0);
+    if (out) {
+        Backend__ResolveTransactionResponse *r = (Backend__ResolveTransactionResponse *)out;
+        assert_string_equal(r->correlationid, cid);
+        if (state)
+            snprintf(state, n, "%s", r->state);
+        protobuf_c_message_free_unpacked(out, NULL);
+    }
+    return code;
+}
+
+/* ---- cmocka hooks ------------------------------------------------------------------------ */
+
+struct backend_world W;
+
+int world_check(void **state)
+{
+    (void)state;
+    return check_invariants(&W) == 0 ? 0 : -1;
+}
+
+int world_teardown(void **state)
+{
+    (void)state;
+    return world_stop(&W);
+}
+
+int world_check_and_stop(void **state)
+{
+    (void)state;
+    int bad = W.running ? check_invariants(&W) : 0;
+    int rc = world_stop(&W);
+    return bad == 0 && rc == 0 ? 0 : -1;
+}

@@ -1,0 +1,137 @@
+/* The world a backend integration test runs in: backend-db (publisher of the decisions),
+ * gxp-db (subscriber), the real gxp and the real backend, all on free ports and stopped at
+ * the end; an HTTP client on libcurl, JSON and SQL helpers, and SPEC §5's invariants checked
+ * across both databases. */
+#ifndef BACKEND_FIXTURE_H
+#define BACKEND_FIXTURE_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "backend.pb-c.h"
+#include "gf/grpc.h"
+#include "harness.h"
+
+/* How a world is started; zero values mean the defaults noted. */
+struct world_options {
+    bool failpoints;              /* run GF_BACKEND_FP_BIN instead of GF_BACKEND_BIN */
+    int buy_pause_ms;             /* BACKEND_FAILPOINT_BUY_PAUSE_MS (failpoint binary only) */
+    int pending_timeout_ms;       /* GXP_PENDING_TIMEOUT_MS, default 60000 */
+    int resolve_interval_ms;      /* GXP_RESOLVE_INTERVAL_MS, default 100 */
+    const char *deployment;       /* DEPLOYMENT_NAME, default backend-svc-test */
+    const char *const *extra_env; /* more "K=V" for the backend, NULL-terminated, may be NULL */
+};
+
+struct backend_world {
+    struct world_options opt;
+    struct h_pg backend_db, gxp_db;
+    PGconn *backend, *gxp;            /* the test's own connections, for setup and checks */
+    int http_port, grpc_port;         /* the backend's */
+    int gxp_grpc_port, gxp_http_port; /* gxp's */
+    pid_t backend_pid, gxp_pid;
+    char backend_log[600], gxp_log[600];
+    struct gf_grpc_client *backend_grpc; /* to backend.Backend */
+    atomic_llong stock_created;          /* units created through the API (stock + user items) */
+    bool running;
+};
+
+/* The world of this test program. cmocka hooks: world_check fails when an invariant does not
+ * hold; world_teardown stops everything and fails when a process did not exit 0 on SIGTERM;
+ * world_check_and_stop does both (for a world per test). */
+extern struct backend_world W;
+int world_check(void **state);
+int world_teardown(void **state);
+int world_check_and_stop(void **state);
+
+/* Starts both databases, the backend (first: it creates its schema and publication by itself),
+ * then gxp; waits for the backend's /readyz and for the subscription to stream. 0 or -1. */
+int world_start(struct backend_world *w, const struct world_options *opt);
+/* Stops everything; -1 when a process did not exit cleanly (0) on SIGTERM. */
+int world_stop(struct backend_world *w);
+/* Stops gxp alone (SIGTERM, -1 unless it exits 0) and starts it again on the same ports. */
+int world_stop_gxp(struct backend_world *w);
+int world_start_gxp(struct backend_world *w);
+
+/* ---- HTTP (backend_http.c: libcurl, one handle per thread, kept for keep-alive) ------- */
+struct http_res {
+    long status; /* 0 when no answer came (transport error) */
+    char *body;  /* NUL-terminated, "" when empty */
+    size_t body_len;
+    json_t *json;    /* the body parsed, NULL when it is not JSON */
+    char *headers;   /* the header lines of the final answer */
+    char error[256]; /* curl's message on a transport error */
+};
+/* One request to the backend. headers: "Name: value" strings, NULL-terminated, may be NULL.
+ * body may be NULL (no body). Returns the status (0 on transport error); *res is filled
+ * (free with http_res_free). Safe on any thread; never asserts. */
+long http(struct backend_world *w, const char *method, const char *path, const char *body,
+          const char *const headers[], struct http_res *res);
+long http_n(struct backend_world *w, const char *method, const char *path, const char *body,
+            size_t body_len, const char *const headers[], struct http_res *res);
+void http_res_free(struct http_res *res);
+/* The value of a response header (case-insensitive name), copied to out; NULL when absent. */
+const char *http_header(const struct http_res *res, const char *name, char *out, size_t n);
+/* Frees this thread's curl handle (call at the end of a thread that used http). */
+void http_thread_done(void);
+
+/* ---- JSON and shapes (assert; main thread only) ---------------------------------------- */
+/* obj is an object whose keys are exactly those of the comma-separated list. */
+void assert_keys(const json_t *obj, const char *keys);
+long long jint(const json_t *obj, const char *key);   /* asserts an integer member */
+const char *jstr(const json_t *obj, const char *key); /* asserts a string member */
+json_t *jarr(const json_t *obj, const char *key);     /* asserts an array member */
+void assert_iso8601_ms(const char *s);                /* 2026-11-26T05:43:31.712Z */
+void assert_uuid(const char *s);
+/* A 200 answer whose JSON has exactly keys; its correlationId (when a key) equals the
+ * X-Correlation-Id header. */
+void assert_ok(const struct http_res *res, const char *keys);
+/* An error answer: status, exactly {message,error,correlationId}, error a snake_case code
+ * (equal to code when not NULL), a message without SQL, the header's correlation id. */
+void assert_error(const struct http_res *res, long status, const char *code);
+
+/* ---- API shortcuts (assert 200; main thread only) -------------------------------------- */
+long long api_create_user(struct backend_world *w, const char *name);
+long long api_create_item(struct backend_world *w, const char *name, long long cost);
+long long api_create_marketplace_item(struct backend_world *w, long long item_id, long long count);
+long long api_create_user_item(struct backend_world *w, long long user, long long item,
+                               long long count);
+/* Adds GXP and waits until gxp committed it; cid_out (may be NULL) gets its correlation id. */
+void api_add_gxp(struct backend_world *w, long long user, long long amount, char cid_out[37]);
+/* GET /user/gxp?userId=. */
+void api_user_gxp(struct backend_world *w, long long user, long long *balance, long long *reserved);
+/* Asserts the user's gxp balance and reservation. */
+void balance_is(struct backend_world *w, long long user, long long balance, long long reserved);
+
+/* ---- SQL on the test's connections (abort the test on error) --------------------------- */
+long long sql_ll(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sql_exec(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The first field of the first row as text into out ("" when no row or NULL). */
+const char *sql_text(PGconn *c, char *out, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* What a request may not change, as one comparable line: row counts and sums on backend-db
+ * and gxp-db. strict also covers decisions and gxp transactions (a refused buy may record a
+ * 'failed' decision and an aborted transaction; a request refused as bad input may not). */
+void snapshot(struct backend_world *w, bool strict, char *out, size_t n);
+
+/* gxp-db's transaction for cid left PENDING (status <> 0). 0, or -1 after timeout_ms. */
+int wait_until_finalized(struct backend_world *w, const char *cid, int timeout_ms);
+/* No PENDING transaction left on gxp-db. 0, or -1 after timeout_ms. */
+int wait_no_pending(struct backend_world *w, int timeout_ms);
+
+/* SPEC §5 across both databases (waits for pending transactions first); prints each
+ * violation and returns how many invariants failed. */
+int check_invariants(struct backend_world *w);
+
+/* backend.Backend/ResolveTransaction on the backend's gRPC port; state (may be NULL) gets
+ * the answer's state. */
+grpc_status_code rpc_resolve(struct backend_world *w, const char *cid, char *state, size_t n);
+
+void new_cid(char out[37]);
+
+#endif
