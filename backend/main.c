@@ -1,61 +1,17 @@
 /* backend: the core system behind the HTTP API, and the coordinator of the two-phase commit
  * with gxp. The story: logging → config → database pool and gxp channel → HTTP API →
  * schema → gRPC (ResolveTransaction) → wait for SIGTERM/SIGINT → drain → clean up. */
-#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "backend.h"
-#include "gf/clock.h"
 #include "gf/http.h"
 #include "gf/log.h"
 #include "gf/migrate.h"
+#include "gf/service.h"
 
 extern const struct gf_migration backend_migrations[];
 extern const int backend_migrations_count;
-
-/* Waits up to ms (forever when negative) for SIGTERM/SIGINT; true when one came. */
-static bool wait_signal(const sigset_t *set, int64_t ms)
-{
-    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
-    for (;;) {
-        int sig = ms < 0 ? sigwaitinfo(set, NULL) : sigtimedwait(set, NULL, &ts);
-        if (sig > 0) {
-            GF_INFO("signal received sig=%d: shutting down", sig);
-            return true;
-        }
-        if (errno == EAGAIN)
-            return false;
-    }
-}
-
-enum startup { STARTED, STOPPED, FAILED };
-
-/* Applies the schema (and the publication), retrying while backend-db is unreachable. */
-static enum startup migrate(struct backend_app *app, const sigset_t *signals)
-{
-    struct gf_backoff bo;
-    gf_backoff_init(&bo, 200, 10000);
-    for (;;) {
-        struct gf_db_conn *c = NULL;
-        enum gf_status st = gf_db_acquire(app->pool, &c);
-        if (st == GF_OK) {
-            st = gf_migrate(c, "backend", backend_migrations, backend_migrations_count);
-            gf_db_release(app->pool, c);
-            if (st == GF_OK) {
-                atomic_store(&app->migrated, true);
-                return STARTED;
-            }
-            if (st == GF_ECONFLICT || st == GF_EINVAL || st == GF_EINTERNAL)
-                return FAILED;
-        }
-        GF_LOG_RL(GF_LOG_WARN, 10000, "backend-db not ready, retrying status=%s",
-                  gf_status_str(st));
-        if (wait_signal(signals, gf_backoff_next(&bo)))
-            return STOPPED;
-    }
-}
 
 int main(void)
 {
@@ -66,11 +22,7 @@ int main(void)
     struct gf_grpc_server *grpc = NULL;
 
     sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    gf_service_block_signals(&signals);
 
     gf_log_init("backend", GF_LOG_INFO);
     if (gf_config_load(backend_config_defs, backend_config_ndefs, &cfg) != GF_OK) {
@@ -98,11 +50,13 @@ int main(void)
     http = api_start(&app);
     if (http == NULL)
         goto out;
-    enum startup started = migrate(&app, &signals);
-    if (started != STARTED) {
-        rc = started == STOPPED ? EXIT_SUCCESS : EXIT_FAILURE;
+    enum gf_startup started = gf_service_migrate(app.pool, "backend", backend_migrations,
+                                                 backend_migrations_count, &signals);
+    if (started != GF_STARTED) {
+        rc = started == GF_STOPPED ? EXIT_SUCCESS : EXIT_FAILURE;
         goto out;
     }
+    atomic_store(&app.migrated, true);
     struct gf_grpc_server_options gopt = {
         .addr = cfg.grpc_addr,
         .threads = 4,
@@ -117,7 +71,7 @@ int main(void)
         goto out;
     GF_INFO("backend ready deployment=%s", cfg.deployment_name);
 
-    wait_signal(&signals, -1);
+    gf_service_wait_signal(&signals, -1);
     rc = EXIT_SUCCESS;
 
 out:

@@ -1,62 +1,18 @@
 /* gxp: the GXP points ledger, participant of the backend's two-phase commit.
  * The story: logging → config → database pool and pipeline → health port → schema → gRPC server,
  * resolver and subscription → wait for SIGTERM/SIGINT → drain → clean up. */
-#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "gf/clock.h"
 #include "gf/http.h"
 #include "gf/log.h"
 #include "gf/migrate.h"
+#include "gf/service.h"
 #include "gxp.h"
 
 extern const struct gf_migration gxp_migrations[];
 extern const int gxp_migrations_count;
-
-/* Waits up to ms for SIGTERM/SIGINT (blocked in every thread); true when one came. */
-static bool wait_signal(const sigset_t *set, int64_t ms)
-{
-    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
-    for (;;) {
-        int sig = ms < 0 ? sigwaitinfo(set, NULL) : sigtimedwait(set, NULL, &ts);
-        if (sig > 0) {
-            GF_INFO("signal received sig=%d: shutting down", sig);
-            return true;
-        }
-        if (errno == EAGAIN)
-            return false;
-        /* EINTR: wait again */
-    }
-}
-
-enum startup { STARTED, STOPPED, FAILED };
-
-/* Applies the schema, retrying with back-off while gxp-db is unreachable. */
-static enum startup migrate(struct gxp_app *app, const sigset_t *signals)
-{
-    struct gf_backoff bo;
-    gf_backoff_init(&bo, 200, 10000);
-    for (;;) {
-        struct gf_db_conn *c = NULL;
-        enum gf_status st = gf_db_acquire(app->pool, &c);
-        if (st == GF_OK) {
-            st = gf_migrate(c, "gxp", gxp_migrations, gxp_migrations_count);
-            gf_db_release(app->pool, c);
-            if (st == GF_OK) {
-                atomic_store(&app->migrated, true);
-                return STARTED;
-            }
-            if (st == GF_ECONFLICT || st == GF_EINVAL || st == GF_EINTERNAL)
-                return FAILED; /* a broken or edited migration will not fix itself */
-        }
-        GF_LOG_RL(GF_LOG_WARN, 10000, "gxp-db not ready, retrying status=%s", gf_status_str(st));
-        if (wait_signal(signals, gf_backoff_next(&bo)))
-            return STOPPED;
-    }
-}
 
 int main(void)
 {
@@ -71,11 +27,7 @@ int main(void)
     /* Signals are taken by sigwait in this thread only: block them before any thread
      * (gRPC's included) starts, so every thread inherits the mask. */
     sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    gf_service_block_signals(&signals);
 
     gf_log_init("gxp", GF_LOG_INFO);
     if (gf_config_load(gxp_config_defs, gxp_config_ndefs, &cfg) != GF_OK) {
@@ -104,11 +56,13 @@ int main(void)
     http = health_start(&app);
     if (http == NULL)
         goto out;
-    enum startup started = migrate(&app, &signals);
-    if (started != STARTED) {
-        rc = started == STOPPED ? EXIT_SUCCESS : EXIT_FAILURE;
+    enum gf_startup started =
+        gf_service_migrate(app.pool, "gxp", gxp_migrations, gxp_migrations_count, &signals);
+    if (started != GF_STARTED) {
+        rc = started == GF_STOPPED ? EXIT_SUCCESS : EXIT_FAILURE;
         goto out;
     }
+    atomic_store(&app.migrated, true);
 
     struct gf_grpc_server_options gopt = {
         .addr = cfg.grpc_addr,
@@ -128,7 +82,7 @@ int main(void)
     subscription = subscription_start(&app);
     GF_INFO("gxp ready");
 
-    wait_signal(&signals, -1);
+    gf_service_wait_signal(&signals, -1);
     rc = EXIT_SUCCESS;
 
 out:

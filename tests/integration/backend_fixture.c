@@ -18,72 +18,13 @@
 #include "gf/uuid.h"
 #include "gxp.pb-c.h"
 
-/* ---- SQL ------------------------------------------------------------------------------ */
-
-static PGconn *connect_or_fail(const char *conninfo)
-{
-    PGconn *c = PQconnectdb(conninfo);
-    if (PQstatus(c) != CONNECTION_OK)
-        fail_msg("connect %s: %s", conninfo, PQerrorMessage(c));
-    return c;
-}
-
-static PGresult *checked(PGresult *r, const char *sql)
-{
-    ExecStatusType t = PQresultStatus(r);
-    if (t != PGRES_TUPLES_OK && t != PGRES_COMMAND_OK) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
-        PQclear(r);
-        fail_msg("SQL failed: %s\n  %s", msg, sql);
-    }
-    return r;
-}
-
-static PGresult *vquery(PGconn *c, const char *fmt, va_list ap)
-{
-    char sql[4096];
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    return checked(PQexec(c, sql), sql);
-}
-
-long long sql_ll(PGconn *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    PGresult *r = vquery(c, fmt, ap);
-    va_end(ap);
-    long long v = 0;
-    if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
-        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return v;
-}
-
-void sql_exec(PGconn *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    PQclear(vquery(c, fmt, ap));
-    va_end(ap);
-}
-
-const char *sql_text(PGconn *c, char *out, size_t n, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    PGresult *r = vquery(c, fmt, ap);
-    va_end(ap);
-    snprintf(out, n, "%s", PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
-    PQclear(r);
-    return out;
-}
+/* ---- SQL -------------------------------------------------------------------------------- */
 
 /* The first field of a one-parameter query (parameters can be long: lists of ids). */
 static long long sql_ll_param(PGconn *c, const char *sql, const char *param)
 {
     const char *params[1] = {param};
-    PGresult *r = checked(PQexecParams(c, sql, 1, NULL, params, NULL, NULL, 0), sql);
+    PGresult *r = sql_checked(PQexecParams(c, sql, 1, NULL, params, NULL, NULL, 0), sql);
     long long v = PQntuples(r) > 0 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
     PQclear(r);
     return v;
@@ -92,16 +33,11 @@ static long long sql_ll_param(PGconn *c, const char *sql, const char *param)
 /* The first field of a query, malloc'd. */
 static char *sql_dup(PGconn *c, const char *sql)
 {
-    PGresult *r = checked(PQexec(c, sql), sql);
+    PGresult *r = sql_checked(PQexec(c, sql), sql);
     char *s = strdup(PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
     PQclear(r);
     assert_non_null(s);
     return s;
-}
-
-void new_cid(char out[37])
-{
-    gf_uuid_generate(out);
 }
 
 /* ---- processes -------------------------------------------------------------------------- */

@@ -16,6 +16,7 @@
 #include "backend.pb-c.h"
 #include "gf/grpc.h"
 #include "harness.h"
+#include "sql_helpers.h"
 
 /* How a world is started; zero values mean the defaults noted. */
 struct world_options {
@@ -107,13 +108,6 @@ void api_user_gxp(struct backend_world *w, long long user, long long *balance, l
 /* Asserts the user's gxp balance and reservation. */
 void balance_is(struct backend_world *w, long long user, long long balance, long long reserved);
 
-/* ---- SQL on the test's connections (abort the test on error) --------------------------- */
-long long sql_ll(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void sql_exec(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* The first field of the first row as text into out ("" when no row or NULL). */
-const char *sql_text(PGconn *c, char *out, size_t n, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
 /* What a request may not change, as one comparable line: row counts and sums on backend-db
  * and gxp-db. strict also covers decisions and gxp transactions (a refused buy may record a
  * 'failed' decision and an aborted transaction; a request refused as bad input may not). */
@@ -131,7 +125,5 @@ int check_invariants(struct backend_world *w);
 /* backend.Backend/ResolveTransaction on the backend's gRPC port; state (may be NULL) gets
  * the answer's state. */
 grpc_status_code rpc_resolve(struct backend_world *w, const char *cid, char *state, size_t n);
-
-void new_cid(char out[37]);
 
 #endif

@@ -18,51 +18,6 @@
 #include "gf/log.h"
 #include "gf/uuid.h"
 
-static PGconn *connect_or_fail(const char *conninfo)
-{
-    PGconn *c = PQconnectdb(conninfo);
-    if (PQstatus(c) != CONNECTION_OK)
-        fail_msg("connect %s: %s", conninfo, PQerrorMessage(c));
-    return c;
-}
-
-static PGresult *vquery(PGconn *c, const char *fmt, va_list ap)
-{
-    char sql[4096];
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType t = PQresultStatus(r);
-    if (t != PGRES_TUPLES_OK && t != PGRES_COMMAND_OK) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
-        PQclear(r);
-        fail_msg("SQL failed: %s\n  %s", msg, sql);
-    }
-    return r;
-}
-
-long long sql_ll(PGconn *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    PGresult *r = vquery(c, fmt, ap);
-    va_end(ap);
-    long long v = 0;
-    if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
-        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return v;
-}
-
-void sql_exec(PGconn *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    PGresult *r = vquery(c, fmt, ap);
-    va_end(ap);
-    PQclear(r);
-}
-
 int world_wait_gxp(int grpc_port, int timeout_ms)
 {
     char target[64];
@@ -175,11 +130,6 @@ int world_stop(struct gxp_world *w)
         PQfinish(w->gxp);
     h_cleanup_all();
     return rc;
-}
-
-void new_cid(char out[37])
-{
-    gf_uuid_generate(out);
 }
 
 grpc_status_code rpc_create_balance(struct gxp_world *w, uint32_t user)

@@ -14,6 +14,7 @@
 #include "gf/grpc.h"
 #include "gxp.pb-c.h"
 #include "harness.h"
+#include "sql_helpers.h"
 
 struct gxp_world {
     struct h_pg backend_db, gxp_db;
@@ -42,11 +43,6 @@ pid_t world_spawn_gxp(struct gxp_world *w, int grpc_port, int http_port, const c
 /* Waits until gxp answers GetAll on grpc_port. */
 int world_wait_gxp(int grpc_port, int timeout_ms);
 
-/* SQL on one of the test's connections; aborts the test on error. Returns the first field
- * of the first row as a long long (0 when no row). */
-long long sql_ll(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void sql_exec(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
 /* RPC helpers (to gxp). */
 grpc_status_code rpc_create_balance(struct gxp_world *w, uint32_t user);
 grpc_status_code rpc_prepare(struct gxp_world *w, uint32_t user, int type, uint32_t amount,
@@ -66,8 +62,5 @@ void fund(struct gxp_world *w, uint32_t user, uint32_t amount);
 
 /* SPEC §5's invariants on gxp-db; fails the test on any violation. */
 void check_invariants(struct gxp_world *w);
-
-/* A fresh UUID string. */
-void new_cid(char out[37]);
 
 #endif

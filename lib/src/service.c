@@ -1,0 +1,56 @@
+/* See service.h. */
+#include "gf/service.h"
+
+#include <errno.h>
+#include <time.h>
+
+#include "gf/clock.h"
+#include "gf/log.h"
+
+void gf_service_block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+bool gf_service_wait_signal(const sigset_t *set, int64_t ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+    for (;;) {
+        int sig = ms < 0 ? sigwaitinfo(set, NULL) : sigtimedwait(set, NULL, &ts);
+        if (sig > 0) {
+            GF_INFO("signal received sig=%d: shutting down", sig);
+            return true;
+        }
+        if (errno == EAGAIN)
+            return false;
+        /* EINTR: wait again */
+    }
+}
+
+enum gf_startup gf_service_migrate(struct gf_db_pool *pool, const char *service,
+                                   const struct gf_migration *migrations, int n,
+                                   const sigset_t *signals)
+{
+    struct gf_backoff bo;
+    gf_backoff_init(&bo, 200, 10000);
+    for (;;) {
+        struct gf_db_conn *c = NULL;
+        enum gf_status st = gf_db_acquire(pool, &c);
+        if (st == GF_OK) {
+            st = gf_migrate(c, service, migrations, n);
+            gf_db_release(pool, c);
+            if (st == GF_OK)
+                return GF_STARTED;
+            if (st == GF_ECONFLICT || st == GF_EINVAL || st == GF_EINTERNAL)
+                return GF_START_FAILED;
+        }
+        GF_LOG_RL(GF_LOG_WARN, 10000, "database not ready, retrying service=%s status=%s", service,
+                  gf_status_str(st));
+        if (gf_service_wait_signal(signals, gf_backoff_next(&bo)))
+            return GF_STOPPED;
+    }
+}
