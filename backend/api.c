@@ -681,20 +681,6 @@ static void route_labels(size_t ri, char *buf, size_t n)
                  method_names[routes[ri].method]);
 }
 
-static double pool_in_use(void *arg)
-{
-    struct gf_db_pool_stats s;
-    gf_db_pool_stats(arg, &s);
-    return s.in_use;
-}
-
-static double pool_open(void *arg)
-{
-    struct gf_db_pool_stats s;
-    gf_db_pool_stats(arg, &s);
-    return s.open;
-}
-
 static void metrics_init(struct backend_app *app)
 {
     char labels[128];
@@ -703,9 +689,7 @@ static void metrics_init(struct backend_app *app)
         route_latency[ri] = gf_metrics_histogram("backend_http_request_duration_seconds",
                                                  "HTTP handling time, by route", labels);
     }
-    gf_metrics_gauge_fn("gf_db_pool_in_use", "database connections lent out", "", pool_in_use,
-                        app->pool);
-    gf_metrics_gauge_fn("gf_db_pool_open", "database connections open", "", pool_open, app->pool);
+    gf_db_pool_register_metrics(app->pool);
 }
 
 static void count(size_t ri, int status, int64_t us)

@@ -9,20 +9,6 @@
 #include "gf/metrics.h"
 #include "gxp.h"
 
-static double pool_in_use(void *arg)
-{
-    struct gf_db_pool_stats s;
-    gf_db_pool_stats(arg, &s);
-    return s.in_use;
-}
-
-static double pool_open(void *arg)
-{
-    struct gf_db_pool_stats s;
-    gf_db_pool_stats(arg, &s);
-    return s.open;
-}
-
 static double subscribed(void *arg)
 {
     struct gxp_app *app = arg;
@@ -80,9 +66,7 @@ static void handle(void *arg, const struct gf_http_request *req, struct gf_http_
 
 struct gf_http_server *health_start(struct gxp_app *app)
 {
-    gf_metrics_gauge_fn("gf_db_pool_in_use", "database connections lent out", "", pool_in_use,
-                        app->pool);
-    gf_metrics_gauge_fn("gf_db_pool_open", "database connections open", "", pool_open, app->pool);
+    gf_db_pool_register_metrics(app->pool);
     gf_metrics_gauge_fn("gxp_subscription_ready", "1 when transaction_outbox_sub carries decisions",
                         "", subscribed, app);
     struct gf_http_server_options opt = {

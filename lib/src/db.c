@@ -13,6 +13,7 @@
 #include "db_internal.h"
 #include "gf/clock.h"
 #include "gf/log.h"
+#include "gf/metrics.h"
 
 #define MAX_PREPARED 64
 #define TX_MAX_ATTEMPTS 6
@@ -409,6 +410,26 @@ void gf_db_pool_stats(struct gf_db_pool *p, struct gf_db_pool_stats *out)
     out->timeouts = p->timeouts;
     out->connect_failures = p->connect_failures;
     pthread_mutex_unlock(&p->mu);
+}
+
+static double gauge_in_use(void *arg)
+{
+    struct gf_db_pool_stats s;
+    gf_db_pool_stats(arg, &s);
+    return s.in_use;
+}
+
+static double gauge_open(void *arg)
+{
+    struct gf_db_pool_stats s;
+    gf_db_pool_stats(arg, &s);
+    return s.open;
+}
+
+void gf_db_pool_register_metrics(struct gf_db_pool *p)
+{
+    gf_metrics_gauge_fn("gf_db_pool_in_use", "database connections lent out", "", gauge_in_use, p);
+    gf_metrics_gauge_fn("gf_db_pool_open", "database connections open", "", gauge_open, p);
 }
 
 enum gf_status gf_db_ping(struct gf_db_pool *p)

@@ -72,6 +72,10 @@ struct gf_db_pool_stats {
 };
 void gf_db_pool_stats(struct gf_db_pool *pool, struct gf_db_pool_stats *out);
 
+/* Registers the gauges gf_db_pool_in_use and gf_db_pool_open for this pool (one pool per
+ * process is shown; the pool must outlive every /metrics render). */
+void gf_db_pool_register_metrics(struct gf_db_pool *pool);
+
 /* Acquires a connection, runs SELECT 1, releases: GF_OK when the database answers. */
 enum gf_status gf_db_ping(struct gf_db_pool *pool) GF_MUSTCHECK;
 
