@@ -71,6 +71,20 @@ static grpc_status_code gxp_call(struct backend_app *app, const char *path,
     return code == GRPC_STATUS_DEADLINE_EXCEEDED ? GRPC_STATUS_UNAVAILABLE : code;
 }
 
+/* A call whose answer carries nothing we need: OK, or the client's answer for the failure. */
+static enum gf_status gxp_command(struct backend_app *app, const char *path,
+                                  const ProtobufCMessage *req,
+                                  const ProtobufCMessageDescriptor *desc, const char *cid,
+                                  struct be_err *err)
+{
+    ProtobufCMessage *resp = NULL;
+    char details[256];
+    grpc_status_code code = gxp_call(app, path, req, desc, &resp, cid, details, sizeof details);
+    if (resp)
+        protobuf_c_message_free_unpacked(resp, NULL);
+    return code == GRPC_STATUS_OK ? GF_OK : gxp_failed(code, details, err);
+}
+
 static void timestamp_now(Google__Protobuf__Timestamp *ts)
 {
     int64_t us = gf_wall_us();
@@ -89,14 +103,8 @@ static enum gf_status prepare(struct backend_app *app, int64_t user_id, int type
     req.amount = (uint32_t)amount;
     req.correlationid = (char *)cid;
     req.correlationtimestamp = &ts;
-    ProtobufCMessage *resp = NULL;
-    char details[256];
-    grpc_status_code code = gxp_call(app, "/gxp.Gxp/TransactionPrepare", &req.base,
-                                     &gxp__transaction_prepare_response__descriptor, &resp, cid,
-                                     details, sizeof details);
-    if (resp)
-        protobuf_c_message_free_unpacked(resp, NULL);
-    return code == GRPC_STATUS_OK ? GF_OK : gxp_failed(code, details, err);
+    return gxp_command(app, "/gxp.Gxp/TransactionPrepare", &req.base,
+                       &gxp__transaction_prepare_response__descriptor, cid, err);
 }
 
 /* A SUBTRACT refused for lack of funds is tried again a few times over ~35 ms: GXP added an
@@ -208,17 +216,10 @@ enum gf_status coord_create_user(struct backend_app *app, const char *name, cons
     req.userid = (uint32_t)id;
     req.correlationid = (char *)cid;
     req.correlationtimestamp = &ts;
-    ProtobufCMessage *resp = NULL;
-    char details[256];
-    grpc_status_code code = gxp_call(app, "/gxp.Gxp/CreateUserBalance", &req.base,
-                                     &gxp__create_user_balance_response__descriptor, &resp, cid,
-                                     details, sizeof details);
-    if (resp)
-        protobuf_c_message_free_unpacked(resp, NULL);
-    if (code != GRPC_STATUS_OK) {
-        st = gxp_failed(code, details, err);
+    st = gxp_command(app, "/gxp.Gxp/CreateUserBalance", &req.base,
+                     &gxp__create_user_balance_response__descriptor, cid, err);
+    if (st != GF_OK)
         goto rollback;
-    }
     st = gf_db_exec_simple(c, "COMMIT");
     if (st != GF_OK) {
         /* A zero balance may be left on gxp for an id never shown: harmless, and re-used by
