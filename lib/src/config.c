@@ -2,6 +2,7 @@
  * once at start into its own struct; every invalid variable is reported, not just the first. */
 #include "gf/config.h"
 
+#include <amqp.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -68,7 +69,7 @@ static const void *cfield(const void *cfg, const struct gf_config_def *d)
 
 static bool is_string_type(enum gf_config_type t)
 {
-    return t == GF_CFG_STRING || t == GF_CFG_ADDR || t == GF_CFG_CONNINFO;
+    return t == GF_CFG_STRING || t == GF_CFG_ADDR || t == GF_CFG_CONNINFO || t == GF_CFG_AMQP_URL;
 }
 
 /* Strict decimal: optional sign, digits only, no surrounding blanks, no overflow. */
@@ -268,6 +269,23 @@ out:
     return res ? res : strdup(MASK);
 }
 
+char *gf_config_mask_url(const char *url)
+{
+    /* scheme://user:password@host...: the password is between the first ':' after "//" and
+     * the last '@' before the path. */
+    const char *auth = strstr(url, "//");
+    auth = auth ? auth + 2 : url;
+    size_t auth_len = strcspn(auth, "/?#");
+    const char *at = memrchr(auth, '@', auth_len);
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (colon == NULL)
+        return strdup(url);
+    char *out = NULL;
+    if (asprintf(&out, "%.*s" MASK "%s", (int)(colon + 1 - url), url, at) < 0)
+        return NULL;
+    return out;
+}
+
 /* The value as it may appear in a log line. Returns a malloc'd string or NULL on OOM. */
 static char *loggable_value(const struct gf_config_def *d, const char *raw)
 {
@@ -275,6 +293,8 @@ static char *loggable_value(const struct gf_config_def *d, const char *raw)
         return strdup(MASK);
     if (d->type == GF_CFG_CONNINFO)
         return gf_config_mask_conninfo(raw);
+    if (d->type == GF_CFG_AMQP_URL)
+        return gf_config_mask_url(raw);
     return strdup(raw);
 }
 
@@ -364,6 +384,18 @@ static bool load_one(const struct gf_config_def *d, void *cfg)
         PQconninfoFree(opts);
         break;
     }
+    case GF_CFG_AMQP_URL: {
+        char *tmp = strdup(raw);
+        struct amqp_connection_info info;
+        int rc = tmp ? amqp_parse_url(tmp, &info) : AMQP_STATUS_NO_MEMORY;
+        free(tmp);
+        if (rc != AMQP_STATUS_OK) {
+            report(d, raw, "amqp://user[:password]@host[:port][/vhost] (%s)",
+                   amqp_error_string2(rc));
+            return false;
+        }
+        break;
+    }
     case GF_CFG_STRING:
         break;
     default:
@@ -421,6 +453,8 @@ void gf_config_log(const struct gf_config_def *defs, size_t n, const void *cfg)
             v = s ? s : "";
             if (s != NULL && d->type == GF_CFG_CONNINFO)
                 v = owned = gf_config_mask_conninfo(s);
+            else if (s != NULL && d->type == GF_CFG_AMQP_URL)
+                v = owned = gf_config_mask_url(s);
             if (v == NULL)
                 v = MASK;
         }

@@ -54,6 +54,38 @@ int h_pg_restart(struct h_pg *pg);
 /* Waits until 127.0.0.1:port accepts a TCP connection. Returns 0, or -1 after timeout_ms. */
 int h_wait_tcp(int port, int timeout_ms);
 
+/* ---- the run's RabbitMQ node --------------------------------------------------------------
+ * One private node per ctest run, started by the `broker` fixture (tests/harness/rabbitmq.sh
+ * start $GF_TEST_TMP/broker) and stopped by its cleanup; it listens on 127.0.0.1 only, with
+ * its own node name, ports, epmd and data directory. Each test process works in a vhost of
+ * its own, so tests never see each other's queues. */
+struct h_rmq {
+    int port;       /* AMQP port on 127.0.0.1 */
+    char vhost[64]; /* this process's private vhost */
+    char url[256];  /* amqp://guest:guest@127.0.0.1:<port>/<vhost> */
+};
+
+/* Finds the run's node (from $GF_TEST_TMP/broker/env) and creates a fresh, empty vhost for
+ * this process (name from the program and pid; guest may do everything in it). Deleted again
+ * by h_cleanup_all. 0, or -1 when there is no broker (the fixture did not run). */
+int h_rmq_open(struct h_rmq *r);
+
+/* Runs rabbitmqctl against the run's node with args (NULL-terminated, without the program
+ * name); stdout (trailing blanks trimmed) into out[n] when out is not NULL. Returns its exit
+ * code, or -1 when it could not run. */
+int h_rmq_ctl(const char *const args[], char *out, size_t n);
+
+/* Forcibly closes (rabbitmqctl close_connection) every connection in r's vhost whose
+ * client-provided connection_name contains name_part (every one when NULL). Returns how many
+ * were closed, or -1. */
+int h_rmq_close_connections(const struct h_rmq *r, const char *name_part);
+
+/* Messages in queue (ready + unacknowledged) in r's vhost, or -1 (no such queue, error). */
+long h_rmq_queue_depth(const struct h_rmq *r, const char *queue);
+
+/* Deletes a queue of r's vhost. 0 or -1. */
+int h_rmq_delete_queue(const struct h_rmq *r, const char *queue);
+
 /* Stops every program and cluster this process started and has not stopped yet. Also runs
  * from atexit (installed on first use); does nothing in a forked child. */
 void h_cleanup_all(void);

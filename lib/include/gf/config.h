@@ -16,6 +16,7 @@ enum gf_config_type {
     GF_CFG_ADDR,     /* char *: "host:port" with port 0..65535 ("[v6]:port" too) */
     GF_CFG_CONNINFO, /* char *: a libpq conninfo string or URI; its password is masked in logs */
     GF_CFG_LOGLEVEL, /* int (enum gf_log_level) */
+    GF_CFG_AMQP_URL, /* char *: amqp://user[:password]@host[:port][/vhost]; password masked */
 };
 
 struct gf_config_def {
@@ -45,6 +46,8 @@ enum gf_status gf_config_split_addr(const char *addr, char *host, size_t hostsz,
 
 /* Copies conninfo with any password replaced by ****, for logs (caller frees). */
 char *gf_config_mask_conninfo(const char *conninfo);
+/* Copies an AMQP URL with its password (if any) replaced by ****, for logs (caller frees). */
+char *gf_config_mask_url(const char *url);
 
 #define GF_EX_CONFIG 78
 
