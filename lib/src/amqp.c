@@ -117,10 +117,18 @@ struct gf_amqp_conn *gf_amqp_connect(const struct gf_amqp_options *opt, enum gf_
     if (amqp_set_handshake_timeout(c->state, &tv) != AMQP_STATUS_OK ||
         amqp_set_rpc_timeout(c->state, &tv) != AMQP_STATUS_OK)
         goto fail;
-    amqp_table_entry_t prop = {
-        .key = amqp_cstring_bytes("connection_name"),
-        .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(c->name)}};
-    amqp_table_t props = {.num_entries = 1, .entries = &prop};
+    /* consumer_cancel_notify: without it the broker says nothing to a consumer whose queue
+     * is deleted, and the consumer would wait forever on a queue that is gone. */
+    amqp_table_entry_t cap = {.key = amqp_cstring_bytes("consumer_cancel_notify"),
+                              .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1}};
+    amqp_table_entry_t prop[2] = {
+        {.key = amqp_cstring_bytes("connection_name"),
+         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(c->name)}},
+        {.key = amqp_cstring_bytes("capabilities"),
+         .value = {.kind = AMQP_FIELD_KIND_TABLE,
+                   .value.table = {.num_entries = 1, .entries = &cap}}},
+    };
+    amqp_table_t props = {.num_entries = 2, .entries = prop};
     amqp_rpc_reply_t r =
         amqp_login_with_properties(c->state, info.vhost, 0, FRAME_MAX, opt->heartbeat_s, &props,
                                    AMQP_SASL_METHOD_PLAIN, info.user, password ? password : "");
@@ -369,8 +377,14 @@ static int publish_one(struct gf_amqp_conn *c, const struct gf_amqp_message *m)
 enum gf_status gf_amqp_publish(struct gf_amqp_conn *c, struct gf_amqp_message *m, int n,
                                int timeout_ms)
 {
-    if (c->broken || !c->confirming)
+    if (c->broken)
         return GF_EUNAVAILABLE;
+    if (!c->confirming)
+        return GF_EINVAL; /* gf_amqp_confirm_select first */
+    for (int i = 0; i < n; i++) {
+        if (m[i].message_id == NULL || m[i].message_id[0] == '\0')
+            return GF_EINVAL; /* a return is matched to its message by message_id */
+    }
     if (n <= 0)
         return GF_OK;
     if (n > c->returned_cap) {

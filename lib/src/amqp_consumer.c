@@ -181,8 +181,11 @@ static enum gf_status settle(struct gf_amqp_consumer *c, struct gf_amqp_conn *co
     return GF_OK;
 }
 
-/* Consumes on one connection until it breaks, the handler fails, or stop. */
-static enum gf_status serve(struct gf_amqp_consumer *c, struct gf_amqp_conn *conn)
+/* Consumes on one connection until it breaks, the handler fails, or stop. The back-off is
+ * reset only once a batch was handled: a handler that keeps failing (its database is down)
+ * makes the reconnections slow down too. */
+static enum gf_status serve(struct gf_amqp_consumer *c, struct gf_amqp_conn *conn,
+                            struct gf_backoff *bo)
 {
     const struct gf_amqp_consumer_options *o = &c->opt;
     amqp_basic_qos(conn->state, CHANNEL, 0, (uint16_t)o->prefetch, 0);
@@ -227,6 +230,8 @@ static enum gf_status serve(struct gf_amqp_consumer *c, struct gf_amqp_conn *con
             st = settle(c, conn, n);
         else
             gf_counter_add(c->handler_failed, 1);
+        if (st == GF_OK)
+            gf_backoff_reset(bo);
         free_batch(c, n);
         if (st != GF_OK)
             return st;
@@ -244,7 +249,7 @@ static void *run(void *arg)
         struct gf_amqp_conn *conn = gf_amqp_connect(&c->opt.conn, &st);
         if (conn != NULL && gf_amqp_declare_queue(conn, c->opt.queue) == GF_OK) {
             gf_counter_add(c->reconnects, 1);
-            st = serve(c, conn);
+            st = serve(c, conn, &bo);
             if (st == GF_OK || c->stop) {
                 atomic_store(&c->ready, false);
                 gf_amqp_close(conn);
@@ -255,7 +260,6 @@ static void *run(void *arg)
             if (!conn->broken)
                 GF_LOG_RL(GF_LOG_WARN, 5000, "amqp consumer backing off name=%s queue=%s reason=%s",
                           conn->name, c->opt.queue->name, gf_status_str(st));
-            gf_backoff_reset(&bo);
         }
         atomic_store(&c->ready, false);
         gf_amqp_close(conn);

@@ -59,6 +59,26 @@ const char *gf_http_query(const struct gf_http_request *req, const char *key)
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+struct query_each {
+    gf_http_param_fn fn;
+    void *arg;
+};
+
+static enum MHD_Result query_each_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind, (void)key_size;
+    struct query_each *q = cls;
+    q->fn(q->arg, key, value, value_size);
+    return MHD_YES;
+}
+
+int gf_http_query_each(const struct gf_http_request *req, gf_http_param_fn fn, void *arg)
+{
+    struct query_each q = {fn, arg};
+    return MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, query_each_one, &q);
+}
+
 const char *gf_http_header(const struct gf_http_request *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);

@@ -74,7 +74,7 @@ struct gf_amqp_message {
     size_t len;
     const char *content_type;
     const char *type;             /* the event name */
-    const char *message_id;       /* must be unique within one gf_amqp_publish call */
+    const char *message_id;       /* required, unique within one gf_amqp_publish call */
     const char *correlation_id;   /* may be NULL */
     int64_t occurred_at_us;       /* timestamp (seconds) and header x-occurred-at-us; 0 = none */
     enum gf_amqp_outcome outcome; /* out */
@@ -86,7 +86,8 @@ enum gf_status gf_amqp_confirm_select(struct gf_amqp_conn *c) GF_MUSTCHECK;
 /* Publishes the n messages (persistent, mandatory) and waits up to timeout_ms for the
  * broker's confirms. Each message's outcome tells what became of it; only CONFIRMED
  * messages are safe. GF_OK when every message got an answer; GF_ETIMEOUT when some did not
- * in time (the connection is then unusable: close it); GF_EUNAVAILABLE when it broke. */
+ * in time (the connection is then unusable: close it); GF_EUNAVAILABLE when it broke;
+ * GF_EINVAL (nothing sent) without confirm mode or when a message has no message_id. */
 enum gf_status gf_amqp_publish(struct gf_amqp_conn *c, struct gf_amqp_message *m, int n,
                                int timeout_ms) GF_MUSTCHECK;
 
@@ -137,7 +138,9 @@ struct gf_amqp_consumer_options {
 struct gf_amqp_consumer;
 
 /* Starts the consumer's thread; it connects (retrying with jittered back-off), declares the
- * queue and consumes until stopped. NULL only on a resource failure. */
+ * queue and consumes until stopped. opt is copied, but the strings and the queue it points
+ * to must outlive the consumer (they are read again at each reconnection). NULL only on a
+ * resource failure. */
 struct gf_amqp_consumer *gf_amqp_consumer_start(const struct gf_amqp_consumer_options *opt);
 /* Stops: the batch in hand is finished first, then the connection is closed. NULL no-op. */
 void gf_amqp_consumer_stop(struct gf_amqp_consumer *c);

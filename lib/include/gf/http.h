@@ -49,6 +49,11 @@ void gf_http_server_stop(struct gf_http_server *srv);
 const char *gf_http_method(const struct gf_http_request *req);
 const char *gf_http_path(const struct gf_http_request *req); /* without the query */
 const char *gf_http_query(const struct gf_http_request *req, const char *key); /* NULL if absent */
+/* Calls fn for every query parameter, in order, duplicates included; value is NULL for a key
+ * without one, and value_len is its decoded length (a value holding a NUL byte has
+ * strlen(value) < value_len: refuse it). Returns how many parameters there were. */
+typedef void (*gf_http_param_fn)(void *arg, const char *key, const char *value, size_t value_len);
+int gf_http_query_each(const struct gf_http_request *req, gf_http_param_fn fn, void *arg);
 const char *gf_http_header(const struct gf_http_request *req,
                            const char *name);                             /* case-insensitive */
 const char *gf_http_body(const struct gf_http_request *req, size_t *len); /* NUL-terminated */

@@ -37,8 +37,8 @@ static const struct gf_config_def defs[] = {
 };
 #define NDEFS (sizeof defs / sizeof defs[0])
 
-static const char *const all_vars[] = {"TC_NAME", "TC_PORT",  "TC_FLAG",  "TC_ADDR",
-                                       "TC_DB",   "TC_LEVEL", "TC_TOKEN", "TC_REQ"};
+static const char *const all_vars[] = {"TC_NAME",  "TC_PORT",  "TC_FLAG", "TC_ADDR", "TC_DB",
+                                       "TC_LEVEL", "TC_TOKEN", "TC_REQ",  "TC_AMQP"};
 
 /* --- stderr capture: gf_log writes to fd 2 --------------------------------------------- */
 
@@ -456,6 +456,58 @@ static void mask_conninfo_forms(void **state)
     free(n);
 }
 
+static void check_mask_url(const char *in, const char *want)
+{
+    char *got = gf_config_mask_url(in);
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    free(got);
+}
+
+static void amqp_url_validated_and_password_masked(void **state)
+{
+    (void)state;
+    static const struct gf_config_def d[] = {
+        {"TC_AMQP", GF_CFG_AMQP_URL, "amqp://guest:guest@localhost:5672/", 0, 0, false, 0,
+         "broker"},
+    };
+    const char *good[] = {"amqp://guest:guest@localhost:5672/", "amqp://app@mq/vh", "amqp://mq",
+                          "amqp://u:p%40ss@mq:5673/%2f"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char *v = NULL;
+        setenv("TC_AMQP", good[i], 1);
+        assert_int_equal(gf_config_load(d, 1, &v), GF_OK);
+        assert_string_equal(v, good[i]);
+        free(v);
+    }
+    const char *bad[] = {"http://mq:5672/", "amqp://u:s3cret@mq:notaport/", "mq:5672"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *v = NULL;
+        setenv("TC_AMQP", bad[i], 1);
+        capture_start();
+        assert_int_equal(gf_config_load(d, 1, &v), GF_EINVAL);
+        char *log = capture_end();
+        assert_int_equal(count_lines(log, "var=TC_AMQP"), 1);
+        assert_null(strstr(log, "s3cret"));
+        assert_null(v);
+        free(log);
+    }
+    setenv("TC_AMQP", "amqp://app:s3cret@mq:5672/vh", 1);
+    char *v = NULL;
+    assert_int_equal(gf_config_load(d, 1, &v), GF_OK);
+    capture_start();
+    gf_config_log(d, 1, &v);
+    char *log = capture_end();
+    assert_non_null(strstr(log, "TC_AMQP=amqp://app:****@mq:5672/vh"));
+    assert_null(strstr(log, "s3cret"));
+    free(log);
+    free(v);
+    check_mask_url("amqp://app:s3cret@mq:5672/vh", "amqp://app:****@mq:5672/vh");
+    check_mask_url("amqp://app@mq/vh", "amqp://app@mq/vh");
+    check_mask_url("amqp://mq:5672/", "amqp://mq:5672/");
+    check_mask_url("amqp://a:b@c@mq/", "amqp://a:****@mq/");
+}
+
 int main(void)
 {
     gf_log_init("test", GF_LOG_DEBUG);
@@ -471,6 +523,7 @@ int main(void)
         cmocka_unit_test_setup(secret_value_is_never_logged, reset_env),
         cmocka_unit_test_setup(effective_config_logged_masked, reset_env),
         cmocka_unit_test_setup(mask_conninfo_forms, reset_env),
+        cmocka_unit_test_setup(amqp_url_validated_and_password_masked, reset_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,14 @@
+/* The events of SPEC §4 as the services that only watch them see them: each such service
+ * has its own durable queue and logs every event it receives, with its correlation id. */
+#ifndef GF_EVENTS_H
+#define GF_EVENTS_H
+
+#include "gf/amqp.h"
+
+/* Starts a consumer on the queue "<svc>.events" (bound to every event, bounded to the newest
+ * 10,000 so a stopped service cannot fill the broker) that logs one line per event. Several
+ * replicas of svc share the queue: each event is logged once per service. NULL on a
+ * resource failure; stop with gf_amqp_consumer_stop. */
+struct gf_amqp_consumer *gf_events_log_start(const char *svc, const struct gf_amqp_options *conn);
+
+#endif
