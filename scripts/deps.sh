@@ -9,8 +9,11 @@ PACKAGES=(
     libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
     libpq-dev postgresql-15
     libmicrohttpd-dev libjansson-dev libcmocka-dev uuid-dev clang-format libcurl4-openssl-dev wrk
+    rabbitmq-server librabbitmq-dev
+    nginx
 )
 CREATECLUSTER_CONF=/etc/postgresql-common/createcluster.conf
+POLICY_RC=/usr/sbin/policy-rc.d
 
 is_installed() {
     local status
@@ -33,6 +36,20 @@ no_system_cluster() {
         mkdir -p "$dropin_dir"
         printf 'create_main_cluster = false\n' >"$dropin_dir/gf-svc.conf"
     fi
+}
+
+# Installing rabbitmq-server or nginx starts a system service (ports 5672 and 80) through
+# invoke-rc.d, which asks policy-rc.d first: exit 101 means "not allowed". Our broker and
+# proxies are private (tests/harness/rabbitmq.sh, scripts/stack.sh), so during the install a
+# policy-rc.d of ours forbids every start; one that is already there is left alone.
+no_service_start() {
+    [[ -e $POLICY_RC ]] && return 0
+    printf '#!/bin/sh\n# Written by gf-svc scripts/deps.sh for one apt-get install; removed after it.\nexit 101\n' \
+        >"$POLICY_RC"
+    chmod 755 "$POLICY_RC"
+    trap 'rm -f "$POLICY_RC"' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM HUP
 }
 
 missing=()
@@ -58,6 +75,7 @@ for pkg in "${missing[@]}"; do
     fi
 done
 apt-get update
+no_service_start
 # Keep a createcluster.conf we wrote ourselves (ucf/dpkg would otherwise ask about it).
 DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1 apt-get install -y --no-install-recommends \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"

@@ -1,24 +1,26 @@
 #!/usr/bin/env bash
-# The local gf-svc system without containers: private PostgreSQL clusters and the service
-# programs from the build tree, all on 127.0.0.1, state under $GF_STATE_DIR (default <repo>/.gf):
-# data/<cluster>/ (log: data/<cluster>/postgres.log), log/<program>.log, run/<program>.pid.
+# The local gf-svc system without containers: private PostgreSQL clusters, a private RabbitMQ
+# node and the service programs from the build tree, all on 127.0.0.1, state under
+# $GF_STATE_DIR (default <repo>/.gf): data/<cluster>/ (log: data/<cluster>/postgres.log),
+# data/<broker>/ (log: data/<broker>/log/<node>.log), log/<program>.log, run/<program>.pid.
 #
 #   scripts/stack.sh up | down | status | logs [name]
 #
 # Units start in table order and stop in reverse order; `up` is idempotent. To add a service,
-# add a unit_pg / unit_prog line to the table below.
+# add a unit_pg / unit_rmq / unit_prog line to the table below.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${GF_BUILD_DIR:-$REPO/build}
 STATE_DIR=${GF_STATE_DIR:-$REPO/.gf}
 PG_CLUSTER=$REPO/tests/harness/pg-cluster.sh
+RABBITMQ=$REPO/tests/harness/rabbitmq.sh
 PG_BIN=${GF_PG_BIN:-/usr/lib/postgresql/15/bin}
 READY_TIMEOUT=${GF_READY_TIMEOUT:-30} # seconds for every program to answer /readyz
 STOP_GRACE=10                         # seconds between SIGTERM and SIGKILL
 
 UNITS=()
-declare -A KIND=() PORT=() FLAGS=() BINARY=() HTTP_PORT=() ENVS=()
+declare -A KIND=() PORT=() FLAGS=() BINARY=() HTTP_PORT=() ENVS=() DIST_PORT=() EPMD_PORT=()
 
 # unit_pg NAME PORT [pg-cluster.sh flags...]: a PostgreSQL cluster in data/NAME.
 unit_pg() {
@@ -26,6 +28,13 @@ unit_pg() {
     shift 2
     UNITS+=("$name")
     KIND[$name]=pg PORT[$name]=$port FLAGS[$name]="$*"
+}
+
+# unit_rmq NAME PORT DIST_PORT EPMD_PORT: a RabbitMQ node in data/NAME (tests/harness/rabbitmq.sh)
+# with its own epmd; guest/guest, default vhost.
+unit_rmq() {
+    UNITS+=("$1")
+    KIND[$1]=rmq PORT[$1]=$2 DIST_PORT[$1]=$3 EPMD_PORT[$1]=$4
 }
 
 # unit_prog NAME BINARY PORT HTTP_PORT [K=V...]: build/bin/BINARY run in the background with the
@@ -47,15 +56,21 @@ GXP_PORT=${GF_GXP_PORT:-30002}
 GXP_HTTP_PORT=${GF_GXP_HTTP_PORT:-30003}
 BACKEND_GRPC_PORT=${GF_BACKEND_GRPC_PORT:-30090}
 BACKEND_HTTP_PORT=${GF_BACKEND_HTTP_PORT:-30080}
+BROKER_PORT=${GF_BROKER_PORT:-30672}
+BROKER_DIST_PORT=${GF_BROKER_DIST_PORT:-30673}
+BROKER_EPMD_PORT=${GF_BROKER_EPMD_PORT:-30674}
+AMQP_URL=amqp://guest:guest@127.0.0.1:$BROKER_PORT/
 
 unit_pg gxp-db "$GXP_DB_PORT" --subscriber
 unit_pg backend-db "$BACKEND_DB_PORT" --logical # publisher side of the replication into gxp-db
+unit_rmq broker "$BROKER_PORT" "$BROKER_DIST_PORT" "$BROKER_EPMD_PORT"
 unit_prog gxp gxp "$GXP_PORT" "$GXP_HTTP_PORT" \
     "GXP_GRPC_ADDR=127.0.0.1:$GXP_PORT" \
     "GXP_HTTP_ADDR=127.0.0.1:$GXP_HTTP_PORT" \
     "GXP_DB_URL=$(conninfo "$GXP_DB_PORT")" \
     "GXP_PUBLISHER_CONNINFO=$(conninfo "$BACKEND_DB_PORT")" \
-    "GXP_BACKEND_ADDR=127.0.0.1:$BACKEND_GRPC_PORT"
+    "GXP_BACKEND_ADDR=127.0.0.1:$BACKEND_GRPC_PORT" \
+    "GXP_AMQP_URL=$AMQP_URL"
 # One backend straight on the HTTP port for now; the ingress and the second replica come with
 # the one-command-up issue.
 unit_prog backend-svc-1 backend "$BACKEND_GRPC_PORT" "$BACKEND_HTTP_PORT" \
@@ -63,6 +78,7 @@ unit_prog backend-svc-1 backend "$BACKEND_GRPC_PORT" "$BACKEND_HTTP_PORT" \
     "BACKEND_GRPC_ADDR=127.0.0.1:$BACKEND_GRPC_PORT" \
     "BACKEND_DB_URL=$(conninfo "$BACKEND_DB_PORT")" \
     "BACKEND_GXP_ADDR=127.0.0.1:$GXP_PORT" \
+    "BACKEND_AMQP_URL=$AMQP_URL" \
     "DEPLOYMENT_NAME=backend-svc-1"
 # -----------------------------------------------------------------------------------------------
 
@@ -77,6 +93,9 @@ pidfile() { printf '%s/run/%s.pid' "$STATE_DIR" "$1"; }
 logfile() {
     if [[ ${KIND[$1]} == pg ]]; then
         printf '%s/postgres.log' "$(datadir "$1")"
+    elif [[ ${KIND[$1]} == rmq ]]; then # the node's name (and so its log's) comes from its dir
+        printf '%s/log/%s.log' "$(datadir "$1")" \
+            "$(sed -n 's/^node=//p' "$(datadir "$1")/env" 2>/dev/null || true)"
     else
         printf '%s/log/%s.log' "$STATE_DIR" "$1"
     fi
@@ -84,7 +103,7 @@ logfile() {
 
 address() {
     local name=$1
-    if [[ ${KIND[$name]} == pg ]]; then
+    if [[ ${KIND[$name]} == pg || ${KIND[$name]} == rmq ]]; then
         printf '127.0.0.1:%s' "${PORT[$name]}"
     else
         printf '127.0.0.1:%s http:%s' "${PORT[$name]}" "${HTTP_PORT[$name]}"
@@ -125,6 +144,16 @@ pg_pid() {
 
 pg_running() { "$PG_CLUSTER" status "$(datadir "$1")" >/dev/null 2>&1; }
 
+rmq_running() { "$RABBITMQ" status "$(datadir "$1")" >/dev/null 2>&1; }
+
+# The node's beam.smp pid while it runs.
+rmq_pid() {
+    local out
+    out=$("$RABBITMQ" status "$(datadir "$1")" 2>/dev/null) || return 0
+    out=${out#*pid=}
+    printf '%s' "${out%% *}"
+}
+
 # running | stopped | crashed (a pid file without its process)
 state() {
     local name=$1
@@ -132,6 +161,14 @@ state() {
         if pg_running "$name"; then
             echo running
         elif [[ -f $(datadir "$name")/postmaster.pid ]]; then
+            echo crashed
+        else
+            echo stopped
+        fi
+    elif [[ ${KIND[$name]} == rmq ]]; then
+        if rmq_running "$name"; then
+            echo running
+        elif [[ -f $(datadir "$name")/pids ]]; then # recorded processes, not stopped by us
             echo crashed
         else
             echo stopped
@@ -146,7 +183,11 @@ state() {
 }
 
 unit_pid() {
-    if [[ ${KIND[$1]} == pg ]]; then pg_pid "$1"; else prog_pid "$1"; fi
+    case ${KIND[$1]} in
+    pg) pg_pid "$1" ;;
+    rmq) rmq_pid "$1" ;;
+    *) prog_pid "$1" ;;
+    esac
 }
 
 http_code() {
@@ -179,6 +220,13 @@ start_pg() {
     read -r -a flags <<<"${FLAGS[$name]}"
     "$PG_CLUSTER" start "$(datadir "$name")" "${PORT[$name]}" "${flags[@]}" ||
         fail_unit "$name" "could not start the cluster on port ${PORT[$name]}"
+}
+
+start_rmq() {
+    local name=$1
+    "$RABBITMQ" start "$(datadir "$name")" "${PORT[$name]}" --dist-port "${DIST_PORT[$name]}" \
+        --epmd-port "${EPMD_PORT[$name]}" >/dev/null ||
+        fail_unit "$name" "could not start the broker on port ${PORT[$name]}"
 }
 
 start_prog() {
@@ -243,7 +291,11 @@ cmd_up() {
     make_dir "$STATE_DIR/log"
     make_dir "$STATE_DIR/run"
     for name in "${UNITS[@]}"; do
-        if [[ ${KIND[$name]} == pg ]]; then start_pg "$name"; else start_prog "$name"; fi
+        case ${KIND[$name]} in
+        pg) start_pg "$name" ;;
+        rmq) start_rmq "$name" ;;
+        *) start_prog "$name" ;;
+        esac
     done
     wait_ready
     print_table
@@ -275,7 +327,17 @@ cmd_down() {
     done
     for ((i = ${#UNITS[@]} - 1; i >= 0; i--)); do
         name=${UNITS[i]}
-        [[ ${KIND[$name]} == pg && -d $(datadir "$name") ]] || continue
+        [[ ${KIND[$name]} != prog && -d $(datadir "$name") ]] || continue
+        if [[ ${KIND[$name]} == rmq ]]; then
+            # Also when it crashed: rabbitmq.sh stops whatever it recorded (its epmd, say).
+            [[ -f $(datadir "$name")/pids ]] || continue
+            if "$RABBITMQ" stop "$(datadir "$name")"; then
+                say "stopped $name"
+            else
+                rc=1
+            fi
+            continue
+        fi
         pg_running "$name" || continue
         if "$PG_CLUSTER" stop "$(datadir "$name")"; then
             say "stopped $name"
@@ -290,6 +352,14 @@ health() {
     local name=$1 code
     if [[ ${KIND[$name]} == pg ]]; then
         if "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "${PORT[$name]}" -U postgres -d postgres -t 2; then echo ok; else echo -; fi
+        return 0
+    fi
+    if [[ ${KIND[$name]} == rmq ]]; then
+        if rmq_running "$name" && "$RABBITMQ" ctl "$(datadir "$name")" -q ping >/dev/null 2>&1; then
+            echo ok
+        else
+            echo -
+        fi
         return 0
     fi
     [[ -n $(prog_pid "$name") ]] || {

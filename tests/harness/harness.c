@@ -1,6 +1,7 @@
 /* Test harness: spawns programs and throwaway PostgreSQL clusters for integration tests and
  * guarantees they are stopped (atexit here, tests/harness/reap.sh when the test was killed).
- * Records: $GF_TEST_TMP/pids/<pid>.pid and $GF_TEST_TMP/clusters/<owner>-<name>, key=value. */
+ * Records: $GF_TEST_TMP/pids/<pid>.pid and $GF_TEST_TMP/clusters/<owner>-<name>, key=value.
+ * The run's RabbitMQ node belongs to the `broker` fixture; a process only makes a vhost in it. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -30,6 +31,8 @@
 #endif
 
 #define H_PG_SCRIPT GF_HARNESS_DIR "/pg-cluster.sh"
+#define H_RMQ_SCRIPT GF_HARNESS_DIR "/rabbitmq.sh"
+#define H_RMQ_OUT_MAX (4 << 20) /* rabbitmqctl output kept; the rest is read and dropped */
 #define H_MAX_PROCS 64
 #define H_MAX_CLUSTERS 32
 #define H_PG_START_TRIES 5
@@ -57,6 +60,8 @@ static pid_t h_owner; /* the process whose atexit handler cleans up; 0 = not ins
 static char h_tmp_root[PATH_MAX];
 static char h_run[PATH_MAX];
 static pid_t h_run_pid;
+static struct h_rmq h_rmq_mine; /* this process's vhost; port 0 = none yet */
+static pid_t h_rmq_pid;         /* the process that created it */
 
 __attribute__((format(printf, 2, 3))) static void h_log(const char *fn, const char *fmt, ...)
 {
@@ -784,6 +789,343 @@ int h_pg_restart(struct h_pg *pg)
     return 0;
 }
 
+/* ---- the run's RabbitMQ node -------------------------------------------------------------- */
+
+/* Runs `rabbitmq.sh ctl $GF_TEST_TMP/broker args...`; its stdout into *out (malloc'd,
+ * NUL-terminated, trailing blanks trimmed) when out is not NULL, its stderr to ours. Returns
+ * its exit code (128 + signal if it was killed), or -1 if it could not run. */
+static int h_rmq_run(const char *fn, const char *const args[], char **out)
+{
+    char dir[PATH_MAX], *buf = NULL;
+    const char **argv = NULL;
+    size_t nargs = 0, len = 0, cap = 0;
+    int fds[2] = {-1, -1}, nullfd = -1, status, rc = -1;
+    const char *root;
+    pid_t pid, r;
+    ssize_t got;
+
+    if (out)
+        *out = NULL;
+    pthread_mutex_lock(&h_lock);
+    root = h_tmp_root_locked();
+    if (root)
+        snprintf(dir, sizeof dir, "%s/broker", root);
+    pthread_mutex_unlock(&h_lock);
+    if (!root)
+        return -1;
+    while (args && args[nargs])
+        nargs++;
+    argv = calloc(nargs + 5, sizeof *argv);
+    if (!argv) {
+        h_log(fn, "out of memory");
+        return -1;
+    }
+    argv[0] = "/bin/bash";
+    argv[1] = H_RMQ_SCRIPT;
+    argv[2] = "ctl";
+    argv[3] = dir;
+    for (size_t i = 0; i < nargs; i++)
+        argv[i + 4] = args[i];
+    nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (nullfd < 0 || pipe2(fds, O_CLOEXEC) != 0) {
+        h_log(fn, "open /dev/null or pipe: %s", strerror(errno));
+        goto out;
+    }
+    fflush(stderr);
+    pid = fork();
+    if (pid < 0) {
+        h_log(fn, "fork: %s", strerror(errno));
+        goto out;
+    }
+    if (pid == 0) {
+        h_child_reset();
+        if (dup2(nullfd, 0) >= 0 && dup2(fds[1], 1) >= 0)
+            execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    fds[1] = -1;
+    for (;;) {
+        char chunk[4096];
+        got = read(fds[0], chunk, sizeof chunk);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        if (!out || len + (size_t)got > H_RMQ_OUT_MAX)
+            continue;
+        if (len + (size_t)got + 1 > cap) {
+            size_t ncap = cap ? cap * 2 : 8192;
+            while (ncap < len + (size_t)got + 1)
+                ncap *= 2;
+            char *nbuf = realloc(buf, ncap);
+            if (!nbuf)
+                continue; /* keep draining: the child must not block on a full pipe */
+            buf = nbuf;
+            cap = ncap;
+        }
+        memcpy(buf + len, chunk, (size_t)got);
+        len += (size_t)got;
+    }
+    while ((r = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+    }
+    if (r != pid) {
+        h_log(fn, "waitpid: %s", strerror(errno));
+        goto out;
+    }
+    rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (out) {
+        if (!buf && (buf = malloc(1)) == NULL) {
+            h_log(fn, "out of memory");
+            rc = -1;
+            goto out;
+        }
+        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' ' || buf[len - 1] == '\t' ||
+                           buf[len - 1] == '\r'))
+            len--;
+        buf[len] = '\0';
+        *out = buf;
+        buf = NULL;
+    }
+out:
+    if (fds[0] >= 0)
+        close(fds[0]);
+    if (fds[1] >= 0)
+        close(fds[1]);
+    if (nullfd >= 0)
+        close(nullfd);
+    free(buf);
+    free(argv);
+    return rc;
+}
+
+int h_rmq_ctl(const char *const args[], char *out, size_t n)
+{
+    char *text = NULL;
+    int rc = h_rmq_run("h_rmq_ctl", args, out ? &text : NULL);
+
+    if (out && n > 0) {
+        snprintf(out, n, "%s", text ? text : "");
+    }
+    free(text);
+    return rc;
+}
+
+/* The AMQP port from $GF_TEST_TMP/broker/env (written by rabbitmq.sh start), or -1. */
+static int h_rmq_port(void)
+{
+    char path[PATH_MAX + 16], line[256];
+    const char *root;
+    int port = -1;
+    FILE *f;
+
+    pthread_mutex_lock(&h_lock);
+    root = h_tmp_root_locked();
+    if (root)
+        snprintf(path, sizeof path, "%s/broker/env", root);
+    pthread_mutex_unlock(&h_lock);
+    if (!root)
+        return -1;
+    f = fopen(path, "re");
+    if (!f) {
+        h_log("h_rmq_open", "no broker: %s: %s (did the `broker` fixture run?)", path,
+              strerror(errno));
+        return -1;
+    }
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "port=", 5) == 0)
+            port = atoi(line + 5);
+    fclose(f);
+    if (port <= 0 || port > 65535) {
+        h_log("h_rmq_open", "%s has no valid port", path);
+        return -1;
+    }
+    return port;
+}
+
+int h_rmq_open(struct h_rmq *r)
+{
+    char vhost[sizeof r->vhost], prog[32], defs[PATH_MAX + 32], text[1024];
+    const char *run;
+    size_t i;
+    int port, rc;
+
+    if (!r) {
+        h_log("h_rmq_open", "no h_rmq");
+        return -1;
+    }
+    pthread_mutex_lock(&h_lock);
+    if (h_rmq_pid == getpid() && h_rmq_mine.port > 0) { /* opened before: the same vhost */
+        *r = h_rmq_mine;
+        pthread_mutex_unlock(&h_lock);
+        return 0;
+    }
+    run = h_run_dir_locked();
+    if (run) {
+        h_ensure_atexit_locked();
+        snprintf(defs, sizeof defs, "%s/rmq-definitions.json", run);
+    }
+    pthread_mutex_unlock(&h_lock);
+    if (!run)
+        return -1;
+    port = h_rmq_port();
+    if (port < 0)
+        return -1;
+    /* Program name (only characters that need no quoting in a URL, JSON or shell), pid and the
+     * process's start time: unique even if a pid comes round again during one run. */
+    snprintf(prog, sizeof prog, "%s", program_invocation_short_name);
+    for (i = 0; prog[i]; i++)
+        if (!((prog[i] >= 'a' && prog[i] <= 'z') || (prog[i] >= 'A' && prog[i] <= 'Z') ||
+              (prog[i] >= '0' && prog[i] <= '9') || prog[i] == '-' || prog[i] == '_'))
+            prog[i] = '_';
+    snprintf(vhost, sizeof vhost, "%s-%d-%llu", prog, (int)getpid(), h_starttime(getpid()));
+    /* One rabbitmqctl call (each costs ~0.7 s) for the vhost and guest's permissions. */
+    snprintf(text, sizeof text,
+             "{\"vhosts\": [{\"name\": \"%s\"}],\n"
+             " \"permissions\": [{\"user\": \"guest\", \"vhost\": \"%s\", \"configure\": \".*\","
+             " \"write\": \".*\", \"read\": \".*\"}]}\n",
+             vhost, vhost);
+    if (h_write_record(defs, text) != 0) {
+        h_log("h_rmq_open", "cannot write %s: %s", defs, strerror(errno));
+        return -1;
+    }
+    const char *args[] = {"-q", "import_definitions", defs, NULL};
+    rc = h_rmq_run("h_rmq_open", args, NULL);
+    unlink(defs);
+    if (rc != 0) {
+        h_log("h_rmq_open", "rabbitmqctl import_definitions (vhost %s) failed: exit %d", vhost, rc);
+        return -1;
+    }
+    pthread_mutex_lock(&h_lock);
+    memset(&h_rmq_mine, 0, sizeof h_rmq_mine);
+    h_rmq_mine.port = port;
+    memcpy(h_rmq_mine.vhost, vhost, sizeof vhost);
+    snprintf(h_rmq_mine.url, sizeof h_rmq_mine.url, "amqp://guest:guest@127.0.0.1:%d/%s", port,
+             vhost);
+    h_rmq_pid = getpid();
+    *r = h_rmq_mine;
+    pthread_mutex_unlock(&h_lock);
+    return 0;
+}
+
+/* The value of client property connection_name in a client_properties column as rabbitmqctl
+ * prints it ([{"product","rabbitmq-c"},...,{"connection_name","a \"b\""}]), unescaped into
+ * out; false when there is none. */
+static bool h_rmq_connection_name(const char *props, char *out, size_t n)
+{
+    static const char key[] = "{\"connection_name\",\"";
+    const char *p = strstr(props, key);
+    size_t len = 0;
+
+    if (!p || n == 0)
+        return false;
+    for (p += sizeof key - 1; *p && *p != '"'; p++) {
+        char c = *p;
+        if (c == '\\' && p[1]) {
+            c = *++p;
+            c = c == 't' ? '\t' : c == 'n' ? '\n' : c == 'r' ? '\r' : c;
+        }
+        if (len + 1 < n)
+            out[len++] = c;
+    }
+    out[len] = '\0';
+    return *p == '"';
+}
+
+int h_rmq_close_connections(const struct h_rmq *r, const char *name_part)
+{
+    const char *list[] = {"-s", "list_connections", "vhost", "pid", "client_properties", NULL};
+    char *text = NULL, *line, *save = NULL, name[1024];
+    int closed = 0, rc;
+
+    if (!r || !r->vhost[0]) {
+        h_log("h_rmq_close_connections", "no vhost (h_rmq_open first)");
+        return -1;
+    }
+    rc = h_rmq_run("h_rmq_close_connections", list, &text);
+    if (rc != 0) {
+        h_log("h_rmq_close_connections", "rabbitmqctl list_connections failed: exit %d", rc);
+        free(text);
+        return -1;
+    }
+    /* One line per connection: vhost TAB pid TAB client_properties (tabs inside strings are
+     * printed as \t). */
+    for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *vhost = line, *pid = strchr(line, '\t'), *props;
+        if (!pid)
+            continue;
+        *pid++ = '\0';
+        props = strchr(pid, '\t');
+        if (!props)
+            continue;
+        *props++ = '\0';
+        if (strcmp(vhost, r->vhost) != 0)
+            continue;
+        if (name_part &&
+            (!h_rmq_connection_name(props, name, sizeof name) || !strstr(name, name_part)))
+            continue;
+        const char *close[] = {"-q", "close_connection", pid, "closed by the test harness", NULL};
+        rc = h_rmq_run("h_rmq_close_connections", close, NULL);
+        if (rc == 0)
+            closed++;
+        else
+            h_log("h_rmq_close_connections", "close_connection %s failed: exit %d", pid, rc);
+    }
+    free(text);
+    return closed;
+}
+
+long h_rmq_queue_depth(const struct h_rmq *r, const char *queue)
+{
+    char *text = NULL, *line, *save = NULL;
+    long depth = -1;
+    int rc;
+
+    if (!r || !r->vhost[0] || !queue) {
+        h_log("h_rmq_queue_depth", "no vhost or queue");
+        return -1;
+    }
+    const char *args[] = {"-s", "list_queues", "-p", r->vhost, "name", "messages", NULL};
+    rc = h_rmq_run("h_rmq_queue_depth", args, &text);
+    if (rc != 0) {
+        h_log("h_rmq_queue_depth", "rabbitmqctl list_queues failed: exit %d", rc);
+        free(text);
+        return -1;
+    }
+    for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *tab = strrchr(line, '\t'), *end;
+        if (!tab)
+            continue;
+        *tab = '\0';
+        if (strcmp(line, queue) != 0)
+            continue;
+        errno = 0;
+        depth = strtol(tab + 1, &end, 10);
+        if (errno || end == tab + 1 || depth < 0)
+            depth = -1;
+        break;
+    }
+    free(text);
+    return depth;
+}
+
+int h_rmq_delete_queue(const struct h_rmq *r, const char *queue)
+{
+    int rc;
+
+    if (!r || !r->vhost[0] || !queue) {
+        h_log("h_rmq_delete_queue", "no vhost or queue");
+        return -1;
+    }
+    const char *args[] = {"-q", "delete_queue", "-p", r->vhost, queue, NULL};
+    rc = h_rmq_run("h_rmq_delete_queue", args, NULL);
+    if (rc != 0) {
+        h_log("h_rmq_delete_queue", "rabbitmqctl delete_queue %s failed: exit %d", queue, rc);
+        return -1;
+    }
+    return 0;
+}
+
 void h_cleanup_all(void)
 {
     pid_t pids[H_MAX_PROCS];
@@ -819,4 +1161,19 @@ void h_cleanup_all(void)
     for (int i = 0; i < nc; i++) /* a cluster that refuses to stop is left to reap.sh */
         if (!running[i] || h_pg_script_stop(datadirs[i]) == 0)
             h_unregister_cluster(datadirs[i]);
+
+    /* The vhost last, once no program of ours is connected to it (the node itself belongs to
+     * the run, not to this process). */
+    pthread_mutex_lock(&h_lock);
+    bool have_vhost = h_rmq_pid == getpid() && h_rmq_mine.port > 0;
+    char vhost[sizeof h_rmq_mine.vhost];
+    memcpy(vhost, h_rmq_mine.vhost, sizeof vhost);
+    memset(&h_rmq_mine, 0, sizeof h_rmq_mine);
+    pthread_mutex_unlock(&h_lock);
+    if (have_vhost) {
+        const char *args[] = {"-q", "delete_vhost", vhost, NULL};
+        int rc = h_rmq_run("h_cleanup_all", args, NULL);
+        if (rc != 0)
+            h_log("h_cleanup_all", "rabbitmqctl delete_vhost %s failed: exit %d", vhost, rc);
+    }
 }

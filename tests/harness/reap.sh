@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Stops what a test run left behind: the programs recorded by h_spawn in $GF_TEST_TMP/pids and
-# the clusters recorded by h_pg_start in $GF_TEST_TMP/clusters (see harness.c for the format).
+# Stops what a test run left behind: the programs recorded by h_spawn in $GF_TEST_TMP/pids,
+# the clusters recorded by h_pg_start in $GF_TEST_TMP/clusters (see harness.c for the format)
+# and the run's RabbitMQ node in $GF_TEST_TMP/broker (processes recorded by rabbitmq.sh).
 # Run by the ctest cleanup fixture, also after a test timed out and was killed.
 #
 #   reap.sh [GF_TEST_TMP]        (default: $GF_TEST_TMP, else ./test-tmp)
@@ -111,6 +112,15 @@ reap_cluster() {
     rm -f "$file"
 }
 
+# The `broker` fixture's node: it has no owning test process, and the reaper runs only before
+# and after all tests. rabbitmq.sh signals only the processes it recorded in DIR/pids.
+reap_broker() {
+    local dir=$TMP/broker
+    [[ -f $dir/pids ]] || return 0
+    "$HERE/rabbitmq.sh" status "$dir" >/dev/null 2>&1 && log "stopping leftover broker ${dir}"
+    "$HERE/rabbitmq.sh" stop "$dir" || log "could not stop the broker in ${dir}"
+}
+
 main() {
     local f
     [[ -d $TMP ]] || return 0
@@ -122,6 +132,7 @@ main() {
         [[ $f == *.tmp ]] && continue
         reap_cluster "$f" || true
     done
+    reap_broker || true
 }
 
 main || true
