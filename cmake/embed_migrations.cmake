@@ -1,5 +1,6 @@
 # Writes a C file holding the migrations of one service as an array of struct gf_migration.
-# Inputs: SERVICE, OUT, FILES (sorted list of sql/<service>/NNN_name.sql).
+# Inputs: SERVICE, OUT, FILES (sorted sql/<service>/NNN_name.sql, separated by '|').
+string(REPLACE "|" ";" FILES "${FILES}")
 set(body "/* generated from sql/${SERVICE}/ by cmake/embed_migrations.cmake: do not edit */\n")
 string(APPEND body "#include \"gf/migrate.h\"\n\n")
 set(entries "")

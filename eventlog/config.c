@@ -1,0 +1,55 @@
+/* The eventlog service's configuration: every environment variable it reads, declared once. */
+#include <stddef.h>
+
+#include "eventlog.h"
+#include "gf/log.h"
+
+#define F(field) offsetof(struct eventlog_config, field)
+
+const struct gf_config_def eventlog_config_defs[] = {
+    {"EVENTLOG_HTTP_ADDR", GF_CFG_ADDR, "0.0.0.0:30070", 0, 0, false, F(http_addr),
+     "HTTP listen address of /eventlog/events, /healthz, /readyz and /metrics (port 0 = "
+     "ephemeral)"},
+    {"EVENTLOG_DB_URL", GF_CFG_CONNINFO, "host=localhost port=5432 dbname=eventlog user=eventlog",
+     0, 0, false, F(db_url), "libpq conninfo of eventlog-db"},
+    {"EVENTLOG_DB_PASSWORD", GF_CFG_STRING, "", 0, 0, true, F(db_password),
+     "password of eventlog-db (kept out of EVENTLOG_DB_URL so it can come from a Secret)"},
+    {"EVENTLOG_DB_POOL_SIZE", GF_CFG_INT, "4", 2, 200, false, F(db_pool_size),
+     "pooled database connections at most (one for the consumer, the rest for HTTP reads)"},
+    {"EVENTLOG_DB_STATEMENT_TIMEOUT_MS", GF_CFG_INT, "5000", 0, 600000, false,
+     F(db_statement_timeout_ms), "statement_timeout of every connection (0 = none)"},
+    {"EVENTLOG_AMQP_URL", GF_CFG_AMQP_URL, "amqp://guest:guest@localhost:5672/", 0, 0, false,
+     F(amqp_url),
+     "RabbitMQ to consume the events from: amqp://user[:password]@host[:port][/vhost]"},
+    {"EVENTLOG_AMQP_PASSWORD", GF_CFG_STRING, "", 0, 0, true, F(amqp_password),
+     "password of the broker, replacing the URL's (so it can come from a Secret)"},
+    {"EVENTLOG_AMQP_HEARTBEAT_S", GF_CFG_INT, "10", 0, 600, false, F(amqp_heartbeat_s),
+     "AMQP heartbeat: a dead broker connection is noticed after about twice this (0 = none)"},
+    {"EVENTLOG_PREFETCH", GF_CFG_INT, "200", 1, 65535, false, F(prefetch),
+     "unacknowledged deliveries the broker may send ahead (basic.qos)"},
+    {"EVENTLOG_BATCH_MAX", GF_CFG_INT, "100", 1, 10000, false, F(batch_max),
+     "deliveries stored in one database transaction at most (<= EVENTLOG_PREFETCH)"},
+    {"EVENTLOG_BATCH_WAIT_MS", GF_CFG_INT, "5", 0, 10000, false, F(batch_wait_ms),
+     "how long a batch waits for more deliveries once one arrived"},
+    {"EVENTLOG_HTTP_THREADS", GF_CFG_INT, "4", 1, 256, false, F(http_threads),
+     "HTTP worker threads (each waits for its read's result)"},
+    {"EVENTLOG_LIST_CAP", GF_CFG_INT, "1000", 1, 100000, false, F(list_cap),
+     "events one GET /eventlog/events answers at most (larger limits are cut to it)"},
+    {"EVENTLOG_SHUTDOWN_GRACE_MS", GF_CFG_INT, "10000", 100, 600000, false, F(shutdown_grace_ms),
+     "on SIGTERM, the batch in hand and in-flight requests get this long; then the process exits "
+     "anyway (status 1)"},
+    {"EVENTLOG_LOG_LEVEL", GF_CFG_LOGLEVEL, "info", 0, 0, false, F(log_level),
+     "debug, info, warn or error"},
+};
+const size_t eventlog_config_ndefs = sizeof eventlog_config_defs / sizeof eventlog_config_defs[0];
+
+enum gf_status eventlog_config_check(const struct eventlog_config *cfg)
+{
+    if (cfg->batch_max > cfg->prefetch) {
+        GF_ERROR("config invalid EVENTLOG_BATCH_MAX=%lld: at most EVENTLOG_PREFETCH=%lld, since "
+                 "a batch is made of deliveries the broker sent ahead",
+                 (long long)cfg->batch_max, (long long)cfg->prefetch);
+        return GF_EINVAL;
+    }
+    return GF_OK;
+}

@@ -1,0 +1,148 @@
+/* eventlog: consumes the system's events from RabbitMQ and keeps a per-user event log.
+ * The story: logging → config → database pool → HTTP port → schema → consumer → wait for
+ * SIGTERM/SIGINT → drain (the consumer's batch, then HTTP) → clean up. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "eventlog.h"
+#include "gf/http.h"
+#include "gf/log.h"
+#include "gf/migrate.h"
+#include "gf/service.h"
+
+extern const struct gf_migration eventlog_migrations[];
+extern const int eventlog_migrations_count;
+
+/* ---- the shutdown watchdog: draining may take EVENTLOG_SHUTDOWN_GRACE_MS, not forever ------ */
+struct watchdog {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done, started;
+    int64_t grace_ms;
+};
+
+static void *watchdog_run(void *arg)
+{
+    struct watchdog *w = arg;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(w->grace_ms / 1000);
+    until.tv_nsec += (long)(w->grace_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L)
+        until.tv_sec++, until.tv_nsec -= 1000000000L;
+    pthread_mutex_lock(&w->mu);
+    int rc = 0;
+    while (!w->done && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&w->cv, &w->mu, &until);
+    bool late = !w->done;
+    pthread_mutex_unlock(&w->mu);
+    if (late) {
+        GF_ERROR("eventlog shutdown took longer than %lld ms: exiting now", (long long)w->grace_ms);
+        _exit(EXIT_FAILURE);
+    }
+    return NULL;
+}
+
+static void watchdog_start(struct watchdog *w, int64_t grace_ms)
+{
+    w->grace_ms = grace_ms;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->started = pthread_create(&w->thread, NULL, watchdog_run, w) == 0;
+}
+
+static void watchdog_stop(struct watchdog *w)
+{
+    if (!w->started)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->done = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+}
+
+int main(void)
+{
+    int rc = EXIT_FAILURE;
+    struct eventlog_config cfg = {0};
+    struct eventlog_app app = {.cfg = &cfg, .consumer_mu = PTHREAD_MUTEX_INITIALIZER};
+    struct gf_http_server *http = NULL;
+    struct consumer *consumer = NULL;
+    struct watchdog watchdog = {0};
+
+    /* Signals are taken by sigwait in this thread only: block them before any thread starts,
+     * so every thread inherits the mask. */
+    sigset_t signals;
+    gf_service_block_signals(&signals);
+
+    gf_log_init("eventlog", GF_LOG_INFO);
+    if (gf_config_load(eventlog_config_defs, eventlog_config_ndefs, &cfg) != GF_OK ||
+        eventlog_config_check(&cfg) != GF_OK) {
+        GF_ERROR("invalid configuration: exiting");
+        gf_config_free(eventlog_config_defs, eventlog_config_ndefs, &cfg);
+        return GF_EX_CONFIG;
+    }
+    gf_log_init("eventlog", (enum gf_log_level)cfg.log_level);
+    gf_config_log(eventlog_config_defs, eventlog_config_ndefs, &cfg);
+
+    struct gf_db_pool_options popt = {
+        .conninfo = cfg.db_url,
+        .password = cfg.db_password,
+        .size = (int)cfg.db_pool_size,
+        .acquire_timeout_ms = 2000,
+        .statement_timeout_ms = (int)cfg.db_statement_timeout_ms,
+        .application_name = "eventlog",
+    };
+    app.pool = gf_db_pool_new(&popt);
+    if (app.pool == NULL) {
+        GF_ERROR("cannot create the database pool");
+        goto out;
+    }
+    http = api_start(&app);
+    if (http == NULL)
+        goto out;
+    enum gf_startup started = gf_service_migrate(app.pool, "eventlog", eventlog_migrations,
+                                                 eventlog_migrations_count, &signals);
+    if (started != GF_STARTED) {
+        rc = started == GF_STOPPED ? EXIT_SUCCESS : EXIT_FAILURE;
+        goto out;
+    }
+    atomic_store(&app.migrated, true);
+
+    /* Only now: a batch needs the table. Until then the broker keeps the events. */
+    consumer = consumer_start(&app);
+    if (consumer == NULL)
+        goto out;
+    pthread_mutex_lock(&app.consumer_mu);
+    app.consumer = consumer;
+    pthread_mutex_unlock(&app.consumer_mu);
+    GF_INFO("eventlog ready");
+
+    gf_service_wait_signal(&signals, -1);
+    rc = EXIT_SUCCESS;
+
+out:
+    /* Drain: the consumer finishes its batch (stored and acked, or left to the broker), then
+     * in-flight HTTP requests finish, then the pool goes. */
+    watchdog_start(&watchdog, cfg.shutdown_grace_ms);
+    pthread_mutex_lock(&app.consumer_mu);
+    consumer = app.consumer;
+    app.consumer = NULL;
+    pthread_mutex_unlock(&app.consumer_mu);
+    consumer_stop(consumer);
+    gf_http_server_stop(http);
+    gf_db_pool_free(app.pool);
+    watchdog_stop(&watchdog);
+    GF_INFO("eventlog stopped rc=%d", rc);
+    gf_config_free(eventlog_config_defs, eventlog_config_ndefs, &cfg);
+    pthread_mutex_destroy(&app.consumer_mu);
+    return rc;
+}

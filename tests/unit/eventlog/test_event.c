@@ -1,0 +1,338 @@
+/* eventlog/event.c: which deliveries are stored and which are dead-lettered, and why; that no
+ * content of a message can crash the decoder. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "backend.pb-c.h"
+#include "eventlog.h"
+
+/* The helpers event.c exposes to tests (GF_TESTABLE). */
+bool event_content_type_ok(const char *ct);
+int64_t event_occurred_at(const struct gf_amqp_delivery *d, int64_t now_us);
+
+#define CID "0b7f6f3e-2a4c-4d0e-9f51-3c1d2b7a9e10"
+#define NOW_US 1790000000123456LL
+
+static uint8_t body_buf[256];
+
+/* A delivery of BuyItemEvent as the backend publishes it (SPEC §4), body packed from the
+ * fields given. */
+static struct gf_amqp_delivery delivery(uint32_t user, uint32_t item, uint32_t user_item,
+                                        const char *cid)
+{
+    Backend__BuyItemEvent e = BACKEND__BUY_ITEM_EVENT__INIT;
+    e.userid = user;
+    e.itemid = item;
+    e.useritemid = user_item;
+    e.correlationid = (char *)cid;
+    assert_true(backend__buy_item_event__get_packed_size(&e) <= sizeof body_buf);
+    size_t len = backend__buy_item_event__pack(&e, body_buf);
+    return (struct gf_amqp_delivery){
+        .tag = 1,
+        .routing_key = GF_EVENT_BUY_ITEM,
+        .content_type = GF_EVENTS_CONTENT_TYPE,
+        .type = GF_EVENT_BUY_ITEM,
+        .message_id = cid,
+        .correlation_id = cid,
+        .timestamp_s = 1700000000,
+        .occurred_at_us = 1700000000654321LL,
+        .body = body_buf,
+        .len = len,
+    };
+}
+
+static enum event_verdict decode(const struct gf_amqp_delivery *d, char *why, size_t n)
+{
+    struct event_record r;
+    memset(&r, 0x5a, sizeof r); /* garbage: nothing of it may be trusted or freed on failure */
+    enum event_verdict v = event_decode(d, NOW_US, &r, why, n);
+    if (v == EVENT_OK)
+        event_record_cleanup(&r);
+    return v;
+}
+
+static void a_valid_event_fills_every_field(void **state)
+{
+    (void)state;
+    struct gf_amqp_delivery d = delivery(1, 2, 3, CID);
+    struct event_record r = {0};
+    char why[200];
+    assert_int_equal(event_decode(&d, NOW_US, &r, why, sizeof why), EVENT_OK);
+    assert_string_equal(r.name, "BuyItemEvent");
+    assert_int_equal(r.user_id, 1);
+    assert_string_equal(r.correlation_id, CID);
+    assert_string_equal(r.message_id, CID);
+    assert_string_equal(r.text, "user 1 bought item 2 (user item 3)");
+    assert_true(r.occurred_at_us == 1700000000654321LL);
+    char *data = json_dumps(r.data, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(data, "{\"correlationId\":\"" CID "\",\"itemId\":2,\"userId\":1,"
+                              "\"userItemId\":3}");
+    free(data);
+    event_record_cleanup(&r);
+    assert_null(r.data);
+    event_record_cleanup(&r); /* twice is harmless */
+}
+
+static void the_largest_ids_and_an_uppercase_id_are_accepted(void **state)
+{
+    (void)state;
+    struct gf_amqp_delivery d =
+        delivery(UINT32_MAX, UINT32_MAX, UINT32_MAX, "0B7F6F3E-2A4C-4D0E-9F51-3C1D2B7A9E10");
+    d.message_id = CID; /* the same id, another case */
+    struct event_record r = {0};
+    char why[200];
+    assert_int_equal(event_decode(&d, NOW_US, &r, why, sizeof why), EVENT_OK);
+    assert_true(r.user_id == 4294967295LL);
+    assert_string_equal(r.correlation_id, CID);
+    assert_string_equal(r.text, "user 4294967295 bought item 4294967295 (user item 4294967295)");
+    event_record_cleanup(&r);
+}
+
+static void absent_properties_fall_back(void **state)
+{
+    (void)state;
+    char why[200];
+    struct gf_amqp_delivery d = delivery(1, 2, 3, CID);
+    d.content_type = "";
+    d.type = "";
+    d.message_id = "";
+    d.correlation_id = "";
+    struct event_record r = {0};
+    assert_int_equal(event_decode(&d, NOW_US, &r, why, sizeof why), EVENT_OK);
+    assert_string_equal(r.message_id, CID); /* the correlation id stands in */
+    event_record_cleanup(&r);
+    /* NULL strings too (the header says "", but nothing may crash). */
+    d.content_type = d.type = d.message_id = d.correlation_id = NULL;
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_OK);
+    /* Moved by hand (routing key = a queue name): the type still says what it is. */
+    d.type = GF_EVENT_BUY_ITEM;
+    d.routing_key = "eventlog.events";
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_OK);
+}
+
+static void unknown_events_are_dead_lettered(void **state)
+{
+    (void)state;
+    char why[200];
+    struct gf_amqp_delivery d = delivery(1, 2, 3, CID);
+    d.type = "SellItemEvent";
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_UNKNOWN_TYPE);
+    assert_non_null(strstr(why, "SellItemEvent"));
+    d.type = "";
+    d.routing_key = "SomethingElse";
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_UNKNOWN_TYPE);
+    d.type = "buyitemevent"; /* names are case-sensitive */
+    d.routing_key = GF_EVENT_BUY_ITEM;
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_UNKNOWN_TYPE);
+    d.type = "Buy\"Item\nEvent x=1"; /* cannot forge log fields */
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_UNKNOWN_TYPE);
+    assert_null(strchr(why, '\n'));
+    assert_non_null(strstr(why, "Buy?Item?Event?x=1"));
+}
+
+static void content_types(void **state)
+{
+    (void)state;
+    assert_true(event_content_type_ok(NULL));
+    assert_true(event_content_type_ok(""));
+    assert_true(event_content_type_ok("application/x-protobuf"));
+    assert_true(event_content_type_ok("Application/X-Protobuf"));
+    assert_true(event_content_type_ok("application/x-protobuf; proto=backend.BuyItemEvent"));
+    assert_true(event_content_type_ok("application/x-protobuf ;x=1"));
+    assert_false(event_content_type_ok("application/json"));
+    assert_false(event_content_type_ok("application/x-protobufx"));
+    assert_false(event_content_type_ok("application/x-proto"));
+    assert_false(event_content_type_ok(" application/x-protobuf"));
+    char why[200];
+    struct gf_amqp_delivery d = delivery(1, 2, 3, CID);
+    d.content_type = "application/json";
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_BAD_CONTENT_TYPE);
+    assert_non_null(strstr(why, "application/json"));
+}
+
+static void zero_ids_are_invalid_fields(void **state)
+{
+    (void)state;
+    char why[200];
+    struct gf_amqp_delivery d = delivery(0, 2, 3, CID);
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_INVALID_FIELD);
+    assert_non_null(strstr(why, "userId"));
+    d = delivery(1, 0, 3, CID);
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_INVALID_FIELD);
+    assert_non_null(strstr(why, "itemId"));
+    d = delivery(1, 2, 0, CID);
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_INVALID_FIELD);
+    assert_non_null(strstr(why, "userItemId"));
+    /* An empty body is a message of defaults: every id 0. */
+    d = delivery(1, 2, 3, CID);
+    d.len = 0;
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_INVALID_FIELD);
+    d.body = NULL;
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_INVALID_FIELD);
+}
+
+static void correlation_ids_must_be_uuids(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",
+        "not-a-uuid",
+        "0b7f6f3e2a4c4d0e9f513c1d2b7a9e10",
+        "0b7f6f3e-2a4c-4d0e-9f51-3c1d2b7a9e1",
+        "0b7f6f3e-2a4c-4d0e-9f51-3c1d2b7a9e100",
+        "0b7f6f3e-2a4c-4d0e-9f51-3c1d2b7a9e1g",
+        "{0b7f6f3e-2a4c-4d0e-9f51-3c1d2b7a9e10}",
+        " 0b7f6f3e-2a4c-4d0e-9f51-3c1d2b7a9e10",
+    };
+    char why[200];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct gf_amqp_delivery d = delivery(1, 2, 3, bad[i]);
+        d.message_id = "";
+        assert_int_equal(decode(&d, why, sizeof why), EVENT_BAD_CORRELATION_ID);
+    }
+}
+
+static void a_message_id_other_than_the_correlation_id_is_refused(void **state)
+{
+    (void)state;
+    char why[200];
+    struct gf_amqp_delivery d = delivery(1, 2, 3, CID);
+    d.message_id = "5d0c1b7e-6f0a-4f7e-8a4b-2b9c0d1e2f3a";
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_MESSAGE_ID_MISMATCH);
+    d.message_id = "msg-1";
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_MESSAGE_ID_MISMATCH);
+    assert_non_null(strstr(why, "msg-1"));
+}
+
+static void bodies_that_do_not_decode_are_undecodable(void **state)
+{
+    (void)state;
+    char why[200];
+    struct gf_amqp_delivery d = delivery(1, 2, 3, CID);
+    d.len -= 5; /* cut inside the correlation id */
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_UNDECODABLE);
+    static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    d.body = garbage;
+    d.len = sizeof garbage;
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_UNDECODABLE);
+    static const char json[] = "{\"userId\":1,\"itemId\":2}";
+    d.body = json;
+    d.len = sizeof json - 1;
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_UNDECODABLE);
+    /* userId as a length-delimited field (wrong wire type). */
+    static const uint8_t wrong_wire[] = {0x0a, 0x01, 0x41};
+    d.body = wrong_wire;
+    d.len = sizeof wrong_wire;
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_UNDECODABLE);
+}
+
+/* Random bodies and random mutations of a valid one: never a crash (run under ASan), and a
+ * body the decoder accepts is a complete record. */
+static void no_body_crashes_the_decoder(void **state)
+{
+    (void)state;
+    srand(42);
+    char why[200];
+    uint8_t buf[300];
+    int ok = 0;
+    for (int round = 0; round < 20000; round++) {
+        struct gf_amqp_delivery d = delivery(7, 8, 9, CID);
+        size_t len = d.len;
+        memcpy(buf, body_buf, len);
+        if (round % 2 == 0) {
+            len = (size_t)rand() % sizeof buf;
+            for (size_t i = 0; i < len; i++)
+                buf[i] = (uint8_t)rand();
+        } else {
+            for (int k = rand() % 4; k >= 0; k--)
+                buf[(size_t)rand() % len] = (uint8_t)rand();
+            len = (size_t)rand() % (len + 1);
+        }
+        d.body = buf;
+        d.len = len;
+        d.message_id = "";
+        struct event_record r = {0};
+        if (event_decode(&d, NOW_US, &r, why, sizeof why) == EVENT_OK) {
+            ok++;
+            assert_true(r.user_id > 0);
+            assert_non_null(r.data);
+            assert_int_equal(strlen(r.correlation_id), 36);
+            event_record_cleanup(&r);
+        }
+        assert_true(strlen(why) < sizeof why);
+    }
+    assert_true(ok < 20000);
+}
+
+static void the_time_comes_from_the_header_the_timestamp_or_now(void **state)
+{
+    (void)state;
+    struct gf_amqp_delivery d = {0};
+    assert_true(event_occurred_at(&d, NOW_US) == NOW_US);
+    d.timestamp_s = 1700000000;
+    assert_true(event_occurred_at(&d, NOW_US) == 1700000000000000LL);
+    d.occurred_at_us = 1700000000654321LL;
+    assert_true(event_occurred_at(&d, NOW_US) == 1700000000654321LL);
+    /* Beyond year 9999 or negative: not believed, the next source is used. */
+    d.occurred_at_us = INT64_MAX;
+    assert_true(event_occurred_at(&d, NOW_US) == 1700000000000000LL);
+    d.occurred_at_us = -5;
+    d.timestamp_s = INT64_MAX;
+    assert_true(event_occurred_at(&d, NOW_US) == NOW_US);
+    d.timestamp_s = 253402300799LL;
+    assert_true(event_occurred_at(&d, NOW_US) == 253402300799000000LL);
+}
+
+static void verdicts_have_stable_names(void **state)
+{
+    (void)state;
+    assert_string_equal(event_verdict_str(EVENT_OK), "ok");
+    assert_string_equal(event_verdict_str(EVENT_UNKNOWN_TYPE), "unknown_type");
+    assert_string_equal(event_verdict_str(EVENT_BAD_CONTENT_TYPE), "bad_content_type");
+    assert_string_equal(event_verdict_str(EVENT_UNDECODABLE), "undecodable");
+    assert_string_equal(event_verdict_str(EVENT_INVALID_FIELD), "invalid_field");
+    assert_string_equal(event_verdict_str(EVENT_BAD_CORRELATION_ID), "bad_correlation_id");
+    assert_string_equal(event_verdict_str(EVENT_MESSAGE_ID_MISMATCH), "message_id_mismatch");
+    assert_string_equal(event_verdict_str(EVENT_REJECTED_BY_DATABASE), "rejected_by_database");
+    assert_string_equal(event_verdict_str(EVENT_NVERDICTS), "unknown");
+    assert_string_equal(event_verdict_str((enum event_verdict) - 1), "unknown");
+}
+
+static void log_copies_are_visible_ascii(void **state)
+{
+    (void)state;
+    char out[8];
+    event_log_safe(out, sizeof out, "a b\"c\x01\xff");
+    assert_string_equal(out, "a?b?c??");
+    event_log_safe(out, sizeof out, "0123456789");
+    assert_string_equal(out, "0123456");
+    event_log_safe(out, sizeof out, NULL);
+    assert_string_equal(out, "");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_valid_event_fills_every_field),
+        cmocka_unit_test(the_largest_ids_and_an_uppercase_id_are_accepted),
+        cmocka_unit_test(absent_properties_fall_back),
+        cmocka_unit_test(unknown_events_are_dead_lettered),
+        cmocka_unit_test(content_types),
+        cmocka_unit_test(zero_ids_are_invalid_fields),
+        cmocka_unit_test(correlation_ids_must_be_uuids),
+        cmocka_unit_test(a_message_id_other_than_the_correlation_id_is_refused),
+        cmocka_unit_test(bodies_that_do_not_decode_are_undecodable),
+        cmocka_unit_test(no_body_crashes_the_decoder),
+        cmocka_unit_test(the_time_comes_from_the_header_the_timestamp_or_now),
+        cmocka_unit_test(verdicts_have_stable_names),
+        cmocka_unit_test(log_copies_are_visible_ascii),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
