@@ -583,10 +583,13 @@ static void run_readyz(struct ctx *c)
     bool ready = migrated && db == GF_OK && gxp == GF_OK;
     if (!ready)
         c->error = "not_ready";
+    /* The broker does not gate readiness: buys keep working while it is away, their events
+     * wait in the outbox. */
     reply_json(c, ready ? 200 : 503,
-               json_pack("{s:s,s:s,s:s,s:s}", "status", ready ? "ready" : "unavailable", "schema",
-                         migrated ? "ready" : "pending", "database", gf_status_str(db), "gxp",
-                         gf_status_str(gxp)));
+               json_pack("{s:s,s:s,s:s,s:s,s:s}", "status", ready ? "ready" : "unavailable",
+                         "schema", migrated ? "ready" : "pending", "database", gf_status_str(db),
+                         "gxp", gf_status_str(gxp), "broker",
+                         relay_connected(c->app->relay) ? "ok" : "unavailable"));
 }
 
 static void run_metrics(struct ctx *c)

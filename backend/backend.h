@@ -31,6 +31,14 @@ struct backend_config {
     int64_t lock_retries;
     int64_t idempotency_ttl_s;
     int64_t shutdown_grace_ms;
+    char *amqp_url;
+    char *amqp_password;
+    int64_t amqp_heartbeat_s;
+    int64_t relay_batch;
+    int64_t relay_poll_ms;
+    int64_t relay_confirm_timeout_ms;
+    int64_t outbox_retention_s;
+    bool event_log;
     int log_level;
 };
 extern const struct gf_config_def backend_config_defs[];
@@ -41,6 +49,7 @@ struct backend_app {
     const struct backend_config *cfg;
     struct gf_db_pool *pool;
     struct gf_grpc_client *gxp;
+    struct relay *relay;
     atomic_bool migrated;
 };
 
@@ -131,6 +140,28 @@ enum gf_status coord_gxp_get_all(struct backend_app *app, const char *cid, json_
 extern const struct gf_grpc_method coord_methods[];
 extern const int coord_nmethods;
 grpc_status_code coord_grpc_code(enum gf_status st);
+
+/* ---- events.c: the events the backend emits, and the one it listens to ---------------- */
+/* The largest protobuf encoding of a BuyItemEvent (4 varints + a 36-byte id, with room). */
+#define EVENTS_PAYLOAD_MAX 96
+/* Encodes BuyItemEvent{userId, itemId, userItemId, correlationId} as a bytea literal in hex
+ * ("\\x..."), the text form an INSERT into event_outbox takes. GF_ERANGE for ids that do not
+ * fit the proto's uint32. */
+enum gf_status events_buy_payload(int64_t user_id, int64_t item_id, int64_t user_item_id,
+                                  const char *cid, char *out, size_t n) GF_MUSTCHECK;
+
+/* ---- relay.c: event_outbox → RabbitMQ (one thread; safe with several replicas) --------- */
+struct relay;
+/* Starts the relay thread: it connects to the broker (retrying with back-off), publishes
+ * pending outbox rows in batches with publisher confirms and marks them published after the
+ * confirm, and prunes published rows past the retention. NULL only on a resource failure. */
+struct relay *relay_start(struct backend_app *app);
+/* Wakes the relay: a buy just committed an event. Cheap; NULL is a no-op. */
+void relay_kick(struct relay *r);
+/* Stops the thread (the batch in hand is finished) and frees. NULL is a no-op. */
+void relay_stop(struct relay *r);
+/* True while the relay has a working broker connection (for /readyz and /metrics). */
+bool relay_connected(const struct relay *r);
 
 /* ---- api.c: the HTTP API (routing, validation, errors, idempotency) -------------------- */
 struct gf_http_server *api_start(struct backend_app *app);

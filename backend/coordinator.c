@@ -12,6 +12,7 @@
 
 #include "backend.h"
 #include "backend.pb-c.h"
+#include "gf/amqp.h"
 #include "gf/clock.h"
 #include "gf/log.h"
 #include "gf/uuid.h"
@@ -343,19 +344,34 @@ static enum local_outcome buy_local(struct gf_db_conn *c, struct buy *b, enum gf
     b->user_item_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     res = NULL;
+    /* The event goes out through the outbox, written in this same transaction: it exists
+     * iff the buy commits (SPEC §4); the relay publishes it. */
+    char payload[2 * EVENTS_PAYLOAD_MAX + 3];
+    *st = events_buy_payload(b->user_id, b->item_id, b->user_item_id, b->cid, payload,
+                             sizeof payload);
+    if (*st != GF_OK)
+        goto rollback;
+    const char *pe[2] = {b->cid, payload};
     if (b->cost > 0) {
-        const char *pc[1] = {b->cid};
+        /* The decision 'succeeded' commits the distributed transaction (SPEC §5). */
         *st = gf_db_exec(c, "be_decide_succeeded",
-                         "INSERT INTO transaction_outbox (correlation_id, state)"
-                         " VALUES ($1::uuid, 'succeeded')",
-                         1, pc, NULL);
+                         "WITH decision AS (INSERT INTO transaction_outbox (correlation_id, state)"
+                         " VALUES ($1::uuid, 'succeeded'))"
+                         " INSERT INTO event_outbox (event_name, correlation_id, payload)"
+                         " VALUES ('" GF_EVENT_BUY_ITEM "', $1::uuid, $2::bytea)",
+                         2, pe, NULL);
         if (*st == GF_EEXISTS) {
             out = LOCAL_DECIDED; /* gxp's resolver recorded 'failed' first: that stands */
             goto rollback;
         }
-        if (*st != GF_OK)
-            goto rollback;
+    } else {
+        *st = gf_db_exec(c, "be_buy_event",
+                         "INSERT INTO event_outbox (event_name, correlation_id, payload)"
+                         " VALUES ('" GF_EVENT_BUY_ITEM "', $1::uuid, $2::bytea)",
+                         2, pe, NULL);
     }
+    if (*st != GF_OK)
+        goto rollback;
     *st = gf_db_exec_simple(c, "COMMIT");
     return *st == GF_OK ? LOCAL_DONE : LOCAL_FAILED;
 rollback:
@@ -384,10 +400,11 @@ enum gf_status coord_buy(struct backend_app *app, int64_t user_id, int64_t item_
     enum gf_status st = buy_check(app, &b, err);
     if (st != GF_OK)
         return st;
+    /* Free buys claim their id too: it names their event, and one transaction at most. */
+    st = claim(app, cid, "buy", user_id, item_id, b.cost, err);
+    if (st != GF_OK)
+        return st;
     if (b.cost > 0) {
-        st = claim(app, cid, "buy", user_id, item_id, b.cost, err);
-        if (st != GF_OK)
-            return st;
         st = prepare_subtract(app, user_id, b.cost, cid, err);
         if (st != GF_OK) {
             char state[16];
@@ -414,6 +431,7 @@ enum gf_status coord_buy(struct backend_app *app, int64_t user_id, int64_t item_
         gf_sleep_ms(gf_backoff_next(&bo), NULL);
     }
     if (out == LOCAL_DONE) {
+        relay_kick(app->relay); /* publish the event now rather than at the next poll */
         *user_item_id = b.user_item_id;
         GF_INFO("bought user=%" PRId64 " item=%" PRId64 " cost=%" PRId64, user_id, item_id, b.cost);
         return GF_OK;

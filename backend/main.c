@@ -1,10 +1,12 @@
 /* backend: the core system behind the HTTP API, and the coordinator of the two-phase commit
- * with gxp. The story: logging → config → database pool and gxp channel → HTTP API →
- * schema → gRPC (ResolveTransaction) → wait for SIGTERM/SIGINT → drain → clean up. */
+ * with gxp. The story: logging → config → database pool and gxp channel → HTTP API → event
+ * relay and event log → schema → gRPC (ResolveTransaction) → wait for SIGTERM/SIGINT →
+ * drain → clean up. */
 #include <signal.h>
 #include <stdlib.h>
 
 #include "backend.h"
+#include "gf/events.h"
 #include "gf/http.h"
 #include "gf/log.h"
 #include "gf/migrate.h"
@@ -20,6 +22,7 @@ int main(void)
     struct backend_app app = {.cfg = &cfg};
     struct gf_http_server *http = NULL;
     struct gf_grpc_server *grpc = NULL;
+    struct gf_amqp_consumer *event_log = NULL;
 
     sigset_t signals;
     gf_service_block_signals(&signals);
@@ -50,6 +53,17 @@ int main(void)
     http = api_start(&app);
     if (http == NULL)
         goto out;
+    /* The relay publishes the outbox's events; it waits for the schema by itself. */
+    app.relay = relay_start(&app);
+    if (app.relay == NULL)
+        goto out;
+    struct gf_amqp_options amqp = {.url = cfg.amqp_url,
+                                   .password = cfg.amqp_password,
+                                   .name = "backend-event-log",
+                                   .heartbeat_s = (int)cfg.amqp_heartbeat_s,
+                                   .timeout_ms = 5000};
+    if (cfg.event_log && (event_log = gf_events_log_start("backend", &amqp)) == NULL)
+        goto out;
     enum gf_startup started = gf_service_migrate(app.pool, "backend", backend_migrations,
                                                  backend_migrations_count, &signals);
     if (started != GF_STARTED) {
@@ -78,6 +92,8 @@ out:
     /* Drain: in-flight HTTP requests and gRPC calls finish first, then the pools. */
     gf_http_server_stop(http);
     gf_grpc_server_stop(grpc, (int)cfg.shutdown_grace_ms);
+    gf_amqp_consumer_stop(event_log);
+    relay_stop(app.relay);
     gf_grpc_client_free(app.gxp);
     gf_db_pool_free(app.pool);
     GF_INFO("backend stopped rc=%d", rc);

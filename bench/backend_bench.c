@@ -1,11 +1,15 @@
-/* backend benchmark (issue 3's figures): buy, add-gxp and GET /item through the HTTP API,
- * straight to one backend (no ingress yet), with backend-db, gxp-db, gxp and the backend on
- * the same cores. The load generator is wrk (scripts in bench/wrk). Brings up its own servers on
- * free ports with the test harness and stops them at the end.
+/* backend benchmark: buy, add-gxp and GET /item through the HTTP API, straight to one
+ * backend (no ingress yet), with backend-db, gxp-db, eventlog-db, RabbitMQ, gxp, eventlog and
+ * the backend on the same cores. The load generator is wrk (scripts in bench/wrk). During the
+ * buy run every event goes outbox → relay → broker → eventlog; the event figures (events/s
+ * stored, lag from the buy's commit to eventlog's commit) come from eventlog-db. Brings up its
+ * own servers on free ports with the test harness and stops them at the end.
  *
  * Environment: BENCH_SECONDS (10), BENCH_CONNECTIONS (32), BENCH_USERS (1000),
- * BACKEND_BIN / GXP_BIN (build/bin/...), BENCH_WRK_DIR (bench/wrk). */
+ * BACKEND_BIN / GXP_BIN / EVENTLOG_BIN (build/bin/...), BENCH_WRK_DIR (bench/wrk),
+ * BENCH_RABBITMQ (tests/harness/rabbitmq.sh). */
 #include <curl/curl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +80,66 @@ static void wrk(struct run *r, const char *dir, int port, int conns, int seconds
         die("wrk failed (is it installed? make deps)");
 }
 
+/* The AMQP port of the node rabbitmq.sh started in dir (its env file: port=...). */
+static int broker_port(const char *dir)
+{
+    char path[700], line[128];
+    snprintf(path, sizeof path, "%s/env", dir);
+    FILE *f = fopen(path, "r");
+    int port = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "port=%d", &port) == 1)
+            break;
+    if (f)
+        fclose(f);
+    if (port <= 0)
+        die("no broker port");
+    return port;
+}
+
+/* The event figures of the buy run, from eventlog-db. */
+struct events {
+    long long before, stored;
+    double t0, buys, rate, p50, p99, max, cpu0, cpu_per_event;
+};
+
+static void events_begin(struct events *ev, PGconn *e, pid_t eventlog)
+{
+    ev->before = sql_ll(e, "SELECT coalesce(max(id), 0) FROM event");
+    ev->t0 = (double)gf_mono_ms();
+    ev->cpu0 = cpu_ms(eventlog);
+}
+
+static void events_end(struct events *ev, PGconn *e, pid_t eventlog, double buys)
+{
+    /* Let the tail arrive: stop waiting once nothing new came for 2 s. */
+    long long last = -1, now;
+    while ((now = sql_ll(e, "SELECT count(*) FROM event")) != last) {
+        last = now;
+        usleep(2000 * 1000);
+    }
+    char q[512];
+    snprintf(q, sizeof q, "SELECT count(*) FROM event WHERE id > %lld", ev->before);
+    ev->stored = sql_ll(e, q);
+    ev->buys = buys;
+    snprintf(q, sizeof q,
+             "SELECT (extract(epoch FROM max(stored_at) - min(occurred_at)) * 1000)::bigint"
+             " FROM event WHERE id > %lld",
+             ev->before);
+    double span_ms = (double)sql_ll(e, q);
+    ev->rate = span_ms > 0 ? ev->stored * 1000.0 / span_ms : 0;
+    const char *pcts[] = {"0.5", "0.99", "1"};
+    double *out[] = {&ev->p50, &ev->p99, &ev->max};
+    for (int i = 0; i < 3; i++) {
+        snprintf(q, sizeof q,
+                 "SELECT (percentile_cont(%s) WITHIN GROUP (ORDER BY extract(epoch FROM"
+                 " stored_at - occurred_at)) * 1000000)::bigint FROM event WHERE id > %lld",
+                 pcts[i], ev->before);
+        *out[i] = sql_ll(e, q) / 1000.0;
+    }
+    ev->cpu_per_event = ev->stored > 0 ? (cpu_ms(eventlog) - ev->cpu0) / ev->stored : 0;
+}
+
 int main(void)
 {
     int seconds = env_int("BENCH_SECONDS", 10);
@@ -87,10 +151,20 @@ int main(void)
     gf_log_init("backend-bench", GF_LOG_WARN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
-    struct h_pg bdb, gdb;
+    const char *eventlog_bin =
+        getenv("EVENTLOG_BIN") ? getenv("EVENTLOG_BIN") : "build/bin/eventlog";
+    const char *rabbitmq =
+        getenv("BENCH_RABBITMQ") ? getenv("BENCH_RABBITMQ") : "tests/harness/rabbitmq.sh";
+    struct h_pg bdb, gdb, edb;
     if (h_pg_start(&bdb, "backend-db", H_PG_LOGICAL) != 0 ||
-        h_pg_start(&gdb, "gxp-db", H_PG_SUBSCRIBER) != 0)
+        h_pg_start(&gdb, "gxp-db", H_PG_SUBSCRIBER) != 0 || h_pg_start(&edb, "eventlog-db", 0) != 0)
         die("cannot start the clusters");
+    char broker_dir[600], cmd[1400];
+    snprintf(broker_dir, sizeof broker_dir, "%s/broker", h_run_dir());
+    snprintf(cmd, sizeof cmd, "bash '%s' start '%s' 0 >&2", rabbitmq, broker_dir);
+    if (system(cmd) != 0)
+        die("cannot start RabbitMQ");
+    int amqp_port = broker_port(broker_dir);
     int http_port = h_free_port(), grpc_port = h_free_port(), gxp_port = h_free_port(),
         gxp_http = h_free_port();
     char b1[64], b2[64], b3[700], b4[64], g1[64], g2[64], g3[700], g4[700], g5[64];
@@ -103,15 +177,27 @@ int main(void)
     snprintf(g3, sizeof g3, "GXP_DB_URL=%s", gdb.conninfo);
     snprintf(g4, sizeof g4, "GXP_PUBLISHER_CONNINFO=%s", bdb.conninfo);
     snprintf(g5, sizeof g5, "GXP_BACKEND_ADDR=127.0.0.1:%d", grpc_port);
-    const char *benv[] = {b1, b2, b3, b4, "BACKEND_LOG_LEVEL=warn", NULL};
-    const char *genv[] = {g1, g2, g3, g4, g5, "GXP_LOG_LEVEL=warn", NULL};
+    char b5[128], g6[128], e1[128], e2[700], e3[64];
+    snprintf(b5, sizeof b5, "BACKEND_AMQP_URL=amqp://guest:guest@127.0.0.1:%d/", amqp_port);
+    snprintf(g6, sizeof g6, "GXP_AMQP_URL=amqp://guest:guest@127.0.0.1:%d/", amqp_port);
+    snprintf(e1, sizeof e1, "EVENTLOG_AMQP_URL=amqp://guest:guest@127.0.0.1:%d/", amqp_port);
+    snprintf(e2, sizeof e2, "EVENTLOG_DB_URL=%s", edb.conninfo);
+    int eventlog_port = h_free_port();
+    snprintf(e3, sizeof e3, "EVENTLOG_HTTP_ADDR=127.0.0.1:%d", eventlog_port);
+    const char *benv[] = {b1, b2, b3, b4, b5, "BACKEND_LOG_LEVEL=warn", NULL};
+    const char *genv[] = {g1, g2, g3, g4, g5, g6, "GXP_LOG_LEVEL=warn", NULL};
+    const char *eenv[] = {e1, e2, e3, "EVENTLOG_LOG_LEVEL=warn", NULL};
+    const char *eargv[] = {eventlog_bin, NULL};
+    char elog[600];
+    snprintf(elog, sizeof elog, "%s/eventlog.log", h_run_dir());
+    pid_t eventlog = h_spawn(eargv, eenv, elog);
     const char *bargv[] = {backend_bin, NULL}, *gargv[] = {gxp_bin, NULL};
     char blog[600], glog[600];
     snprintf(blog, sizeof blog, "%s/backend.log", h_run_dir());
     snprintf(glog, sizeof glog, "%s/gxp.log", h_run_dir());
     pid_t backend = h_spawn(bargv, benv, blog);
     pid_t gxp = h_spawn(gargv, genv, glog);
-    if (backend < 0 || gxp < 0)
+    if (backend < 0 || gxp < 0 || eventlog < 0)
         die("cannot start the services");
 
     char base[64], url[256], body[256];
@@ -153,8 +239,13 @@ int main(void)
         {.name = "POST /marketplace/item/buy", .script = "buy.lua", .path = "/"},
     };
     pid_t bpm = postmaster_pid(&bdb), gpm = postmaster_pid(&gdb);
+    PGconn *e = PQconnectdb(edb.conninfo);
+    struct events ev = {0};
     for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
         struct run *r = &runs[i];
+        bool buys = strcmp(r->script, "buy.lua") == 0;
+        if (buys)
+            events_begin(&ev, e, eventlog);
         double c0 = cpu_ms(backend), c1 = cpu_ms(gxp), c2 = children_cpu_ms(bpm),
                c3 = children_cpu_ms(gpm);
         wrk(r, wrk_dir, http_port, conns, seconds);
@@ -164,6 +255,8 @@ int main(void)
         r->cpu_backend_db = (children_cpu_ms(bpm) - c2) / n;
         r->cpu_gxp_db = (children_cpu_ms(gpm) - c3) / n;
         fprintf(stderr, "%s: %.0f/s\n", r->name, r->rps);
+        if (buys)
+            events_end(&ev, e, eventlog, r->rps * seconds);
     }
     long hwm = rss_kib(backend, "VmHWM:"), ghwm = rss_kib(gxp, "VmHWM:");
 
@@ -182,8 +275,21 @@ int main(void)
     printf("Peak RSS: backend %.1f MiB (target <= 32 MiB), gxp %.1f MiB.\n", hwm / 1024.0,
            ghwm / 1024.0);
 
+    printf("\n## events during the buy run (outbox → relay → RabbitMQ → eventlog)\n\n");
+    printf("| buys committed | events stored | events/s | lag p50 / p99 / max ms (buy commit →"
+           " eventlog commit) | eventlog CPU ms per event | eventlog peak RSS |\n"
+           "|---|---|---|---|---|---|\n");
+    printf("| %.0f | %lld | %.0f | %.1f / %.1f / %.1f | %.3f | %.1f MiB |\n", ev.buys, ev.stored,
+           ev.rate, ev.p50, ev.p99, ev.max, ev.cpu_per_event, rss_kib(eventlog, "VmHWM:") / 1024.0);
+    printf("\nTarget: every buy's event stored; lag p99 <= 50 ms at >= 500 buys/s.\n");
+
     curl_easy_cleanup(h);
     PQfinish(g);
+    PQfinish(e);
+    h_stop(eventlog, 10000);
+    snprintf(cmd, sizeof cmd, "bash '%s' stop '%s' >&2", rabbitmq, broker_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "backend_bench: RabbitMQ did not stop cleanly\n");
     h_stop(backend, 10000);
     h_stop(gxp, 10000);
     h_cleanup_all();

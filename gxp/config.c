@@ -38,6 +38,12 @@ const struct gf_config_def gxp_config_defs[] = {
      "rows of each kind GetAll answers at most per page"},
     {"GXP_SHUTDOWN_GRACE_MS", GF_CFG_INT, "5000", 0, 600000, false, F(shutdown_grace_ms),
      "on SIGTERM, in-flight calls get this long to finish"},
+    {"GXP_AMQP_URL", GF_CFG_AMQP_URL, "amqp://guest:guest@localhost:5672/", 0, 0, false,
+     F(amqp_url), "RabbitMQ whose events gxp logs (amqp://user[:password]@host:port/vhost)"},
+    {"GXP_AMQP_PASSWORD", GF_CFG_STRING, "", 0, 0, true, F(amqp_password),
+     "RabbitMQ password, replacing the URL's (so it can come from a Secret)"},
+    {"GXP_EVENT_LOG", GF_CFG_BOOL, "true", 0, 0, false, F(event_log),
+     "subscribe to the events (queue gxp.events) and log each one"},
     {"GXP_LOG_LEVEL", GF_CFG_LOGLEVEL, "info", 0, 0, false, F(log_level),
      "debug, info, warn or error"},
 };

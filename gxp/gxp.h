@@ -31,6 +31,9 @@ struct gxp_config {
     int64_t resolve_batch;
     int64_t getall_cap;
     int64_t shutdown_grace_ms;
+    char *amqp_url;
+    char *amqp_password;
+    bool event_log;
     int log_level;
 };
 extern const struct gf_config_def gxp_config_defs[];

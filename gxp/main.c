@@ -1,10 +1,11 @@
 /* gxp: the GXP points ledger, participant of the backend's two-phase commit.
  * The story: logging → config → database pool and pipeline → health port → schema → gRPC server,
- * resolver and subscription → wait for SIGTERM/SIGINT → drain → clean up. */
+ * resolver, subscription and event log → wait for SIGTERM/SIGINT → drain → clean up. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gf/events.h"
 #include "gf/http.h"
 #include "gf/log.h"
 #include "gf/migrate.h"
@@ -23,6 +24,7 @@ int main(void)
     struct gf_grpc_server *grpc = NULL;
     struct resolver *resolver = NULL;
     struct subscription *subscription = NULL;
+    struct gf_amqp_consumer *event_log = NULL;
 
     /* Signals are taken by sigwait in this thread only: block them before any thread
      * (gRPC's included) starts, so every thread inherits the mask. */
@@ -80,6 +82,13 @@ int main(void)
     if (resolver == NULL)
         goto out;
     subscription = subscription_start(&app);
+    struct gf_amqp_options amqp = {.url = cfg.amqp_url,
+                                   .password = cfg.amqp_password,
+                                   .name = "gxp-event-log",
+                                   .heartbeat_s = 30,
+                                   .timeout_ms = 5000};
+    if (cfg.event_log && (event_log = gf_events_log_start("gxp", &amqp)) == NULL)
+        goto out;
     GF_INFO("gxp ready");
 
     gf_service_wait_signal(&signals, -1);
@@ -91,6 +100,7 @@ out:
     gf_grpc_server_stop(grpc, (int)cfg.shutdown_grace_ms);
     resolver_stop(resolver);
     subscription_stop(subscription);
+    gf_amqp_consumer_stop(event_log);
     gf_http_server_stop(http);
     gf_db_pipeline_free(app.pipeline);
     gf_db_pool_free(app.pool);

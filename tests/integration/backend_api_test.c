@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "backend_fixture.h"
+#include "gf/clock.h"
 
 static int setup(void **state)
 {
@@ -25,6 +27,27 @@ static json_t *list(const char *path, const char *key, struct http_res *r)
     http(&W, "GET", path, NULL, NULL, r);
     assert_ok(r, key);
     return jarr(r->json, key);
+}
+
+/* How many lines of the log at path contain want, once there is at least one (or after
+ * timeout_ms). */
+static int wait_log_line(const char *path, const char *want, int timeout_ms)
+{
+    int64_t end = gf_mono_ms() + timeout_ms;
+    int n = 0;
+    do {
+        FILE *f = fopen(path, "r");
+        char line[4096];
+        n = 0;
+        while (f && fgets(line, sizeof line, f))
+            n += strstr(line, want) != NULL;
+        if (f)
+            fclose(f);
+        if (n > 0)
+            break;
+        usleep(50 * 1000);
+    } while (gf_mono_ms() < end);
+    return n;
 }
 
 static void post_ok(const char *path, const char *body, const char *keys, struct http_res *r)
@@ -150,6 +173,16 @@ static void the_originals_test_sequence_answers_its_shapes(void **state)
                             " AND correlation_id IN ('%s', '%s')",
                             seed_add_cid, seed_buy_cid),
                      2);
+
+    /* The buy's event went through the broker: gxp and the backend each log it once, with
+     * its correlation id, as the original's services did. */
+    char want[160];
+    snprintf(want, sizeof want,
+             "cid=%s msg=\"event received name=BuyItemEvent userId=1 itemId=1"
+             " userItemId=1",
+             seed_buy_cid);
+    assert_int_equal(wait_log_line(W.backend_log, want, 15000), 1);
+    assert_int_equal(wait_log_line(W.gxp_log, want, 15000), 1);
 }
 
 static void a_valid_incoming_correlation_id_is_echoed_and_an_invalid_one_replaced(void **state)

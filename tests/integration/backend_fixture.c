@@ -3,6 +3,7 @@
 #include "backend_fixture.h"
 
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +47,9 @@ static int generation;
 
 static pid_t spawn_backend(struct backend_world *w)
 {
-    char http_addr[64], grpc_addr[64], db_url[700], gxp_addr[64], deployment[128], pause[64];
+    char http_addr[64], grpc_addr[64], db_url[700], gxp_addr[64], deployment[128], pause[64],
+        amqp[320];
+    snprintf(amqp, sizeof amqp, "BACKEND_AMQP_URL=%s", w->rmq.url);
     snprintf(http_addr, sizeof http_addr, "BACKEND_HTTP_ADDR=127.0.0.1:%d", w->http_port);
     snprintf(grpc_addr, sizeof grpc_addr, "BACKEND_GRPC_ADDR=127.0.0.1:%d", w->grpc_port);
     snprintf(db_url, sizeof db_url, "BACKEND_DB_URL=%s", w->backend_db.conninfo);
@@ -60,8 +63,13 @@ static pid_t spawn_backend(struct backend_world *w)
                            deployment,
                            "BACKEND_LOG_LEVEL=debug",
                            "BACKEND_GXP_DEADLINE_MS=2000",
-                           "BACKEND_SHUTDOWN_GRACE_MS=3000"};
-    int n = 8;
+                           "BACKEND_SHUTDOWN_GRACE_MS=3000",
+                           amqp,
+                           "BACKEND_AMQP_HEARTBEAT_S=5",
+                           "BACKEND_RELAY_POLL_MS=200",
+                           w->opt.watchers_off ? "BACKEND_EVENT_LOG=false"
+                                               : "BACKEND_EVENT_LOG=true"};
+    int n = 12;
     if (w->opt.failpoints)
         env[n++] = pause;
     for (int i = 0; w->opt.extra_env && w->opt.extra_env[i] && n < 47; i++)
@@ -82,7 +90,11 @@ static pid_t spawn_gxp(struct backend_world *w)
     snprintf(backend_addr, sizeof backend_addr, "GXP_BACKEND_ADDR=127.0.0.1:%d", w->grpc_port);
     snprintf(timeout, sizeof timeout, "GXP_PENDING_TIMEOUT_MS=%d", w->opt.pending_timeout_ms);
     snprintf(interval, sizeof interval, "GXP_RESOLVE_INTERVAL_MS=%d", w->opt.resolve_interval_ms);
+    char amqp[320];
+    snprintf(amqp, sizeof amqp, "GXP_AMQP_URL=%s", w->rmq.url);
     const char *env[] = {grpc_addr,
+                         amqp,
+                         w->opt.watchers_off ? "GXP_EVENT_LOG=false" : "GXP_EVENT_LOG=true",
                          http_addr,
                          db_url,
                          pub,
@@ -95,6 +107,23 @@ static pid_t spawn_gxp(struct backend_world *w)
                          NULL};
     const char *argv[] = {GF_GXP_BIN, NULL};
     return h_spawn(argv, env, w->gxp_log);
+}
+
+static pid_t spawn_eventlog(struct backend_world *w)
+{
+    char http_addr[64], db_url[700], amqp[320];
+    snprintf(http_addr, sizeof http_addr, "EVENTLOG_HTTP_ADDR=127.0.0.1:%d", w->eventlog_port);
+    snprintf(db_url, sizeof db_url, "EVENTLOG_DB_URL=%s", w->eventlog_db.conninfo);
+    snprintf(amqp, sizeof amqp, "EVENTLOG_AMQP_URL=%s", w->rmq.url);
+    const char *env[] = {http_addr,
+                         db_url,
+                         amqp,
+                         "EVENTLOG_LOG_LEVEL=debug",
+                         "EVENTLOG_AMQP_HEARTBEAT_S=5",
+                         "EVENTLOG_SHUTDOWN_GRACE_MS=3000",
+                         NULL};
+    const char *argv[] = {GF_EVENTLOG_BIN, NULL};
+    return h_spawn(argv, env, w->eventlog_log);
 }
 
 static int wait_gxp(struct backend_world *w, int timeout_ms)
@@ -179,7 +208,7 @@ int world_start(struct backend_world *w, const struct world_options *opt)
         w->opt.resolve_interval_ms = 100;
     if (w->opt.deployment == NULL)
         w->opt.deployment = "backend-svc-test";
-    w->backend_pid = w->gxp_pid = -1;
+    w->backend_pid = w->gxp_pid = w->eventlog_pid = -1;
     gf_log_init("backend-test", GF_LOG_WARN);
     if (!curl_ready && curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
         return -1;
@@ -196,6 +225,18 @@ int world_start(struct backend_world *w, const struct world_options *opt)
         return -1;
     w->backend = connect_or_fail(w->backend_db.conninfo);
     w->gxp = connect_or_fail(w->gxp_db.conninfo);
+    if (h_rmq_open(&w->rmq) != 0) {
+        fprintf(stderr, "no broker: this test needs the ctest fixture 'broker'\n");
+        return -1;
+    }
+    if (w->opt.events) {
+        snprintf(name, sizeof name, "eventlog-db-%d", g);
+        if (h_pg_start(&w->eventlog_db, name, 0) != 0)
+            return -1;
+        w->eventlog = connect_or_fail(w->eventlog_db.conninfo);
+        w->eventlog_port = h_free_port();
+        snprintf(w->eventlog_log, sizeof w->eventlog_log, "%s/eventlog-%d.log", h_run_dir(), g);
+    }
     w->http_port = h_free_port();
     w->grpc_port = h_free_port();
     w->gxp_grpc_port = h_free_port();
@@ -230,12 +271,88 @@ int world_start(struct backend_world *w, const struct world_options *opt)
     char target[64];
     snprintf(target, sizeof target, "127.0.0.1:%d", w->grpc_port);
     w->backend_grpc = gf_grpc_client_new(target);
+    if (w->opt.events && world_start_eventlog(w) != 0)
+        return -1;
     return 0;
+}
+
+int world_stop_eventlog(struct backend_world *w)
+{
+    int rc = 0;
+    if (w->eventlog_pid > 0)
+        rc = stopped_cleanly(w->eventlog_pid, "eventlog", w->eventlog_log);
+    w->eventlog_pid = -1;
+    return rc;
+}
+
+long http_eventlog(struct backend_world *w, const char *path, struct http_res *res)
+{
+    int port = w->http_port;
+    w->http_port = w->eventlog_port; /* http() talks to w->http_port */
+    long st = http(w, "GET", path, NULL, NULL, res);
+    w->http_port = port;
+    return st;
+}
+
+int world_start_eventlog(struct backend_world *w)
+{
+    w->eventlog_pid = spawn_eventlog(w);
+    int64_t end = gf_mono_ms() + 30000;
+    while (w->eventlog_pid > 0 && gf_mono_ms() < end) {
+        struct http_res res;
+        long st = http_eventlog(w, "/readyz", &res);
+        http_res_free(&res);
+        if (st == 200)
+            return 0;
+        usleep(50 * 1000);
+    }
+    fprintf(stderr, "eventlog /readyz never answered 200; log: %s\n", w->eventlog_log);
+    return -1;
+}
+
+int world_crash_backend(struct backend_world *w)
+{
+    if (w->backend_pid > 0) {
+        kill(w->backend_pid, SIGKILL);
+        (void)h_stop(w->backend_pid, 1000); /* collects it */
+    }
+    w->backend_pid = -1;
+    return 0;
+}
+
+int world_start_backend(struct backend_world *w, bool failpoints, const char *const *extra_env)
+{
+    if (extra_env != NULL)
+        w->opt.extra_env = extra_env;
+    w->opt.failpoints = failpoints;
+    w->backend_pid = spawn_backend(w);
+    if (w->backend_pid < 0 || wait_http_200(w, "/readyz", 30000) != 0) {
+        fprintf(stderr, "backend did not come back; log: %s\n", w->backend_log);
+        return -1;
+    }
+    return 0;
+}
+
+int wait_events(struct backend_world *w, long long n, int timeout_ms)
+{
+    int64_t end = gf_mono_ms() + timeout_ms;
+    long long have = -1;
+    while (gf_mono_ms() < end) {
+        have = sql_ll(w->eventlog, "SELECT count(*) FROM event");
+        if (have == n)
+            return 0;
+        usleep(20 * 1000);
+    }
+    fprintf(stderr, "eventlog holds %lld events, expected %lld (logs %s, %s)\n", have, n,
+            w->eventlog_log, w->backend_log);
+    return -1;
 }
 
 int world_stop(struct backend_world *w)
 {
     int rc = 0;
+    if (world_stop_eventlog(w) != 0)
+        rc = -1;
     if (w->backend_pid > 0 && stopped_cleanly(w->backend_pid, "backend", w->backend_log) != 0)
         rc = -1;
     w->backend_pid = -1;
@@ -247,7 +364,9 @@ int world_stop(struct backend_world *w)
         PQfinish(w->backend);
     if (w->gxp)
         PQfinish(w->gxp);
-    w->backend = w->gxp = NULL;
+    if (w->eventlog)
+        PQfinish(w->eventlog);
+    w->backend = w->gxp = w->eventlog = NULL;
     http_thread_done();
     h_cleanup_all();
     w->running = false;
@@ -408,6 +527,45 @@ static const char DECISIONS_CTE[] =
     "WITH o AS (SELECT split_part(x, '=', 1)::uuid AS cid, split_part(x, '=', 2) AS state"
     "             FROM unnest(string_to_array($1, ',')) x) ";
 
+/* Every event of backend-db's outbox (one per successful buy, written in the buy's own
+ * transaction) is stored exactly once in eventlog-db, and nothing else is. */
+static int check_event_invariants(struct backend_world *w)
+{
+    long long outbox = sql_ll(w->backend, "SELECT count(*) FROM event_outbox");
+    int bad = violation(sql_ll(w->backend, "SELECT count(*) FROM event_outbox e LEFT JOIN"
+                                           " coord_transactions c USING (correlation_id)"
+                                           " WHERE c.kind IS DISTINCT FROM 'buy'"),
+                        "every outbox event belongs to a buy");
+    bad += violation(sql_ll(w->backend,
+                            "SELECT count(*) FROM coord_transactions c JOIN transaction_outbox t"
+                            " USING (correlation_id) WHERE c.kind = 'buy' AND t.state = 'succeeded'"
+                            " AND NOT EXISTS (SELECT 1 FROM event_outbox e"
+                            " WHERE e.correlation_id = c.correlation_id)"),
+                     "every succeeded buy has its event in the outbox");
+    (void)wait_events(w, outbox, 20000);
+    char *cids = sql_dup(w->backend, "SELECT coalesce(string_agg(correlation_id::text, ','"
+                                     " ORDER BY correlation_id), '') FROM event_outbox");
+    bad += violation(sql_ll_param(w->eventlog,
+                                  "SELECT count(*) FROM (SELECT e.correlation_id FROM event e"
+                                  " FULL JOIN unnest(string_to_array($1, ',')::uuid[]) o(cid)"
+                                  " ON o.cid = e.correlation_id"
+                                  " WHERE o.cid IS NULL OR e.correlation_id IS NULL) x",
+                                  cids),
+                     "eventlog-db holds exactly the outbox's events");
+    free(cids);
+    bad += violation(sql_ll(w->eventlog, "SELECT count(*) - count(DISTINCT correlation_id)"
+                                         " FROM event"),
+                     "no event is stored twice");
+    int64_t end = gf_mono_ms() + 10000; /* the marks commit just after the confirms */
+    while (sql_ll(w->backend, "SELECT count(*) FROM event_outbox WHERE published_at IS NULL") &&
+           gf_mono_ms() < end)
+        usleep(20 * 1000);
+    bad += violation(sql_ll(w->backend, "SELECT count(*) FROM event_outbox"
+                                        " WHERE published_at IS NULL") != 0,
+                     "the relay published every event");
+    return bad;
+}
+
 int check_invariants(struct backend_world *w)
 {
     int bad = violation(wait_no_pending(w, 15000) != 0,
@@ -472,6 +630,8 @@ int check_invariants(struct backend_world *w)
                                users),
                   "every backend user has a gxp balance");
     free(users);
+    if (w->opt.events && w->eventlog != NULL)
+        bad += check_event_invariants(w);
     return bad;
 }
 

@@ -26,6 +26,8 @@ struct world_options {
     int resolve_interval_ms;      /* GXP_RESOLVE_INTERVAL_MS, default 100 */
     const char *deployment;       /* DEPLOYMENT_NAME, default backend-svc-test */
     const char *const *extra_env; /* more "K=V" for the backend, NULL-terminated, may be NULL */
+    bool events;                  /* also eventlog-db and eventlog; invariants cover events */
+    bool watchers_off; /* gxp and the backend do not log events: eventlog's is the only queue */
 };
 
 struct backend_world {
@@ -37,7 +39,13 @@ struct backend_world {
     pid_t backend_pid, gxp_pid;
     char backend_log[600], gxp_log[600];
     struct gf_grpc_client *backend_grpc; /* to backend.Backend */
-    atomic_llong stock_created;          /* units created through the API (stock + user items) */
+    struct h_rmq rmq;                    /* the run's broker, a vhost of this world's own */
+    struct h_pg eventlog_db;             /* opt.events only, as the three below */
+    PGconn *eventlog;
+    int eventlog_port;
+    pid_t eventlog_pid;
+    char eventlog_log[600];
+    atomic_llong stock_created; /* units created through the API (stock + user items) */
     bool running;
 };
 
@@ -57,6 +65,14 @@ int world_stop(struct backend_world *w);
 /* Stops gxp alone (SIGTERM, -1 unless it exits 0) and starts it again on the same ports. */
 int world_stop_gxp(struct backend_world *w);
 int world_start_gxp(struct backend_world *w);
+/* The same for eventlog (opt.events); start waits for its /readyz. */
+int world_stop_eventlog(struct backend_world *w);
+int world_start_eventlog(struct backend_world *w);
+/* Kills the backend with SIGKILL (no drain, nothing flushed) and starts it again on the same
+ * ports, with extra_env replacing opt.extra_env when not NULL and the failpoint binary when
+ * failpoints; waits for /readyz. */
+int world_crash_backend(struct backend_world *w);
+int world_start_backend(struct backend_world *w, bool failpoints, const char *const *extra_env);
 
 /* ---- HTTP (backend_http.c: libcurl, one handle per thread, kept for keep-alive) ------- */
 struct http_res {
@@ -79,6 +95,12 @@ void http_res_free(struct http_res *res);
 const char *http_header(const struct http_res *res, const char *name, char *out, size_t n);
 /* Frees this thread's curl handle (call at the end of a thread that used http). */
 void http_thread_done(void);
+
+/* ---- events (opt.events) ------------------------------------------------------------------ */
+/* GET on eventlog's HTTP port. */
+long http_eventlog(struct backend_world *w, const char *path, struct http_res *res);
+/* Waits until eventlog-db holds n events. 0, or -1 after timeout_ms (prints what it has). */
+int wait_events(struct backend_world *w, long long n, int timeout_ms);
 
 /* ---- JSON and shapes (assert; main thread only) ---------------------------------------- */
 /* obj is an object whose keys are exactly those of the comma-separated list. */

@@ -1,0 +1,426 @@
+/* The outbox relay: carries event_outbox rows to RabbitMQ (SPEC §4). One thread per backend
+ * process. A batch is claimed with FOR UPDATE SKIP LOCKED inside a transaction that stays
+ * open while the broker confirms, so two replicas never publish the same row at once and a
+ * crashed relay's rows are free again the moment its connection drops. A row is marked
+ * published only after its confirm; a returned (unroutable) or refused row waits and is
+ * published again. At-least-once: a row whose confirm arrived but whose mark was lost is
+ * published again, and consumers store it once. */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "gf/amqp.h"
+#include "gf/clock.h"
+#include "gf/log.h"
+#include "gf/metrics.h"
+
+#define PRUNE_EVERY_MS 60000
+#define PRUNE_CHUNK "10000"
+#define PRUNE_ROUNDS 20
+#define PUMP_EVERY_MS 1000 /* heartbeats are only served inside library calls */
+
+struct relay {
+    struct backend_app *app;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool kicked;
+    volatile bool stop;
+    struct gf_amqp_conn *conn;
+    struct gf_amqp_options amqp;
+    char conn_name[128];
+    int64_t next_prune_ms;
+    struct gf_counter *published, *returned, *nacked, *unconfirmed, *pruned;
+    struct gf_histogram *lag;
+};
+
+/* One relay per process; a flag outside it so /metrics never reads a freed relay. */
+static atomic_bool relay_up;
+
+static double connected_gauge(void *arg)
+{
+    (void)arg;
+    return atomic_load(&relay_up) ? 1 : 0;
+}
+
+bool relay_connected(const struct relay *r)
+{
+    return r != NULL && atomic_load(&relay_up);
+}
+
+void relay_kick(struct relay *r)
+{
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->kicked = true;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Waits for a kick, stop, or ms; true when kicked (the kick is consumed). */
+static bool wait_kick(struct relay *r, int64_t ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&r->mu);
+    while (!r->kicked && !r->stop) {
+        if (pthread_cond_timedwait(&r->cv, &r->mu, &until) != 0)
+            break;
+    }
+    bool kicked = r->kicked;
+    r->kicked = false;
+    pthread_mutex_unlock(&r->mu);
+    return kicked;
+}
+
+/* A broker connection ready to publish: exchange and the eventlog's queue declared (so an
+ * event published before eventlog ever ran waits for it), confirms on. */
+static enum gf_status connect_broker(struct relay *r)
+{
+    enum gf_status st;
+    r->conn = gf_amqp_connect(&r->amqp, &st);
+    if (r->conn == NULL)
+        return st;
+    st = gf_amqp_declare_exchange(r->conn, GF_EVENTS_EXCHANGE);
+    if (st == GF_OK)
+        st = gf_amqp_declare_queue(r->conn, &gf_events_eventlog_queue);
+    if (st == GF_OK)
+        st = gf_amqp_confirm_select(r->conn);
+    if (st != GF_OK) {
+        gf_amqp_close(r->conn);
+        r->conn = NULL;
+        return st;
+    }
+    atomic_store(&relay_up, true);
+    return GF_OK;
+}
+
+static void drop_broker(struct relay *r)
+{
+    atomic_store(&relay_up, false);
+    gf_amqp_close(r->conn);
+    r->conn = NULL;
+}
+
+/* Appends id to a Postgres array literal "{1,2,...}" being built in buf. */
+static void add_id(char *buf, size_t n, size_t *len, const char *id)
+{
+    int w = snprintf(buf + *len, n - *len, "%s%s", *len > 1 ? "," : "", id);
+    if (w > 0 && (size_t)w < n - *len)
+        *len += (size_t)w;
+}
+
+/* The rows of one claimed batch. */
+struct batch {
+    int n;
+    struct gf_amqp_message *msg;
+    unsigned char **payload; /* PQunescapeBytea'd bodies */
+    char (*ids)[24];
+    int64_t *created_us;
+};
+
+static void batch_free(struct batch *b)
+{
+    for (int i = 0; i < b->n; i++)
+        PQfreemem(b->payload[i]);
+    b->n = 0;
+}
+
+/* Publishes one batch inside the open transaction of c. Returns the rows claimed (0 = none
+ * pending), or -1 when the broker or the database failed. */
+static int publish_claimed(struct relay *r, struct gf_db_conn *c, struct batch *b, PGresult *rows)
+{
+    int n = PQntuples(rows);
+    for (int i = 0; i < n; i++) {
+        size_t len = 0;
+        b->payload[i] = PQunescapeBytea((const unsigned char *)PQgetvalue(rows, i, 3), &len);
+        if (b->payload[i] == NULL) {
+            b->n = i;
+            return -1;
+        }
+        snprintf(b->ids[i], sizeof b->ids[i], "%s", PQgetvalue(rows, i, 0));
+        b->created_us[i] = strtoll(PQgetvalue(rows, i, 4), NULL, 10);
+        b->msg[i] = (struct gf_amqp_message){
+            .exchange = GF_EVENTS_EXCHANGE,
+            .routing_key = PQgetvalue(rows, i, 1),
+            .body = b->payload[i],
+            .len = len,
+            .content_type = GF_EVENTS_CONTENT_TYPE,
+            .type = PQgetvalue(rows, i, 1),
+            .message_id = PQgetvalue(rows, i, 2),
+            .correlation_id = PQgetvalue(rows, i, 2),
+            .occurred_at_us = b->created_us[i],
+        };
+    }
+    b->n = n;
+    if (n == 0)
+        return 0;
+    enum gf_status pst =
+        gf_amqp_publish(r->conn, b->msg, n, (int)r->app->cfg->relay_confirm_timeout_ms);
+
+    /* Whatever came back confirmed is marked, even when the connection broke afterwards. */
+    size_t cap = (size_t)n * 22 + 3, ok_len = 1, bad_len = 1;
+    char *ok = malloc(cap), *bad = malloc(cap);
+    if (ok == NULL || bad == NULL) {
+        free(ok);
+        free(bad);
+        return -1;
+    }
+    strcpy(ok, "{");
+    strcpy(bad, "{");
+    int64_t now = gf_wall_us();
+    int nok = 0, nbad = 0;
+    for (int i = 0; i < n; i++) {
+        switch (b->msg[i].outcome) {
+        case GF_AMQP_CONFIRMED:
+            add_id(ok, cap, &ok_len, b->ids[i]);
+            gf_histogram_observe_us(r->lag, now - b->created_us[i]);
+            nok++;
+            break;
+        case GF_AMQP_RETURNED:
+        case GF_AMQP_NACKED:
+            gf_counter_add(b->msg[i].outcome == GF_AMQP_RETURNED ? r->returned : r->nacked, 1);
+            add_id(bad, cap, &bad_len, b->ids[i]);
+            nbad++;
+            break;
+        default:
+            gf_counter_add(r->unconfirmed, 1); /* left as it is: the next attempt is at once */
+        }
+    }
+    strcpy(ok + ok_len, "}");
+    strcpy(bad + bad_len, "}");
+    enum gf_status st = GF_OK;
+    if (nok > 0) {
+        const char *p[1] = {ok};
+        st = gf_db_exec(c, "relay_mark",
+                        "UPDATE event_outbox SET published_at = clock_timestamp()"
+                        " WHERE id = ANY($1::bigint[])",
+                        1, p, NULL);
+    }
+    if (st == GF_OK && nbad > 0) {
+        /* Unroutable or refused: retried with back-off, never dropped (0.1 s doubling to 60 s). */
+        const char *p[1] = {bad};
+        st = gf_db_exec(c, "relay_retry_later",
+                        "UPDATE event_outbox SET attempts = attempts + 1,"
+                        " next_attempt_at = clock_timestamp() + make_interval(secs =>"
+                        " least(60, 0.1 * power(2, least(attempts, 10))))"
+                        " WHERE id = ANY($1::bigint[])",
+                        1, p, NULL);
+        GF_LOG_RL(GF_LOG_WARN, 5000, "relay events not accepted by the broker count=%d", nbad);
+    }
+    free(ok);
+    free(bad);
+    if (st != GF_OK)
+        return -1;
+    gf_counter_add(r->published, (uint64_t)nok);
+    return pst == GF_OK ? n : -1;
+}
+
+/* Claims up to relay_batch pending rows and publishes them. Returns the rows claimed, or
+ * -1 on failure (broker or database). */
+static int relay_batch(struct relay *r, struct batch *b)
+{
+    struct gf_db_conn *c = NULL;
+    if (gf_db_acquire(r->app->pool, &c) != GF_OK)
+        return -1;
+    char limit[24];
+    snprintf(limit, sizeof limit, "%" PRId64, r->app->cfg->relay_batch);
+    const char *p[1] = {limit};
+    PGresult *rows = NULL;
+    int n = -1;
+    if (gf_db_exec_simple(c, "BEGIN") != GF_OK)
+        goto out;
+    if (gf_db_exec(c, "relay_claim",
+                   "SELECT id, event_name, correlation_id, payload,"
+                   " (extract(epoch FROM created_at) * 1000000)::bigint FROM event_outbox"
+                   " WHERE published_at IS NULL AND (next_attempt_at IS NULL"
+                   " OR next_attempt_at <= clock_timestamp())"
+                   " ORDER BY id LIMIT $1::int FOR UPDATE SKIP LOCKED",
+                   1, p, &rows) != GF_OK)
+        goto rollback;
+    n = publish_claimed(r, c, b, rows);
+    PQclear(rows);
+    batch_free(b);
+    if (n >= 0 || r->conn == NULL || !gf_amqp_ok(r->conn)) {
+        /* Commit the marks of what was confirmed, even when the broker failed after. */
+        if (gf_db_exec_simple(c, "COMMIT") != GF_OK)
+            n = -1;
+        goto out;
+    }
+rollback:
+    n = -1;
+    if (PQstatus(gf_db_pgconn(c)) == CONNECTION_OK) {
+        enum gf_status rb = gf_db_exec_simple(c, "ROLLBACK");
+        (void)rb;
+    }
+out:
+    gf_db_release(r->app->pool, c);
+    return n;
+}
+
+/* Deletes published rows older than the retention, in chunks. */
+static void prune(struct relay *r)
+{
+    char secs[24];
+    snprintf(secs, sizeof secs, "%" PRId64, r->app->cfg->outbox_retention_s);
+    const char *p[1] = {secs};
+    struct gf_db_conn *c = NULL;
+    if (gf_db_acquire(r->app->pool, &c) != GF_OK)
+        return;
+    for (int round = 0; round < PRUNE_ROUNDS && !r->stop; round++) {
+        PGresult *res = NULL;
+        if (gf_db_exec(c, "relay_prune",
+                       "DELETE FROM event_outbox WHERE id IN (SELECT id FROM event_outbox"
+                       " WHERE published_at < clock_timestamp() - make_interval(secs => $1::int)"
+                       " ORDER BY published_at LIMIT " PRUNE_CHUNK ")",
+                       1, p, &res) != GF_OK)
+            break;
+        long deleted = strtol(PQcmdTuples(res), NULL, 10);
+        PQclear(res);
+        gf_counter_add(r->pruned, (uint64_t)deleted);
+        if (deleted < atol(PRUNE_CHUNK))
+            break;
+    }
+    gf_db_release(r->app->pool, c);
+}
+
+/* Test builds only: BACKEND_FAILPOINT_RELAY_HOLD=1 keeps the relay from publishing, which
+ * freezes a process between the commit of its events and their publication. */
+static bool failpoint_hold(void)
+{
+#ifdef GF_FAILPOINTS
+    const char *v = getenv("BACKEND_FAILPOINT_RELAY_HOLD");
+    return v != NULL && strcmp(v, "1") == 0;
+#else
+    return false;
+#endif
+}
+
+static void *run(void *arg)
+{
+    struct relay *r = arg;
+    const struct backend_config *cfg = r->app->cfg;
+    struct gf_backoff bo;
+    gf_backoff_init(&bo, 100, 5000);
+    int cap = (int)cfg->relay_batch;
+    struct batch b = {
+        .msg = calloc((size_t)cap, sizeof *b.msg),
+        .payload = calloc((size_t)cap, sizeof *b.payload),
+        .ids = calloc((size_t)cap, sizeof *b.ids),
+        .created_us = calloc((size_t)cap, sizeof *b.created_us),
+    };
+    if (b.msg == NULL || b.payload == NULL || b.ids == NULL || b.created_us == NULL) {
+        GF_ERROR("relay cannot allocate its batch: events stay in the outbox");
+        goto out;
+    }
+    while (!r->stop) {
+        if (r->conn == NULL || !gf_amqp_ok(r->conn)) {
+            drop_broker(r);
+            if (connect_broker(r) != GF_OK) {
+                gf_sleep_ms(gf_backoff_next(&bo), &r->stop);
+                continue;
+            }
+        }
+        /* The schema may not be there yet on a first start (gf_service_migrate runs
+         * concurrently): wait for it. */
+        if (!atomic_load(&r->app->migrated) || failpoint_hold()) {
+            (void)wait_kick(r, 100);
+            continue;
+        }
+        int n = relay_batch(r, &b);
+        if (n < 0) {
+            gf_sleep_ms(gf_backoff_next(&bo), &r->stop);
+            continue;
+        }
+        gf_backoff_reset(&bo);
+        if (n == cap)
+            continue; /* probably more waiting */
+        if (gf_mono_ms() >= r->next_prune_ms) {
+            prune(r);
+            r->next_prune_ms = gf_mono_ms() + PRUNE_EVERY_MS;
+        }
+        /* Idle: until a buy kicks us or the poll interval passes, serving heartbeats. */
+        int64_t until = gf_mono_ms() + cfg->relay_poll_ms;
+        while (!r->stop) {
+            int64_t left = until - gf_mono_ms();
+            if (left <= 0 || wait_kick(r, left < PUMP_EVERY_MS ? left : PUMP_EVERY_MS))
+                break;
+            if (gf_amqp_pump(r->conn, 0) != GF_OK)
+                break;
+        }
+    }
+out:
+    drop_broker(r);
+    free(b.msg);
+    free(b.payload);
+    free(b.ids);
+    free(b.created_us);
+    return NULL;
+}
+
+struct relay *relay_start(struct backend_app *app)
+{
+    struct relay *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return NULL;
+    r->app = app;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    snprintf(r->conn_name, sizeof r->conn_name, "backend-relay %s", app->cfg->deployment_name);
+    r->amqp = (struct gf_amqp_options){
+        .url = app->cfg->amqp_url,
+        .password = app->cfg->amqp_password,
+        .name = r->conn_name,
+        .heartbeat_s = (int)app->cfg->amqp_heartbeat_s,
+        .timeout_ms = 5000,
+    };
+    r->published = gf_metrics_counter("backend_relay_published_total",
+                                      "events the broker confirmed (then marked published)", "");
+    r->returned = gf_metrics_counter("backend_relay_returned_total",
+                                     "events returned as unroutable (retried later)", "");
+    r->nacked = gf_metrics_counter("backend_relay_nacked_total",
+                                   "events the broker refused (retried later)", "");
+    r->unconfirmed = gf_metrics_counter("backend_relay_unconfirmed_total",
+                                        "events with no confirm when the connection ended", "");
+    r->pruned = gf_metrics_counter("backend_outbox_pruned_total",
+                                   "published events deleted after the retention", "");
+    r->lag = gf_metrics_histogram("backend_relay_lag_seconds",
+                                  "from the event's commit to the broker's confirm", "");
+    gf_metrics_gauge_fn("backend_relay_connected", "1 while the relay has a broker connection", "",
+                        connected_gauge, NULL);
+    if (pthread_create(&r->thread, NULL, run, r) != 0) {
+        pthread_cond_destroy(&r->cv);
+        pthread_mutex_destroy(&r->mu);
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void relay_stop(struct relay *r)
+{
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->stop = true;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    pthread_join(r->thread, NULL);
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
