@@ -110,9 +110,9 @@ static void settle(struct item *items, struct gf_amqp_delivery *d, int n)
     for (int i = 0; i < n; i++) {
         struct item *it = &items[i];
         /* A second copy in the batch goes where the first went. */
-        if (it->first >= 0 && items[it->first].verdict != EVENT_OK) {
+        if (it->first >= 0 && it->first != i && items[it->first].verdict != EVENT_OK) {
             it->verdict = items[it->first].verdict;
-            snprintf(it->why, sizeof it->why, "%s", items[it->first].why);
+            memmove(it->why, items[it->first].why, sizeof it->why);
         }
         log_cid(it, &d[i]);
         if (it->verdict != EVENT_OK) {

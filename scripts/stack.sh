@@ -56,6 +56,8 @@ GXP_PORT=${GF_GXP_PORT:-30002}
 GXP_HTTP_PORT=${GF_GXP_HTTP_PORT:-30003}
 BACKEND_GRPC_PORT=${GF_BACKEND_GRPC_PORT:-30090}
 BACKEND_HTTP_PORT=${GF_BACKEND_HTTP_PORT:-30080}
+EVENTLOG_DB_PORT=${GF_EVENTLOG_DB_PORT:-30543}
+EVENTLOG_HTTP_PORT=${GF_EVENTLOG_HTTP_PORT:-30070}
 BROKER_PORT=${GF_BROKER_PORT:-30672}
 BROKER_DIST_PORT=${GF_BROKER_DIST_PORT:-30673}
 BROKER_EPMD_PORT=${GF_BROKER_EPMD_PORT:-30674}
@@ -63,6 +65,7 @@ AMQP_URL=amqp://guest:guest@127.0.0.1:$BROKER_PORT/
 
 unit_pg gxp-db "$GXP_DB_PORT" --subscriber
 unit_pg backend-db "$BACKEND_DB_PORT" --logical # publisher side of the replication into gxp-db
+unit_pg eventlog-db "$EVENTLOG_DB_PORT"
 unit_rmq broker "$BROKER_PORT" "$BROKER_DIST_PORT" "$BROKER_EPMD_PORT"
 unit_prog gxp gxp "$GXP_PORT" "$GXP_HTTP_PORT" \
     "GXP_GRPC_ADDR=127.0.0.1:$GXP_PORT" \
@@ -71,6 +74,10 @@ unit_prog gxp gxp "$GXP_PORT" "$GXP_HTTP_PORT" \
     "GXP_PUBLISHER_CONNINFO=$(conninfo "$BACKEND_DB_PORT")" \
     "GXP_BACKEND_ADDR=127.0.0.1:$BACKEND_GRPC_PORT" \
     "GXP_AMQP_URL=$AMQP_URL"
+unit_prog eventlog eventlog "$EVENTLOG_HTTP_PORT" "$EVENTLOG_HTTP_PORT" \
+    "EVENTLOG_HTTP_ADDR=127.0.0.1:$EVENTLOG_HTTP_PORT" \
+    "EVENTLOG_DB_URL=$(conninfo "$EVENTLOG_DB_PORT")" \
+    "EVENTLOG_AMQP_URL=$AMQP_URL"
 # One backend straight on the HTTP port for now; the ingress and the second replica come with
 # the one-command-up issue.
 unit_prog backend-svc-1 backend "$BACKEND_GRPC_PORT" "$BACKEND_HTTP_PORT" \
