@@ -51,7 +51,7 @@ const struct gf_config_def backend_config_defs[] = {
     {"BACKEND_OUTBOX_RETENTION_S", GF_CFG_INT, "86400", 0, 31536000, false, F(outbox_retention_s),
      "published events are deleted from event_outbox after this many seconds"},
     {"BACKEND_EVENT_LOG", GF_CFG_BOOL, "true", 0, 0, false, F(event_log),
-     "subscribe to the events (queue backend.events) and log each one"},
+     "subscribe to the events (queue backend.events.log) and log each one"},
     {"BACKEND_LOG_LEVEL", GF_CFG_LOGLEVEL, "info", 0, 0, false, F(log_level),
      "debug, info, warn or error"},
 };

@@ -291,8 +291,8 @@ static enum gf_status buy_check(struct backend_app *app, struct buy *b, struct b
 
 enum local_outcome { LOCAL_DONE, LOCAL_OUT_OF_STOCK, LOCAL_LOST_RACE, LOCAL_DECIDED, LOCAL_FAILED };
 
-/* One attempt of the local transaction: stock − 1 (naming the version read), user item + 1,
- * and the decision — all or nothing. */
+/* One attempt of the local transaction: user item + 1, the decision and the event, then
+ * stock − 1 naming the version read — all or nothing. */
 static enum local_outcome buy_local(struct gf_db_conn *c, struct buy *b, enum gf_status *st)
 {
     char u[24], i[24];
@@ -316,20 +316,6 @@ static enum local_outcome buy_local(struct gf_db_conn *c, struct buy *b, enum gf
     }
     char version[24];
     snprintf(version, sizeof version, "%s", PQgetvalue(res, 0, 1));
-    PQclear(res);
-    res = NULL;
-    const char *pv[2] = {i, version};
-    *st = gf_db_exec(c, "be_stock_take",
-                     "UPDATE marketplace_items SET count = count - 1, version = version + 1,"
-                     " updated_at = now() WHERE item_id = $1::bigint AND version = $2::bigint"
-                     " AND count > 0 RETURNING 1",
-                     2, pv, &res);
-    if (*st != GF_OK)
-        goto rollback;
-    if (PQntuples(res) == 0) {
-        out = LOCAL_LOST_RACE; /* another buyer changed the row since we read it */
-        goto rollback;
-    }
     PQclear(res);
     res = NULL;
     const char *pu[2] = {u, i};
@@ -372,6 +358,22 @@ static enum local_outcome buy_local(struct gf_db_conn *c, struct buy *b, enum gf
     }
     if (*st != GF_OK)
         goto rollback;
+    /* The stock last: its row stays locked only from here to COMMIT, the window in which
+     * every other buyer of the item must wait (and then loses the race). */
+    const char *pv[2] = {i, version};
+    *st = gf_db_exec(c, "be_stock_take",
+                     "UPDATE marketplace_items SET count = count - 1, version = version + 1,"
+                     " updated_at = now() WHERE item_id = $1::bigint AND version = $2::bigint"
+                     " AND count > 0 RETURNING 1",
+                     2, pv, &res);
+    if (*st != GF_OK)
+        goto rollback;
+    if (PQntuples(res) == 0) {
+        out = LOCAL_LOST_RACE; /* another buyer changed the row since we read it */
+        goto rollback;
+    }
+    PQclear(res);
+    res = NULL;
     *st = gf_db_exec_simple(c, "COMMIT");
     return *st == GF_OK ? LOCAL_DONE : LOCAL_FAILED;
 rollback:

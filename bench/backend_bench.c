@@ -7,7 +7,8 @@
  *
  * Environment: BENCH_SECONDS (10), BENCH_CONNECTIONS (32), BENCH_USERS (1000),
  * BACKEND_BIN / GXP_BIN / EVENTLOG_BIN (build/bin/...), BENCH_WRK_DIR (bench/wrk),
- * BENCH_RABBITMQ (tests/harness/rabbitmq.sh). */
+ * BENCH_RABBITMQ (tests/harness/rabbitmq.sh), BENCH_PACED_RATE (300: buys/s offered by the paced
+ * run, which shows the event lag below saturation). */
 #include <curl/curl.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,9 +23,10 @@
 
 struct run {
     const char *name, *script, *path;
+    int conns, pace_ms; /* 0: the default connections, no pacing */
     double rps, p50, p90, p99, max;
     long errors, non2xx;
-    double cpu_backend, cpu_gxp, cpu_backend_db, cpu_gxp_db; /* ms per request */
+    double cpu_backend, cpu_gxp, cpu_backend_db, cpu_gxp_db, cpu_broker; /* ms per request */
 };
 
 static size_t discard(void *p, size_t s, size_t n, void *u)
@@ -66,7 +68,10 @@ static void wrk(struct run *r, const char *dir, int port, int conns, int seconds
     snprintf(cmd, sizeof cmd,
              "GF_WRK_REPORT=%s/report.lua wrk -t2 -c%d -d%ds --timeout 5s -s %s/%s"
              " http://127.0.0.1:%d%s 2>&1",
-             dir, conns, seconds, dir, r->script, port, r->path);
+             dir, r->conns > 0 ? r->conns : conns, seconds, dir, r->script, port, r->path);
+    char pace[16];
+    snprintf(pace, sizeof pace, "%d", r->pace_ms);
+    setenv("PACE_MS", pace, 1);
     FILE *p = popen(cmd, "r");
     if (p == NULL)
         die("wrk");
@@ -97,8 +102,26 @@ static int broker_port(const char *dir)
     return port;
 }
 
+/* The pid of the node's beam.smp (its pids file: beam=PID START). */
+static pid_t broker_beam_pid(const char *dir)
+{
+    char path[700], line[128];
+    snprintf(path, sizeof path, "%s/pids", dir);
+    FILE *f = fopen(path, "r");
+    int pid = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "beam=%d", &pid) == 1)
+            break;
+    if (f)
+        fclose(f);
+    if (pid <= 0)
+        die("no broker pid");
+    return (pid_t)pid;
+}
+
 /* The event figures of the buy run, from eventlog-db. */
 struct events {
+    const char *run;
     long long before, stored;
     double t0, buys, rate, p50, p99, max, cpu0, cpu_per_event;
 };
@@ -145,6 +168,9 @@ int main(void)
     int seconds = env_int("BENCH_SECONDS", 10);
     int conns = env_int("BENCH_CONNECTIONS", 32);
     int users = env_int("BENCH_USERS", 1000);
+    int paced_rate = env_int("BENCH_PACED_RATE", 300);
+    if (paced_rate < 1)
+        paced_rate = 1;
     const char *backend_bin = getenv("BACKEND_BIN") ? getenv("BACKEND_BIN") : "build/bin/backend";
     const char *gxp_bin = getenv("GXP_BIN") ? getenv("GXP_BIN") : "build/bin/gxp";
     const char *wrk_dir = getenv("BENCH_WRK_DIR") ? getenv("BENCH_WRK_DIR") : "bench/wrk";
@@ -165,6 +191,7 @@ int main(void)
     if (system(cmd) != 0)
         die("cannot start RabbitMQ");
     int amqp_port = broker_port(broker_dir);
+    pid_t beam = broker_beam_pid(broker_dir);
     int http_port = h_free_port(), grpc_port = h_free_port(), gxp_port = h_free_port(),
         gxp_http = h_free_port();
     char b1[64], b2[64], b3[700], b4[64], g1[64], g2[64], g3[700], g4[700], g5[64];
@@ -237,26 +264,38 @@ int main(void)
         {.name = "GET /user", .script = "get.lua", .path = "/user?limit=100"},
         {.name = "POST /user/gxp/add", .script = "add_gxp.lua", .path = "/"},
         {.name = "POST /marketplace/item/buy", .script = "buy.lua", .path = "/"},
+        /* Below saturation: 16 connections, each pausing so that together they offer about
+         * BENCH_PACED_RATE buys/s (less what their latency takes). */
+        {.name = "POST /marketplace/item/buy (paced)",
+         .script = "buy.lua",
+         .path = "/",
+         .conns = 16,
+         .pace_ms = 16 * 1000 / paced_rate},
     };
     pid_t bpm = postmaster_pid(&bdb), gpm = postmaster_pid(&gdb);
     PGconn *e = PQconnectdb(edb.conninfo);
-    struct events ev = {0};
+    struct events ev[2] = {{0}};
+    int nev = 0;
     for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
         struct run *r = &runs[i];
         bool buys = strcmp(r->script, "buy.lua") == 0;
         if (buys)
-            events_begin(&ev, e, eventlog);
+            events_begin(&ev[nev], e, eventlog);
         double c0 = cpu_ms(backend), c1 = cpu_ms(gxp), c2 = children_cpu_ms(bpm),
-               c3 = children_cpu_ms(gpm);
+               c3 = children_cpu_ms(gpm), c4 = cpu_ms(beam);
         wrk(r, wrk_dir, http_port, conns, seconds);
         double n = r->rps * seconds > 0 ? r->rps * seconds : 1;
         r->cpu_backend = (cpu_ms(backend) - c0) / n;
         r->cpu_gxp = (cpu_ms(gxp) - c1) / n;
         r->cpu_backend_db = (children_cpu_ms(bpm) - c2) / n;
         r->cpu_gxp_db = (children_cpu_ms(gpm) - c3) / n;
+        r->cpu_broker = (cpu_ms(beam) - c4) / n;
         fprintf(stderr, "%s: %.0f/s\n", r->name, r->rps);
-        if (buys)
-            events_end(&ev, e, eventlog, r->rps * seconds);
+        if (buys) {
+            ev[nev].run = r->name;
+            events_end(&ev[nev], e, eventlog, r->rps * seconds);
+            nev++;
+        }
     }
     long hwm = rss_kib(backend, "VmHWM:"), ghwm = rss_kib(gxp, "VmHWM:");
 
@@ -264,23 +303,26 @@ int main(void)
            " backend)\n\n",
            conns, seconds, users);
     printf("| request | req/s | p50 / p90 / p99 / max ms | errors, non-2xx | CPU ms per request:"
-           " backend / gxp / backend-db / gxp-db |\n|---|---|---|---|---|\n");
+           " backend / gxp / backend-db / gxp-db / RabbitMQ |\n|---|---|---|---|---|\n");
     for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
         struct run *r = &runs[i];
-        printf("| %s | %.0f | %.2f / %.2f / %.2f / %.2f | %ld, %ld | %.3f / %.3f / %.3f / %.3f |\n",
+        printf("| %s | %.0f | %.2f / %.2f / %.2f / %.2f | %ld, %ld | %.3f / %.3f / %.3f / %.3f / "
+               "%.3f |\n",
                r->name, r->rps, r->p50, r->p90, r->p99, r->max, r->errors, r->non2xx,
-               r->cpu_backend, r->cpu_gxp, r->cpu_backend_db, r->cpu_gxp_db);
+               r->cpu_backend, r->cpu_gxp, r->cpu_backend_db, r->cpu_gxp_db, r->cpu_broker);
     }
     printf("\nTargets: buy >= 300/s, add-gxp >= 400/s, GET /item >= 10,000/s, no error.\n");
     printf("Peak RSS: backend %.1f MiB (target <= 32 MiB), gxp %.1f MiB.\n", hwm / 1024.0,
            ghwm / 1024.0);
 
-    printf("\n## events during the buy run (outbox → relay → RabbitMQ → eventlog)\n\n");
-    printf("| buys committed | events stored | events/s | lag p50 / p99 / max ms (buy commit →"
-           " eventlog commit) | eventlog CPU ms per event | eventlog peak RSS |\n"
+    printf("\n## events during the buy runs (outbox → relay → RabbitMQ → eventlog)\n\n");
+    printf("| run | buys committed | events stored | events/s | lag p50 / p99 / max ms (buy"
+           " commit → eventlog commit) | eventlog CPU ms per event |\n"
            "|---|---|---|---|---|---|\n");
-    printf("| %.0f | %lld | %.0f | %.1f / %.1f / %.1f | %.3f | %.1f MiB |\n", ev.buys, ev.stored,
-           ev.rate, ev.p50, ev.p99, ev.max, ev.cpu_per_event, rss_kib(eventlog, "VmHWM:") / 1024.0);
+    for (int i = 0; i < nev; i++)
+        printf("| %s | %.0f | %lld | %.0f | %.1f / %.1f / %.1f | %.3f |\n", ev[i].run, ev[i].buys,
+               ev[i].stored, ev[i].rate, ev[i].p50, ev[i].p99, ev[i].max, ev[i].cpu_per_event);
+    printf("\neventlog peak RSS %.1f MiB.\n", rss_kib(eventlog, "VmHWM:") / 1024.0);
     printf("\nTarget: every buy's event stored; lag p99 <= 50 ms at >= 500 buys/s.\n");
 
     curl_easy_cleanup(h);

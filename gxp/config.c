@@ -43,7 +43,7 @@ const struct gf_config_def gxp_config_defs[] = {
     {"GXP_AMQP_PASSWORD", GF_CFG_STRING, "", 0, 0, true, F(amqp_password),
      "RabbitMQ password, replacing the URL's (so it can come from a Secret)"},
     {"GXP_EVENT_LOG", GF_CFG_BOOL, "true", 0, 0, false, F(event_log),
-     "subscribe to the events (queue gxp.events) and log each one"},
+     "subscribe to the events (queue gxp.events.log) and log each one"},
     {"GXP_LOG_LEVEL", GF_CFG_LOGLEVEL, "info", 0, 0, false, F(log_level),
      "debug, info, warn or error"},
 };

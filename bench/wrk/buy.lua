@@ -9,4 +9,10 @@ request = function()
   local body = string.format('{"userId":%d,"itemId":%d}', math.random(1, users), item)
   return wrk.format(nil, "/marketplace/item/buy", nil, body)
 end
+-- PACE_MS (optional): each connection waits this long before its next request, for a run
+-- below saturation (bench/backend_bench.c sets it for the paced buy run).
+local pace = tonumber(os.getenv("PACE_MS") or "0")
+if pace > 0 then
+  delay = function() return pace end
+end
 dofile(os.getenv("GF_WRK_REPORT"))

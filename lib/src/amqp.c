@@ -213,7 +213,8 @@ enum gf_status gf_amqp_declare_queue(struct gf_amqp_conn *c, const struct gf_amq
             .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = q->max_length}};
     }
     amqp_table_t table = {.num_entries = nargs, .entries = args};
-    amqp_queue_declare(c->state, CHANNEL, amqp_cstring_bytes(q->name), 0, 1, 0, 0, table);
+    amqp_queue_declare(c->state, CHANNEL, amqp_cstring_bytes(q->name), 0, q->transient ? 0 : 1, 0,
+                       0, table);
     st = gf_amqp_check_reply(c, "queue.declare");
     if (st != GF_OK)
         return st;

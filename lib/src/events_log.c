@@ -46,13 +46,14 @@ struct gf_amqp_consumer *gf_events_log_start(const char *svc, const struct gf_am
     if (used == (int)(sizeof slots / sizeof slots[0]))
         return NULL;
     struct events_log *l = &slots[used++];
-    snprintf(l->name, sizeof l->name, "%s.events", svc);
+    snprintf(l->name, sizeof l->name, "%s.events.log", svc);
     l->keys[0] = "#";
     l->queue = (struct gf_amqp_queue){.name = l->name,
                                       .exchange = GF_EVENTS_EXCHANGE,
                                       .routing_keys = l->keys,
                                       .nkeys = 1,
-                                      .max_length = LOG_QUEUE_MAX};
+                                      .max_length = LOG_QUEUE_MAX,
+                                      .transient = true};
     struct gf_amqp_consumer_options opt = {
         .conn = *conn,
         .queue = &l->queue,

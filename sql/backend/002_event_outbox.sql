@@ -11,8 +11,10 @@ CREATE TABLE event_outbox (
     created_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
     attempts         integer NOT NULL DEFAULT 0,      -- publications that were not confirmed
     next_attempt_at  timestamptz,                     -- after a failed attempt: not before
-    published_at     timestamptz,                     -- when the broker confirmed it
-    UNIQUE (event_name, correlation_id)
+    published_at     timestamptz                      -- when the broker confirmed it
 );
+-- One event per buy needs no index here: the buy claimed its correlation id in
+-- coord_transactions (primary key) before it could write one, and eventlog stores each
+-- (event_name, correlation id) once whatever arrives.
 CREATE INDEX event_outbox_pending ON event_outbox (id) WHERE published_at IS NULL;
 CREATE INDEX event_outbox_published ON event_outbox (published_at) WHERE published_at IS NOT NULL;

@@ -36,6 +36,8 @@ struct gf_amqp_queue {
     int nkeys;
     const char *dead_letter_queue;
     int64_t max_length;
+    bool transient; /* not durable: gone with a broker restart (declared again on reconnect) and
+                       its messages never written to disk; for watchers that only log */
 };
 
 /* The queue of the eventlog service: every event, kept until eventlog stored it. Declared by
