@@ -38,6 +38,7 @@ struct backend_config {
     int64_t relay_poll_ms;
     int64_t relay_confirm_timeout_ms;
     int64_t outbox_retention_s;
+    int64_t outbox_prune_interval_ms;
     bool event_log;
     int log_level;
 };

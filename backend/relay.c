@@ -17,7 +17,6 @@
 #include "gf/log.h"
 #include "gf/metrics.h"
 
-#define PRUNE_EVERY_MS 60000
 #define PRUNE_CHUNK "10000"
 #define PRUNE_ROUNDS 20
 #define PUMP_EVERY_MS 1000 /* heartbeats are only served inside library calls */
@@ -359,7 +358,7 @@ static void *run(void *arg)
             continue; /* probably more waiting */
         if (gf_mono_ms() >= r->next_prune_ms) {
             prune(r);
-            r->next_prune_ms = gf_mono_ms() + PRUNE_EVERY_MS;
+            r->next_prune_ms = gf_mono_ms() + cfg->outbox_prune_interval_ms;
         }
         /* Idle: until a buy kicks us or the poll interval passes, serving heartbeats. */
         int64_t until = gf_mono_ms() + cfg->relay_poll_ms;
