@@ -36,7 +36,7 @@ struct relay {
     struct gf_amqp_options amqp;
     char conn_name[128];
     int64_t next_prune_ms;
-    struct gf_counter *published, *returned, *nacked, *unconfirmed, *pruned;
+    struct gf_counter *published, *returned, *nacked, *unconfirmed, *pruned, *connects, *failures;
     struct gf_histogram *lag;
 };
 
@@ -334,6 +334,7 @@ static void *run(void *arg)
                 gf_sleep_ms(gf_backoff_next(&bo), &r->stop);
                 continue;
             }
+            gf_counter_add(r->connects, 1);
         }
         /* The schema may not be there yet on a first start (gf_service_migrate runs
          * concurrently): wait for it. */
@@ -350,6 +351,7 @@ static void *run(void *arg)
         last_claim_ms = gf_mono_ms();
         int n = relay_batch(r, &b);
         if (n < 0) {
+            gf_counter_add(r->failures, 1);
             gf_sleep_ms(gf_backoff_next(&bo), &r->stop);
             continue;
         }
@@ -420,6 +422,10 @@ struct relay *relay_start(struct backend_app *app)
                                    "events the broker refused (retried later)", "");
     r->unconfirmed = gf_metrics_counter("backend_relay_unconfirmed_total",
                                         "events with no confirm when the connection ended", "");
+    r->connects = gf_metrics_counter("backend_relay_connects_total",
+                                     "broker connections the relay opened", "");
+    r->failures = gf_metrics_counter("backend_relay_batch_failures_total",
+                                     "batches that failed (broker or database): retried", "");
     r->pruned = gf_metrics_counter("backend_outbox_pruned_total",
                                    "published events deleted after the retention", "");
     r->lag = gf_metrics_histogram("backend_relay_lag_seconds",

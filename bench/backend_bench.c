@@ -102,6 +102,35 @@ static int broker_port(const char *dir)
     return port;
 }
 
+static size_t collect(void *p, size_t s, size_t n, void *u)
+{
+    FILE *f = u;
+    return fwrite(p, s, n, f);
+}
+
+/* Prints " name=value" for each series of url (a /metrics page) whose name starts with prefix
+ * (histogram buckets left out). */
+static void print_metrics(CURL *h, const char *url, const char *prefix)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (f == NULL)
+        return;
+    curl_easy_reset(h);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
+    CURLcode rc = curl_easy_perform(h);
+    fclose(f);
+    for (char *line = rc == CURLE_OK ? strtok(text, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, prefix, strlen(prefix)) == 0 && strstr(line, "_bucket") == NULL)
+            printf(" %s;", line);
+    }
+    free(text);
+}
+
 /* The pid of the node's beam.smp (its pids file: beam=PID START). */
 static pid_t broker_beam_pid(const char *dir)
 {
@@ -276,8 +305,11 @@ int main(void)
     PGconn *e = PQconnectdb(edb.conninfo);
     struct events ev[2] = {{0}};
     int nev = 0;
+    const char *only = getenv("BENCH_ONLY");
     for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
         struct run *r = &runs[i];
+        if (only != NULL && strstr(r->name, only) == NULL)
+            continue;
         bool buys = strcmp(r->script, "buy.lua") == 0;
         if (buys)
             events_begin(&ev[nev], e, eventlog);
@@ -306,6 +338,8 @@ int main(void)
            " backend / gxp / backend-db / gxp-db / RabbitMQ |\n|---|---|---|---|---|\n");
     for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
         struct run *r = &runs[i];
+        if (r->rps <= 0)
+            continue; /* not run (BENCH_ONLY) */
         printf("| %s | %.0f | %.2f / %.2f / %.2f / %.2f | %ld, %ld | %.3f / %.3f / %.3f / %.3f / "
                "%.3f |\n",
                r->name, r->rps, r->p50, r->p90, r->p99, r->max, r->errors, r->non2xx,
@@ -322,7 +356,11 @@ int main(void)
     for (int i = 0; i < nev; i++)
         printf("| %s | %.0f | %lld | %.0f | %.1f / %.1f / %.1f | %.3f |\n", ev[i].run, ev[i].buys,
                ev[i].stored, ev[i].rate, ev[i].p50, ev[i].p99, ev[i].max, ev[i].cpu_per_event);
-    printf("\neventlog peak RSS %.1f MiB.\n", rss_kib(eventlog, "VmHWM:") / 1024.0);
+    printf("\neventlog peak RSS %.1f MiB. The relay's counters at the end:",
+           rss_kib(eventlog, "VmHWM:") / 1024.0);
+    snprintf(url, sizeof url, "%s/metrics", base);
+    print_metrics(h, url, "backend_relay_");
+    printf("\n");
     printf("\nTarget: every buy's event stored; lag p99 <= 50 ms at >= 500 buys/s.\n");
 
     curl_easy_cleanup(h);
