@@ -35,6 +35,7 @@ struct backend_config {
     char *amqp_password;
     int64_t amqp_heartbeat_s;
     int64_t relay_batch;
+    int64_t relay_workers;
     int64_t relay_poll_ms;
     int64_t relay_confirm_timeout_ms;
     int64_t outbox_retention_s;
@@ -151,9 +152,9 @@ grpc_status_code coord_grpc_code(enum gf_status st);
 enum gf_status events_buy_payload(int64_t user_id, int64_t item_id, int64_t user_item_id,
                                   const char *cid, char *out, size_t n) GF_MUSTCHECK;
 
-/* ---- relay.c: event_outbox → RabbitMQ (one thread; safe with several replicas) --------- */
+/* ---- relay.c: event_outbox → RabbitMQ (a few threads; safe with several replicas) ----- */
 struct relay;
-/* Starts the relay thread: it connects to the broker (retrying with back-off), publishes
+/* Starts the relay's threads: each connects to the broker (retrying with back-off), publishes
  * pending outbox rows in batches with publisher confirms and marks them published after the
  * confirm, and prunes published rows past the retention. NULL only on a resource failure. */
 struct relay *relay_start(struct backend_app *app);

@@ -44,6 +44,8 @@ const struct gf_config_def backend_config_defs[] = {
      "AMQP heartbeat: a dead broker connection is noticed within about twice this"},
     {"BACKEND_RELAY_BATCH", GF_CFG_INT, "200", 1, 10000, false, F(relay_batch),
      "outbox rows the relay publishes per batch (one wait for the broker's confirms)"},
+    {"BACKEND_RELAY_WORKERS", GF_CFG_INT, "2", 1, 16, false, F(relay_workers),
+     "relay threads, each with its own broker connection: batches in flight at once"},
     {"BACKEND_RELAY_POLL_MS", GF_CFG_INT, "1000", 10, 600000, false, F(relay_poll_ms),
      "how often the relay looks for rows it was not told about (other replicas, retries)"},
     {"BACKEND_RELAY_CONFIRM_TIMEOUT_MS", GF_CFG_INT, "5000", 100, 600000, false,

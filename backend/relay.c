@@ -1,10 +1,11 @@
-/* The outbox relay: carries event_outbox rows to RabbitMQ (SPEC §4). One thread per backend
- * process. A batch is claimed with FOR UPDATE SKIP LOCKED inside a transaction that stays
- * open while the broker confirms, so two replicas never publish the same row at once and a
- * crashed relay's rows are free again the moment its connection drops. A row is marked
- * published only after its confirm; a returned (unroutable) or refused row waits and is
- * published again. At-least-once: a row whose confirm arrived but whose mark was lost is
- * published again, and consumers store it once. */
+/* The outbox relay: carries event_outbox rows to RabbitMQ (SPEC §4), with
+ * BACKEND_RELAY_WORKERS threads per backend process, each with its own broker connection. A
+ * batch is claimed with FOR UPDATE SKIP LOCKED inside a transaction that stays open while the
+ * broker confirms, so two workers or replicas never publish the same row at once and a crashed
+ * relay's rows are free again the moment its connection drops. A row is marked published only
+ * after its confirm; a returned (unroutable) or refused row waits and is published again.
+ * At-least-once: a row whose confirm arrived but whose mark was lost is published again, and
+ * consumers store it once. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -22,36 +23,52 @@
 #define PUMP_EVERY_MS 1000 /* heartbeats are only served inside library calls */
 #define RELAY_MIN_GAP_MS 5 /* between two claims: see run() */
 
-struct relay {
-    struct backend_app *app;
-    /* Its own connection: under load the request threads hold every pooled one, and a relay
-     * waiting behind them lets the events fall seconds behind the buys. */
-    struct gf_db_pool *pool;
+#define RELAY_WORKERS_MAX 16
+
+struct relay;
+
+/* One publishing thread with its own broker connection. Several workers keep several batches
+ * in flight: while one waits for the broker's confirms (which come after the broker's fsync),
+ * another claims and publishes the rows that arrived meanwhile (SKIP LOCKED splits them). */
+struct worker {
+    struct relay *r;
+    int index;
     pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool kicked;
-    volatile bool stop;
+    bool started;
     struct gf_amqp_conn *conn;
     struct gf_amqp_options amqp;
     char conn_name[128];
-    int64_t next_prune_ms;
+    uint64_t seen_kicks;
+    int64_t next_prune_ms; /* worker 0 prunes */
+};
+
+struct relay {
+    struct backend_app *app;
+    /* Its own connections (one per worker): under load the request threads hold every pooled
+     * one, and a relay waiting behind them lets the events fall seconds behind the buys. */
+    struct gf_db_pool *pool;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t kicks; /* under mu: bumped by every kick; each worker remembers what it saw */
+    volatile bool stop;
+    int nworkers;
+    struct worker workers[RELAY_WORKERS_MAX];
     struct gf_counter *published, *returned, *nacked, *unconfirmed, *pruned, *connects, *failures;
     struct gf_histogram *lag;
 };
 
-/* One relay per process; a flag outside it so /metrics never reads a freed relay. */
-static atomic_bool relay_up;
+/* One relay per process; a count outside it so /metrics never reads a freed relay. */
+static atomic_int relay_connections;
 
 static double connected_gauge(void *arg)
 {
     (void)arg;
-    return atomic_load(&relay_up) ? 1 : 0;
+    return atomic_load(&relay_connections);
 }
 
 bool relay_connected(const struct relay *r)
 {
-    return r != NULL && atomic_load(&relay_up);
+    return r != NULL && atomic_load(&relay_connections) > 0;
 }
 
 void relay_kick(struct relay *r)
@@ -59,14 +76,15 @@ void relay_kick(struct relay *r)
     if (r == NULL)
         return;
     pthread_mutex_lock(&r->mu);
-    r->kicked = true;
-    pthread_cond_signal(&r->cv);
+    r->kicks++;
+    pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
 }
 
-/* Waits for a kick, stop, or ms; true when kicked (the kick is consumed). */
-static bool wait_kick(struct relay *r, int64_t ms)
+/* Waits for a kick this worker has not seen, stop, or ms; true when kicked. */
+static bool wait_kick(struct worker *w, int64_t ms)
 {
+    struct relay *r = w->r;
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += ms / 1000;
@@ -76,43 +94,44 @@ static bool wait_kick(struct relay *r, int64_t ms)
         until.tv_nsec -= 1000000000;
     }
     pthread_mutex_lock(&r->mu);
-    while (!r->kicked && !r->stop) {
+    while (r->kicks == w->seen_kicks && !r->stop) {
         if (pthread_cond_timedwait(&r->cv, &r->mu, &until) != 0)
             break;
     }
-    bool kicked = r->kicked;
-    r->kicked = false;
+    bool kicked = r->kicks != w->seen_kicks;
+    w->seen_kicks = r->kicks;
     pthread_mutex_unlock(&r->mu);
     return kicked;
 }
 
 /* A broker connection ready to publish: exchange and the eventlog's queue declared (so an
  * event published before eventlog ever ran waits for it), confirms on. */
-static enum gf_status connect_broker(struct relay *r)
+static enum gf_status connect_broker(struct worker *w)
 {
     enum gf_status st;
-    r->conn = gf_amqp_connect(&r->amqp, &st);
-    if (r->conn == NULL)
+    w->conn = gf_amqp_connect(&w->amqp, &st);
+    if (w->conn == NULL)
         return st;
-    st = gf_amqp_declare_exchange(r->conn, GF_EVENTS_EXCHANGE);
+    st = gf_amqp_declare_exchange(w->conn, GF_EVENTS_EXCHANGE);
     if (st == GF_OK)
-        st = gf_amqp_declare_queue(r->conn, &gf_events_eventlog_queue);
+        st = gf_amqp_declare_queue(w->conn, &gf_events_eventlog_queue);
     if (st == GF_OK)
-        st = gf_amqp_confirm_select(r->conn);
+        st = gf_amqp_confirm_select(w->conn);
     if (st != GF_OK) {
-        gf_amqp_close(r->conn);
-        r->conn = NULL;
+        gf_amqp_close(w->conn);
+        w->conn = NULL;
         return st;
     }
-    atomic_store(&relay_up, true);
+    atomic_fetch_add(&relay_connections, 1);
     return GF_OK;
 }
 
-static void drop_broker(struct relay *r)
+static void drop_broker(struct worker *w)
 {
-    atomic_store(&relay_up, false);
-    gf_amqp_close(r->conn);
-    r->conn = NULL;
+    if (w->conn != NULL)
+        atomic_fetch_sub(&relay_connections, 1);
+    gf_amqp_close(w->conn);
+    w->conn = NULL;
 }
 
 /* Appends id to a Postgres array literal "{1,2,...}" being built in buf. */
@@ -141,8 +160,9 @@ static void batch_free(struct batch *b)
 
 /* Publishes one batch inside the open transaction of c. Returns the rows claimed (0 = none
  * pending), or -1 when the broker or the database failed. */
-static int publish_claimed(struct relay *r, struct gf_db_conn *c, struct batch *b, PGresult *rows)
+static int publish_claimed(struct worker *w, struct gf_db_conn *c, struct batch *b, PGresult *rows)
 {
+    struct relay *r = w->r;
     int n = PQntuples(rows);
     for (int i = 0; i < n; i++) {
         size_t len = 0;
@@ -169,7 +189,7 @@ static int publish_claimed(struct relay *r, struct gf_db_conn *c, struct batch *
     if (n == 0)
         return 0;
     enum gf_status pst =
-        gf_amqp_publish(r->conn, b->msg, n, (int)r->app->cfg->relay_confirm_timeout_ms);
+        gf_amqp_publish(w->conn, b->msg, n, (int)r->app->cfg->relay_confirm_timeout_ms);
 
     /* Whatever came back confirmed is marked, even when the connection broke afterwards. */
     size_t cap = (size_t)n * 22 + 3, ok_len = 1, bad_len = 1;
@@ -231,8 +251,9 @@ static int publish_claimed(struct relay *r, struct gf_db_conn *c, struct batch *
 
 /* Claims up to relay_batch pending rows and publishes them. Returns the rows claimed, or
  * -1 on failure (broker or database). */
-static int relay_batch(struct relay *r, struct batch *b)
+static int relay_batch(struct worker *w, struct batch *b)
 {
+    struct relay *r = w->r;
     struct gf_db_conn *c = NULL;
     if (gf_db_acquire(r->pool, &c) != GF_OK)
         return -1;
@@ -251,10 +272,10 @@ static int relay_batch(struct relay *r, struct batch *b)
                    " ORDER BY id LIMIT $1::int FOR UPDATE SKIP LOCKED",
                    1, p, &rows) != GF_OK)
         goto rollback;
-    n = publish_claimed(r, c, b, rows);
+    n = publish_claimed(w, c, b, rows);
     PQclear(rows);
     batch_free(b);
-    if (n >= 0 || r->conn == NULL || !gf_amqp_ok(r->conn)) {
+    if (n >= 0 || w->conn == NULL || !gf_amqp_ok(w->conn)) {
         /* Commit the marks of what was confirmed, even when the broker failed after. */
         if (gf_db_exec_simple(c, "COMMIT") != GF_OK)
             n = -1;
@@ -311,7 +332,8 @@ static bool failpoint_hold(void)
 
 static void *run(void *arg)
 {
-    struct relay *r = arg;
+    struct worker *w = arg;
+    struct relay *r = w->r;
     const struct backend_config *cfg = r->app->cfg;
     struct gf_backoff bo;
     gf_backoff_init(&bo, 100, 5000);
@@ -328,9 +350,9 @@ static void *run(void *arg)
         goto out;
     }
     while (!r->stop) {
-        if (r->conn == NULL || !gf_amqp_ok(r->conn)) {
-            drop_broker(r);
-            if (connect_broker(r) != GF_OK) {
+        if (w->conn == NULL || !gf_amqp_ok(w->conn)) {
+            drop_broker(w);
+            if (connect_broker(w) != GF_OK) {
                 gf_sleep_ms(gf_backoff_next(&bo), &r->stop);
                 continue;
             }
@@ -339,7 +361,7 @@ static void *run(void *arg)
         /* The schema may not be there yet on a first start (gf_service_migrate runs
          * concurrently): wait for it. */
         if (!atomic_load(&r->app->migrated) || failpoint_hold()) {
-            (void)wait_kick(r, 100);
+            (void)wait_kick(w, 100);
             continue;
         }
         /* Under load every buy kicks: claiming once per kick would cost backend-db a
@@ -349,7 +371,7 @@ static void *run(void *arg)
         if (gap > 0)
             gf_sleep_ms(gap, &r->stop);
         last_claim_ms = gf_mono_ms();
-        int n = relay_batch(r, &b);
+        int n = relay_batch(w, &b);
         if (n < 0) {
             gf_counter_add(r->failures, 1);
             gf_sleep_ms(gf_backoff_next(&bo), &r->stop);
@@ -358,22 +380,22 @@ static void *run(void *arg)
         gf_backoff_reset(&bo);
         if (n == cap)
             continue; /* probably more waiting */
-        if (gf_mono_ms() >= r->next_prune_ms) {
+        if (w->index == 0 && gf_mono_ms() >= w->next_prune_ms) {
             prune(r);
-            r->next_prune_ms = gf_mono_ms() + cfg->outbox_prune_interval_ms;
+            w->next_prune_ms = gf_mono_ms() + cfg->outbox_prune_interval_ms;
         }
         /* Idle: until a buy kicks us or the poll interval passes, serving heartbeats. */
         int64_t until = gf_mono_ms() + cfg->relay_poll_ms;
         while (!r->stop) {
             int64_t left = until - gf_mono_ms();
-            if (left <= 0 || wait_kick(r, left < PUMP_EVERY_MS ? left : PUMP_EVERY_MS))
+            if (left <= 0 || wait_kick(w, left < PUMP_EVERY_MS ? left : PUMP_EVERY_MS))
                 break;
-            if (gf_amqp_pump(r->conn, 0) != GF_OK)
+            if (gf_amqp_pump(w->conn, 0) != GF_OK)
                 break;
         }
     }
 out:
-    drop_broker(r);
+    drop_broker(w);
     free(b.msg);
     free(b.payload);
     free(b.ids);
@@ -390,7 +412,7 @@ struct relay *relay_start(struct backend_app *app)
     struct gf_db_pool_options popt = {
         .conninfo = app->cfg->db_url,
         .password = app->cfg->db_password,
-        .size = 1,
+        .size = (int)app->cfg->relay_workers,
         .acquire_timeout_ms = 2000,
         .statement_timeout_ms = (int)app->cfg->db_statement_timeout_ms,
         .application_name = "backend-relay",
@@ -406,14 +428,23 @@ struct relay *relay_start(struct backend_app *app)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&r->cv, &ca);
     pthread_condattr_destroy(&ca);
-    snprintf(r->conn_name, sizeof r->conn_name, "backend-relay %s", app->cfg->deployment_name);
-    r->amqp = (struct gf_amqp_options){
-        .url = app->cfg->amqp_url,
-        .password = app->cfg->amqp_password,
-        .name = r->conn_name,
-        .heartbeat_s = (int)app->cfg->amqp_heartbeat_s,
-        .timeout_ms = 5000,
-    };
+    r->nworkers = (int)app->cfg->relay_workers;
+    if (r->nworkers > RELAY_WORKERS_MAX)
+        r->nworkers = RELAY_WORKERS_MAX;
+    for (int i = 0; i < r->nworkers; i++) {
+        struct worker *w = &r->workers[i];
+        w->r = r;
+        w->index = i;
+        snprintf(w->conn_name, sizeof w->conn_name, "backend-relay %s #%d",
+                 app->cfg->deployment_name, i + 1);
+        w->amqp = (struct gf_amqp_options){
+            .url = app->cfg->amqp_url,
+            .password = app->cfg->amqp_password,
+            .name = w->conn_name,
+            .heartbeat_s = (int)app->cfg->amqp_heartbeat_s,
+            .timeout_ms = 5000,
+        };
+    }
     r->published = gf_metrics_counter("backend_relay_published_total",
                                       "events the broker confirmed (then marked published)", "");
     r->returned = gf_metrics_counter("backend_relay_returned_total",
@@ -430,14 +461,15 @@ struct relay *relay_start(struct backend_app *app)
                                    "published events deleted after the retention", "");
     r->lag = gf_metrics_histogram("backend_relay_lag_seconds",
                                   "from the event's commit to the broker's confirm", "");
-    gf_metrics_gauge_fn("backend_relay_connected", "1 while the relay has a broker connection", "",
+    gf_metrics_gauge_fn("backend_relay_connected", "broker connections the relay holds now", "",
                         connected_gauge, NULL);
-    if (pthread_create(&r->thread, NULL, run, r) != 0) {
-        pthread_cond_destroy(&r->cv);
-        pthread_mutex_destroy(&r->mu);
-        gf_db_pool_free(r->pool);
-        free(r);
-        return NULL;
+    for (int i = 0; i < r->nworkers; i++) {
+        struct worker *w = &r->workers[i];
+        w->started = pthread_create(&w->thread, NULL, run, w) == 0;
+        if (!w->started) {
+            relay_stop(r);
+            return NULL;
+        }
     }
     return r;
 }
@@ -448,9 +480,12 @@ void relay_stop(struct relay *r)
         return;
     pthread_mutex_lock(&r->mu);
     r->stop = true;
-    pthread_cond_signal(&r->cv);
+    pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
-    pthread_join(r->thread, NULL);
+    for (int i = 0; i < r->nworkers; i++) {
+        if (r->workers[i].started)
+            pthread_join(r->workers[i].thread, NULL);
+    }
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
     gf_db_pool_free(r->pool);
