@@ -13,6 +13,7 @@
 #include "gf/http.h"
 #include "gf/log.h"
 #include "gf/metrics.h"
+#include "gf/uuid.h"
 #include "gxp.pb-c.h"
 #include "validate.h"
 
@@ -507,6 +508,26 @@ static void run_user_gxp(struct ctx *c)
     reply_json(c, 200, out);
 }
 
+static void run_gxp_transaction(struct ctx *c)
+{
+    struct be_err err = {0};
+    const char *q = gf_http_query(c->req, "correlationId");
+    char tx_cid[GF_UUID_STRLEN + 1];
+    json_t *out = NULL;
+    enum gf_status st = GF_EINVAL;
+    if (q == NULL || *q == '\0')
+        be_err_set(&err, "missing_field", "query parameter correlationId is required");
+    else if (!gf_uuid_normalize(q, strlen(q), tx_cid))
+        be_err_set(&err, "invalid_field", "correlationId must be a UUID");
+    else
+        st = coord_transaction(c->app, tx_cid, c->cid, &out, &err);
+    if (st != GF_OK) {
+        reply_status(c, st, &err);
+        return;
+    }
+    reply_json(c, 200, out);
+}
+
 static void run_gxp_get_all(struct ctx *c)
 {
     struct be_err err = {0};
@@ -657,6 +678,7 @@ static const struct route routes[] = {
     {"/user/gxp/add", M_POST, true, BODY(gxp_add), run_add_gxp},
     {"/user/gxp", M_GET, true, NOBODY, run_user_gxp},
     {"/gxp/get-all", M_GET, false, NOBODY, run_gxp_get_all},
+    {"/gxp/transaction", M_GET, true, NOBODY, run_gxp_transaction},
     {"/item/svc-info", M_GET, false, NOBODY, run_svc_info},
     {"/user/svc-info", M_GET, false, NOBODY, run_svc_info},
     {"/marketplace/svc-info", M_GET, false, NOBODY, run_svc_info},

@@ -138,6 +138,12 @@ enum gf_status coord_user_gxp(struct backend_app *app, int64_t user_id, const ch
  * correlationId,updatedAt}]} from gxp's GetAll (type and status as numbers). */
 enum gf_status coord_gxp_get_all(struct backend_app *app, const char *cid, json_t **out,
                                  struct be_err *err) GF_MUSTCHECK;
+/* The life of one transaction for GET /gxp/transaction (gf trace): {correlationId, kind,
+ * userId, itemId|null, amount, createdAt, decision: {state, createdAt}|null, gxp: {status,
+ * type, amount, createdAt, updatedAt, finalizedAt|null}|null}. GF_ENOTFOUND when the backend
+ * never started a transaction with that id. */
+enum gf_status coord_transaction(struct backend_app *app, const char *tx_cid, const char *cid,
+                                 json_t **out, struct be_err *err) GF_MUSTCHECK;
 /* The gRPC service backend.Backend/ResolveTransaction. */
 extern const struct gf_grpc_method coord_methods[];
 extern const int coord_nmethods;

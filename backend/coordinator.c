@@ -539,6 +539,102 @@ enum gf_status coord_user_gxp(struct backend_app *app, int64_t user_id, const ch
     return GF_OK;
 }
 
+/* ---- the life of one transaction (gf trace) ---------------------------------------------- */
+
+static json_t *iso_us(const char *us)
+{
+    char out[25];
+    gf_iso8601_ms(strtoll(us, NULL, 10), out);
+    return json_string(out);
+}
+
+/* gxp's side of the transaction: its object, json_null() when gxp never prepared it. */
+static enum gf_status gxp_side(struct backend_app *app, const char *tx_cid, const char *cid,
+                               json_t **out, struct be_err *err)
+{
+    static const char *const statuses[] = {"PENDING", "ABORTED", "COMMITTED"};
+    Gxp__GetTransactionRequest req = GXP__GET_TRANSACTION_REQUEST__INIT;
+    req.correlationid = (char *)tx_cid;
+    ProtobufCMessage *resp = NULL;
+    char details[256];
+    grpc_status_code code =
+        gxp_call(app, "/gxp.Gxp/GetTransaction", &req.base,
+                 &gxp__get_transaction_response__descriptor, &resp, cid, details, sizeof details);
+    if (code == GRPC_STATUS_NOT_FOUND) {
+        *out = json_null();
+        return GF_OK;
+    }
+    if (code != GRPC_STATUS_OK)
+        return gxp_failed(code, details, err);
+    Gxp__GetTransactionResponse *r = (Gxp__GetTransactionResponse *)resp;
+    const Gxp__Transaction *t = r->transaction;
+    if (t == NULL || (unsigned)t->status > 2 || (unsigned)t->type > 1) {
+        protobuf_c_message_free_unpacked(resp, NULL);
+        be_err_set(err, "internal_error", "gxp answered an unexpected transaction");
+        return GF_EINTERNAL;
+    }
+    *out = json_pack("{s:s,s:s,s:I,s:o,s:o,s:o}", "status", statuses[t->status], "type",
+                     t->type == GXP__TRANSACTION_TYPE__ADD ? "ADD" : "SUBTRACT", "amount",
+                     (json_int_t)t->amount, "createdAt", iso_of(r->createdat), "updatedAt",
+                     iso_of(t->updated_at), "finalizedAt",
+                     r->finalizedat ? iso_of(r->finalizedat) : json_null());
+    protobuf_c_message_free_unpacked(resp, NULL);
+    if (*out == NULL) {
+        be_err_set(err, "out_of_memory", "out of memory");
+        return GF_ENOMEM;
+    }
+    return GF_OK;
+}
+
+enum gf_status coord_transaction(struct backend_app *app, const char *tx_cid, const char *cid,
+                                 json_t **out, struct be_err *err)
+{
+    const char *p[1] = {tx_cid};
+    PGresult *res = NULL;
+    enum gf_status st = store_exec(
+        app, "be_trace",
+        "SELECT c.kind, c.user_id, c.item_id, c.amount,"
+        " (extract(epoch FROM c.created_at) * 1000000)::bigint, o.state,"
+        " (extract(epoch FROM o.created_at) * 1000000)::bigint"
+        " FROM coord_transactions c LEFT JOIN transaction_outbox o USING (correlation_id)"
+        " WHERE c.correlation_id = $1::uuid",
+        1, p, &res, err);
+    if (st != GF_OK)
+        return st;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        be_err_set(err, "unknown_transaction", "no transaction has correlation id %s", tx_cid);
+        return GF_ENOTFOUND;
+    }
+    json_t *decision = PQgetisnull(res, 0, 5)
+                           ? json_null()
+                           : json_pack("{s:s,s:o}", "state", PQgetvalue(res, 0, 5), "createdAt",
+                                       iso_us(PQgetvalue(res, 0, 6)));
+    json_t *t = json_pack(
+        "{s:s,s:s,s:I,s:o,s:I,s:o,s:o}", "correlationId", tx_cid, "kind", PQgetvalue(res, 0, 0),
+        "userId", (json_int_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10), "itemId",
+        PQgetisnull(res, 0, 2) ? json_null()
+                               : json_integer(strtoll(PQgetvalue(res, 0, 2), NULL, 10)),
+        "amount", (json_int_t)strtoll(PQgetvalue(res, 0, 3), NULL, 10), "createdAt",
+        iso_us(PQgetvalue(res, 0, 4)), "decision", decision);
+    bool free_buy =
+        strcmp(PQgetvalue(res, 0, 0), "buy") == 0 && strcmp(PQgetvalue(res, 0, 3), "0") == 0;
+    PQclear(res);
+    if (t == NULL) {
+        be_err_set(err, "out_of_memory", "out of memory");
+        return GF_ENOMEM;
+    }
+    /* A free buy never involves gxp. */
+    json_t *gxp = json_null();
+    if (!free_buy && (st = gxp_side(app, tx_cid, cid, &gxp, err)) != GF_OK) {
+        json_decref(t);
+        return st;
+    }
+    json_object_set_new(t, "gxp", gxp);
+    *out = t;
+    return GF_OK;
+}
+
 enum gf_status coord_gxp_get_all(struct backend_app *app, const char *cid, json_t **out,
                                  struct be_err *err)
 {

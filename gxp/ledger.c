@@ -329,6 +329,56 @@ static enum gf_status get_user_balance(struct gf_grpc_call *call, void *app,
     return stmt_start(s);
 }
 
+static enum gf_status transaction_read(struct stmt *s, PGresult *res)
+{
+    Gxp__GetTransactionResponse *resp = (Gxp__GetTransactionResponse *)s->resp;
+    if (PQntuples(res) == 0) {
+        gf_grpc_set_error(s->call, "no transaction with correlation id %s", s->cid);
+        return GF_ENOTFOUND;
+    }
+    Gxp__Transaction *t = gf_grpc_alloc(s->call, sizeof *t);
+    if (t == NULL)
+        return GF_ENOMEM;
+    gxp__transaction__init(t);
+    t->balance_id = (uint32_t)strtoul(PQgetvalue(res, 0, 0), NULL, 10);
+    t->amount = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
+    t->type = (Gxp__TransactionType)atoi(PQgetvalue(res, 0, 2));
+    t->status = (Gxp__TransactionStatus)atoi(PQgetvalue(res, 0, 3));
+    t->correlation_id = s->cid;
+    t->updated_at = timestamp_new(s->call, PQgetvalue(res, 0, 4));
+    resp->transaction = t;
+    resp->createdat = timestamp_new(s->call, PQgetvalue(res, 0, 5));
+    if (!PQgetisnull(res, 0, 6))
+        resp->finalizedat = timestamp_new(s->call, PQgetvalue(res, 0, 6));
+    bool ok = t->updated_at && resp->createdat && (PQgetisnull(res, 0, 6) || resp->finalizedat);
+    return ok ? GF_OK : GF_ENOMEM;
+}
+
+static enum gf_status get_transaction(struct gf_grpc_call *call, void *app,
+                                      const ProtobufCMessage *msg, ProtobufCMessage *out)
+{
+    const Gxp__GetTransactionRequest *req = (const Gxp__GetTransactionRequest *)msg;
+    struct stmt *s = stmt_new(call, app, out);
+    if (s == NULL)
+        return GF_ENOMEM;
+    if (req->correlationid == NULL || req->correlationid[0] == '\0' ||
+        !optional_cid(req->correlationid, s->cid)) {
+        gf_grpc_set_error(call, "correlationId must be a UUID");
+        return GF_EINVAL;
+    }
+    gf_log_set_cid(s->cid);
+    s->name = "gxp_get_transaction";
+    s->sql = "SELECT user_id, amount, type, status,"
+             " (extract(epoch FROM updated_at) * 1000000)::bigint,"
+             " (extract(epoch FROM created_at) * 1000000)::bigint,"
+             " (extract(epoch FROM finalized_at) * 1000000)::bigint"
+             " FROM gxp_transaction WHERE correlation_id = $1::uuid";
+    s->nparams = 1;
+    s->params[0] = s->cid;
+    s->on_result = transaction_read;
+    return stmt_start(s);
+}
+
 struct getall_tx {
     char limit[16], after_b[16], after_t[24];
     PGresult *balances, *transactions;
@@ -444,5 +494,7 @@ const struct gf_grpc_method ledger_methods[] = {
      &gxp__get_user_balance_response__descriptor, get_user_balance},
     {"/gxp.Gxp/GetAll", &gxp__get_all_request__descriptor, &gxp__get_all_response__descriptor,
      get_all},
+    {"/gxp.Gxp/GetTransaction", &gxp__get_transaction_request__descriptor,
+     &gxp__get_transaction_response__descriptor, get_transaction},
 };
 const int ledger_nmethods = sizeof ledger_methods / sizeof ledger_methods[0];

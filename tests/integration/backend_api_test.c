@@ -174,6 +174,37 @@ static void the_originals_test_sequence_answers_its_shapes(void **state)
                             seed_add_cid, seed_buy_cid),
                      2);
 
+    /* The life of each transaction, as gf trace shows it. */
+    char path[128];
+    snprintf(path, sizeof path, "/gxp/transaction?correlationId=%s", seed_buy_cid);
+    http(&W, "GET", path, NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_keys(r.json, "correlationId,kind,userId,itemId,amount,createdAt,decision,gxp");
+    assert_string_equal(jstr(r.json, "correlationId"), seed_buy_cid);
+    assert_string_equal(jstr(r.json, "kind"), "buy");
+    assert_int_equal(jint(r.json, "userId"), 1);
+    assert_int_equal(jint(r.json, "itemId"), 1);
+    assert_int_equal(jint(r.json, "amount"), 10);
+    assert_iso8601_ms(jstr(r.json, "createdAt"));
+    json_t *d = json_object_get(r.json, "decision");
+    assert_keys(d, "state,createdAt");
+    assert_string_equal(jstr(d, "state"), "succeeded");
+    json_t *g = json_object_get(r.json, "gxp");
+    assert_keys(g, "status,type,amount,createdAt,updatedAt,finalizedAt");
+    assert_string_equal(jstr(g, "status"), "COMMITTED");
+    assert_string_equal(jstr(g, "type"), "SUBTRACT");
+    assert_int_equal(jint(g, "amount"), 10);
+    assert_iso8601_ms(jstr(g, "finalizedAt"));
+    http_res_free(&r);
+    snprintf(path, sizeof path, "/gxp/transaction?correlationId=%s", seed_add_cid);
+    http(&W, "GET", path, NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(jstr(r.json, "kind"), "add_gxp");
+    assert_true(json_is_null(json_object_get(r.json, "itemId")));
+    assert_string_equal(jstr(json_object_get(r.json, "gxp"), "type"), "ADD");
+    assert_string_equal(jstr(json_object_get(r.json, "gxp"), "status"), "COMMITTED");
+    http_res_free(&r);
+
     /* The buy's event went through the broker: gxp and the backend each log it once, with
      * its correlation id, as the original's services did. */
     char want[160];
@@ -360,6 +391,11 @@ static void malformed_or_mistyped_bodies_are_400_and_change_nothing(void **state
         {"GET", "/user/gxp?userId=0", NULL, 400, "invalid_field"},
         {"GET", "/user/gxp?userId=-1", NULL, 400, "invalid_field"},
         {"GET", "/user/gxp?userId=1.5", NULL, 400, "invalid_field"},
+        {"GET", "/gxp/transaction", NULL, 400, "missing_field"},
+        {"GET", "/gxp/transaction?correlationId=", NULL, 400, "missing_field"},
+        {"GET", "/gxp/transaction?correlationId=1", NULL, 400, "invalid_field"},
+        {"GET", "/gxp/transaction?correlationId=%27%3B%20DROP%20TABLE%20users%3B--", NULL, 400,
+         "invalid_field"},
         {"GET", "/user/gxp?userId=99999999999999999999", NULL, 400, "invalid_field"},
         {"GET", "/user?limit=abc", NULL, 400, "invalid_field"},
         {"GET", "/item?after=-1", NULL, 400, "invalid_field"},
@@ -405,6 +441,8 @@ static void unknown_ids_duplicates_paths_and_methods_are_refused(void **state)
         {"POST", "/user/item/create", "{\"userId\":1,\"itemId\":1,\"count\":1}", 409, NULL},
         {"POST", "/user/gxp/add", "{\"userId\":999,\"amount\":1}", 404, NULL},
         {"GET", "/user/gxp?userId=999", NULL, 404, NULL},
+        {"GET", "/gxp/transaction?correlationId=0b9c2f3e-5d41-4c8e-9a77-1f2e3d4c5b6a", NULL, 404,
+         "unknown_transaction"},
         {"GET", "/item/999", NULL, 404, NULL},
         {"GET", "/nope", NULL, 404, NULL},
         {"GET", "/user/create/more", NULL, 404, NULL},

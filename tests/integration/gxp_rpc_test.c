@@ -144,6 +144,51 @@ static void prepare_is_idempotent_per_correlation_id(void **state)
     assert_int_equal(r, 0);
 }
 
+/* GetTransaction: status, type, amount and times; the state after the decision. */
+static grpc_status_code get_transaction(const char *cid, Gxp__GetTransactionResponse **out)
+{
+    Gxp__GetTransactionRequest req = GXP__GET_TRANSACTION_REQUEST__INIT;
+    req.correlationid = (char *)cid;
+    ProtobufCMessage *m = NULL;
+    grpc_status_code code =
+        gf_grpc_client_call(W.client, "/gxp.Gxp/GetTransaction", &req.base,
+                            &gxp__get_transaction_response__descriptor, &m, 5000, NULL, 0, NULL, 0);
+    *out = (Gxp__GetTransactionResponse *)m;
+    return code;
+}
+
+static void get_transaction_answers_one_transaction_by_correlation_id(void **state)
+{
+    (void)state;
+    uint32_t u = next_user++;
+    char cid[37], unknown[37];
+    new_cid(cid);
+    new_cid(unknown);
+    fund(&W, u, 50);
+    assert_int_equal(rpc_prepare(&W, u, 1, 20, cid), GRPC_STATUS_OK);
+    Gxp__GetTransactionResponse *r = NULL;
+    assert_int_equal(get_transaction(cid, &r), GRPC_STATUS_OK);
+    assert_non_null(r->transaction);
+    assert_int_equal(r->transaction->balance_id, u);
+    assert_int_equal(r->transaction->amount, 20);
+    assert_int_equal(r->transaction->type, GXP__TRANSACTION_TYPE__SUBTRACT);
+    assert_int_equal(r->transaction->status, GXP__TRANSACTION_STATUS__PENDING);
+    assert_string_equal(r->transaction->correlation_id, cid);
+    assert_non_null(r->createdat);
+    assert_null(r->finalizedat);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    decide(&W, cid, "failed");
+    assert_int_equal(wait_status(&W, cid, 1, 10000), 0);
+    assert_int_equal(get_transaction(cid, &r), GRPC_STATUS_OK);
+    assert_int_equal(r->transaction->status, GXP__TRANSACTION_STATUS__ABORTED);
+    assert_non_null(r->finalizedat);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    assert_int_equal(get_transaction(unknown, &r), GRPC_STATUS_NOT_FOUND);
+    assert_null(r);
+    assert_int_equal(get_transaction("not-a-uuid", &r), GRPC_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(get_transaction("", &r), GRPC_STATUS_INVALID_ARGUMENT);
+}
+
 static void add_that_would_overflow_uint32_is_out_of_range(void **state)
 {
     (void)state;
@@ -327,6 +372,8 @@ int main(void)
         cmocka_unit_test_teardown(
             hostile_payloads_get_invalid_argument_and_the_server_keeps_serving, world_check),
         cmocka_unit_test_teardown(get_all_answers_everything_and_pages_by_key, world_check),
+        cmocka_unit_test_teardown(get_transaction_answers_one_transaction_by_correlation_id,
+                                  world_check),
     };
     return cmocka_run_group_tests_name("gxp_rpc", tests, setup, world_teardown);
 }
