@@ -69,7 +69,8 @@ static const void *cfield(const void *cfg, const struct gf_config_def *d)
 
 static bool is_string_type(enum gf_config_type t)
 {
-    return t == GF_CFG_STRING || t == GF_CFG_ADDR || t == GF_CFG_CONNINFO || t == GF_CFG_AMQP_URL;
+    return t == GF_CFG_STRING || t == GF_CFG_ADDR || t == GF_CFG_CONNINFO || t == GF_CFG_AMQP_URL ||
+           t == GF_CFG_GRPC_TARGET;
 }
 
 /* Strict decimal: optional sign, digits only, no surrounding blanks, no overflow. */
@@ -392,6 +393,20 @@ static bool load_one(const struct gf_config_def *d, void *cfg)
         if (rc != AMQP_STATUS_OK) {
             report(d, raw, "amqp://user[:password]@host[:port][/vhost] (%s)",
                    amqp_error_string2(rc));
+            return false;
+        }
+        break;
+    }
+    case GF_CFG_GRPC_TARGET: {
+        static const char *const schemes[] = {"dns:", "ipv4:", "ipv6:", "unix:"};
+        char host[256];
+        int port;
+        bool ok = gf_config_split_addr(raw, host, sizeof host, &port) == GF_OK;
+        for (size_t k = 0; !ok && k < sizeof schemes / sizeof schemes[0]; k++)
+            ok = strncmp(raw, schemes[k], strlen(schemes[k])) == 0 &&
+                 raw[strlen(schemes[k])] != '\0' && strpbrk(raw, " \t\r\n") == NULL;
+        if (!ok) {
+            report(d, raw, "host:port, or a gRPC target dns:..., ipv4:h:p,h:p, ipv6:..., unix:...");
             return false;
         }
         break;

@@ -34,7 +34,14 @@ struct gf_grpc_client *gf_grpc_client_new(const char *target)
     }
     pthread_mutex_init(&c->mu, NULL);
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    c->channel = grpc_channel_create(target, creds, NULL);
+    /* round_robin: a target that resolves to several servers (ipv4:a:p,b:p, or a DNS name
+     * with several addresses, as a headless Kubernetes Service has) spreads the calls over
+     * all of them, and a server that goes away is skipped; one address works as before. */
+    grpc_arg lb = {.type = GRPC_ARG_STRING,
+                   .key = (char *)GRPC_ARG_SERVICE_CONFIG,
+                   .value.string = (char *)"{\"loadBalancingConfig\":[{\"round_robin\":{}}]}"};
+    grpc_channel_args args = {.num_args = 1, .args = &lb};
+    c->channel = grpc_channel_create(target, creds, &args);
     grpc_channel_credentials_release(creds);
     return c;
 }

@@ -10,13 +10,14 @@
 #include "gf/status.h"
 
 enum gf_config_type {
-    GF_CFG_STRING,   /* char * (owned by the struct; gf_config_free releases it) */
-    GF_CFG_INT,      /* int64_t, within [min, max] */
-    GF_CFG_BOOL,     /* bool: 1/0, true/false, yes/no, on/off */
-    GF_CFG_ADDR,     /* char *: "host:port" with port 0..65535 ("[v6]:port" too) */
-    GF_CFG_CONNINFO, /* char *: a libpq conninfo string or URI; its password is masked in logs */
-    GF_CFG_LOGLEVEL, /* int (enum gf_log_level) */
-    GF_CFG_AMQP_URL, /* char *: amqp://user[:password]@host[:port][/vhost]; password masked */
+    GF_CFG_STRING,      /* char * (owned by the struct; gf_config_free releases it) */
+    GF_CFG_INT,         /* int64_t, within [min, max] */
+    GF_CFG_BOOL,        /* bool: 1/0, true/false, yes/no, on/off */
+    GF_CFG_ADDR,        /* char *: "host:port" with port 0..65535 ("[v6]:port" too) */
+    GF_CFG_CONNINFO,    /* char *: a libpq conninfo string or URI; its password is masked in logs */
+    GF_CFG_LOGLEVEL,    /* int (enum gf_log_level) */
+    GF_CFG_AMQP_URL,    /* char *: amqp://user[:password]@host[:port][/vhost]; password masked */
+    GF_CFG_GRPC_TARGET, /* char *: host:port, or a gRPC URI (dns:, ipv4:, ipv6:, unix:) */
 };
 
 struct gf_config_def {

@@ -73,7 +73,9 @@ void gf_grpc_set_error(struct gf_grpc_call *call, const char *fmt, ...)
 
 struct gf_grpc_client;
 
-/* A channel to target ("host:port"); connects lazily. */
+/* A channel to target, connected lazily: "host:port", or several servers as
+ * "ipv4:host:port,host:port" (or a DNS name with several addresses); calls go round-robin
+ * over the servers that are up. */
 struct gf_grpc_client *gf_grpc_client_new(const char *target);
 void gf_grpc_client_free(struct gf_grpc_client *c);
 

@@ -508,6 +508,38 @@ static void amqp_url_validated_and_password_masked(void **state)
     check_mask_url("amqp://a:b@c@mq/", "amqp://a:****@mq/");
 }
 
+static void grpc_target_forms(void **state)
+{
+    (void)state;
+    static const struct gf_config_def d[] = {
+        {"TC_TARGET", GF_CFG_GRPC_TARGET, "localhost:1", 0, 0, false, 0, "a gRPC target"},
+    };
+    const char *good[] = {"gxp:30002",
+                          "127.0.0.1:30002",
+                          "ipv4:127.0.0.1:1,127.0.0.1:2",
+                          "dns:///gxp-svc:30002",
+                          "unix:/tmp/gxp.sock",
+                          "[::1]:30002"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char *v = NULL;
+        setenv("TC_TARGET", good[i], 1);
+        assert_int_equal(gf_config_load(d, 1, &v), GF_OK);
+        assert_string_equal(v, good[i]);
+        free(v);
+    }
+    const char *bad[] = {"gxp", "ipv4:", "dns:///a b:1", "gxp:99999", "http://gxp:1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *v = NULL;
+        setenv("TC_TARGET", bad[i], 1);
+        capture_start();
+        assert_int_equal(gf_config_load(d, 1, &v), GF_EINVAL);
+        char *log = capture_end();
+        assert_int_equal(count_lines(log, "var=TC_TARGET"), 1);
+        assert_null(v);
+        free(log);
+    }
+}
+
 int main(void)
 {
     gf_log_init("test", GF_LOG_DEBUG);
@@ -524,6 +556,7 @@ int main(void)
         cmocka_unit_test_setup(effective_config_logged_masked, reset_env),
         cmocka_unit_test_setup(mask_conninfo_forms, reset_env),
         cmocka_unit_test_setup(amqp_url_validated_and_password_masked, reset_env),
+        cmocka_unit_test_setup(grpc_target_forms, reset_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
