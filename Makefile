@@ -5,9 +5,11 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
+PREFIX     ?= /usr/local
+DESTDIR    ?=
 
 .PHONY: all build deps test test-release test-asan unit up down status logs bench format \
-        format-check clean
+        format-check clean install
 
 all: build
 
@@ -55,6 +57,11 @@ logs:
 bench: deps build
 	@bash bench/gxp.sh
 	@bash bench/backend.sh
+
+# gf, the CLI, into $(DESTDIR)$(PREFIX)/bin.
+install: build
+	install -d "$(DESTDIR)$(PREFIX)/bin"
+	install -m 0755 $(BUILD)/bin/gf "$(DESTDIR)$(PREFIX)/bin/gf"
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

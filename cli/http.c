@@ -1,0 +1,115 @@
+/* gf's one HTTP client: a GET or a JSON POST with libcurl, the answer read into memory (up to
+ * a cap) and parsed when it is JSON. One easy handle per request: gf makes a handful. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "cli.h"
+
+#define BODY_MAX ((size_t)32 << 20)
+
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+
+static int buf_add(struct buf *b, const char *data, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        if (cap > BODY_MAX)
+            return -1;
+        char *p = realloc(b->p, cap);
+        if (p == NULL)
+            return -1;
+        b->p = p, b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+    return buf_add(ud, data, size * nmemb) == 0 ? size * nmemb : 0;
+}
+
+int cli_exit_for(long status)
+{
+    if (status == 0)
+        return CLI_UNREACHABLE;
+    return status >= 200 && status < 300 ? CLI_OK : CLI_REFUSED;
+}
+
+int cli_http(const char *base, const char *path, const json_t *body, struct cli_reply *r)
+{
+    memset(r, 0, sizeof *r);
+    struct buf b = {0};
+    char *url = NULL, *payload = NULL;
+    struct curl_slist *headers = NULL;
+    CURL *c = curl_easy_init();
+    if (c == NULL) {
+        snprintf(r->error, sizeof r->error, "curl_easy_init failed");
+        goto out;
+    }
+    size_t blen = strlen(base);
+    while (blen > 0 && base[blen - 1] == '/')
+        blen--;
+    size_t n = blen + strlen(path) + 1;
+    url = malloc(n);
+    if (url == NULL) {
+        snprintf(r->error, sizeof r->error, "out of memory");
+        goto out;
+    }
+    snprintf(url, n, "%.*s%s", (int)blen, base, path);
+
+    char errbuf[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "gf/" CLI_VERSION);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    headers = curl_slist_append(headers, "Accept: application/json");
+    if (body != NULL) {
+        payload = json_dumps(body, JSON_COMPACT);
+        if (payload == NULL) {
+            snprintf(r->error, sizeof r->error, "cannot encode the request body");
+            goto out;
+        }
+        headers = curl_slist_append(headers, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+
+    CURLcode rc = curl_easy_perform(c);
+    if (rc != CURLE_OK) {
+        snprintf(r->error, sizeof r->error, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        goto out;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    if (b.p != NULL)
+        r->json = json_loadb(b.p, b.len, JSON_DECODE_ANY, NULL);
+out:
+    r->body = b.p != NULL ? b.p : strdup("");
+    r->body_len = b.p != NULL ? b.len : 0;
+    curl_slist_free_all(headers);
+    free(payload);
+    free(url);
+    if (c != NULL)
+        curl_easy_cleanup(c);
+    return cli_exit_for(r->status);
+}
+
+void cli_reply_cleanup(struct cli_reply *r)
+{
+    free(r->body);
+    json_decref(r->json);
+    memset(r, 0, sizeof *r);
+}
