@@ -20,7 +20,8 @@ READY_TIMEOUT=${GF_READY_TIMEOUT:-30} # seconds for every program to answer /rea
 STOP_GRACE=10                         # seconds between SIGTERM and SIGKILL
 
 UNITS=()
-declare -A KIND=() PORT=() FLAGS=() BINARY=() HTTP_PORT=() ENVS=() DIST_PORT=() EPMD_PORT=()
+declare -A KIND=() PORT=() FLAGS=() BINARY=() HTTP_PORT=() ENVS=() DIST_PORT=() EPMD_PORT=() \
+    ARGS=() READY_PATH=()
 
 # unit_pg NAME PORT [pg-cluster.sh flags...]: a PostgreSQL cluster in data/NAME.
 unit_pg() {
@@ -43,8 +44,22 @@ unit_prog() {
     local name=$1
     UNITS+=("$name")
     KIND[$name]=prog BINARY[$name]=$BUILD_DIR/bin/$2 PORT[$name]=$3 HTTP_PORT[$name]=$4
+    READY_PATH[$name]=/readyz
     shift 4
     ENVS[$name]=$(printf '%s\n' "$@")
+}
+
+# unit_nginx NAME PORT: nginx (Debian's /usr/sbin/nginx) as the ingress on PORT, with the
+# Kubernetes Ingress's routes; its configuration is written to data/NAME/nginx.conf by `up`
+# (see write_nginx_conf); ready when /healthz (answered by nginx itself) says 200.
+unit_nginx() {
+    UNITS+=("$1")
+    KIND[$1]=prog BINARY[$1]=${GF_NGINX_BIN:-/usr/sbin/nginx} PORT[$1]=$2 HTTP_PORT[$1]=$2
+    READY_PATH[$1]=/healthz
+    # -e: errors go to its log from the very start (before the configuration is read).
+    ARGS[$1]="-p $STATE_DIR/data/$1 -c $STATE_DIR/data/$1/nginx.conf -e $STATE_DIR/log/$1.log"
+    ARGS[$1]+=" -g 'daemon off;'"
+    NGINX_UNIT=$1
 }
 
 conninfo() { printf 'host=127.0.0.1 port=%s user=postgres dbname=postgres' "$1"; }
@@ -54,8 +69,13 @@ GXP_DB_PORT=${GF_GXP_DB_PORT:-30542}
 BACKEND_DB_PORT=${GF_BACKEND_DB_PORT:-30541}
 GXP_PORT=${GF_GXP_PORT:-30002}
 GXP_HTTP_PORT=${GF_GXP_HTTP_PORT:-30003}
-BACKEND_GRPC_PORT=${GF_BACKEND_GRPC_PORT:-30090}
-BACKEND_HTTP_PORT=${GF_BACKEND_HTTP_PORT:-30080}
+GXP2_PORT=${GF_GXP2_PORT:-30012}
+GXP2_HTTP_PORT=${GF_GXP2_HTTP_PORT:-30013}
+INGRESS_PORT=${GF_INGRESS_PORT:-30080}
+BACKEND1_HTTP_PORT=${GF_BACKEND1_HTTP_PORT:-30081}
+BACKEND1_GRPC_PORT=${GF_BACKEND1_GRPC_PORT:-30091}
+BACKEND2_HTTP_PORT=${GF_BACKEND2_HTTP_PORT:-30082}
+BACKEND2_GRPC_PORT=${GF_BACKEND2_GRPC_PORT:-30092}
 EVENTLOG_DB_PORT=${GF_EVENTLOG_DB_PORT:-30543}
 EVENTLOG_HTTP_PORT=${GF_EVENTLOG_HTTP_PORT:-30070}
 BROKER_PORT=${GF_BROKER_PORT:-30672}
@@ -67,26 +87,36 @@ unit_pg gxp-db "$GXP_DB_PORT" --subscriber
 unit_pg backend-db "$BACKEND_DB_PORT" --logical # publisher side of the replication into gxp-db
 unit_pg eventlog-db "$EVENTLOG_DB_PORT"
 unit_rmq broker "$BROKER_PORT" "$BROKER_DIST_PORT" "$BROKER_EPMD_PORT"
-unit_prog gxp gxp "$GXP_PORT" "$GXP_HTTP_PORT" \
-    "GXP_GRPC_ADDR=127.0.0.1:$GXP_PORT" \
-    "GXP_HTTP_ADDR=127.0.0.1:$GXP_HTTP_PORT" \
-    "GXP_DB_URL=$(conninfo "$GXP_DB_PORT")" \
-    "GXP_PUBLISHER_CONNINFO=$(conninfo "$BACKEND_DB_PORT")" \
-    "GXP_BACKEND_ADDR=127.0.0.1:$BACKEND_GRPC_PORT" \
-    "GXP_AMQP_URL=$AMQP_URL"
+# Two gxp replicas; each backend reaches both through gRPC client-side round-robin (an
+# ipv4: target with both addresses), as it would reach a headless Service's pods. gxp asks
+# whichever backend answers about stuck transactions.
+GXP_TARGET=ipv4:127.0.0.1:$GXP_PORT,127.0.0.1:$GXP2_PORT
+BACKEND_TARGET=ipv4:127.0.0.1:$BACKEND1_GRPC_PORT,127.0.0.1:$BACKEND2_GRPC_PORT
+gxp_env() { # GRPC_PORT HTTP_PORT
+    printf '%s\n' "GXP_GRPC_ADDR=127.0.0.1:$1" "GXP_HTTP_ADDR=127.0.0.1:$2" \
+        "GXP_DB_URL=$(conninfo "$GXP_DB_PORT")" \
+        "GXP_PUBLISHER_CONNINFO=$(conninfo "$BACKEND_DB_PORT")" \
+        "GXP_BACKEND_ADDR=$BACKEND_TARGET" "GXP_AMQP_URL=$AMQP_URL"
+}
+backend_env() { # DEPLOYMENT_NAME HTTP_PORT GRPC_PORT
+    printf '%s\n' "DEPLOYMENT_NAME=$1" "BACKEND_HTTP_ADDR=127.0.0.1:$2" \
+        "BACKEND_GRPC_ADDR=127.0.0.1:$3" "BACKEND_DB_URL=$(conninfo "$BACKEND_DB_PORT")" \
+        "BACKEND_GXP_ADDR=$GXP_TARGET" "BACKEND_AMQP_URL=$AMQP_URL"
+}
+mapfile -t env_lines < <(gxp_env "$GXP_PORT" "$GXP_HTTP_PORT")
+unit_prog gxp-1 gxp "$GXP_PORT" "$GXP_HTTP_PORT" "${env_lines[@]}"
+mapfile -t env_lines < <(gxp_env "$GXP2_PORT" "$GXP2_HTTP_PORT")
+unit_prog gxp-2 gxp "$GXP2_PORT" "$GXP2_HTTP_PORT" "${env_lines[@]}"
 unit_prog eventlog eventlog "$EVENTLOG_HTTP_PORT" "$EVENTLOG_HTTP_PORT" \
     "EVENTLOG_HTTP_ADDR=127.0.0.1:$EVENTLOG_HTTP_PORT" \
     "EVENTLOG_DB_URL=$(conninfo "$EVENTLOG_DB_PORT")" \
     "EVENTLOG_AMQP_URL=$AMQP_URL"
-# One backend straight on the HTTP port for now; the ingress and the second replica come with
-# the one-command-up issue.
-unit_prog backend-svc-1 backend "$BACKEND_GRPC_PORT" "$BACKEND_HTTP_PORT" \
-    "BACKEND_HTTP_ADDR=127.0.0.1:$BACKEND_HTTP_PORT" \
-    "BACKEND_GRPC_ADDR=127.0.0.1:$BACKEND_GRPC_PORT" \
-    "BACKEND_DB_URL=$(conninfo "$BACKEND_DB_PORT")" \
-    "BACKEND_GXP_ADDR=127.0.0.1:$GXP_PORT" \
-    "BACKEND_AMQP_URL=$AMQP_URL" \
-    "DEPLOYMENT_NAME=backend-svc-1"
+mapfile -t env_lines < <(backend_env backend-svc-1 "$BACKEND1_HTTP_PORT" "$BACKEND1_GRPC_PORT")
+unit_prog backend-svc-1 backend "$BACKEND1_GRPC_PORT" "$BACKEND1_HTTP_PORT" "${env_lines[@]}"
+mapfile -t env_lines < <(backend_env backend-svc-2 "$BACKEND2_HTTP_PORT" "$BACKEND2_GRPC_PORT")
+unit_prog backend-svc-2 backend "$BACKEND2_GRPC_PORT" "$BACKEND2_HTTP_PORT" "${env_lines[@]}"
+# The ingress: the Kubernetes Ingress's routes (deploy/), plus /eventlog.
+unit_nginx ingress "$INGRESS_PORT"
 # -----------------------------------------------------------------------------------------------
 
 say() { printf 'stack: %s\n' "$*" >&2; }
@@ -125,9 +155,11 @@ alive() {
     [[ ${stat:0:1} != Z ]]
 }
 
-# True if PID runs BINARY (as argv[0], or as the script argv[1] of an interpreter).
+# True if PID runs BINARY (its executable, argv[0], or the script argv[1] of an interpreter;
+# nginx rewrites its argv, so the executable is checked first).
 runs_binary() {
     local args=()
+    [[ $(readlink "/proc/$1/exe" 2>/dev/null) == "$2" ]] && return 0
     mapfile -d '' -t args <"/proc/$1/cmdline" 2>/dev/null || return 1
     [[ ${#args[@]} -gt 0 && ${args[0]} == "$2" ]] && return 0
     [[ ${#args[@]} -gt 1 && ${args[1]} == "$2" ]]
@@ -236,23 +268,75 @@ start_rmq() {
         fail_unit "$name" "could not start the broker on port ${PORT[$name]}"
 }
 
+# The ingress's configuration: SPEC §6's routes, as the Kubernetes Ingress has them.
+write_nginx_conf() {
+    local dir
+    dir=$(datadir "$1")
+    make_dir "$dir"
+    make_dir "$dir/tmp"
+    cat >"$dir/nginx.conf.new" <<NGINX
+# Written by scripts/stack.sh at each 'up': the local ingress, with the Kubernetes Ingress's
+# routes (/gxp and /marketplace -> backend-svc-1, /item and /user -> backend-svc-2) and /eventlog.
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $STATE_DIR/log/$1.log warn;
+events { worker_connections 1024; }
+http {
+    access_log $STATE_DIR/log/$1.access.log;
+    client_body_temp_path $dir/tmp/client;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    client_max_body_size 1m;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host \$host;
+    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    proxy_connect_timeout 2s;
+    proxy_read_timeout 30s;
+    upstream backend_svc_1 { server 127.0.0.1:$BACKEND1_HTTP_PORT; keepalive 32; }
+    upstream backend_svc_2 { server 127.0.0.1:$BACKEND2_HTTP_PORT; keepalive 32; }
+    upstream eventlog_svc { server 127.0.0.1:$EVENTLOG_HTTP_PORT; keepalive 8; }
+    server {
+        listen 127.0.0.1:${PORT[$1]};
+        location = /healthz { default_type text/plain; return 200 "ok\\n"; }
+        location /gxp { proxy_pass http://backend_svc_1; }
+        location /marketplace { proxy_pass http://backend_svc_1; }
+        location /item { proxy_pass http://backend_svc_2; }
+        location /user { proxy_pass http://backend_svc_2; }
+        location /eventlog { proxy_pass http://eventlog_svc; }
+        location / {
+            default_type application/json;
+            return 404 '{"message":"no route for this path","error":"not_found"}';
+        }
+    }
+}
+NGINX
+    mv "$dir/nginx.conf.new" "$dir/nginx.conf"
+}
+
 start_prog() {
-    local name=$1 log envs=() port
+    local name=$1 log envs=() args=() port
     [[ -n $(prog_pid "$name") ]] && return 0
+    [[ $name == "${NGINX_UNIT:-}" ]] && write_nginx_conf "$name"
+    if [[ -n ${ARGS[$name]:-} ]]; then
+        eval "args=(${ARGS[$name]})"
+    fi
     rm -f "$(pidfile "$name")"
     for port in "${PORT[$name]}" "${HTTP_PORT[$name]}"; do
         if port_in_use "$port"; then
             fail_unit "$name" "port $port is already in use by another process"
         fi
     done
-    if [[ -n ${ENVS[$name]} ]]; then
+    if [[ -n ${ENVS[$name]:-} ]]; then
         mapfile -t envs <<<"${ENVS[$name]}"
     fi
     log=$(logfile "$name")
     printf '=== %s stack.sh: starting %s\n' "$(date -Is)" "${BINARY[$name]}" >>"$log"
     # New session: no terminal, no SIGHUP, no Ctrl-C from the shell that ran `up`. setsid and
     # env exec in place, so $! is the program's pid.
-    setsid env "${envs[@]}" "${BINARY[$name]}" </dev/null >>"$log" 2>&1 &
+    setsid env "${envs[@]}" "${BINARY[$name]}" "${args[@]}" </dev/null >>"$log" 2>&1 &
     printf '%s\n' "$!" >"$(pidfile "$name")"
 }
 
@@ -265,13 +349,13 @@ wait_ready() {
         left=()
         for name in "${pending[@]}"; do
             [[ -n $(prog_pid "$name") ]] || fail_unit "$name" "the process exited during start"
-            [[ $(http_code "${HTTP_PORT[$name]}" /readyz) == 200 ]] || left+=("$name")
+            [[ $(http_code "${HTTP_PORT[$name]}" "${READY_PATH[$name]}") == 200 ]] || left+=("$name")
         done
         pending=("${left[@]}")
         ((${#pending[@]} == 0)) && break
         if ((SECONDS >= deadline)); then
             fail_unit "${pending[0]}" \
-                "no 200 from http://127.0.0.1:${HTTP_PORT[${pending[0]}]}/readyz in ${READY_TIMEOUT} s"
+                "no 200 from http://127.0.0.1:${HTTP_PORT[${pending[0]}]}${READY_PATH[${pending[0]}]} in ${READY_TIMEOUT} s"
         fi
         sleep 0.2
     done
@@ -279,9 +363,9 @@ wait_ready() {
 
 print_table() {
     local name
-    printf '%-12s %-8s %-34s %s\n' NAME PID ADDRESS STATE
+    printf '%-14s %-8s %-34s %s\n' NAME PID ADDRESS STATE
     for name in "${UNITS[@]}"; do
-        printf '%-12s %-8s %-34s %s\n' "$name" "$(unit_pid "$name")" "$(address "$name")" \
+        printf '%-14s %-8s %-34s %s\n' "$name" "$(unit_pid "$name")" "$(address "$name")" \
             "$(state "$name")"
     done
 }
@@ -306,6 +390,8 @@ cmd_up() {
     done
     wait_ready
     print_table
+    say "ready: the API is http://127.0.0.1:$INGRESS_PORT (nginx); try: $BUILD_DIR/bin/gf ls"
+    say "(gf --help lists the commands; make status, make logs [SERVICE=name], make down)"
 }
 
 stop_prog() {
@@ -379,10 +465,10 @@ health() {
 
 cmd_status() {
     local name st
-    printf '%-12s %-8s %-34s %-9s %s\n' NAME PID ADDRESS STATE HEALTH
+    printf '%-14s %-8s %-34s %-9s %s\n' NAME PID ADDRESS STATE HEALTH
     for name in "${UNITS[@]}"; do
         st=$(state "$name")
-        printf '%-12s %-8s %-34s %-9s %s\n' "$name" "$(unit_pid "$name")" "$(address "$name")" \
+        printf '%-14s %-8s %-34s %-9s %s\n' "$name" "$(unit_pid "$name")" "$(address "$name")" \
             "$st" "$(health "$name")"
     done
 }

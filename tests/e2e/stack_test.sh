@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# End to end: the whole local system as `make up` starts it (scripts/stack.sh: three clusters,
+# RabbitMQ, two gxp, eventlog, two backends, nginx as the ingress), on free ports and a
+# private state directory (never the user's 30080 stack), driven with the real `gf` through
+# nginx exactly as the seed's README lists the sequence. Then: `up` twice changes nothing,
+# a killed backend replica leaves the other paths working and shows in `status`, `down` and
+# `up` again keep the data.
+#
+#   tests/e2e/stack_test.sh        (env: GF_BUILD_DIR, default build; GF_TEST_TMP)
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export GF_BUILD_DIR=${GF_BUILD_DIR:-$REPO/build}
+GF=$GF_BUILD_DIR/bin/gf
+STACK=$REPO/scripts/stack.sh
+TMP=${GF_TEST_TMP:-/tmp/gf-test-e2e}
+export GF_STATE_DIR=$TMP/e2e-stack
+export GF_READY_TIMEOUT=60
+
+checks=0
+fail() {
+    printf 'e2e: FAILED: %s\n' "$*" >&2
+    exit 1
+}
+ok() {
+    checks=$((checks + 1))
+    printf 'e2e: ok %d - %s\n' "$checks" "$*"
+}
+
+# Free TCP ports on 127.0.0.1, from a random block in 10000-19999: outside the kernel's
+# ephemeral range (h_free_port's) and the test broker's (rabbitmq.sh: 20000-29999).
+port_free() { [[ -z $(ss -Hltn "sport = :$1" 2>/dev/null) ]]; }
+pick_ports() {
+    local want=$1 base p found=()
+    for _ in 1 2 3 4 5 6 7 8; do
+        base=$((10000 + RANDOM % 9900))
+        found=()
+        for ((p = base; p < base + want; p++)); do
+            port_free "$p" || break
+            found+=("$p")
+        done
+        if ((${#found[@]} == want)); then
+            printf '%s\n' "${found[@]}"
+            return 0
+        fi
+    done
+    return 1
+}
+mapfile -t P < <(pick_ports 17) || fail "no block of free ports"
+export GF_GXP_DB_PORT=${P[0]} GF_BACKEND_DB_PORT=${P[1]} GF_EVENTLOG_DB_PORT=${P[2]}
+export GF_BROKER_PORT=${P[3]} GF_BROKER_DIST_PORT=${P[4]} GF_BROKER_EPMD_PORT=${P[5]}
+export GF_GXP_PORT=${P[6]} GF_GXP_HTTP_PORT=${P[7]} GF_GXP2_PORT=${P[8]} GF_GXP2_HTTP_PORT=${P[9]}
+export GF_EVENTLOG_HTTP_PORT=${P[10]} GF_INGRESS_PORT=${P[11]}
+export GF_BACKEND1_HTTP_PORT=${P[12]} GF_BACKEND1_GRPC_PORT=${P[13]}
+export GF_BACKEND2_HTTP_PORT=${P[14]} GF_BACKEND2_GRPC_PORT=${P[15]}
+export GF_URL=http://127.0.0.1:$GF_INGRESS_PORT
+
+rm -rf "$GF_STATE_DIR"
+mkdir -p "$GF_STATE_DIR"
+chmod 755 "$TMP" "$GF_STATE_DIR"
+# For tests/harness/reap.sh, should this script be killed before its trap runs.
+printf '%s\n' "$GF_BUILD_DIR" >"$GF_STATE_DIR/build-dir"
+cleanup() {
+    bash "$STACK" down >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+[[ -x $GF ]] || fail "$GF is missing (build first)"
+
+out=$(bash "$STACK" up 2>&1) || {
+    printf '%s\n' "$out" >&2
+    fail "stack up"
+}
+ok "stack up on free ports (ingress $GF_INGRESS_PORT)"
+
+# The seed's sequence, with gf, through nginx.
+run() { # prints gf's output; fails the test on a non-zero exit
+    local o
+    o=$("$GF" "$@" 2>&1) || {
+        printf '%s\n' "$o" >&2
+        fail "gf $* exited non-zero"
+    }
+    printf '%s\n' "$o"
+}
+run ls >/dev/null
+ok "gf ls on an empty system"
+run create-user my-name | grep -q "user 1" || fail "create-user did not name user 1"
+run create-item my-item 10 | grep -q "item 1" || fail "create-item did not name item 1"
+run create-marketplace-item 1 12 | grep -q "1" || fail "create-marketplace-item"
+run user-gxp-add 1 100 >/dev/null
+cid_buy=$(run --json buy-marketplace-item 1 1 | sed -n 's/.*"correlationId":"\([0-9a-f-]*\)".*/\1/p')
+[[ $cid_buy =~ ^[0-9a-f-]{36}$ ]] || fail "buy answered no correlation id"
+ok "the seed's create, add and buy commands"
+
+# Wait for both transactions to be finalized, then ls shows the outcome.
+for _ in $(seq 1 100); do
+    listing=$(run ls)
+    [[ $(grep -c COMMITTED <<<"$listing") == 2 ]] && break
+    sleep 0.1
+done
+grep -Eq '^ +1 +1 +11 ' <<<"$listing" || fail "marketplace stock is not 11: $listing"
+grep -Eq '^ +90 +0 ' <<<"$listing" || fail "balance is not 90, reserved 0: $listing"
+[[ $(grep -c COMMITTED <<<"$listing") == 2 ]] || fail "both transactions are not COMMITTED"
+ok "ls: stock 11, balance 90, reserved 0, both transactions COMMITTED"
+run user-gxp 1 | grep -q "balance 90, reserved 0" || fail "user-gxp 1"
+ok "user-gxp 1"
+
+for _ in $(seq 1 100); do
+    events=$(run events 1)
+    grep -q BuyItemEvent <<<"$events" && break
+    sleep 0.1
+done
+[[ $(grep -c BuyItemEvent <<<"$events") == 1 ]] || fail "not exactly one BuyItemEvent: $events"
+grep -q "$cid_buy" <<<"$events" || fail "the event does not carry the buy's correlation id"
+ok "one BuyItemEvent in the event log, with the buy's correlation id"
+run trace "$cid_buy" | grep -q COMMITTED || fail "trace does not show the commit"
+ok "gf trace shows the transaction's life"
+
+declare -A replica=([marketplace]=backend-svc-1 [user]=backend-svc-2 [item]=backend-svc-2
+    [gxp]=backend-svc-1)
+for svc in marketplace user item gxp; do
+    line=$(run "$svc-svc-info")
+    [[ $line == "/$svc/svc-info endpoint serviced by ${replica[$svc]}" ]] ||
+        fail "$svc-svc-info answered '$line'"
+done
+ok "each path served by the right replica (the ingress's routes)"
+
+# up again: nothing changes.
+before=$(bash "$STACK" status)
+bash "$STACK" up >/dev/null 2>&1 || fail "second up"
+after=$(bash "$STACK" status)
+[[ $before == "$after" ]] || fail "a second up changed something: $before // $after"
+ok "a second up changes nothing"
+
+# Kill backend-svc-2: /gxp and /marketplace keep working; status shows it.
+pid=$(awk '$1 == "backend-svc-2" {print $2}' <<<"$after")
+[[ $pid =~ ^[0-9]+$ ]] || fail "no pid for backend-svc-2"
+kill -KILL "$pid"
+sleep 0.5
+run gxp-svc-info | grep -q backend-svc-1 || fail "/gxp stopped working"
+run marketplace-svc-info | grep -q backend-svc-1 || fail "/marketplace stopped working"
+set +e
+"$GF" user-svc-info >/dev/null 2>&1
+rc=$?
+set -e
+((rc != 0)) || fail "user-svc-info answered although backend-svc-2 is dead"
+bash "$STACK" status | grep -E '^backend-svc-2 ' | grep -q crashed || fail "status does not show the crash"
+ok "backend-svc-2 killed: the other paths work, status shows it crashed"
+bash "$STACK" up >/dev/null 2>&1 || fail "up after the crash"
+run user-svc-info | grep -q backend-svc-2 || fail "backend-svc-2 did not come back"
+ok "up restarts the crashed replica"
+
+# down, up: the data is kept.
+bash "$STACK" down >/dev/null 2>&1 || fail "down"
+bash "$STACK" status | grep -q running && fail "down left units running"
+bash "$STACK" up >/dev/null 2>&1 || fail "up after down"
+run ls | grep -q my-name || fail "the data did not survive down and up"
+run user-gxp 1 | grep -q "balance 90" || fail "the balance did not survive down and up"
+ok "down then up keeps the data"
+
+printf 'e2e: all %d checks passed\n' "$checks"
