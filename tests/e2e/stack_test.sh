@@ -74,6 +74,17 @@ out=$(bash "$STACK" up 2>&1) || {
 ok "stack up on free ports (ingress $GF_INGRESS_PORT)"
 
 # The seed's sequence, with gf, through nginx.
+# `run ... | grep -q` would be wrong under pipefail: grep -q exits at its first match, and the
+# writer then dies of SIGPIPE. expect captures the whole output first.
+expect() { # PATTERN MESSAGE gf-args...: gf's output must contain PATTERN
+    local pattern=$1 message=$2 o
+    shift 2
+    o=$(run "$@")
+    grep -q -- "$pattern" <<<"$o" || {
+        printf '%s\n' "$o" >&2
+        fail "$message"
+    }
+}
 run() { # prints gf's output; fails the test on a non-zero exit
     local o
     o=$("$GF" "$@" 2>&1) || {
@@ -84,9 +95,9 @@ run() { # prints gf's output; fails the test on a non-zero exit
 }
 run ls >/dev/null
 ok "gf ls on an empty system"
-run create-user my-name | grep -q "user 1" || fail "create-user did not name user 1"
-run create-item my-item 10 | grep -q "item 1" || fail "create-item did not name item 1"
-run create-marketplace-item 1 12 | grep -q "1" || fail "create-marketplace-item"
+expect "user 1" "create-user did not name user 1" create-user my-name
+expect "item 1" "create-item did not name item 1" create-item my-item 10
+expect "1" "create-marketplace-item" create-marketplace-item 1 12
 run user-gxp-add 1 100 >/dev/null
 cid_buy=$(run --json buy-marketplace-item 1 1 | sed -n 's/.*"correlationId":"\([0-9a-f-]*\)".*/\1/p')
 [[ $cid_buy =~ ^[0-9a-f-]{36}$ ]] || fail "buy answered no correlation id"
@@ -102,7 +113,7 @@ grep -Eq '^ +1 +1 +11 ' <<<"$listing" || fail "marketplace stock is not 11: $lis
 grep -Eq '^ +90 +0 ' <<<"$listing" || fail "balance is not 90, reserved 0: $listing"
 [[ $(grep -c COMMITTED <<<"$listing") == 2 ]] || fail "both transactions are not COMMITTED"
 ok "ls: stock 11, balance 90, reserved 0, both transactions COMMITTED"
-run user-gxp 1 | grep -q "balance 90, reserved 0" || fail "user-gxp 1"
+expect "balance 90, reserved 0" "user-gxp 1" user-gxp 1
 ok "user-gxp 1"
 
 for _ in $(seq 1 100); do
@@ -113,7 +124,7 @@ done
 [[ $(grep -c BuyItemEvent <<<"$events") == 1 ]] || fail "not exactly one BuyItemEvent: $events"
 grep -q "$cid_buy" <<<"$events" || fail "the event does not carry the buy's correlation id"
 ok "one BuyItemEvent in the event log, with the buy's correlation id"
-run trace "$cid_buy" | grep -q COMMITTED || fail "trace does not show the commit"
+expect COMMITTED "trace does not show the commit" trace "$cid_buy"
 ok "gf trace shows the transaction's life"
 
 declare -A replica=([marketplace]=backend-svc-1 [user]=backend-svc-2 [item]=backend-svc-2
@@ -137,25 +148,27 @@ pid=$(awk '$1 == "backend-svc-2" {print $2}' <<<"$after")
 [[ $pid =~ ^[0-9]+$ ]] || fail "no pid for backend-svc-2"
 kill -KILL "$pid"
 sleep 0.5
-run gxp-svc-info | grep -q backend-svc-1 || fail "/gxp stopped working"
-run marketplace-svc-info | grep -q backend-svc-1 || fail "/marketplace stopped working"
+expect backend-svc-1 "/gxp stopped working" gxp-svc-info
+expect backend-svc-1 "/marketplace stopped working" marketplace-svc-info
 set +e
 "$GF" user-svc-info >/dev/null 2>&1
 rc=$?
 set -e
 ((rc != 0)) || fail "user-svc-info answered although backend-svc-2 is dead"
-bash "$STACK" status | grep -E '^backend-svc-2 ' | grep -q crashed || fail "status does not show the crash"
+status=$(bash "$STACK" status)
+grep -E '^backend-svc-2 ' <<<"$status" | grep crashed >/dev/null || fail "status does not show the crash"
 ok "backend-svc-2 killed: the other paths work, status shows it crashed"
 bash "$STACK" up >/dev/null 2>&1 || fail "up after the crash"
-run user-svc-info | grep -q backend-svc-2 || fail "backend-svc-2 did not come back"
+expect backend-svc-2 "backend-svc-2 did not come back" user-svc-info
 ok "up restarts the crashed replica"
 
 # down, up: the data is kept.
 bash "$STACK" down >/dev/null 2>&1 || fail "down"
-bash "$STACK" status | grep -q running && fail "down left units running"
+status=$(bash "$STACK" status)
+grep running <<<"$status" >/dev/null && fail "down left units running"
 bash "$STACK" up >/dev/null 2>&1 || fail "up after down"
-run ls | grep -q my-name || fail "the data did not survive down and up"
-run user-gxp 1 | grep -q "balance 90" || fail "the balance did not survive down and up"
+expect my-name "the data did not survive down and up" ls
+expect "balance 90" "the balance did not survive down and up" user-gxp 1
 ok "down then up keeps the data"
 
 printf 'e2e: all %d checks passed\n' "$checks"

@@ -251,7 +251,8 @@ static int h_write_record(const char *path, const char *text)
     return 0;
 }
 
-int h_free_port(void)
+/* One probe: a port the kernel picked for 127.0.0.1:0, or -1. */
+static int free_port_once(void)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
     socklen_t len = sizeof sa;
@@ -270,6 +271,32 @@ int h_free_port(void)
         port = ntohs(sa.sin_port);
     close(fd);
     return port;
+}
+
+int h_free_port(void)
+{
+    /* The kernel may hand the same free port to two probes in a row (seen: a backend given
+     * one port for HTTP and gRPC). Ports handed out by this process are remembered and never
+     * handed out twice. */
+    static int given[256];
+    static int ngiven;
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    for (int attempt = 0; attempt < 64; attempt++) {
+        int port = free_port_once();
+        if (port < 0)
+            return -1;
+        pthread_mutex_lock(&mu);
+        bool seen = false;
+        for (int i = 0; i < ngiven && i < 256 && !seen; i++)
+            seen = given[i] == port;
+        if (!seen)
+            given[ngiven++ % 256] = port; /* the oldest is forgotten after 256 */
+        pthread_mutex_unlock(&mu);
+        if (!seen)
+            return port;
+    }
+    h_log("h_free_port", "no port that was not handed out already");
+    return -1;
 }
 
 int h_wait_tcp(int port, int timeout_ms)
