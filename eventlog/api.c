@@ -14,7 +14,6 @@
 #include "gf/metrics.h"
 
 #define JSON_TYPE "application/json"
-#define METRICS_TYPE "text/plain; version=0.0.4"
 
 /* ---- the one table from status to HTTP code ----------------------------------------------- */
 
@@ -78,22 +77,8 @@ static const char *default_message(int status)
  * 500. */
 static void reply_json(struct ctx *c, int status, json_t *obj)
 {
-    char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
-    json_decref(obj);
-    if (text == NULL) {
-        GF_ERROR("api cannot build a JSON answer status=%d", status);
+    if (!gf_http_reply_json(c->resp, status, obj, c->cid))
         c->error = "internal";
-        gf_http_set_body(c->resp, 500, JSON_TYPE,
-                         "{\"message\":\"internal error\",\"error\":\"internal\","
-                         "\"correlationId\":\"%s\"}",
-                         c->cid);
-        return;
-    }
-    free(c->resp->body);
-    c->resp->status = status;
-    c->resp->content_type = JSON_TYPE;
-    c->resp->body = text;
-    c->resp->body_len = strlen(text);
 }
 
 static void reply_error(struct ctx *c, int status, const char *code, const char *message)
@@ -207,17 +192,8 @@ static void run_readyz(struct ctx *c)
 
 static void run_metrics(struct ctx *c)
 {
-    size_t len = 0;
-    char *text = gf_metrics_render(&len);
-    if (text == NULL) {
+    if (!gf_http_reply_metrics(c->resp))
         reply_error(c, 503, "out_of_memory", "metrics unavailable");
-        return;
-    }
-    free(c->resp->body);
-    c->resp->status = 200;
-    c->resp->content_type = METRICS_TYPE;
-    c->resp->body = text;
-    c->resp->body_len = len;
 }
 
 /* ---- routes --------------------------------------------------------------------------------- */

@@ -45,17 +45,8 @@ static void handle(void *arg, const struct gf_http_request *req, struct gf_http_
         if (st != GF_OK)
             gf_http_add_header(resp, "Retry-After", "1");
     } else if (strcmp(path, "/metrics") == 0) {
-        size_t len = 0;
-        char *text = gf_metrics_render(&len);
-        if (text == NULL) {
+        if (!gf_http_reply_metrics(resp))
             gf_http_set_body(resp, 503, "text/plain", "metrics unavailable\n");
-            return;
-        }
-        resp->status = 200;
-        resp->content_type = "text/plain; version=0.0.4";
-        free(resp->body);
-        resp->body = text;
-        resp->body_len = len;
     } else {
         gf_http_set_body(resp, 404, "application/json",
                          "{\"message\":\"no such path\",\"error\":\"not_found\","

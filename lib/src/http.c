@@ -16,6 +16,7 @@
 #include "gf/clock.h"
 #include "gf/config.h"
 #include "gf/log.h"
+#include "gf/metrics.h"
 #include "gf/uuid.h"
 
 #define CID_HEADER "X-Correlation-Id"
@@ -484,4 +485,42 @@ void gf_http_server_stop(struct gf_http_server *srv)
     MHD_stop_daemon(srv->daemon);
     GF_INFO("http stopped");
     free(srv);
+}
+
+/* Moves body (malloc'd, len bytes) into resp as its answer. */
+static void set_owned_body(struct gf_http_response *resp, int status, const char *content_type,
+                           char *body, size_t len)
+{
+    free(resp->body);
+    resp->status = status;
+    resp->content_type = content_type;
+    resp->body = body;
+    resp->body_len = len;
+}
+
+bool gf_http_reply_json(struct gf_http_response *resp, int status, json_t *obj, const char *cid)
+{
+    char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    if (text == NULL) {
+        GF_ERROR("http cannot build a JSON answer status=%d", status);
+        /* No client data inside: only a canonical UUID. */
+        gf_http_set_body(resp, 500, "application/json",
+                         "{\"message\":\"internal error\",\"error\":\"internal\","
+                         "\"correlationId\":\"%s\"}",
+                         cid);
+        return false;
+    }
+    set_owned_body(resp, status, "application/json", text, strlen(text));
+    return true;
+}
+
+bool gf_http_reply_metrics(struct gf_http_response *resp)
+{
+    size_t len = 0;
+    char *text = gf_metrics_render(&len);
+    if (text == NULL)
+        return false;
+    set_owned_body(resp, 200, "text/plain; version=0.0.4", text, len);
+    return true;
 }

@@ -3,6 +3,7 @@
 #ifndef GF_HTTP_H
 #define GF_HTTP_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -63,5 +64,12 @@ const char *gf_http_cid(const struct gf_http_request *req); /* the request's cor
 void gf_http_set_body(struct gf_http_response *resp, int status, const char *content_type,
                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void gf_http_add_header(struct gf_http_response *resp, const char *name, const char *value);
+/* Answers obj (a new reference, taken) as compact JSON. A NULL obj, or one that cannot be
+ * serialized (a bug or no memory), is answered 500 {"message","error":"internal",
+ * "correlationId":cid} and logged; false then. */
+bool gf_http_reply_json(struct gf_http_response *resp, int status, json_t *obj, const char *cid);
+/* Answers every registered metric in the Prometheus text format; false (nothing answered)
+ * when they cannot be rendered. */
+bool gf_http_reply_metrics(struct gf_http_response *resp);
 
 #endif
