@@ -1,8 +1,9 @@
 /* backend: the core system behind the HTTP API, and the coordinator of the two-phase commit
- * with gxp. The story: logging → config → database pool and gxp channel → HTTP API → event
- * relay and event log → schema → gRPC (ResolveTransaction) → wait for SIGTERM/SIGINT →
- * drain → clean up. */
+ * with gxp. The story: command line (--help, --check-config) → logging → config → database
+ * pool and gxp channel → HTTP API → event relay and event log → schema → gRPC
+ * (ResolveTransaction) → wait for SIGTERM/SIGINT → drain → clean up. */
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "backend.h"
@@ -15,7 +16,7 @@
 extern const struct gf_migration backend_migrations[];
 extern const int backend_migrations_count;
 
-int main(void)
+int main(int argc, char **argv)
 {
     int rc = EXIT_FAILURE;
     struct backend_config cfg = {0};
@@ -23,6 +24,15 @@ int main(void)
     struct gf_http_server *http = NULL;
     struct gf_grpc_server *grpc = NULL;
     struct gf_amqp_consumer *event_log = NULL;
+
+    enum gf_service_mode mode = gf_service_args(argc, argv, "backend");
+    if (mode == GF_SERVICE_BAD_ARGS)
+        return GF_EX_USAGE;
+    if (mode == GF_SERVICE_HELP) {
+        bool ok =
+            gf_config_usage(stdout, "backend", backend_config_defs, backend_config_ndefs) == GF_OK;
+        return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+    }
 
     sigset_t signals;
     gf_service_block_signals(&signals);
@@ -32,6 +42,12 @@ int main(void)
         GF_ERROR("invalid configuration: exiting");
         gf_config_free(backend_config_defs, backend_config_ndefs, &cfg);
         return GF_EX_CONFIG;
+    }
+    if (mode == GF_SERVICE_CHECK_CONFIG) {
+        /* The same load as a start, then nothing more: no connection, no thread. */
+        bool ok = gf_config_print(stdout, backend_config_defs, backend_config_ndefs, &cfg) == GF_OK;
+        gf_config_free(backend_config_defs, backend_config_ndefs, &cfg);
+        return ok ? EXIT_SUCCESS : EXIT_FAILURE;
     }
     gf_log_init("backend", (enum gf_log_level)cfg.log_level);
     gf_config_log(backend_config_defs, backend_config_ndefs, &cfg);

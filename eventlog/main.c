@@ -1,9 +1,11 @@
 /* eventlog: consumes the system's events from RabbitMQ and keeps a per-user event log.
- * The story: logging → config → database pool → HTTP port → schema → consumer → wait for
- * SIGTERM/SIGINT → drain (the consumer's batch, then HTTP) → clean up. */
+ * The story: command line (--help, --check-config) → logging → config → database pool →
+ * HTTP port → schema → consumer → wait for SIGTERM/SIGINT → drain (the consumer's batch, then
+ * HTTP) → clean up. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,7 +71,7 @@ static void watchdog_stop(struct watchdog *w)
     pthread_mutex_destroy(&w->mu);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     int rc = EXIT_FAILURE;
     struct eventlog_config cfg = {0};
@@ -77,6 +79,15 @@ int main(void)
     struct gf_http_server *http = NULL;
     struct consumer *consumer = NULL;
     struct watchdog watchdog = {0};
+
+    enum gf_service_mode mode = gf_service_args(argc, argv, "eventlog");
+    if (mode == GF_SERVICE_BAD_ARGS)
+        return GF_EX_USAGE;
+    if (mode == GF_SERVICE_HELP) {
+        bool ok = gf_config_usage(stdout, "eventlog", eventlog_config_defs,
+                                  eventlog_config_ndefs) == GF_OK;
+        return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+    }
 
     /* Signals are taken by sigwait in this thread only: block them before any thread starts,
      * so every thread inherits the mask. */
@@ -89,6 +100,13 @@ int main(void)
         GF_ERROR("invalid configuration: exiting");
         gf_config_free(eventlog_config_defs, eventlog_config_ndefs, &cfg);
         return GF_EX_CONFIG;
+    }
+    if (mode == GF_SERVICE_CHECK_CONFIG) {
+        /* The same load as a start, then nothing more: no connection, no thread. */
+        bool ok =
+            gf_config_print(stdout, eventlog_config_defs, eventlog_config_ndefs, &cfg) == GF_OK;
+        gf_config_free(eventlog_config_defs, eventlog_config_ndefs, &cfg);
+        return ok ? EXIT_SUCCESS : EXIT_FAILURE;
     }
     gf_log_init("eventlog", (enum gf_log_level)cfg.log_level);
     gf_config_log(eventlog_config_defs, eventlog_config_ndefs, &cfg);

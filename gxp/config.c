@@ -1,6 +1,9 @@
 /* The gxp service's configuration: every environment variable it reads, declared once. */
+#include <libpq-fe.h>
 #include <stddef.h>
+#include <string.h>
 
+#include "gf/log.h"
 #include "gxp.h"
 
 #define F(field) offsetof(struct gxp_config, field)
@@ -24,6 +27,9 @@ const struct gf_config_def gxp_config_defs[] = {
      "gRPC worker threads (each waits for its statement's result)"},
     {"GXP_PUBLISHER_CONNINFO", GF_CFG_CONNINFO, "", 0, 0, false, F(publisher_conninfo),
      "conninfo gxp-db uses to reach backend-db for the subscription (empty = no subscription)"},
+    {"GXP_PUBLISHER_PASSWORD", GF_CFG_STRING, "", 0, 0, true, F(publisher_password),
+     "password gxp-db's subscription uses to reach backend-db; appended to GXP_PUBLISHER_CONNINFO"
+     " (which must then hold none)"},
     {"GXP_BACKEND_ADDR", GF_CFG_GRPC_TARGET, "localhost:30090", 0, 0, false, F(backend_addr),
      "gRPC target of backend.Backend (asked about stuck transactions): host:port or ipv4:h:p,h:p"},
     {"GXP_BACKEND_DEADLINE_MS", GF_CFG_INT, "2000", 10, 60000, false, F(backend_deadline_ms),
@@ -48,3 +54,32 @@ const struct gf_config_def gxp_config_defs[] = {
      "debug, info, warn or error"},
 };
 const size_t gxp_config_ndefs = sizeof gxp_config_defs / sizeof gxp_config_defs[0];
+
+/* True when conninfo names a password itself: password=..., user:password@ or ?password= in a
+ * URI. gf_config_load has parsed it already: only a lack of memory can fail here, and the
+ * start will meet that again right after. */
+static bool has_password(const char *conninfo)
+{
+    bool has = false;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++) {
+        if (strcmp(o->keyword, "password") == 0 && o->val != NULL)
+            has = true;
+    }
+    PQconninfoFree(opts);
+    return has;
+}
+
+enum gf_status gxp_config_check(const struct gxp_config *cfg)
+{
+    const char *pw = cfg->publisher_password;
+    if (pw != NULL && pw[0] != '\0' && cfg->publisher_conninfo != NULL &&
+        has_password(cfg->publisher_conninfo)) {
+        GF_ERROR(
+            "config invalid var=GXP_PUBLISHER_PASSWORD value='****' rule='GXP_PUBLISHER_CONNINFO"
+            " has a password of its own: keep it in one of the two'");
+        GF_ERROR("config invalid_count=1");
+        return GF_EINVAL;
+    }
+    return GF_OK;
+}

@@ -24,6 +24,7 @@ struct gxp_config {
     int64_t db_statement_timeout_ms;
     int64_t threads;
     char *publisher_conninfo;
+    char *publisher_password;
     char *backend_addr;
     int64_t backend_deadline_ms;
     int64_t pending_timeout_ms;
@@ -38,6 +39,10 @@ struct gxp_config {
 };
 extern const struct gf_config_def gxp_config_defs[];
 extern const size_t gxp_config_ndefs;
+/* The rules that span variables, after gf_config_load: GXP_PUBLISHER_PASSWORD is refused when
+ * GXP_PUBLISHER_CONNINFO carries a password of its own (libpq would take whichever comes
+ * last: one place only). Logs each problem like gf_config_load; GF_EINVAL means exit 78. */
+enum gf_status gxp_config_check(const struct gxp_config *cfg) GF_MUSTCHECK;
 
 /* ---- the process-wide state the threads share ------------------------------------------ */
 struct gxp_app {
@@ -75,6 +80,17 @@ void resolver_stop(struct resolver *r); /* joins; NULL is a no-op */
 struct subscription;
 struct subscription *subscription_start(struct gxp_app *app);
 void subscription_stop(struct subscription *s);
+/* The conninfo CREATE SUBSCRIPTION gets (pure; unit-tested): conninfo itself when password is
+ * NULL or empty; else, for the keyword=value form, conninfo plus ` password='...'` quoted the
+ * libpq way (a backslash before each quote and backslash), and for a postgresql:// URI,
+ * conninfo plus `?password=...` (or `&`) percent-encoded. Were a password in conninfo too,
+ * libpq would use the added one (the last): gxp_config_check refuses that. *out (caller
+ * frees) is written on success only. */
+enum gf_status subscription_conninfo_build(const char *conninfo, const char *password,
+                                           char **out) GF_MUSTCHECK;
+/* A copy of text (a server's error message, for a log line) with every occurrence of secret
+ * replaced by ****; a plain copy when secret is NULL or empty. NULL when out of memory. */
+char *subscription_redact_dup(const char *text, const char *secret);
 
 /* ---- health.c: /healthz, /readyz, /metrics ---------------------------------------------- */
 struct gf_http_server;

@@ -444,42 +444,56 @@ out:
     return st;
 }
 
-void gf_config_log(const struct gf_config_def *defs, size_t n, const void *cfg)
+/* A variable's effective value as logs and --check-config show it: secrets as ****, the
+ * passwords inside conninfo strings and AMQP URLs masked. num is scratch space; *owned is set
+ * to what the caller must free (NULL when nothing). Never NULL. */
+static const char *shown_value(const struct gf_config_def *d, const void *cfg, char num[32],
+                               char **owned)
 {
     static const char *const levels[] = {"debug", "info", "warn", "error"};
+    *owned = NULL;
+    if (d->secret)
+        return MASK;
+    if (d->type == GF_CFG_INT) {
+        snprintf(num, 32, "%" PRId64, *(const int64_t *)cfield(cfg, d));
+        return num;
+    }
+    if (d->type == GF_CFG_BOOL)
+        return *(const bool *)cfield(cfg, d) ? "true" : "false";
+    if (d->type == GF_CFG_LOGLEVEL) {
+        int l = *(const int *)cfield(cfg, d);
+        return (l >= 0 && l <= 3) ? levels[l] : "?";
+    }
+    const char *s = *(char *const *)cfield(cfg, d);
+    if (s == NULL)
+        return "";
+    if (d->type == GF_CFG_CONNINFO)
+        *owned = gf_config_mask_conninfo(s);
+    else if (d->type == GF_CFG_AMQP_URL)
+        *owned = gf_config_mask_url(s);
+    else
+        return s;
+    return *owned ? *owned : MASK;
+}
+
+/* Quote values with blanks (conninfo) so that a line still splits into NAME=value. */
+static bool needs_quotes(const char *v)
+{
+    return *v == '\0' || strpbrk(v, " \t") != NULL;
+}
+
+void gf_config_log(const struct gf_config_def *defs, size_t n, const void *cfg)
+{
     struct strbuf sb = {.max = LOG_LINE_MAX};
     sb_puts(&sb, "config");
     for (size_t i = 0; i < n; i++) {
-        const struct gf_config_def *d = &defs[i];
         char num[32];
-        char *owned = NULL;
-        const char *v = num;
-        if (d->secret) {
-            v = MASK;
-        } else if (d->type == GF_CFG_INT) {
-            snprintf(num, sizeof num, "%" PRId64, *(const int64_t *)cfield(cfg, d));
-        } else if (d->type == GF_CFG_BOOL) {
-            v = *(const bool *)cfield(cfg, d) ? "true" : "false";
-        } else if (d->type == GF_CFG_LOGLEVEL) {
-            int l = *(const int *)cfield(cfg, d);
-            v = (l >= 0 && l <= 3) ? levels[l] : "?";
-        } else {
-            const char *s = *(char *const *)cfield(cfg, d);
-            v = s ? s : "";
-            if (s != NULL && d->type == GF_CFG_CONNINFO)
-                v = owned = gf_config_mask_conninfo(s);
-            else if (s != NULL && d->type == GF_CFG_AMQP_URL)
-                v = owned = gf_config_mask_url(s);
-            if (v == NULL)
-                v = MASK;
-        }
+        char *owned;
+        const char *v = shown_value(&defs[i], cfg, num, &owned);
+        bool quote = needs_quotes(v);
         sb_puts(&sb, " ");
-        sb_puts(&sb, d->name);
-        sb_puts(&sb, "=");
-        /* Quote values with blanks (conninfo) so the line still splits into NAME=value. */
-        bool quote = *v == '\0' || strpbrk(v, " \t") != NULL;
-        if (quote)
-            sb_puts(&sb, "'");
+        sb_puts(&sb, defs[i].name);
+        sb_puts(&sb, quote ? "='" : "=");
         sb_puts(&sb, v);
         if (quote)
             sb_puts(&sb, "'");
@@ -487,6 +501,63 @@ void gf_config_log(const struct gf_config_def *defs, size_t n, const void *cfg)
     }
     GF_INFO("%s%s", sb.p ? sb.p : "config", sb.failed ? " (truncated)" : "");
     free(sb.p);
+}
+
+enum gf_status gf_config_print(FILE *out, const struct gf_config_def *defs, size_t n,
+                               const void *cfg)
+{
+    for (size_t i = 0; i < n; i++) {
+        char num[32];
+        char *owned;
+        const char *v = shown_value(&defs[i], cfg, num, &owned);
+        const char *q = needs_quotes(v) ? "'" : "";
+        fprintf(out, "%s=%s%s%s\n", defs[i].name, q, v, q);
+        free(owned);
+    }
+    return fflush(out) == 0 && !ferror(out) ? GF_OK : GF_EUNAVAILABLE;
+}
+
+enum gf_status gf_config_usage(FILE *out, const char *program, const struct gf_config_def *defs,
+                               size_t n)
+{
+    int name_w = 0, def_w = 0;
+    for (size_t i = 0; i < n; i++) {
+        int w = (int)strlen(defs[i].name);
+        name_w = w > name_w ? w : name_w;
+        const char *dv = defs[i].default_val;
+        w = dv == NULL ? 10 : (defs[i].secret && *dv) ? 6 : (int)strlen(dv) + 2;
+        def_w = w > def_w ? w : def_w;
+    }
+    if (def_w > 40)
+        def_w = 40; /* a long conninfo default should not push every help far right */
+    fprintf(out,
+            "usage: %s [--help] [--check-config]\n"
+            "--check-config loads the configuration as a start would, prints it (secrets masked),"
+            " exits 0 if valid, %d if not.\n"
+            "Configuration comes from environment variables; an empty one counts as unset."
+            " Variable, default, meaning:\n",
+            program, GF_EX_CONFIG);
+    for (size_t i = 0; i < n; i++) {
+        const struct gf_config_def *d = &defs[i];
+        /* The default, quoted: "" is visibly empty and a conninfo's blanks stay inside. */
+        struct strbuf sb = {.max = 4096};
+        if (d->default_val == NULL) {
+            sb_puts(&sb, "(required)");
+        } else {
+            sb_puts(&sb, "\"");
+            const char *dv = (d->secret && *d->default_val) ? MASK : d->default_val;
+            for (const char *c = dv; *c; c++) {
+                if (*c == '"' || *c == '\\')
+                    sb_puts(&sb, "\\");
+                sb_append(&sb, c, 1);
+            }
+            sb_puts(&sb, "\"");
+        }
+        fprintf(out, "  %-*s  %-*s  %s\n", name_w, d->name, def_w,
+                sb.failed || sb.p == NULL ? "(too long)" : sb.p, d->help ? d->help : "");
+        free(sb.p);
+    }
+    return fflush(out) == 0 && !ferror(out) ? GF_OK : GF_EUNAVAILABLE;
 }
 
 void gf_config_free(const struct gf_config_def *defs, size_t n, void *cfg)

@@ -2,10 +2,29 @@
 #include "gf/service.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "gf/clock.h"
 #include "gf/log.h"
+
+enum gf_service_mode gf_service_args(int argc, char **argv, const char *program)
+{
+    enum gf_service_mode mode = GF_SERVICE_RUN;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            mode = GF_SERVICE_HELP;
+        } else if (strcmp(argv[i], "--check-config") == 0) {
+            if (mode != GF_SERVICE_HELP)
+                mode = GF_SERVICE_CHECK_CONFIG;
+        } else {
+            fprintf(stderr, "%s: unknown argument '%s' (try --help)\n", program, argv[i]);
+            return GF_SERVICE_BAD_ARGS;
+        }
+    }
+    return mode;
+}
 
 void gf_service_block_signals(sigset_t *set)
 {

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "gf/status.h"
 
@@ -37,6 +38,21 @@ enum gf_status gf_config_load(const struct gf_config_def *defs, size_t n, void *
 
 /* Logs the effective configuration in one line, secrets masked. */
 void gf_config_log(const struct gf_config_def *defs, size_t n, const void *cfg);
+
+/* Prints the effective configuration to out, one NAME=value line per variable, each value
+ * masked exactly as gf_config_log masks it (and quoted the same way when it has blanks). For
+ * --check-config; GF_EUNAVAILABLE when out could not be written. */
+enum gf_status gf_config_print(FILE *out, const struct gf_config_def *defs, size_t n,
+                               const void *cfg) GF_MUSTCHECK;
+
+/* Prints a service's --help to out: the line `usage: <program> [--help] [--check-config]`,
+ * what the two options do, that configuration comes from environment variables, then one
+ * line per variable, machine-readable: two spaces, the NAME, blanks, its default
+ * double-quoted ("" when empty, "****" for a secret's non-empty one, (required) when there is
+ * none; a '"' or '\' in it gets a backslash), blanks, its help. GF_EUNAVAILABLE when out
+ * could not be written. */
+enum gf_status gf_config_usage(FILE *out, const char *program, const struct gf_config_def *defs,
+                               size_t n) GF_MUSTCHECK;
 
 /* Frees the strings gf_config_load allocated. */
 void gf_config_free(const struct gf_config_def *defs, size_t n, void *cfg);

@@ -1,5 +1,5 @@
-/* What every service's main does the same way: signal handling, and applying its schema
- * while waiting for its database (any start order works). */
+/* What every service's main does the same way: its command line, signal handling, and
+ * applying its schema while waiting for its database (any start order works). */
 #ifndef GF_SERVICE_H
 #define GF_SERVICE_H
 
@@ -9,6 +9,21 @@
 
 #include "gf/db.h"
 #include "gf/migrate.h"
+
+enum gf_service_mode {
+    GF_SERVICE_RUN,          /* no argument: start the service */
+    GF_SERVICE_HELP,         /* --help or -h: print gf_config_usage to stdout, exit 0 */
+    GF_SERVICE_CHECK_CONFIG, /* --check-config: load the configuration as a start does, print
+                                it with gf_config_print, exit 0 or GF_EX_CONFIG */
+    GF_SERVICE_BAD_ARGS,     /* anything else: already reported; exit GF_EX_USAGE */
+};
+
+#define GF_EX_USAGE 2
+
+/* Reads a service's command line. --help wins over --check-config when both are given; an
+ * argument that is neither is reported on stderr as one line, `<program>: unknown argument
+ * '<arg>' (try --help)`, and gives GF_SERVICE_BAD_ARGS. Touches nothing else. */
+enum gf_service_mode gf_service_args(int argc, char **argv, const char *program);
 
 /* Blocks SIGTERM and SIGINT in the calling thread and ignores SIGPIPE. Call it first, before
  * any thread (gRPC's included) starts, so that every thread inherits the mask and the signals

@@ -1,5 +1,5 @@
 /* Unit tests for lib/src/config.c: parsing each type from the environment, bounds, every
- * error reported in one run, and secrets masked in logs. */
+ * error reported in one run, secrets masked in logs, --help and --check-config's output. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -540,6 +540,97 @@ static void grpc_target_forms(void **state)
     }
 }
 
+/* What f (a memstream or tmpfile) holds; caller frees. */
+static char *stream_text(char **buf, FILE *f)
+{
+    assert_int_equal(fclose(f), 0);
+    char *text = *buf;
+    *buf = NULL;
+    return text;
+}
+
+static void usage_lists_every_variable_with_its_default(void **state)
+{
+    (void)state;
+    static const struct gf_config_def d[] = {
+        {"TU_ADDR", GF_CFG_ADDR, "0.0.0.0:1", 0, 0, false, 0, "listen address"},
+        {"TU_DB", GF_CFG_CONNINFO, "host=db dbname=x", 0, 0, false, 0, "a conninfo"},
+        {"TU_EMPTY", GF_CFG_STRING, "", 0, 0, false, 0, "empty by default"},
+        {"TU_REQ", GF_CFG_STRING, NULL, 0, 0, false, 0, "no default"},
+        {"TU_PW", GF_CFG_STRING, "", 0, 0, true, 0, "a secret"},
+        {"TU_SECRET_DEFAULT", GF_CFG_STRING, "hunter2", 0, 0, true, 0, "a secret with a default"},
+        {"TU_ODD", GF_CFG_STRING, "a\"b\\c", 0, 0, false, 0, "quote and backslash"},
+    };
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    assert_int_equal(gf_config_usage(f, "prog", d, sizeof d / sizeof d[0]), GF_OK);
+    char *text = stream_text(&buf, f);
+    const char *want = "usage: prog [--help] [--check-config]\n"
+                       "--check-config loads the configuration as a start would, prints it"
+                       " (secrets masked), exits 0 if valid, 78 if not.\n"
+                       "Configuration comes from environment variables; an empty one counts as"
+                       " unset. Variable, default, meaning:\n"
+                       "  TU_ADDR            \"0.0.0.0:1\"         listen address\n"
+                       "  TU_DB              \"host=db dbname=x\"  a conninfo\n"
+                       "  TU_EMPTY           \"\"                  empty by default\n"
+                       "  TU_REQ             (required)          no default\n"
+                       "  TU_PW              \"\"                  a secret\n"
+                       "  TU_SECRET_DEFAULT  \"****\"              a secret with a default\n"
+                       "  TU_ODD             \"a\\\"b\\\\c\"           quote and backslash\n";
+    assert_string_equal(text, want);
+    assert_null(strstr(text, "hunter2"));
+    /* Machine-readable: every variable has exactly one line "  NAME<blank>". */
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) {
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "\n  %s ", d[i].name);
+        const char *hit = strstr(text, prefix);
+        assert_non_null(hit);
+        assert_null(strstr(hit + 1, prefix));
+    }
+    free(text);
+}
+
+static void print_shows_the_effective_config_masked_one_line_each(void **state)
+{
+    (void)state;
+    setenv("TC_NAME", "gxp", 1);
+    setenv("TC_DB", "host=db user=app password=s3cret dbname=gxp", 1);
+    setenv("TC_TOKEN", "hunter2", 1);
+    struct tcfg c = {0};
+    assert_int_equal(gf_config_load(defs, NDEFS, &c), GF_OK);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    assert_int_equal(gf_config_print(f, defs, NDEFS, &c), GF_OK);
+    char *text = stream_text(&buf, f);
+    assert_string_equal(text, "TC_NAME=gxp\n"
+                              "TC_PORT=8080\n"
+                              "TC_FLAG=false\n"
+                              "TC_ADDR=0.0.0.0:8080\n"
+                              "TC_DB='user=app password=**** dbname=gxp host=db'\n"
+                              "TC_LEVEL=info\n"
+                              "TC_TOKEN=****\n");
+    free(text);
+    gf_config_free(defs, NDEFS, &c);
+}
+
+static void usage_and_print_report_a_failed_write(void **state)
+{
+    (void)state;
+    FILE *f = fopen("/dev/full", "w");
+    if (f == NULL)
+        skip();
+    struct tcfg c = {0};
+    assert_int_equal(gf_config_load(defs, NDEFS, &c), GF_OK);
+    assert_int_equal(gf_config_usage(f, "prog", defs, NDEFS), GF_EUNAVAILABLE);
+    assert_int_equal(gf_config_print(f, defs, NDEFS, &c), GF_EUNAVAILABLE);
+    fclose(f);
+    gf_config_free(defs, NDEFS, &c);
+}
+
 int main(void)
 {
     gf_log_init("test", GF_LOG_DEBUG);
@@ -557,6 +648,9 @@ int main(void)
         cmocka_unit_test_setup(mask_conninfo_forms, reset_env),
         cmocka_unit_test_setup(amqp_url_validated_and_password_masked, reset_env),
         cmocka_unit_test_setup(grpc_target_forms, reset_env),
+        cmocka_unit_test_setup(usage_lists_every_variable_with_its_default, reset_env),
+        cmocka_unit_test_setup(print_shows_the_effective_config_masked_one_line_each, reset_env),
+        cmocka_unit_test_setup(usage_and_print_report_a_failed_write, reset_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
