@@ -1,0 +1,39 @@
+# gf: the command-line client of the backend's HTTP API (through the ingress).
+# Build from the repository root (the context):  docker build -f deploy/docker/gf.Dockerfile -t gf-gf .
+#
+# Stage 1 compiles on Debian bookworm with the -dev packages; stage 2 is bookworm-slim with only
+# the shared libraries the program links (tests/deploy checks the list against readelf).
+
+FROM debian:bookworm AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      build-essential cmake pkg-config \
+      libgrpc-dev protobuf-c-compiler libprotobuf-c-dev \
+      libpq-dev libmicrohttpd-dev libjansson-dev uuid-dev librabbitmq-dev libcurl4-openssl-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY CMakeLists.txt ./
+COPY cmake cmake
+COPY proto proto
+COPY sql sql
+COPY lib lib
+COPY gxp gxp
+COPY backend backend
+COPY eventlog eventlog
+COPY cli cli
+COPY bench bench
+RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGF_TESTS=OFF \
+ && cmake --build build --target gf-cli -j"$(nproc)" \
+ && strip --strip-debug build/bin/gf
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libcurl4 libjansson4 ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin gf
+COPY --from=build /src/build/bin/gf /usr/local/bin/gf
+USER 10001:10001
+# A command, not a server: nothing to check. Point it at the ingress with GF_URL or --url, e.g.
+#   docker run --rm --network host -e GF_URL=http://localhost:30080 gf-cli ls
+HEALTHCHECK NONE
+ENTRYPOINT ["/usr/local/bin/gf"]
