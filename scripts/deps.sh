@@ -56,27 +56,44 @@ missing=()
 for pkg in "${PACKAGES[@]}"; do
     is_installed "$pkg" || missing+=("$pkg")
 done
+# tests/deploy runs on Node.js; a machine that has node already (any source) keeps it.
+command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+
+install_missing() {
+    if [[ $EUID -ne 0 ]]; then
+        printf 'deps: missing packages: %s\n' "${missing[*]}" >&2
+        printf 'deps: run as root to install them: sudo %s\n' "$0" >&2
+        exit 1
+    fi
+    printf 'deps: installing %s\n' "${missing[*]}"
+    for pkg in "${missing[@]}"; do
+        if [[ $pkg == postgresql-15 ]]; then
+            no_system_cluster
+        fi
+    done
+    apt-get update
+    no_service_start
+    # Keep a createcluster.conf we wrote ourselves (ucf/dpkg would otherwise ask about it).
+    DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1 apt-get install -y --no-install-recommends \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
+    printf 'deps: done\n'
+}
+
+# The deployment checks' packages, exactly as tests/deploy/package-lock.json pins them.
+node_packages() {
+    local dir
+    dir=$(cd "$(dirname "$0")/.." && pwd)/tests/deploy
+    if [[ $dir/node_modules/.package-lock.json -nt $dir/package-lock.json ]]; then
+        printf 'deps: node packages of tests/deploy are installed, nothing to do\n'
+        return 0
+    fi
+    printf 'deps: npm ci in tests/deploy\n'
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+}
 
 if ((${#missing[@]} == 0)); then
     printf 'deps: all %d packages are installed, nothing to do\n' "${#PACKAGES[@]}"
-    exit 0
+else
+    install_missing
 fi
-
-if [[ $EUID -ne 0 ]]; then
-    printf 'deps: missing packages: %s\n' "${missing[*]}" >&2
-    printf 'deps: run as root to install them: sudo %s\n' "$0" >&2
-    exit 1
-fi
-
-printf 'deps: installing %s\n' "${missing[*]}"
-for pkg in "${missing[@]}"; do
-    if [[ $pkg == postgresql-15 ]]; then
-        no_system_cluster
-    fi
-done
-apt-get update
-no_service_start
-# Keep a createcluster.conf we wrote ourselves (ucf/dpkg would otherwise ask about it).
-DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1 apt-get install -y --no-install-recommends \
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
-printf 'deps: done\n'
+node_packages

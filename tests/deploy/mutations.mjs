@@ -1,0 +1,123 @@
+// Proves that check.mjs's cross-reference checks can fail: each case copies the deployment files
+// into a scratch repository, breaks one thing the way a hurried edit would, runs check.mjs on the
+// copy and expects exactly the check that guards that thing to fail.
+//
+//   node tests/deploy/mutations.mjs      (env as check.mjs: GF_BIN_DIR, GF_TEST_TMP)
+import { execFileSync, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const SRC = process.env.GF_SOURCE_DIR || path.resolve(HERE, "../..");
+const COPY = ["deploy", "skaffold.yaml", "scripts/stack.sh", ".gitignore", ".dockerignore"];
+
+const B = "deploy/k8s/base";
+const CASES = [
+  { name: "a Service targets a port its pods do not expose", section: "k8s", file: `${B}/eventlog.yaml`,
+    find: "      port: 30070\n      targetPort: http", replace: "      port: 30070\n      targetPort: metrics",
+    expect: "every port a Service targets is one its pods' containers expose" },
+  { name: "a Service selector matches no pod", section: "k8s", file: `${B}/gxp.yaml`,
+    find: "  clusterIP: None\n  selector:\n    app.kubernetes.io/name: gxp-svc", replace: "  clusterIP: None\n  selector:\n    app.kubernetes.io/name: gxp",
+    expect: "every Service selects the pods of some workload" },
+  { name: "a manifest sets a variable the program does not read", section: "k8s", file: `${B}/eventlog.yaml`,
+    find: "            - name: EVENTLOG_HTTP_ADDR", replace: "            - name: EVENTLOG_HTTP_PORT\n              value: \"30070\"\n            - name: EVENTLOG_HTTP_ADDR",
+    expect: "every env var set on a service is one the program reads" },
+  { name: "a manifest sets a value the program refuses", section: "k8s", file: `${B}/gxp.yaml`,
+    find: "value: \"30000\"", replace: "value: \"30 s\"",
+    expect: "every service accepts its configuration (--check-config)" },
+  { name: "a password written into a manifest", section: "k8s", file: `${B}/eventlog.yaml`,
+    find: "            - name: EVENTLOG_AMQP_PASSWORD\n              valueFrom:\n                secretKeyRef:\n                  name: rabbitmq-credentials\n                  key: password",
+    replace: "            - name: EVENTLOG_AMQP_PASSWORD\n              value: guest",
+    expect: "no credential is written in a manifest" },
+  { name: "a secretKeyRef to a key the Secret lacks", section: "k8s", file: `${B}/eventlog.yaml`,
+    find: "name: eventlog-db-credentials\n                  key: password", replace: "name: eventlog-db-credentials\n                  key: pass",
+    expect: "every secretKeyRef names a Secret that exists with that key" },
+  { name: "a database opened to another service", section: "k8s", file: `${B}/networkpolicies.yaml`,
+    find: "# gxp-db: gxp only.", replace: "# gxp-db: gxp only.", extra: (t) => t.replace(/(name: gxp-db[\s\S]*?app.kubernetes.io\/component: )gxp/, "$1backend"),
+    expect: "each database accepts only its own service" },
+  { name: "an Ingress route sent to the wrong backend", section: "k8s", file: `${B}/ingress.yaml`,
+    find: "          - path: /item\n            pathType: Prefix\n            backend:\n              service:\n                name: backend-svc-2",
+    replace: "          - path: /item\n            pathType: Prefix\n            backend:\n              service:\n                name: backend-svc-1",
+    expect: "the Ingress has the original's routes" },
+  { name: "an unknown field (typo) in a manifest", section: "k8s", file: `${B}/eventlog.yaml`,
+    find: "          readinessProbe:", replace: "          readinessprobe:",
+    expect: "validates against the Kubernetes API schemas" },
+  { name: "a gRPC client pointed at a ClusterIP Service", section: "k8s", file: `${B}/backend.yaml`,
+    find: "value: dns:///gxp-svc:30002", replace: "value: dns:///eventlog-svc:30070", all: true,
+    expect: "gRPC clients resolve headless Services" },
+  { name: "the backend replicas drift apart", section: "k8s", file: `${B}/backend.yaml`,
+    find: "              value: \"24\"", replace: "              value: \"25\"",
+    expect: "backend-svc-1 and backend-svc-2 differ only in their names" },
+  { name: "skaffold builds an image from a Dockerfile that does not exist", section: "k8s", file: "skaffold.yaml",
+    find: "dockerfile: deploy/docker/gxp.Dockerfile", replace: "dockerfile: deploy/docker/gxp-svc.Dockerfile",
+    expect: "every image skaffold builds has its Dockerfile" },
+  { name: "compose gives a service a port Kubernetes does not", section: "compose", file: "deploy/compose/docker-compose.yml",
+    find: "EVENTLOG_HTTP_ADDR: 0.0.0.0:30070", replace: "EVENTLOG_HTTP_ADDR: 0.0.0.0:30071",
+    expect: "compose and Kubernetes give each service the same listen ports" },
+  { name: "compose gets a start-order workaround", section: "compose", file: "deploy/compose/docker-compose.yml",
+    find: "  eventlog:\n", replace: "  eventlog:\n    depends_on: [eventlog-db]\n",
+    expect: "compose has no start-order workarounds" },
+  { name: "compose's nginx routes a path elsewhere", section: "compose", file: "deploy/nginx/ingress.conf",
+    find: "location /user { proxy_pass http://backend_svc_2; }", replace: "location /user { proxy_pass http://backend_svc_1; }",
+    expect: "compose's nginx routes are the Ingress's" },
+  { name: "the local stack loses a route", section: "compose", file: "scripts/stack.sh",
+    find: "        location /eventlog { proxy_pass http://eventlog_svc; }\n", replace: "",
+    expect: "the local stack's nginx (scripts/stack.sh) routes the same paths" },
+  { name: "compose has an unknown key", section: "compose", file: "deploy/compose/docker-compose.yml",
+    find: "  rabbitmq:\n    image: rabbitmq:3.13", replace: "  rabbitmq:\n    image: rabbitmq:3.13\n    restart_policy: always",
+    expect: "validates against the Compose Specification schema" },
+  { name: "a runtime library left out of an image", section: "docker", file: "deploy/docker/eventlog.Dockerfile",
+    find: " librabbitmq4 ", replace: " ",
+    expect: "the runtime stage installs the package of every library eventlog links" },
+  { name: "an image that runs as root", section: "docker", file: "deploy/docker/gxp.Dockerfile",
+    find: "USER 10001:10001\n", replace: "",
+    expect: "deploy/docker/gxp.Dockerfile: lint" },
+  { name: "a source directory the build stage does not copy", section: "build-stage", file: "deploy/docker/gf.Dockerfile",
+    find: "COPY cli cli\n", replace: "",
+    expect: "the Dockerfiles' build stage builds" },
+  { name: "a HEALTHCHECK on a port the image does not expose", section: "docker", file: "deploy/docker/backend.Dockerfile",
+    find: "http://127.0.0.1:30080/healthz", replace: "http://127.0.0.1:8080/healthz",
+    expect: "EXPOSE, HEALTHCHECK, the program's defaults and the pods' ports agree" },
+];
+
+function run(c, root) {
+  fs.rmSync(root, { recursive: true, force: true });
+  fs.mkdirSync(root, { recursive: true });
+  for (const f of COPY) {
+    fs.mkdirSync(path.dirname(path.join(root, f)), { recursive: true });
+    fs.cpSync(path.join(SRC, f), path.join(root, f), {
+      recursive: true, filter: (s) => !/\/secrets($|\/)|\/compose\/\.env$/.test(s),
+    });
+  }
+  execFileSync("git", ["init", "-q", root]);
+  const file = path.join(root, c.file);
+  let text = fs.readFileSync(file, "utf8");
+  if (!text.includes(c.find)) return `the case no longer applies: "${c.find.split("\n")[0]}" is not in ${c.file}`;
+  text = c.all ? text.replaceAll(c.find, c.replace) : text.replace(c.find, c.replace);
+  if (c.extra) text = c.extra(text);
+  fs.writeFileSync(file, text);
+  const r = spawnSync(process.execPath, [path.join(HERE, "check.mjs"), c.section],
+    { env: { ...process.env, GF_SOURCE_DIR: root }, encoding: "utf8" });
+  const failedChecks = r.stdout.split("\n").filter((l) => l.startsWith("not ok - "));
+  if (r.status === 0) return "check.mjs passed the broken files";
+  if (!failedChecks.some((l) => l.includes(c.expect))) return `expected "${c.expect}" to fail; failed: ${failedChecks.join(" / ") || r.stderr.trim()}`;
+  return null;
+}
+
+const base = process.env.GF_TEST_TMP || os.tmpdir();
+fs.mkdirSync(base, { recursive: true });
+const scratch = fs.mkdtempSync(path.join(base, "deploy-mutations-"));
+let bad = 0;
+try {
+  for (const [i, c] of CASES.entries()) {
+    const problem = run(c, path.join(scratch, String(i)));
+    console.log(`${problem ? "not ok" : "ok"} - ${c.name} -> "${c.expect}" fails`);
+    if (problem) { bad++; console.log(`    ${problem}`); }
+  }
+} finally {
+  fs.rmSync(scratch, { recursive: true, force: true });
+}
+console.log(`mutations: ${CASES.length - bad} caught, ${bad} missed`);
+process.exit(bad ? 1 : 0);
