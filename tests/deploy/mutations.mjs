@@ -2,7 +2,7 @@
 // into a scratch repository, breaks one thing the way a hurried edit would, runs check.mjs on the
 // copy and expects exactly the check that guards that thing to fail.
 //
-//   node tests/deploy/mutations.mjs      (env as check.mjs: GF_BIN_DIR, GF_TEST_TMP)
+//   node tests/deploy/mutations.mjs      (env as check.mjs: GF_BIN_DIR, GF_TEST_TMP; GF_MUTATION)
 import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -62,6 +62,9 @@ const CASES = [
   { name: "compose's nginx routes a path elsewhere", section: "compose", file: "deploy/nginx/ingress.conf",
     find: "location /user { proxy_pass http://backend_svc_2; }", replace: "location /user { proxy_pass http://backend_svc_1; }",
     expect: "compose's nginx routes are the Ingress's" },
+  { name: "a directive misspelt in compose's nginx configuration", section: "compose", file: "deploy/nginx/ingress.conf",
+    find: "proxy_read_timeout 30s;", replace: "proxy_read_timout 30s;",
+    expect: "compose's nginx configuration passes nginx -t" },
   { name: "the local stack loses a route", section: "compose", file: "scripts/stack.sh",
     find: "        location /eventlog { proxy_pass http://eventlog_svc; }\n", replace: "",
     expect: "the local stack's nginx (scripts/stack.sh) routes the same paths" },
@@ -111,7 +114,9 @@ fs.mkdirSync(base, { recursive: true });
 const scratch = fs.mkdtempSync(path.join(base, "deploy-mutations-"));
 let bad = 0;
 try {
+  // GF_MUTATION=<text> runs only the cases whose name contains it.
   for (const [i, c] of CASES.entries()) {
+    if (process.env.GF_MUTATION && !c.name.includes(process.env.GF_MUTATION)) continue;
     const problem = run(c, path.join(scratch, String(i)));
     console.log(`${problem ? "not ok" : "ok"} - ${c.name} -> "${c.expect}" fails`);
     if (problem) { bad++; console.log(`    ${problem}`); }
@@ -119,5 +124,7 @@ try {
 } finally {
   fs.rmSync(scratch, { recursive: true, force: true });
 }
-console.log(`mutations: ${CASES.length - bad} caught, ${bad} missed`);
+const ran = CASES.filter((c) => !process.env.GF_MUTATION || c.name.includes(process.env.GF_MUTATION)).length;
+console.log(`mutations: ${ran - bad} caught, ${bad} missed`);
+if (ran === 0) process.exit(1);
 process.exit(bad ? 1 : 0);
