@@ -25,30 +25,14 @@ int main(int argc, char **argv)
     struct gf_grpc_server *grpc = NULL;
     struct gf_amqp_consumer *event_log = NULL;
 
-    enum gf_service_mode mode = gf_service_args(argc, argv, "backend");
-    if (mode == GF_SERVICE_BAD_ARGS)
-        return GF_EX_USAGE;
-    if (mode == GF_SERVICE_HELP) {
-        bool ok =
-            gf_config_usage(stdout, "backend", backend_config_defs, backend_config_ndefs) == GF_OK;
-        return ok ? EXIT_SUCCESS : EXIT_FAILURE;
-    }
+    int early = gf_service_configure(argc, argv, "backend", backend_config_defs,
+                                     backend_config_ndefs, &cfg, NULL);
+    if (early >= 0)
+        return early;
 
     sigset_t signals;
     gf_service_block_signals(&signals);
 
-    gf_log_init("backend", GF_LOG_INFO);
-    if (gf_config_load(backend_config_defs, backend_config_ndefs, &cfg) != GF_OK) {
-        GF_ERROR("invalid configuration: exiting");
-        gf_config_free(backend_config_defs, backend_config_ndefs, &cfg);
-        return GF_EX_CONFIG;
-    }
-    if (mode == GF_SERVICE_CHECK_CONFIG) {
-        /* The same load as a start, then nothing more: no connection, no thread. */
-        bool ok = gf_config_print(stdout, backend_config_defs, backend_config_ndefs, &cfg) == GF_OK;
-        gf_config_free(backend_config_defs, backend_config_ndefs, &cfg);
-        return ok ? EXIT_SUCCESS : EXIT_FAILURE;
-    }
     gf_log_init("backend", (enum gf_log_level)cfg.log_level);
     gf_config_log(backend_config_defs, backend_config_ndefs, &cfg);
 

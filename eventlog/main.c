@@ -71,6 +71,11 @@ static void watchdog_stop(struct watchdog *w)
     pthread_mutex_destroy(&w->mu);
 }
 
+static enum gf_status check_config(const void *cfg)
+{
+    return eventlog_config_check((const struct eventlog_config *)cfg);
+}
+
 int main(int argc, char **argv)
 {
     int rc = EXIT_FAILURE;
@@ -80,34 +85,16 @@ int main(int argc, char **argv)
     struct consumer *consumer = NULL;
     struct watchdog watchdog = {0};
 
-    enum gf_service_mode mode = gf_service_args(argc, argv, "eventlog");
-    if (mode == GF_SERVICE_BAD_ARGS)
-        return GF_EX_USAGE;
-    if (mode == GF_SERVICE_HELP) {
-        bool ok = gf_config_usage(stdout, "eventlog", eventlog_config_defs,
-                                  eventlog_config_ndefs) == GF_OK;
-        return ok ? EXIT_SUCCESS : EXIT_FAILURE;
-    }
+    int early = gf_service_configure(argc, argv, "eventlog", eventlog_config_defs,
+                                     eventlog_config_ndefs, &cfg, check_config);
+    if (early >= 0)
+        return early;
 
     /* Signals are taken by sigwait in this thread only: block them before any thread starts,
      * so every thread inherits the mask. */
     sigset_t signals;
     gf_service_block_signals(&signals);
 
-    gf_log_init("eventlog", GF_LOG_INFO);
-    if (gf_config_load(eventlog_config_defs, eventlog_config_ndefs, &cfg) != GF_OK ||
-        eventlog_config_check(&cfg) != GF_OK) {
-        GF_ERROR("invalid configuration: exiting");
-        gf_config_free(eventlog_config_defs, eventlog_config_ndefs, &cfg);
-        return GF_EX_CONFIG;
-    }
-    if (mode == GF_SERVICE_CHECK_CONFIG) {
-        /* The same load as a start, then nothing more: no connection, no thread. */
-        bool ok =
-            gf_config_print(stdout, eventlog_config_defs, eventlog_config_ndefs, &cfg) == GF_OK;
-        gf_config_free(eventlog_config_defs, eventlog_config_ndefs, &cfg);
-        return ok ? EXIT_SUCCESS : EXIT_FAILURE;
-    }
     gf_log_init("eventlog", (enum gf_log_level)cfg.log_level);
     gf_config_log(eventlog_config_defs, eventlog_config_ndefs, &cfg);
 

@@ -17,6 +17,11 @@
 extern const struct gf_migration gxp_migrations[];
 extern const int gxp_migrations_count;
 
+static enum gf_status check_config(const void *cfg)
+{
+    return gxp_config_check((const struct gxp_config *)cfg);
+}
+
 int main(int argc, char **argv)
 {
     int rc = EXIT_FAILURE;
@@ -28,32 +33,16 @@ int main(int argc, char **argv)
     struct subscription *subscription = NULL;
     struct gf_amqp_consumer *event_log = NULL;
 
-    enum gf_service_mode mode = gf_service_args(argc, argv, "gxp");
-    if (mode == GF_SERVICE_BAD_ARGS)
-        return GF_EX_USAGE;
-    if (mode == GF_SERVICE_HELP) {
-        bool ok = gf_config_usage(stdout, "gxp", gxp_config_defs, gxp_config_ndefs) == GF_OK;
-        return ok ? EXIT_SUCCESS : EXIT_FAILURE;
-    }
+    int early = gf_service_configure(argc, argv, "gxp", gxp_config_defs, gxp_config_ndefs, &cfg,
+                                     check_config);
+    if (early >= 0)
+        return early;
 
     /* Signals are taken by sigwait in this thread only: block them before any thread
      * (gRPC's included) starts, so every thread inherits the mask. */
     sigset_t signals;
     gf_service_block_signals(&signals);
 
-    gf_log_init("gxp", GF_LOG_INFO);
-    if (gf_config_load(gxp_config_defs, gxp_config_ndefs, &cfg) != GF_OK ||
-        gxp_config_check(&cfg) != GF_OK) {
-        GF_ERROR("invalid configuration: exiting");
-        gf_config_free(gxp_config_defs, gxp_config_ndefs, &cfg);
-        return GF_EX_CONFIG;
-    }
-    if (mode == GF_SERVICE_CHECK_CONFIG) {
-        /* The same load as a start, then nothing more: no connection, no thread. */
-        bool ok = gf_config_print(stdout, gxp_config_defs, gxp_config_ndefs, &cfg) == GF_OK;
-        gf_config_free(gxp_config_defs, gxp_config_ndefs, &cfg);
-        return ok ? EXIT_SUCCESS : EXIT_FAILURE;
-    }
     gf_log_init("gxp", (enum gf_log_level)cfg.log_level);
     gf_config_log(gxp_config_defs, gxp_config_ndefs, &cfg);
 

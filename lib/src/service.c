@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -72,4 +73,29 @@ enum gf_startup gf_service_migrate(struct gf_db_pool *pool, const char *service,
         if (gf_service_wait_signal(signals, gf_backoff_next(&bo)))
             return GF_STOPPED;
     }
+}
+
+int gf_service_configure(int argc, char **argv, const char *program,
+                         const struct gf_config_def *defs, size_t n, void *cfg,
+                         enum gf_status (*check)(const void *cfg))
+{
+    enum gf_service_mode mode = gf_service_args(argc, argv, program);
+    if (mode == GF_SERVICE_BAD_ARGS)
+        return GF_EX_USAGE;
+    if (mode == GF_SERVICE_HELP)
+        return gf_config_usage(stdout, program, defs, n) == GF_OK ? EXIT_SUCCESS : EXIT_FAILURE;
+
+    gf_log_init(program, GF_LOG_INFO);
+    if (gf_config_load(defs, n, cfg) != GF_OK || (check != NULL && check(cfg) != GF_OK)) {
+        GF_ERROR("invalid configuration: exiting");
+        gf_config_free(defs, n, cfg);
+        return GF_EX_CONFIG;
+    }
+    if (mode == GF_SERVICE_CHECK_CONFIG) {
+        /* The same load as a start, then nothing more: no connection, no thread. */
+        bool ok = gf_config_print(stdout, defs, n, cfg) == GF_OK;
+        gf_config_free(defs, n, cfg);
+        return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+    }
+    return -1;
 }

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "gf/config.h"
 #include "gf/db.h"
 #include "gf/migrate.h"
 
@@ -24,6 +25,16 @@ enum gf_service_mode {
  * argument that is neither is reported on stderr as one line, `<program>: unknown argument
  * '<arg>' (try --help)`, and gives GF_SERVICE_BAD_ARGS. Touches nothing else. */
 enum gf_service_mode gf_service_args(int argc, char **argv, const char *program);
+
+/* A service's first step, shared by every main: reads the command line, then the
+ * configuration. --help prints the table; --check-config loads and checks it as a start
+ * would, prints it and stops; a start loads and checks it (invalid variables are logged) and
+ * goes on. `check` (may be NULL) adds the program's cross-variable rules. Returns -1 when the
+ * service should start (cfg loaded; the caller logs it and frees it at exit), otherwise the
+ * exit code to return (cfg already freed). */
+int gf_service_configure(int argc, char **argv, const char *program,
+                         const struct gf_config_def *defs, size_t n, void *cfg,
+                         enum gf_status (*check)(const void *cfg));
 
 /* Blocks SIGTERM and SIGINT in the calling thread and ignores SIGPIPE. Call it first, before
  * any thread (gRPC's included) starts, so that every thread inherits the mask and the signals
