@@ -690,6 +690,8 @@ static void metrics_init(struct backend_app *app)
                                                  "HTTP handling time, by route", labels);
     }
     gf_db_pool_register_metrics(app->pool);
+    coord_metrics_init();
+    store_metrics_init();
 }
 
 static void count(size_t ri, int status, int64_t us)
@@ -710,6 +712,56 @@ static void count(size_t ri, int status, int64_t us)
     }
     gf_counter_add(c, 1); /* both accept NULL: a failed registration only loses figures */
     gf_histogram_observe_us(route_latency[ri], us);
+}
+
+/* Error answers by status and the body's error code: a few dozen series at most, since codes
+ * are the API's own constants. Each HTTP thread remembers the series it met, so an error costs
+ * the registry's lock only the first time a thread answers it. */
+#define ERROR_CODE_MAX 48
+#define ERROR_CACHE 32
+
+struct error_series {
+    int status;
+    char code[ERROR_CODE_MAX];
+    struct gf_counter *counter;
+};
+static _Thread_local struct error_series error_cache[ERROR_CACHE];
+static _Thread_local int error_cached;
+
+/* A label value we put out as it is: our snake_case codes, nothing else. */
+static bool plain_code(const char *s)
+{
+    size_t n = 0;
+    for (; s[n] != '\0'; n++) {
+        if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') || s[n] == '_'))
+            return false;
+    }
+    return n > 0 && n < ERROR_CODE_MAX;
+}
+
+static void count_error(int status, const char *code)
+{
+    if (code == NULL || code[0] == '\0')
+        code = "unknown";
+    for (int i = 0; i < error_cached; i++) {
+        if (error_cache[i].status == status && strcmp(error_cache[i].code, code) == 0) {
+            gf_counter_add(error_cache[i].counter, 1);
+            return;
+        }
+    }
+    bool plain = plain_code(code);
+    char labels[128];
+    snprintf(labels, sizeof labels, "status=\"%d\",error=\"%s\"", status, plain ? code : "other");
+    struct gf_counter *c =
+        gf_metrics_counter("backend_http_errors_total",
+                           "error answers, by HTTP status and the body's error code", labels);
+    if (plain && error_cached < ERROR_CACHE) {
+        struct error_series *e = &error_cache[error_cached++];
+        e->status = status;
+        snprintf(e->code, sizeof e->code, "%s", code);
+        e->counter = c;
+    }
+    gf_counter_add(c, 1);
 }
 
 /* ---- routing and the request's life ------------------------------------------------------ */
@@ -851,6 +903,8 @@ static void finish(struct ctx *c, size_t ri, int64_t us)
     if (status == 503 && !has_header(c->resp, "Retry-After"))
         gf_http_add_header(c->resp, "Retry-After", "1");
     count(ri, status, us);
+    if (status >= 400)
+        count_error(status, c->error);
     enum gf_log_level level = status >= 500 ? GF_LOG_WARN : GF_LOG_DEBUG;
     if (status < 400 || !gf_log_enabled(level))
         return;

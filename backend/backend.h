@@ -113,11 +113,16 @@ enum gf_status store_create_marketplace_item(struct backend_app *app, int64_t it
 /* GF_ENOTFOUND (unknown user or item), GF_EEXISTS (the user already has that item). */
 enum gf_status store_create_user_item(struct backend_app *app, int64_t user_id, int64_t item_id,
                                       int64_t count, int64_t *id, struct be_err *err) GF_MUSTCHECK;
+/* Registers the store's metrics (backend_lock_conflicts_total{op="item_patch"}): at start. */
+void store_metrics_init(void);
 /* GF_ENOTFOUND when the user does not exist. */
 enum gf_status store_user_exists(struct backend_app *app, int64_t user_id,
                                  struct be_err *err) GF_MUSTCHECK;
 
 /* ---- coordinator.c: the operations that span backend and gxp (SPEC §5) ---------------- */
+/* Registers the coordinator's metrics (2PC phases and outcomes, ResolveTransaction answers,
+ * optimistic-lock conflicts of buys, calls to gxp), so that they are shown from the start. */
+void coord_metrics_init(void);
 /* Creates the user and its gxp balance: both exist or neither is visible. GF_EEXISTS when
  * the name is taken. */
 enum gf_status coord_create_user(struct backend_app *app, const char *name, const char *cid,

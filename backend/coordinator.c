@@ -15,8 +15,171 @@
 #include "gf/amqp.h"
 #include "gf/clock.h"
 #include "gf/log.h"
+#include "gf/metrics.h"
 #include "gf/uuid.h"
 #include "gxp.pb-c.h"
+
+/* ---- metrics ------------------------------------------------------------------------------
+ * Every series is registered by coord_metrics_init (or on the first use of a gRPC code), so
+ * the hot path is one relaxed atomic add: no lock, no allocation. */
+
+enum tx_kind { KIND_BUY, KIND_ADD_GXP, NKINDS };
+static const char *const kind_names[NKINDS] = {"buy", "add_gxp"};
+
+/* What the prepare phase of a transaction ended with (after prepare_subtract's retries). */
+enum prepare_result {
+    PREP_PREPARED,
+    PREP_REFUSED,
+    PREP_UNAVAILABLE,
+    PREP_TIMEOUT,
+    PREP_ERROR,
+    NPREP
+};
+static const char *const prepare_names[NPREP] = {"prepared", "refused", "unavailable", "timeout",
+                                                 "error"};
+
+/* The decision that stands when the coordinator is done with a transaction; unknown when it
+ * could not be read (backend-db down): gxp's resolver settles it later. */
+enum outcome { OUTCOME_SUCCEEDED, OUTCOME_FAILED, OUTCOME_UNKNOWN, NOUTCOMES };
+static const char *const outcome_names[NOUTCOMES] = {"succeeded", "failed", "unknown"};
+
+/* Who inserted a decision row: a buy or add-gxp, or ResolveTransaction (asked by gxp). */
+enum decider { DECIDER_BUY, DECIDER_ADD_GXP, DECIDER_RESOLVE, NDECIDERS };
+static const char *const decider_names[NDECIDERS] = {"buy", "add_gxp", "resolve"};
+
+enum resolve_answer {
+    RESOLVE_SUCCEEDED,
+    RESOLVE_FAILED,
+    RESOLVE_UNAVAILABLE,
+    RESOLVE_INVALID,
+    NRESOLVE
+};
+static const char *const resolve_names[NRESOLVE] = {"succeeded", "failed", "unavailable",
+                                                    "invalid"};
+
+/* The gxp methods the coordinator calls, for the client-side call metrics. */
+static const char *const gxp_paths[] = {"/gxp.Gxp/TransactionPrepare", "/gxp.Gxp/CreateUserBalance",
+                                        "/gxp.Gxp/GetUserBalance", "/gxp.Gxp/GetAll",
+                                        "/gxp.Gxp/GetTransaction"};
+#define NGXP_PATHS (sizeof gxp_paths / sizeof gxp_paths[0])
+#define NGRPC_CODES 17 /* OK .. UNAUTHENTICATED */
+
+static struct gf_counter *m_started[NKINDS], *m_prepared[NKINDS][NPREP],
+    *m_outcome[NKINDS][NOUTCOMES], *m_decided[NDECIDERS][2], *m_resolve[NRESOLVE],
+    *m_prepare_retries, *m_lock_conflicts_buy, *m_lock_retries_buy, *m_lock_exhausted_buy;
+static struct gf_histogram *m_gxp_latency[NGXP_PATHS];
+static _Atomic(struct gf_counter *) m_gxp_calls[NGXP_PATHS][NGRPC_CODES];
+
+void coord_metrics_init(void)
+{
+    char labels[128];
+    for (int k = 0; k < NKINDS; k++) {
+        snprintf(labels, sizeof labels, "kind=\"%s\"", kind_names[k]);
+        m_started[k] = gf_metrics_counter(
+            "backend_2pc_started_total",
+            "two-phase transactions begun (id claimed, prepare about to be sent), by kind", labels);
+        for (int r = 0; r < NPREP; r++) {
+            snprintf(labels, sizeof labels, "kind=\"%s\",result=\"%s\"", kind_names[k],
+                     prepare_names[r]);
+            m_prepared[k][r] = gf_metrics_counter(
+                "backend_2pc_prepares_total",
+                "prepare phases ended, by kind and result (refused: gxp said no)", labels);
+        }
+        for (int o = 0; o < NOUTCOMES; o++) {
+            snprintf(labels, sizeof labels, "kind=\"%s\",outcome=\"%s\"", kind_names[k],
+                     outcome_names[o]);
+            m_outcome[k][o] = gf_metrics_counter(
+                "backend_2pc_outcomes_total",
+                "two-phase transactions ended, by kind and the decision that stands", labels);
+        }
+    }
+    for (int d = 0; d < NDECIDERS; d++) {
+        for (int s = 0; s < 2; s++) {
+            snprintf(labels, sizeof labels, "kind=\"%s\",decision=\"%s\"", decider_names[d],
+                     s == 0 ? "succeeded" : "failed");
+            m_decided[d][s] = gf_metrics_counter(
+                "backend_2pc_decisions_total",
+                "decisions this process inserted into transaction_outbox, by who and which",
+                labels);
+        }
+    }
+    for (int a = 0; a < NRESOLVE; a++) {
+        snprintf(labels, sizeof labels, "answer=\"%s\"", resolve_names[a]);
+        m_resolve[a] = gf_metrics_counter("backend_resolve_transaction_total",
+                                          "ResolveTransaction calls answered (gxp's resolver), by "
+                                          "answer",
+                                          labels);
+    }
+    m_prepare_retries = gf_metrics_counter(
+        "backend_2pc_prepare_retries_total",
+        "SUBTRACT prepares sent again after insufficient funds (a just-added GXP may lag)",
+        "kind=\"buy\"");
+    m_lock_conflicts_buy = gf_metrics_counter(
+        "backend_lock_conflicts_total",
+        "optimistic-lock conflicts: an update named a version that had changed, by operation",
+        "op=\"buy\"");
+    m_lock_retries_buy =
+        gf_metrics_counter("backend_lock_retries_total",
+                           "transactions re-run after an optimistic-lock conflict", "op=\"buy\"");
+    m_lock_exhausted_buy = gf_metrics_counter(
+        "backend_lock_exhausted_total",
+        "operations that lost every optimistic-lock retry (answered 409 lock_conflict)",
+        "op=\"buy\"");
+    for (size_t p = 0; p < NGXP_PATHS; p++) {
+        snprintf(labels, sizeof labels, "method=\"%s\"", gxp_paths[p]);
+        m_gxp_latency[p] = gf_metrics_histogram("backend_gxp_call_duration_seconds",
+                                                "calls to gxp, each attempt, by method", labels);
+    }
+}
+
+/* One attempt of a call to gxp: counted by method and code, timed. */
+static void count_gxp_call(const char *path, grpc_status_code code, int64_t us)
+{
+    size_t p = 0;
+    while (p < NGXP_PATHS && strcmp(gxp_paths[p], path) != 0)
+        p++;
+    if (p == NGXP_PATHS)
+        return;
+    int idx = code >= 0 && code < NGRPC_CODES ? (int)code : GRPC_STATUS_UNKNOWN;
+    struct gf_counter *c = atomic_load_explicit(&m_gxp_calls[p][idx], memory_order_acquire);
+    if (c == NULL) {
+        /* Two threads may both register: the registry returns the same series to both. */
+        char labels[128];
+        snprintf(labels, sizeof labels, "method=\"%s\",code=\"%s\"", gxp_paths[p],
+                 gf_grpc_code_str((grpc_status_code)idx));
+        c = gf_metrics_counter("backend_gxp_calls_total",
+                               "calls to gxp, each attempt, by method and gRPC status code",
+                               labels);
+        atomic_store_explicit(&m_gxp_calls[p][idx], c, memory_order_release);
+    }
+    gf_counter_add(c, 1);
+    gf_histogram_observe_us(m_gxp_latency[p], us);
+}
+
+static enum prepare_result prepare_result_of(enum gf_status st)
+{
+    switch (st) {
+    case GF_OK:
+        return PREP_PREPARED;
+    case GF_ECONFLICT:
+    case GF_ENOTFOUND:
+        return PREP_REFUSED;
+    case GF_EUNAVAILABLE:
+        return PREP_UNAVAILABLE;
+    case GF_ETIMEOUT:
+        return PREP_TIMEOUT;
+    default:
+        return PREP_ERROR;
+    }
+}
+
+static void count_outcome(enum tx_kind k, const char *state)
+{
+    enum outcome o = strcmp(state, "succeeded") == 0 ? OUTCOME_SUCCEEDED
+                     : strcmp(state, "failed") == 0  ? OUTCOME_FAILED
+                                                     : OUTCOME_UNKNOWN;
+    gf_counter_add(m_outcome[k][o], 1);
+}
 
 /* ---- calls to gxp ------------------------------------------------------------------------ */
 
@@ -63,12 +226,16 @@ static grpc_status_code gxp_call(struct backend_app *app, const char *path,
                                  const char *cid, char *details, size_t detailsz)
 {
     int deadline = (int)app->cfg->gxp_deadline_ms;
+    int64_t t0 = gf_mono_us();
     grpc_status_code code =
         gf_grpc_client_call(app->gxp, path, req, desc, resp, deadline, cid, 0, details, detailsz);
+    int64_t t1 = gf_mono_us();
+    count_gxp_call(path, code, t1 - t0);
     if (code != GRPC_STATUS_UNAVAILABLE)
         return code;
     code = gf_grpc_client_call(app->gxp, path, req, desc, resp, deadline < 500 ? deadline : 500,
                                cid, GF_GRPC_WAIT_FOR_READY, details, detailsz);
+    count_gxp_call(path, code, gf_mono_us() - t1);
     return code == GRPC_STATUS_DEADLINE_EXCEEDED ? GRPC_STATUS_UNAVAILABLE : code;
 }
 
@@ -116,8 +283,10 @@ static enum gf_status prepare_subtract(struct backend_app *app, int64_t user_id,
 {
     enum gf_status st = GF_EINTERNAL;
     for (int attempt = 0; attempt < 4; attempt++) {
-        if (attempt > 0)
+        if (attempt > 0) {
             gf_sleep_ms(5 << (attempt - 1), NULL);
+            gf_counter_add(m_prepare_retries, 1);
+        }
         st = prepare(app, user_id, GXP__TRANSACTION_TYPE__SUBTRACT, amount, cid, err);
         if (st != GF_ECONFLICT || err->code == NULL || strcmp(err->code, "insufficient_gxp") != 0)
             break;
@@ -153,11 +322,13 @@ static enum gf_status claim(struct backend_app *app, const char *cid, const char
 
 /* Records 'failed' unless a decision exists, and answers the decision that stands ("" when
  * the database cannot be reached: gxp's resolver will ask again later). Two statements: an
- * INSERT that waited for a concurrent commit of the same id needs a fresh snapshot to see it. */
-static void decide_failed(struct backend_app *app, const char *cid, char state[16])
+ * INSERT that waited for a concurrent commit of the same id needs a fresh snapshot to see it.
+ * who is counted as the decider when this INSERT is the one that wrote the row. */
+static void decide_failed(struct backend_app *app, const char *cid, enum decider who,
+                          char state[16])
 {
     struct gf_db_conn *c = NULL;
-    PGresult *res = NULL;
+    PGresult *ins = NULL, *res = NULL;
     const char *params[1] = {cid};
     state[0] = '\0';
     if (gf_db_acquire(app->pool, &c) != GF_OK)
@@ -165,14 +336,18 @@ static void decide_failed(struct backend_app *app, const char *cid, char state[1
     if (gf_db_exec(c, "be_decide_failed",
                    "INSERT INTO transaction_outbox (correlation_id, state)"
                    " VALUES ($1::uuid, 'failed') ON CONFLICT DO NOTHING",
-                   1, params, NULL) == GF_OK &&
-        gf_db_exec(c, "be_read_decision",
+                   1, params, &ins) != GF_OK)
+        goto out;
+    if (strcmp(PQcmdTuples(ins), "1") == 0)
+        gf_counter_add(m_decided[who][1], 1);
+    if (gf_db_exec(c, "be_read_decision",
                    "SELECT state FROM transaction_outbox WHERE correlation_id = $1::uuid", 1,
-                   params, &res) == GF_OK) {
-        if (PQntuples(res) == 1)
-            snprintf(state, 16, "%s", PQgetvalue(res, 0, 0));
-        PQclear(res);
-    }
+                   params, &res) == GF_OK &&
+        PQntuples(res) == 1)
+        snprintf(state, 16, "%s", PQgetvalue(res, 0, 0));
+out:
+    PQclear(ins);
+    PQclear(res);
     gf_db_release(app->pool, c);
     if (state[0] == '\0')
         GF_WARN("decision not recorded (gxp's resolver will ask) state=failed");
@@ -407,10 +582,13 @@ enum gf_status coord_buy(struct backend_app *app, int64_t user_id, int64_t item_
     if (st != GF_OK)
         return st;
     if (b.cost > 0) {
+        gf_counter_add(m_started[KIND_BUY], 1);
         st = prepare_subtract(app, user_id, b.cost, cid, err);
+        gf_counter_add(m_prepared[KIND_BUY][prepare_result_of(st)], 1);
         if (st != GF_OK) {
             char state[16];
-            decide_failed(app, cid, state); /* the prepare may have reached gxp */
+            decide_failed(app, cid, DECIDER_BUY, state); /* the prepare may have reached gxp */
+            count_outcome(KIND_BUY, state);
             return st;
         }
     }
@@ -430,9 +608,16 @@ enum gf_status coord_buy(struct backend_app *app, int64_t user_id, int64_t item_
         gf_db_release(app->pool, c);
         if (out != LOCAL_LOST_RACE)
             break;
+        gf_counter_add(m_lock_conflicts_buy, 1);
+        if (attempt + 1 < app->cfg->lock_retries)
+            gf_counter_add(m_lock_retries_buy, 1);
         gf_sleep_ms(gf_backoff_next(&bo), NULL);
     }
     if (out == LOCAL_DONE) {
+        if (b.cost > 0) {
+            gf_counter_add(m_decided[DECIDER_BUY][0], 1);
+            gf_counter_add(m_outcome[KIND_BUY][OUTCOME_SUCCEEDED], 1);
+        }
         relay_kick(app->relay); /* publish the event now rather than at the next poll */
         *user_item_id = b.user_item_id;
         GF_INFO("bought user=%" PRId64 " item=%" PRId64 " cost=%" PRId64, user_id, item_id, b.cost);
@@ -442,10 +627,13 @@ enum gf_status coord_buy(struct backend_app *app, int64_t user_id, int64_t item_
     /* The buy did not commit (or its COMMIT's answer was lost): the decision that stands
      * decides. */
     char state[16] = "";
-    if (b.cost > 0)
-        decide_failed(app, cid, state);
+    if (b.cost > 0) {
+        decide_failed(app, cid, DECIDER_BUY, state);
+        count_outcome(KIND_BUY, state);
+    }
     if (strcmp(state, "succeeded") == 0) {
         /* Our COMMIT did happen; only its answer was lost. */
+        gf_counter_add(m_decided[DECIDER_BUY][0], 1);
         *user_item_id = b.user_item_id;
         return GF_OK;
     }
@@ -454,6 +642,7 @@ enum gf_status coord_buy(struct backend_app *app, int64_t user_id, int64_t item_
         be_err_set(err, "out_of_stock", "item %" PRId64 " is out of stock", item_id);
         return GF_ECONFLICT;
     case LOCAL_LOST_RACE:
+        gf_counter_add(m_lock_exhausted_buy, 1);
         be_err_set(err, "lock_conflict",
                    "too many concurrent changes of item %" PRId64 ", try again", item_id);
         return GF_ECONFLICT;
@@ -477,10 +666,13 @@ enum gf_status coord_add_gxp(struct backend_app *app, int64_t user_id, int64_t a
     st = claim(app, cid, "add_gxp", user_id, 0, amount, err);
     if (st != GF_OK)
         return st;
+    gf_counter_add(m_started[KIND_ADD_GXP], 1);
     st = prepare(app, user_id, GXP__TRANSACTION_TYPE__ADD, amount, cid, err);
+    gf_counter_add(m_prepared[KIND_ADD_GXP][prepare_result_of(st)], 1);
     char state[16];
     if (st != GF_OK) {
-        decide_failed(app, cid, state);
+        decide_failed(app, cid, DECIDER_ADD_GXP, state);
+        count_outcome(KIND_ADD_GXP, state);
         return st;
     }
     const char *params[1] = {cid};
@@ -489,17 +681,23 @@ enum gf_status coord_add_gxp(struct backend_app *app, int64_t user_id, int64_t a
                     " VALUES ($1::uuid, 'succeeded')",
                     1, params, NULL, err);
     if (st == GF_OK) {
+        gf_counter_add(m_decided[DECIDER_ADD_GXP][0], 1);
+        gf_counter_add(m_outcome[KIND_ADD_GXP][OUTCOME_SUCCEEDED], 1);
         GF_INFO("gxp added user=%" PRId64 " amount=%" PRId64, user_id, amount);
         return GF_OK;
     }
     if (st == GF_EEXISTS) {
+        gf_counter_add(m_outcome[KIND_ADD_GXP][OUTCOME_FAILED], 1);
         be_err_set(err, "transaction_aborted",
                    "the transaction was aborted while it waited (timed out), try again");
         return GF_ECONFLICT;
     }
-    decide_failed(app, cid, state);
-    if (strcmp(state, "succeeded") == 0)
+    decide_failed(app, cid, DECIDER_ADD_GXP, state);
+    count_outcome(KIND_ADD_GXP, state);
+    if (strcmp(state, "succeeded") == 0) {
+        gf_counter_add(m_decided[DECIDER_ADD_GXP][0], 1); /* ours; only the answer was lost */
         return GF_OK;
+    }
     return store_db_failed(st, err);
 }
 
@@ -699,20 +897,25 @@ static enum gf_status resolve_transaction(struct gf_grpc_call *call, void *arg,
     char cid[37];
     if (req->correlationid == NULL ||
         !gf_uuid_normalize(req->correlationid, strlen(req->correlationid), cid)) {
+        gf_counter_add(m_resolve[RESOLVE_INVALID], 1);
         gf_grpc_set_error(call, "correlationId must be a UUID");
         return GF_EINVAL;
     }
     gf_log_set_cid(cid);
     if (!atomic_load(&app->migrated)) {
+        gf_counter_add(m_resolve[RESOLVE_UNAVAILABLE], 1);
         gf_grpc_set_error(call, "the backend database is not ready");
         return GF_EUNAVAILABLE;
     }
     char state[16];
-    decide_failed(app, cid, state);
+    decide_failed(app, cid, DECIDER_RESOLVE, state);
     if (state[0] == '\0') {
+        gf_counter_add(m_resolve[RESOLVE_UNAVAILABLE], 1);
         gf_grpc_set_error(call, "the backend database is unavailable");
         return GF_EUNAVAILABLE;
     }
+    gf_counter_add(m_resolve[strcmp(state, "succeeded") == 0 ? RESOLVE_SUCCEEDED : RESOLVE_FAILED],
+                   1);
     GF_INFO("transaction resolved for gxp state=%s", state);
     resp->correlationid = gf_grpc_strdup(call, cid);
     resp->state = gf_grpc_strdup(call, state);

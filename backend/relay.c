@@ -7,6 +7,7 @@
  * At-least-once: a row whose confirm arrived but whose mark was lost is published again, and
  * consumers store it once. */
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,8 @@
 #define RELAY_MIN_GAP_MS 5 /* between two claims: see run() */
 
 #define RELAY_WORKERS_MAX 16
+#define BACKLOG_EVERY_MS 1000      /* how often worker 0 measures the outbox backlog */
+#define BACKLOG_COUNT_MAX "100000" /* the backlog is counted up to this (a bounded index scan) */
 
 struct relay;
 
@@ -39,7 +42,8 @@ struct worker {
     struct gf_amqp_options amqp;
     char conn_name[128];
     uint64_t seen_kicks;
-    int64_t next_prune_ms; /* worker 0 prunes */
+    int64_t next_prune_ms;   /* worker 0 prunes */
+    int64_t next_backlog_ms; /* worker 0 measures the backlog */
 };
 
 struct relay {
@@ -60,10 +64,56 @@ struct relay {
 /* One relay per process; a count outside it so /metrics never reads a freed relay. */
 static atomic_int relay_connections;
 
+/* The backlog as worker 0 last measured it (-1: not yet, or the database did not answer):
+ * unpublished rows and the creation time of the oldest, and the WAL bytes of backend-db that
+ * gxp's subscription has not confirmed (the decisions' way to gxp). Outside the relay too. */
+static _Atomic int64_t backlog_rows = -1, backlog_oldest_us = -1, decisions_lag_bytes = -1;
+
 static double connected_gauge(void *arg)
 {
     (void)arg;
     return atomic_load(&relay_connections);
+}
+
+static double backlog_rows_gauge(void *arg)
+{
+    (void)arg;
+    int64_t n = atomic_load(&backlog_rows);
+    return n < 0 ? NAN : (double)n;
+}
+
+/* Computed at render from the oldest row's time, so the age grows between two measures. */
+static double backlog_age_gauge(void *arg)
+{
+    (void)arg;
+    int64_t n = atomic_load(&backlog_rows), oldest = atomic_load(&backlog_oldest_us);
+    if (n < 0)
+        return NAN;
+    if (n == 0 || oldest < 0)
+        return 0;
+    int64_t age = gf_wall_us() - oldest;
+    return age > 0 ? (double)age / 1e6 : 0;
+}
+
+static double decisions_lag_gauge(void *arg)
+{
+    (void)arg;
+    int64_t b = atomic_load(&decisions_lag_bytes);
+    return b < 0 ? NAN : (double)b;
+}
+
+static double pool_in_use_gauge(void *arg)
+{
+    struct gf_db_pool_stats s;
+    gf_db_pool_stats(arg, &s);
+    return s.in_use;
+}
+
+static double pool_open_gauge(void *arg)
+{
+    struct gf_db_pool_stats s;
+    gf_db_pool_stats(arg, &s);
+    return s.open;
 }
 
 bool relay_connected(const struct relay *r)
@@ -318,6 +368,41 @@ static void prune(struct relay *r)
     gf_db_release(r->pool, c);
 }
 
+/* Measures the backlog for /metrics (worker 0, every BACKLOG_EVERY_MS): one statement over the
+ * partial index of pending rows, bounded, and the replication slot of gxp's subscription. */
+static void measure_backlog(struct worker *w)
+{
+    struct relay *r = w->r;
+    if (w->index != 0 || gf_mono_ms() < w->next_backlog_ms || !atomic_load(&r->app->migrated))
+        return;
+    w->next_backlog_ms = gf_mono_ms() + BACKLOG_EVERY_MS;
+    struct gf_db_conn *c = NULL;
+    PGresult *res = NULL;
+    int64_t rows = -1, oldest = -1, lag = -1;
+    if (gf_db_acquire(r->pool, &c) != GF_OK)
+        goto out;
+    if (gf_db_exec(c, "relay_backlog",
+                   "SELECT (SELECT count(*) FROM (SELECT 1 FROM event_outbox"
+                   "         WHERE published_at IS NULL LIMIT " BACKLOG_COUNT_MAX ") p),"
+                   " (SELECT (extract(epoch FROM created_at) * 1000000)::bigint FROM event_outbox"
+                   "   WHERE published_at IS NULL ORDER BY id LIMIT 1),"
+                   " (SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint"
+                   "   FROM pg_replication_slots WHERE slot_name = 'transaction_outbox_sub')",
+                   0, NULL, &res) == GF_OK) {
+        rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        if (!PQgetisnull(res, 0, 1))
+            oldest = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        if (!PQgetisnull(res, 0, 2))
+            lag = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+        PQclear(res);
+    }
+    gf_db_release(r->pool, c);
+out:
+    atomic_store(&backlog_oldest_us, oldest);
+    atomic_store(&backlog_rows, rows);
+    atomic_store(&decisions_lag_bytes, lag);
+}
+
 /* Test builds only: BACKEND_FAILPOINT_RELAY_HOLD=1 keeps the relay from publishing, which
  * freezes a process between the commit of its events and their publication. */
 static bool failpoint_hold(void)
@@ -350,6 +435,7 @@ static void *run(void *arg)
         goto out;
     }
     while (!r->stop) {
+        measure_backlog(w);
         if (w->conn == NULL || !gf_amqp_ok(w->conn)) {
             drop_broker(w);
             if (connect_broker(w) != GF_OK) {
@@ -392,6 +478,7 @@ static void *run(void *arg)
                 break;
             if (gf_amqp_pump(w->conn, 0) != GF_OK)
                 break;
+            measure_backlog(w);
         }
     }
 out:
@@ -463,6 +550,17 @@ struct relay *relay_start(struct backend_app *app)
                                   "from the event's commit to the broker's confirm", "");
     gf_metrics_gauge_fn("backend_relay_connected", "broker connections the relay holds now", "",
                         connected_gauge, NULL);
+    gf_metrics_gauge_fn("backend_outbox_pending",
+                        "event_outbox rows not yet published (counted up to " BACKLOG_COUNT_MAX
+                        ", measured every second; NaN until measured)",
+                        "", backlog_rows_gauge, NULL);
+    gf_metrics_gauge_fn("backend_outbox_oldest_pending_age_seconds",
+                        "age of the oldest unpublished event_outbox row (0 when none)", "",
+                        backlog_age_gauge, NULL);
+    gf_metrics_gauge_fn("backend_decisions_replication_lag_bytes",
+                        "backend-db WAL not yet confirmed by gxp's subscription "
+                        "(slot transaction_outbox_sub; NaN while there is none)",
+                        "", decisions_lag_gauge, NULL);
     for (int i = 0; i < r->nworkers; i++) {
         struct worker *w = &r->workers[i];
         w->started = pthread_create(&w->thread, NULL, run, w) == 0;
@@ -471,6 +569,12 @@ struct relay *relay_start(struct backend_app *app)
             return NULL;
         }
     }
+    /* Only now: from here the relay (and its pool) lives until relay_stop, which main calls
+     * after the HTTP server, the only reader of /metrics, has stopped. */
+    gf_metrics_gauge_fn("gf_db_pool_in_use", "database connections lent out", "pool=\"relay\"",
+                        pool_in_use_gauge, r->pool);
+    gf_metrics_gauge_fn("gf_db_pool_open", "database connections open", "pool=\"relay\"",
+                        pool_open_gauge, r->pool);
     return r;
 }
 

@@ -9,6 +9,18 @@
 #include "backend.h"
 #include "gf/clock.h"
 #include "gf/log.h"
+#include "gf/metrics.h"
+
+/* A stale If-Match (412) is the item's optimistic lock refusing a change. */
+static struct gf_counter *m_patch_conflicts;
+
+void store_metrics_init(void)
+{
+    m_patch_conflicts = gf_metrics_counter(
+        "backend_lock_conflicts_total",
+        "optimistic-lock conflicts: an update named a version that had changed, by operation",
+        "op=\"item_patch\"");
+}
 
 void be_err_set(struct be_err *err, const char *code, const char *fmt, ...)
 {
@@ -248,6 +260,7 @@ enum gf_status store_patch_item(struct backend_app *app, int64_t id, int64_t if_
     if (st != GF_OK)
         return st;
     json_decref(now);
+    gf_counter_add(m_patch_conflicts, 1);
     be_err_set(err, "version_mismatch",
                "item %" PRId64 " has version %" PRId64 ", not %" PRId64 ": read it again", id,
                current, if_match);

@@ -238,6 +238,16 @@ static const char *route_label(size_t ri)
     return ri == UNMATCHED ? "unmatched" : routes[ri].path;
 }
 
+/* Under consumer_mu, so a consumer being stopped is never read (registry lock, then it). */
+static double consumer_connected(void *arg)
+{
+    struct eventlog_app *app = arg;
+    pthread_mutex_lock(&app->consumer_mu);
+    bool ready = consumer_ready(app->consumer);
+    pthread_mutex_unlock(&app->consumer_mu);
+    return ready ? 1 : 0;
+}
+
 static void metrics_init(struct eventlog_app *app)
 {
     for (size_t ri = 0; ri <= NROUTES; ri++) {
@@ -247,6 +257,9 @@ static void metrics_init(struct eventlog_app *app)
                                                  "HTTP handling time, by route", labels);
     }
     gf_db_pool_register_metrics(app->pool);
+    gf_metrics_gauge_fn("eventlog_consumer_connected",
+                        "1 while the consumer is connected and consuming eventlog.events", "",
+                        consumer_connected, app);
 }
 
 static void count(size_t ri, int status, int64_t us)

@@ -2,6 +2,7 @@
  * be stored is dead-lettered, the rest is stored in one transaction (store.c), and only then
  * does the consumer thread (lib amqp_consumer.c) ack. While eventlog-db is down, the batch is
  * refused: the broker keeps the events and redelivers them after the consumer's back-off. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,30 @@ struct consumer {
 
 static struct gf_counter *m_stored, *m_duplicates, *m_dead[EVENT_NVERDICTS];
 static struct gf_histogram *m_batch, *m_lag;
+/* For the gauges (written by the consumer thread, read by /metrics): the lag of the newest
+ * event stored and when a batch last stored one (-1: none yet), and the outage flag. */
+static _Atomic int64_t last_lag_us = -1, last_stored_us = -1;
+static atomic_bool store_outage;
+
+static double last_lag_gauge(void *arg)
+{
+    (void)arg;
+    int64_t us = atomic_load(&last_lag_us);
+    return us < 0 ? NAN : (double)us / 1e6;
+}
+
+static double last_stored_gauge(void *arg)
+{
+    (void)arg;
+    int64_t us = atomic_load(&last_stored_us);
+    return us < 0 ? NAN : (double)us / 1e6;
+}
+
+static double outage_gauge(void *arg)
+{
+    (void)arg;
+    return atomic_load(&store_outage) ? 1 : 0;
+}
 
 static void metrics_init(void)
 {
@@ -42,6 +67,15 @@ static void metrics_init(void)
                                    "time to decode and store one batch of deliveries", "");
     m_lag = gf_metrics_histogram("eventlog_event_lag_seconds",
                                  "from the event's occurred_at to its storing", "");
+    gf_metrics_gauge_fn("eventlog_last_event_lag_seconds",
+                        "lag of the newest event stored (occurred_at to storing; NaN before one)",
+                        "", last_lag_gauge, NULL);
+    gf_metrics_gauge_fn("eventlog_last_stored_timestamp_seconds",
+                        "when a batch last stored a new event (Unix time; NaN before one)", "",
+                        last_stored_gauge, NULL);
+    gf_metrics_gauge_fn("eventlog_store_outage",
+                        "1 while eventlog-db refuses batches (the broker keeps the events)", "",
+                        outage_gauge, NULL);
 }
 
 /* One delivery of the batch: its verdict, and its record when it is to be stored. */
@@ -128,8 +162,11 @@ static void settle(struct item *items, struct gf_amqp_delivery *d, int n)
         }
         d[i].disposition = GF_AMQP_ACK;
         if (it->rec.stored) {
+            int64_t lag = it->rec.lag_us > 0 ? it->rec.lag_us : 0;
             gf_counter_add(m_stored, 1);
-            gf_histogram_observe_us(m_lag, it->rec.lag_us > 0 ? it->rec.lag_us : 0);
+            gf_histogram_observe_us(m_lag, lag);
+            atomic_store(&last_lag_us, lag);
+            atomic_store(&last_stored_us, gf_wall_us());
             GF_DEBUG("consumer stored event=%s user=%lld lag_us=%lld", it->rec.name,
                      (long long)it->rec.user_id, (long long)it->rec.lag_us);
         } else {
@@ -147,6 +184,7 @@ static void track_outage(struct consumer *c, enum gf_status st)
 {
     bool down = st == GF_EUNAVAILABLE || st == GF_ETIMEOUT;
     int64_t now = gf_mono_ms();
+    atomic_store(&store_outage, down);
     if (down && !c->outage) {
         c->outage = true;
         c->outage_since_ms = c->reminded_ms = now;

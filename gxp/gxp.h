@@ -55,6 +55,8 @@ struct gxp_app {
 };
 
 /* ---- ledger.c: the RPC handlers -------------------------------------------------------- */
+/* Registers the ledger's metrics (gxp_prepares_total, gxp_pipeline_in_flight): at start. */
+void ledger_metrics_init(void);
 extern const struct gf_grpc_method ledger_methods[];
 extern const int ledger_nmethods;
 /* The service's one table from status to gRPC code. */

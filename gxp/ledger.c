@@ -8,6 +8,7 @@
 
 #include "gf/clock.h"
 #include "gf/log.h"
+#include "gf/metrics.h"
 #include "gf/uuid.h"
 #include "gxp.h"
 
@@ -15,6 +16,53 @@
 #define TS_MIN_SECONDS (-62135596800LL)
 #define TS_MAX_SECONDS (253402300799LL)
 #define SINGLE_STATEMENT_ATTEMPTS 3
+
+/* ---- metrics: registered at start, then one relaxed atomic add per call ------------------ */
+
+/* What a TransactionPrepare came to: the codes of gxp_prepare (0..6), then the failures. */
+enum prepare_result {
+    PREPARE_PREPARED,
+    PREPARE_REPLAYED,
+    PREPARE_NO_BALANCE,
+    PREPARE_INSUFFICIENT_FUNDS,
+    PREPARE_ALREADY_DECIDED,
+    PREPARE_OTHER_ARGUMENTS,
+    PREPARE_BALANCE_LIMIT,
+    PREPARE_UNAVAILABLE, /* gxp-db did not answer (or in time) */
+    PREPARE_ERROR,
+    NPREPARE
+};
+static const char *const prepare_names[NPREPARE] = {
+    "prepared",           "replayed",        "no_balance",
+    "insufficient_funds", "already_decided", "other_arguments",
+    "balance_limit",      "unavailable",     "error"};
+
+static struct gf_counter *m_prepares[2][NPREPARE]; /* [type: ADD, SUBTRACT] */
+static atomic_long in_flight;                      /* statements submitted, not yet answered */
+
+static double in_flight_gauge(void *arg)
+{
+    (void)arg;
+    return (double)atomic_load_explicit(&in_flight, memory_order_relaxed);
+}
+
+void ledger_metrics_init(void)
+{
+    for (int t = 0; t < 2; t++) {
+        for (int r = 0; r < NPREPARE; r++) {
+            char labels[96];
+            snprintf(labels, sizeof labels, "type=\"%s\",result=\"%s\"",
+                     t == GXP__TRANSACTION_TYPE__ADD ? "add" : "subtract", prepare_names[r]);
+            m_prepares[t][r] = gf_metrics_counter(
+                "gxp_prepares_total",
+                "TransactionPrepare calls answered, by type and result (refusals by reason)",
+                labels);
+        }
+    }
+    gf_metrics_gauge_fn("gxp_pipeline_in_flight",
+                        "RPC statements submitted to the database pipeline and not yet answered",
+                        "", in_flight_gauge, NULL);
+}
 
 grpc_status_code ledger_grpc_code(enum gf_status st)
 {
@@ -133,7 +181,15 @@ struct stmt {
     enum gf_status (*on_result)(struct stmt *s, PGresult *res);
     ProtobufCMessage *resp;
     char cid[37], user[16], type[4], amount[16], cts[24];
+    int tx_type; /* TransactionPrepare: ADD or SUBTRACT, for its metrics */
 };
+
+static void count_prepare(const struct stmt *s, enum prepare_result r)
+{
+    gf_counter_add(m_prepares[s->tx_type == GXP__TRANSACTION_TYPE__ADD ? 0 : 1][r], 1);
+}
+
+static enum gf_status prepared(struct stmt *s, PGresult *res);
 
 static void stmt_done(void *arg, enum gf_status st, PGresult *res)
 {
@@ -143,7 +199,10 @@ static void stmt_done(void *arg, enum gf_status st, PGresult *res)
                               s);
         return;
     }
+    atomic_fetch_sub_explicit(&in_flight, 1, memory_order_relaxed);
     gf_log_set_cid(s->cid[0] ? s->cid : NULL);
+    if (st != GF_OK && s->on_result == prepared)
+        count_prepare(s, PREPARE_UNAVAILABLE);
     st = st == GF_OK ? s->on_result(s, res) : unavailable(s->call, st);
     PQclear(res);
     gf_grpc_finish(s->call, st);
@@ -164,6 +223,7 @@ static enum gf_status stmt_start(struct stmt *s)
 {
     if (!atomic_load(&s->app->migrated))
         return unavailable(s->call, GF_EUNAVAILABLE);
+    atomic_fetch_add_explicit(&in_flight, 1, memory_order_relaxed);
     gf_db_pipeline_submit(s->app->pipeline, s->name, s->sql, s->nparams, s->params, stmt_done, s);
     return GF_PENDING;
 }
@@ -173,6 +233,8 @@ static enum gf_status prepared(struct stmt *s, PGresult *res)
     Gxp__TransactionPrepareResponse *resp = (Gxp__TransactionPrepareResponse *)s->resp;
     struct gf_grpc_call *call = s->call;
     int code = atoi(PQgetvalue(res, 0, 0));
+    count_prepare(s, code >= 0 && code <= PREPARE_BALANCE_LIMIT ? (enum prepare_result)code
+                                                                : PREPARE_ERROR);
     switch (code) {
     case 0:
     case 1:
@@ -220,6 +282,7 @@ static enum gf_status transaction_prepare(struct gf_grpc_call *call, void *app,
     snprintf(s->type, sizeof s->type, "%d", (int)req->type);
     snprintf(s->amount, sizeof s->amount, "%" PRIu32, req->amount);
     snprintf(s->cts, sizeof s->cts, "%" PRId64, cts_us);
+    s->tx_type = (int)req->type;
     s->name = "gxp_prepare";
     s->sql = "SELECT gxp_prepare($1::bigint, $2::smallint, $3::bigint, $4::uuid,"
              " 'epoch'::timestamptz + $5::bigint * interval '1 microsecond')";

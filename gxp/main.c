@@ -61,6 +61,7 @@ int main(int argc, char **argv)
         GF_ERROR("cannot create the database pool");
         goto out;
     }
+    ledger_metrics_init(); /* before the port that shows them */
     http = health_start(&app);
     if (http == NULL)
         goto out;

@@ -4,6 +4,7 @@
  * gxp applies that answer at once (replication will bring the same decision later and
  * find it applied). Replicas share the work safely: a pass claims rows with FOR UPDATE
  * SKIP LOCKED and leases them (next_resolve_at) before calling out. */
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,13 +17,63 @@
 #include "gxp.h"
 
 #define MAX_BATCH 1000
+#define PENDING_COUNT_MAX "100000" /* PENDING transactions are counted up to this */
 
 struct resolver {
     struct gxp_app *app;
     struct gf_grpc_client *backend;
     pthread_t thread;
-    struct gf_counter *asked, *applied, *failures;
+    struct gf_counter *asked, *applied, *failures, *finalized[2];
 };
+
+/* PENDING transactions as the resolver last measured them (-1: not yet, or gxp-db did not
+ * answer) and the creation time of the oldest. Outside the resolver, so /metrics never reads a
+ * freed one. */
+static _Atomic int64_t pending_rows = -1, pending_oldest_us = -1;
+
+static double pending_gauge(void *arg)
+{
+    (void)arg;
+    int64_t n = atomic_load(&pending_rows);
+    return n < 0 ? NAN : (double)n;
+}
+
+/* Computed at render from the oldest one's time, so the age grows between two passes. */
+static double pending_age_gauge(void *arg)
+{
+    (void)arg;
+    int64_t n = atomic_load(&pending_rows), oldest = atomic_load(&pending_oldest_us);
+    if (n < 0)
+        return NAN;
+    if (n == 0 || oldest < 0)
+        return 0;
+    int64_t age = gf_wall_us() - oldest;
+    return age > 0 ? (double)age / 1e6 : 0;
+}
+
+/* One bounded scan of the partial index of PENDING rows, once per pass. */
+static void measure_pending(struct resolver *r)
+{
+    struct gf_db_conn *c = NULL;
+    PGresult *res = NULL;
+    int64_t rows = -1, oldest = -1;
+    if (gf_db_acquire(r->app->pool, &c) != GF_OK)
+        goto out;
+    if (gf_db_exec(c, "gxp_resolver_pending",
+                   "SELECT count(*), (extract(epoch FROM min(created_at)) * 1000000)::bigint"
+                   " FROM (SELECT created_at FROM gxp_transaction WHERE status = 0"
+                   "       ORDER BY created_at LIMIT " PENDING_COUNT_MAX ") p",
+                   0, NULL, &res) == GF_OK) {
+        rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        if (!PQgetisnull(res, 0, 1))
+            oldest = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        PQclear(res);
+    }
+    gf_db_release(r->app->pool, c);
+out:
+    atomic_store(&pending_oldest_us, oldest);
+    atomic_store(&pending_rows, rows);
+}
 
 /* Claims up to $2 stuck transactions. The lease ($3 ms) outlasts asking about the whole
  * batch one after the other, each within the call deadline, so no other replica takes a row
@@ -73,8 +124,11 @@ static void apply(struct resolver *r, const char *cid, const char *state)
         return; /* the lease expires and a later pass asks again */
     if (gf_db_exec(c, "gxp_resolver_apply", "SELECT gxp_apply_decision($1::uuid, $2, 'resolver')",
                    2, params, &res) == GF_OK) {
-        GF_INFO("stuck transaction resolved state=%s outcome=%s", state, PQgetvalue(res, 0, 0));
+        const char *outcome = PQgetvalue(res, 0, 0);
+        GF_INFO("stuck transaction resolved state=%s outcome=%s", state, outcome);
         gf_counter_add(r->applied, 1);
+        if (strcmp(outcome, "applied") == 0) /* this call moved it out of PENDING */
+            gf_counter_add(r->finalized[strcmp(state, "succeeded") == 0 ? 0 : 1], 1);
         PQclear(res);
     }
     gf_db_release(r->app->pool, c);
@@ -123,6 +177,7 @@ static void *loop(void *arg)
     }
     while (!r->app->stopping) {
         if (atomic_load(&r->app->migrated)) {
+            measure_pending(r);
             int n = claim(r, cids, batch);
             for (int i = 0; i < n && !r->app->stopping; i++)
                 resolve_one(r, cids[i]);
@@ -148,6 +203,19 @@ struct resolver *resolver_start(struct gxp_app *app)
                                     "decisions obtained by the resolver and applied", "");
     r->failures = gf_metrics_counter("gxp_resolver_failures_total",
                                      "ResolveTransaction calls that failed", "");
+    for (int i = 0; i < 2; i++)
+        r->finalized[i] = gf_metrics_counter(
+            "gxp_resolver_finalized_total",
+            "PENDING transactions the resolver finalized itself (before replication did), by "
+            "the status they took",
+            i == 0 ? "status=\"committed\"" : "status=\"aborted\"");
+    gf_metrics_gauge_fn("gxp_transactions_pending",
+                        "PENDING transactions on gxp-db (counted up to " PENDING_COUNT_MAX
+                        ", measured at each resolver pass; NaN until measured)",
+                        "", pending_gauge, NULL);
+    gf_metrics_gauge_fn("gxp_pending_oldest_age_seconds",
+                        "age of the oldest PENDING transaction (0 when none)", "",
+                        pending_age_gauge, NULL);
     if (r->backend == NULL || pthread_create(&r->thread, NULL, loop, r) != 0) {
         gf_grpc_client_free(r->backend);
         free(r);
