@@ -8,7 +8,7 @@ CMAKE_ARGS ?=
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 
-.PHONY: all build deps test test-release test-asan unit up down status logs bench format \
+.PHONY: all build deps test test-release test-asan unit up down status logs bench bench-gxp format \
         format-check clean install
 
 all: build
@@ -54,9 +54,13 @@ status:
 logs:
 	@bash scripts/stack.sh logs $(SERVICE)
 
+# The benchmark suite: the whole system through nginx beside its SQL floor (bench/suite.sh).
 bench: deps build
+	@bash bench/suite.sh
+
+# gxp alone: TransactionPrepare over gRPC beside pgbench on gxp-db (bench/gxp_bench.c).
+bench-gxp: deps build
 	@bash bench/gxp.sh
-	@bash bench/backend.sh
 
 # gf, the CLI, into $(DESTDIR)$(PREFIX)/bin.
 install: build

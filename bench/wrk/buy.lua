@@ -1,5 +1,5 @@
 -- wrk script: POST /marketplace/item/buy for a random user (1..USERS) of item ITEM.
--- USERS and ITEM come from the environment (bench/backend_bench.c sets them).
+-- USERS and ITEM come from the environment (bench/suite.sh sets them).
 local users = tonumber(os.getenv("USERS") or "1000")
 local item = tonumber(os.getenv("ITEM") or "1")
 wrk.method = "POST"
@@ -10,7 +10,7 @@ request = function()
   return wrk.format(nil, "/marketplace/item/buy", nil, body)
 end
 -- PACE_MS (optional): each connection waits this long before its next request, for a run
--- below saturation (bench/backend_bench.c sets it for the paced buy run).
+-- below saturation.
 local pace = tonumber(os.getenv("PACE_MS") or "0")
 if pace > 0 then
   delay = function() return pace end

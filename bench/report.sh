@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Turns the tables bench/suite.sh measured (runs.tsv, floor.tsv, lags.tsv, rss.tsv in DIR) into
+# the Markdown report on stdout and two plots, DIR/throughput.png and DIR/latency.png
+# (gnuplot): throughput and p99 latency against concurrency, ours beside the floor.
+#   bench/report.sh DIR
+set -euo pipefail
+DIR=$1
+cd "$DIR"
+
+echo "# gf-svc benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo
+echo "$(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)); everything on this"
+echo "machine: 3 PostgreSQL clusters, RabbitMQ, 2 gxp, eventlog, 2 backends, nginx and wrk."
+echo "Requests go through nginx (the ingress); each run lasts ${BENCH_SECONDS:-10} s."
+echo
+
+echo "## Throughput and latency through nginx"
+echo
+echo "| route | conns | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | SQL floor tx/s | % of floor |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+awk -F'\t' '
+    FNR == 1 { next }
+    FILENAME == "floor.tsv" { floor[$1 "/" $2] = $3; next }
+    {
+        op = $1 == "buy" ? "buy" : $1 == "add-gxp" ? "add" : ""
+        f = op != "" ? floor[op "/" $2] : ""
+        pct = f > 0 ? sprintf("%.0f %%", 100 * $3 / f) : "–"
+        printf "| %s | %s | %.0f | %.2f | %.2f | %.2f | %.2f | %d | %s | %s |\n",
+            $1, $2, $3, $4, $5, $6, $7, $8 + 0, f != "" ? sprintf("%.0f", f) : "–", pct
+    }' floor.tsv runs.tsv
+echo
+echo "The floor is pgbench running the SQL of one buy (or add-gxp) on backend-db and on gxp-db at"
+echo "once, each with the same number of clients, with no service in between: its rate is the"
+echo "slower of the two (bench/floor)."
+echo
+
+echo "## The floor, per database"
+echo
+echo "| op | clients | whole tx/s | backend-db tx/s | gxp-db tx/s |"
+echo "|---|---:|---:|---:|---:|"
+awk -F'\t' 'NR > 1 { printf "| %s | %s | %.0f | %.0f | %.0f |\n", $1, $2, $3, $4, $5 }' floor.tsv
+echo
+
+echo "## CPU per request (ms), by process, at each route's highest concurrency"
+echo
+awk -F'\t' '
+    NR == 1 { next }
+    { last[$1] = $0; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } }
+    END {
+        split(last[order[1]], f, "\t"); m = split(f[10], kv, " ")
+        printf "| route | conns |"
+        for (i = 1; i <= m; i++) { split(kv[i], p, "="); printf " %s |", p[1] }
+        printf " outside PostgreSQL |\n|---|---:|"
+        for (i = 1; i <= m + 1; i++) printf "---:|"
+        printf "\n"
+        for (j = 1; j <= n; j++) {
+            split(last[order[j]], f, "\t"); m = split(f[10], kv, " "); out = 0
+            printf "| %s | %s |", f[1], f[2]
+            for (i = 1; i <= m; i++) {
+                split(kv[i], p, "="); printf " %.3f |", p[2]
+                if (p[1] !~ /-db$/) out += p[2]
+            }
+            printf " %.3f |\n", out
+        }
+    }' runs.tsv
+echo
+echo "Each process's CPU time over the run and the tail it caused (replication, relay, eventlog),"
+echo "divided by the requests; a PostgreSQL cluster or nginx counts with all its processes."
+echo
+
+echo "## Finalization latency and event lag"
+echo
+echo "| run | conns | finalization p50 ms | p99 ms | transactions | event lag p50 ms | p99 ms | events |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8 }' lags.tsv
+echo
+echo "Finalization: the decision row's created_at on backend-db (the start of the decision's"
+echo "transaction, so an upper bound) to finalized_at on gxp-db. Event lag: the buy's commit"
+echo "(the event's occurredAt) to eventlog's commit."
+echo
+
+echo "## Peak memory (VmHWM)"
+echo
+echo "| process | peak RSS MiB |"
+echo "|---|---:|"
+awk -F'\t' 'NR > 1 { printf "| %s | %.1f |\n", $1, $2 / 1024 }' rss.tsv
+echo
+
+# ---- the targets of the performance issue, checked against this run -------------------------
+echo "## Targets (c = the highest concurrency)"
+echo
+awk -F'\t' '
+    FNR == 1 { next }
+    FILENAME == "floor.tsv" { floor[$1 "/" $2] = $3; next }
+    FILENAME == "runs.tsv" {
+        if ($2 + 0 >= maxc) maxc = $2 + 0
+        rps[$1 "/" $2] = $3; p99[$1 "/" $2] = $6; cpu[$1 "/" $2] = $10; next
+    }
+    FILENAME == "lags.tsv" { fin[$1 "/" $2] = $4; ev[$1 "/" $2] = $7; next }
+    FILENAME == "rss.tsv" { if ($1 !~ /largest|broker/ && $2 > rss) { rss = $2; rssn = $1 } }
+    function row(what, got, want, ok) { printf "| %s | %s | %s | %s |\n", what, got, want, ok ? "met" : "**not met**" }
+    END {
+        print "| target | measured | wanted | |"
+        print "|---|---:|---:|---|"
+        k = "/" maxc
+        row("buy, % of its floor", floor["buy" k] > 0 ? sprintf("%.0f %%", 100 * rps["buy" k] / floor["buy" k]) : "no floor", ">= 70 %", floor["buy" k] > 0 && rps["buy" k] >= 0.7 * floor["buy" k])
+        row("add-gxp, % of its floor", floor["add" k] > 0 ? sprintf("%.0f %%", 100 * rps["add-gxp" k] / floor["add" k]) : "no floor", ">= 70 %", floor["add" k] > 0 && rps["add-gxp" k] >= 0.7 * floor["add" k])
+        row("GET /item", sprintf("%.0f/s", rps["GET /item" k]), ">= 8000/s", rps["GET /item" k] >= 8000)
+        row("GET /user", sprintf("%.0f/s", rps["GET /user" k]), ">= 8000/s", rps["GET /user" k] >= 8000)
+        row("finalization p99 (buy)", fin["buy" k] " ms", "<= 20 ms", fin["buy" k] <= 20)
+        row("event lag p99 (buy)", ev["buy" k] " ms", "<= 50 ms", ev["buy" k] <= 50)
+        m = split(cpu["buy" k], kv, " "); out = 0
+        for (i = 1; i <= m; i++) { split(kv[i], p, "="); if (p[1] !~ /-db$/) out += p[2] }
+        row("CPU per buy outside PostgreSQL", sprintf("%.2f ms", out), "<= 2 ms", out <= 2)
+        row("largest service RSS (" rssn ")", sprintf("%.1f MiB", rss / 1024), "<= 32 MiB", rss <= 32 * 1024)
+        for (key in rps) if (key ~ /^buy \(\+/) { big = key }
+        if (big != "") row("buy p99 after the large-table load", sprintf("%.2f ms (before: %.2f ms)", p99[big], p99["buy" k]),
+                           "no growth (<= 1.5x)", p99[big] <= 1.5 * p99["buy" k])
+    }' floor.tsv runs.tsv lags.tsv rss.tsv
+
+# ---- plots ------------------------------------------------------------------------------------
+awk -F'\t' '
+    FNR == 1 { next }
+    FILENAME == "floor.tsv" { f[$1 "/" $2] = $3; next }
+    { gsub(/ /, "", $1); print $1, $2, $3, $6, ($1 == "buy" ? f["buy/" $2] : $1 == "add-gxp" ? f["add/" $2] : "NaN") }
+' floor.tsv runs.tsv | grep -v '(+' >plot.dat || true
+gnuplot <<'GP'
+set terminal png size 900,560 noenhanced
+set datafile missing "NaN"
+set logscale x 2
+set xlabel "concurrent connections"
+set key left top
+set grid
+set output "throughput.png"
+set title "gf-svc through nginx: throughput (ours, and the SQL floor)"
+set ylabel "requests/s"
+set logscale y
+plot for [r in "buy add-gxp GET/item GET/user"] "< grep '^".r." ' plot.dat" using 2:3 with linespoints title r, \
+     "< grep '^buy ' plot.dat" using 2:5 with linespoints dashtype 2 title "buy floor", \
+     "< grep '^add-gxp ' plot.dat" using 2:5 with linespoints dashtype 2 title "add-gxp floor"
+set output "latency.png"
+set title "gf-svc through nginx: p99 latency"
+set ylabel "p99 ms"
+plot for [r in "buy add-gxp GET/item GET/user"] "< grep '^".r." ' plot.dat" using 2:4 with linespoints title r
+GP
+echo
+echo "Plots: throughput.png and latency.png beside this report."
