@@ -34,13 +34,13 @@ INSERT INTO coord_transactions (correlation_id, kind, user_id, amount)
     SELECT $CID, 'add_gxp', $BASE + i, 1 FROM generate_series(1, $N) i;
 COMMIT;
 ANALYZE users; ANALYZE coord_transactions;"
-# The decisions in transactions of 50,000, as they would come: logical decoding of one
-# million-row transaction kept the walsender busy for minutes (and restarted the apply worker).
-for ((lo = 1; lo <= N; lo += 50000)); do
-    hi=$((lo + 49999 < N ? lo + 49999 : N))
-    sql "$BACKEND_DB_PORT" "INSERT INTO transaction_outbox (correlation_id, state)
-        SELECT $CID, 'succeeded' FROM generate_series($lo, $hi) i"
-done
+# The decisions in transactions of 1,000, from one session. gxp's apply trigger takes an
+# advisory lock per decision, held to the end of the apply transaction: a decision transaction
+# of 50,000 rows ran gxp-db out of lock slots ("out of shared memory") and stalled replication.
+for ((lo = 1; lo <= N; lo += 1000)); do
+    printf "INSERT INTO transaction_outbox (correlation_id, state) SELECT %s, 'succeeded' FROM generate_series(%d, %d) i;\n" \
+        "$CID" "$lo" "$((lo + 999 < N ? lo + 999 : N))"
+done | "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres -d postgres -p "$BACKEND_DB_PORT" >/dev/null
 sql "$BACKEND_DB_PORT" "ANALYZE transaction_outbox"
 echo "backend-db: $N users, coordinator transactions and decisions ($(($(date +%s) - start)) s)"
 
