@@ -23,6 +23,11 @@ struct backend_config {
     int64_t db_pool_size;
     int64_t db_statement_timeout_ms;
     int64_t http_threads;
+    int64_t http_max_connections;
+    int64_t http_max_inflight;
+    int64_t http_idle_timeout_s;
+    int64_t http_header_timeout_ms;
+    int64_t http_body_timeout_ms;
     int64_t max_body;
     char *gxp_addr;
     int64_t gxp_deadline_ms;

@@ -20,6 +20,22 @@ const struct gf_config_def backend_config_defs[] = {
      F(db_statement_timeout_ms), "statement_timeout of every connection (0 = none)"},
     {"BACKEND_HTTP_THREADS", GF_CFG_INT, "32", 1, 1024, false, F(http_threads),
      "HTTP threads: a request holds one while it waits for the database or gxp"},
+    {"BACKEND_HTTP_MAX_CONNECTIONS", GF_CFG_INT, "10000", 16, 1000000, false,
+     F(http_max_connections),
+     "HTTP connections open at once at most, idle ones included (cut to what RLIMIT_NOFILE "
+     "allows); past 90% the idle ones are closed, oldest first"},
+    {"BACKEND_HTTP_MAX_INFLIGHT", GF_CFG_INT, "0", 0, 1024, false, F(http_max_inflight),
+     "HTTP requests handled at once (/healthz, /readyz, /metrics aside): more are answered 503 "
+     "with Retry-After at once; 0 = BACKEND_HTTP_THREADS minus a quarter, at most "
+     "BACKEND_DB_POOL_SIZE minus 2"},
+    {"BACKEND_HTTP_IDLE_TIMEOUT_S", GF_CFG_INT, "30", 1, 3600, false, F(http_idle_timeout_s),
+     "an HTTP connection without a byte for this long is closed"},
+    {"BACKEND_HTTP_HEADER_TIMEOUT_MS", GF_CFG_INT, "10000", 100, 600000, false,
+     F(http_header_timeout_ms),
+     "a request head that began must be complete within this, or the connection is cut (408)"},
+    {"BACKEND_HTTP_BODY_TIMEOUT_MS", GF_CFG_INT, "30000", 100, 600000, false,
+     F(http_body_timeout_ms),
+     "a request body must arrive, and its answer be taken, within this, or the connection is cut"},
     {"BACKEND_MAX_BODY", GF_CFG_INT, "65536", 1024, 16777216, false, F(max_body),
      "request bodies over this many bytes get 413"},
     {"BACKEND_GXP_ADDR", GF_CFG_GRPC_TARGET, "localhost:30002", 0, 0, false, F(gxp_addr),

@@ -332,12 +332,25 @@ struct gf_http_server *api_start(struct eventlog_app *app)
 {
     metrics_init(app);
     int threads = (int)app->cfg->http_threads;
+    int max_connections = (int)app->cfg->http_max_connections;
+    /* By default no more handlers than database connections, two kept for /readyz and the
+     * background work: beyond that a request would only wait for the pool, holding a thread. */
+    int max_inflight = (int)app->cfg->http_max_inflight;
+    if (max_inflight == 0) {
+        int pool = (int)app->cfg->db_pool_size - 2;
+        max_inflight = gf_http_default_inflight(threads, 0);
+        if (max_inflight > pool)
+            max_inflight = pool > 1 ? pool : 1;
+    }
     struct gf_http_server_options opt = {
         .addr = app->cfg->http_addr,
         .threads = threads,
-        .max_connections = threads > 256 ? threads : 256,
-        .connection_timeout_s = 30,
+        .max_connections = max_connections > threads ? max_connections : threads,
+        .connection_timeout_s = (int)app->cfg->http_idle_timeout_s,
         .max_body = 4096, /* every route is a GET: no body is wanted */
+        .max_inflight = max_inflight,
+        .header_timeout_ms = (int)app->cfg->http_header_timeout_ms,
+        .body_timeout_ms = (int)app->cfg->http_body_timeout_ms,
         .handler = handle,
         .app = app,
     };

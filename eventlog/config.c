@@ -33,6 +33,22 @@ const struct gf_config_def eventlog_config_defs[] = {
      "how long a batch waits for more deliveries once one arrived"},
     {"EVENTLOG_HTTP_THREADS", GF_CFG_INT, "4", 1, 256, false, F(http_threads),
      "HTTP worker threads (each waits for its read's result)"},
+    {"EVENTLOG_HTTP_MAX_CONNECTIONS", GF_CFG_INT, "10000", 16, 1000000, false,
+     F(http_max_connections),
+     "HTTP connections open at once at most, idle ones included (cut to what RLIMIT_NOFILE "
+     "allows); past 90% the idle ones are closed, oldest first"},
+    {"EVENTLOG_HTTP_MAX_INFLIGHT", GF_CFG_INT, "0", 0, 256, false, F(http_max_inflight),
+     "HTTP requests handled at once (/healthz, /readyz, /metrics aside): more are answered 503 "
+     "with Retry-After at once; 0 = EVENTLOG_HTTP_THREADS minus a quarter, at most "
+     "EVENTLOG_DB_POOL_SIZE minus 2"},
+    {"EVENTLOG_HTTP_IDLE_TIMEOUT_S", GF_CFG_INT, "30", 1, 3600, false, F(http_idle_timeout_s),
+     "an HTTP connection without a byte for this long is closed"},
+    {"EVENTLOG_HTTP_HEADER_TIMEOUT_MS", GF_CFG_INT, "10000", 100, 600000, false,
+     F(http_header_timeout_ms),
+     "a request head that began must be complete within this, or the connection is cut (408)"},
+    {"EVENTLOG_HTTP_BODY_TIMEOUT_MS", GF_CFG_INT, "30000", 100, 600000, false,
+     F(http_body_timeout_ms),
+     "a request body must arrive, and its answer be taken, within this, or the connection is cut"},
     {"EVENTLOG_LIST_CAP", GF_CFG_INT, "1000", 1, 100000, false, F(list_cap),
      "events one GET /eventlog/events answers at most (larger limits are cut to it)"},
     {"EVENTLOG_SHUTDOWN_GRACE_MS", GF_CFG_INT, "10000", 100, 600000, false, F(shutdown_grace_ms),

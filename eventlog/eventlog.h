@@ -37,6 +37,11 @@ struct eventlog_config {
     int64_t batch_max;
     int64_t batch_wait_ms;
     int64_t http_threads;
+    int64_t http_max_connections;
+    int64_t http_max_inflight;
+    int64_t http_idle_timeout_s;
+    int64_t http_header_timeout_ms;
+    int64_t http_body_timeout_ms;
     int64_t list_cap;
     int64_t shutdown_grace_ms;
     int log_level;

@@ -13,6 +13,15 @@ const struct gf_config_def gxp_config_defs[] = {
      "gRPC listen address of gxp.Gxp (port 0 = ephemeral)"},
     {"GXP_HTTP_ADDR", GF_CFG_ADDR, "0.0.0.0:30003", 0, 0, false, F(http_addr),
      "HTTP listen address of /healthz, /readyz and /metrics"},
+    {"GXP_HTTP_MAX_CONNECTIONS", GF_CFG_INT, "4096", 16, 1000000, false, F(http_max_connections),
+     "HTTP connections open at once at most, idle ones included (cut to what RLIMIT_NOFILE "
+     "allows); past 90% the idle ones are closed, oldest first"},
+    {"GXP_HTTP_IDLE_TIMEOUT_S", GF_CFG_INT, "30", 1, 3600, false, F(http_idle_timeout_s),
+     "an HTTP connection without a byte for this long is closed"},
+    {"GXP_HTTP_HEADER_TIMEOUT_MS", GF_CFG_INT, "10000", 100, 600000, false,
+     F(http_header_timeout_ms),
+     "a request head that began must be complete within this, or the connection is cut (408); "
+     "a body or the taking of an answer gets three times as long"},
     {"GXP_DB_URL", GF_CFG_CONNINFO, "host=localhost port=5432 dbname=gxp user=gxp", 0, 0, false,
      F(db_url), "libpq conninfo of gxp-db (the role must be superuser on PostgreSQL 15)"},
     {"GXP_DB_PASSWORD", GF_CFG_STRING, "", 0, 0, true, F(db_password),

@@ -17,6 +17,9 @@
 struct gxp_config {
     char *grpc_addr;
     char *http_addr;
+    int64_t http_max_connections;
+    int64_t http_idle_timeout_s;
+    int64_t http_header_timeout_ms;
     char *db_url;
     char *db_password;
     int64_t db_pool_size;

@@ -60,12 +60,15 @@ struct gf_http_server *health_start(struct gxp_app *app)
     gf_db_pool_register_metrics(app->pool);
     gf_metrics_gauge_fn("gxp_subscription_ready", "1 when transaction_outbox_sub carries decisions",
                         "", subscribed, app);
+    /* Probes and scrapes only: every path is unlimited, so no admission limit applies. */
     struct gf_http_server_options opt = {
         .addr = app->cfg->http_addr,
         .threads = 2,
-        .max_connections = 256,
-        .connection_timeout_s = 30,
+        .max_connections = (int)app->cfg->http_max_connections,
+        .connection_timeout_s = (int)app->cfg->http_idle_timeout_s,
         .max_body = 4096,
+        .header_timeout_ms = (int)app->cfg->http_header_timeout_ms,
+        .body_timeout_ms = 3 * (int)app->cfg->http_header_timeout_ms,
         .handler = handle,
         .app = app,
     };

@@ -295,9 +295,11 @@ http {
     proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
     proxy_connect_timeout 2s;
     proxy_read_timeout 30s;
-    upstream backend_svc_1 { server 127.0.0.1:$BACKEND1_HTTP_PORT; keepalive 32; }
-    upstream backend_svc_2 { server 127.0.0.1:$BACKEND2_HTTP_PORT; keepalive 32; }
-    upstream eventlog_svc { server 127.0.0.1:$EVENTLOG_HTTP_PORT; keepalive 8; }
+    # Idle upstream connections are dropped before the services' own idle timeout (30 s): nginx
+    # never reuses one a service is closing (a POST on it would be a 502, never retried).
+    upstream backend_svc_1 { server 127.0.0.1:$BACKEND1_HTTP_PORT; keepalive 32; keepalive_timeout 20s; }
+    upstream backend_svc_2 { server 127.0.0.1:$BACKEND2_HTTP_PORT; keepalive 32; keepalive_timeout 20s; }
+    upstream eventlog_svc { server 127.0.0.1:$EVENTLOG_HTTP_PORT; keepalive 8; keepalive_timeout 20s; }
     server {
         listen 127.0.0.1:${PORT[$1]};
         location = /healthz { default_type text/plain; return 200 "ok\\n"; }

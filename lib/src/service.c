@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "gf/clock.h"
@@ -75,6 +76,24 @@ enum gf_startup gf_service_migrate(struct gf_db_pool *pool, const char *service,
     }
 }
 
+/* Every open connection costs a descriptor, and the soft limit is often 1024: the services
+ * take the hard limit, so thousands of idle clients cannot lock the probes out. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        GF_WARN("cannot raise RLIMIT_NOFILE from %llu to %llu: %s", (unsigned long long)was,
+                (unsigned long long)rl.rlim_max, strerror(errno));
+        return;
+    }
+    GF_INFO("RLIMIT_NOFILE raised from %llu to %llu", (unsigned long long)was,
+            (unsigned long long)rl.rlim_max);
+}
+
 int gf_service_configure(int argc, char **argv, const char *program,
                          const struct gf_config_def *defs, size_t n, void *cfg,
                          enum gf_status (*check)(const void *cfg))
@@ -97,5 +116,6 @@ int gf_service_configure(int argc, char **argv, const char *program,
         gf_config_free(defs, n, cfg);
         return ok ? EXIT_SUCCESS : EXIT_FAILURE;
     }
+    raise_fd_limit();
     return -1;
 }

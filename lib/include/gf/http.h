@@ -28,12 +28,25 @@ struct gf_http_response {
 typedef void (*gf_http_handler)(void *app, const struct gf_http_request *req,
                                 struct gf_http_response *resp);
 
+/* Hostile clients (see ARCHITECTURE.md, "HTTP under attack"): a connection whose request head
+ * has started but is not complete after header_timeout_ms, or whose body (or the taking of its
+ * answer) lasts longer than body_timeout_ms, is cut (408 when nothing was answered yet); idle
+ * connections are closed after connection_timeout_s, and sooner, oldest first, while the open
+ * connections pass 90% of max_connections. At most max_inflight handlers run at once, except on
+ * the unlimited paths (probes, metrics): a request beyond it is answered 503 with Retry-After
+ * at once, so that threads stay free to accept and answer the probes. */
 struct gf_http_server_options {
     const char *addr;         /* "host:port"; port 0 = ephemeral (the bound one is logged) */
     int threads;              /* thread pool size */
-    int max_connections;      /* concurrent connections at most; must be >= threads */
-    int connection_timeout_s; /* idle connections are closed after this */
+    int max_connections;      /* concurrent connections at most; must be >= threads; cut to
+                               * what RLIMIT_NOFILE allows (with a warning) */
+    int connection_timeout_s; /* idle connections are closed after this (0 = never) */
     size_t max_body;          /* larger bodies get 413 */
+    int max_inflight;         /* handlers at once, unlimited paths aside; 0 = threads minus a
+                               * quarter (at least 1 thread kept); at most threads */
+    int header_timeout_ms;    /* 0 = 10000 */
+    int body_timeout_ms;      /* 0 = 30000 */
+    const char *const *unlimited_paths; /* NULL-terminated; NULL = /healthz, /readyz, /metrics */
     gf_http_handler handler;
     void *app;
 };
@@ -43,6 +56,9 @@ struct gf_http_server;
 /* Starts serving; *bound_port (may be NULL) receives the port really bound. */
 struct gf_http_server *gf_http_server_start(const struct gf_http_server_options *opt,
                                             int *bound_port);
+/* The max_inflight a server uses for threads and the option's value: 0 means threads minus a
+ * quarter of them (at least one kept free for probes); never above threads, never below 1. */
+int gf_http_default_inflight(int threads, int max_inflight);
 /* Stops accepting, finishes in-flight requests, frees. NULL is a no-op. */
 void gf_http_server_stop(struct gf_http_server *srv);
 
