@@ -3,12 +3,14 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 300
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 
-.PHONY: all build deps test test-release test-asan unit up down status logs bench bench-gxp format \
+.PHONY: all build deps test test-release test-asan test-fuzz fuzz fuzz-build unit up down status logs bench bench-gxp format \
         format-check clean install
 
 all: build
@@ -26,9 +28,11 @@ $(ASAN_BUILD)/CMakeCache.txt:
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DGF_SANITIZE=ON $(CMAKE_ARGS)
 
 # The whole suite twice: as shipped, then under AddressSanitizer + UBSan (the last summary
-# line is the sanitizer run's). Both must pass.
+# line is the sanitizer run's), and between them the fuzz targets for a bounded time. All must
+# pass.
 test: deps
 	@$(MAKE) --no-print-directory test-release
+	@$(MAKE) --no-print-directory test-fuzz
 	@$(MAKE) --no-print-directory test-asan
 
 test-release: build
@@ -38,6 +42,24 @@ test-asan: $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 2
+
+# The fuzz targets (tests/fuzz): a clang build of their own, only what they need.
+$(FUZZ_BUILD)/CMakeCache.txt:
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DGF_FUZZ=ON -DGF_TESTS=OFF \
+	  $(CMAKE_ARGS)
+
+fuzz-build: $(FUZZ_BUILD)/CMakeCache.txt
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_targets
+
+# Each fuzz target for GF_FUZZ_SECONDS (10) after replaying its regressions; the executions
+# of each are printed last.
+test-fuzz: fuzz-build
+	cd $(FUZZ_BUILD) && { ctest --output-on-failure -j 2 -L fuzz; s=$$?; \
+	  cat fuzz-run/*/summary 2>/dev/null; exit $$s; }
+
+# Each fuzz target for FUZZ_SECONDS; inputs that add coverage join tests/fuzz/corpus.
+fuzz: deps fuzz-build
+	@bash tests/fuzz/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit
@@ -74,4 +96,4 @@ format-check:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

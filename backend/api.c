@@ -72,7 +72,7 @@ struct ctx {
     const char *error;          /* the error code answered, for the log line */
     int64_t path_id;            /* :id of /item/:id */
     int64_t if_match;           /* the version If-Match names (PATCH) */
-    struct validate_value v[3]; /* the body's fields, in the order of route->fields */
+    struct validate_value v[3]; /* the body's fields, in the order of route->body->fields */
 };
 
 /* ---- answers -------------------------------------------------------------------------- */
@@ -495,15 +495,11 @@ static void run_user_gxp(struct ctx *c)
 static void run_gxp_transaction(struct ctx *c)
 {
     struct be_err err = {0};
-    const char *q = gf_http_query(c->req, "correlationId");
     char tx_cid[GF_UUID_STRLEN + 1];
     json_t *out = NULL;
-    enum gf_status st = GF_EINVAL;
-    if (q == NULL || *q == '\0')
-        be_err_set(&err, "missing_field", "query parameter correlationId is required");
-    else if (!gf_uuid_normalize(q, strlen(q), tx_cid))
-        be_err_set(&err, "invalid_field", "correlationId must be a UUID");
-    else
+    enum gf_status st =
+        validate_query_uuid(gf_http_query(c->req, "correlationId"), "correlationId", tx_cid, &err);
+    if (st == GF_OK)
         st = coord_transaction(c->app, tx_cid, c->cid, &out, &err);
     if (st != GF_OK) {
         reply_status(c, st, &err);
@@ -611,46 +607,31 @@ static const char *const method_names[] = {"GET", "POST", "PATCH"};
 struct route {
     const char *path; /* exact, or ending in "/:id": a positive integer id */
     enum method method;
-    bool needs_schema;                   /* answers 503 until the migrations ran */
-    const struct validate_field *fields; /* the JSON body's fields, NULL for no body */
-    size_t nfields;
+    bool needs_schema;                    /* answers 503 until the migrations ran */
+    const struct validate_body_def *body; /* the JSON body's fields, NULL for no body */
     void (*run)(struct ctx *c);
 };
 
-static const struct validate_field user_create[] = {{"name", VALIDATE_NAME, true}};
-static const struct validate_field item_create[] = {{"name", VALIDATE_NAME, true},
-                                                    {"cost", VALIDATE_COST, true}};
-static const struct validate_field item_patch[] = {{"name", VALIDATE_NAME, false},
-                                                   {"cost", VALIDATE_COST, false}};
-static const struct validate_field marketplace_create[] = {{"itemId", VALIDATE_ID, true},
-                                                           {"count", VALIDATE_COUNT, true}};
-static const struct validate_field buy[] = {{"userId", VALIDATE_ID, true},
-                                            {"itemId", VALIDATE_ID, true}};
-static const struct validate_field user_item_create[] = {
-    {"userId", VALIDATE_ID, true}, {"itemId", VALIDATE_ID, true}, {"count", VALIDATE_COUNT, true}};
-static const struct validate_field gxp_add[] = {{"userId", VALIDATE_ID, true},
-                                                {"amount", VALIDATE_COUNT, true}};
-
-#define NOBODY NULL, 0
-#define BODY(f) f, sizeof f / sizeof f[0]
+#define NOBODY NULL
+#define BODY(k) (&validate_bodies[k])
 
 /* A path id that is not a positive integer matches no route: 404, since /item/abc names
  * nothing that could exist (and /item/create, /item/svc-info are routes of their own). */
 static const struct route routes[] = {
     {"/user", M_GET, true, NOBODY, run_list_users},
     {"/user/", M_GET, true, NOBODY, run_list_users},
-    {"/user/create", M_POST, true, BODY(user_create), run_create_user},
+    {"/user/create", M_POST, true, BODY(VALIDATE_BODY_USER_CREATE), run_create_user},
     {"/item", M_GET, true, NOBODY, run_list_items},
-    {"/item/create", M_POST, true, BODY(item_create), run_create_item},
+    {"/item/create", M_POST, true, BODY(VALIDATE_BODY_ITEM_CREATE), run_create_item},
     {"/item/:id", M_GET, true, NOBODY, run_get_item},
-    {"/item/:id", M_PATCH, true, BODY(item_patch), run_patch_item},
+    {"/item/:id", M_PATCH, true, BODY(VALIDATE_BODY_ITEM_PATCH), run_patch_item},
     {"/marketplace/item", M_GET, true, NOBODY, run_list_marketplace},
-    {"/marketplace/item/create", M_POST, true, BODY(marketplace_create),
+    {"/marketplace/item/create", M_POST, true, BODY(VALIDATE_BODY_MARKETPLACE_CREATE),
      run_create_marketplace_item},
-    {"/marketplace/item/buy", M_POST, true, BODY(buy), run_buy},
+    {"/marketplace/item/buy", M_POST, true, BODY(VALIDATE_BODY_BUY), run_buy},
     {"/user/item", M_GET, true, NOBODY, run_list_user_items},
-    {"/user/item/create", M_POST, true, BODY(user_item_create), run_create_user_item},
-    {"/user/gxp/add", M_POST, true, BODY(gxp_add), run_add_gxp},
+    {"/user/item/create", M_POST, true, BODY(VALIDATE_BODY_USER_ITEM_CREATE), run_create_user_item},
+    {"/user/gxp/add", M_POST, true, BODY(VALIDATE_BODY_GXP_ADD), run_add_gxp},
     {"/user/gxp", M_GET, true, NOBODY, run_user_gxp},
     {"/gxp/get-all", M_GET, false, NOBODY, run_gxp_get_all},
     {"/gxp/transaction", M_GET, true, NOBODY, run_gxp_transaction},
@@ -859,11 +840,12 @@ static void serve(struct ctx *c)
     }
     if (!check_preconditions(c, &key))
         return;
-    if (r->fields != NULL) {
+    if (r->body != NULL) {
         size_t len;
         const char *body = gf_http_body(c->req, &len);
-        assert(r->nfields <= sizeof c->v / sizeof c->v[0]);
-        if (validate_body(body, len, r->fields, r->nfields, &root, c->v, &err) != GF_OK) {
+        assert(r->body->nfields <= sizeof c->v / sizeof c->v[0]);
+        if (validate_body(body, len, r->body->fields, r->body->nfields, &root, c->v, &err) !=
+            GF_OK) {
             reply_status(c, GF_EINVAL, &err);
             return;
         }

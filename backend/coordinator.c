@@ -18,6 +18,7 @@
 #include "gf/metrics.h"
 #include "gf/uuid.h"
 #include "gxp.pb-c.h"
+#include "validate.h"
 
 /* ---- metrics ------------------------------------------------------------------------------
  * Every series is registered by coord_metrics_init (or on the first use of a gRPC code), so
@@ -895,8 +896,7 @@ static enum gf_status resolve_transaction(struct gf_grpc_call *call, void *arg,
     const Backend__ResolveTransactionRequest *req = (const Backend__ResolveTransactionRequest *)msg;
     Backend__ResolveTransactionResponse *resp = (Backend__ResolveTransactionResponse *)out;
     char cid[37];
-    if (req->correlationid == NULL ||
-        !gf_uuid_normalize(req->correlationid, strlen(req->correlationid), cid)) {
+    if (!validate_resolve_request(req, cid)) {
         gf_counter_add(m_resolve[RESOLVE_INVALID], 1);
         gf_grpc_set_error(call, "correlationId must be a UUID");
         return GF_EINVAL;

@@ -1,5 +1,6 @@
 /* Validation of the HTTP API's input (SPEC §2): strict JSON bodies, integer fields that may
- * come as digit strings, names, list paging, If-Match and Idempotency-Key. No I/O. */
+ * come as digit strings, names, list paging, correlation ids, If-Match and Idempotency-Key,
+ * and the request of ResolveTransaction. No I/O. */
 #include "validate.h"
 
 #include <stdarg.h>
@@ -19,6 +20,32 @@ static enum gf_status fail(struct be_err *err, const char *code, const char *fmt
     err->code = code;
     return GF_EINVAL;
 }
+
+static const struct validate_field user_create[] = {{"name", VALIDATE_NAME, true}};
+static const struct validate_field item_create[] = {{"name", VALIDATE_NAME, true},
+                                                    {"cost", VALIDATE_COST, true}};
+static const struct validate_field item_patch[] = {{"name", VALIDATE_NAME, false},
+                                                   {"cost", VALIDATE_COST, false}};
+static const struct validate_field marketplace_create[] = {{"itemId", VALIDATE_ID, true},
+                                                           {"count", VALIDATE_COUNT, true}};
+static const struct validate_field buy[] = {{"userId", VALIDATE_ID, true},
+                                            {"itemId", VALIDATE_ID, true}};
+static const struct validate_field user_item_create[] = {
+    {"userId", VALIDATE_ID, true}, {"itemId", VALIDATE_ID, true}, {"count", VALIDATE_COUNT, true}};
+static const struct validate_field gxp_add[] = {{"userId", VALIDATE_ID, true},
+                                                {"amount", VALIDATE_COUNT, true}};
+
+#define NFIELDS(f) (sizeof f / sizeof f[0])
+const struct validate_body_def validate_bodies[VALIDATE_NBODIES] = {
+    [VALIDATE_BODY_USER_CREATE] = {user_create, NFIELDS(user_create)},
+    [VALIDATE_BODY_ITEM_CREATE] = {item_create, NFIELDS(item_create)},
+    [VALIDATE_BODY_ITEM_PATCH] = {item_patch, NFIELDS(item_patch)},
+    [VALIDATE_BODY_MARKETPLACE_CREATE] = {marketplace_create, NFIELDS(marketplace_create)},
+    [VALIDATE_BODY_BUY] = {buy, NFIELDS(buy)},
+    [VALIDATE_BODY_USER_ITEM_CREATE] = {user_item_create, NFIELDS(user_item_create)},
+    [VALIDATE_BODY_GXP_ADD] = {gxp_add, NFIELDS(gxp_add)},
+};
+#undef NFIELDS
 
 bool validate_digits(const char *s, size_t len, int64_t max, int64_t *out)
 {
@@ -218,6 +245,23 @@ enum gf_status validate_query_id(const char *s, const char *name, int64_t *out, 
                     name, VALIDATE_ID_MAX);
     *out = v;
     return GF_OK;
+}
+
+enum gf_status validate_query_uuid(const char *s, const char *name, char out[GF_UUID_STRLEN + 1],
+                                   struct be_err *err)
+{
+    if (s == NULL || *s == '\0')
+        return fail(err, "missing_field", "query parameter %s is required", name);
+    if (!gf_uuid_normalize(s, strlen(s), out))
+        return fail(err, "invalid_field", "%s must be a UUID", name);
+    return GF_OK;
+}
+
+bool validate_resolve_request(const Backend__ResolveTransactionRequest *req,
+                              char cid[GF_UUID_STRLEN + 1])
+{
+    return req->correlationid != NULL &&
+           gf_uuid_normalize(req->correlationid, strlen(req->correlationid), cid);
 }
 
 bool validate_if_match(const char *h, int64_t *version)

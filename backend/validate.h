@@ -1,5 +1,6 @@
-/* Validation of what clients send to the HTTP API: JSON bodies, query parameters and
- * headers. Pure functions (no I/O, no globals), so that every rule is unit-tested. */
+/* Validation of what clients send to the HTTP API (JSON bodies, query parameters and
+ * headers) and to the gRPC service (ResolveTransaction). Pure functions (no I/O, no
+ * globals), so that every rule is unit-tested and fuzzed (tests/fuzz). */
 #ifndef BACKEND_VALIDATE_H
 #define BACKEND_VALIDATE_H
 
@@ -9,6 +10,8 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "backend.pb-c.h"
+#include "gf/uuid.h"
 
 /* Ids stay below 2^53 so that every JSON client (JavaScript's numbers included) holds them
  * exactly; amounts, costs and counts fit gxp's uint32 and PostgreSQL's CHECKs. */
@@ -30,6 +33,26 @@ struct validate_field {
     enum validate_kind kind;
     bool required;
 };
+
+/* The JSON body of each route that takes one (SPEC §2): its fields, for validate_body.
+ * api.c's route table points here, and so does the body fuzz target (tests/fuzz). */
+enum validate_body_kind {
+    VALIDATE_BODY_USER_CREATE,        /* POST /user/create {name} */
+    VALIDATE_BODY_ITEM_CREATE,        /* POST /item/create {name, cost} */
+    VALIDATE_BODY_ITEM_PATCH,         /* PATCH /item/:id {name?, cost?} */
+    VALIDATE_BODY_MARKETPLACE_CREATE, /* POST /marketplace/item/create {itemId, count} */
+    VALIDATE_BODY_BUY,                /* POST /marketplace/item/buy {userId, itemId} */
+    VALIDATE_BODY_USER_ITEM_CREATE,   /* POST /user/item/create {userId, itemId, count} */
+    VALIDATE_BODY_GXP_ADD,            /* POST /user/gxp/add {userId, amount} */
+    VALIDATE_NBODIES
+};
+#define VALIDATE_FIELDS_MAX 3 /* fields of the largest body */
+
+struct validate_body_def {
+    const struct validate_field *fields;
+    size_t nfields; /* at most VALIDATE_FIELDS_MAX */
+};
+extern const struct validate_body_def validate_bodies[VALIDATE_NBODIES];
 
 /* One parsed field; str points into the parsed document (see validate_body). */
 struct validate_value {
@@ -72,6 +95,16 @@ enum gf_status validate_page(const char *limit, const char *after, int64_t cap, 
  * 1..2^53 → GF_OK, else invalid_field. */
 enum gf_status validate_query_id(const char *s, const char *name, int64_t *out,
                                  struct be_err *err) GF_MUSTCHECK;
+
+/* A query parameter holding a correlation id (e.g. ?correlationId=): NULL or empty →
+ * missing_field, a UUID → GF_OK with out[37] its normalized form, else invalid_field. */
+enum gf_status validate_query_uuid(const char *s, const char *name, char out[GF_UUID_STRLEN + 1],
+                                   struct be_err *err) GF_MUSTCHECK;
+
+/* The request of backend.Backend/ResolveTransaction (asked by gxp): its correlationId must be
+ * a UUID; cid[37] gets it normalized. */
+bool validate_resolve_request(const Backend__ResolveTransactionRequest *req,
+                              char cid[GF_UUID_STRLEN + 1]) GF_MUSTCHECK;
 
 /* An If-Match header naming one version: "n", W/"n" or bare n (n decimal, 0..2^63-1),
  * surrounding spaces allowed. false for anything else ("*" and lists included). */

@@ -69,6 +69,19 @@ grpc_status_code ledger_grpc_code(enum gf_status st);
  * correlation id and the correlation time (epoch µs, or INT64_MIN when none was sent). */
 enum gf_status ledger_check_prepare(const Gxp__TransactionPrepareRequest *req, char cid[37],
                                     int64_t *cts_us, const char **why) GF_MUSTCHECK;
+/* The fields CreateUserBalance and GetUserBalance share (pure): userId positive, an optional
+ * correlationId that must be a UUID (cid_out gets it normalized, or "" when absent) and an
+ * optional correlationTimestamp in range. *why says what is wrong on GF_EINVAL. */
+enum gf_status ledger_check_user(uint32_t user, const char *cid,
+                                 const Google__Protobuf__Timestamp *ts, char cid_out[37],
+                                 const char **why) GF_MUSTCHECK;
+/* GetTransaction's request (pure): its correlationId must be a UUID; cid gets it normalized. */
+enum gf_status ledger_check_get_transaction(const Gxp__GetTransactionRequest *req, char cid[37],
+                                            const char **why) GF_MUSTCHECK;
+/* GetAll's request (pure): after_transaction must fit a bigint; *limit is the page size, the
+ * request's limit cut to cap (0 = cap). */
+enum gf_status ledger_check_get_all(const Gxp__GetAllRequest *req, int64_t cap, int64_t *limit,
+                                    const char **why) GF_MUSTCHECK;
 /* A Timestamp fits a PostgreSQL timestamptz and the proto rules (nanos 0..999,999,999). */
 bool ledger_timestamp_ok(const Google__Protobuf__Timestamp *ts);
 /* Fills *ts from epoch microseconds. */

@@ -296,22 +296,35 @@ static enum gf_status transaction_prepare(struct gf_grpc_call *call, void *app,
     return stmt_start(s);
 }
 
+enum gf_status ledger_check_user(uint32_t user, const char *cid,
+                                 const Google__Protobuf__Timestamp *ts, char cid_out[37],
+                                 const char **why)
+{
+    if (user == 0) {
+        *why = "userId must be a positive integer";
+        return GF_EINVAL;
+    }
+    if (!optional_cid(cid, cid_out)) {
+        *why = "correlationId must be a UUID";
+        return GF_EINVAL;
+    }
+    if (ts && !ledger_timestamp_ok(ts)) {
+        *why = "correlationTimestamp is out of range";
+        return GF_EINVAL;
+    }
+    return GF_OK;
+}
+
 /* The fields CreateUserBalance and GetUserBalance share: a user id, and optionally a
  * correlation id (a UUID) and its timestamp. Fills s->user and s->cid. */
 static enum gf_status check_user(struct gf_grpc_call *call, struct stmt *s, uint32_t user,
                                  const char *cid, const Google__Protobuf__Timestamp *ts)
 {
-    if (user == 0) {
-        gf_grpc_set_error(call, "userId must be a positive integer");
-        return GF_EINVAL;
-    }
-    if (!optional_cid(cid, s->cid)) {
-        gf_grpc_set_error(call, "correlationId must be a UUID");
-        return GF_EINVAL;
-    }
-    if (ts && !ledger_timestamp_ok(ts)) {
-        gf_grpc_set_error(call, "correlationTimestamp is out of range");
-        return GF_EINVAL;
+    const char *why = NULL;
+    enum gf_status st = ledger_check_user(user, cid, ts, s->cid, &why);
+    if (st != GF_OK) {
+        gf_grpc_set_error(call, "%s", why);
+        return st;
     }
     if (s->cid[0])
         gf_log_set_cid(s->cid);
@@ -417,6 +430,17 @@ static enum gf_status transaction_read(struct stmt *s, PGresult *res)
     return ok ? GF_OK : GF_ENOMEM;
 }
 
+enum gf_status ledger_check_get_transaction(const Gxp__GetTransactionRequest *req, char cid[37],
+                                            const char **why)
+{
+    if (req->correlationid == NULL || req->correlationid[0] == '\0' ||
+        !optional_cid(req->correlationid, cid)) {
+        *why = "correlationId must be a UUID";
+        return GF_EINVAL;
+    }
+    return GF_OK;
+}
+
 static enum gf_status get_transaction(struct gf_grpc_call *call, void *app,
                                       const ProtobufCMessage *msg, ProtobufCMessage *out)
 {
@@ -424,10 +448,11 @@ static enum gf_status get_transaction(struct gf_grpc_call *call, void *app,
     struct stmt *s = stmt_new(call, app, out);
     if (s == NULL)
         return GF_ENOMEM;
-    if (req->correlationid == NULL || req->correlationid[0] == '\0' ||
-        !optional_cid(req->correlationid, s->cid)) {
-        gf_grpc_set_error(call, "correlationId must be a UUID");
-        return GF_EINVAL;
+    const char *why = NULL;
+    enum gf_status st = ledger_check_get_transaction(req, s->cid, &why);
+    if (st != GF_OK) {
+        gf_grpc_set_error(call, "%s", why);
+        return st;
     }
     gf_log_set_cid(s->cid);
     s->name = "gxp_get_transaction";
@@ -474,6 +499,17 @@ static enum gf_status getall_body(struct gf_db_conn *c, void *arg)
     return st;
 }
 
+enum gf_status ledger_check_get_all(const Gxp__GetAllRequest *req, int64_t cap, int64_t *limit,
+                                    const char **why)
+{
+    if (req->after_transaction > INT64_MAX) {
+        *why = "after_transaction is out of range";
+        return GF_EINVAL;
+    }
+    *limit = req->limit == 0 || req->limit > cap ? cap : (int64_t)req->limit;
+    return GF_OK;
+}
+
 static enum gf_status get_all(struct gf_grpc_call *call, void *arg, const ProtobufCMessage *msg,
                               ProtobufCMessage *out)
 {
@@ -481,10 +517,10 @@ static enum gf_status get_all(struct gf_grpc_call *call, void *arg, const Protob
     const Gxp__GetAllRequest *req = (const Gxp__GetAllRequest *)msg;
     Gxp__GetAllResponse *resp = (Gxp__GetAllResponse *)out;
     struct getall_tx g = {0};
-    int64_t limit = req->limit == 0 || req->limit > app->cfg->getall_cap ? app->cfg->getall_cap
-                                                                         : (int64_t)req->limit;
-    if (req->after_transaction > INT64_MAX) {
-        gf_grpc_set_error(call, "after_transaction is out of range");
+    int64_t limit;
+    const char *why = NULL;
+    if (ledger_check_get_all(req, app->cfg->getall_cap, &limit, &why) != GF_OK) {
+        gf_grpc_set_error(call, "%s", why);
         return GF_EINVAL;
     }
     snprintf(g.limit, sizeof g.limit, "%" PRId64, limit);
