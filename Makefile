@@ -80,6 +80,16 @@ logs:
 bench: deps build
 	@bash bench/suite.sh
 
+# The chaos test: load through nginx while processes are killed, clusters restarted and broker
+# connections closed, then every invariant checked (tests/chaos/chaos.sh). CHAOS_SEED (random
+# when unset) replays a run's operations and faults; CHAOS_SECONDS, CHAOS_CLIENTS.
+CHAOS_SECONDS ?= 120
+CHAOS_CLIENTS ?= 16
+.PHONY: chaos
+chaos: deps build
+	CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_CLIENTS=$(CHAOS_CLIENTS) GF_BUILD_DIR=$(abspath $(BUILD)) \
+	  bash tests/chaos/chaos.sh
+
 # gxp alone: TransactionPrepare over gRPC beside pgbench on gxp-db (bench/gxp_bench.c).
 bench-gxp: deps build
 	@bash bench/gxp.sh

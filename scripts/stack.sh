@@ -39,14 +39,20 @@ unit_rmq() {
 }
 
 # unit_prog NAME BINARY PORT HTTP_PORT [K=V...]: build/bin/BINARY run in the background with the
-# given environment; ready when http://127.0.0.1:HTTP_PORT/readyz answers 200.
+# given environment; ready when http://127.0.0.1:HTTP_PORT/readyz answers 200. Extra variables
+# for tests (the chaos test's short gxp timeouts): GF_EXTRA_ENV (every program) and
+# GF_EXTRA_ENV_<NAME> (NAME upper-cased, '-' as '_': GF_EXTRA_ENV_GXP_1), space-separated K=V
+# words; they come last, so they override the table's.
 unit_prog() {
-    local name=$1
+    local name=$1 extra=() var
     UNITS+=("$name")
     KIND[$name]=prog BINARY[$name]=$BUILD_DIR/bin/$2 PORT[$name]=$3 HTTP_PORT[$name]=$4
     READY_PATH[$name]=/readyz
     shift 4
-    ENVS[$name]=$(printf '%s\n' "$@")
+    var=GF_EXTRA_ENV_${name^^}
+    var=${var//-/_}
+    read -r -a extra <<<"${GF_EXTRA_ENV:-} ${!var:-}"
+    ENVS[$name]=$(printf '%s\n' "$@" "${extra[@]}")
 }
 
 # unit_nginx NAME PORT: nginx (Debian's /usr/sbin/nginx) as the ingress on PORT, with the

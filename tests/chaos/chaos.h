@@ -1,0 +1,71 @@
+/* The chaos test's program (gf-chaos): a seeded random stream, the per-request record the
+ * load generator writes and the checker reads, and the three subcommands (tests/chaos/). */
+#ifndef GF_CHAOS_H
+#define GF_CHAOS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- a seeded random stream (splitmix64): the same seed gives the same sequence ---------- */
+struct rng {
+    uint64_t s;
+};
+
+/* A stream for (seed, stream number): independent streams for the schedule and each client. */
+void rng_init(struct rng *r, uint64_t seed, uint64_t stream);
+uint64_t rng_next(struct rng *r);
+/* Uniform in [lo, hi] (inclusive). */
+int64_t rng_range(struct rng *r, int64_t lo, int64_t hi);
+/* True with probability num/den. */
+bool rng_chance(struct rng *r, int num, int den);
+/* A version-4 UUID drawn from the stream, lowercase, 36 characters. */
+void rng_uuid(struct rng *r, char out[37]);
+
+/* ---- the record of one request ------------------------------------------------------------
+ * One TSV line per request, written when its answer (or its failure) came back. status 0 means
+ * no answer: the connection was cut or timed out (curl_rc says which). Fields that do not
+ * apply are 0 or "-". */
+enum rec_kind {
+    K_CREATE_USER, /* name; res_id = userId */
+    K_ADD_GXP,     /* user, amount */
+    K_BUY,         /* user, item; res_id = buyItemResponse.userItemId */
+    K_PATCH_ITEM,  /* item, name (new), amount (new cost, -1: unchanged), aux = If-Match;
+                      res_ver = the answer's ETag version */
+    K_CREATE_ITEM, /* name, amount = cost; res_id = itemId (setup) */
+    K_MKT_CREATE,  /* item, amount = count; res_id = marketplaceItemId (setup) */
+    NKINDS
+};
+extern const char *const kind_names[NKINDS];
+
+#define NAME_MAX_LEN 320
+#define ERR_MAX_LEN 48
+
+struct rec {
+    long seq;
+    int client; /* -1: setup */
+    enum rec_kind kind;
+    int status;  /* HTTP status; 0 = no answer */
+    int curl_rc; /* CURLcode of the transfer */
+    int64_t user, item, amount, aux;
+    char name[NAME_MAX_LEN];
+    char cid[37];      /* the X-Correlation-Id sent */
+    char resp_cid[37]; /* the correlationId answered ("-" if none) */
+    int64_t t0_ms, t1_ms;
+    int64_t res_id, res_ver;
+    char err[ERR_MAX_LEN]; /* the error code of an error body ("-" if none) */
+};
+
+void rec_write(FILE *f, const struct rec *r);
+/* Reads a whole file of records; false (with a message) on a malformed line. */
+bool rec_read_file(const char *path, struct rec **out, size_t *n);
+
+/* ---- subcommands ---------------------------------------------------------------------------- */
+int chaos_setup(int argc, char **argv);
+int chaos_load(int argc, char **argv);
+int chaos_check(int argc, char **argv);
+
+/* Wall-clock milliseconds. */
+int64_t now_ms(void);
+
+#endif

@@ -1,0 +1,750 @@
+/* The chaos test's checker: reads the three databases once the system is quiet and checks
+ * SPEC §5's invariants, and for every recorded request that its answer tells the truth: a 2xx
+ * has its whole effect, a 4xx (or a 5xx the service answered) none, a request without an answer
+ * all of it or none. Prints the summary; exits 1 on any violation. */
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chaos.h"
+
+/* ---- a map from correlation id (or any short string) to an index ----------------------------- */
+
+struct map {
+    char (*keys)[40];
+    long *vals;
+    size_t cap;
+};
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static void map_init(struct map *m, size_t n)
+{
+    m->cap = 64;
+    while (m->cap < 2 * n + 64)
+        m->cap *= 2;
+    m->keys = calloc(m->cap, sizeof *m->keys);
+    m->vals = calloc(m->cap, sizeof *m->vals);
+    if (!m->keys || !m->vals) {
+        fprintf(stderr, "chaos check: out of memory\n");
+        exit(1);
+    }
+}
+
+static void map_free(struct map *m)
+{
+    free(m->keys);
+    free(m->vals);
+}
+
+static void map_put(struct map *m, const char *k, long v)
+{
+    size_t i = hash_str(k) & (m->cap - 1);
+    while (m->keys[i][0] && strcmp(m->keys[i], k) != 0)
+        i = (i + 1) & (m->cap - 1);
+    snprintf(m->keys[i], sizeof m->keys[i], "%s", k);
+    m->vals[i] = v;
+}
+
+static long map_get(const struct map *m, const char *k)
+{
+    size_t i = hash_str(k) & (m->cap - 1);
+    while (m->keys[i][0]) {
+        if (strcmp(m->keys[i], k) == 0)
+            return m->vals[i];
+        i = (i + 1) & (m->cap - 1);
+    }
+    return -1;
+}
+
+/* ---- invariants and their tallies ------------------------------------------------------------ */
+
+enum inv {
+    I_BALANCE,
+    I_RESERVED,
+    I_INCOMING,
+    I_BOUNDS,
+    I_STATUS,
+    I_PENDING,
+    I_GXP_DECISION,
+    I_REPLICA,
+    I_USER_BALANCE,
+    I_ORPHAN_BALANCE,
+    I_STOCK,
+    I_USER_ITEMS,
+    I_BUY_2PC,
+    I_BUY_EVENT,
+    I_EVENT_BUY,
+    I_OUTBOX,
+    I_REQ_2XX,
+    I_REQ_4XX,
+    I_REQ_5XX,
+    I_REQ_UNKNOWN,
+    I_REQ_CID,
+    I_PATCH,
+    NINV
+};
+
+static const char *const inv_names[NINV] = {
+    [I_BALANCE] = "balance = sum committed ADD - sum committed SUBTRACT (per user)",
+    [I_RESERVED] = "reserved = sum pending SUBTRACT (per user)",
+    [I_INCOMING] = "incoming = sum pending ADD (per user)",
+    [I_BOUNDS] = "0 <= reserved <= balance (per user)",
+    [I_STATUS] = "COMMITTED iff decision succeeded, ABORTED iff failed (per gxp transaction)",
+    [I_PENDING] = "nothing PENDING past timeout + lag (per gxp transaction)",
+    [I_GXP_DECISION] = "gxp's recorded decision = backend's, applied (per gxp decision)",
+    [I_REPLICA] = "every backend decision replicated to gxp-db unchanged (per decision)",
+    [I_USER_BALANCE] = "every user has a gxp balance (per user)",
+    [I_ORPHAN_BALANCE] = "a balance without a user is empty (per orphan balance)",
+    [I_STOCK] = "sum user item counts + stock = stock created (per item)",
+    [I_USER_ITEMS] = "user item count = committed buys (per user item)",
+    [I_BUY_2PC] = "a committed buy is committed on gxp, a succeeded buy decision has its buy",
+    [I_BUY_EVENT] = "every successful buy has exactly one stored BuyItemEvent (per buy)",
+    [I_EVENT_BUY] = "every stored event belongs to a committed buy (per event)",
+    [I_OUTBOX] = "event outbox drained: every event published (per outbox row)",
+    [I_REQ_2XX] = "a 2xx request has its whole effect (per request)",
+    [I_REQ_4XX] = "a 4xx request has no effect (per request)",
+    [I_REQ_5XX] = "a 5xx the service answered has no effect (per request)",
+    [I_REQ_UNKNOWN] = "a request without an answer has all of its effect or none (per request)",
+    [I_REQ_CID] = "an answer carries the correlation id sent (per answer)",
+    [I_PATCH] = "item versions and names account for the PATCHes (per item)",
+};
+
+static long checked[NINV], violated[NINV];
+static int verbose_left = 200; /* violation lines printed at most */
+
+static void check(enum inv i, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void check(enum inv i, bool ok, const char *fmt, ...)
+{
+    checked[i]++;
+    if (ok)
+        return;
+    violated[i]++;
+    if (verbose_left-- <= 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    printf("VIOLATION [%s]: ", inv_names[i]);
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+}
+
+/* ---- database snapshots ---------------------------------------------------------------------- */
+
+static PGresult *query(PGconn *c, const char *what, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "chaos check: %s: %s", what, PQerrorMessage(c));
+        exit(1);
+    }
+    return r;
+}
+
+static PGconn *connect_db(const char *conninfo)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "chaos check: cannot connect to %s: %s", conninfo, PQerrorMessage(c));
+        exit(1);
+    }
+    return c;
+}
+
+#define V(r, i, j) PQgetvalue((r), (i), (j))
+#define NUM(r, i, j) strtoll(PQgetvalue((r), (i), (j)), NULL, 10)
+#define NUL(r, i, j) PQgetisnull((r), (i), (j))
+
+/* A result with a map on its first column. */
+struct table {
+    PGresult *r;
+    struct map m;
+    long n;
+};
+
+static void table_load(struct table *t, PGconn *c, const char *what, const char *sql)
+{
+    t->r = query(c, what, sql);
+    t->n = PQntuples(t->r);
+    map_init(&t->m, (size_t)t->n);
+    for (long i = 0; i < t->n; i++)
+        map_put(&t->m, V(t->r, i, 0), i);
+}
+
+static void table_free(struct table *t)
+{
+    PQclear(t->r);
+    map_free(&t->m);
+}
+
+static long row_of(const struct table *t, const char *key)
+{
+    return map_get(&t->m, key);
+}
+
+static struct table b_users, b_items, b_mkt, b_uitems, b_coord, b_dec, b_evout;
+static struct table g_bal, g_tx, g_dec, g_rep, e_ev;
+
+static void load_all(const char *bconn, const char *gconn, const char *econn)
+{
+    PGconn *b = connect_db(bconn), *g = connect_db(gconn), *e = connect_db(econn);
+    table_load(&b_users, b, "users", "SELECT id, name FROM users");
+    table_load(&b_items, b, "items", "SELECT id, name, cost, version FROM items");
+    table_load(&b_mkt, b, "marketplace", "SELECT item_id, count FROM marketplace_items");
+    table_load(&b_uitems, b, "user items",
+               "SELECT user_id || '/' || item_id, id, user_id, item_id, count FROM user_items");
+    table_load(&b_coord, b, "coord_transactions",
+               "SELECT correlation_id, kind, user_id, coalesce(item_id, 0), amount"
+               " FROM coord_transactions");
+    table_load(&b_dec, b, "transaction_outbox",
+               "SELECT correlation_id, state FROM transaction_outbox");
+    table_load(&b_evout, b, "event_outbox",
+               "SELECT correlation_id, count(*), count(published_at), min(event_name)"
+               " FROM event_outbox GROUP BY correlation_id");
+    table_load(&g_bal, g, "balance", "SELECT user_id, balance, reserved, incoming FROM balance");
+    table_load(&g_tx, g, "gxp_transaction",
+               "SELECT correlation_id, user_id, type, amount, status,"
+               " (extract(epoch FROM now() - created_at) * 1000)::bigint, resolve_attempts"
+               " FROM gxp_transaction");
+    table_load(&g_dec, g, "decision",
+               "SELECT correlation_id, state, source, outcome FROM decision");
+    table_load(&g_rep, g, "replica", "SELECT correlation_id, state FROM transaction_outbox");
+    table_load(&e_ev, e, "event",
+               "SELECT message_id, count(*), min(user_id), min(event_name),"
+               " min((data->>'userItemId')::bigint), min((data->>'itemId')::bigint),"
+               " bool_and(correlation_id = message_id) FROM event GROUP BY message_id");
+    PQfinish(b);
+    PQfinish(g);
+    PQfinish(e);
+}
+
+/* ---- SPEC §5 on gxp-db ------------------------------------------------------------------------
+ */
+
+static const char *dec_of(const char *cid)
+{
+    long i = row_of(&b_dec, cid);
+    return i < 0 ? "none" : V(b_dec.r, i, 1);
+}
+
+static void check_ledger(int64_t pending_limit_ms)
+{
+    /* Sums per user from the transactions. */
+    long nb = g_bal.n;
+    int64_t *add = calloc((size_t)nb + 1, sizeof *add), *sub = calloc((size_t)nb + 1, sizeof *sub),
+            *padd = calloc((size_t)nb + 1, sizeof *padd),
+            *psub = calloc((size_t)nb + 1, sizeof *psub);
+    long *ntx = calloc((size_t)nb + 1, sizeof *ntx);
+    for (long i = 0; i < g_tx.n; i++) {
+        const char *cid = V(g_tx.r, i, 0);
+        long b = row_of(&g_bal, V(g_tx.r, i, 1));
+        int type = (int)NUM(g_tx.r, i, 2), status = (int)NUM(g_tx.r, i, 4);
+        int64_t amount = NUM(g_tx.r, i, 3), age = NUM(g_tx.r, i, 5);
+        if (b >= 0) {
+            ntx[b]++;
+            if (status == 2)
+                (type == 0 ? add : sub)[b] += amount;
+            else if (status == 0)
+                (type == 0 ? padd : psub)[b] += amount;
+        }
+        const char *d = dec_of(cid);
+        if (status == 0) {
+            check(I_PENDING, age <= pending_limit_ms,
+                  "transaction %s PENDING for %" PRId64 " ms (limit %" PRId64
+                  " ms), backend decision %s",
+                  cid, age, pending_limit_ms, d);
+            if (age <= pending_limit_ms)
+                printf("note: transaction %s still PENDING (%" PRId64 " ms, within the limit)\n",
+                       cid, age);
+            continue;
+        }
+        check(I_PENDING, true, "-");
+        bool ok = (status == 2 && strcmp(d, "succeeded") == 0) ||
+                  (status == 1 && strcmp(d, "failed") == 0);
+        check(I_STATUS, ok, "transaction %s is %s on gxp, backend decision %s", cid,
+              status == 2 ? "COMMITTED" : "ABORTED", d);
+    }
+    for (long b = 0; b < nb; b++) {
+        const char *user = V(g_bal.r, b, 0);
+        int64_t bal = NUM(g_bal.r, b, 1), res = NUM(g_bal.r, b, 2), inc = NUM(g_bal.r, b, 3);
+        check(I_BALANCE, bal == add[b] - sub[b],
+              "user %s: balance %" PRId64 " but committed ADD %" PRId64 " - SUBTRACT %" PRId64,
+              user, bal, add[b], sub[b]);
+        check(I_RESERVED, res == psub[b],
+              "user %s: reserved %" PRId64 " but pending SUBTRACT %" PRId64, user, res, psub[b]);
+        check(I_INCOMING, inc == padd[b], "user %s: incoming %" PRId64 " but pending ADD %" PRId64,
+              user, inc, padd[b]);
+        check(I_BOUNDS, res >= 0 && res <= bal, "user %s: reserved %" PRId64 ", balance %" PRId64,
+              user, res, bal);
+        if (row_of(&b_users, user) < 0)
+            check(I_ORPHAN_BALANCE, bal == 0 && res == 0 && inc == 0 && ntx[b] == 0,
+                  "gxp balance of user %s, unknown to the backend, is not empty", user);
+    }
+    for (long i = 0; i < b_users.n; i++)
+        check(I_USER_BALANCE, row_of(&g_bal, V(b_users.r, i, 0)) >= 0,
+              "user %s (%s) has no gxp balance", V(b_users.r, i, 0), V(b_users.r, i, 1));
+    for (long i = 0; i < g_dec.n; i++) {
+        const char *cid = V(g_dec.r, i, 0), *d = dec_of(cid);
+        const char *outcome = V(g_dec.r, i, 3);
+        check(I_GXP_DECISION,
+              strcmp(V(g_dec.r, i, 1), d) == 0 && strncmp(outcome, "error", 5) != 0 &&
+                  strcmp(outcome, "invalid_state") != 0,
+              "gxp recorded decision %s for %s (source %s, outcome %s); backend's is %s",
+              V(g_dec.r, i, 1), cid, V(g_dec.r, i, 2), outcome, d);
+    }
+    for (long i = 0; i < b_dec.n; i++) {
+        const char *cid = V(b_dec.r, i, 0);
+        long j = row_of(&g_rep, cid);
+        check(I_REPLICA, j >= 0 && strcmp(V(g_rep.r, j, 1), V(b_dec.r, i, 1)) == 0,
+              "decision %s (%s) is %s on gxp-db's replica", cid, V(b_dec.r, i, 1),
+              j < 0 ? "missing" : V(g_rep.r, j, 1));
+    }
+    free(add);
+    free(sub);
+    free(padd);
+    free(psub);
+    free(ntx);
+}
+
+/* ---- buys, stock and events -------------------------------------------------------------- */
+
+/* The state of a buy's effect in every database. */
+struct buy_fx {
+    bool claimed, outbox, event, decided_ok, gxp_committed, gxp_open;
+    long outbox_n, event_n;
+    int64_t amount, user, item;
+};
+
+static struct buy_fx buy_effect(const char *cid)
+{
+    struct buy_fx f = {0};
+    long c = row_of(&b_coord, cid);
+    if (c >= 0 && strcmp(V(b_coord.r, c, 1), "buy") == 0) {
+        f.claimed = true;
+        f.user = NUM(b_coord.r, c, 2);
+        f.item = NUM(b_coord.r, c, 3);
+        f.amount = NUM(b_coord.r, c, 4);
+    }
+    long o = row_of(&b_evout, cid);
+    f.outbox_n = o < 0 ? 0 : NUM(b_evout.r, o, 1);
+    f.outbox = f.outbox_n > 0;
+    long e = row_of(&e_ev, cid);
+    f.event_n = e < 0 ? 0 : NUM(e_ev.r, e, 1);
+    f.event = f.event_n > 0;
+    f.decided_ok = strcmp(dec_of(cid), "succeeded") == 0;
+    long t = row_of(&g_tx, cid);
+    f.gxp_committed = t >= 0 && NUM(g_tx.r, t, 4) == 2;
+    f.gxp_open = t >= 0 && NUM(g_tx.r, t, 4) == 0;
+    return f;
+}
+
+/* A committed buy paid: claimed, and (unless free) decided succeeded and COMMITTED on gxp. */
+static bool buy_paid(const struct buy_fx *f)
+{
+    return f->claimed && (f->amount == 0 || (f->decided_ok && f->gxp_committed));
+}
+
+/* Everything a committed buy must have. */
+static bool buy_complete(const struct buy_fx *f)
+{
+    return buy_paid(f) && f->outbox_n == 1 && f->event_n == 1;
+}
+
+static bool buy_absent(const struct buy_fx *f)
+{
+    return !f->outbox && !f->event && !f->decided_ok && !f->gxp_committed && !f->gxp_open;
+}
+
+static void check_buys(void)
+{
+    /* Committed buys per (user, item), from the outbox (rows are kept a day). */
+    struct map per_ui;
+    map_init(&per_ui, (size_t)b_uitems.n + (size_t)b_evout.n);
+    long *ui_counts = calloc((size_t)b_evout.n + (size_t)b_uitems.n + 1, sizeof *ui_counts);
+    long nkeys = 0;
+    for (long i = 0; i < b_evout.n; i++) {
+        const char *cid = V(b_evout.r, i, 0);
+        struct buy_fx f = buy_effect(cid);
+        check(I_OUTBOX, NUM(b_evout.r, i, 2) == NUM(b_evout.r, i, 1), "event of %s not published",
+              cid);
+        check(I_BUY_EVENT, f.outbox_n == 1 && f.event_n == 1,
+              "buy %s: %ld outbox rows, %ld stored events", cid, f.outbox_n, f.event_n);
+        check(I_BUY_2PC, buy_paid(&f),
+              "committed buy %s: claimed %d, amount %" PRId64 ", decision %s, gxp committed %d",
+              cid, f.claimed, f.amount, dec_of(cid), f.gxp_committed);
+        long e = row_of(&e_ev, cid);
+        if (e >= 0 && f.claimed)
+            check(I_BUY_EVENT,
+                  NUM(e_ev.r, e, 2) == f.user && NUM(e_ev.r, e, 5) == f.item &&
+                      strcmp(V(e_ev.r, e, 6), "t") == 0,
+                  "event of buy %s names user %s item %s, the buy was user %" PRId64
+                  " item %" PRId64,
+                  cid, V(e_ev.r, e, 2), V(e_ev.r, e, 5), f.user, f.item);
+        char key[48];
+        snprintf(key, sizeof key, "%" PRId64 "/%" PRId64, f.user, f.item);
+        long k = map_get(&per_ui, key);
+        if (k < 0) {
+            k = nkeys++;
+            map_put(&per_ui, key, k);
+        }
+        ui_counts[k]++;
+    }
+    for (long i = 0; i < e_ev.n; i++) {
+        const char *cid = V(e_ev.r, i, 0);
+        check(I_EVENT_BUY,
+              row_of(&b_evout, cid) >= 0 && strcmp(V(e_ev.r, i, 3), "BuyItemEvent") == 0,
+              "stored event %s (%s) has no committed buy", cid, V(e_ev.r, i, 3));
+    }
+    for (long i = 0; i < b_dec.n; i++) {
+        const char *cid = V(b_dec.r, i, 0);
+        long c = row_of(&b_coord, cid);
+        if (c < 0 || strcmp(V(b_coord.r, c, 1), "buy") != 0 ||
+            strcmp(V(b_dec.r, i, 1), "succeeded") != 0)
+            continue;
+        check(I_BUY_2PC, row_of(&b_evout, cid) >= 0,
+              "buy %s decided succeeded without its local commit (no event)", cid);
+    }
+    for (long i = 0; i < b_uitems.n; i++) {
+        long k = map_get(&per_ui, V(b_uitems.r, i, 0));
+        long want = k < 0 ? 0 : ui_counts[k];
+        check(I_USER_ITEMS, NUM(b_uitems.r, i, 4) == want,
+              "user item %s (user/item %s): count %s, committed buys %ld", V(b_uitems.r, i, 1),
+              V(b_uitems.r, i, 0), V(b_uitems.r, i, 4), want);
+        if (k >= 0)
+            ui_counts[k] = -1; /* seen */
+    }
+    for (long k = 0; k < nkeys; k++)
+        if (ui_counts[k] >= 0)
+            check(I_USER_ITEMS, false, "%ld committed buys without their user item", ui_counts[k]);
+    free(ui_counts);
+    map_free(&per_ui);
+}
+
+static void check_stock(const struct rec *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].kind != K_MKT_CREATE || v[i].status != 200)
+            continue;
+        char item[24];
+        snprintf(item, sizeof item, "%" PRId64, v[i].item);
+        long m = row_of(&b_mkt, item);
+        int64_t stock = m < 0 ? -1 : NUM(b_mkt.r, m, 1), held = 0;
+        for (long j = 0; j < b_uitems.n; j++)
+            if (NUM(b_uitems.r, j, 3) == v[i].item)
+                held += NUM(b_uitems.r, j, 4);
+        check(I_STOCK, stock >= 0 && stock + held == v[i].amount,
+              "item %s: stock %" PRId64 " + user items %" PRId64 " != %" PRId64 " created", item,
+              stock, held, v[i].amount);
+    }
+}
+
+/* ---- requests ---------------------------------------------------------------------------------
+ */
+
+enum outcome { O_2XX, O_4XX, O_5XX_SVC, O_5XX_INGRESS, O_NONE, NOUT };
+static const char *const outcome_names[NOUT] = {"2xx", "4xx", "5xx(service)", "5xx(ingress)",
+                                                "no-answer"};
+
+static enum outcome outcome_of(const struct rec *r)
+{
+    if (r->status == 0)
+        return O_NONE;
+    if (r->status < 300)
+        return O_2XX;
+    if (r->status < 500)
+        return O_4XX;
+    /* An error body with a code comes from the service; nginx's 502/504 pages have none. */
+    return r->err[0] ? O_5XX_SVC : O_5XX_INGRESS;
+}
+
+/* 1: the whole effect, 0: none, -1: part of it. */
+static int effect_of(const struct rec *r, char *why, size_t n)
+{
+    char key[48];
+    switch (r->kind) {
+    case K_BUY: {
+        struct buy_fx f = buy_effect(r->cid);
+        snprintf(why, n,
+                 "claimed %d outbox %ld events %ld decision %s gxp committed %d open %d amount "
+                 "%" PRId64,
+                 f.claimed, f.outbox_n, f.event_n, dec_of(r->cid), f.gxp_committed, f.gxp_open,
+                 f.amount);
+        if (buy_absent(&f))
+            return 0;
+        if (!buy_complete(&f) || f.user != r->user || f.item != r->item)
+            return -1;
+        if (r->status / 100 == 2) { /* the user item it named */
+            snprintf(key, sizeof key, "%" PRId64 "/%" PRId64, r->user, r->item);
+            long u = row_of(&b_uitems, key);
+            if (u < 0 || NUM(b_uitems.r, u, 1) != r->res_id) {
+                snprintf(why, n, "answered userItemId %" PRId64 ", stored %s", r->res_id,
+                         u < 0 ? "none" : V(b_uitems.r, u, 1));
+                return -1;
+            }
+        }
+        return 1;
+    }
+    case K_ADD_GXP: {
+        long t = row_of(&g_tx, r->cid);
+        const char *d = dec_of(r->cid);
+        int status = t < 0 ? -1 : (int)NUM(g_tx.r, t, 4);
+        snprintf(why, n, "decision %s, gxp status %d", d, status);
+        if (strcmp(d, "succeeded") != 0 && (status == -1 || status == 1))
+            return 0;
+        bool full = strcmp(d, "succeeded") == 0 && status == 2 && NUM(g_tx.r, t, 1) == r->user &&
+                    NUM(g_tx.r, t, 2) == 0 && NUM(g_tx.r, t, 3) == r->amount;
+        return full ? 1 : -1;
+    }
+    case K_CREATE_USER: {
+        long found = -1;
+        for (long i = 0; i < b_users.n && found < 0; i++)
+            if (strcmp(V(b_users.r, i, 1), r->name) == 0)
+                found = i;
+        if (found < 0) {
+            snprintf(why, n, "no user named so");
+            return 0;
+        }
+        bool bal = row_of(&g_bal, V(b_users.r, found, 0)) >= 0;
+        snprintf(why, n, "user %s, gxp balance %d", V(b_users.r, found, 0), bal);
+        if (!bal)
+            return -1;
+        if (r->status / 100 == 2 && NUM(b_users.r, found, 0) != r->res_id)
+            return -1;
+        return 1;
+    }
+    default:
+        snprintf(why, n, "-");
+        return 1;
+    }
+}
+
+static long counts[NKINDS][NOUT];
+
+static void check_requests(const struct rec *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct rec *r = &v[i];
+        enum outcome o = outcome_of(r);
+        counts[r->kind][o]++;
+        if (r->status != 0 && r->resp_cid[0])
+            check(I_REQ_CID, strcmp(r->resp_cid, r->cid) == 0,
+                  "%s request #%ld sent %s, answer says %s", kind_names[r->kind], r->seq, r->cid,
+                  r->resp_cid);
+        if (r->kind == K_PATCH_ITEM || r->kind == K_CREATE_ITEM || r->kind == K_MKT_CREATE)
+            continue; /* items: check_patches; setup: check_stock */
+        if (r->kind == K_CREATE_USER && strlen(r->name) > 255) /* must be refused */
+            check(I_REQ_2XX, o != O_2XX, "create_user #%ld with a 300-byte name answered %d",
+                  r->seq, r->status);
+        char why[256];
+        int fx = effect_of(r, why, sizeof why);
+        switch (o) {
+        case O_2XX:
+            check(I_REQ_2XX, fx == 1,
+                  "%s #%ld cid %s user %" PRId64 " item %" PRId64 " amount %" PRId64
+                  " answered %d, effect %s: %s",
+                  kind_names[r->kind], r->seq, r->cid, r->user, r->item, r->amount, r->status,
+                  fx == 0 ? "none" : "partial", why);
+            break;
+        case O_4XX:
+            check(I_REQ_4XX, fx == 0,
+                  "%s #%ld cid %s user %" PRId64 " item %" PRId64 " answered %d %s, effect %s: %s",
+                  kind_names[r->kind], r->seq, r->cid, r->user, r->item, r->status, r->err,
+                  fx == 1 ? "whole" : "partial", why);
+            break;
+        case O_5XX_SVC:
+            check(I_REQ_5XX, fx == 0, "%s #%ld cid %s answered %d %s, effect %s: %s",
+                  kind_names[r->kind], r->seq, r->cid, r->status, r->err,
+                  fx == 1 ? "whole" : "partial", why);
+            break;
+        default:
+            check(I_REQ_UNKNOWN, fx != -1, "%s #%ld cid %s (%s, curl %d): partial effect: %s",
+                  kind_names[r->kind], r->seq, r->cid, outcome_names[o], r->curl_rc, why);
+        }
+    }
+}
+
+/* Versions start at 0 and each PATCH that took effect adds one: the 2xx PATCHes of an item
+ * are at most its version, which the unanswered ones may raise further; the PATCH that set
+ * the current version (if answered) set the current name and cost. */
+static void check_patches(const struct rec *v, size_t n)
+{
+    for (long it = 0; it < b_items.n; it++) {
+        int64_t id = NUM(b_items.r, it, 0), version = NUM(b_items.r, it, 3);
+        long ok = 0, unknown = 0;
+        const struct rec *last = NULL;
+        bool stored_4xx = false;
+        for (size_t i = 0; i < n; i++) {
+            const struct rec *r = &v[i];
+            if (r->kind != K_PATCH_ITEM || r->item != id)
+                continue;
+            enum outcome o = outcome_of(r);
+            if (o == O_2XX) {
+                ok++;
+                if (r->res_ver == version)
+                    last = r;
+            } else if (o == O_NONE || o == O_5XX_INGRESS) {
+                unknown++;
+            } else if (strcmp(r->name, V(b_items.r, it, 1)) == 0) {
+                stored_4xx = true;
+            }
+        }
+        bool good = ok <= version && version <= ok + unknown && !stored_4xx;
+        if (last)
+            good = good && strcmp(last->name, V(b_items.r, it, 1)) == 0 &&
+                   (last->amount < 0 || last->amount == NUM(b_items.r, it, 2));
+        check(I_PATCH, good,
+              "item %" PRId64 ": version %" PRId64 ", %ld PATCHes answered 2xx, %ld unanswered, "
+              "name %s (a refused PATCH's: %d)",
+              id, version, ok, unknown, V(b_items.r, it, 1), stored_4xx);
+    }
+}
+
+/* ---- faults and the summary -------------------------------------------------------------------
+ */
+
+static void print_faults(const char *path, long *total)
+{
+    *total = 0;
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!f) {
+        printf("faults injected: (no record)\n");
+        return;
+    }
+    char line[256], kinds[8][32], targets[16][48];
+    long per_kind[8] = {0}, per_target[16] = {0}, failed = 0;
+    int nk = 0, nt = 0;
+    while (fgets(line, sizeof line, f)) {
+        char kind[32], target[48], result[32];
+        long t;
+        if (sscanf(line, "%ld %31s %47s %31s", &t, kind, target, result) != 4)
+            continue;
+        (*total)++;
+        if (strcmp(result, "ok") != 0)
+            failed++;
+        int k = 0, j = 0;
+        while (k < nk && strcmp(kinds[k], kind) != 0)
+            k++;
+        if (k == nk && nk < 8)
+            snprintf(kinds[nk++], sizeof kinds[0], "%s", kind);
+        if (k < 8)
+            per_kind[k]++;
+        while (j < nt && strcmp(targets[j], target) != 0)
+            j++;
+        if (j == nt && nt < 16)
+            snprintf(targets[nt++], sizeof targets[0], "%s", target);
+        if (j < 16)
+            per_target[j]++;
+    }
+    fclose(f);
+    printf("faults injected: %ld", *total);
+    for (int k = 0; k < nk; k++)
+        printf("%s %s=%ld", k ? "," : " (", kinds[k], per_kind[k]);
+    printf("%s\n", nk ? ")" : "");
+    printf("  by target:");
+    for (int j = 0; j < nt; j++)
+        printf(" %s=%ld", targets[j], per_target[j]);
+    printf("\n");
+    if (failed)
+        printf("  %ld faults did not complete as planned (see the driver's log)\n", failed);
+}
+
+static void print_summary(const char *faults, uint64_t seed)
+{
+    printf("\n===== chaos summary (CHAOS_SEED=%" PRIu64 ") =====\n", seed);
+    long total = 0, by[NOUT] = {0};
+    for (int k = 0; k < NKINDS; k++)
+        for (int o = 0; o < NOUT; o++) {
+            total += counts[k][o];
+            by[o] += counts[k][o];
+        }
+    printf("requests: %ld (", total);
+    for (int o = 0; o < NOUT; o++)
+        printf("%s%s %ld", o ? ", " : "", outcome_names[o], by[o]);
+    printf(")\n");
+    printf("  %-12s %8s %8s %13s %13s %10s\n", "kind", "2xx", "4xx", "5xx(service)", "5xx(ingress)",
+           "no-answer");
+    for (int k = 0; k < NKINDS; k++)
+        printf("  %-12s %8ld %8ld %13ld %13ld %10ld\n", kind_names[k], counts[k][O_2XX],
+               counts[k][O_4XX], counts[k][O_5XX_SVC], counts[k][O_5XX_INGRESS], counts[k][O_NONE]);
+    long resolver = 0, asked = 0;
+    for (long i = 0; i < g_dec.n; i++)
+        if (strcmp(V(g_dec.r, i, 2), "resolver") == 0)
+            resolver++;
+    for (long i = 0; i < g_tx.n; i++)
+        if (NUM(g_tx.r, i, 6) > 0)
+            asked++;
+    printf("gxp transactions: %ld (stuck PENDING and resolved with the coordinator: %ld, of which "
+           "gxp's resolver applied the decision before replication brought it: %ld)\n",
+           g_tx.n, asked, resolver);
+    printf("committed buys: %ld; stored events: %ld\n", b_evout.n, e_ev.n);
+    long nfaults;
+    print_faults(faults, &nfaults);
+    long all_checked = 0, all_violated = 0;
+    printf("invariants:\n");
+    for (int i = 0; i < NINV; i++) {
+        printf("  [%s] %-86s %7ld checked, %ld violations\n", violated[i] ? "FAIL" : " ok ",
+               inv_names[i], checked[i], violated[i]);
+        all_checked += checked[i];
+        all_violated += violated[i];
+    }
+    printf("checks: %ld; violations = %ld\n", all_checked, all_violated);
+}
+
+int chaos_check(int argc, char **argv)
+{
+    const char *bconn = NULL, *gconn = NULL, *econn = NULL, *faults = NULL;
+    int64_t limit_ms = 30000;
+    uint64_t seed = 0;
+    struct rec *v = NULL;
+    size_t n = 0;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *k = argv[i], *val = argv[i + 1];
+        if (strcmp(k, "--backend-db") == 0)
+            bconn = val;
+        else if (strcmp(k, "--gxp-db") == 0)
+            gconn = val;
+        else if (strcmp(k, "--eventlog-db") == 0)
+            econn = val;
+        else if (strcmp(k, "--faults") == 0)
+            faults = val;
+        else if (strcmp(k, "--pending-limit-ms") == 0)
+            limit_ms = strtoll(val, NULL, 10);
+        else if (strcmp(k, "--seed") == 0)
+            seed = strtoull(val, NULL, 10);
+        else if (strcmp(k, "--records") == 0) {
+            if (!rec_read_file(val, &v, &n))
+                return 1;
+        }
+    }
+    if (!bconn || !gconn || !econn) {
+        fprintf(stderr, "chaos check: --backend-db, --gxp-db and --eventlog-db are required\n");
+        return 2;
+    }
+    load_all(bconn, gconn, econn);
+    check_ledger(limit_ms);
+    check_buys();
+    check_stock(v, n);
+    check_requests(v, n);
+    check_patches(v, n);
+    print_summary(faults, seed);
+    fflush(stdout);
+    long bad = 0;
+    for (int i = 0; i < NINV; i++)
+        bad += violated[i];
+    struct table *all[] = {&b_users, &b_items, &b_mkt, &b_uitems, &b_coord, &b_dec,
+                           &b_evout, &g_bal,   &g_tx,  &g_dec,    &g_rep,   &e_ev};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        table_free(all[i]);
+    free(v);
+    return bad ? 1 : 0;
+}

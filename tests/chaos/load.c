@@ -1,0 +1,513 @@
+/* The chaos test's clients: `setup` creates the users, items and stock the load works on (before
+ * any fault), `load` runs N clients, each a thread with its own libcurl handle and its own
+ * seeded stream of operations, through the ingress until the time is up. Every request is
+ * recorded (chaos.h) with the correlation id it sent and what identifies its effect. */
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chaos.h"
+
+#define BODY_MAX (1 << 20)
+
+struct opts {
+    const char *url, *out, *setup, *stop_file;
+    uint64_t seed;
+    long seconds, clients, think_ms, users, items;
+};
+
+static void parse_opts(int argc, char **argv, struct opts *o)
+{
+    *o = (struct opts){.seconds = 30, .clients = 16, .think_ms = 100, .users = 24, .items = 6};
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *k = argv[i], *v = argv[i + 1];
+        if (strcmp(k, "--url") == 0)
+            o->url = v;
+        else if (strcmp(k, "--out") == 0)
+            o->out = v;
+        else if (strcmp(k, "--setup") == 0)
+            o->setup = v;
+        else if (strcmp(k, "--stop-file") == 0)
+            o->stop_file = v;
+        else if (strcmp(k, "--seed") == 0)
+            o->seed = strtoull(v, NULL, 10);
+        else if (strcmp(k, "--seconds") == 0)
+            o->seconds = strtol(v, NULL, 10);
+        else if (strcmp(k, "--clients") == 0)
+            o->clients = strtol(v, NULL, 10);
+        else if (strcmp(k, "--think-ms") == 0)
+            o->think_ms = strtol(v, NULL, 10);
+        else if (strcmp(k, "--users") == 0)
+            o->users = strtol(v, NULL, 10);
+        else if (strcmp(k, "--items") == 0)
+            o->items = strtol(v, NULL, 10);
+    }
+}
+
+/* ---- one HTTP exchange ---------------------------------------------------------------------- */
+
+struct buf {
+    char p[BODY_MAX];
+    size_t len;
+};
+
+struct http {
+    CURL *h;
+    struct buf body;
+    int64_t etag; /* the ETag's version of the last answer, -1 if none */
+};
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct buf *b = ud;
+    size_t n = size * nmemb;
+    if (b->len + n + 1 > sizeof b->p)
+        return 0;
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct http *x = ud;
+    size_t n = size * nmemb;
+    if (n > 6 && strncasecmp(data, "ETag:", 5) == 0) {
+        const char *p = data + 5;
+        while (*p == ' ' || *p == '"')
+            p++;
+        x->etag = strtoll(p, NULL, 10);
+    }
+    return n;
+}
+
+static bool http_init(struct http *x)
+{
+    x->h = curl_easy_init();
+    return x->h != NULL;
+}
+
+static int64_t json_id(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+}
+
+/* Sends one request with the record's correlation id and fills the record's answer fields. */
+static void http_do(struct http *x, const char *method, const char *url, const char *body,
+                    const char *if_match, struct rec *r)
+{
+    struct curl_slist *hd = NULL;
+    char h[128];
+    snprintf(h, sizeof h, "X-Correlation-Id: %s", r->cid);
+    hd = curl_slist_append(hd, h);
+    hd = curl_slist_append(hd, "Content-Type: application/json");
+    hd = curl_slist_append(hd, "Expect:");
+    if (if_match) {
+        snprintf(h, sizeof h, "If-Match: %s", if_match);
+        hd = curl_slist_append(hd, h);
+    }
+    x->body.len = 0;
+    x->body.p[0] = '\0';
+    x->etag = -1;
+    CURL *c = x->h;
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    } else {
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &x->body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 40000L); /* above nginx's 30 s proxy_read_timeout */
+    r->t0_ms = now_ms();
+    CURLcode rc = curl_easy_perform(c);
+    r->t1_ms = now_ms();
+    curl_slist_free_all(hd);
+    r->curl_rc = (int)rc;
+    r->status = 0;
+    r->resp_cid[0] = '\0';
+    r->err[0] = '\0';
+    if (rc != CURLE_OK)
+        return; /* no answer */
+    long code = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    r->status = (int)code;
+    json_t *j = json_loadb(x->body.p, x->body.len, 0, NULL);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return;
+    }
+    json_t *v = json_object_get(j, "correlationId");
+    if (json_is_string(v))
+        snprintf(r->resp_cid, sizeof r->resp_cid, "%s", json_string_value(v));
+    v = json_object_get(j, "error");
+    if (json_is_string(v))
+        snprintf(r->err, sizeof r->err, "%s", json_string_value(v));
+    switch (r->kind) {
+    case K_CREATE_USER:
+        r->res_id = json_id(j, "userId");
+        break;
+    case K_CREATE_ITEM:
+        r->res_id = json_id(j, "itemId");
+        break;
+    case K_MKT_CREATE:
+        r->res_id = json_id(j, "marketplaceItemId");
+        break;
+    case K_BUY:
+        r->res_id = json_id(json_object_get(j, "buyItemResponse"), "userItemId");
+        break;
+    case K_PATCH_ITEM:
+        r->res_ver = x->etag;
+        break;
+    default:
+        break;
+    }
+    json_decref(j);
+}
+
+/* ---- the record file ------------------------------------------------------------------------ */
+
+static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
+static FILE *out_f;
+static atomic_long seq_next;
+static atomic_long n_2xx, n_4xx, n_5xx, n_none;
+
+static void record(struct rec *r)
+{
+    r->seq = atomic_fetch_add(&seq_next, 1);
+    atomic_fetch_add(r->status == 0     ? &n_none
+                     : r->status >= 500 ? &n_5xx
+                     : r->status >= 400 ? &n_4xx
+                                        : &n_2xx,
+                     1);
+    pthread_mutex_lock(&out_mu);
+    rec_write(out_f, r);
+    fflush(out_f);
+    pthread_mutex_unlock(&out_mu);
+}
+
+static void rec_new(struct rec *r, struct rng *g, int client, enum rec_kind k)
+{
+    memset(r, 0, sizeof *r);
+    r->client = client;
+    r->kind = k;
+    r->amount = 0;
+    rng_uuid(g, r->cid);
+}
+
+/* ---- setup ---------------------------------------------------------------------------------
+ * Items with small costs (one free: no two-phase commit, still an event), each on sale; one
+ * item's stock is small so that it runs out under load; users with some GXP. Run before any
+ * fault: every request must succeed. */
+
+static bool setup_one(struct http *x, const char *url, const char *path, const char *body,
+                      struct rec *r)
+{
+    char u[512];
+    snprintf(u, sizeof u, "%s%s", url, path);
+    http_do(x, "POST", u, body, NULL, r);
+    record(r);
+    if (r->status / 100 != 2) {
+        fprintf(stderr, "chaos setup: POST %s %s -> %d (curl %d) %s\n", path, body, r->status,
+                r->curl_rc, x->body.p);
+        return false;
+    }
+    return true;
+}
+
+int chaos_setup(int argc, char **argv)
+{
+    struct opts o;
+    parse_opts(argc, argv, &o);
+    if (!o.url || !o.out) {
+        fprintf(stderr, "chaos setup: --url and --out are required\n");
+        return 2;
+    }
+    out_f = fopen(o.out, "w");
+    if (!out_f) {
+        perror(o.out);
+        return 1;
+    }
+    curl_global_init(CURL_GLOBAL_ALL);
+    static struct http x;
+    if (!http_init(&x))
+        return 1;
+    struct rng g;
+    rng_init(&g, o.seed, 0);
+    char body[512];
+    bool ok = true;
+    for (long i = 1; ok && i <= o.items; i++) {
+        struct rec r;
+        rec_new(&r, &g, -1, K_CREATE_ITEM);
+        r.amount = i == 1 ? 0 : rng_range(&g, 1, 12);
+        snprintf(r.name, sizeof r.name, "chaos-item-%ld", i);
+        snprintf(body, sizeof body, "{\"name\":\"%s\",\"cost\":%" PRId64 "}", r.name, r.amount);
+        ok = setup_one(&x, o.url, "/item/create", body, &r);
+        if (!ok)
+            break;
+        struct rec m;
+        rec_new(&m, &g, -1, K_MKT_CREATE);
+        m.item = r.res_id;
+        m.amount = i == 2 ? 40 : 1000000;
+        snprintf(body, sizeof body, "{\"itemId\":%" PRId64 ",\"count\":%" PRId64 "}", m.item,
+                 m.amount);
+        ok = setup_one(&x, o.url, "/marketplace/item/create", body, &m);
+    }
+    for (long i = 1; ok && i <= o.users; i++) {
+        struct rec r;
+        rec_new(&r, &g, -1, K_CREATE_USER);
+        snprintf(r.name, sizeof r.name, "chaos-user-%ld", i);
+        snprintf(body, sizeof body, "{\"name\":\"%s\"}", r.name);
+        ok = setup_one(&x, o.url, "/user/create", body, &r);
+        if (!ok)
+            break;
+        struct rec a;
+        rec_new(&a, &g, -1, K_ADD_GXP);
+        a.user = r.res_id;
+        a.amount = rng_range(&g, 20, 200);
+        snprintf(body, sizeof body, "{\"userId\":%" PRId64 ",\"amount\":%" PRId64 "}", a.user,
+                 a.amount);
+        ok = setup_one(&x, o.url, "/user/gxp/add", body, &a);
+    }
+    curl_easy_cleanup(x.h);
+    curl_global_cleanup();
+    fclose(out_f);
+    return ok ? 0 : 1;
+}
+
+/* ---- load ------------------------------------------------------------------------------------ */
+
+#define MAX_OWN_USERS 512
+#define UNKNOWN_USER 2000000000
+
+static int64_t *setup_users, *setup_items;
+static size_t n_setup_users, n_setup_items;
+static struct opts g_opts;
+static int64_t deadline_ms, hard_deadline_ms;
+static atomic_bool stopping;
+
+/* The load runs --seconds, and longer until the driver creates --stop-file (when its last
+ * fault is over, so that every fault meets load), but never past the hard deadline. */
+static bool keep_going(void)
+{
+    if (atomic_load(&stopping))
+        return false;
+    int64_t now = now_ms();
+    bool more = now < deadline_ms ||
+                (g_opts.stop_file && access(g_opts.stop_file, F_OK) != 0 && now < hard_deadline_ms);
+    if (!more)
+        atomic_store(&stopping, true);
+    return more;
+}
+
+struct client {
+    int id;
+    pthread_t th;
+    struct rng g;
+    struct http x;
+    int64_t own[MAX_OWN_USERS];
+    int n_own, n_created;
+};
+
+/* Draws the same numbers whatever happened before, so that a client's stream of operations
+ * stays the same for a seed; which users it created depends on the answers, though. */
+static int64_t pick_user(struct client *c)
+{
+    bool own = rng_chance(&c->g, 1, 6);
+    uint64_t k = rng_next(&c->g);
+    if (own && c->n_own > 0)
+        return c->own[k % (uint64_t)c->n_own];
+    return setup_users[k % n_setup_users];
+}
+
+static void op_create_user(struct client *c)
+{
+    struct rec r;
+    rec_new(&r, &c->g, c->id, K_CREATE_USER);
+    if (rng_chance(&c->g, 1, 20)) /* over 255 bytes: 400 */
+        memset(r.name, 'x', 300);
+    else
+        snprintf(r.name, sizeof r.name, "chaos-c%d-u%d", c->id, ++c->n_created);
+    char body[400], url[256];
+    snprintf(body, sizeof body, "{\"name\":\"%s\"}", r.name);
+    snprintf(url, sizeof url, "%s/user/create", g_opts.url);
+    http_do(&c->x, "POST", url, body, NULL, &r);
+    record(&r);
+    if (r.status == 200 && r.res_id > 0 && c->n_own < MAX_OWN_USERS)
+        c->own[c->n_own++] = r.res_id;
+}
+
+static void op_add_gxp(struct client *c)
+{
+    struct rec r;
+    rec_new(&r, &c->g, c->id, K_ADD_GXP);
+    r.user = rng_chance(&c->g, 1, 25) ? UNKNOWN_USER : pick_user(c);
+    r.amount = rng_chance(&c->g, 1, 40) ? 0 : rng_range(&c->g, 1, 40); /* 0: 400 */
+    char body[128], url[256];
+    snprintf(body, sizeof body, "{\"userId\":%" PRId64 ",\"amount\":%" PRId64 "}", r.user,
+             r.amount);
+    snprintf(url, sizeof url, "%s/user/gxp/add", g_opts.url);
+    http_do(&c->x, "POST", url, body, NULL, &r);
+    record(&r);
+}
+
+static void op_buy(struct client *c)
+{
+    struct rec r;
+    rec_new(&r, &c->g, c->id, K_BUY);
+    r.user = rng_chance(&c->g, 1, 30) ? UNKNOWN_USER : pick_user(c);
+    r.item = setup_items[rng_range(&c->g, 0, (int64_t)n_setup_items - 1)];
+    char body[128], url[256];
+    snprintf(body, sizeof body, "{\"userId\":%" PRId64 ",\"itemId\":%" PRId64 "}", r.user, r.item);
+    snprintf(url, sizeof url, "%s/marketplace/item/buy", g_opts.url);
+    http_do(&c->x, "POST", url, body, NULL, &r);
+    record(&r);
+}
+
+/* GET the item for its ETag, then PATCH it naming that version (or a stale one: 412). The
+ * GET is not recorded: it changes nothing. */
+static void op_patch_item(struct client *c)
+{
+    struct rec r;
+    rec_new(&r, &c->g, c->id, K_PATCH_ITEM);
+    r.item = setup_items[rng_range(&c->g, 0, (int64_t)n_setup_items - 1)];
+    bool stale = rng_chance(&c->g, 1, 5);
+    bool cost = rng_chance(&c->g, 1, 3);
+    int64_t new_cost = rng_range(&c->g, 0, 15);
+    snprintf(r.name, sizeof r.name, "chaos-item-%" PRId64 "-c%d-p%ld", r.item, c->id,
+             (long)rng_range(&c->g, 0, 999999));
+    char url[256], body[512], if_match[32];
+    snprintf(url, sizeof url, "%s/item/%" PRId64, g_opts.url, r.item);
+    struct rec get = r;
+    http_do(&c->x, "GET", url, NULL, NULL, &get);
+    if (get.status != 200 || c->x.etag < 0)
+        return;
+    r.aux = stale ? c->x.etag + 1000 : c->x.etag;
+    snprintf(if_match, sizeof if_match, "\"%" PRId64 "\"", r.aux);
+    r.amount = cost ? new_cost : -1;
+    if (cost)
+        snprintf(body, sizeof body, "{\"name\":\"%s\",\"cost\":%" PRId64 "}", r.name, new_cost);
+    else
+        snprintf(body, sizeof body, "{\"name\":\"%s\"}", r.name);
+    http_do(&c->x, "PATCH", url, body, if_match, &r);
+    record(&r);
+}
+
+static void *client_main(void *arg)
+{
+    struct client *c = arg;
+    while (keep_going()) {
+        int64_t op = rng_range(&c->g, 0, 99);
+        if (op < 45)
+            op_buy(c);
+        else if (op < 70)
+            op_add_gxp(c);
+        else if (op < 82)
+            op_create_user(c);
+        else
+            op_patch_item(c);
+        if (g_opts.think_ms > 0) {
+            int64_t ms = rng_range(&c->g, 0, g_opts.think_ms);
+            struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+static bool read_setup(const char *path)
+{
+    struct rec *v = NULL;
+    size_t n = 0;
+    if (!rec_read_file(path, &v, &n))
+        return false;
+    setup_users = calloc(n + 1, sizeof *setup_users);
+    setup_items = calloc(n + 1, sizeof *setup_items);
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].status != 200)
+            continue;
+        if (v[i].kind == K_CREATE_USER)
+            setup_users[n_setup_users++] = v[i].res_id;
+        else if (v[i].kind == K_CREATE_ITEM)
+            setup_items[n_setup_items++] = v[i].res_id;
+    }
+    free(v);
+    if (n_setup_users == 0 || n_setup_items == 0) {
+        fprintf(stderr, "chaos load: %s holds no users or no items\n", path);
+        return false;
+    }
+    return true;
+}
+
+int chaos_load(int argc, char **argv)
+{
+    parse_opts(argc, argv, &g_opts);
+    if (!g_opts.url || !g_opts.out || !g_opts.setup || g_opts.clients < 1) {
+        fprintf(stderr, "chaos load: --url, --out, --setup and --clients >= 1 are required\n");
+        return 2;
+    }
+    /* The driver's trap stops us; should the driver be killed first, so are we. */
+    pid_t parent = getppid();
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
+        return 1;
+    if (!read_setup(g_opts.setup))
+        return 1;
+    out_f = fopen(g_opts.out, "w");
+    if (!out_f) {
+        perror(g_opts.out);
+        return 1;
+    }
+    curl_global_init(CURL_GLOBAL_ALL);
+    int64_t start = now_ms();
+    deadline_ms = start + g_opts.seconds * 1000;
+    hard_deadline_ms = deadline_ms + 3 * g_opts.seconds * 1000 + 300000;
+    struct client *cs = calloc((size_t)g_opts.clients, sizeof *cs);
+    if (!cs)
+        return 1;
+    for (long i = 0; i < g_opts.clients; i++) {
+        cs[i].id = (int)i;
+        rng_init(&cs[i].g, g_opts.seed, (uint64_t)i + 1);
+        if (!http_init(&cs[i].x) || pthread_create(&cs[i].th, NULL, client_main, &cs[i]) != 0) {
+            fprintf(stderr, "chaos load: cannot start client %ld\n", i);
+            return 1;
+        }
+    }
+    while (keep_going()) {
+        for (int i = 0; i < 50 && keep_going(); i++)
+            usleep(100000);
+        fprintf(stderr, "chaos load: t=%3llds requests=%ld 2xx=%ld 4xx=%ld 5xx=%ld no-answer=%ld\n",
+                (long long)((now_ms() - start) / 1000), atomic_load(&seq_next), atomic_load(&n_2xx),
+                atomic_load(&n_4xx), atomic_load(&n_5xx), atomic_load(&n_none));
+    }
+    for (long i = 0; i < g_opts.clients; i++) {
+        pthread_join(cs[i].th, NULL);
+        curl_easy_cleanup(cs[i].x.h);
+    }
+    fprintf(stderr, "chaos load: done after %llds: requests=%ld\n",
+            (long long)((now_ms() - start) / 1000), atomic_load(&seq_next));
+    free(cs);
+    free(setup_users);
+    free(setup_items);
+    curl_global_cleanup();
+    fclose(out_f);
+    return 0;
+}
