@@ -373,25 +373,31 @@ out:
 
 /* ---- the operations --------------------------------------------------------------------- */
 
-typedef enum gf_status (*list_fn)(struct backend_app *app, const struct be_page *page, json_t **out,
-                                  struct be_err *err);
+typedef enum gf_status (*list_fn)(struct backend_app *app, const struct be_page *page,
+                                  const char *key, char **out, size_t *len, struct be_err *err);
 
-/* {"<key>": [...]}, paged by ?limit=&after=; unpaged requests get the first list_cap rows. */
+/* {"<key>": [...]}, paged by ?limit=&after=; unpaged requests get the first list_cap rows.
+ * The store writes the whole body (no JSON objects in between). */
 static void run_list(struct ctx *c, const char *key, list_fn fn)
 {
     struct be_err err = {0};
     struct be_page page;
-    json_t *rows = NULL;
+    char *body = NULL;
+    size_t len = 0;
     enum gf_status st =
         validate_page(gf_http_query(c->req, "limit"), gf_http_query(c->req, "after"),
                       c->app->cfg->list_cap, &page, &err);
     if (st == GF_OK)
-        st = fn(c->app, &page, &rows, &err);
+        st = fn(c->app, &page, key, &body, &len, &err);
     if (st != GF_OK) {
         reply_status(c, st, &err);
         return;
     }
-    reply_json(c, 200, rows != NULL ? json_pack("{s:o}", key, rows) : NULL);
+    free(c->resp->body);
+    c->resp->status = 200;
+    c->resp->content_type = "application/json";
+    c->resp->body = body;
+    c->resp->body_len = len;
 }
 
 static void run_list_users(struct ctx *c)

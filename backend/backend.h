@@ -90,15 +90,20 @@ enum gf_status store_db_failed(enum gf_status st, struct be_err *err);
  * Lists answer JSON arrays in the original's shapes (ids as numbers, updatedAt as ISO-8601
  * UTC with milliseconds): users [{id,name,updatedAt}], items [{id,name,cost,updatedAt}],
  * marketplace [{id,itemId,count,updatedAt}], user items [{id,itemId,userId,count,updatedAt}].
- * *out is a new reference owned by the caller. */
-enum gf_status store_list_users(struct backend_app *app, const struct be_page *page, json_t **out,
+ * The answer is the whole body {"<key>":[...]} as JSON text: *out (malloc'd, NUL-terminated,
+ * *len bytes) is the caller's. */
+enum gf_status store_list_users(struct backend_app *app, const struct be_page *page,
+                                const char *key, char **out, size_t *len,
                                 struct be_err *err) GF_MUSTCHECK;
-enum gf_status store_list_items(struct backend_app *app, const struct be_page *page, json_t **out,
+enum gf_status store_list_items(struct backend_app *app, const struct be_page *page,
+                                const char *key, char **out, size_t *len,
                                 struct be_err *err) GF_MUSTCHECK;
 enum gf_status store_list_marketplace(struct backend_app *app, const struct be_page *page,
-                                      json_t **out, struct be_err *err) GF_MUSTCHECK;
+                                      const char *key, char **out, size_t *len,
+                                      struct be_err *err) GF_MUSTCHECK;
 enum gf_status store_list_user_items(struct backend_app *app, const struct be_page *page,
-                                     json_t **out, struct be_err *err) GF_MUSTCHECK;
+                                     const char *key, char **out, size_t *len,
+                                     struct be_err *err) GF_MUSTCHECK;
 
 /* GF_EINVAL-free: inputs are validated by the caller (api.c). */
 enum gf_status store_create_item(struct backend_app *app, const char *name, int64_t cost,

@@ -372,7 +372,8 @@ enum gf_status coord_create_user(struct backend_app *app, const char *name, cons
         st = gf_db_exec(c, "be_create_user", "INSERT INTO users (name) VALUES ($1) RETURNING id", 1,
                         params, &res);
     if (st == GF_EEXISTS) {
-        be_err_set(err, "name_taken", "a user named '%s' exists already", name);
+        /* The name is not echoed: answers never reflect client text back. */
+        be_err_set(err, "name_taken", "a user with this name exists already");
         goto rollback;
     }
     if (st == GF_EINVAL) {

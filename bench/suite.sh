@@ -10,7 +10,9 @@
 # bench/results/<time>/ (git-ignored).
 #
 # Environment: BENCH_SECONDS (10 per run), BENCH_CONCURRENCY ("1 8 32"), BENCH_USERS (1000),
-# BENCH_BIG_ROWS (1000000; 0 skips the large-table run), GF_BUILD_DIR (build).
+# BENCH_ITEMS (32: the buys spread over this many items, in the runs and the floor alike — one
+# item would make every buy race for one stock row, which measures the optimistic lock's
+# back-off rather than the system), BENCH_BIG_ROWS (1000000; 0 skips the large-table run), GF_BUILD_DIR (build).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,6 +21,7 @@ export GF_BUILD_DIR=${GF_BUILD_DIR:-$REPO/build}
 SECS=${BENCH_SECONDS:-10}
 CONCURRENCY=${BENCH_CONCURRENCY:-"1 8 32"}
 USERS=${BENCH_USERS:-1000}
+ITEMS=${BENCH_ITEMS:-32}
 BIG_ROWS=${BENCH_BIG_ROWS:-1000000}
 PG_BIN=${GF_PG_BIN:-/usr/lib/postgresql/15/bin}
 OUT=$REPO/bench/results/$(date -u +%Y%m%dT%H%M%SZ)
@@ -93,7 +96,7 @@ cpu_per_req() {
     echo "${out[*]}"
 }
 
-# ---- seed: users with plenty of GXP, one item of cost 1 with stock that cannot run out -------
+# ---- seed: users with plenty of GXP, ITEMS items of cost 1 with stock that cannot run out ----
 say "seeding $USERS users"
 seed_cfg=$TMP/seed.curl
 # curl_each PATH BODY-FORMAT: one POST per user (the format gets the user's number), 8 at a
@@ -112,11 +115,13 @@ curl_each /user/create '{\\"name\\":\\"bench-user-%d\\"}' || die "creating users
 users_made=$(psql_at "$GF_BACKEND_DB_PORT" "SELECT count(*) FROM users")
 ((users_made == USERS)) || die "$users_made users, want $USERS"
 curl_each /user/gxp/add '{\\"userId\\":%d,\\"amount\\":1000000000}' || die "adding GXP failed"
-curl -fsS -o /dev/null -H 'Content-Type: application/json' -d '{"name":"bench-item","cost":1}' \
-    "$INGRESS/item/create"
-curl -fsS -o /dev/null -H 'Content-Type: application/json' \
-    -d '{"itemId":1,"count":2000000000}' "$INGRESS/marketplace/item/create"
-export USERS ITEM=1
+for ((i = 1; i <= ITEMS; i++)); do
+    curl -fsS -o /dev/null -H 'Content-Type: application/json' \
+        -d "{\"name\":\"bench-item-$i\",\"cost\":1}" "$INGRESS/item/create"
+    curl -fsS -o /dev/null -H 'Content-Type: application/json' \
+        -d "{\"itemId\":$i,\"count\":2000000000}" "$INGRESS/marketplace/item/create"
+done || die "creating items failed"
+export USERS ITEMS
 
 # Waits until gxp has nothing PENDING and eventlog has stored every event: a quiet system.
 quiesce() {
@@ -196,7 +201,8 @@ printf 'op\tconns\ttps\tbackend_tps\tgxp_tps\n' >"$OUT/floor.tsv"
 for op in buy add; do
     for c in $CONCURRENCY; do
         quiesce
-        line=$(BACKEND_DB_PORT=$GF_BACKEND_DB_PORT GXP_DB_PORT=$GF_GXP_DB_PORT FLOOR_USERS=$USERS \
+        line=$(BACKEND_DB_PORT=$GF_BACKEND_DB_PORT GXP_DB_PORT=$GF_GXP_DB_PORT \
+            FLOOR_USERS=$USERS FLOOR_ITEMS=$ITEMS \
             bash "$REPO/bench/floor/floor.sh" "$op" "$c" "$SECS") || die "floor $op c=$c failed"
         line=$(grep '^FLOOR ' <<<"$line" | tail -1)
         tps=$(sed -n 's/.* tps=\([0-9.]*\).*/\1/p' <<<"$line")

@@ -8,7 +8,7 @@
 --
 -- statement                                          mirrors
 -- 1 SELECT gxp_apply_decision(cid, 'succeeded', 'replication') for the oldest PENDING floor
---   transaction: advisory lock(cid); SELECT decision; UPDATE gxp_transaction -> COMMITTED;
+--   transaction: SELECT decision; SELECT gxp_transaction FOR UPDATE; UPDATE it -> COMMITTED;
 --   UPDATE balance (SUBTRACT: balance -= amount, reserved -= amount; ADD: balance += amount,
 --   incoming -= amount); INSERT decision 'applied'; pg_notify.
 --      In the real system: the subscription's apply worker (one process) inserts the

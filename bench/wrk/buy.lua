@@ -1,12 +1,13 @@
--- wrk script: POST /marketplace/item/buy for a random user (1..USERS) of item ITEM.
--- USERS and ITEM come from the environment (bench/suite.sh sets them).
+-- wrk script: POST /marketplace/item/buy for a random user (1..USERS) of a random item
+-- (1..ITEMS). USERS and ITEMS come from the environment (bench/suite.sh sets them).
 local users = tonumber(os.getenv("USERS") or "1000")
-local item = tonumber(os.getenv("ITEM") or "1")
+local items = tonumber(os.getenv("ITEMS") or "1")
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 
 request = function()
-  local body = string.format('{"userId":%d,"itemId":%d}', math.random(1, users), item)
+  local body = string.format('{"userId":%d,"itemId":%d}', math.random(1, users),
+                             math.random(1, items))
   return wrk.format(nil, "/marketplace/item/buy", nil, body)
 end
 -- PACE_MS (optional): each connection waits this long before its next request, for a run

@@ -70,6 +70,18 @@ void gf_backoff_reset(struct gf_backoff *b)
     b->current_ms = b->initial_ms;
 }
 
+/* Writes v as n decimal digits (zero-padded). */
+static void put_digits(char *p, int64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+/* Lists answer one timestamp per row, so this is on the hot path: no gmtime_r (time zone
+ * machinery) and no printf; the calendar is computed directly (the days-to-civil algorithm of
+ * H. Hinnant, proleptic Gregorian, as gmtime_r). Years outside 0..9999 take the slow path. */
 void gf_iso8601_ms(int64_t epoch_us, char out[25])
 {
     int64_t secs = epoch_us / 1000000;
@@ -78,12 +90,37 @@ void gf_iso8601_ms(int64_t epoch_us, char out[25])
         rem += 1000000;
         secs -= 1;
     }
-    time_t t = (time_t)secs;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char buf[80];
-    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(rem / 1000));
-    memcpy(out, buf, 24);
-    out[24] = '\0';
+    int64_t days = secs / 86400, sod = secs % 86400;
+    if (sod < 0) {
+        sod += 86400;
+        days -= 1;
+    }
+    int64_t z = days + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t day = doy - (153 * mp + 2) / 5 + 1;
+    int64_t month = mp < 10 ? mp + 3 : mp - 9;
+    int64_t year = yoe + era * 400 + (month <= 2);
+    if (year < 0 || year > 9999) {
+        time_t t = (time_t)secs;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        char buf[80];
+        snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(rem / 1000));
+        memcpy(out, buf, 24);
+        out[24] = '\0';
+        return;
+    }
+    memcpy(out, "0000-00-00T00:00:00.000Z", 25);
+    put_digits(out, year, 4);
+    put_digits(out + 5, month, 2);
+    put_digits(out + 8, day, 2);
+    put_digits(out + 11, sod / 3600, 2);
+    put_digits(out + 14, sod / 60 % 60, 2);
+    put_digits(out + 17, sod % 60, 2);
+    put_digits(out + 20, rem / 1000, 3);
 }

@@ -121,15 +121,17 @@ reap_broker() {
     "$HERE/rabbitmq.sh" stop "$dir" || log "could not stop the broker in ${dir}"
 }
 
-# A local system tests/e2e/stack_test.sh started (its trap stops it; this is for a test that
-# was killed first): scripts/stack.sh down, which signals only what its pid files and data
-# directories name.
+# A local system that tests/e2e/stack_test.sh or tests/chaos/chaos.sh started (their traps
+# stop it; this is for a test that was killed first): scripts/stack.sh down, which signals
+# only what its pid files and data directories name.
 reap_stack() {
-    local dir=$TMP/e2e-stack build
-    [[ -f $dir/build-dir ]] || return 0
-    read -r build <"$dir/build-dir" || return 0
-    GF_STATE_DIR=$dir GF_BUILD_DIR=$build bash "$HERE/../../scripts/stack.sh" down >/dev/null 2>&1 ||
-        log "could not stop the e2e stack in ${dir}"
+    local dir build
+    for dir in "$TMP/e2e-stack" "$TMP/chaos/stack"; do
+        [[ -f $dir/build-dir ]] || continue
+        read -r build <"$dir/build-dir" || continue
+        GF_STATE_DIR=$dir GF_BUILD_DIR=$build bash "$HERE/../../scripts/stack.sh" down \
+            >/dev/null 2>&1 || log "could not stop the stack in ${dir}"
+    done
 }
 
 main() {

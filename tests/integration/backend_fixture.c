@@ -72,6 +72,17 @@ static pid_t spawn_backend(struct backend_world *w)
     int n = 12;
     if (w->opt.failpoints)
         env[n++] = pause;
+    /* An extra variable replaces a default of the same name. */
+    int kept = 0;
+    for (int d = 0; d < n; d++) {
+        size_t name_len = strcspn(env[d], "=") + 1;
+        bool replaced = false;
+        for (int i = 0; w->opt.extra_env && w->opt.extra_env[i]; i++)
+            replaced |= strncmp(env[d], w->opt.extra_env[i], name_len) == 0;
+        if (!replaced)
+            env[kept++] = env[d];
+    }
+    n = kept;
     for (int i = 0; w->opt.extra_env && w->opt.extra_env[i] && n < 47; i++)
         env[n++] = w->opt.extra_env[i];
     env[n] = NULL;

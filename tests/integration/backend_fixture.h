@@ -25,7 +25,8 @@ struct world_options {
     int pending_timeout_ms;       /* GXP_PENDING_TIMEOUT_MS, default 60000 */
     int resolve_interval_ms;      /* GXP_RESOLVE_INTERVAL_MS, default 100 */
     const char *deployment;       /* DEPLOYMENT_NAME, default backend-svc-test */
-    const char *const *extra_env; /* more "K=V" for the backend, NULL-terminated, may be NULL */
+    const char *const *extra_env; /* more "K=V" for the backend (replacing a default of the
+                                     same name), NULL-terminated, may be NULL */
     bool events;                  /* also eventlog-db and eventlog; invariants cover events */
     bool watchers_off; /* gxp and the backend do not log events: eventlog's is the only queue */
 };
