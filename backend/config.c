@@ -18,7 +18,7 @@ const struct gf_config_def backend_config_defs[] = {
      "database connections at most"},
     {"BACKEND_DB_STATEMENT_TIMEOUT_MS", GF_CFG_INT, "5000", 0, 600000, false,
      F(db_statement_timeout_ms), "statement_timeout of every connection (0 = none)"},
-    {"BACKEND_HTTP_THREADS", GF_CFG_INT, "32", 1, 1024, false, F(http_threads),
+    {"BACKEND_HTTP_THREADS", GF_CFG_INT, "48", 1, 1024, false, F(http_threads),
      "HTTP threads: a request holds one while it waits for the database or gxp"},
     {"BACKEND_HTTP_MAX_CONNECTIONS", GF_CFG_INT, "10000", 16, 1000000, false,
      F(http_max_connections),
@@ -26,8 +26,7 @@ const struct gf_config_def backend_config_defs[] = {
      "allows); past 90% the idle ones are closed, oldest first"},
     {"BACKEND_HTTP_MAX_INFLIGHT", GF_CFG_INT, "0", 0, 1024, false, F(http_max_inflight),
      "HTTP requests handled at once (/healthz, /readyz, /metrics aside): more are answered 503 "
-     "with Retry-After at once; 0 = BACKEND_HTTP_THREADS minus a quarter, at most "
-     "BACKEND_DB_POOL_SIZE minus 2"},
+     "with Retry-After at once; 0 = BACKEND_HTTP_THREADS minus a quarter"},
     {"BACKEND_HTTP_IDLE_TIMEOUT_S", GF_CFG_INT, "30", 1, 3600, false, F(http_idle_timeout_s),
      "an HTTP connection without a byte for this long is closed"},
     {"BACKEND_HTTP_HEADER_TIMEOUT_MS", GF_CFG_INT, "10000", 100, 600000, false,
