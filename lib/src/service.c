@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "gf/clock.h"
+#include "gf/failpoint.h"
 #include "gf/log.h"
 
 enum gf_service_mode gf_service_args(int argc, char **argv, const char *program)
@@ -35,6 +36,10 @@ void gf_service_block_signals(sigset_t *set)
     sigaddset(set, SIGINT);
     pthread_sigmask(SIG_BLOCK, set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* Failpoints are read here, at start, so that an invalid GF_FAILPOINTS is reported at
+     * once rather than the first time a point is reached. */
+    if (!gf_failpoints_init())
+        GF_WARN("failpoints disabled: GF_FAILPOINTS is invalid");
 }
 
 bool gf_service_wait_signal(const sigset_t *set, int64_t ms)

@@ -1,0 +1,165 @@
+/* See failpoint.h. The table is parsed once (pthread_once) and read-only afterwards, so
+ * gf_failpoint needs no lock; hit counters are atomics. */
+#include "gf/failpoint.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gf/clock.h"
+#include "gf/log.h"
+
+#define FP_MAX 32
+#define FP_NAME_MAX 64
+
+enum fp_action { FP_KILL, FP_PAUSE };
+
+struct fp {
+    char name[FP_NAME_MAX];
+    enum fp_action action;
+    int64_t pause_ms;
+    double probability; /* 0 < p <= 1 */
+    atomic_ulong hits;
+};
+
+static struct fp points[FP_MAX];
+static int npoints;
+static atomic_bool enabled;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static bool valid = true;
+
+/* One "NAME=ACTION[:ARG][@P]" entry into *p; false when malformed. */
+static bool parse_entry(const char *s, size_t len, struct fp *p)
+{
+    char buf[160];
+    if (len == 0 || len >= sizeof buf)
+        return false;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    char *eq = strchr(buf, '=');
+    if (eq == NULL || eq == buf || (size_t)(eq - buf) >= FP_NAME_MAX)
+        return false;
+    *eq = '\0';
+    memcpy(p->name, buf, (size_t)(eq - buf) + 1);
+    char *action = eq + 1;
+    p->probability = 1.0;
+    char *at = strchr(action, '@');
+    if (at != NULL) {
+        *at = '\0';
+        char *end;
+        p->probability = strtod(at + 1, &end);
+        if (end == at + 1 || *end != '\0' || !(p->probability > 0.0 && p->probability <= 1.0))
+            return false;
+    }
+    char *colon = strchr(action, ':');
+    char *arg = NULL;
+    if (colon != NULL) {
+        *colon = '\0';
+        arg = colon + 1;
+    }
+    char *end = NULL;
+    if (strcmp(action, "kill") == 0) {
+        p->action = FP_KILL;
+        if (arg != NULL) { /* kill:P is kill@P */
+            p->probability = strtod(arg, &end);
+            if (end == arg || *end != '\0' || !(p->probability > 0.0 && p->probability <= 1.0))
+                return false;
+        }
+        return true;
+    }
+    if (strcmp(action, "pause") == 0 && arg != NULL) {
+        p->action = FP_PAUSE;
+        long long ms = strtoll(arg, &end, 10);
+        if (end == arg || *end != '\0' || ms < 0 || ms > 24LL * 3600 * 1000)
+            return false;
+        p->pause_ms = ms;
+        return true;
+    }
+    return false;
+}
+
+static void parse(void)
+{
+    const char *v = getenv("GF_FAILPOINTS");
+    if (v == NULL || v[0] == '\0')
+        return;
+    int n = 0;
+    const char *s = v;
+    while (*s != '\0') {
+        const char *comma = strchr(s, ',');
+        size_t len = comma ? (size_t)(comma - s) : strlen(s);
+        if (n == FP_MAX || !parse_entry(s, len, &points[n])) {
+            valid = false;
+            GF_ERROR("GF_FAILPOINTS is invalid (NAME=kill[:P] or NAME=pause:MS[@P], comma "
+                     "separated, at most %d): every failpoint stays off",
+                     FP_MAX);
+            return;
+        }
+        n++;
+        s += len;
+        if (*s == ',')
+            s++;
+    }
+    npoints = n;
+    for (int i = 0; i < n; i++)
+        GF_WARN("failpoint armed name=%s action=%s pause_ms=%lld probability=%.3f",
+                points[i].name, points[i].action == FP_KILL ? "kill" : "pause",
+                (long long)points[i].pause_ms, points[i].probability);
+    atomic_store(&enabled, n > 0);
+}
+
+bool gf_failpoints_init(void)
+{
+    pthread_once(&once, parse);
+    return valid;
+}
+
+/* A thread-local xorshift, seeded per thread: the probability draws need no lock. */
+static double draw(void)
+{
+    static _Thread_local uint64_t x;
+    if (x == 0)
+        x = ((uint64_t)gf_mono_us() << 1 | 1) ^ ((uint64_t)(uintptr_t)&x * 0x9E3779B97F4A7C15ull);
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return (double)(x >> 11) / (double)(1ull << 53);
+}
+
+void gf_failpoint(const char *name)
+{
+    pthread_once(&once, parse);
+    if (!atomic_load_explicit(&enabled, memory_order_relaxed))
+        return;
+    for (int i = 0; i < npoints; i++) {
+        struct fp *p = &points[i];
+        if (strcmp(p->name, name) != 0)
+            continue;
+        if (p->probability < 1.0 && draw() >= p->probability)
+            return;
+        atomic_fetch_add(&p->hits, 1);
+        if (p->action == FP_KILL) {
+            GF_WARN("failpoint fired name=%s action=kill", name);
+            raise(SIGKILL);
+            _exit(137); /* not reached */
+        }
+        GF_WARN("failpoint fired name=%s action=pause ms=%lld", name, (long long)p->pause_ms);
+        gf_sleep_ms(p->pause_ms, NULL);
+        return;
+    }
+}
+
+unsigned long gf_failpoint_hits(const char *name)
+{
+    pthread_once(&once, parse);
+    for (int i = 0; i < npoints; i++) {
+        if (strcmp(points[i].name, name) == 0)
+            return atomic_load(&points[i].hits);
+    }
+    return 0;
+}
