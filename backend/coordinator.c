@@ -14,6 +14,7 @@
 #include "backend.pb-c.h"
 #include "gf/amqp.h"
 #include "gf/clock.h"
+#include "gf/failpoint.h"
 #include "gf/log.h"
 #include "gf/metrics.h"
 #include "gf/uuid.h"
@@ -551,6 +552,7 @@ static enum local_outcome buy_local(struct gf_db_conn *c, struct buy *b, enum gf
     }
     PQclear(res);
     res = NULL;
+    gf_failpoint("buy.before_commit"); /* the stock row and the decision are locked here */
     *st = gf_db_exec_simple(c, "COMMIT");
     return *st == GF_OK ? LOCAL_DONE : LOCAL_FAILED;
 rollback:
@@ -597,6 +599,7 @@ enum gf_status coord_buy(struct backend_app *app, int64_t user_id, int64_t item_
     int pause = failpoint_buy_pause_ms();
     if (pause > 0)
         gf_sleep_ms(pause, NULL);
+    gf_failpoint("buy.after_prepare");
 
     struct gf_backoff bo;
     gf_backoff_init(&bo, 2, 50);
@@ -616,6 +619,7 @@ enum gf_status coord_buy(struct backend_app *app, int64_t user_id, int64_t item_
         gf_sleep_ms(gf_backoff_next(&bo), NULL);
     }
     if (out == LOCAL_DONE) {
+        gf_failpoint("buy.after_commit");
         if (b.cost > 0) {
             gf_counter_add(m_decided[DECIDER_BUY][0], 1);
             gf_counter_add(m_outcome[KIND_BUY][OUTCOME_SUCCEEDED], 1);
@@ -672,6 +676,8 @@ enum gf_status coord_add_gxp(struct backend_app *app, int64_t user_id, int64_t a
     st = prepare(app, user_id, GXP__TRANSACTION_TYPE__ADD, amount, cid, err);
     gf_counter_add(m_prepared[KIND_ADD_GXP][prepare_result_of(st)], 1);
     char state[16];
+    if (st == GF_OK)
+        gf_failpoint("add_gxp.after_prepare");
     if (st != GF_OK) {
         decide_failed(app, cid, DECIDER_ADD_GXP, state);
         count_outcome(KIND_ADD_GXP, state);
@@ -683,6 +689,7 @@ enum gf_status coord_add_gxp(struct backend_app *app, int64_t user_id, int64_t a
                     " VALUES ($1::uuid, 'succeeded')",
                     1, params, NULL, err);
     if (st == GF_OK) {
+        gf_failpoint("add_gxp.after_commit");
         gf_counter_add(m_decided[DECIDER_ADD_GXP][0], 1);
         gf_counter_add(m_outcome[KIND_ADD_GXP][OUTCOME_SUCCEEDED], 1);
         GF_INFO("gxp added user=%" PRId64 " amount=%" PRId64, user_id, amount);
@@ -909,7 +916,9 @@ static enum gf_status resolve_transaction(struct gf_grpc_call *call, void *arg,
         return GF_EUNAVAILABLE;
     }
     char state[16];
+    gf_failpoint("resolve.before_decide");
     decide_failed(app, cid, DECIDER_RESOLVE, state);
+    gf_failpoint("resolve.after_decide");
     if (state[0] == '\0') {
         gf_counter_add(m_resolve[RESOLVE_UNAVAILABLE], 1);
         gf_grpc_set_error(call, "the backend database is unavailable");
