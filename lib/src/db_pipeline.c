@@ -101,11 +101,17 @@ static bool connect_pl(struct pl_conn *c)
     return true;
 }
 
-/* Reads one statement's results; false when the connection broke. */
+/* Reads one statement's results, up to and including its Sync, and sets r->st and r->res.
+ * The Sync is where the statement's implicit transaction commits: libpq answers it with
+ * PGRES_PIPELINE_SYNC, preceded by an error when the COMMIT failed (a deferred constraint, a
+ * serialization failure detected at commit). So r->st is GF_OK only when the Execute
+ * succeeded AND its Sync came back clean; a COMMIT failure replaces the Execute's good result
+ * with the status of its SQLSTATE. Returns false when the connection broke; r->st is then a
+ * definite failure of the statement itself, or GF_EUNAVAILABLE (outcome unknown), never GF_OK. */
 static bool read_one(struct pl_conn *c, struct pl_req *r)
 {
-    enum gf_status prep_st = GF_OK;
-    PGresult *res;
+    enum gf_status prep_st = GF_OK, st = GF_EINTERNAL;
+    PGresult *res, *good = NULL;
     if (r->send_prepare) {
         res = PQgetResult(c->pg);
         if (res == NULL)
@@ -120,27 +126,60 @@ static bool read_one(struct pl_conn *c, struct pl_req *r)
             return false;
         }
     }
-    r->st = GF_EINTERNAL;
     r->answered = true;
+    /* The Execute's results, ended by NULL. */
     while ((res = PQgetResult(c->pg)) != NULL) {
         ExecStatusType t = PQresultStatus(res);
-        if (r->res == NULL && (t == PGRES_TUPLES_OK || t == PGRES_COMMAND_OK)) {
-            r->res = res;
-            r->st = GF_OK;
+        if (good == NULL && st == GF_EINTERNAL && (t == PGRES_TUPLES_OK || t == PGRES_COMMAND_OK)) {
+            good = res;
+            st = GF_OK;
             continue;
         }
         if (t == PGRES_PIPELINE_ABORTED)
-            r->st = prep_st != GF_OK ? prep_st : GF_EINTERNAL;
+            st = prep_st != GF_OK ? prep_st : GF_EINTERNAL;
         else if (t != PGRES_TUPLES_OK && t != PGRES_COMMAND_OK)
-            r->st = gf_db__failed(c->pg, r->name, res);
+            st = gf_db__failed(c->pg, r->name, res);
         PQclear(res);
         if (PQstatus(c->pg) != CONNECTION_OK)
-            return false;
+            goto broken;
     }
-    res = PQgetResult(c->pg);
-    bool synced = res != NULL && PQresultStatus(res) == PGRES_PIPELINE_SYNC;
-    PQclear(res);
-    return synced;
+    /* The Sync: PGRES_PIPELINE_SYNC, after an error result (and its closing NULL) when the
+     * COMMIT failed. */
+    bool after_error = false;
+    for (;;) {
+        res = PQgetResult(c->pg);
+        if (res == NULL) {
+            if (!after_error || PQstatus(c->pg) != CONNECTION_OK)
+                goto broken;
+            after_error = false;
+            continue;
+        }
+        ExecStatusType t = PQresultStatus(res);
+        if (t == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        /* Anything else here is the COMMIT failing: the statement did not take effect. */
+        st = t == PGRES_FATAL_ERROR ? gf_db__failed(c->pg, r->name, res) : GF_EINTERNAL;
+        if (t != PGRES_FATAL_ERROR)
+            GF_ERROR("database pipeline: unexpected result at sync stmt=%s status=%s", r->name,
+                     PQresStatus(t));
+        PQclear(res);
+        PQclear(good);
+        good = NULL;
+        after_error = true;
+        if (PQstatus(c->pg) != CONNECTION_OK)
+            goto broken;
+    }
+    r->st = st;
+    r->res = good;
+    return true;
+broken:
+    /* No clean Sync: a statement that had succeeded may or may not have committed. */
+    PQclear(good);
+    r->res = NULL;
+    r->st = st == GF_OK || st == GF_EINTERNAL ? GF_EUNAVAILABLE : st;
+    return false;
 }
 
 static void run_batch(struct pl_conn *c, struct pl_req *batch)
@@ -171,7 +210,7 @@ static void run_batch(struct pl_conn *c, struct pl_req *batch)
         GF_LOG_RL(GF_LOG_ERROR, 1000, "database connection lost in a pipeline app=%s error=%s",
                   c->pl->appname, PQerrorMessage(c->pg));
         for (r = batch; r; r = r->next) {
-            if (!r->answered || (r->st == GF_EINTERNAL && r->res == NULL)) {
+            if (!r->answered) {
                 PQclear(r->res);
                 r->res = NULL;
                 r->st = GF_EUNAVAILABLE;
