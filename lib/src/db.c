@@ -32,6 +32,7 @@ struct gf_db_pool {
     int size;
     int acquire_timeout_ms;
     int statement_timeout_ms;
+    int idle_in_tx_ms; /* 0 = leave the server's */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -61,6 +62,7 @@ struct gf_db_pool *gf_db_pool_new(const struct gf_db_pool_options *opt)
     p->size = opt->size > 0 ? opt->size : 1;
     p->acquire_timeout_ms = opt->acquire_timeout_ms > 0 ? opt->acquire_timeout_ms : 5000;
     p->statement_timeout_ms = opt->statement_timeout_ms;
+    p->idle_in_tx_ms = gf_db__idle_in_tx_ms(opt->idle_in_transaction_timeout_ms);
     p->idle = calloc((size_t)p->size, sizeof *p->idle);
     if (p->conninfo == NULL || p->appname == NULL || p->idle == NULL ||
         (opt->password && opt->password[0] && p->password == NULL)) {
@@ -116,12 +118,32 @@ static void notice_to_log(void *arg, const char *message)
     GF_DEBUG("database notice: %.*s", (int)(n && message[n - 1] == '\n' ? n - 1 : n), message);
 }
 
-PGconn *gf_db__open(const char *conninfo, const char *password, const char *app,
-                    int statement_timeout_ms)
+/* Written before the caller's conninfo in the keyword list, so that the conninfo overrides
+ * any of them (see GF_DB_TCP_USER_TIMEOUT_MS and its neighbours in db.h). */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+static const char *const tcp_keys[] = {"connect_timeout",  "keepalives",
+                                       "keepalives_idle",  "keepalives_interval",
+                                       "keepalives_count", "tcp_user_timeout"};
+static const char *const tcp_vals[] = {
+    STR(GF_DB_CONNECT_TIMEOUT_S), "1",
+    STR(GF_DB_KEEPALIVES_IDLE_S), STR(GF_DB_KEEPALIVES_INTERVAL_S),
+    STR(GF_DB_KEEPALIVES_COUNT),  STR(GF_DB_TCP_USER_TIMEOUT_MS)};
+#define NTCP (sizeof tcp_keys / sizeof tcp_keys[0])
+
+int gf_db__idle_in_tx_ms(int opt)
 {
-    const char *keys[4];
-    const char *vals[4];
-    int n = 0;
+    return opt == 0 ? GF_DB_IDLE_IN_TX_TIMEOUT_MS : opt < 0 ? 0 : opt;
+}
+
+PGconn *gf_db__open(const char *conninfo, const char *password, const char *app,
+                    int statement_timeout_ms, int idle_in_tx_ms)
+{
+    const char *keys[NTCP + 4];
+    const char *vals[NTCP + 4];
+    size_t n = 0;
+    for (size_t i = 0; i < NTCP; i++)
+        keys[n] = tcp_keys[i], vals[n++] = tcp_vals[i];
     keys[n] = "dbname", vals[n++] = conninfo; /* expanded: may hold a whole conninfo */
     keys[n] = "application_name", vals[n++] = app;
     if (password)
@@ -136,9 +158,17 @@ PGconn *gf_db__open(const char *conninfo, const char *password, const char *app,
         return NULL;
     }
     PQsetNoticeProcessor(pg, notice_to_log, NULL);
-    if (statement_timeout_ms > 0) {
-        char sql[64];
-        snprintf(sql, sizeof sql, "SET statement_timeout = %d", statement_timeout_ms);
+    /* Session settings in one round trip. Set here rather than left to the server's
+     * configuration, so that the bounds hold on any deployment. */
+    char sql[160];
+    int len = 0;
+    if (statement_timeout_ms > 0)
+        len += snprintf(sql + len, sizeof sql - (size_t)len, "SET statement_timeout = %d;",
+                        statement_timeout_ms);
+    if (idle_in_tx_ms > 0)
+        len += snprintf(sql + len, sizeof sql - (size_t)len,
+                        "SET idle_in_transaction_session_timeout = %d;", idle_in_tx_ms);
+    if (len > 0) {
         PGresult *r = PQexec(pg, sql);
         bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
         PQclear(r);
@@ -157,7 +187,8 @@ static struct gf_db_conn *conn_open(struct gf_db_pool *p)
     struct gf_db_conn *c = calloc(1, sizeof *c);
     if (c == NULL)
         return NULL;
-    c->pg = gf_db__open(p->conninfo, p->password, p->appname, p->statement_timeout_ms);
+    c->pg = gf_db__open(p->conninfo, p->password, p->appname, p->statement_timeout_ms,
+                        p->idle_in_tx_ms);
     if (c->pg == NULL) {
         free(c);
         return NULL;
@@ -282,7 +313,7 @@ enum gf_status gf_db_status(const PGresult *res, PGconn *conn)
     if (strcmp(s, "57014") == 0 || strcmp(s, "55P03") == 0)
         return GF_ETIMEOUT;
     if (strncmp(s, "08", 2) == 0 || strncmp(s, "57P", 3) == 0 || strncmp(s, "53", 2) == 0 ||
-        strcmp(s, "25006") == 0)
+        strcmp(s, "25006") == 0 || strcmp(s, "25P03") == 0)
         return GF_EUNAVAILABLE;
     return GF_EINTERNAL;
 }

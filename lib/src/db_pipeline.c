@@ -55,6 +55,7 @@ struct gf_db_pipeline {
     struct gf_counter *statements, *batches, *failures;
     char *conninfo, *password, *appname;
     int statement_timeout_ms;
+    int idle_in_tx_ms;
     int n;
     struct pl_conn *conns;
     atomic_uint next;
@@ -90,7 +91,8 @@ static void disconnect(struct pl_conn *c)
 static bool connect_pl(struct pl_conn *c)
 {
     struct gf_db_pipeline *pl = c->pl;
-    c->pg = gf_db__open(pl->conninfo, pl->password, pl->appname, pl->statement_timeout_ms);
+    c->pg = gf_db__open(pl->conninfo, pl->password, pl->appname, pl->statement_timeout_ms,
+                        pl->idle_in_tx_ms);
     if (c->pg == NULL)
         return false;
     if (!PQenterPipelineMode(c->pg)) {
@@ -393,6 +395,7 @@ struct gf_db_pipeline *gf_db_pipeline_new(const struct gf_db_pool_options *opt)
     pl->password = opt->password && opt->password[0] ? strdup(opt->password) : NULL;
     pl->appname = strdup(opt->application_name ? opt->application_name : "gf");
     pl->statement_timeout_ms = opt->statement_timeout_ms;
+    pl->idle_in_tx_ms = gf_db__idle_in_tx_ms(opt->idle_in_transaction_timeout_ms);
     char labels[128];
     snprintf(labels, sizeof labels, "app=\"%s\"", pl->appname ? pl->appname : "gf");
     pl->statements = gf_metrics_counter("gf_db_pipeline_statements_total",

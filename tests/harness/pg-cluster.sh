@@ -130,8 +130,19 @@ write_conf() {
         printf 'fsync = off\nfull_page_writes = off\n'
         printf 'max_connections = 200\nshared_buffers = 64MB\n'
         printf 'logging_collector = off\nlog_min_messages = warning\n'
+        # A client that vanishes (partition, dead host) is dropped after ~5 s: keepalive
+        # probes after 2 s of silence, and tcp_user_timeout for probes or data that stay
+        # unacknowledged (a paused client's kernel still ACKs: its locks are freed by the
+        # idle_in_transaction_session_timeout the services set, see lib's db.h). A cut
+        # replication link is noticed by both ends within 10 s (defaults: 60 s).
+        printf 'tcp_keepalives_idle = 2\ntcp_keepalives_interval = 1\ntcp_keepalives_count = 3\n'
+        printf "tcp_user_timeout = '5s'\n"
+        printf "wal_sender_timeout = '10s'\nwal_receiver_timeout = '10s'\n"
         if ((LOGICAL)); then
             printf 'wal_level = logical\nmax_wal_senders = 10\nmax_replication_slots = 10\n'
+            # A slot whose subscriber stays away cannot keep more than this much WAL: past
+            # it the slot is invalidated (wal_status 'lost') instead of filling the disk.
+            printf "max_slot_wal_keep_size = '1GB'\n"
         fi
         if ((SUBSCRIBER)); then
             printf 'max_logical_replication_workers = 4\nmax_worker_processes = 16\n'

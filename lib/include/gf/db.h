@@ -12,6 +12,36 @@
 
 struct gf_db_pool;
 
+/* Bounds on a peer that stops answering (every connection of the pool and the pipeline).
+ *
+ * A session idle inside a transaction is ended by the server after
+ * GF_DB_IDLE_IN_TX_TIMEOUT_MS (idle_in_transaction_session_timeout, SET by us at connect, so it
+ * holds whatever the server's configuration says). That is what frees the locks of a client
+ * that is paused (SIGSTOP, VM pause: its kernel still ACKs TCP keepalives, so only this timeout
+ * notices) or cut off (a partition: the next statement never arrives) inside a transaction.
+ * Lock hold by such a client: at most GF_DB_IDLE_IN_TX_TIMEOUT_MS after its last statement
+ * ended, i.e. at most statement_timeout + GF_DB_IDLE_IN_TX_TIMEOUT_MS after it was sent (5 s
+ * + 5 s with the services' defaults; in practice 5 s, as statements take milliseconds). It
+ * must exceed every wait a service makes inside a transaction: create-user's gxp call (the gxp
+ * deadline, 2 s, plus one 500 ms retry) and the relay's wait for broker confirms (pass a
+ * larger value for that pool). A service that wakes after its session was ended gets a lost
+ * connection at its next statement or COMMIT: GF_EUNAVAILABLE, nothing committed.
+ *
+ * The client side notices a dead server or a cut link through TCP: keepalive probes after
+ * GF_DB_KEEPALIVES_IDLE_S of silence, and TCP_USER_TIMEOUT (GF_DB_TCP_USER_TIMEOUT_MS) for
+ * sent bytes that stay unacknowledged and, with keepalives on, for probes that stay unanswered:
+ * a statement waiting on a cut link fails within about GF_DB_TCP_USER_TIMEOUT_MS (+ the idle
+ * time when the link went quiet first) instead of the kernel's ~2 h (15 min of retransmits).
+ * A live server that is just slow keeps ACKing the probes, so slow statements are not cut.
+ * These are libpq defaults placed BEFORE the caller's conninfo: a conninfo (DB_URL) that names
+ * keepalives_idle, tcp_user_timeout, connect_timeout, ... overrides them. */
+#define GF_DB_IDLE_IN_TX_TIMEOUT_MS 5000
+#define GF_DB_CONNECT_TIMEOUT_S 3
+#define GF_DB_KEEPALIVES_IDLE_S 2
+#define GF_DB_KEEPALIVES_INTERVAL_S 1
+#define GF_DB_KEEPALIVES_COUNT 3
+#define GF_DB_TCP_USER_TIMEOUT_MS 5000
+
 struct gf_db_pool_options {
     const char *conninfo;     /* libpq conninfo (copied) */
     const char *password;     /* optional, added to conninfo when set (copied) */
@@ -19,6 +49,9 @@ struct gf_db_pool_options {
     int acquire_timeout_ms;   /* wait for a free connection at most this long */
     int statement_timeout_ms; /* SET statement_timeout on each connection (0 = none) */
     const char *application_name;
+    /* SET idle_in_transaction_session_timeout on each connection: 0 = GF_DB_IDLE_IN_TX_TIMEOUT_MS,
+     * < 0 = leave the server's setting. */
+    int idle_in_transaction_timeout_ms;
 };
 
 /* Creates the pool; connects lazily, so this succeeds while the database is down. */
@@ -49,8 +82,9 @@ enum gf_status gf_db_exec(struct gf_db_conn *conn, const char *name, const char 
 enum gf_status gf_db_exec_simple(struct gf_db_conn *conn, const char *sql) GF_MUSTCHECK;
 
 /* The status for a failed result: 40001/40P01 → GF_ECONFLICT, 23505 → GF_EEXISTS,
- * 23xxx/22xxx → GF_EINVAL, 57014 → GF_ETIMEOUT, connection classes 08xxx/57P0x or a broken
- * connection → GF_EUNAVAILABLE, else GF_EINTERNAL. */
+ * 23503 → GF_ENOTFOUND, other 23xxx/22xxx → GF_EINVAL, 57014 → GF_ETIMEOUT, connection classes
+ * 08xxx/57P0x, 25P03 (the session was ended for idling in a transaction) or a broken connection →
+ * GF_EUNAVAILABLE, else GF_EINTERNAL. */
 enum gf_status gf_db_status(const PGresult *res, PGconn *conn);
 
 /* True when the result's SQLSTATE equals sqlstate (5 chars). */
