@@ -5,10 +5,20 @@
  * relay's rows are free again the moment its connection drops. A row is marked published only
  * after its confirm; a returned (unroutable) or refused row waits and is published again.
  * At-least-once: a row whose confirm arrived but whose mark was lost is published again, and
- * consumers store it once. */
+ * consumers store it once.
+ *
+ * Each event goes out twice: mandatory to topic_exchange, where only durable subscribers
+ * (eventlog's queue) are bound, and as a best-effort copy (not mandatory, outcome ignored) to
+ * the watchers' exchange, where the queues that only log it are bound. Only the first decides
+ * the row's fate, so "returned" means "no durable queue took it": were the watchers bound to
+ * topic_exchange with `#`, every event would be routable, confirmed and marked published even
+ * with eventlog's queue gone, and lost. One more publish per event is the price; an
+ * alternate exchange or a queue check before publishing cannot tell which queues an event
+ * reached, and a check after the confirm races a queue deleted and declared again. */
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +26,7 @@
 #include "backend.h"
 #include "gf/amqp.h"
 #include "gf/clock.h"
+#include "gf/failpoint.h"
 #include "gf/log.h"
 #include "gf/metrics.h"
 
@@ -69,6 +80,16 @@ static atomic_int relay_connections;
  * gxp's subscription has not confirmed (the decisions' way to gxp). Outside the relay too. */
 static _Atomic int64_t backlog_rows = -1, backlog_oldest_us = -1, decisions_lag_bytes = -1;
 
+/* The slot of gxp's subscription on backend-db, as worker 0 last measured it: the WAL it keeps
+ * from being recycled (current position − restart_lsn; -1 unknown or none), how much more may
+ * be written before max_slot_wal_keep_size invalidates it (safe_wal_size; -1 unknown or
+ * unbounded), and its wal_status as an index into slot_statuses (-1: not measured yet). */
+static _Atomic int64_t slot_retained_bytes = -1, slot_safe_bytes = -1;
+static atomic_int slot_status = -1;
+static const char *const slot_statuses[] = {"missing", "reserved", "extended", "unreserved",
+                                            "lost"};
+#define SLOT_NSTATUSES ((int)(sizeof slot_statuses / sizeof slot_statuses[0]))
+
 static double connected_gauge(void *arg)
 {
     (void)arg;
@@ -100,6 +121,38 @@ static double decisions_lag_gauge(void *arg)
     (void)arg;
     int64_t b = atomic_load(&decisions_lag_bytes);
     return b < 0 ? NAN : (double)b;
+}
+
+static double slot_retained_gauge(void *arg)
+{
+    (void)arg;
+    int64_t b = atomic_load(&slot_retained_bytes);
+    return b < 0 ? NAN : (double)b;
+}
+
+static double slot_safe_gauge(void *arg)
+{
+    (void)arg;
+    int64_t b = atomic_load(&slot_safe_bytes);
+    return b < 0 ? NAN : (double)b;
+}
+
+/* 1 for the slot's current wal_status, 0 for the others; NaN until measured. */
+static double slot_status_gauge(void *arg)
+{
+    int now = atomic_load(&slot_status);
+    if (now < 0)
+        return NAN;
+    return now == (int)(intptr_t)arg ? 1 : 0;
+}
+
+static int slot_status_index(const char *s)
+{
+    for (int i = 1; i < SLOT_NSTATUSES; i++) {
+        if (strcmp(s, slot_statuses[i]) == 0)
+            return i;
+    }
+    return -1;
 }
 
 static double pool_in_use_gauge(void *arg)
@@ -154,8 +207,8 @@ static bool wait_kick(struct worker *w, int64_t ms)
     return kicked;
 }
 
-/* A broker connection ready to publish: exchange and the eventlog's queue declared (so an
- * event published before eventlog ever ran waits for it), confirms on. */
+/* A broker connection ready to publish: both exchanges and the eventlog's queue declared (so
+ * an event published before eventlog ever ran waits for it), confirms on. */
 static enum gf_status connect_broker(struct worker *w)
 {
     enum gf_status st;
@@ -163,6 +216,8 @@ static enum gf_status connect_broker(struct worker *w)
     if (w->conn == NULL)
         return st;
     st = gf_amqp_declare_exchange(w->conn, GF_EVENTS_EXCHANGE);
+    if (st == GF_OK)
+        st = gf_amqp_declare_exchange(w->conn, GF_EVENTS_WATCH_EXCHANGE);
     if (st == GF_OK)
         st = gf_amqp_declare_queue(w->conn, &gf_events_eventlog_queue);
     if (st == GF_OK)
@@ -195,8 +250,8 @@ static void add_id(char *buf, size_t n, size_t *len, const char *id)
 /* The rows of one claimed batch. */
 struct batch {
     int n;
-    struct gf_amqp_message *msg;
-    unsigned char **payload; /* PQunescapeBytea'd bodies */
+    struct gf_amqp_message *msg; /* 2 per row: [0, n) to topic_exchange, [n, 2n) the copies */
+    unsigned char **payload;     /* PQunescapeBytea'd bodies */
     char (*ids)[24];
     int64_t *created_us;
 };
@@ -238,8 +293,15 @@ static int publish_claimed(struct worker *w, struct gf_db_conn *c, struct batch 
     b->n = n;
     if (n == 0)
         return 0;
+    for (int i = 0; i < n; i++) {
+        b->msg[n + i] = b->msg[i];
+        b->msg[n + i].exchange = GF_EVENTS_WATCH_EXCHANGE;
+        b->msg[n + i].best_effort = true;
+    }
     enum gf_status pst =
-        gf_amqp_publish(w->conn, b->msg, n, (int)r->app->cfg->relay_confirm_timeout_ms);
+        gf_amqp_publish(w->conn, b->msg, 2 * n, (int)r->app->cfg->relay_confirm_timeout_ms);
+    /* The window where a death publishes the batch twice (consumers must absorb it). */
+    gf_failpoint("relay.after_publish");
 
     /* Whatever came back confirmed is marked, even when the connection broke afterwards. */
     size_t cap = (size_t)n * 22 + 3, ok_len = 1, bad_len = 1;
@@ -369,7 +431,10 @@ static void prune(struct relay *r)
 }
 
 /* Measures the backlog for /metrics (worker 0, every BACKLOG_EVERY_MS): one statement over the
- * partial index of pending rows, bounded, and the replication slot of gxp's subscription. */
+ * partial index of pending rows, bounded, and the replication slot of gxp's subscription (its
+ * lag, the WAL it retains and its wal_status: backend-db's disk is what a long gxp-db outage
+ * fills, up to max_slot_wal_keep_size, past which the slot is lost and the subscription must
+ * be re-created: scripts/replication-recover.sh). */
 static void measure_backlog(struct worker *w)
 {
     struct relay *r = w->r;
@@ -378,7 +443,8 @@ static void measure_backlog(struct worker *w)
     w->next_backlog_ms = gf_mono_ms() + BACKLOG_EVERY_MS;
     struct gf_db_conn *c = NULL;
     PGresult *res = NULL;
-    int64_t rows = -1, oldest = -1, lag = -1;
+    int64_t rows = -1, oldest = -1, lag = -1, retained = -1, safe = -1;
+    int status = -1;
     if (gf_db_acquire(r->pool, &c) != GF_OK)
         goto out;
     if (gf_db_exec(c, "relay_backlog",
@@ -386,14 +452,27 @@ static void measure_backlog(struct worker *w)
                    "         WHERE published_at IS NULL LIMIT " BACKLOG_COUNT_MAX ") p),"
                    " (SELECT (extract(epoch FROM created_at) * 1000000)::bigint FROM event_outbox"
                    "   WHERE published_at IS NULL ORDER BY id LIMIT 1),"
-                   " (SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint"
-                   "   FROM pg_replication_slots WHERE slot_name = 'transaction_outbox_sub')",
+                   " s.lag, s.retained, s.wal_status, s.safe_wal_size, s.slot IS NOT NULL"
+                   " FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT slot_name AS slot,"
+                   "   pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint AS lag,"
+                   "   pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint AS retained,"
+                   "   wal_status, safe_wal_size"
+                   "   FROM pg_replication_slots WHERE slot_name = 'transaction_outbox_sub') s"
+                   " ON true",
                    0, NULL, &res) == GF_OK) {
         rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
         if (!PQgetisnull(res, 0, 1))
             oldest = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
         if (!PQgetisnull(res, 0, 2))
             lag = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+        if (!PQgetisnull(res, 0, 3))
+            retained = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+        if (!PQgetisnull(res, 0, 5))
+            safe = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+        if (strcmp(PQgetvalue(res, 0, 6), "t") != 0)
+            status = 0; /* no slot: the subscription is gone (or was never made) */
+        else if (!PQgetisnull(res, 0, 4))
+            status = slot_status_index(PQgetvalue(res, 0, 4));
         PQclear(res);
     }
     gf_db_release(r->pool, c);
@@ -401,6 +480,9 @@ out:
     atomic_store(&backlog_oldest_us, oldest);
     atomic_store(&backlog_rows, rows);
     atomic_store(&decisions_lag_bytes, lag);
+    atomic_store(&slot_retained_bytes, retained);
+    atomic_store(&slot_safe_bytes, safe);
+    atomic_store(&slot_status, status);
 }
 
 /* Test builds only: BACKEND_FAILPOINT_RELAY_HOLD=1 keeps the relay from publishing, which
@@ -425,7 +507,7 @@ static void *run(void *arg)
     int cap = (int)cfg->relay_batch;
     int64_t last_claim_ms = 0;
     struct batch b = {
-        .msg = calloc((size_t)cap, sizeof *b.msg),
+        .msg = calloc(2 * (size_t)cap, sizeof *b.msg),
         .payload = calloc((size_t)cap, sizeof *b.payload),
         .ids = calloc((size_t)cap, sizeof *b.ids),
         .created_us = calloc((size_t)cap, sizeof *b.created_us),
@@ -561,6 +643,22 @@ struct relay *relay_start(struct backend_app *app)
                         "backend-db WAL not yet confirmed by gxp's subscription "
                         "(slot transaction_outbox_sub; NaN while there is none)",
                         "", decisions_lag_gauge, NULL);
+    gf_metrics_gauge_fn("backend_decisions_slot_retained_wal_bytes",
+                        "backend-db WAL kept for gxp's subscription (current LSN - the slot's "
+                        "restart_lsn): grows while gxp-db is away; NaN without a slot",
+                        "", slot_retained_gauge, NULL);
+    gf_metrics_gauge_fn("backend_decisions_slot_safe_wal_bytes",
+                        "WAL that may still be written before max_slot_wal_keep_size "
+                        "invalidates the slot (safe_wal_size; NaN when unbounded or lost)",
+                        "", slot_safe_gauge, NULL);
+    for (int i = 0; i < SLOT_NSTATUSES; i++) {
+        char labels[48];
+        snprintf(labels, sizeof labels, "status=\"%s\"", slot_statuses[i]);
+        gf_metrics_gauge_fn("backend_decisions_slot_wal_status",
+                            "1 for the wal_status of gxp's slot on backend-db (missing: no slot; "
+                            "lost: invalidated, run scripts/replication-recover.sh)",
+                            labels, slot_status_gauge, (void *)(intptr_t)i);
+    }
     for (int i = 0; i < r->nworkers; i++) {
         struct worker *w = &r->workers[i];
         w->started = pthread_create(&w->thread, NULL, run, w) == 0;

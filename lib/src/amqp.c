@@ -226,7 +226,18 @@ enum gf_status gf_amqp_declare_queue(struct gf_amqp_conn *c, const struct gf_amq
         if (st != GF_OK)
             return st;
     }
-    return GF_OK;
+    if (q->unbind_exchange == NULL)
+        return GF_OK;
+    /* The exchange must exist for the unbind (a 404 would close the channel); unbinding what
+     * is not bound is a no-op for the broker. */
+    st = gf_amqp_declare_exchange(c, q->unbind_exchange);
+    for (int i = 0; i < q->nkeys && st == GF_OK; i++) {
+        amqp_queue_unbind(c->state, CHANNEL, amqp_cstring_bytes(q->name),
+                          amqp_cstring_bytes(q->unbind_exchange),
+                          amqp_cstring_bytes(q->routing_keys[i]), amqp_empty_table);
+        st = gf_amqp_check_reply(c, "queue.unbind");
+    }
+    return st;
 }
 
 enum gf_status gf_amqp_confirm_select(struct gf_amqp_conn *c)
@@ -301,7 +312,7 @@ enum gf_status gf_amqp_pump(struct gf_amqp_conn *c, int wait_ms)
 static int find_message(struct gf_amqp_message *m, int n, const amqp_bytes_t *id)
 {
     for (int i = 0; i < n; i++) {
-        if (m[i].message_id != NULL && strlen(m[i].message_id) == id->len &&
+        if (!m[i].best_effort && m[i].message_id != NULL && strlen(m[i].message_id) == id->len &&
             memcmp(m[i].message_id, id->bytes, id->len) == 0)
             return i;
     }
@@ -372,7 +383,8 @@ static int publish_one(struct gf_amqp_conn *c, const struct gf_amqp_message *m)
     }
     amqp_bytes_t body = {.len = m->len, .bytes = (void *)m->body};
     return amqp_basic_publish(c->state, CHANNEL, amqp_cstring_bytes(m->exchange),
-                              amqp_cstring_bytes(m->routing_key), 1, 0, &p, body);
+                              amqp_cstring_bytes(m->routing_key), m->best_effort ? 0 : 1, 0, &p,
+                              body);
 }
 
 enum gf_status gf_amqp_publish(struct gf_amqp_conn *c, struct gf_amqp_message *m, int n,

@@ -48,12 +48,18 @@ struct gf_amqp_consumer *gf_events_log_start(const char *svc, const struct gf_am
     struct events_log *l = &slots[used++];
     snprintf(l->name, sizeof l->name, "%s.events.log", svc);
     l->keys[0] = "#";
+    /* Bound to the watchers' exchange, not to topic_exchange: a watcher bound there with `#`
+     * would make every event routable, and the relay's mandatory publish could no longer tell
+     * that eventlog's durable queue is missing (see gf/amqp.h). The binding to topic_exchange
+     * that earlier versions made is removed, since a transient queue keeps it until the broker
+     * restarts. */
     l->queue = (struct gf_amqp_queue){.name = l->name,
-                                      .exchange = GF_EVENTS_EXCHANGE,
+                                      .exchange = GF_EVENTS_WATCH_EXCHANGE,
                                       .routing_keys = l->keys,
                                       .nkeys = 1,
                                       .max_length = LOG_QUEUE_MAX,
-                                      .transient = true};
+                                      .transient = true,
+                                      .unbind_exchange = GF_EVENTS_EXCHANGE};
     struct gf_amqp_consumer_options opt = {
         .conn = *conn,
         .queue = &l->queue,

@@ -1,9 +1,10 @@
 /* Events end to end (SPEC §4), against the real backend, gxp and eventlog, three PostgreSQL
  * clusters and the run's RabbitMQ node: every successful buy is stored exactly once in the
  * event log — with eventlog down for a while, with broker connections cut mid-run, with a
- * queue missing (unroutable events are retried), with garbage on the queue, and with the
- * backend killed between the commit of its events and their publication. A world per test;
- * every test ends with the invariants, events included. */
+ * queue missing (unroutable events are retried, also with the watchers of gxp and the backend
+ * on), with garbage on the queue, and with the backend killed between the commit of its events
+ * and their publication. A world per test; every test ends with the invariants, events
+ * included. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -267,6 +268,91 @@ static void unroutable_events_are_retried_until_a_queue_takes_them(void **state)
     assert_int_equal(wait_events(&W, 5, 30000), 0);
 }
 
+static int setup_events_watchers_on(void **state)
+{
+    (void)state;
+    struct world_options o = {.events = true}; /* gxp's and the backend's watchers, as deployed */
+    return world_start(&W, &o);
+}
+
+/* How many lines of the log at path contain both needles. */
+static int log_lines_with(const char *path, const char *a, const char *b)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, f) != NULL)
+        n += strstr(line, a) != NULL && strstr(line, b) != NULL;
+    fclose(f);
+    return n;
+}
+
+/* Regression (issue 20, item 4): the watchers' queues were bound to `#` on topic_exchange, so
+ * with eventlog's durable queue gone every event was still routable: confirmed, marked
+ * published, and never stored. Now only the durable queue decides: the events stay in the
+ * outbox, retried, until eventlog declares its queue again, then are stored exactly once. */
+static void with_watchers_on_events_no_durable_queue_takes_wait_in_the_outbox(void **state)
+{
+    (void)state;
+    long long user = api_create_user(&W, "watched-buyer");
+    long long item = api_create_item(&W, "watched-item", 1);
+    api_create_marketplace_item(&W, item, 6);
+    api_add_gxp(&W, user, 6, NULL);
+    char body[96];
+    snprintf(body, sizeof body, "{\"userId\":%lld,\"itemId\":%lld}", user, item);
+    struct http_res r;
+    assert_int_equal(http(&W, "POST", "/marketplace/item/buy", body, NULL, &r), 200);
+    http_res_free(&r);
+    assert_int_equal(wait_events(&W, 1, 15000), 0);
+    /* The watchers are there and consuming. */
+    assert_true(h_rmq_queue_depth(&W.rmq, "gxp.events.log") >= 0);
+    assert_true(h_rmq_queue_depth(&W.rmq, "backend.events.log") >= 0);
+
+    assert_int_equal(world_stop_eventlog(&W), 0);
+    assert_int_equal(h_rmq_delete_queue(&W.rmq, "eventlog.events"), 0);
+    char cids[5][40];
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(http(&W, "POST", "/marketplace/item/buy", body, NULL, &r), 200);
+        snprintf(cids[i], sizeof cids[i], "%s", jstr(r.json, "correlationId"));
+        http_res_free(&r);
+    }
+    /* Returned (no durable queue), retried, never marked published: wait for two attempts
+     * each, so the rows are seen going round at least once more. */
+    int64_t end = gf_mono_ms() + 15000;
+    while (sql_ll(W.backend, "SELECT count(*) FROM event_outbox WHERE attempts >= 2"
+                             " AND published_at IS NULL") < 5 &&
+           gf_mono_ms() < end)
+        usleep(50 * 1000);
+    assert_int_equal(sql_ll(W.backend, "SELECT count(*) FROM event_outbox WHERE attempts >= 2"
+                                       " AND published_at IS NULL"),
+                     5);
+    assert_int_equal(sql_ll(W.backend, "SELECT count(*) FROM event_outbox"
+                                       " WHERE published_at IS NOT NULL"),
+                     1);
+    /* The watchers still saw them (a best-effort copy per attempt). */
+    end = gf_mono_ms() + 10000;
+    while (log_lines_with(W.gxp_log, "event received", cids[4]) < 1 && gf_mono_ms() < end)
+        usleep(50 * 1000);
+    assert_true(log_lines_with(W.gxp_log, "event received", cids[4]) >= 1);
+    assert_true(log_lines_with(W.backend_log, "event received", cids[4]) >= 1);
+
+    /* eventlog declares its queue again; the next attempt is taken, and each event is stored
+     * once. */
+    assert_int_equal(world_start_eventlog(&W), 0);
+    assert_int_equal(wait_events(&W, 6, 90000), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(
+            sql_ll(W.eventlog, "SELECT count(*) FROM event WHERE message_id = '%s'", cids[i]), 1);
+    end = gf_mono_ms() + 10000;
+    while (sql_ll(W.backend, "SELECT count(*) FROM event_outbox WHERE published_at IS NULL") > 0 &&
+           gf_mono_ms() < end)
+        usleep(50 * 1000);
+    assert_int_equal(
+        sql_ll(W.backend, "SELECT count(*) FROM event_outbox WHERE published_at IS NULL"), 0);
+}
+
 static void garbage_on_the_queue_is_dead_lettered_and_the_consumer_carries_on(void **state)
 {
     (void)state;
@@ -386,6 +472,9 @@ int main(void)
                                         setup_events, world_check_and_stop),
         cmocka_unit_test_setup_teardown(unroutable_events_are_retried_until_a_queue_takes_them,
                                         setup_events, world_check_and_stop),
+        cmocka_unit_test_setup_teardown(
+            with_watchers_on_events_no_durable_queue_takes_wait_in_the_outbox,
+            setup_events_watchers_on, world_check_and_stop),
         cmocka_unit_test_setup_teardown(
             garbage_on_the_queue_is_dead_lettered_and_the_consumer_carries_on, setup_events,
             world_check_and_stop),

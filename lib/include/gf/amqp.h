@@ -11,8 +11,14 @@
 
 #include "gf/status.h"
 
-/* The event topology of SPEC §4: one durable topic exchange; routing key = event name. */
+/* The event topology of SPEC §4: one durable topic exchange; routing key = event name. Only
+ * durable subscribers (eventlog) bind to it, so that a mandatory publish to it is returned when
+ * no durable queue takes the event. The services that only watch events (gf/events.h) bind to
+ * the watchers' exchange instead, which the relay feeds with a best-effort copy of each event
+ * (same routing key and properties): were they bound to topic_exchange, every event would be
+ * routable and a missing durable queue would lose events unnoticed. */
 #define GF_EVENTS_EXCHANGE "topic_exchange"
+#define GF_EVENTS_WATCH_EXCHANGE "topic_exchange.watchers"
 #define GF_EVENT_BUY_ITEM "BuyItemEvent"
 #define GF_EVENTS_CONTENT_TYPE "application/x-protobuf"
 
@@ -38,6 +44,8 @@ struct gf_amqp_queue {
     int64_t max_length;
     bool transient; /* not durable: gone with a broker restart (declared again on reconnect) and
                        its messages never written to disk; for watchers that only log */
+    const char *unbind_exchange; /* when set, the routing keys are also unbound from this
+                                    exchange (declared first): bindings an earlier version made */
 };
 
 /* The queue of the eventlog service: every event, kept until eventlog stored it. Declared by
@@ -79,14 +87,16 @@ struct gf_amqp_message {
     const char *message_id;       /* required, unique within one gf_amqp_publish call */
     const char *correlation_id;   /* may be NULL */
     int64_t occurred_at_us;       /* timestamp (seconds) and header x-occurred-at-us; 0 = none */
+    bool best_effort;             /* not mandatory: routed to no queue it is simply dropped (and
+                                     still CONFIRMED); never matched to a basic.return */
     enum gf_amqp_outcome outcome; /* out */
 };
 
 /* Puts the channel in confirm mode (once per connection, before publishing). */
 enum gf_status gf_amqp_confirm_select(struct gf_amqp_conn *c) GF_MUSTCHECK;
 
-/* Publishes the n messages (persistent, mandatory) and waits up to timeout_ms for the
- * broker's confirms. Each message's outcome tells what became of it; only CONFIRMED
+/* Publishes the n messages (persistent; mandatory unless best_effort) and waits up to timeout_ms
+ * for the broker's confirms. Each message's outcome tells what became of it; only CONFIRMED
  * messages are safe. GF_OK when every message got an answer; GF_ETIMEOUT when some did not
  * in time (the connection is then unusable: close it); GF_EUNAVAILABLE when it broke;
  * GF_EINVAL (nothing sent) without confirm mode or when a message has no message_id. */
