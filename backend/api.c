@@ -21,11 +21,6 @@
 #define TEXT_TYPE "text/plain; charset=utf-8"
 
 #define READYZ_GXP_DEADLINE_MS 500
-#define IDEM_PRUNE_EVERY 1000 /* POSTs with a key between two prunes of expired keys */
-/* A key still without an answer after this long belongs to a request that will never store
- * one (its process died, or the database was down when it finished): it is freed so that the
- * client can retry. Far above any request's duration (statement timeout, gxp deadline). */
-#define IDEM_ABANDON_S "120"
 
 /* ---- the one table from status to HTTP code ------------------------------------------- */
 
@@ -72,6 +67,7 @@ struct ctx {
     const char *error;          /* the error code answered, for the log line */
     int64_t path_id;            /* :id of /item/:id */
     int64_t if_match;           /* the version If-Match names (PATCH) */
+    struct be_idem idem;        /* the Idempotency-Key (idem.key NULL: none) */
     struct validate_value v[3]; /* the body's fields, in the order of route->body->fields */
 };
 
@@ -126,6 +122,24 @@ static void reply_status(struct ctx *c, enum gf_status st, const struct be_err *
     reply_error(c, status, code, msg);
 }
 
+/* The 200 of a POST in its route's shape (c->idem.shape, set by the run_ function), the very
+ * bytes idem_commit stored for a retry. */
+static void reply_success(struct ctx *c, int64_t id, bool replayed)
+{
+    char *body = be_answer_body(&c->idem, id, c->cid);
+    if (body == NULL) {
+        reply_json(c, 500, NULL);
+        return;
+    }
+    free(c->resp->body);
+    c->resp->status = 200;
+    c->resp->content_type = JSON_TYPE;
+    c->resp->body = body;
+    c->resp->body_len = strlen(body);
+    if (replayed)
+        gf_http_add_header(c->resp, "Idempotent-Replayed", "true");
+}
+
 /* {"<key>": id, "correlationId": cid}: the answer of every create. */
 static void reply_created(struct ctx *c, enum gf_status st, const struct be_err *err,
                           const char *key, int64_t id)
@@ -134,7 +148,9 @@ static void reply_created(struct ctx *c, enum gf_status st, const struct be_err 
         reply_status(c, st, err);
         return;
     }
-    reply_json(c, 200, json_pack("{s:I,s:s}", key, (json_int_t)id, "correlationId", c->cid));
+    c->idem.shape = BE_SHAPE_CREATED;
+    c->idem.id_key = key;
+    reply_success(c, id, false);
 }
 
 /* An item and its ETag: the answer of GET and PATCH /item/:id. */
@@ -150,225 +166,6 @@ static void reply_item(struct ctx *c, enum gf_status st, const struct be_err *er
     snprintf(etag, sizeof etag, "\"%lld\"", (long long)version);
     gf_http_add_header(c->resp, "ETag", etag);
     reply_json(c, 200, item);
-}
-
-/* ---- Idempotency-Key ------------------------------------------------------------------
- * The key is claimed (a row with no answer) before the work, and the answer stored after it,
- * so a retry replays the first answer and a concurrent duplicate is refused. The request is
- * identified by sha256 of method, path and body, computed by PostgreSQL over their hex
- * encoding (any bytes pass as hex; a text parameter would be refused for bad UTF-8).
- * Requests that fail validation never claim a key: only work that started is remembered. */
-
-static const char SQL_IDEM_INSERT[] = "INSERT INTO idempotency_keys (key, request_hash) "
-                                      "VALUES ($1, encode(sha256(decode($2, 'hex')), 'hex')) "
-                                      "ON CONFLICT (key) DO NOTHING RETURNING 1";
-static const char SQL_IDEM_LOOKUP[] =
-    "SELECT request_hash = encode(sha256(decode($2, 'hex')), 'hex'), status, content_type, body,"
-    " created_at < now() - make_interval(secs => $3::float8)"
-    "  OR (status IS NULL AND created_at < now() - make_interval(secs => $4::float8)) "
-    "FROM idempotency_keys WHERE key = $1";
-static const char SQL_IDEM_DELETE_STALE[] =
-    "DELETE FROM idempotency_keys WHERE key = $1"
-    " AND (created_at < now() - make_interval(secs => $2::float8)"
-    "  OR (status IS NULL AND created_at < now() - make_interval(secs => $3::float8)))";
-static const char SQL_IDEM_STORE[] =
-    "UPDATE idempotency_keys SET status = $2, content_type = $3, body = $4 WHERE key = $1";
-static const char SQL_IDEM_FORGET[] = "DELETE FROM idempotency_keys WHERE key = $1";
-static const char SQL_IDEM_PRUNE[] =
-    "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys"
-    " WHERE created_at < now() - make_interval(secs => $1::float8)"
-    " ORDER BY created_at LIMIT 1000)";
-
-static atomic_uint_fast64_t idem_posts;
-
-/* What the table holds for a key that was already claimed. */
-struct idem_row {
-    bool found, same_request, stale;
-    int status; /* -1 while the first request runs */
-    const char *content_type;
-    char *body; /* malloc'd */
-};
-
-/* "POST /path\n<body>" in hex, for the request hash. */
-static char *request_hex(const struct ctx *c)
-{
-    size_t blen;
-    const char *body = gf_http_body(c->req, &blen);
-    const char *path = gf_http_path(c->req);
-    size_t plen = strlen(path);
-    size_t n = 5 + plen + 1 + blen; /* "POST " path "\n" body */
-    char *hex = malloc(2 * n + 1);
-    if (hex == NULL)
-        return NULL;
-    static const char digits[] = "0123456789abcdef";
-    char *o = hex;
-    const char *parts[] = {"POST ", path, "\n", body};
-    size_t lens[] = {5, plen, 1, blen};
-    for (int p = 0; p < 4; p++) {
-        for (size_t i = 0; i < lens[p]; i++) {
-            unsigned char b = (unsigned char)parts[p][i];
-            *o++ = digits[b >> 4];
-            *o++ = digits[b & 15];
-        }
-    }
-    *o = '\0';
-    return hex;
-}
-
-/* The content types this API answers, so a replay can point at a static string. */
-static const char *static_content_type(const char *s)
-{
-    if (s != NULL && strcmp(s, TEXT_TYPE) == 0)
-        return TEXT_TYPE;
-    return JSON_TYPE;
-}
-
-static enum gf_status idem_lookup(struct gf_db_conn *conn, const struct ctx *c, const char *key,
-                                  const char *hex, struct idem_row *row)
-{
-    char ttl[24];
-    snprintf(ttl, sizeof ttl, "%lld", (long long)c->app->cfg->idempotency_ttl_s);
-    const char *params[] = {key, hex, ttl, IDEM_ABANDON_S};
-    PGresult *res = NULL;
-    *row = (struct idem_row){.status = -1};
-    enum gf_status st = gf_db_exec(conn, "api_idem_lookup", SQL_IDEM_LOOKUP, 4, params, &res);
-    if (st != GF_OK)
-        goto out;
-    if (PQntuples(res) == 0)
-        goto out;
-    row->found = true;
-    row->same_request = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    row->stale = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
-    if (!PQgetisnull(res, 0, 1)) {
-        row->status = atoi(PQgetvalue(res, 0, 1));
-        row->content_type = static_content_type(PQgetvalue(res, 0, 2));
-        row->body = strdup(PQgetvalue(res, 0, 3));
-        if (row->body == NULL)
-            st = GF_ENOMEM;
-    }
-out:
-    PQclear(res);
-    return st;
-}
-
-static void idem_prune(struct gf_db_conn *conn, const struct ctx *c)
-{
-    char ttl[24];
-    snprintf(ttl, sizeof ttl, "%lld", (long long)c->app->cfg->idempotency_ttl_s);
-    const char *params[] = {ttl};
-    /* Housekeeping only: a failure (already logged) leaves the rows for the next prune. */
-    if (gf_db_exec(conn, "api_idem_prune", SQL_IDEM_PRUNE, 1, params, NULL) != GF_OK)
-        GF_WARN("api idempotency keys not pruned");
-}
-
-/* Claims key on conn: *inserted, or *row describes the claim that stands. A stale claim
- * (expired, or abandoned without an answer) is deleted and the insert tried once more. */
-static enum gf_status idem_claim_on(struct gf_db_conn *conn, const struct ctx *c, const char *key,
-                                    const char *hex, bool *inserted, struct idem_row *row)
-{
-    enum gf_status st = GF_EINTERNAL;
-    char ttl[24];
-    snprintf(ttl, sizeof ttl, "%lld", (long long)c->app->cfg->idempotency_ttl_s);
-    for (int attempt = 0; attempt < 2; attempt++) {
-        PGresult *res = NULL;
-        const char *ins[] = {key, hex};
-        st = gf_db_exec(conn, "api_idem_insert", SQL_IDEM_INSERT, 2, ins, &res);
-        *inserted = st == GF_OK && PQntuples(res) == 1;
-        PQclear(res);
-        if (st != GF_OK || *inserted)
-            break;
-        free(row->body); /* idem_lookup starts the row afresh */
-        row->body = NULL;
-        st = idem_lookup(conn, c, key, hex, row);
-        if (st != GF_OK || (row->found && !row->stale))
-            break;
-        /* Gone meanwhile, or stale: free it and try again, once. */
-        const char *del[] = {key, ttl, IDEM_ABANDON_S};
-        if (row->found)
-            st = gf_db_exec(conn, "api_idem_delete_stale", SQL_IDEM_DELETE_STALE, 3, del, NULL);
-        if (st != GF_OK)
-            break;
-    }
-    return st;
-}
-
-/* Claims the request's key. true: the caller runs the request. false: c->resp holds the
- * answer (a replay, 409, 422, or 503 when the database is down: before any work). */
-static bool idem_claim(struct ctx *c, const char *key)
-{
-    bool run = false, inserted = false;
-    struct idem_row row = {.status = -1};
-    struct gf_db_conn *conn = NULL;
-    char *hex = request_hex(c);
-    enum gf_status st = hex != NULL ? gf_db_acquire(c->app->pool, &conn) : GF_ENOMEM;
-    if (st != GF_OK)
-        goto fail;
-    if (atomic_fetch_add(&idem_posts, 1) % IDEM_PRUNE_EVERY == IDEM_PRUNE_EVERY - 1)
-        idem_prune(conn, c);
-    st = idem_claim_on(conn, c, key, hex, &inserted, &row);
-    if (st != GF_OK)
-        goto fail;
-    if (inserted) {
-        run = true;
-    } else if (row.found && !row.same_request) {
-        reply_error(c, 422, "idempotency_key_reused",
-                    "this Idempotency-Key was used with a different request");
-    } else if (!row.found || row.status < 0) {
-        reply_error(c, 409, "request_in_progress",
-                    "a request with this Idempotency-Key is still in progress; retry later");
-    } else {
-        free(c->resp->body);
-        c->resp->status = row.status;
-        c->resp->content_type = row.content_type;
-        c->resp->body = row.body;
-        c->resp->body_len = strlen(row.body);
-        row.body = NULL;
-        gf_http_add_header(c->resp, "Idempotent-Replayed", "true");
-        c->error = row.status >= 400 ? "replayed" : NULL;
-    }
-    goto out;
-fail:
-    reply_status(c, st, NULL);
-out:
-    if (conn != NULL)
-        gf_db_release(c->app->pool, conn);
-    free(row.body);
-    free(hex);
-    return run;
-}
-
-/* Keeps the answer of a claimed request (2xx, 4xx) or frees the key after a 5xx, which
- * changed nothing, so that the client may retry. */
-static void idem_finish(struct ctx *c, const char *key)
-{
-    struct gf_db_conn *conn = NULL;
-    struct gf_http_response *r = c->resp;
-    int status = r->status ? r->status : 200;
-    char *body = NULL;
-    enum gf_status st = gf_db_acquire(c->app->pool, &conn);
-    if (st != GF_OK)
-        goto out;
-    if (status >= 500) {
-        const char *params[] = {key};
-        st = gf_db_exec(conn, "api_idem_forget", SQL_IDEM_FORGET, 1, params, NULL);
-        goto out;
-    }
-    body = r->body != NULL ? strndup(r->body, r->body_len) : strdup("");
-    if (body == NULL) {
-        st = GF_ENOMEM;
-        goto out;
-    }
-    char code[12];
-    snprintf(code, sizeof code, "%d", status);
-    const char *params[] = {key, code, r->content_type ? r->content_type : JSON_TYPE, body};
-    st = gf_db_exec(conn, "api_idem_store", SQL_IDEM_STORE, 4, params, NULL);
-out:
-    /* The client got its answer anyway; the key stays claimed until IDEM_ABANDON_S. */
-    if (st != GF_OK)
-        GF_WARN("api idempotency answer not kept status=%d error=%s", status, gf_status_str(st));
-    if (conn != NULL)
-        gf_db_release(c->app->pool, conn);
-    free(body);
 }
 
 /* ---- the operations --------------------------------------------------------------------- */
@@ -424,7 +221,9 @@ static void run_create_user(struct ctx *c)
 {
     struct be_err err = {0};
     int64_t id = 0;
-    enum gf_status st = coord_create_user(c->app, c->v[0].str, c->cid, &id, &err);
+    c->idem.shape = BE_SHAPE_CREATED;
+    c->idem.id_key = "userId";
+    enum gf_status st = coord_create_user(c->app, c->v[0].str, c->cid, &c->idem, &id, &err);
     reply_created(c, st, &err, "userId", id);
 }
 
@@ -432,7 +231,9 @@ static void run_create_item(struct ctx *c)
 {
     struct be_err err = {0};
     int64_t id = 0;
-    enum gf_status st = store_create_item(c->app, c->v[0].str, c->v[1].num, &id, &err);
+    c->idem.shape = BE_SHAPE_CREATED;
+    c->idem.id_key = "itemId";
+    enum gf_status st = store_create_item(c->app, c->v[0].str, c->v[1].num, &c->idem, &id, &err);
     reply_created(c, st, &err, "itemId", id);
 }
 
@@ -440,7 +241,10 @@ static void run_create_marketplace_item(struct ctx *c)
 {
     struct be_err err = {0};
     int64_t id = 0;
-    enum gf_status st = store_create_marketplace_item(c->app, c->v[0].num, c->v[1].num, &id, &err);
+    c->idem.shape = BE_SHAPE_CREATED;
+    c->idem.id_key = "marketplaceItemId";
+    enum gf_status st =
+        store_create_marketplace_item(c->app, c->v[0].num, c->v[1].num, &c->idem, &id, &err);
     reply_created(c, st, &err, "marketplaceItemId", id);
 }
 
@@ -448,8 +252,10 @@ static void run_create_user_item(struct ctx *c)
 {
     struct be_err err = {0};
     int64_t id = 0;
-    enum gf_status st =
-        store_create_user_item(c->app, c->v[0].num, c->v[1].num, c->v[2].num, &id, &err);
+    c->idem.shape = BE_SHAPE_CREATED;
+    c->idem.id_key = "userItemId";
+    enum gf_status st = store_create_user_item(c->app, c->v[0].num, c->v[1].num, c->v[2].num,
+                                               &c->idem, &id, &err);
     reply_created(c, st, &err, "userItemId", id);
 }
 
@@ -457,25 +263,29 @@ static void run_buy(struct ctx *c)
 {
     struct be_err err = {0};
     int64_t id = 0;
-    enum gf_status st = coord_buy(c->app, c->v[0].num, c->v[1].num, c->cid, &id, &err);
+    bool replayed = false;
+    c->idem.shape = BE_SHAPE_BUY;
+    enum gf_status st =
+        coord_buy(c->app, c->v[0].num, c->v[1].num, c->cid, &c->idem, &id, &replayed, &err);
     if (st != GF_OK) {
         reply_status(c, st, &err);
         return;
     }
-    reply_json(c, 200,
-               json_pack("{s:s,s:{s:I,s:s}}", "correlationId", c->cid, "buyItemResponse",
-                         "userItemId", (json_int_t)id, "correlationId", c->cid));
+    reply_success(c, id, replayed);
 }
 
 static void run_add_gxp(struct ctx *c)
 {
     struct be_err err = {0};
-    enum gf_status st = coord_add_gxp(c->app, c->v[0].num, c->v[1].num, c->cid, &err);
+    bool replayed = false;
+    c->idem.shape = BE_SHAPE_CID;
+    enum gf_status st =
+        coord_add_gxp(c->app, c->v[0].num, c->v[1].num, c->cid, &c->idem, &replayed, &err);
     if (st != GF_OK) {
         reply_status(c, st, &err);
         return;
     }
-    reply_json(c, 200, json_pack("{s:s}", "correlationId", c->cid));
+    reply_success(c, 0, replayed);
 }
 
 static void run_user_gxp(struct ctx *c)
@@ -834,6 +644,45 @@ static bool check_preconditions(struct ctx *c, const char **key)
     return true;
 }
 
+/* Claims the request's Idempotency-Key (idempotency.c). true: the caller runs the request.
+ * false: c->resp holds the answer (a replay, 409, 422, or 503 when the database is down:
+ * before any work). */
+static bool claim_key(struct ctx *c, const char *key)
+{
+    enum idem_verdict verdict = IDEM_IN_PROGRESS;
+    struct idem_replay replay = {0};
+    c->idem.key = key;
+    c->idem.owner = c->cid;
+    enum gf_status st = idem_claim(c->app, c->req, key, c->cid, &verdict, &replay);
+    if (st != GF_OK) {
+        reply_status(c, st, NULL);
+        return false;
+    }
+    switch (verdict) {
+    case IDEM_RUN:
+        return true;
+    case IDEM_REUSED:
+        reply_error(c, 422, "idempotency_key_reused",
+                    "this Idempotency-Key was used with a different request");
+        return false;
+    case IDEM_IN_PROGRESS:
+        gf_http_add_header(c->resp, "Retry-After", "1");
+        reply_error(c, 409, "request_in_progress",
+                    "a request with this Idempotency-Key is still in progress; retry later");
+        return false;
+    case IDEM_REPLAY:
+        free(c->resp->body);
+        c->resp->status = replay.status;
+        c->resp->content_type = replay.content_type;
+        c->resp->body = replay.body;
+        c->resp->body_len = strlen(replay.body);
+        gf_http_add_header(c->resp, "Idempotent-Replayed", "true");
+        c->error = replay.status >= 400 ? "replayed" : NULL;
+        return false;
+    }
+    return false;
+}
+
 static void serve(struct ctx *c)
 {
     const struct route *r = c->route;
@@ -858,9 +707,9 @@ static void serve(struct ctx *c)
     }
     if (key == NULL) {
         r->run(c);
-    } else if (idem_claim(c, key)) {
+    } else if (claim_key(c, key)) {
         r->run(c);
-        idem_finish(c, key);
+        idem_finish(c->app, &c->idem, c->resp);
     }
     json_decref(root);
 }

@@ -12,6 +12,7 @@
 #include "gf/config.h"
 #include "gf/db.h"
 #include "gf/grpc.h"
+#include "gf/http.h"
 #include "gf/status.h"
 
 /* ---- config.c ------------------------------------------------------------------------ */
@@ -35,6 +36,8 @@ struct backend_config {
     int64_t list_cap;
     int64_t lock_retries;
     int64_t idempotency_ttl_s;
+    int64_t idempotency_takeover_ms;
+    int64_t ryw_wait_ms;
     int64_t shutdown_grace_ms;
     char *amqp_url;
     char *amqp_password;
@@ -71,6 +74,46 @@ struct be_err {
 void be_err_set(struct be_err *err, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* ---- idempotency.c: Idempotency-Key (the protocol is described at the top of the file) --- */
+/* The shape of a POST's 200 body: {"<id_key>":id,"correlationId"} (creates), the buy's
+ * {"correlationId","buyItemResponse":{"userItemId","correlationId"}}, or {"correlationId"}. */
+enum be_shape { BE_SHAPE_CREATED, BE_SHAPE_BUY, BE_SHAPE_CID };
+/* A request's Idempotency-Key and how its success answer looks. Operations that take one
+ * (NULL or key NULL: none) store their answer in their own local transaction. */
+struct be_idem {
+    const char *key;   /* NULL: the request sent none */
+    const char *owner; /* the correlation id of this attempt, which holds the claim */
+    enum be_shape shape;
+    const char *id_key; /* BE_SHAPE_CREATED: "userId", "itemId", ... */
+};
+/* The 200 body of a POST (malloc'd; NULL without memory). */
+char *be_answer_body(const struct be_idem *idem, int64_t id, const char *cid);
+/* Ends the open local transaction on c: stores the success answer (id) under the key if this
+ * attempt still owns it, then COMMITs; rolls back and answers GF_ECONFLICT
+ * (idempotency_key_superseded) when a retry took the key over. On failure err is filled and
+ * *unknown tells whether the COMMIT may have happened (connection lost: outcome_unknown). */
+enum gf_status idem_commit(struct gf_db_conn *c, const struct be_idem *idem, int64_t id,
+                           bool *unknown, struct be_err *err) GF_MUSTCHECK;
+enum idem_verdict {
+    IDEM_RUN,         /* the claim is ours: run the request */
+    IDEM_REPLAY,      /* answered before: *replay holds the answer */
+    IDEM_REUSED,      /* the key was used with another request: 422 */
+    IDEM_IN_PROGRESS, /* another attempt holds it and may still be running: 409 */
+};
+struct idem_replay {
+    int status;
+    const char *content_type; /* static */
+    char *body;               /* malloc'd, the caller's */
+};
+/* Claims key for the request (attempt cid). A database failure is returned (nothing done). */
+enum gf_status idem_claim(struct backend_app *app, const struct gf_http_request *req,
+                          const char *key, const char *cid, enum idem_verdict *verdict,
+                          struct idem_replay *replay) GF_MUSTCHECK;
+/* After the request ran: keeps a 4xx answer, releases the claim after a 5xx (unless an answer
+ * committed meanwhile: it stays). Failures are logged only: the client has its answer. */
+void idem_finish(struct backend_app *app, const struct be_idem *idem,
+                 const struct gf_http_response *resp);
+
 /* Paging of lists: rows with id > after, at most limit (the caller caps it). */
 struct be_page {
     int64_t after;
@@ -85,6 +128,9 @@ enum gf_status store_exec(struct backend_app *app, const char *name, const char 
 /* Fills err for a database failure (no detail reaches the client) and returns the status to
  * answer with (a lost serialization race counts as unavailable). */
 enum gf_status store_db_failed(enum gf_status st, struct be_err *err);
+/* ROLLBACK of the open transaction on c, if the connection still stands (a broken one is
+ * dropped by the pool on release, and the server rolls back when the session ends). */
+void store_rollback(struct gf_db_conn *c);
 
 /* ---- store.c: the local data (users, items, marketplace, user items) --------------------
  * Lists answer JSON arrays in the original's shapes (ids as numbers, updatedAt as ISO-8601
@@ -107,7 +153,8 @@ enum gf_status store_list_user_items(struct backend_app *app, const struct be_pa
 
 /* GF_EINVAL-free: inputs are validated by the caller (api.c). */
 enum gf_status store_create_item(struct backend_app *app, const char *name, int64_t cost,
-                                 int64_t *item_id, struct be_err *err) GF_MUSTCHECK;
+                                 const struct be_idem *idem, int64_t *item_id,
+                                 struct be_err *err) GF_MUSTCHECK;
 /* One item {id,name,cost,updatedAt} and its version (the ETag). GF_ENOTFOUND. */
 enum gf_status store_get_item(struct backend_app *app, int64_t id, json_t **out, int64_t *version,
                               struct be_err *err) GF_MUSTCHECK;
@@ -118,11 +165,12 @@ enum gf_status store_patch_item(struct backend_app *app, int64_t id, int64_t if_
                                 struct be_err *err) GF_MUSTCHECK;
 /* GF_ENOTFOUND (unknown item), GF_EEXISTS (the item is already on the marketplace). */
 enum gf_status store_create_marketplace_item(struct backend_app *app, int64_t item_id,
-                                             int64_t count, int64_t *id,
-                                             struct be_err *err) GF_MUSTCHECK;
+                                             int64_t count, const struct be_idem *idem,
+                                             int64_t *id, struct be_err *err) GF_MUSTCHECK;
 /* GF_ENOTFOUND (unknown user or item), GF_EEXISTS (the user already has that item). */
 enum gf_status store_create_user_item(struct backend_app *app, int64_t user_id, int64_t item_id,
-                                      int64_t count, int64_t *id, struct be_err *err) GF_MUSTCHECK;
+                                      int64_t count, const struct be_idem *idem, int64_t *id,
+                                      struct be_err *err) GF_MUSTCHECK;
 /* Registers the store's metrics (backend_lock_conflicts_total{op="item_patch"}): at start. */
 void store_metrics_init(void);
 /* GF_ENOTFOUND when the user does not exist. */
@@ -136,16 +184,23 @@ void coord_metrics_init(void);
 /* Creates the user and its gxp balance: both exist or neither is visible. GF_EEXISTS when
  * the name is taken. */
 enum gf_status coord_create_user(struct backend_app *app, const char *name, const char *cid,
-                                 int64_t *user_id, struct be_err *err) GF_MUSTCHECK;
+                                 const struct be_idem *idem, int64_t *user_id,
+                                 struct be_err *err) GF_MUSTCHECK;
 /* Buys one unit of item_id for user_id: prepare SUBTRACT of the cost on gxp, then one local
  * transaction (stock − 1, user item + 1, decision 'succeeded'). GF_ENOTFOUND (user, item or
  * marketplace row), GF_ECONFLICT with code out_of_stock / insufficient_gxp / lock_conflict /
  * transaction_aborted, GF_EUNAVAILABLE / GF_ETIMEOUT (gxp or database). */
 enum gf_status coord_buy(struct backend_app *app, int64_t user_id, int64_t item_id, const char *cid,
-                         int64_t *user_item_id, struct be_err *err) GF_MUSTCHECK;
+                         const struct be_idem *idem, int64_t *user_item_id, bool *replayed,
+                         struct be_err *err) GF_MUSTCHECK;
 /* Adds amount GXP to the user: prepare ADD, then the decision. */
 enum gf_status coord_add_gxp(struct backend_app *app, int64_t user_id, int64_t amount,
-                             const char *cid, struct be_err *err) GF_MUSTCHECK;
+                             const char *cid, const struct be_idem *idem, bool *replayed,
+                             struct be_err *err) GF_MUSTCHECK;
+/* A correlation id names one transaction (X-Correlation-Id resent by a client): when buy or
+ * add-gxp find cid claimed already, the outcome of THAT transaction is answered if it is the
+ * same request (*replayed = true on success; 409 transaction_failed when it failed; 409
+ * request_in_progress while it may still run), 409 correlation_id_reused if it is another. */
 /* {balance, reserved, updatedAt} of the user, from gxp. GF_ENOTFOUND for an unknown user. */
 enum gf_status coord_user_gxp(struct backend_app *app, int64_t user_id, const char *cid,
                               json_t **out, struct be_err *err) GF_MUSTCHECK;

@@ -49,6 +49,13 @@ const struct gf_config_def backend_config_defs[] = {
      "attempts of an optimistic update before 409"},
     {"BACKEND_IDEMPOTENCY_TTL_S", GF_CFG_INT, "86400", 60, 31536000, false, F(idempotency_ttl_s),
      "how long an Idempotency-Key's answer is kept"},
+    {"BACKEND_IDEMPOTENCY_TAKEOVER_MS", GF_CFG_INT, "5000", 100, 600000, false,
+     F(idempotency_takeover_ms),
+     "a retry may take over an Idempotency-Key (or a resent correlation id) whose first attempt "
+     "left no answer after this long; the first attempt can then no longer commit"},
+    {"BACKEND_RYW_WAIT_MS", GF_CFG_INT, "5000", 0, 60000, false, F(ryw_wait_ms),
+     "a buy refused for lack of GXP waits up to this long while GXP the user was told were "
+     "added (200) is still being finalized on gxp (replication lag)"},
     {"BACKEND_SHUTDOWN_GRACE_MS", GF_CFG_INT, "5000", 0, 600000, false, F(shutdown_grace_ms),
      "on SIGTERM, in-flight requests get this long to finish"},
     {"BACKEND_AMQP_URL", GF_CFG_AMQP_URL, "amqp://guest:guest@localhost:5672/", 0, 0, false,

@@ -277,28 +277,86 @@ static enum gf_status prepare(struct backend_app *app, int64_t user_id, int type
                        &gxp__transaction_prepare_response__descriptor, cid, err);
 }
 
-/* A SUBTRACT refused for lack of funds is tried again a few times over ~35 ms: GXP added an
- * instant earlier is committed (its decision is in) but may not be finalized on gxp yet, and
- * a client that adds then buys expects to spend it. Prepare is idempotent per id. */
+/* The status of transaction tx_cid on gxp (a Gxp__TransactionStatus), -1 when gxp cannot
+ * tell (down, or it never prepared it). */
+static int gxp_status(struct backend_app *app, const char *tx_cid, const char *cid)
+{
+    Gxp__GetTransactionRequest req = GXP__GET_TRANSACTION_REQUEST__INIT;
+    req.correlationid = (char *)tx_cid;
+    ProtobufCMessage *resp = NULL;
+    char details[256];
+    grpc_status_code code =
+        gxp_call(app, "/gxp.Gxp/GetTransaction", &req.base,
+                 &gxp__get_transaction_response__descriptor, &resp, cid, details, sizeof details);
+    int status = -1;
+    if (code == GRPC_STATUS_OK) {
+        const Gxp__GetTransactionResponse *r = (const Gxp__GetTransactionResponse *)resp;
+        if (r->transaction != NULL)
+            status = (int)r->transaction->status;
+    }
+    if (resp)
+        protobuf_c_message_free_unpacked(resp, NULL);
+    return status;
+}
+
+/* Read-your-writes: has the user GXP that the backend committed (an add-gxp whose decision
+ * 'succeeded' is in, so its client was answered 200) but gxp has not finalized yet? Its three
+ * newest such adds of the last minutes are asked for on gxp. Only on the refusal path. */
+static bool adds_in_flight(struct backend_app *app, int64_t user_id, const char *cid)
+{
+    char u[24];
+    snprintf(u, sizeof u, "%" PRId64, user_id);
+    const char *params[1] = {u};
+    PGresult *res = NULL;
+    struct be_err ignored = {0};
+    if (store_exec(app, "be_recent_adds",
+                   "SELECT c.correlation_id FROM coord_transactions c"
+                   " JOIN transaction_outbox o USING (correlation_id)"
+                   " WHERE c.kind = 'add_gxp' AND c.user_id = $1::bigint"
+                   " AND c.created_at > now() - interval '5 minutes' AND o.state = 'succeeded'"
+                   " ORDER BY c.created_at DESC LIMIT 3",
+                   1, params, &res, &ignored) != GF_OK)
+        return false;
+    bool pending = false;
+    for (int r = 0; r < PQntuples(res) && !pending; r++)
+        pending = gxp_status(app, PQgetvalue(res, r, 0), cid) == GXP__TRANSACTION_STATUS__PENDING;
+    PQclear(res);
+    return pending;
+}
+
+static bool insufficient(enum gf_status st, const struct be_err *err)
+{
+    return st == GF_ECONFLICT && err->code != NULL && strcmp(err->code, "insufficient_gxp") == 0;
+}
+
+/* A SUBTRACT refused for lack of funds is tried again a few times over ~35 ms, then — only
+ * while GXP the user was told were added is still on its way to gxp (replication lag) — with
+ * back-off up to BACKEND_RYW_WAIT_MS: a client that adds then buys expects to spend what it
+ * was told it has. Prepare is idempotent per id. */
 static enum gf_status prepare_subtract(struct backend_app *app, int64_t user_id, int64_t amount,
                                        const char *cid, struct be_err *err)
 {
     enum gf_status st = GF_EINTERNAL;
-    for (int attempt = 0; attempt < 4; attempt++) {
-        if (attempt > 0) {
-            gf_sleep_ms(5 << (attempt - 1), NULL);
-            gf_counter_add(m_prepare_retries, 1);
-        }
+    int64_t deadline = gf_mono_us() + app->cfg->ryw_wait_ms * 1000;
+    int delay = 5;
+    for (int attempt = 0;; attempt++) {
         st = prepare(app, user_id, GXP__TRANSACTION_TYPE__SUBTRACT, amount, cid, err);
-        if (st != GF_ECONFLICT || err->code == NULL || strcmp(err->code, "insufficient_gxp") != 0)
+        if (!insufficient(st, err))
             break;
+        if (attempt >= 3 && (gf_mono_us() + delay * 1000 > deadline ||
+                             !adds_in_flight(app, user_id, cid)))
+            break;
+        gf_sleep_ms(delay, NULL);
+        delay = delay < 100 ? delay * 2 : 200;
+        gf_counter_add(m_prepare_retries, 1);
     }
     return st;
 }
 
 /* Claims cid for one transaction of ours before anything else happens under it: a client's
  * X-Correlation-Id names one transaction at most, so a reused id can never touch, decide or
- * answer for another request's transaction. */
+ * answer for another request's transaction. GF_EEXISTS when cid names one already (see
+ * settle_existing). */
 static enum gf_status claim(struct backend_app *app, const char *cid, const char *kind,
                             int64_t user_id, int64_t item_id, int64_t amount, struct be_err *err)
 {
@@ -312,12 +370,9 @@ static enum gf_status claim(struct backend_app *app, const char *cid, const char
                                    " (correlation_id, kind, user_id, item_id, amount)"
                                    " VALUES ($1::uuid, $2, $3::bigint, $4::bigint, $5::bigint)",
                                    5, params, NULL, err);
-    if (st == GF_EEXISTS) {
-        be_err_set(err, "correlation_id_reused",
-                   "this correlation id already names another transaction: send a new one");
-        return GF_ECONFLICT;
-    }
-    return st == GF_OK ? GF_OK : store_db_failed(st, err);
+    if (st == GF_OK || st == GF_EEXISTS)
+        return st;
+    return store_db_failed(st, err);
 }
 
 /* ---- decisions ------------------------------------------------------------------------- */
@@ -325,8 +380,9 @@ static enum gf_status claim(struct backend_app *app, const char *cid, const char
 /* Records 'failed' unless a decision exists, and answers the decision that stands ("" when
  * the database cannot be reached: gxp's resolver will ask again later). Two statements: an
  * INSERT that waited for a concurrent commit of the same id needs a fresh snapshot to see it.
- * who is counted as the decider when this INSERT is the one that wrote the row. */
-static void decide_failed(struct backend_app *app, const char *cid, enum decider who,
+ * who is counted as the decider when this INSERT is the one that wrote the row. A free buy
+ * (free) has no decision for gxp: its outcome in coord_transactions is settled the same way. */
+static void decide_failed(struct backend_app *app, const char *cid, enum decider who, bool is_free,
                           char state[16])
 {
     struct gf_db_conn *c = NULL;
@@ -335,6 +391,18 @@ static void decide_failed(struct backend_app *app, const char *cid, enum decider
     state[0] = '\0';
     if (gf_db_acquire(app->pool, &c) != GF_OK)
         return;
+    if (is_free) {
+        if (gf_db_exec(c, "be_fail_free",
+                       "UPDATE coord_transactions SET outcome = 'failed'"
+                       " WHERE correlation_id = $1::uuid AND outcome IS NULL",
+                       1, params, NULL) == GF_OK &&
+            gf_db_exec(c, "be_read_outcome",
+                       "SELECT outcome FROM coord_transactions WHERE correlation_id = $1::uuid",
+                       1, params, &res) == GF_OK &&
+            PQntuples(res) == 1)
+            snprintf(state, 16, "%s", PQgetvalue(res, 0, 0));
+        goto out;
+    }
     if (gf_db_exec(c, "be_decide_failed",
                    "INSERT INTO transaction_outbox (correlation_id, state)"
                    " VALUES ($1::uuid, 'failed') ON CONFLICT DO NOTHING",
@@ -355,10 +423,82 @@ out:
         GF_WARN("decision not recorded (gxp's resolver will ask) state=failed");
 }
 
+/* A correlation id that names a transaction already (a client resent its X-Correlation-Id,
+ * e.g. after a lost answer): the answer is that transaction's outcome, never a second one.
+ * The same request (kind, user, item; for add-gxp the amount too): succeeded → its success
+ * (*replayed); failed → 409 transaction_failed; undecided and younger than the takeover delay
+ * → 409 request_in_progress; older → settled now with 'failed' unless its commit got there
+ * first (the decision row is the fence, as for ResolveTransaction). Another request: 409
+ * correlation_id_reused. */
+static enum gf_status settle_existing(struct backend_app *app, const char *cid, enum tx_kind kind,
+                                      int64_t user_id, int64_t item_id, int64_t amount,
+                                      int64_t *user_item_id, bool *replayed, struct be_err *err)
+{
+    char age[24];
+    snprintf(age, sizeof age, "%.3f", (double)app->cfg->idempotency_takeover_ms / 1e3);
+    const char *params[2] = {cid, age};
+    for (int round = 0; round < 2; round++) {
+        PGresult *res = NULL;
+        enum gf_status st = store_exec(
+            app, "be_settle_existing",
+            "SELECT c.kind, c.user_id, coalesce(c.item_id, 0), c.amount,"
+            " coalesce(o.state, c.outcome, ''),"
+            " c.created_at < now() - make_interval(secs => $2::float8), coalesce(ui.id, 0)"
+            " FROM coord_transactions c LEFT JOIN transaction_outbox o USING (correlation_id)"
+            " LEFT JOIN user_items ui ON ui.user_id = c.user_id AND ui.item_id = c.item_id"
+            " WHERE c.correlation_id = $1::uuid",
+            2, params, &res, err);
+        if (st != GF_OK)
+            return store_db_failed(st, err);
+        if (PQntuples(res) != 1) { /* claims are never deleted: a bug */
+            PQclear(res);
+            be_err_set(err, "internal", "internal error");
+            return GF_EINTERNAL;
+        }
+        bool same = strcmp(PQgetvalue(res, 0, 0), kind_names[kind]) == 0 &&
+                    strtoll(PQgetvalue(res, 0, 1), NULL, 10) == user_id &&
+                    strtoll(PQgetvalue(res, 0, 2), NULL, 10) == item_id &&
+                    (kind == KIND_BUY || strtoll(PQgetvalue(res, 0, 3), NULL, 10) == amount);
+        bool is_free = kind == KIND_BUY && strcmp(PQgetvalue(res, 0, 3), "0") == 0;
+        char state[16];
+        snprintf(state, sizeof state, "%s", PQgetvalue(res, 0, 4));
+        bool old = strcmp(PQgetvalue(res, 0, 5), "t") == 0;
+        int64_t ui = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
+        PQclear(res);
+        if (!same) {
+            be_err_set(err, "correlation_id_reused",
+                       "this correlation id already names another transaction: send a new one");
+            return GF_ECONFLICT;
+        }
+        if (strcmp(state, "succeeded") == 0) {
+            *user_item_id = ui;
+            *replayed = true;
+            return GF_OK;
+        }
+        if (strcmp(state, "failed") == 0) {
+            be_err_set(err, "transaction_failed",
+                       "the transaction with this correlation id failed and changed nothing; "
+                       "send a new correlation id to try again");
+            return GF_ECONFLICT;
+        }
+        if (!old || round > 0) {
+            be_err_set(err, "request_in_progress",
+                       "a request with this correlation id is still in progress; retry later");
+            return GF_ECONFLICT;
+        }
+        decide_failed(app, cid, kind == KIND_BUY ? DECIDER_BUY : DECIDER_ADD_GXP, is_free, state);
+        if (state[0] == '\0')
+            return store_db_failed(GF_EUNAVAILABLE, err);
+    }
+    be_err_set(err, "request_in_progress",
+               "a request with this correlation id is still in progress; retry later");
+    return GF_ECONFLICT;
+}
+
 /* ---- create-user ---------------------------------------------------------------------- */
 
 enum gf_status coord_create_user(struct backend_app *app, const char *name, const char *cid,
-                                 int64_t *user_id, struct be_err *err)
+                                 const struct be_idem *idem, int64_t *user_id, struct be_err *err)
 {
     struct gf_db_conn *c = NULL;
     PGresult *res = NULL;
@@ -399,21 +539,18 @@ enum gf_status coord_create_user(struct backend_app *app, const char *name, cons
                      &gxp__create_user_balance_response__descriptor, cid, err);
     if (st != GF_OK)
         goto rollback;
-    st = gf_db_exec_simple(c, "COMMIT");
+    bool unknown;
+    st = idem_commit(c, idem, id, &unknown, err);
     if (st != GF_OK) {
         /* A zero balance may be left on gxp for an id never shown: harmless, and re-used by
-         * no one (ids come from a sequence). */
-        st = store_db_failed(st, err);
+         * no one (ids come from a sequence). idem_commit rolled back or filled err. */
         goto out;
     }
     GF_INFO("user created user=%" PRId64, id);
     *user_id = id;
     goto out;
 rollback:
-    if (PQstatus(gf_db_pgconn(c)) == CONNECTION_OK) {
-        enum gf_status rb = gf_db_exec_simple(c, "ROLLBACK");
-        (void)rb;
-    }
+    store_rollback(c);
 out:
     PQclear(res);
     gf_db_release(app->pool, c);
@@ -467,11 +604,22 @@ static enum gf_status buy_check(struct backend_app *app, struct buy *b, struct b
     return st;
 }
 
-enum local_outcome { LOCAL_DONE, LOCAL_OUT_OF_STOCK, LOCAL_LOST_RACE, LOCAL_DECIDED, LOCAL_FAILED };
+enum local_outcome {
+    LOCAL_DONE,
+    LOCAL_OUT_OF_STOCK,
+    LOCAL_LOST_RACE,
+    LOCAL_PRICE_CHANGED, /* the cost changed since it was prepared */
+    LOCAL_DECIDED,       /* a decision stood already: 'failed', by the resolver or a settle */
+    LOCAL_ANSWERED,      /* idem_commit refused or lost the COMMIT: err says so */
+    LOCAL_FAILED
+};
 
 /* One attempt of the local transaction: user item + 1, the decision and the event, then
- * stock − 1 naming the version read — all or nothing. */
-static enum local_outcome buy_local(struct gf_db_conn *c, struct buy *b, enum gf_status *st)
+ * stock − 1 naming the version read — all or nothing. The cost is read with the stock and
+ * must be the one prepared: a PATCH of the price moves the stock row's version too, so a buy
+ * commits only at the price in force at its commit. */
+static enum local_outcome buy_local(struct gf_db_conn *c, struct buy *b, const struct be_idem *idem,
+                                    bool *unknown, enum gf_status *st, struct be_err *err)
 {
     char u[24], i[24];
     snprintf(u, sizeof u, "%" PRId64, b->user_id);
@@ -480,16 +628,22 @@ static enum local_outcome buy_local(struct gf_db_conn *c, struct buy *b, enum gf
     PGresult *res = NULL;
     enum local_outcome out = LOCAL_FAILED;
 
+    *unknown = false;
     *st = gf_db_exec_simple(c, "BEGIN");
     if (*st != GF_OK)
         return LOCAL_FAILED;
     *st = gf_db_exec(c, "be_stock_read",
-                     "SELECT count, version FROM marketplace_items WHERE item_id = $1::bigint", 1,
-                     pi, &res);
+                     "SELECT m.count, m.version, i.cost FROM marketplace_items m"
+                     " JOIN items i ON i.id = m.item_id WHERE m.item_id = $1::bigint",
+                     1, pi, &res);
     if (*st != GF_OK)
         goto rollback;
     if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
         out = LOCAL_OUT_OF_STOCK;
+        goto rollback;
+    }
+    if (strtoll(PQgetvalue(res, 0, 2), NULL, 10) != b->cost) {
+        out = LOCAL_PRICE_CHANGED;
         goto rollback;
     }
     char version[24];
@@ -529,10 +683,19 @@ static enum local_outcome buy_local(struct gf_db_conn *c, struct buy *b, enum gf
             goto rollback;
         }
     } else {
-        *st = gf_db_exec(c, "be_buy_event",
-                         "INSERT INTO event_outbox (event_name, correlation_id, payload)"
-                         " VALUES ('" GF_EVENT_BUY_ITEM "', $1::uuid, $2::bytea)",
-                         2, pe, NULL);
+        /* A free buy's outcome is written once in its claim, fenced like a decision. */
+        *st = gf_db_exec(c, "be_buy_free",
+                         "WITH o AS (UPDATE coord_transactions SET outcome = 'succeeded'"
+                         " WHERE correlation_id = $1::uuid AND outcome IS NULL RETURNING 1)"
+                         " INSERT INTO event_outbox (event_name, correlation_id, payload)"
+                         " SELECT '" GF_EVENT_BUY_ITEM "', $1::uuid, $2::bytea FROM o",
+                         2, pe, &res);
+        if (*st == GF_OK && strcmp(PQcmdTuples(res), "1") != 0) {
+            out = LOCAL_DECIDED; /* settled 'failed' by a resent correlation id */
+            goto rollback;
+        }
+        PQclear(res);
+        res = NULL;
     }
     if (*st != GF_OK)
         goto rollback;
@@ -553,14 +716,11 @@ static enum local_outcome buy_local(struct gf_db_conn *c, struct buy *b, enum gf
     PQclear(res);
     res = NULL;
     gf_failpoint("buy.before_commit"); /* the stock row and the decision are locked here */
-    *st = gf_db_exec_simple(c, "COMMIT");
-    return *st == GF_OK ? LOCAL_DONE : LOCAL_FAILED;
+    *st = idem_commit(c, idem, b->user_item_id, unknown, err);
+    return *st == GF_OK ? LOCAL_DONE : LOCAL_ANSWERED;
 rollback:
     PQclear(res);
-    if (PQstatus(gf_db_pgconn(c)) == CONNECTION_OK) {
-        enum gf_status rb = gf_db_exec_simple(c, "ROLLBACK");
-        (void)rb;
-    }
+    store_rollback(c);
     return out;
 }
 
@@ -574,15 +734,95 @@ static int failpoint_buy_pause_ms(void)
 #endif
 }
 
+/* The local transaction, re-run while it loses optimistic-lock races. */
+static enum local_outcome buy_commit(struct backend_app *app, struct buy *b,
+                                     const struct be_idem *idem, bool *unknown,
+                                     enum gf_status *st, struct be_err *err)
+{
+    struct gf_backoff bo;
+    gf_backoff_init(&bo, 2, 50);
+    enum local_outcome out = LOCAL_FAILED;
+    *unknown = false;
+    for (int attempt = 0; attempt < app->cfg->lock_retries; attempt++) {
+        struct gf_db_conn *c = NULL;
+        *st = gf_db_acquire(app->pool, &c);
+        if (*st != GF_OK)
+            return LOCAL_FAILED;
+        out = buy_local(c, b, idem, unknown, st, err);
+        gf_db_release(app->pool, c);
+        if (out != LOCAL_LOST_RACE)
+            break;
+        gf_counter_add(m_lock_conflicts_buy, 1);
+        if (attempt + 1 < app->cfg->lock_retries)
+            gf_counter_add(m_lock_retries_buy, 1);
+        gf_sleep_ms(gf_backoff_next(&bo), NULL);
+    }
+    return out;
+}
+
+/* The answer of a buy whose local transaction did not commit, or whose COMMIT's answer was
+ * lost: the decision that stands decides. */
+static enum gf_status buy_not_done(struct backend_app *app, const struct buy *b,
+                                   enum local_outcome out, bool unknown, enum gf_status st,
+                                   int64_t *user_item_id, struct be_err *err)
+{
+    char state[16];
+    decide_failed(app, b->cid, DECIDER_BUY, b->cost == 0, state);
+    if (b->cost > 0)
+        count_outcome(KIND_BUY, state);
+    if (strcmp(state, "succeeded") == 0) {
+        /* Our COMMIT did happen; only its answer was lost. */
+        if (b->cost > 0)
+            gf_counter_add(m_decided[DECIDER_BUY][0], 1);
+        *user_item_id = b->user_item_id;
+        return GF_OK;
+    }
+    if (state[0] == '\0' && unknown)
+        return GF_EUNAVAILABLE; /* outcome_unknown, set by idem_commit */
+    switch (out) {
+    case LOCAL_OUT_OF_STOCK:
+        be_err_set(err, "out_of_stock", "item %" PRId64 " is out of stock", b->item_id);
+        return GF_ECONFLICT;
+    case LOCAL_PRICE_CHANGED:
+        be_err_set(err, "price_changed",
+                   "the price of item %" PRId64 " changed during the buy; nothing was charged, "
+                   "buy again at the new price",
+                   b->item_id);
+        return GF_ECONFLICT;
+    case LOCAL_LOST_RACE:
+        gf_counter_add(m_lock_exhausted_buy, 1);
+        be_err_set(err, "lock_conflict",
+                   "too many concurrent changes of item %" PRId64 ", try again", b->item_id);
+        return GF_ECONFLICT;
+    case LOCAL_DECIDED:
+        be_err_set(err, "transaction_aborted",
+                   "the transaction was aborted while it waited (timed out), try again");
+        return GF_ECONFLICT;
+    case LOCAL_ANSWERED:
+        if (unknown) { /* the COMMIT did not happen after all: the decision says failed */
+            be_err_set(err, "database_unavailable", "the database is unavailable, try again");
+            return GF_EUNAVAILABLE;
+        }
+        return st;
+    default:
+        return store_db_failed(st, err);
+    }
+}
+
 enum gf_status coord_buy(struct backend_app *app, int64_t user_id, int64_t item_id, const char *cid,
-                         int64_t *user_item_id, struct be_err *err)
+                         const struct be_idem *idem, int64_t *user_item_id, bool *replayed,
+                         struct be_err *err)
 {
     struct buy b = {.user_id = user_id, .item_id = item_id, .cid = cid};
+    *replayed = false;
     enum gf_status st = buy_check(app, &b, err);
     if (st != GF_OK)
         return st;
     /* Free buys claim their id too: it names their event, and one transaction at most. */
     st = claim(app, cid, "buy", user_id, item_id, b.cost, err);
+    if (st == GF_EEXISTS)
+        return settle_existing(app, cid, KIND_BUY, user_id, item_id, b.cost, user_item_id,
+                               replayed, err);
     if (st != GF_OK)
         return st;
     if (b.cost > 0) {
@@ -591,7 +831,7 @@ enum gf_status coord_buy(struct backend_app *app, int64_t user_id, int64_t item_
         gf_counter_add(m_prepared[KIND_BUY][prepare_result_of(st)], 1);
         if (st != GF_OK) {
             char state[16];
-            decide_failed(app, cid, DECIDER_BUY, state); /* the prepare may have reached gxp */
+            decide_failed(app, cid, DECIDER_BUY, false, state); /* it may have reached gxp */
             count_outcome(KIND_BUY, state);
             return st;
         }
@@ -601,93 +841,93 @@ enum gf_status coord_buy(struct backend_app *app, int64_t user_id, int64_t item_
         gf_sleep_ms(pause, NULL);
     gf_failpoint("buy.after_prepare");
 
-    struct gf_backoff bo;
-    gf_backoff_init(&bo, 2, 50);
-    enum local_outcome out = LOCAL_FAILED;
-    for (int attempt = 0; attempt < app->cfg->lock_retries; attempt++) {
-        struct gf_db_conn *c = NULL;
-        st = gf_db_acquire(app->pool, &c);
-        if (st != GF_OK)
-            break;
-        out = buy_local(c, &b, &st);
-        gf_db_release(app->pool, c);
-        if (out != LOCAL_LOST_RACE)
-            break;
-        gf_counter_add(m_lock_conflicts_buy, 1);
-        if (attempt + 1 < app->cfg->lock_retries)
-            gf_counter_add(m_lock_retries_buy, 1);
-        gf_sleep_ms(gf_backoff_next(&bo), NULL);
-    }
-    if (out == LOCAL_DONE) {
-        gf_failpoint("buy.after_commit");
-        if (b.cost > 0) {
-            gf_counter_add(m_decided[DECIDER_BUY][0], 1);
-            gf_counter_add(m_outcome[KIND_BUY][OUTCOME_SUCCEEDED], 1);
-        }
-        relay_kick(app->relay); /* publish the event now rather than at the next poll */
-        *user_item_id = b.user_item_id;
-        GF_INFO("bought user=%" PRId64 " item=%" PRId64 " cost=%" PRId64, user_id, item_id, b.cost);
-        return GF_OK;
-    }
-
-    /* The buy did not commit (or its COMMIT's answer was lost): the decision that stands
-     * decides. */
-    char state[16] = "";
+    bool unknown = false;
+    enum local_outcome out = buy_commit(app, &b, idem, &unknown, &st, err);
+    if (out != LOCAL_DONE)
+        return buy_not_done(app, &b, out, unknown, st, user_item_id, err);
+    gf_failpoint("buy.after_commit");
     if (b.cost > 0) {
-        decide_failed(app, cid, DECIDER_BUY, state);
-        count_outcome(KIND_BUY, state);
-    }
-    if (strcmp(state, "succeeded") == 0) {
-        /* Our COMMIT did happen; only its answer was lost. */
         gf_counter_add(m_decided[DECIDER_BUY][0], 1);
-        *user_item_id = b.user_item_id;
-        return GF_OK;
+        gf_counter_add(m_outcome[KIND_BUY][OUTCOME_SUCCEEDED], 1);
     }
-    switch (out) {
-    case LOCAL_OUT_OF_STOCK:
-        be_err_set(err, "out_of_stock", "item %" PRId64 " is out of stock", item_id);
-        return GF_ECONFLICT;
-    case LOCAL_LOST_RACE:
-        gf_counter_add(m_lock_exhausted_buy, 1);
-        be_err_set(err, "lock_conflict",
-                   "too many concurrent changes of item %" PRId64 ", try again", item_id);
-        return GF_ECONFLICT;
-    case LOCAL_DECIDED:
-        be_err_set(err, "transaction_aborted",
-                   "the transaction was aborted while it waited (timed out), try again");
-        return GF_ECONFLICT;
-    default:
-        return store_db_failed(st, err);
-    }
+    relay_kick(app->relay); /* publish the event now rather than at the next poll */
+    *user_item_id = b.user_item_id;
+    GF_INFO("bought user=%" PRId64 " item=%" PRId64 " cost=%" PRId64, user_id, item_id, b.cost);
+    return GF_OK;
 }
 
 /* ---- add-gxp -------------------------------------------------------------------------- */
 
-enum gf_status coord_add_gxp(struct backend_app *app, int64_t user_id, int64_t amount,
-                             const char *cid, struct be_err *err)
+/* The commit point of an add-gxp: its decision 'succeeded' (with the key's answer, in one
+ * transaction, when the request has an Idempotency-Key). GF_EEXISTS when a decision stood
+ * already (the resolver's 'failed'). */
+static enum gf_status decide_added(struct backend_app *app, const char *cid,
+                                   const struct be_idem *idem, bool *unknown, struct be_err *err)
 {
+    struct gf_db_conn *c = NULL;
+    const char *params[1] = {cid};
+    static const char sql[] = "INSERT INTO transaction_outbox (correlation_id, state)"
+                              " VALUES ($1::uuid, 'succeeded')";
+    *unknown = false;
+    enum gf_status st = gf_db_acquire(app->pool, &c);
+    if (st != GF_OK)
+        return store_db_failed(st, err);
+    if (idem == NULL || idem->key == NULL) {
+        st = gf_db_exec(c, "be_decide_add", sql, 1, params, NULL);
+        if (st != GF_OK && st != GF_EEXISTS) {
+            *unknown = PQstatus(gf_db_pgconn(c)) != CONNECTION_OK;
+            if (*unknown)
+                be_err_set(err, "outcome_unknown",
+                           "the outcome of this request is unknown (the database connection was "
+                           "lost at commit); GET /gxp/transaction?correlationId= tells it");
+            else
+                st = store_db_failed(st, err);
+        }
+        goto out;
+    }
+    st = gf_db_exec_simple(c, "BEGIN");
+    if (st == GF_OK)
+        st = gf_db_exec(c, "be_decide_add", sql, 1, params, NULL);
+    if (st != GF_OK) {
+        store_rollback(c);
+        if (st != GF_EEXISTS)
+            st = store_db_failed(st, err);
+        goto out;
+    }
+    st = idem_commit(c, idem, 0, unknown, err);
+out:
+    gf_db_release(app->pool, c);
+    return st;
+}
+
+enum gf_status coord_add_gxp(struct backend_app *app, int64_t user_id, int64_t amount,
+                             const char *cid, const struct be_idem *idem, bool *replayed,
+                             struct be_err *err)
+{
+    *replayed = false;
     enum gf_status st = store_user_exists(app, user_id, err);
     if (st != GF_OK)
         return st;
     st = claim(app, cid, "add_gxp", user_id, 0, amount, err);
+    if (st == GF_EEXISTS) {
+        int64_t none;
+        return settle_existing(app, cid, KIND_ADD_GXP, user_id, 0, amount, &none, replayed,
+                               err);
+    }
     if (st != GF_OK)
         return st;
     gf_counter_add(m_started[KIND_ADD_GXP], 1);
     st = prepare(app, user_id, GXP__TRANSACTION_TYPE__ADD, amount, cid, err);
     gf_counter_add(m_prepared[KIND_ADD_GXP][prepare_result_of(st)], 1);
     char state[16];
-    if (st == GF_OK)
-        gf_failpoint("add_gxp.after_prepare");
     if (st != GF_OK) {
-        decide_failed(app, cid, DECIDER_ADD_GXP, state);
+        decide_failed(app, cid, DECIDER_ADD_GXP, false, state);
         count_outcome(KIND_ADD_GXP, state);
         return st;
     }
-    const char *params[1] = {cid};
-    st = store_exec(app, "be_decide_add",
-                    "INSERT INTO transaction_outbox (correlation_id, state)"
-                    " VALUES ($1::uuid, 'succeeded')",
-                    1, params, NULL, err);
+    gf_failpoint("add_gxp.after_prepare");
+    bool unknown = false;
+    st = decide_added(app, cid, idem, &unknown, err);
     if (st == GF_OK) {
         gf_failpoint("add_gxp.after_commit");
         gf_counter_add(m_decided[DECIDER_ADD_GXP][0], 1);
@@ -701,13 +941,17 @@ enum gf_status coord_add_gxp(struct backend_app *app, int64_t user_id, int64_t a
                    "the transaction was aborted while it waited (timed out), try again");
         return GF_ECONFLICT;
     }
-    decide_failed(app, cid, DECIDER_ADD_GXP, state);
+    decide_failed(app, cid, DECIDER_ADD_GXP, false, state);
     count_outcome(KIND_ADD_GXP, state);
     if (strcmp(state, "succeeded") == 0) {
         gf_counter_add(m_decided[DECIDER_ADD_GXP][0], 1); /* ours; only the answer was lost */
         return GF_OK;
     }
-    return store_db_failed(st, err);
+    if (state[0] != '\0' && unknown) { /* the COMMIT did not happen after all */
+        be_err_set(err, "database_unavailable", "the database is unavailable, try again");
+        return GF_EUNAVAILABLE;
+    }
+    return st;
 }
 
 /* ---- reads from gxp -------------------------------------------------------------------- */
@@ -917,7 +1161,7 @@ static enum gf_status resolve_transaction(struct gf_grpc_call *call, void *arg,
     }
     char state[16];
     gf_failpoint("resolve.before_decide");
-    decide_failed(app, cid, DECIDER_RESOLVE, state);
+    decide_failed(app, cid, DECIDER_RESOLVE, false, state);
     gf_failpoint("resolve.after_decide");
     if (state[0] == '\0') {
         gf_counter_add(m_resolve[RESOLVE_UNAVAILABLE], 1);

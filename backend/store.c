@@ -263,34 +263,86 @@ enum gf_status store_list_user_items(struct backend_app *app, const struct be_pa
                 keys, 4, page, key, out, len, err);
 }
 
-/* INSERT ... RETURNING id; maps the constraint failures to the caller's codes. */
+void store_rollback(struct gf_db_conn *c)
+{
+    if (PQstatus(gf_db_pgconn(c)) == CONNECTION_OK) {
+        enum gf_status rb = gf_db_exec_simple(c, "ROLLBACK");
+        (void)rb; /* a failed ROLLBACK leaves a connection the pool will not lend again */
+    }
+}
+
+/* The INSERT's id, or GF_ENOTFOUND when an INSERT ... SELECT found no referenced row. */
+static enum gf_status returned_id(PGresult *res, int64_t *id)
+{
+    if (PQntuples(res) != 1)
+        return GF_ENOTFOUND;
+    *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    return GF_OK;
+}
+
+/* With an Idempotency-Key: the INSERT and the stored answer in one transaction. */
+static enum gf_status insert_returning_keyed(struct backend_app *app, const char *name,
+                                             const char *sql, int n, const char *const *params,
+                                             const struct be_idem *idem, int64_t *id,
+                                             bool *answered, struct be_err *err)
+{
+    struct gf_db_conn *c = NULL;
+    PGresult *res = NULL;
+    bool unknown = false;
+    if (!atomic_load(&app->migrated))
+        return GF_EUNAVAILABLE;
+    enum gf_status st = gf_db_acquire(app->pool, &c);
+    if (st != GF_OK)
+        return st;
+    st = gf_db_exec_simple(c, "BEGIN");
+    if (st == GF_OK)
+        st = gf_db_exec(c, name, sql, n, params, &res);
+    if (st == GF_OK)
+        st = returned_id(res, id);
+    PQclear(res);
+    if (st != GF_OK) {
+        store_rollback(c);
+    } else {
+        /* idem_commit fills err itself: what it answers is final. */
+        st = idem_commit(c, idem, *id, &unknown, err);
+        *answered = st != GF_OK;
+    }
+    gf_db_release(app->pool, c);
+    return st;
+}
+
+/* INSERT ... RETURNING id; the caller maps the constraint failures to its codes unless
+ * *answered (err holds the final answer already). */
 static enum gf_status insert_returning(struct backend_app *app, const char *name, const char *sql,
-                                       int n, const char *const *params, int64_t *id,
+                                       int n, const char *const *params,
+                                       const struct be_idem *idem, int64_t *id, bool *answered,
                                        struct be_err *err)
 {
+    *answered = false;
+    if (idem != NULL && idem->key != NULL)
+        return insert_returning_keyed(app, name, sql, n, params, idem, id, answered, err);
     PGresult *res = NULL;
     enum gf_status st = store_exec(app, name, sql, n, params, &res, err);
     if (st == GF_OK) {
-        if (PQntuples(res) == 1) {
-            *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        } else {
-            st = GF_ENOTFOUND; /* INSERT ... SELECT found no referenced row */
-        }
+        st = returned_id(res, id);
         PQclear(res);
     }
     return st;
 }
 
 enum gf_status store_create_item(struct backend_app *app, const char *name, int64_t cost,
-                                 int64_t *item_id, struct be_err *err)
+                                 const struct be_idem *idem, int64_t *item_id, struct be_err *err)
 {
     char c[24];
     snprintf(c, sizeof c, "%" PRId64, cost);
     const char *params[2] = {name, c};
+    bool answered;
     enum gf_status st =
         insert_returning(app, "be_create_item",
                          "INSERT INTO items (name, cost) VALUES ($1, $2::bigint) RETURNING id", 2,
-                         params, item_id, err);
+                         params, idem, item_id, &answered, err);
+    if (answered)
+        return st;
     if (st == GF_EINVAL)
         be_err_set(err, "invalid_field", "the item is not valid");
     else if (st != GF_OK && st != GF_ENOTFOUND)
@@ -343,14 +395,22 @@ enum gf_status store_patch_item(struct backend_app *app, int64_t id, int64_t if_
     snprintf(c, sizeof c, "%" PRId64, cost);
     const char *params[4] = {i, v, name, cost < 0 ? NULL : c};
     PGresult *res = NULL;
-    /* The version named by If-Match is the one the client read: optimistic locking. */
-    enum gf_status st =
-        store_exec(app, "be_patch_item",
-                   "UPDATE items SET name = coalesce($3, name), cost = coalesce($4::bigint, cost),"
-                   " version = version + 1, updated_at = now()"
-                   " WHERE id = $1::bigint AND version = $2::bigint"
-                   " RETURNING id, name, cost, " EPOCH_US("updated_at") ", version",
-                   4, params, &res, err);
+    /* The version named by If-Match is the one the client read: optimistic locking. A new
+     * cost also moves the version of the item's stock row, in the same statement: a buy names
+     * the stock version it read together with the cost it prepared, so a buy that read the old
+     * price can no longer commit after this change (it loses the race, re-reads and refuses
+     * with price_changed), and one that committed first was charged the price in force at its
+     * commit (this UPDATE waited for its row lock). */
+    enum gf_status st = store_exec(
+        app, "be_patch_item",
+        "WITH i AS (UPDATE items SET name = coalesce($3, name),"
+        " cost = coalesce($4::bigint, cost), version = version + 1, updated_at = now()"
+        " WHERE id = $1::bigint AND version = $2::bigint"
+        " RETURNING id, name, cost, " EPOCH_US("updated_at") ", version),"
+        " m AS (UPDATE marketplace_items SET version = version + 1"
+        " WHERE item_id IN (SELECT id FROM i) AND $4::bigint IS NOT NULL)"
+        " SELECT * FROM i",
+        4, params, &res, err);
     if (st == GF_EINVAL) {
         be_err_set(err, "invalid_field", "the item is not valid");
         return st;
@@ -396,8 +456,10 @@ enum gf_status store_user_exists(struct backend_app *app, int64_t user_id, struc
 }
 
 enum gf_status store_create_marketplace_item(struct backend_app *app, int64_t item_id,
-                                             int64_t count, int64_t *id, struct be_err *err)
+                                             int64_t count, const struct be_idem *idem,
+                                             int64_t *id, struct be_err *err)
 {
+    bool answered;
     char i[24], c[24];
     snprintf(i, sizeof i, "%" PRId64, item_id);
     snprintf(c, sizeof c, "%" PRId64, count);
@@ -406,7 +468,9 @@ enum gf_status store_create_marketplace_item(struct backend_app *app, int64_t it
                                          "INSERT INTO marketplace_items (item_id, count)"
                                          " SELECT id, $2::bigint FROM items WHERE id = $1::bigint"
                                          " RETURNING id",
-                                         2, params, id, err);
+                                         2, params, idem, id, &answered, err);
+    if (answered)
+        return st;
     if (st == GF_ENOTFOUND)
         be_err_set(err, "item_not_found", "no item %" PRId64, item_id);
     else if (st == GF_EEXISTS)
@@ -420,8 +484,10 @@ enum gf_status store_create_marketplace_item(struct backend_app *app, int64_t it
 }
 
 enum gf_status store_create_user_item(struct backend_app *app, int64_t user_id, int64_t item_id,
-                                      int64_t count, int64_t *id, struct be_err *err)
+                                      int64_t count, const struct be_idem *idem, int64_t *id,
+                                      struct be_err *err)
 {
+    bool answered;
     char u[24], i[24], c[24];
     snprintf(u, sizeof u, "%" PRId64, user_id);
     snprintf(i, sizeof i, "%" PRId64, item_id);
@@ -433,7 +499,9 @@ enum gf_status store_create_user_item(struct backend_app *app, int64_t user_id, 
                          "INSERT INTO user_items (user_id, item_id, count)"
                          " SELECT u.id, i.id, $3::bigint FROM users u, items i"
                          " WHERE u.id = $1::bigint AND i.id = $2::bigint RETURNING id",
-                         3, params, id, err);
+                         3, params, idem, id, &answered, err);
+    if (answered)
+        return st;
     if (st == GF_ENOTFOUND)
         be_err_set(err, "not_found", "no user %" PRId64 " or no item %" PRId64, user_id, item_id);
     else if (st == GF_EEXISTS)

@@ -75,6 +75,8 @@ struct buyer {
     char code[64];
     char cid_out[40];
     char retry_after[32];
+    char replayed[16]; /* Idempotent-Replayed, "" when absent */
+    long long user_item;
     char error[256];
 };
 
@@ -97,6 +99,10 @@ static void *buy_thread(void *arg)
              json_is_string(cid) ? json_string_value(cid) : "");
     if (http_header(&r, "Retry-After", b->retry_after, sizeof b->retry_after) == NULL)
         b->retry_after[0] = '\0';
+    if (http_header(&r, "Idempotent-Replayed", b->replayed, sizeof b->replayed) == NULL)
+        b->replayed[0] = '\0';
+    json_t *bir = json_object_get(json_object_get(r.json, "buyItemResponse"), "userItemId");
+    b->user_item = json_is_integer(bir) ? (long long)json_integer_value(bir) : 0;
     snprintf(b->error, sizeof b->error, "%s%s", r.error, r.json ? "" : r.body);
     http_res_free(&r);
     http_thread_done();
@@ -336,30 +342,39 @@ static void resolve_transaction_answers_the_decision_that_stands(void **state)
                      GRPC_STATUS_INVALID_ARGUMENT);
 }
 
-/* Two different buys sent with one X-Correlation-Id: each answer tells the truth about its
- * buy — a 200 means an item delivered and paid. */
+/* A client resends its X-Correlation-Id (a tracing id) after losing an answer: the same buy
+ * again is answered with the outcome of the first — replayed, the same user item, nothing
+ * bought twice — and a different buy under that id is refused (409 correlation_id_reused).
+ * Every non-replayed 200 is an item delivered and paid. */
 static void a_reused_correlation_id_never_answers_a_buy_that_did_not_happen(void **state)
 {
     (void)state;
     long long u = api_create_user(&W, "reuser");
     api_add_gxp(&W, u, 100, NULL);
     long long item = api_create_item(&W, "twice", 10);
+    long long other = api_create_item(&W, "twice-other", 10);
     api_create_marketplace_item(&W, item, 5);
+    api_create_marketplace_item(&W, other, 5);
     char cid[37];
     new_cid(cid);
-    struct buyer b1 = {.user = u, .item = item, .cid = cid}, b2 = b1;
+    struct buyer b1 = {.user = u, .item = item, .cid = cid}, b2 = b1, b3 = b1;
+    b3.item = other;
     buy_thread(&b1);
     assert_int_equal(b1.status, 200);
+    assert_string_equal(b1.replayed, "");
     assert_int_equal(wait_until_finalized(&W, cid, 15000), 0);
     buy_thread(&b2);
-    int delivered = b1.status == 200;
-    delivered += b2.status == 200;
+    if (b2.status != 200 || strcmp(b2.replayed, "true") != 0 || b2.user_item != b1.user_item)
+        fail_msg("the same buy resent with its correlation id: %ld %s replayed=%s", b2.status,
+                 b2.code, b2.replayed);
+    buy_thread(&b3);
+    assert_int_equal(b3.status, 409);
+    assert_string_equal(b3.code, "correlation_id_reused");
     assert_int_equal(wait_no_pending(&W, 15000), 0);
-    long long items = sql_ll(W.backend, "SELECT count FROM user_items WHERE user_id = %lld", u);
-    if (items != delivered)
-        fail_msg("answered 200 to %d buys (second: %ld %s), but the user holds %lld items",
-                 delivered, b2.status, b2.code, items);
-    balance_is(&W, u, 100 - 10 * items, 0);
+    long long items = sql_ll(W.backend, "SELECT coalesce(sum(count), 0) FROM user_items"
+                                        " WHERE user_id = %lld", u);
+    assert_int_equal(items, 1);
+    balance_is(&W, u, 90, 0);
 }
 
 /* A client that adds GXP and buys right after the 200 must not be refused for lack of the
