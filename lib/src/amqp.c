@@ -5,9 +5,12 @@
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include "amqp_internal.h"
@@ -77,6 +80,27 @@ enum gf_status gf_amqp_check_reply(struct gf_amqp_conn *c, const char *what)
     return GF_EUNAVAILABLE;
 }
 
+/* TCP-level bounds on a broker that stops answering (partition, paused or dead host), besides
+ * the AMQP heartbeats, which rabbitmq-c only checks inside library calls: keepalive probes
+ * after 2 s of silence, 1 s apart, and TCP_USER_TIMEOUT 5 s for sent bytes (a publish, an ack)
+ * or probes that stay unacknowledged. A cut-off broker connection then fails its next call
+ * within ~5 s instead of the kernel's ~15 min of retransmits or 2 h of keepalive idle; a live
+ * but slow broker keeps ACKing at the TCP level, so slow confirms are not cut. The same figures
+ * as lib's libpq connections (GF_DB_TCP_USER_TIMEOUT_MS in gf/db.h). Best effort: a failure
+ * is logged, the connection still works. */
+static void set_tcp_bounds(int fd, const char *name)
+{
+    const int on = 1, idle_s = 2, interval_s = 1, count = 3;
+    const unsigned user_timeout_ms = 5000;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval_s, sizeof interval_s) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms) !=
+            0)
+        GF_WARN("amqp socket options not set name=%s fd=%d", name, fd);
+}
+
 struct gf_amqp_conn *gf_amqp_connect(const struct gf_amqp_options *opt, enum gf_status *st)
 {
     struct gf_amqp_conn *c = calloc(1, sizeof *c);
@@ -114,6 +138,7 @@ struct gf_amqp_conn *gf_amqp_connect(const struct gf_amqp_options *opt, enum gf_
         goto fail;
     }
     c->socket_open = true;
+    set_tcp_bounds(amqp_socket_get_sockfd(sock), c->name);
     if (amqp_set_handshake_timeout(c->state, &tv) != AMQP_STATUS_OK ||
         amqp_set_rpc_timeout(c->state, &tv) != AMQP_STATUS_OK)
         goto fail;

@@ -37,10 +37,26 @@ struct gf_grpc_client *gf_grpc_client_new(const char *target)
     /* round_robin: a target that resolves to several servers (ipv4:a:p,b:p, or a DNS name
      * with several addresses, as a headless Kubernetes Service has) spreads the calls over
      * all of them, and a server that goes away is skipped; one address works as before. */
-    grpc_arg lb = {.type = GRPC_ARG_STRING,
-                   .key = (char *)GRPC_ARG_SERVICE_CONFIG,
-                   .value.string = (char *)"{\"loadBalancingConfig\":[{\"round_robin\":{}}]}"};
-    grpc_channel_args args = {.num_args = 1, .args = &lb};
+    grpc_arg a[5] = {
+        {.type = GRPC_ARG_STRING,
+         .key = (char *)GRPC_ARG_SERVICE_CONFIG,
+         .value.string = (char *)"{\"loadBalancingConfig\":[{\"round_robin\":{}}]}"},
+        /* Keepalive (see GF_GRPC_CLIENT_KEEPALIVE_MS): a cut-off server is noticed in seconds,
+         * also on an idle channel, and without a ping limit between calls. */
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_KEEPALIVE_TIME_MS,
+         .value.integer = GF_GRPC_CLIENT_KEEPALIVE_MS},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+         .value.integer = GF_GRPC_KEEPALIVE_TIMEOUT_MS},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
+         .value.integer = 1},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA,
+         .value.integer = 0},
+    };
+    grpc_channel_args args = {.num_args = sizeof a / sizeof a[0], .args = a};
     c->channel = grpc_channel_create(target, creds, &args);
     grpc_channel_credentials_release(creds);
     return c;

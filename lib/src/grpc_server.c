@@ -397,11 +397,27 @@ struct gf_grpc_server *gf_grpc_server_start(const struct gf_grpc_server_options 
     if (srv->methods == NULL || srv->threads == NULL)
         goto fail;
 
-    grpc_arg args[1];
-    args[0].type = GRPC_ARG_INTEGER;
-    args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[0].value.integer = opt->max_message_bytes > 0 ? opt->max_message_bytes : 4 << 20;
-    grpc_channel_args chargs = {.num_args = 1, .args = args};
+    /* Keepalive (see GF_GRPC_CLIENT_KEEPALIVE_MS): accept the clients' pings, idle
+     * connections included (without these, a ping on a connection with no call open counts
+     * as abuse and two of them get GOAWAY too_many_pings), and ping idle clients. */
+    grpc_arg args[] = {
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+         .value.integer = opt->max_message_bytes > 0 ? opt->max_message_bytes : 4 << 20},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+         .value.integer = GF_GRPC_SERVER_MIN_PING_INTERVAL_MS},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
+         .value.integer = 1},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_KEEPALIVE_TIME_MS,
+         .value.integer = GF_GRPC_SERVER_KEEPALIVE_MS},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+         .value.integer = GF_GRPC_KEEPALIVE_TIMEOUT_MS},
+    };
+    grpc_channel_args chargs = {.num_args = sizeof args / sizeof args[0], .args = args};
     srv->server = grpc_server_create(&chargs, NULL);
     srv->cq = grpc_completion_queue_create_for_next(NULL);
     for (int i = 0; i < opt->nmethods; i++) {

@@ -16,6 +16,21 @@
 
 #define GF_GRPC_CID_KEY "x-correlation-id"
 
+/* Bounds on a peer that stops answering (partition, paused or dead host). Clients send an
+ * HTTP/2 keepalive ping after GF_GRPC_CLIENT_KEEPALIVE_MS without activity, calls or not, and
+ * drop the transport when it is not acknowledged within GF_GRPC_KEEPALIVE_TIMEOUT_MS; gRPC
+ * also sets TCP_USER_TIMEOUT to that timeout, so bytes that stay unacknowledged that long end
+ * the connection too. A channel to a cut-off server is thus known dead within about
+ * KEEPALIVE + TIMEOUT (10 s) and reconnects or moves to another address; each call is bounded
+ * by its own deadline meanwhile. Servers accept such pings (one per
+ * GF_GRPC_SERVER_MIN_PING_INTERVAL_MS at most, even with no call open, instead of answering
+ * GOAWAY too_many_pings) and ping idle clients themselves every GF_GRPC_SERVER_KEEPALIVE_MS,
+ * so a vanished client's transport is freed within about 15 s. */
+#define GF_GRPC_CLIENT_KEEPALIVE_MS 5000
+#define GF_GRPC_SERVER_KEEPALIVE_MS 10000
+#define GF_GRPC_KEEPALIVE_TIMEOUT_MS 5000
+#define GF_GRPC_SERVER_MIN_PING_INTERVAL_MS 1000
+
 /* ---- server ------------------------------------------------------------------------ */
 
 struct gf_grpc_call; /* one call being served */
