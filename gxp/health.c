@@ -1,6 +1,7 @@
-/* gxp's small HTTP port: /healthz (the process answers), /readyz (its database answers and
- * the schema is in place; the subscription's state is reported but does not gate
- * readiness, since RPCs work without it) and /metrics (Prometheus). */
+/* gxp's small HTTP port: /healthz (the process answers), /readyz (its database answers, the
+ * schema is in place and — when GXP_PUBLISHER_CONNINFO names backend-db — the subscription is
+ * streaming: without it decisions reach gxp only through the resolver, after the pending
+ * timeout, so a replica that cannot see them is not fit to serve) and /metrics (Prometheus). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,12 +38,18 @@ static void handle(void *arg, const struct gf_http_request *req, struct gf_http_
         bool migrated = atomic_load(&app->migrated);
         enum gf_status st = migrated ? gf_db_ping(app->pool) : GF_EUNAVAILABLE;
         bool sub = atomic_load(&app->subscribed);
-        gf_http_set_body(resp, st == GF_OK ? 200 : 503, "application/json",
+        bool wanted = app->cfg->publisher_conninfo != NULL && app->cfg->publisher_conninfo[0];
+        bool ready = st == GF_OK && (sub || !wanted);
+        /* Why not, in gxp_subscription_state{state} and the log. */
+        gf_http_set_body(resp, ready ? 200 : 503, "application/json",
                          "{\"status\":\"%s\",\"database\":\"%s\",\"schema\":\"%s\","
                          "\"subscription\":\"%s\"}",
-                         st == GF_OK ? "ready" : "unavailable", gf_status_str(st),
-                         migrated ? "ready" : "pending", sub ? "ready" : "pending");
-        if (st != GF_OK)
+                         ready ? "ready" : "unavailable", gf_status_str(st),
+                         migrated ? "ready" : "pending",
+                         !wanted ? "none"
+                         : sub   ? "streaming"
+                                 : "not_streaming");
+        if (!ready)
             gf_http_add_header(resp, "Retry-After", "1");
     } else if (strcmp(path, "/metrics") == 0) {
         if (!gf_http_reply_metrics(resp))
@@ -58,7 +65,9 @@ static void handle(void *arg, const struct gf_http_request *req, struct gf_http_
 struct gf_http_server *health_start(struct gxp_app *app)
 {
     gf_db_pool_register_metrics(app->pool);
-    gf_metrics_gauge_fn("gxp_subscription_ready", "1 when transaction_outbox_sub carries decisions",
+    gf_metrics_gauge_fn("gxp_subscription_ready",
+                        "1 when transaction_outbox_sub is streaming: table copied (state r), an "
+                        "apply worker running, no worker error in the last 15 s",
                         "", subscribed, app);
     /* Probes and scrapes only: every path is unlimited, so no admission limit applies. */
     struct gf_http_server_options opt = {

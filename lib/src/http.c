@@ -10,6 +10,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -40,18 +42,34 @@
 /* Received bytes within this of a phase's start may belong to the previous request (the
  * kernel counts in jiffies). */
 #define RECV_SLOP_US 20000
+/* A reaper tick later than this after the previous one means the process (or the reaper) did
+ * not run: SIGSTOP, a VM pause, starvation. That time is the server's, not the clients'. */
+#define STALL_US 1000000
 /* Descriptors left for everything else (database, broker, gRPC, logs) below RLIMIT_NOFILE. */
 #define FD_HEADROOM 256
 
 static const char *const default_unlimited[] = {"/healthz", "/readyz", "/metrics", NULL};
 
-/* Where a connection is in its request/response cycle; the reaper cuts by phase. */
+/* Where a connection is in its request/response cycle; the reaper cuts by phase:
+ *   HEAD    incomplete past header_timeout: 408 and close;
+ *   BODY    incomplete past body_timeout:   408 and close;
+ *   HANDLER the request is here whole (its body complete, or its handler running): never cut;
+ *   SENDING the answer is not taken past body_timeout: closed without writing anything.
+ * A connection waiting on the server (bytes unread in the kernel, an answer not yet written,
+ * the process paused) is never the client's fault and is not cut. The phase and a generation
+ * count share one atomic word, and the reaper cuts by compare-and-swap to PHASE_CUT from the
+ * very state it judged: a request whose head or body completes at the same moment either wins
+ * (its handler runs, nothing is cut) or loses (it is refused and its handler never runs), so a
+ * 408 always means the work was not done. */
 enum conn_phase {
     PHASE_HEAD,    /* waiting for (the rest of) a request head, or idle between requests */
     PHASE_BODY,    /* head read: the body is arriving */
-    PHASE_HANDLER, /* the handler runs: never cut */
+    PHASE_HANDLER, /* the request arrived whole; its handler runs or is about to: never cut */
     PHASE_SENDING, /* an answer is queued: the client is taking it */
+    PHASE_CUT,     /* the reaper cut it: nothing more runs or is answered on it */
 };
+#define PHASE_BITS 3u
+#define PHASE_MASK ((1u << PHASE_BITS) - 1)
 
 enum cut_reason { CUT_NONE, CUT_HEADER, CUT_BODY, CUT_SEND, CUT_PRESSURE, CUT_NREASONS };
 static const char *const cut_reason_names[CUT_NREASONS] = {"none", "header_timeout", "body_timeout",
@@ -63,12 +81,14 @@ static const char *const cut_reason_names[CUT_NREASONS] = {"none", "header_timeo
 struct conn_track {
     struct conn_track *prev, *next; /* srv->conns_*, under conns_mu */
     int fd;
-    atomic_int phase;      /* enum conn_phase, written by the connection's MHD thread */
-    atomic_llong phase_us; /* gf_mono_us() when the phase began */
-    atomic_uint gen;       /* bumped at each phase change */
+    /* (generation << PHASE_BITS) | enum conn_phase: the MHD thread moves it on (track_set),
+     * the reaper only ever swaps it to PHASE_CUT. */
+    atomic_uint state;
+    atomic_llong phase_us;    /* gf_mono_us() when the phase began (stored before state) */
+    atomic_llong progress_us; /* when the server last took body bytes (or the phase began) */
     /* The reaper's own, under conns_mu: */
     unsigned seen_gen;
-    int64_t head_seen_us;  /* bytes of a head first noticed (0: not yet) in this phase */
+    int64_t head_seen_us;  /* unprocessed bytes first noticed (0: not yet) in this phase */
     int64_t next_check_us; /* an idle one is looked at again from then on */
     bool cut;
 };
@@ -86,6 +106,9 @@ struct gf_http_server {
     const char *const *unlimited;
     int max_connections;
     int64_t header_timeout_us, body_timeout_us;
+    /* The reaper's: when its previous pass ran, and when it last found it had not run for
+     * STALL_US (ages count from then: a paused server gives every client its time again). */
+    int64_t last_reap_us, resumed_us;
     /* The open connections, oldest first, and the reaper that watches them. */
     pthread_mutex_t conns_mu;
     struct conn_track *conns_head, *conns_tail;
@@ -111,8 +134,9 @@ struct gf_http_request {
     char *path;
     char *body; /* NUL-terminated; NULL until the first chunk */
     size_t body_len, body_cap;
-    bool too_big;  /* the body passed max_body: its rest is discarded, the answer is 413 */
-    bool answered; /* a response is queued already (early 413) */
+    bool too_big; /* the body passed max_body: its rest is discarded, the answer is 413 */
+    long long content_length; /* announced; -1 when none (chunked) */
+    bool answered;            /* a response is queued already (early 413) */
     struct conn_track *track; /* the connection's; NULL if it could not be tracked */
     int64_t start_us;
     char cid[GF_UUID_STRLEN + 1];
@@ -120,13 +144,30 @@ struct gf_http_request {
 
 /* --- connection phases and figures ------------------------------------------------------ */
 
-static void track_set(struct conn_track *t, enum conn_phase phase)
+/* Moves the connection to phase, unless the reaper cut it: false then, and the caller must
+ * neither run a handler nor answer (the connection is closing). Untracked ones always move. */
+static bool track_set(struct conn_track *t, enum conn_phase phase)
 {
     if (t == NULL)
-        return;
-    atomic_store(&t->phase_us, (long long)gf_mono_us());
-    atomic_store(&t->phase, (int)phase);
-    atomic_fetch_add(&t->gen, 1);
+        return true;
+    unsigned cur = atomic_load(&t->state);
+    for (;;) {
+        if ((cur & PHASE_MASK) == PHASE_CUT)
+            return false;
+        unsigned next = (((cur >> PHASE_BITS) + 1) << PHASE_BITS) | (unsigned)phase;
+        long long now = (long long)gf_mono_us();
+        atomic_store(&t->phase_us, now);
+        atomic_store(&t->progress_us, now);
+        if (atomic_compare_exchange_weak(&t->state, &cur, next))
+            return true;
+    }
+}
+
+/* The server took body bytes just now. */
+static void track_progress(struct conn_track *t)
+{
+    if (t != NULL)
+        atomic_store(&t->progress_us, (long long)gf_mono_us());
 }
 
 static double open_connections(void *arg)
@@ -310,13 +351,15 @@ static enum MHD_Result queue(struct gf_http_request *req, struct gf_http_respons
         if (MHD_add_response_header(r, resp->header_names[i], resp->header_values[i]) != MHD_YES)
             GF_ERROR("http invalid response header=%s path=%s", resp->header_names[i], req->path);
     }
+    /* Only answers of a request still in a phase the reaper may cut (an early 413) can find
+     * it cut: then it was answered 408 already and MHD must just close. */
+    if (!track_set(req->track, PHASE_SENDING))
+        goto out;
     ret = MHD_queue_response(req->conn, (unsigned int)status, r);
-    if (ret != MHD_YES) {
+    if (ret != MHD_YES)
         GF_ERROR("http cannot queue the response status=%d path=%s", status, req->path);
-    } else {
+    else
         req->answered = true;
-        track_set(req->track, PHASE_SENDING);
-    }
     GF_DEBUG("http request method=%s path=%s status=%d us=%lld", req->method, req->path, status,
              (long long)(gf_mono_us() - req->start_us));
 out:
@@ -379,7 +422,7 @@ static struct gf_http_request *request_new(struct MHD_Connection *conn, const ch
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     req->track = ci != NULL ? ci->socket_context : NULL;
-    track_set(req->track, PHASE_BODY);
+    req->content_length = -1;
     return req;
 }
 
@@ -443,6 +486,8 @@ static enum MHD_Result first_call(struct gf_http_server *srv, struct gf_http_req
     unsigned long long v = strtoull(cl, &end, 10);
     if (end != cl && *end == '\0' && (errno == ERANGE || v > srv->max_body))
         return queue_too_large(req, srv->max_body);
+    if (end != cl && *end == '\0')
+        req->content_length = (long long)v;
     return MHD_YES;
 }
 
@@ -464,12 +509,15 @@ static enum MHD_Result final_call(struct gf_http_server *srv, struct gf_http_req
         return MHD_YES;
     if (req->too_big)
         return queue_too_large(req, srv->max_body);
+    /* The request is here whole: from now on the reaper leaves the connection alone. If it
+     * cut it first (408 sent), the handler must not run: that answer said "not received". */
+    if (!track_set(req->track, PHASE_HANDLER))
+        return MHD_NO;
     bool limited = !is_unlimited(srv, req->path);
     if (limited && atomic_fetch_add(&srv->inflight, 1) >= srv->max_inflight) {
         atomic_fetch_sub(&srv->inflight, 1);
         return queue_overloaded(req);
     }
-    track_set(req->track, PHASE_HANDLER);
     atomic_fetch_add(&g_handlers_running, 1);
     struct gf_http_response resp = {0};
     srv->handler(srv->app, req, &resp);
@@ -496,14 +544,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         *con_cls = req;
         gf_log_set_cid(req->cid);
-        ret = first_call(srv, req);
+        /* A head the reaper already answered 408 is refused: MHD closes the connection. */
+        ret = track_set(req->track, PHASE_BODY) ? first_call(srv, req) : MHD_NO;
     } else if (*upload_data_size != 0) {
         /* A chunk: never answered here, see STACK-NOTES. */
         gf_log_set_cid(req->cid);
         if (!req->answered)
             append_chunk(req, upload_data, *upload_data_size, srv->max_body);
         *upload_data_size = 0; /* always consumed, or MHD calls again with the same bytes */
+        track_progress(req->track);
         ret = MHD_YES;
+        /* The whole announced body is here: the request is received and no longer cut (if the
+         * reaper won the race, the connection is closing: stop). */
+        if (!req->answered && !req->too_big && req->content_length >= 0 &&
+            (long long)req->body_len == req->content_length &&
+            !track_set(req->track, PHASE_HANDLER))
+            ret = MHD_NO;
     } else {
         gf_log_set_cid(req->cid);
         ret = final_call(srv, req);
@@ -519,8 +575,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)conn;
     (void)toe;
     struct gf_http_request *req = *con_cls;
-    if (req != NULL)
-        track_set(req->track, PHASE_HEAD); /* the connection waits for its next request */
+    if (req != NULL) /* the connection waits for its next request (unless it was cut) */
+        (void)track_set(req->track, PHASE_HEAD);
     request_free(req);
     *con_cls = NULL;
 }
@@ -541,9 +597,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             return;
         }
         t->fd = ci->connect_fd;
-        atomic_init(&t->phase, PHASE_HEAD);
+        atomic_init(&t->state, PHASE_HEAD);
         atomic_init(&t->phase_us, (long long)gf_mono_us());
-        atomic_init(&t->gen, 0);
+        atomic_init(&t->progress_us, (long long)gf_mono_us());
         pthread_mutex_lock(&srv->conns_mu);
         t->prev = srv->conns_tail;
         if (srv->conns_tail != NULL)
@@ -577,51 +633,102 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 
 /* --- the reaper -------------------------------------------------------------------------- */
 
-/* A connection waiting for a head whose phase is older than header_timeout: idle ones (no byte
- * since the phase began) are MHD's idle timeout's; one that received bytes and still has no
- * complete head is trickling. Since the kernel only tells when the last byte came, bytes first
- * noticed late get min(header_timeout, 1 s) more. Called under conns_mu. */
-static enum cut_reason head_verdict(struct conn_track *t, int64_t now, int64_t phase_us,
-                                    int64_t header_timeout_us)
+/* Bytes the kernel holds for this connection that MHD has not read yet: the server is behind
+ * (its thread busy in another connection's handler, or the process was paused), so whatever
+ * the client sent is not late. -1 when it cannot tell. */
+static int unread_bytes(int fd)
+{
+    int n = 0;
+    return ioctl(fd, FIONREAD, &n) == 0 ? n : -1;
+}
+
+/* When the kernel last received data on fd (gf_mono_us() time), or -1. */
+static int64_t last_recv_us(int fd, int64_t now)
 {
     struct tcp_info ti;
     socklen_t len = sizeof ti;
     memset(&ti, 0, sizeof ti);
-    if (getsockopt(t->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) {
-        t->next_check_us = now + IDLE_RECHECK_US;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+        return -1;
+    return now - (int64_t)ti.tcpi_last_data_recv * 1000;
+}
+
+/* A head or body past its deadline: is the client slow, or the server behind? Bytes waiting
+ * unread in the kernel mean the server is behind: never cut then (and the grace below starts
+ * afresh once it caught up). Bytes that came after the server last made progress (the phase's
+ * start for a head, the last chunk taken for a body) may be in MHD's hands this very moment,
+ * or form a head or chunk framing that is still incomplete: they get min(timeout, 1 s) from
+ * when they were first noticed (the kernel only tells when the last byte came). A head with
+ * no byte since its phase began is an idle keep-alive connection: MHD's idle timeout's. A
+ * body with nothing unprocessed is late. Called under conns_mu. */
+static enum cut_reason late_verdict(struct conn_track *t, int64_t now, int phase,
+                                    int64_t timeout_us)
+{
+    int unread = unread_bytes(t->fd);
+    int64_t recv_us = last_recv_us(t->fd, now);
+    if (unread != 0 || recv_us < 0) {
+        t->head_seen_us = 0;
+        t->next_check_us = now + REAPER_TICK_MS * 1000;
         return CUT_NONE;
     }
-    int64_t last_recv_us = now - (int64_t)ti.tcpi_last_data_recv * 1000;
-    if (last_recv_us <= phase_us + RECV_SLOP_US) {
+    int64_t since = (int64_t)atomic_load(&t->progress_us);
+    if (recv_us <= since + RECV_SLOP_US) {
+        if (phase == PHASE_BODY)
+            return CUT_BODY;
         t->next_check_us = now + IDLE_RECHECK_US;
         return CUT_NONE;
     }
     if (t->head_seen_us == 0)
         t->head_seen_us = now;
-    int64_t grace = header_timeout_us < 1000000 ? header_timeout_us : 1000000;
+    int64_t grace = timeout_us < 1000000 ? timeout_us : 1000000;
     if (now - t->head_seen_us >= grace)
-        return CUT_HEADER;
+        return phase == PHASE_BODY ? CUT_BODY : CUT_HEADER;
     return CUT_NONE;
 }
 
-static void cut(struct conn_track *t, enum cut_reason why)
+/* An answer older than the body timeout: cut only when the client is not taking it (the
+ * socket's send buffer is full); a writable socket means MHD has not written yet. */
+static enum cut_reason send_verdict(struct conn_track *t)
+{
+    struct pollfd p = {.fd = t->fd, .events = POLLOUT};
+    int rc = poll(&p, 1, 0);
+    return rc == 0 ? CUT_SEND : CUT_NONE;
+}
+
+/* Cuts t, if it is still in the state the verdict was about (seen): the swap to PHASE_CUT
+ * makes sure no handler runs on it afterwards, and none is running now. */
+static bool cut(struct conn_track *t, unsigned seen, enum cut_reason why)
 {
     static const char timeout_408[] = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
                                       "Content-Length: 0\r\n\r\n";
+    unsigned next = (seen & ~PHASE_MASK) | PHASE_CUT;
+    if (!atomic_compare_exchange_strong(&t->state, &seen, next))
+        return false; /* it moved on meanwhile: judged again next tick */
     t->cut = true;
-    /* Nothing is being written on a connection still reading its request: a 408 cannot
-     * interleave with an answer of MHD's. Best effort; the close follows anyway. */
+    /* Nothing is being written on a connection still reading its request, and nothing will
+     * be (the swap above): a 408 cannot interleave with an answer. An answer the client does
+     * not take is closed without a status: a 408 would claim the request was not received.
+     * Best effort; the close follows anyway. */
     if (why == CUT_HEADER || why == CUT_BODY)
         (void)send(t->fd, timeout_408, sizeof timeout_408 - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
     /* MHD sees the end of the stream and closes the connection in its own thread. */
     shutdown(t->fd, SHUT_RDWR);
     gf_counter_add(g_cut[why], 1);
     GF_LOG_RL(GF_LOG_WARN, 5000, "http connection cut reason=%s", cut_reason_names[why]);
+    return true;
 }
 
 /* One pass over the open connections. */
 static void reap(struct gf_http_server *srv, int64_t now)
 {
+    /* Time the reaper did not run (the process was stopped or starved) is not the clients':
+     * every phase's age counts from the end of such a gap. */
+    if (srv->last_reap_us != 0 && now - srv->last_reap_us > STALL_US) {
+        srv->resumed_us = now;
+        GF_WARN("http server did not run for ms=%lld: connection deadlines restart",
+                (long long)((now - srv->last_reap_us) / 1000));
+    }
+    srv->last_reap_us = now;
     pthread_mutex_lock(&srv->conns_mu);
     /* Near the limit MHD would refuse new connections (probes included): idle ones go first,
      * oldest first, down to 80%. */
@@ -630,31 +737,29 @@ static void reap(struct gf_http_server *srv, int64_t now)
     for (struct conn_track *t = srv->conns_head; t != NULL; t = t->next) {
         if (t->cut)
             continue;
-        unsigned gen = atomic_load(&t->gen);
-        int phase = atomic_load(&t->phase);
+        unsigned state = atomic_load(&t->state);
+        int phase = (int)(state & PHASE_MASK);
         int64_t phase_us = (int64_t)atomic_load(&t->phase_us);
+        unsigned gen = state >> PHASE_BITS;
         if (gen != t->seen_gen) {
             t->seen_gen = gen;
             t->head_seen_us = 0;
             t->next_check_us = 0;
         }
-        int64_t age = now - phase_us;
+        int64_t age = now - (phase_us > srv->resumed_us ? phase_us : srv->resumed_us);
         enum cut_reason why = CUT_NONE;
         if (phase == PHASE_HEAD) {
-            if (excess > 0 && age > IDLE_RECHECK_US)
+            if (excess > 0 && age > IDLE_RECHECK_US && unread_bytes(t->fd) == 0)
                 why = CUT_PRESSURE;
             else if (age > srv->header_timeout_us && now >= t->next_check_us)
-                why = head_verdict(t, now, phase_us, srv->header_timeout_us);
-        } else if (phase == PHASE_BODY && age > srv->body_timeout_us) {
-            why = CUT_BODY;
+                why = late_verdict(t, now, phase, srv->header_timeout_us);
+        } else if (phase == PHASE_BODY && age > srv->body_timeout_us && now >= t->next_check_us) {
+            why = late_verdict(t, now, phase, srv->body_timeout_us);
         } else if (phase == PHASE_SENDING && age > srv->body_timeout_us) {
-            why = CUT_SEND;
+            why = send_verdict(t);
         }
-        if (why != CUT_NONE) {
-            cut(t, why);
-            if (why == CUT_PRESSURE)
-                excess--;
-        }
+        if (why != CUT_NONE && cut(t, state, why) && why == CUT_PRESSURE)
+            excess--;
     }
     pthread_mutex_unlock(&srv->conns_mu);
 }

@@ -29,8 +29,11 @@ typedef void (*gf_http_handler)(void *app, const struct gf_http_request *req,
                                 struct gf_http_response *resp);
 
 /* Hostile clients (see ARCHITECTURE.md, "HTTP under attack"): a connection whose request head
- * has started but is not complete after header_timeout_ms, or whose body (or the taking of its
- * answer) lasts longer than body_timeout_ms, is cut (408 when nothing was answered yet); idle
+ * has started but is not complete after header_timeout_ms, or whose body lasts longer than
+ * body_timeout_ms, is answered 408 and closed, and its handler never runs; a request that
+ * arrived whole is never answered 408 (bytes the server has not read yet, its handler running,
+ * time the process was stopped: none counts against the client), and an answer not taken
+ * within body_timeout_ms is closed without any status; idle
  * connections are closed after connection_timeout_s, and sooner, oldest first, while the open
  * connections pass 90% of max_connections. At most max_inflight handlers run at once, except on
  * the unlimited paths (probes, metrics): a request beyond it is answered 503 with Retry-After

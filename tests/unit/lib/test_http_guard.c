@@ -2,7 +2,10 @@
  * raw sockets. A trickled request head or body is cut after its deadline (408) while an idle
  * connection is left alone; requests beyond max_inflight get 503 + Retry-After at once while
  * the unlimited paths still answer; oversized heads and URLs get MHD's 431 and 414; idle
- * connections are closed, oldest first, when the connection limit nears. */
+ * connections are closed, oldest first, when the connection limit nears. Per phase: a head
+ * or body still incomplete gets 408 and its handler never runs; a request that arrived whole
+ * (even if the server, busy or paused, had not read it yet) is never answered 408; a handler
+ * is never cut; an answer the client does not take is closed without any status. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,22 +19,45 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gf/clock.h"
 #include "gf/http.h"
 #include "gf/log.h"
 
+/* How many times /count ran: the work a request did. */
+static atomic_int g_count;
+#define BIG_ANSWER (32 * 1024 * 1024)
+
 static void handler(void *app, const struct gf_http_request *req, struct gf_http_response *resp)
 {
     (void)app;
-    if (strcmp(gf_http_path(req), "/slow") == 0)
+    const char *path = gf_http_path(req);
+    if (strcmp(path, "/slow") == 0)
         usleep(600 * 1000);
+    if (strcmp(path, "/block") == 0)
+        usleep(1500 * 1000);
+    if (strcmp(path, "/count") == 0)
+        atomic_fetch_add(&g_count, 1);
+    if (strcmp(path, "/big") == 0) {
+        char *body = malloc(BIG_ANSWER);
+        assert_non_null(body);
+        memset(body, 'b', BIG_ANSWER);
+        resp->status = 200;
+        resp->content_type = "text/plain";
+        resp->body = body;
+        resp->body_len = BIG_ANSWER;
+        return;
+    }
     gf_http_set_body(resp, 200, "text/plain", "ok");
 }
 
@@ -293,6 +319,178 @@ static void stop_with_many_connections_is_quick(void **state)
         close(fds[i]);
 }
 
+/* Phase "head", server behind: a keep-alive connection idle past the header deadline sends a
+ * whole request while the only pool thread is busy in another handler for longer than both
+ * deadlines. The request waits in the kernel, unread: that is the server's delay, not the
+ * client's, so it is served (200, its work done once), never answered 408. Before the fix the
+ * reaper answered 408 and then the handler ran anyway. */
+static void whole_head_behind_a_busy_thread_is_served(void **state)
+{
+    (void)state;
+    atomic_store(&g_count, 0);
+    int port;
+    struct gf_http_server *srv = start(1, 8, 0, 300, 300, &port);
+    char buf[2048];
+    int a = client_connect(port);
+    send_str(a, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(read_status(a, buf, sizeof buf), 200);
+    usleep(400 * 1000); /* idle past the header deadline */
+    int b = client_connect(port);
+    send_str(b, "GET /block HTTP/1.1\r\nHost: x\r\n\r\n");
+    usleep(100 * 1000); /* b's handler holds the thread */
+    send_str(a, "POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}");
+    assert_int_equal(read_status(a, buf, sizeof buf), 200);
+    assert_int_equal(read_status(b, buf, sizeof buf), 200);
+    assert_int_equal(atomic_load(&g_count), 1);
+    close(a);
+    close(b);
+    gf_http_server_stop(srv);
+}
+
+/* Phase "body", server behind: the rest of a body arrives while the thread is busy for longer
+ * than the body deadline: served (200, once), never 408. */
+static void whole_body_behind_a_busy_thread_is_served(void **state)
+{
+    (void)state;
+    atomic_store(&g_count, 0);
+    int port;
+    struct gf_http_server *srv = start(1, 8, 0, 300, 300, &port);
+    char buf[2048];
+    int a = client_connect(port);
+    send_str(a, "POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{\"a\":");
+    usleep(100 * 1000); /* the head is read: a's body is arriving */
+    int b = client_connect(port);
+    send_str(b, "GET /block HTTP/1.1\r\nHost: x\r\n\r\n");
+    usleep(100 * 1000);
+    send_str(a, "12345");
+    assert_int_equal(read_status(a, buf, sizeof buf), 200);
+    assert_int_equal(read_status(b, buf, sizeof buf), 200);
+    assert_int_equal(atomic_load(&g_count), 1);
+    close(a);
+    close(b);
+    gf_http_server_stop(srv);
+}
+
+/* Phase "body", client late: 408, and the handler never runs for that request, even when the
+ * rest of the body comes after the 408. */
+static void incomplete_body_is_408_and_never_runs(void **state)
+{
+    (void)state;
+    atomic_store(&g_count, 0);
+    int port;
+    struct gf_http_server *srv = start(2, 8, 0, 300, 300, &port);
+    char buf[2048];
+    int a = client_connect(port);
+    send_str(a, "POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{\"a\":");
+    struct pollfd p = {.fd = a, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 3000), 1);
+    (void)send(a, "12345", 5, MSG_NOSIGNAL); /* too late */
+    int st = read_status(a, buf, sizeof buf);
+    assert_true(st == 408 || st == -1); /* a reset may beat the 408 */
+    usleep(200 * 1000);
+    assert_int_equal(atomic_load(&g_count), 0);
+    close(a);
+    gf_http_server_stop(srv);
+}
+
+/* Phase "handler": a handler running far past both deadlines is never cut. */
+static void running_handler_is_never_cut(void **state)
+{
+    (void)state;
+    int port;
+    struct gf_http_server *srv = start(2, 8, 0, 200, 200, &port);
+    char buf[2048];
+    int a = client_connect(port);
+    send_str(a, "POST /block HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}");
+    assert_int_equal(read_status(a, buf, sizeof buf), 200);
+    close(a);
+    gf_http_server_stop(srv);
+}
+
+/* Phase "sending": an answer the client does not take is closed after the body deadline
+ * without any status written after it: the client sees the start of its 200, then the close,
+ * never a 408 (the request was received and its work done). */
+static void untaken_answer_is_closed_without_a_status(void **state)
+{
+    (void)state;
+    int port;
+    struct gf_http_server *srv = start(2, 8, 0, 300, 300, &port);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    send_str(fd, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+    usleep(1500 * 1000); /* not taking it */
+    size_t total = 0;
+    bool head_ok = false, saw_408 = false;
+    char buf[65536];
+    for (;;) {
+        ssize_t r = recv(fd, buf, sizeof buf - 1, 0);
+        if (r <= 0)
+            break;
+        buf[r] = '\0';
+        if (total == 0)
+            head_ok = strncmp(buf, "HTTP/1.1 200", 12) == 0;
+        if (memmem(buf, (size_t)r, " 408 ", 5) != NULL)
+            saw_408 = true;
+        total += (size_t)r;
+    }
+    assert_true(head_ok);
+    assert_false(saw_408);
+    assert_true(total < BIG_ANSWER); /* cut, not served whole */
+    close(fd);
+    gf_http_server_stop(srv);
+}
+
+/* The process is stopped (SIGSTOP, as a paused container or VM) for longer than both
+ * deadlines while one client sends a whole request on an idle keep-alive connection and
+ * another the rest of its body; after SIGCONT both are served once, never 408. A child process
+ * plays both clients, since this one is stopped. */
+static void paused_server_serves_what_arrived_meanwhile(void **state)
+{
+    (void)state;
+    atomic_store(&g_count, 0);
+    int port;
+    struct gf_http_server *srv = start(2, 8, 0, 300, 300, &port);
+    char buf[2048];
+    int a = client_connect(port);
+    send_str(a, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(read_status(a, buf, sizeof buf), 200);
+    int b = client_connect(port);
+    send_str(b, "POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{\"a\":");
+    usleep(100 * 1000);
+    static const char req_a[] = "POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
+    pid_t parent = getpid();
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        /* Only async-signal-safe calls here. */
+        kill(parent, SIGSTOP);
+        struct timespec d = {.tv_sec = 0, .tv_nsec = 100 * 1000000L};
+        nanosleep(&d, NULL);
+        (void)send(a, req_a, sizeof req_a - 1, MSG_NOSIGNAL);
+        (void)send(b, "12345", 5, MSG_NOSIGNAL);
+        d.tv_sec = 1;
+        d.tv_nsec = 200 * 1000000L;
+        nanosleep(&d, NULL);
+        kill(parent, SIGCONT);
+        _exit(0);
+    }
+    int wst;
+    assert_int_equal(waitpid(child, &wst, 0), child);
+    assert_int_equal(read_status(a, buf, sizeof buf), 200);
+    assert_int_equal(read_status(b, buf, sizeof buf), 200);
+    assert_int_equal(atomic_load(&g_count), 2);
+    close(a);
+    close(b);
+    gf_http_server_stop(srv);
+}
+
 int main(void)
 {
     gf_log_init("test_http_guard", GF_LOG_ERROR);
@@ -304,6 +502,12 @@ int main(void)
         cmocka_unit_test(oversized_head_and_url_are_refused),
         cmocka_unit_test(idle_connections_give_way_near_the_limit),
         cmocka_unit_test(stop_with_many_connections_is_quick),
+        cmocka_unit_test(whole_head_behind_a_busy_thread_is_served),
+        cmocka_unit_test(whole_body_behind_a_busy_thread_is_served),
+        cmocka_unit_test(incomplete_body_is_408_and_never_runs),
+        cmocka_unit_test(running_handler_is_never_cut),
+        cmocka_unit_test(untaken_answer_is_closed_without_a_status),
+        cmocka_unit_test(paused_server_serves_what_arrived_meanwhile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
