@@ -82,9 +82,11 @@ static _Atomic int64_t backlog_rows = -1, backlog_oldest_us = -1, decisions_lag_
 
 /* The slot of gxp's subscription on backend-db, as worker 0 last measured it: the WAL it keeps
  * from being recycled (current position − restart_lsn; -1 unknown or none), how much more may
- * be written before max_slot_wal_keep_size invalidates it (safe_wal_size; -1 unknown or
- * unbounded), and its wal_status as an index into slot_statuses (-1: not measured yet). */
-static _Atomic int64_t slot_retained_bytes = -1, slot_safe_bytes = -1;
+ * be written before max_slot_wal_keep_size invalidates it (safe_wal_size, negative once past
+ * it; SAFE_UNKNOWN when unknown or unbounded), and its wal_status as an index into
+ * slot_statuses (-1: not measured yet). */
+#define SAFE_UNKNOWN INT64_MIN
+static _Atomic int64_t slot_retained_bytes = -1, slot_safe_bytes = SAFE_UNKNOWN;
 static atomic_int slot_status = -1;
 static const char *const slot_statuses[] = {"missing", "reserved", "extended", "unreserved",
                                             "lost"};
@@ -134,7 +136,7 @@ static double slot_safe_gauge(void *arg)
 {
     (void)arg;
     int64_t b = atomic_load(&slot_safe_bytes);
-    return b < 0 ? NAN : (double)b;
+    return b == SAFE_UNKNOWN ? NAN : (double)b;
 }
 
 /* 1 for the slot's current wal_status, 0 for the others; NaN until measured. */
@@ -443,7 +445,7 @@ static void measure_backlog(struct worker *w)
     w->next_backlog_ms = gf_mono_ms() + BACKLOG_EVERY_MS;
     struct gf_db_conn *c = NULL;
     PGresult *res = NULL;
-    int64_t rows = -1, oldest = -1, lag = -1, retained = -1, safe = -1;
+    int64_t rows = -1, oldest = -1, lag = -1, retained = -1, safe = SAFE_UNKNOWN;
     int status = -1;
     if (gf_db_acquire(r->pool, &c) != GF_OK)
         goto out;
