@@ -42,8 +42,10 @@
 /* Received bytes within this of a phase's start may belong to the previous request (the
  * kernel counts in jiffies). */
 #define RECV_SLOP_US 20000
-/* A reaper tick later than this after the previous one means the process (or the reaper) did
- * not run: SIGSTOP, a VM pause, starvation. That time is the server's, not the clients'. */
+/* A reaper tick later than this after the previous one, with the process's CPU time grown by
+ * less than a tenth of it, means the process did not run: SIGSTOP, a frozen container or VM.
+ * That time is the server's, not the clients'. (A reaper late because the other threads are
+ * busy is not a pause: their CPU time grew.) */
 #define STALL_US 1000000
 /* Descriptors left for everything else (database, broker, gRPC, logs) below RLIMIT_NOFILE. */
 #define FD_HEADROOM 256
@@ -108,7 +110,7 @@ struct gf_http_server {
     int64_t header_timeout_us, body_timeout_us;
     /* The reaper's: when its previous pass ran, and when it last found it had not run for
      * STALL_US (ages count from then: a paused server gives every client its time again). */
-    int64_t last_reap_us, resumed_us;
+    int64_t last_reap_us, last_cpu_us, resumed_us;
     /* The open connections, oldest first, and the reaper that watches them. */
     pthread_mutex_t conns_mu;
     struct conn_track *conns_head, *conns_tail;
@@ -654,23 +656,21 @@ static int64_t last_recv_us(int fd, int64_t now)
 }
 
 /* A head or body past its deadline: is the client slow, or the server behind? Bytes waiting
- * unread in the kernel mean the server is behind: never cut then (and the grace below starts
- * afresh once it caught up). Bytes that came after the server last made progress (the phase's
- * start for a head, the last chunk taken for a body) may be in MHD's hands this very moment,
- * or form a head or chunk framing that is still incomplete: they get min(timeout, 1 s) from
- * when they were first noticed (the kernel only tells when the last byte came). A head with
- * no byte since its phase began is an idle keep-alive connection: MHD's idle timeout's. A
- * body with nothing unprocessed is late. Called under conns_mu. */
+ * unread in the kernel mean the server is behind: never cut then. Bytes that came after the
+ * server last made progress (the phase's start for a head, the last chunk taken for a body)
+ * may be in MHD's hands this very moment, or form a head or chunk framing that is still
+ * incomplete: they get min(timeout, 1 s) from when they were first noticed with nothing unread
+ * (the kernel only tells when the last byte came); a trickler whose bytes a busy server reads
+ * late is cut at the first look after that grace that finds nothing unread. A head with no
+ * byte since its phase began is an idle keep-alive connection: MHD's idle timeout's. A body
+ * with nothing unprocessed is late. Called under conns_mu. */
 static enum cut_reason late_verdict(struct conn_track *t, int64_t now, int phase,
                                     int64_t timeout_us)
 {
     int unread = unread_bytes(t->fd);
     int64_t recv_us = last_recv_us(t->fd, now);
-    if (unread != 0 || recv_us < 0) {
-        t->head_seen_us = 0;
-        t->next_check_us = now + REAPER_TICK_MS * 1000;
+    if (unread != 0 || recv_us < 0)
         return CUT_NONE;
-    }
     int64_t since = (int64_t)atomic_load(&t->progress_us);
     if (recv_us <= since + RECV_SLOP_US) {
         if (phase == PHASE_BODY)
@@ -721,14 +721,20 @@ static bool cut(struct conn_track *t, unsigned seen, enum cut_reason why)
 /* One pass over the open connections. */
 static void reap(struct gf_http_server *srv, int64_t now)
 {
-    /* Time the reaper did not run (the process was stopped or starved) is not the clients':
-     * every phase's age counts from the end of such a gap. */
-    if (srv->last_reap_us != 0 && now - srv->last_reap_us > STALL_US) {
+    /* Time the process did not run (stopped, frozen) is not the clients': every phase's age
+     * counts from the end of such a gap. */
+    struct timespec ts;
+    int64_t cpu = clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0
+                      ? (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000
+                      : 0;
+    int64_t gap = now - srv->last_reap_us;
+    if (srv->last_reap_us != 0 && gap > STALL_US && cpu - srv->last_cpu_us < gap / 10) {
         srv->resumed_us = now;
         GF_WARN("http server did not run for ms=%lld: connection deadlines restart",
-                (long long)((now - srv->last_reap_us) / 1000));
+                (long long)(gap / 1000));
     }
     srv->last_reap_us = now;
+    srv->last_cpu_us = cpu;
     pthread_mutex_lock(&srv->conns_mu);
     /* Near the limit MHD would refuse new connections (probes included): idle ones go first,
      * oldest first, down to 80%. */
