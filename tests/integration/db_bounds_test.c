@@ -292,6 +292,20 @@ static bool can_cut_links(void)
     return geteuid() == 0 && system("iptables -w 5 -S INPUT >/dev/null 2>&1") == 0;
 }
 
+/* Rules are deleted on exit and on a fatal signal, whatever the test was doing. */
+static void arm_rules_cleanup(void)
+{
+    static bool armed;
+    if (armed)
+        return;
+    armed = true;
+    snprintf(RULE_COMMENT, sizeof RULE_COMMENT, "gf-test-%d", (int)getpid());
+    atexit(rules_off);
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    signal(SIGABRT, on_signal);
+}
+
 struct stmt_thread {
     struct gf_db_conn *c;
     enum gf_status st;
@@ -315,11 +329,7 @@ static void a_cut_link_frees_the_locks_and_fails_the_client_within_the_bounds(vo
         fprintf(stderr, "not root or no iptables: the partition test is skipped\n");
         skip();
     }
-    snprintf(RULE_COMMENT, sizeof RULE_COMMENT, "gf-test-%d", (int)getpid());
-    atexit(rules_off);
-    signal(SIGTERM, on_signal);
-    signal(SIGINT, on_signal);
-    signal(SIGABRT, on_signal);
+    arm_rules_cleanup();
 
     struct gf_db_pool *p = pool_new(PG.conninfo, "bounds-cut", 0);
     struct gf_db_pool *q = pool_new(PG.conninfo, "bounds-cut-idle", 0);
@@ -393,6 +403,76 @@ static void a_cut_link_frees_the_locks_and_fails_the_client_within_the_bounds(vo
     PQfinish(obs);
 }
 
+/* pg_stat_subscription's apply worker pid on the subscriber (0 = none). */
+static long long apply_pid(PGconn *sub)
+{
+    return sql_ll(sub, "SELECT coalesce(max(pid), 0) FROM pg_stat_subscription"
+                       " WHERE subname = 'bounds_sub' AND relid IS NULL");
+}
+
+/* The replication link (as gxp-db's subscription to backend-db) cut without a RST: the
+ * publisher's walsender and the subscriber's apply worker both give up within
+ * wal_sender_timeout / wal_receiver_timeout (10 s, tests/harness/pg-cluster.sh), not the
+ * kernel's hours, so the subscriber reconnects as soon as the link is back. */
+static void a_cut_replication_link_is_noticed_by_both_ends_within_the_wal_timeouts(void **state)
+{
+    (void)state;
+    if (!can_cut_links()) {
+        fprintf(stderr, "not root or no iptables: the partition test is skipped\n");
+        skip();
+    }
+    arm_rules_cleanup();
+    struct h_pg subpg;
+    assert_int_equal(h_pg_start(&subpg, "bounds-sub", H_PG_SUBSCRIBER), 0);
+    char sub_ci[700];
+    snprintf(sub_ci, sizeof sub_ci, "host=%s port=%d user=postgres dbname=postgres", subpg.datadir,
+             subpg.port);
+    PGconn *pub = observer(), *sub = connect_or_fail(sub_ci);
+    sql_exec(pub, "CREATE TABLE repl (id int PRIMARY KEY); CREATE PUBLICATION bounds_pub"
+                  " FOR TABLE repl; INSERT INTO repl VALUES (1)");
+    sql_exec(sub, "CREATE TABLE repl (id int PRIMARY KEY)");
+    sql_exec(sub,
+             "CREATE SUBSCRIPTION bounds_sub CONNECTION 'host=127.0.0.1 port=%d user=postgres"
+             " dbname=postgres' PUBLICATION bounds_pub",
+             PG.port);
+    int64_t end = gf_mono_ms() + 20000;
+    while (
+        gf_mono_ms() < end &&
+        (sql_ll(pub, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") != 1 ||
+         sql_ll(sub, "SELECT count(*) FROM repl") != 1))
+        gf_sleep_ms(100, NULL);
+    assert_int_equal(sql_ll(sub, "SELECT count(*) FROM repl"), 1);
+    long long worker = apply_pid(sub);
+    assert_true(worker > 0);
+
+    int64_t cut_at = gf_mono_ms();
+    RULES_ON = true;
+    assert_int_equal(iptables_rules("-I"), 0);
+    int64_t sender_gone = -1, receiver_gone = -1;
+    while (gf_mono_ms() - cut_at < 30000 && (sender_gone < 0 || receiver_gone < 0)) {
+        if (sender_gone < 0 && sql_ll(pub, "SELECT count(*) FROM pg_stat_replication") == 0)
+            sender_gone = gf_mono_ms() - cut_at;
+        if (receiver_gone < 0 && apply_pid(sub) != worker)
+            receiver_gone = gf_mono_ms() - cut_at;
+        gf_sleep_ms(100, NULL);
+    }
+    rules_off();
+    fprintf(stderr,
+            "cut replication link: walsender gone after %lld ms, apply worker after %lld ms "
+            "(wal_sender_timeout = wal_receiver_timeout = 10 s)\n",
+            (long long)sender_gone, (long long)receiver_gone);
+    assert_true(sender_gone >= 0 && sender_gone <= 10000 + SLACK_MS);
+    assert_true(receiver_gone >= 0 && receiver_gone <= 10000 + SLACK_MS);
+    /* The link back: the subscription streams again. */
+    sql_exec(pub, "INSERT INTO repl VALUES (2)");
+    end = gf_mono_ms() + 20000;
+    while (gf_mono_ms() < end && sql_ll(sub, "SELECT count(*) FROM repl") != 2)
+        gf_sleep_ms(100, NULL);
+    assert_int_equal(sql_ll(sub, "SELECT count(*) FROM repl"), 2);
+    PQfinish(pub);
+    PQfinish(sub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -400,6 +480,7 @@ int main(void)
         cmocka_unit_test(
             a_paused_process_holds_its_locks_for_at_most_the_idle_limit_and_cannot_commit),
         cmocka_unit_test(a_cut_link_frees_the_locks_and_fails_the_client_within_the_bounds),
+        cmocka_unit_test(a_cut_replication_link_is_noticed_by_both_ends_within_the_wal_timeouts),
     };
     return cmocka_run_group_tests_name("db_bounds", tests, setup, teardown);
 }
