@@ -254,8 +254,8 @@ static void run_create_user_item(struct ctx *c)
     int64_t id = 0;
     c->idem.shape = BE_SHAPE_CREATED;
     c->idem.id_key = "userItemId";
-    enum gf_status st = store_create_user_item(c->app, c->v[0].num, c->v[1].num, c->v[2].num,
-                                               &c->idem, &id, &err);
+    enum gf_status st =
+        store_create_user_item(c->app, c->v[0].num, c->v[1].num, c->v[2].num, &c->idem, &id, &err);
     reply_created(c, st, &err, "userItemId", id);
 }
 
@@ -328,7 +328,12 @@ static void run_gxp_get_all(struct ctx *c)
 {
     struct be_err err = {0};
     json_t *out = NULL;
-    enum gf_status st = coord_gxp_get_all(c->app, c->cid, &out, &err);
+    struct be_gxp_page page = {0};
+    enum gf_status st = validate_gxp_page(
+        gf_http_query(c->req, "limit"), gf_http_query(c->req, "after"),
+        gf_http_query(c->req, "afterBalance"), gf_http_query(c->req, "order"), &page, &err);
+    if (st == GF_OK)
+        st = coord_gxp_get_all(c->app, &page, c->cid, &out, &err);
     if (st != GF_OK) {
         reply_status(c, st, &err);
         return;

@@ -165,8 +165,8 @@ enum gf_status store_patch_item(struct backend_app *app, int64_t id, int64_t if_
                                 struct be_err *err) GF_MUSTCHECK;
 /* GF_ENOTFOUND (unknown item), GF_EEXISTS (the item is already on the marketplace). */
 enum gf_status store_create_marketplace_item(struct backend_app *app, int64_t item_id,
-                                             int64_t count, const struct be_idem *idem,
-                                             int64_t *id, struct be_err *err) GF_MUSTCHECK;
+                                             int64_t count, const struct be_idem *idem, int64_t *id,
+                                             struct be_err *err) GF_MUSTCHECK;
 /* GF_ENOTFOUND (unknown user or item), GF_EEXISTS (the user already has that item). */
 enum gf_status store_create_user_item(struct backend_app *app, int64_t user_id, int64_t item_id,
                                       int64_t count, const struct be_idem *idem, int64_t *id,
@@ -206,8 +206,18 @@ enum gf_status coord_user_gxp(struct backend_app *app, int64_t user_id, const ch
                               json_t **out, struct be_err *err) GF_MUSTCHECK;
 /* {balances:[{balance,reserved,updatedAt}], transactions:[{balanceId,amount,type,status,
  * correlationId,updatedAt}]} from gxp's GetAll (type and status as numbers). */
-enum gf_status coord_gxp_get_all(struct backend_app *app, const char *cid, json_t **out,
-                                 struct be_err *err) GF_MUSTCHECK;
+/* A page of GET /gxp/get-all: limit rows of each kind (0 = gxp's cap), transactions after
+ * after_tx (below it when newest_first), balances after after_balance. The answer adds the
+ * cursors of the next page, nextAfter (transactions) and nextAfterBalance, null when there is
+ * nothing more: always when paged, else only when there is more (never a silent cut). */
+struct be_gxp_page {
+    int64_t limit, after_tx, after_balance;
+    bool newest_first;
+    bool paged; /* a paging parameter was given: the cursors are always answered (otherwise
+                   only when the answer is cut, so the original's shape stays exact) */
+};
+enum gf_status coord_gxp_get_all(struct backend_app *app, const struct be_gxp_page *page,
+                                 const char *cid, json_t **out, struct be_err *err) GF_MUSTCHECK;
 /* The life of one transaction for GET /gxp/transaction (gf trace): {correlationId, kind,
  * userId, itemId|null, amount, createdAt, decision: {state, createdAt}|null, gxp: {status,
  * type, amount, createdAt, updatedAt, finalizedAt|null}|null}. GF_ENOTFOUND when the backend

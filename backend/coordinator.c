@@ -343,8 +343,8 @@ static enum gf_status prepare_subtract(struct backend_app *app, int64_t user_id,
         st = prepare(app, user_id, GXP__TRANSACTION_TYPE__SUBTRACT, amount, cid, err);
         if (!insufficient(st, err))
             break;
-        if (attempt >= 3 && (gf_mono_us() + delay * 1000 > deadline ||
-                             !adds_in_flight(app, user_id, cid)))
+        if (attempt >= 3 &&
+            (gf_mono_us() + delay * 1000 > deadline || !adds_in_flight(app, user_id, cid)))
             break;
         gf_sleep_ms(delay, NULL);
         delay = delay < 100 ? delay * 2 : 200;
@@ -397,8 +397,8 @@ static void decide_failed(struct backend_app *app, const char *cid, enum decider
                        " WHERE correlation_id = $1::uuid AND outcome IS NULL",
                        1, params, NULL) == GF_OK &&
             gf_db_exec(c, "be_read_outcome",
-                       "SELECT outcome FROM coord_transactions WHERE correlation_id = $1::uuid",
-                       1, params, &res) == GF_OK &&
+                       "SELECT outcome FROM coord_transactions WHERE correlation_id = $1::uuid", 1,
+                       params, &res) == GF_OK &&
             PQntuples(res) == 1)
             snprintf(state, 16, "%s", PQgetvalue(res, 0, 0));
         goto out;
@@ -736,8 +736,8 @@ static int failpoint_buy_pause_ms(void)
 
 /* The local transaction, re-run while it loses optimistic-lock races. */
 static enum local_outcome buy_commit(struct backend_app *app, struct buy *b,
-                                     const struct be_idem *idem, bool *unknown,
-                                     enum gf_status *st, struct be_err *err)
+                                     const struct be_idem *idem, bool *unknown, enum gf_status *st,
+                                     struct be_err *err)
 {
     struct gf_backoff bo;
     gf_backoff_init(&bo, 2, 50);
@@ -821,8 +821,8 @@ enum gf_status coord_buy(struct backend_app *app, int64_t user_id, int64_t item_
     /* Free buys claim their id too: it names their event, and one transaction at most. */
     st = claim(app, cid, "buy", user_id, item_id, b.cost, err);
     if (st == GF_EEXISTS)
-        return settle_existing(app, cid, KIND_BUY, user_id, item_id, b.cost, user_item_id,
-                               replayed, err);
+        return settle_existing(app, cid, KIND_BUY, user_id, item_id, b.cost, user_item_id, replayed,
+                               err);
     if (st != GF_OK)
         return st;
     if (b.cost > 0) {
@@ -911,8 +911,7 @@ enum gf_status coord_add_gxp(struct backend_app *app, int64_t user_id, int64_t a
     st = claim(app, cid, "add_gxp", user_id, 0, amount, err);
     if (st == GF_EEXISTS) {
         int64_t none;
-        return settle_existing(app, cid, KIND_ADD_GXP, user_id, 0, amount, &none, replayed,
-                               err);
+        return settle_existing(app, cid, KIND_ADD_GXP, user_id, 0, amount, &none, replayed, err);
     }
     if (st != GF_OK)
         return st;
@@ -1086,10 +1085,14 @@ enum gf_status coord_transaction(struct backend_app *app, const char *tx_cid, co
     return GF_OK;
 }
 
-enum gf_status coord_gxp_get_all(struct backend_app *app, const char *cid, json_t **out,
-                                 struct be_err *err)
+enum gf_status coord_gxp_get_all(struct backend_app *app, const struct be_gxp_page *page,
+                                 const char *cid, json_t **out, struct be_err *err)
 {
     Gxp__GetAllRequest req = GXP__GET_ALL_REQUEST__INIT;
+    req.limit = (uint32_t)page->limit;
+    req.after_transaction = (uint64_t)page->after_tx;
+    req.after_balance = (uint32_t)page->after_balance;
+    req.newest_first = page->newest_first;
     ProtobufCMessage *resp = NULL;
     char details[256];
     grpc_status_code code =
@@ -1113,8 +1116,21 @@ enum gf_status coord_gxp_get_all(struct backend_app *app, const char *cid, json_
                                         "correlationId", t->correlation_id ? t->correlation_id : "",
                                         "updatedAt", iso_of(t->updated_at)));
     }
+    json_t *next_tx = r->next_after_transaction
+                          ? json_integer((json_int_t)r->next_after_transaction)
+                          : json_null();
+    json_t *next_b =
+        r->next_after_balance ? json_integer((json_int_t)r->next_after_balance) : json_null();
+    bool cursors = page->paged || r->next_after_transaction || r->next_after_balance;
     protobuf_c_message_free_unpacked(resp, NULL);
     *out = json_pack("{s:o,s:o}", "balances", balances, "transactions", transactions);
+    if (*out != NULL && cursors) {
+        json_object_set_new(*out, "nextAfter", next_tx);
+        json_object_set_new(*out, "nextAfterBalance", next_b);
+    } else {
+        json_decref(next_tx);
+        json_decref(next_b);
+    }
     if (*out == NULL) {
         be_err_set(err, "out_of_memory", "out of memory");
         return GF_ENOMEM;

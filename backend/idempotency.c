@@ -62,8 +62,7 @@ char *be_answer_body(const struct be_idem *idem, int64_t id, const char *cid)
     int n = -1;
     switch (idem->shape) {
     case BE_SHAPE_CREATED:
-        n = asprintf(&out, "{\"%s\":%" PRId64 ",\"correlationId\":\"%s\"}", idem->id_key, id,
-                     cid);
+        n = asprintf(&out, "{\"%s\":%" PRId64 ",\"correlationId\":\"%s\"}", idem->id_key, id, cid);
         break;
     case BE_SHAPE_BUY:
         n = asprintf(&out,
@@ -215,8 +214,8 @@ static void prune(struct backend_app *app, struct gf_db_conn *conn)
 }
 
 /* One step of the claim: GF_OK with *verdict decided, or a database failure. */
-static enum gf_status claim_step(struct backend_app *app, struct gf_db_conn *conn,
-                                 const char *key, const char *cid, const char *hex, struct row *row,
+static enum gf_status claim_step(struct backend_app *app, struct gf_db_conn *conn, const char *key,
+                                 const char *cid, const char *hex, struct row *row,
                                  enum idem_verdict *verdict, bool *again)
 {
     *again = false;

@@ -43,6 +43,10 @@ int main(int argc, char **argv)
         .acquire_timeout_ms = 2000,
         .statement_timeout_ms = (int)cfg.db_statement_timeout_ms,
         .application_name = "backend",
+        /* The one wait inside a transaction of ours is create-user's call to gxp (its deadline
+         * and one short retry): above it, a paused or cut-off backend holds locks no longer
+         * (5 s with the default 2 s deadline). */
+        .idle_in_transaction_timeout_ms = (int)cfg.gxp_deadline_ms + 3000,
     };
     app.pool = gf_db_pool_new(&popt);
     app.gxp = gf_grpc_client_new(cfg.gxp_addr);

@@ -314,9 +314,8 @@ static enum gf_status insert_returning_keyed(struct backend_app *app, const char
 /* INSERT ... RETURNING id; the caller maps the constraint failures to its codes unless
  * *answered (err holds the final answer already). */
 static enum gf_status insert_returning(struct backend_app *app, const char *name, const char *sql,
-                                       int n, const char *const *params,
-                                       const struct be_idem *idem, int64_t *id, bool *answered,
-                                       struct be_err *err)
+                                       int n, const char *const *params, const struct be_idem *idem,
+                                       int64_t *id, bool *answered, struct be_err *err)
 {
     *answered = false;
     if (idem != NULL && idem->key != NULL)
@@ -406,10 +405,11 @@ enum gf_status store_patch_item(struct backend_app *app, int64_t id, int64_t if_
         "WITH i AS (UPDATE items SET name = coalesce($3, name),"
         " cost = coalesce($4::bigint, cost), version = version + 1, updated_at = now()"
         " WHERE id = $1::bigint AND version = $2::bigint"
-        " RETURNING id, name, cost, " EPOCH_US("updated_at") ", version),"
-        " m AS (UPDATE marketplace_items SET version = version + 1"
-        " WHERE item_id IN (SELECT id FROM i) AND $4::bigint IS NOT NULL)"
-        " SELECT * FROM i",
+        " RETURNING id, name, cost, " EPOCH_US(
+            "updated_at") ", version),"
+                          " m AS (UPDATE marketplace_items SET version = version + 1"
+                          " WHERE item_id IN (SELECT id FROM i) AND $4::bigint IS NOT NULL)"
+                          " SELECT * FROM i",
         4, params, &res, err);
     if (st == GF_EINVAL) {
         be_err_set(err, "invalid_field", "the item is not valid");
@@ -456,8 +456,8 @@ enum gf_status store_user_exists(struct backend_app *app, int64_t user_id, struc
 }
 
 enum gf_status store_create_marketplace_item(struct backend_app *app, int64_t item_id,
-                                             int64_t count, const struct be_idem *idem,
-                                             int64_t *id, struct be_err *err)
+                                             int64_t count, const struct be_idem *idem, int64_t *id,
+                                             struct be_err *err)
 {
     bool answered;
     char i[24], c[24];

@@ -235,6 +235,30 @@ enum gf_status validate_page(const char *limit, const char *after, int64_t cap, 
     return GF_OK;
 }
 
+enum gf_status validate_gxp_page(const char *limit, const char *after, const char *after_balance,
+                                 const char *order, struct be_gxp_page *out, struct be_err *err)
+{
+    struct be_gxp_page p = {0};
+    if (limit != NULL &&
+        (!validate_digits(limit, strlen(limit), UINT32_MAX, &p.limit) || p.limit < 1))
+        return fail(err, "invalid_field", "parameter \"limit\" must be an integer from 1 to %lld",
+                    (long long)UINT32_MAX);
+    if (after != NULL && !validate_digits(after, strlen(after), VALIDATE_ID_MAX, &p.after_tx))
+        return fail(err, "invalid_field", "parameter \"after\" must be an integer from 0 to %lld",
+                    VALIDATE_ID_MAX);
+    if (after_balance != NULL &&
+        !validate_digits(after_balance, strlen(after_balance), UINT32_MAX, &p.after_balance))
+        return fail(err, "invalid_field",
+                    "parameter \"afterBalance\" must be an integer from 0 to %lld",
+                    (long long)UINT32_MAX);
+    if (order != NULL && strcmp(order, "newest") != 0 && strcmp(order, "oldest") != 0)
+        return fail(err, "invalid_field", "parameter \"order\" must be \"oldest\" or \"newest\"");
+    p.newest_first = order != NULL && strcmp(order, "newest") == 0;
+    p.paged = limit != NULL || after != NULL || after_balance != NULL || order != NULL;
+    *out = p;
+    return GF_OK;
+}
+
 enum gf_status validate_query_id(const char *s, const char *name, int64_t *out, struct be_err *err)
 {
     if (s == NULL)

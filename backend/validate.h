@@ -90,6 +90,12 @@ bool validate_digits(const char *s, size_t len, int64_t max, int64_t *out) GF_MU
  * GF_EINVAL (code invalid_field naming the parameter). */
 enum gf_status validate_page(const char *limit, const char *after, int64_t cap, struct be_page *out,
                              struct be_err *err) GF_MUSTCHECK;
+/* The query of GET /gxp/get-all: limit (1..2^32-1, cut to gxp's cap there), after (a
+ * transaction id), afterBalance (a user id), order ("oldest", the default, or "newest": the
+ * transactions newest first). */
+enum gf_status validate_gxp_page(const char *limit, const char *after, const char *after_balance,
+                                 const char *order, struct be_gxp_page *out,
+                                 struct be_err *err) GF_MUSTCHECK;
 
 /* A query parameter holding an id (e.g. ?userId=): NULL → missing_field, else digits in
  * 1..2^53 → GF_OK, else invalid_field. */

@@ -11,6 +11,8 @@
 
 #define CLI_VERSION "0.1.0"
 #define CLI_DEFAULT_URL "http://localhost:30080"
+/* gf ls shows this many of the newest gxp transactions (a string: it goes into the URL). */
+#define CLI_LS_GXP_ROWS "50"
 
 /* The exit codes of gf: the whole contract with scripts. */
 enum cli_exit {

@@ -55,7 +55,8 @@ static int run_ls(const struct cli_inv *inv)
         {"/item", format_items},
         {"/marketplace/item", format_marketplace_items},
         {"/user/item", format_user_items},
-        {"/gxp/get-all", format_gxp_all},
+        /* The newest transactions: on a busy system the oldest ones say least. */
+        {"/gxp/get-all?order=newest&limit=" CLI_LS_GXP_ROWS, format_gxp_all},
     };
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
         struct cli_reply r;

@@ -166,8 +166,18 @@ void format_gxp_all(const json_t *body, FILE *out)
                                        {"correlationId", "correlationId", COL_TEXT},
                                        {"updatedAt", "updatedAt", COL_TEXT}};
     table(out, "gxp balances", json_object_get(body, "balances"), bal, 3);
+    const json_t *more_b = json_object_get(body, "nextAfterBalance");
+    if (json_is_integer(more_b))
+        fprintf(out, "(more balances: GET /gxp/get-all?afterBalance=%lld)\n",
+                (long long)json_integer_value(more_b));
     fputc('\n', out);
     table(out, "gxp transactions", json_object_get(body, "transactions"), tx, 6);
+    const json_t *more = json_object_get(body, "nextAfter");
+    if (json_is_integer(more))
+        fprintf(out,
+                "(the newest %zu shown; older ones: GET /gxp/get-all?order=newest&after=%lld)\n",
+                json_array_size(json_object_get(body, "transactions")),
+                (long long)json_integer_value(more));
 }
 
 void format_events(const json_t *body, FILE *out)

@@ -469,6 +469,7 @@ static enum gf_status get_transaction(struct gf_grpc_call *call, void *app,
 
 struct getall_tx {
     char limit[16], after_b[16], after_t[24];
+    bool newest_first;
     PGresult *balances, *transactions;
 };
 
@@ -490,11 +491,18 @@ static enum gf_status getall_body(struct gf_db_conn *c, void *arg)
                         " (extract(epoch FROM updated_at) * 1000000)::bigint"
                         " FROM balance WHERE user_id > $1::bigint ORDER BY user_id LIMIT $2::int",
                         2, pb, &g->balances);
-    if (st == GF_OK)
+    if (st == GF_OK && !g->newest_first)
         st = gf_db_exec(c, "gxp_getall_transactions",
                         "SELECT id, user_id, amount, type, status, correlation_id,"
                         " (extract(epoch FROM updated_at) * 1000000)::bigint"
                         " FROM gxp_transaction WHERE id > $1::bigint ORDER BY id LIMIT $2::int",
+                        2, pt, &g->transactions);
+    else if (st == GF_OK)
+        st = gf_db_exec(c, "gxp_getall_transactions_newest",
+                        "SELECT id, user_id, amount, type, status, correlation_id,"
+                        " (extract(epoch FROM updated_at) * 1000000)::bigint"
+                        " FROM gxp_transaction WHERE id < $1::bigint"
+                        " ORDER BY id DESC LIMIT $2::int",
                         2, pt, &g->transactions);
     return st;
 }
@@ -526,6 +534,9 @@ static enum gf_status get_all(struct gf_grpc_call *call, void *arg, const Protob
     snprintf(g.limit, sizeof g.limit, "%" PRId64, limit);
     snprintf(g.after_b, sizeof g.after_b, "%" PRIu32, req->after_balance);
     snprintf(g.after_t, sizeof g.after_t, "%" PRIu64, req->after_transaction);
+    g.newest_first = req->newest_first;
+    if (g.newest_first && req->after_transaction == 0) /* from the newest: below any id */
+        snprintf(g.after_t, sizeof g.after_t, "%" PRId64, INT64_MAX);
     if (!atomic_load(&app->migrated))
         return unavailable(call, GF_EUNAVAILABLE);
 

@@ -404,6 +404,68 @@ static void a_buy_right_after_add_gxp_waits_out_replication_lag(void **state)
     balance_is(&W, u, 0, 0);
 }
 
+/* GET /gxp/get-all pages like the other lists (item 11): ?limit= with ?order=newest answers the
+ * newest transactions first with a cursor to the next page; following the cursors visits
+ * every transaction once; bad paging parameters are 400; without parameters the original's
+ * shape stays exact while nothing is cut. */
+static void gxp_get_all_pages_newest_first_with_cursors(void **state)
+{
+    (void)state;
+    long long u = api_create_user(&W, "paged");
+    for (int i = 1; i <= 5; i++)
+        api_add_gxp(&W, u, i, NULL);
+    assert_int_equal(wait_no_pending(&W, 15000), 0);
+    char path[128], seen[5][40];
+    int n = 0;
+    long long after = 0;
+    for (int page = 0; page < 4; page++) {
+        if (after == 0)
+            snprintf(path, sizeof path, "/gxp/get-all?order=newest&limit=2");
+        else
+            snprintf(path, sizeof path, "/gxp/get-all?order=newest&limit=2&after=%lld", after);
+        struct http_res r;
+        http(&W, "GET", path, NULL, NULL, &r);
+        assert_int_equal(r.status, 200);
+        json_t *txs = json_object_get(r.json, "transactions");
+        assert_true(json_array_size(txs) <= 2);
+        for (size_t i = 0; i < json_array_size(txs); i++) {
+            assert_true(n < 5);
+            snprintf(seen[n++], sizeof seen[0], "%s",
+                     jstr(json_array_get(txs, i), "correlationId"));
+        }
+        json_t *next = json_object_get(r.json, "nextAfter");
+        assert_non_null(next); /* paged: the cursor is always there, null at the end */
+        after = json_is_integer(next) ? (long long)json_integer_value(next) : 0;
+        http_res_free(&r);
+        if (after == 0)
+            break;
+    }
+    assert_int_equal(n, 5);
+    /* Newest first: the amounts 5, 4, 3, 2, 1. */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(sql_ll(W.gxp,
+                                "SELECT amount FROM gxp_transaction WHERE correlation_id"
+                                " = '%s'",
+                                seen[i]),
+                         5 - i);
+    struct http_res r;
+    http(&W, "GET", "/gxp/get-all", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_null(json_object_get(r.json, "nextAfter"));
+    assert_int_equal(json_array_size(json_object_get(r.json, "transactions")), 5);
+    http_res_free(&r);
+    static const char *const bad[] = {"/gxp/get-all?limit=0", "/gxp/get-all?limit=x",
+                                      "/gxp/get-all?order=sideways", "/gxp/get-all?after=-1",
+                                      "/gxp/get-all?afterBalance=99999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        http(&W, "GET", bad[i], NULL, NULL, &r);
+        if (r.status != 400)
+            fail_msg("%s answered %ld", bad[i], r.status);
+        assert_string_equal(jstr(r.json, "error"), "invalid_field");
+        http_res_free(&r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -421,6 +483,8 @@ int main(void)
             a_buy_racing_a_price_change_is_charged_the_price_at_its_commit, setup_world,
             world_check_and_stop),
         cmocka_unit_test_setup_teardown(a_buy_right_after_add_gxp_waits_out_replication_lag,
+                                        setup_patient_gxp, world_check_and_stop),
+        cmocka_unit_test_setup_teardown(gxp_get_all_pages_newest_first_with_cursors,
                                         setup_patient_gxp, world_check_and_stop),
     };
     if (getenv("GF_TEST_FILTER"))
