@@ -2,7 +2,8 @@
 # Stops what a test run left behind: the programs recorded by h_spawn in $GF_TEST_TMP/pids,
 # the clusters recorded by h_pg_start in $GF_TEST_TMP/clusters (see harness.c for the format)
 # and the run's RabbitMQ node in $GF_TEST_TMP/broker (processes recorded by rabbitmq.sh).
-# Run by the ctest cleanup fixture, also after a test timed out and was killed.
+# Run by the ctest cleanup fixture, also after a test timed out and was killed. Also heals the
+# network faults (netfault.sh: iptables rules, delayers) of any run whose owner process is gone.
 #
 #   reap.sh [GF_TEST_TMP]        (default: $GF_TEST_TMP, else ./test-tmp)
 #
@@ -134,8 +135,15 @@ reap_stack() {
     done
 }
 
+# Network faults whose run is over (a chaos run killed before its trap healed them):
+# netfault.sh reap heals each run whose recorded owner process is gone, and only those rules.
+reap_netfault() {
+    bash "$HERE/netfault.sh" reap || log "could not heal the network faults of a finished run"
+}
+
 main() {
     local f
+    reap_netfault || true
     [[ -d $TMP ]] || return 0
     shopt -s nullglob
     for f in "$TMP"/pids/*.pid; do
