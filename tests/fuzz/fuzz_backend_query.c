@@ -1,6 +1,7 @@
 /* Fuzz target: the query parameters of the backend's GET routes, as the handlers read them
  * (api.c): ?limit=&after= of every list (validate_page), ?userId= of /user/gxp
- * (validate_query_id) and ?correlationId= of /gxp/transaction (validate_query_uuid). Input: the
+ * (validate_query_id), ?correlationId= of /gxp/transaction (validate_query_uuid) and the paging of
+ * /gxp/get-all (validate_gxp_page). Input: the
  * parameters as libmicrohttpd hands them on, decoded: "k=v&k&k=" with any bytes (NULs too). */
 #include <stdint.h>
 #include <string.h>
@@ -42,6 +43,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(fuzz_uuid_lower(cid));
     else
         FUZZ_CHECK(fuzz_code_ok(err.code) && fuzz_json_text_ok(err.message));
+
+    struct be_gxp_page gp;
+    err = (struct be_err){0};
+    const char *after_balance = fuzz_param_get(ps, n, "afterBalance");
+    const char *order = fuzz_param_get(ps, n, "order");
+    if (validate_gxp_page(limit, after, after_balance, order, &gp, &err) == GF_OK) {
+        FUZZ_CHECK(gp.limit >= 0 && gp.limit <= UINT32_MAX);
+        FUZZ_CHECK(limit == NULL || gp.limit >= 1);
+        FUZZ_CHECK(gp.after_tx >= 0 && gp.after_tx <= VALIDATE_ID_MAX);
+        FUZZ_CHECK(gp.after_balance >= 0 && gp.after_balance <= UINT32_MAX);
+        FUZZ_CHECK(gp.paged == (limit || after || after_balance || order));
+    } else {
+        FUZZ_CHECK(fuzz_code_ok(err.code) && fuzz_json_text_ok(err.message));
+    }
 
     fuzz_params_free(ps, n);
     return 0;
