@@ -294,11 +294,25 @@ http {
     fastcgi_temp_path $dir/tmp/fastcgi;
     uwsgi_temp_path $dir/tmp/uwsgi;
     scgi_temp_path $dir/tmp/scgi;
-    client_max_body_size 1m;
+    # Correlation ids, the body limit and nginx's own error answers: as deploy/nginx/ingress.conf
+    # (read the reasons there).
+    map \$http_x_correlation_id \$gf_client_cid {
+        "~*^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\$" \$http_x_correlation_id;
+        default "";
+    }
+    map \$request_id \$gf_request_cid {
+        "~^(?<gf_r1>[0-9a-f]{8})(?<gf_r2>[0-9a-f]{4})[0-9a-f](?<gf_r3>[0-9a-f]{3})[0-9a-f](?<gf_r4>[0-9a-f]{3})(?<gf_r5>[0-9a-f]{12})\$" "\$gf_r1-\$gf_r2-4\$gf_r3-8\$gf_r4-\$gf_r5";
+    }
+    map \$gf_client_cid \$gf_cid {
+        "" \$gf_request_cid;
+        default \$gf_client_cid;
+    }
+    client_max_body_size 64k;
     proxy_http_version 1.1;
     proxy_set_header Connection "";
     proxy_set_header Host \$host;
     proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    proxy_set_header X-Correlation-Id \$gf_cid;
     proxy_connect_timeout 2s;
     proxy_read_timeout 30s;
     # Idle upstream connections are dropped before the services' own idle timeout (30 s): nginx
@@ -308,16 +322,37 @@ http {
     upstream eventlog_svc { server 127.0.0.1:$EVENTLOG_HTTP_PORT; keepalive 8; keepalive_timeout 20s; }
     server {
         listen 127.0.0.1:${PORT[$1]};
-        location = /healthz { default_type text/plain; return 200 "ok\\n"; }
+        location = /healthz { default_type text/plain; add_header X-Correlation-Id \$gf_cid always; return 200 "ok\\n"; }
         location /gxp { proxy_pass http://backend_svc_1; }
         location /marketplace { proxy_pass http://backend_svc_1; }
         location /item { proxy_pass http://backend_svc_2; }
         location /user { proxy_pass http://backend_svc_2; }
         location /eventlog { proxy_pass http://eventlog_svc; }
-        location / {
-            default_type application/json;
-            return 404 '{"message":"no route for this path","error":"not_found"}';
-        }
+        location / { return 404; }
+        error_page 400 = @gf_400;
+        error_page 404 = @gf_404;
+        error_page 405 = @gf_405;
+        error_page 408 = @gf_408;
+        error_page 413 = @gf_413;
+        error_page 414 = @gf_414;
+        error_page 429 = @gf_429;
+        error_page 494 = @gf_431;
+        error_page 500 = @gf_500;
+        error_page 502 = @gf_502;
+        error_page 503 = @gf_503;
+        error_page 504 = @gf_504;
+        location @gf_400 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; return 400 '{"message":"malformed request","error":"bad_request","correlationId":"\$gf_cid"}'; }
+        location @gf_404 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; return 404 '{"message":"no route for this path","error":"not_found","correlationId":"\$gf_cid"}'; }
+        location @gf_405 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; return 405 '{"message":"method not allowed","error":"method_not_allowed","correlationId":"\$gf_cid"}'; }
+        location @gf_408 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; return 408 '{"message":"the request did not arrive in time","error":"request_timeout","correlationId":"\$gf_cid"}'; }
+        location @gf_413 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; return 413 '{"message":"request body too large","error":"payload_too_large","correlationId":"\$gf_cid"}'; }
+        location @gf_414 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; return 414 '{"message":"request URL too long","error":"uri_too_long","correlationId":"\$gf_cid"}'; }
+        location @gf_429 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header Retry-After 1 always; return 429 '{"message":"too many requests: retry later","error":"rate_limited","correlationId":"\$gf_cid"}'; }
+        location @gf_431 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; return 431 '{"message":"request header too large","error":"header_too_large","correlationId":"\$gf_cid"}'; }
+        location @gf_500 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; return 500 '{"message":"internal error","error":"internal","correlationId":"\$gf_cid"}'; }
+        location @gf_502 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header Retry-After 1 always; return 502 '{"message":"the service behind this path is unavailable: retry later","error":"bad_gateway","correlationId":"\$gf_cid"}'; }
+        location @gf_503 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header Retry-After 1 always; return 503 '{"message":"the service is unavailable: retry later","error":"unavailable","correlationId":"\$gf_cid"}'; }
+        location @gf_504 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; return 504 '{"message":"the service did not answer in time: the outcome is unknown","error":"gateway_timeout","correlationId":"\$gf_cid"}'; }
     }
 }
 NGINX

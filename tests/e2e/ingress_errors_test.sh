@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# The three ingresses — the local stack's nginx (scripts/stack.sh write_nginx_conf), docker
+# compose's (deploy/nginx/ingress.conf) and the Kubernetes Ingress (deploy/k8s/base/ingress.yaml,
+# assembled as ingress-nginx would by tests/deploy/lib/ingress.mjs) — each run by the real nginx
+# on free ports in front of a stand-in backend (fake_upstream.py, which answers an oversized
+# body 413 at once and closes, as the backend does) and a dead port. Each must:
+#   - answer an unknown path 404 with {"message","error","correlationId"} and X-Correlation-Id;
+#   - echo a client's valid X-Correlation-Id, replace an invalid one by a UUID of its own, and
+#     hand the id it uses to the backend (the backend's answer carries the same);
+#   - pass a body of exactly 64 KiB (the services' limit) and answer 50 bodies of 70 KB (whole
+#     or chunked) 413 in that error body, never 502;
+#   - answer a dead upstream 502 in that error body.
+# Issue 20, items 8 and 10: before, the 404 had no correlationId and no header, and bodies over
+# the limit reached the backend (1m at nginx), which sometimes made nginx answer 502 HTML.
+#
+#   tests/e2e/ingress_errors_test.sh   (env: GF_TEST_TMP; GF_INGRESS_REPO: the tree whose
+#                                        ingress files are tested, default this one)
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=${GF_INGRESS_REPO:-$(cd "$HERE/../.." && pwd)}
+NGINX=${GF_NGINX_BIN:-/usr/sbin/nginx}
+BASE=${GF_TEST_TMP:-/tmp/gf-test-e2e}
+TMP=$BASE/ingress-errors.$$
+BIG=70000
+PYTHON=$(command -v /usr/bin/python3 || command -v python3)
+ROUNDS=${GF_INGRESS_ROUNDS:-50}
+
+checks=0
+fail() {
+    printf 'ingress: FAILED: %s\n' "$*" >&2
+    exit 1
+}
+ok() {
+    checks=$((checks + 1))
+    printf 'ingress: ok %d - %s\n' "$checks" "$*"
+}
+
+# shellcheck source=../harness/ports.sh
+source "$HERE/../harness/ports.sh"
+mapfile -t P < <(pick_ports 6) || fail "no block of free ports"
+((${#P[@]} == 6)) || fail "no block of free ports"
+UP=${P[3]} DEAD=${P[4]} DEAD2=${P[5]}
+declare -A LISTEN=([stack]=${P[0]} [compose]=${P[1]} [k8s]=${P[2]})
+
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+        rm -f "$BASE/pids/$pid.pid"
+    done
+}
+trap cleanup EXIT
+mkdir -p "$TMP" "$BASE/pids"
+
+# Start time of a process (field 22 of /proc/PID/stat), as tests/harness/reap.sh compares it.
+start_time() {
+    local stat fields
+    stat=$(cat "/proc/$1/stat")
+    read -r -a fields <<<"${stat##*) }"
+    printf '%s' "${fields[19]}"
+}
+# started PID EXE: stopped by the trap, and by tests/harness/reap.sh should this script be killed.
+started() {
+    PIDS+=("$1")
+    printf 'pid=%s\nstart=%s\nowner=%s %s\nexe=%s\n' "$1" "$(start_time "$1")" "$$" \
+        "$(start_time $$)" "$2" >"$BASE/pids/$1.pid"
+}
+
+"$PYTHON" "$HERE/fake_upstream.py" "$UP" >"$TMP/upstream.log" 2>&1 &
+started $! "$(readlink -f "$PYTHON")"
+
+# http_block NAME SERVER-TEXT: a whole nginx.conf around a server block (or an http include).
+http_conf() {
+    local dir=$TMP/$1
+    mkdir -p "$dir/tmp"
+    printf 'pid %s/nginx.pid;\nerror_log %s/error.log warn;\nevents { worker_connections 256; }\nhttp {\n' "$dir" "$dir"
+    printf '    %s_temp_path %s/tmp/%s;\n' client_body "$dir" client_body proxy "$dir" proxy \
+        fastcgi "$dir" fastcgi uwsgi "$dir" uwsgi scgi "$dir" scgi
+    printf '    access_log %s/access.log;\n%s\n}\n' "$dir" "$2"
+}
+
+# The local stack's: scripts/stack.sh's own function, run with this test's ports.
+# shellcheck disable=SC2034 # the variables are write_nginx_conf's
+write_stack_conf() {
+    local STATE_DIR=$TMP/stack-state BACKEND1_HTTP_PORT=$DEAD BACKEND2_HTTP_PORT=$UP
+    local EVENTLOG_HTTP_PORT=$DEAD2
+    local -A PORT=([ingress]=${LISTEN[stack]})
+    datadir() { printf '%s/data/%s' "$STATE_DIR" "$1"; }
+    make_dir() { mkdir -p "$1"; }
+    mkdir -p "$STATE_DIR/log"
+    # shellcheck disable=SC1090
+    source <(awk '/^write_nginx_conf\(\) \{/ {on = 1} on {print}
+        on && /^NGINX$/ {done = 1} done && /^}$/ {exit}' "$REPO/scripts/stack.sh")
+    write_nginx_conf ingress
+    mkdir -p "$TMP/stack"
+    cp "$STATE_DIR/data/ingress/nginx.conf" "$TMP/stack/nginx.conf"
+}
+write_stack_conf
+
+# Compose's: its upstream names and port mapped to this test's (as tests/deploy does for nginx -t).
+sed -e 's/ resolve;/;/' -e '/^resolver /d' \
+    -e "s/server backend-svc-1:30080/server 127.0.0.1:$DEAD/" \
+    -e "s/server backend-svc-2:30080/server 127.0.0.1:$UP/" \
+    -e "s/server eventlog:30070/server 127.0.0.1:$DEAD2/" \
+    -e "s/listen 30080;/listen 127.0.0.1:${LISTEN[compose]};/" \
+    "$REPO/deploy/nginx/ingress.conf" >"$TMP/compose.server.conf"
+mkdir -p "$TMP/compose" "$TMP/k8s"
+http_conf compose "include $TMP/compose.server.conf;" >"$TMP/compose/nginx.conf.new"
+mv "$TMP/compose/nginx.conf.new" "$TMP/compose/nginx.conf"
+
+# Kubernetes': the Ingress objects' routes, annotations and snippets in one server.
+node "$HERE/../deploy/lib/ingress.mjs" "$REPO/deploy/k8s/base/ingress.yaml" \
+    "127.0.0.1:${LISTEN[k8s]}" "backend-svc-1=127.0.0.1:$DEAD" "backend-svc-2=127.0.0.1:$UP" \
+    "eventlog-svc=127.0.0.1:$DEAD2" >"$TMP/k8s.server.conf"
+http_conf k8s "include $TMP/k8s.server.conf;" >"$TMP/k8s/nginx.conf.new"
+mv "$TMP/k8s/nginx.conf.new" "$TMP/k8s/nginx.conf"
+
+for name in stack compose k8s; do
+    conf=$TMP/$name/nginx.conf
+    "$NGINX" -t -q -c "$conf" -e "$TMP/$name/error.log" || fail "$name: nginx -t"
+    "$NGINX" -c "$conf" -e "$TMP/$name/error.log" -g 'daemon off;' &
+    started $! "$NGINX"
+done
+for port in "${LISTEN[@]}" "$UP"; do
+    for _ in $(seq 100); do
+        port_free "$port" || break
+        sleep 0.05
+    done
+    port_free "$port" && fail "nothing listens on $port"
+done
+ok "three ingresses (stack $(printf '%s' "${LISTEN[stack]}"), compose ${LISTEN[compose]}, k8s ${LISTEN[k8s]}) in front of a stand-in backend"
+
+# req PORT OUT curl-args...: one request; OUT.h gets the head, OUT.b the body; prints the status.
+req() {
+    local port=$1 out=$2
+    shift 2
+    curl -s -o "$out.b" -D "$out.h" -w '%{http_code}' --max-time 20 "$@" \
+        "http://127.0.0.1:$port$URL_PATH" || true
+}
+
+# verdict OUT STATUS KIND [CID]: KIND error = exactly {message,error,correlationId} with a UUID,
+# equal to the X-Correlation-Id header (and to CID when given); KIND echo = the stand-in
+# backend's answer: the id it received, a UUID equal to the header (and to CID). Prints
+# "ok" or what is wrong.
+verdict() {
+    "$PYTHON" - "$@" <<'PY'
+import json, re, sys
+out, status, kind = sys.argv[1], sys.argv[2], sys.argv[3]
+want = sys.argv[4] if len(sys.argv) > 4 else None
+uuid = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+head = open(out + ".h", encoding="latin-1", newline="").read().split("\r\n\r\n")
+head = [h for h in head if h.strip()][-1]
+lines = head.split("\r\n")
+got = lines[0].split(" ")[1]
+hdrs = [l.split(":", 1) for l in lines[1:] if ":" in l]
+cids = [v.strip() for k, v in hdrs if k.strip().lower() == "x-correlation-id"]
+ctype = [v.strip() for k, v in hdrs if k.strip().lower() == "content-type"]
+problems = []
+if got != status:
+    problems.append(f"status {got}, want {status}")
+try:
+    body = json.loads(open(out + ".b", encoding="utf-8").read())
+except Exception as e:
+    body = None
+    problems.append(f"body not JSON: {open(out + '.b', encoding='latin-1').read()[:120]!r}")
+if len(cids) != 1:
+    problems.append(f"X-Correlation-Id headers: {cids}")
+if not ctype or not ctype[0].startswith("application/json"):
+    problems.append(f"content type {ctype}")
+if isinstance(body, dict):
+    if kind == "error" and sorted(body) != ["correlationId", "error", "message"]:
+        problems.append(f"keys {sorted(body)}")
+    if kind == "error" and not re.match(r"^[a-z][a-z0-9_]*$", str(body.get("error", ""))):
+        problems.append(f"error code {body.get('error')!r}")
+    cid = str(body.get("correlationId", ""))
+    if not uuid.match(cid):
+        problems.append(f"correlationId {cid!r}")
+    if cids and cids[0].lower() != cid.lower():
+        problems.append(f"header {cids[0]} != body {cid}")
+    if want and cid.lower() != want.lower():
+        problems.append(f"correlationId {cid}, want {want}")
+print("; ".join(problems) if problems else "ok")
+PY
+}
+
+expect_ok() { # NAME WHAT OUT STATUS KIND [CID]
+    local name=$1 what=$2 v
+    shift 2
+    v=$(verdict "$@")
+    [[ $v == ok ]] || fail "$name: $what: $v (head: $(head -c 300 "$1.h" | tr '\r\n' '  '))"
+}
+
+head -c "$BIG" /dev/zero | tr '\0' 'a' >"$TMP/big.json"
+head -c 65536 /dev/zero | tr '\0' 'a' >"$TMP/limit.json"
+CLIENT_CID=0B2C4D6E-1111-4222-8333-444455556666
+
+for name in stack compose k8s; do
+    port=${LISTEN[$name]}
+    o=$TMP/$name/r
+
+    URL_PATH=/no/such/path
+    st=$(req "$port" "$o")
+    expect_ok "$name" "unknown path" "$o" 404 error
+    st=$(req "$port" "$o" -H "X-Correlation-Id: $CLIENT_CID")
+    expect_ok "$name" "unknown path with the client's id" "$o" 404 error "$CLIENT_CID"
+    st=$(req "$port" "$o" -X POST -H 'X-Correlation-Id: not-a-uuid"},"x":"' -d '{}')
+    expect_ok "$name" "unknown path with an invalid id" "$o" 404 error
+    ok "$name: unknown paths answer 404 in the error body with X-Correlation-Id (the client's when valid)"
+
+    URL_PATH=/user/svc-info
+    st=$(req "$port" "$o")
+    expect_ok "$name" "id handed to the backend" "$o" 200 echo
+    st=$(req "$port" "$o" -H "X-Correlation-Id: $CLIENT_CID")
+    expect_ok "$name" "client's id handed to the backend" "$o" 200 echo "$CLIENT_CID"
+    ok "$name: the backend gets nginx's id (the client's when valid) and answers with it"
+
+    URL_PATH=/user/create
+    st=$(req "$port" "$o" -H 'Content-Type: application/json' -H 'Expect:' --data-binary "@$TMP/limit.json")
+    [[ $st == 200 ]] || fail "$name: a body of exactly 64 KiB answered $st"
+    n413=0 n502=0 other=0
+    for ((i = 0; i < ROUNDS; i++)); do
+        if ((i % 2 == 0)); then
+            st=$(req "$port" "$o" -H 'Content-Type: application/json' -H 'Expect:' --data-binary "@$TMP/big.json")
+        else
+            st=$(req "$port" "$o" -H 'Content-Type: application/json' -H 'Expect:' -H 'Transfer-Encoding: chunked' --data-binary "@$TMP/big.json")
+        fi
+        case $st in
+        413)
+            n413=$((n413 + 1))
+            expect_ok "$name" "70 KB body" "$o" 413 error
+            ;;
+        502) n502=$((n502 + 1)) ;;
+        *) other=$((other + 1)) ;;
+        esac
+    done
+    reached=$(grep -c '^oversized' "$TMP/upstream.log" || true)
+    printf 'ingress: %s: %d POSTs of %d bytes: 413=%d 502=%d other=%d, reached the backend: %d\n' \
+        "$name" "$ROUNDS" "$BIG" "$n413" "$n502" "$other" "$reached"
+    ((n502 == 0 && other == 0)) || fail "$name: bodies over the limit: 502=$n502 other=$other"
+    ((reached == 0)) || fail "$name: $reached bodies over the limit reached the backend"
+    ok "$name: 64 KiB passes; $ROUNDS bodies of 70 KB (whole or chunked) all 413 in the error body, no 502"
+
+    URL_PATH=/gxp/svc-info
+    st=$(req "$port" "$o")
+    expect_ok "$name" "dead upstream" "$o" 502 error
+    ok "$name: a dead upstream answers 502 in the error body with X-Correlation-Id"
+done
+
+printf 'ingress: all %d checks passed\n' "$checks"
