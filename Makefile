@@ -80,9 +80,11 @@ logs:
 bench: deps build
 	@bash bench/suite.sh
 
-# The chaos test: load through nginx while processes are killed, clusters restarted and broker
-# connections closed, then every invariant checked (tests/chaos/chaos.sh). CHAOS_SEED (random
-# when unset) replays a run's operations and faults; CHAOS_SECONDS, CHAOS_CLIENTS.
+# The chaos test: load through nginx (with Idempotency-Key retries and resent correlation ids)
+# while processes are killed and paused, clusters restarted, broker connections closed, network
+# links cut and delayed (tests/harness/netfault.sh: iptables, so as root) and failpoints fire in
+# every window of the protocol; then every invariant checked (tests/chaos/chaos.sh). CHAOS_SEED
+# (random when unset) replays a run's operations and faults; CHAOS_SECONDS, CHAOS_CLIENTS.
 CHAOS_SECONDS ?= 120
 CHAOS_CLIENTS ?= 16
 .PHONY: chaos

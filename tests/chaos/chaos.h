@@ -23,9 +23,14 @@ bool rng_chance(struct rng *r, int num, int den);
 void rng_uuid(struct rng *r, char out[37]);
 
 /* ---- the record of one request ------------------------------------------------------------
- * One TSV line per request, written when its answer (or its failure) came back. status 0 means
- * no answer: the connection was cut or timed out (curl_rc says which). Fields that do not
- * apply are 0 or "-". */
+ * One TSV line per request (per attempt, for a request retried), written when its answer (or
+ * its failure) came back. status 0 means no answer: the connection was cut or timed out
+ * (curl_rc says which). Fields that do not apply are 0 or "-".
+ *
+ * Retried requests: an Idempotency-Key request is sent again with the same key and body, each
+ * attempt with a new X-Correlation-Id, until a definite answer (key set, attempt 1, 2, ...); a
+ * resent request sends the same X-Correlation-Id again without a key after no answer or a 5xx
+ * (REC_RESEND). A replayed answer (Idempotent-Replayed: true) sets REC_REPLAYED. */
 enum rec_kind {
     K_CREATE_USER, /* name; res_id = userId */
     K_ADD_GXP,     /* user, amount */
@@ -54,7 +59,14 @@ struct rec {
     int64_t t0_ms, t1_ms;
     int64_t res_id, res_ver;
     char err[ERR_MAX_LEN]; /* the error code of an error body ("-" if none) */
+    char key[37];          /* the Idempotency-Key sent ("-" if none) */
+    int attempt;           /* 1 for the first attempt of a request */
+    int flags;             /* REC_* */
 };
+
+#define REC_REPLAYED 1 /* the answer said Idempotent-Replayed: true */
+#define REC_RESEND 2   /* a request that resends its X-Correlation-Id when it gets no answer */
+#define REC_PROBE 4    /* a probe buy of the driver (tests/chaos/chaos.sh, lock hold) */
 
 void rec_write(FILE *f, const struct rec *r);
 /* Reads a whole file of records; false (with a message) on a malformed line. */
@@ -64,6 +76,12 @@ bool rec_read_file(const char *path, struct rec **out, size_t *n);
 int chaos_setup(int argc, char **argv);
 int chaos_load(int argc, char **argv);
 int chaos_check(int argc, char **argv);
+int chaos_probe(int argc, char **argv);
+int chaos_sample(int argc, char **argv);
+
+/* Is this answer definite (2xx, or a 4xx other than 408, 429 and 409 request_in_progress), or
+ * should a client with an Idempotency-Key retry it? */
+bool rec_definite(const struct rec *r);
 
 /* Wall-clock milliseconds. */
 int64_t now_ms(void);

@@ -91,6 +91,10 @@ enum inv {
     I_REQ_UNKNOWN,
     I_REQ_CID,
     I_PATCH,
+    I_KEY_ONCE,
+    I_KEY_ANSWER,
+    I_PENDING_AFTER,
+    I_FAULTS_TIMED,
     NINV
 };
 
@@ -117,6 +121,10 @@ static const char *const inv_names[NINV] = {
     [I_REQ_UNKNOWN] = "a request without an answer has all of its effect or none (per request)",
     [I_REQ_CID] = "an answer carries the correlation id sent (per answer)",
     [I_PATCH] = "item versions and names account for the PATCHes (per item)",
+    [I_KEY_ONCE] = "at most one effect per Idempotency-Key, among all its attempts (per key)",
+    [I_KEY_ANSWER] = "a key answered 2xx has one effect, the cid its answer names (per key)",
+    [I_PENDING_AFTER] = "nothing PENDING past timeout + lag after a fault ended (per sample)",
+    [I_FAULTS_TIMED] = "samples of the databases were taken during the run (per run)",
 };
 
 static long checked[NINV], violated[NINV];
@@ -451,20 +459,33 @@ static void check_stock(const struct rec *v, size_t n)
 /* ---- requests ---------------------------------------------------------------------------------
  */
 
-enum outcome { O_2XX, O_4XX, O_5XX_SVC, O_5XX_INGRESS, O_NONE, NOUT };
-static const char *const outcome_names[NOUT] = {"2xx", "4xx", "5xx(service)", "5xx(ingress)",
-                                                "no-answer"};
+/* O_LATER: the service said the outcome is not settled yet (409 request_in_progress, 5xx
+ * outcome_unknown, any 5xx to a resent correlation id): like no answer, all of the effect or
+ * none. */
+enum outcome { O_2XX, O_4XX, O_5XX_SVC, O_5XX_INGRESS, O_NONE, O_LATER, NOUT };
+static const char *const outcome_names[NOUT] = {"2xx",          "4xx",       "5xx(service)",
+                                                "5xx(ingress)", "no-answer", "retry-later"};
 
 static enum outcome outcome_of(const struct rec *r)
 {
     if (r->status == 0)
         return O_NONE;
+    /* A resent correlation id answered 5xx (not_ready, say) speaks of this attempt only: the
+     * transaction an earlier attempt started may have committed. */
+    if (r->status >= 500 && r->err[0] && (r->flags & REC_RESEND) && r->attempt > 1)
+        return O_LATER;
+    if ((r->status == 409 && strcmp(r->err, "request_in_progress") == 0) ||
+        (r->status >= 500 && strcmp(r->err, "outcome_unknown") == 0))
+        return O_LATER;
     if (r->status < 300)
         return O_2XX;
     if (r->status < 500)
         return O_4XX;
-    /* An error body with a code comes from the service; nginx's 502/504 pages have none. */
-    return r->err[0] ? O_5XX_SVC : O_5XX_INGRESS;
+    /* An error body with a code comes from the service, but for the ingress's own 502 and 504
+     * (bad_gateway, gateway_timeout: no service uses them) or a page without one. */
+    if (!r->err[0] || strcmp(r->err, "bad_gateway") == 0 || strcmp(r->err, "gateway_timeout") == 0)
+        return O_5XX_INGRESS;
+    return O_5XX_SVC;
 }
 
 /* 1: the whole effect, 0: none, -1: part of it. */
@@ -529,6 +550,17 @@ static int effect_of(const struct rec *r, char *why, size_t n)
 }
 
 static long counts[NKINDS][NOUT];
+static long n_keyed, n_replayed, n_resent, n_probes;
+
+/* The record whose effect an answer speaks of: a replayed 2xx of a keyed request names the
+ * correlation id of the attempt whose work committed. */
+static struct rec effect_rec(const struct rec *r)
+{
+    struct rec e = *r;
+    if (r->key[0] && r->status / 100 == 2 && r->resp_cid[0])
+        snprintf(e.cid, sizeof e.cid, "%s", r->resp_cid);
+    return e;
+}
 
 static void check_requests(const struct rec *v, size_t n)
 {
@@ -536,7 +568,12 @@ static void check_requests(const struct rec *v, size_t n)
         const struct rec *r = &v[i];
         enum outcome o = outcome_of(r);
         counts[r->kind][o]++;
-        if (r->status != 0 && r->resp_cid[0])
+        n_keyed += r->key[0] != 0;
+        n_replayed += (r->flags & REC_REPLAYED) != 0;
+        n_resent += (r->flags & REC_RESEND) && r->attempt > 1;
+        n_probes += (r->flags & REC_PROBE) != 0;
+        /* A keyed replay names the attempt that did the work: check_keys checks which. */
+        if (r->status != 0 && r->resp_cid[0] && !(r->key[0] && (r->flags & REC_REPLAYED)))
             check(I_REQ_CID, strcmp(r->resp_cid, r->cid) == 0,
                   "%s request #%ld sent %s, answer says %s", kind_names[r->kind], r->seq, r->cid,
                   r->resp_cid);
@@ -546,31 +583,114 @@ static void check_requests(const struct rec *v, size_t n)
             check(I_REQ_2XX, o != O_2XX, "create_user #%ld with a 300-byte name answered %d",
                   r->seq, r->status);
         char why[256];
-        int fx = effect_of(r, why, sizeof why);
+        struct rec e = effect_rec(r);
+        int fx = effect_of(&e, why, sizeof why);
+        const char *how = r->key[0] ? "keyed " : (r->flags & REC_RESEND) ? "resent " : "";
         switch (o) {
         case O_2XX:
             check(I_REQ_2XX, fx == 1,
-                  "%s #%ld cid %s user %" PRId64 " item %" PRId64 " amount %" PRId64
-                  " answered %d, effect %s: %s",
-                  kind_names[r->kind], r->seq, r->cid, r->user, r->item, r->amount, r->status,
+                  "%s%s #%ld cid %s key %s attempt %d user %" PRId64 " item %" PRId64
+                  " amount %" PRId64 " answered %d%s naming %s, effect %s: %s",
+                  how, kind_names[r->kind], r->seq, r->cid, r->key[0] ? r->key : "-", r->attempt,
+                  r->user, r->item, r->amount, r->status,
+                  (r->flags & REC_REPLAYED) ? " (replayed)" : "", e.cid,
                   fx == 0 ? "none" : "partial", why);
             break;
         case O_4XX:
             check(I_REQ_4XX, fx == 0,
-                  "%s #%ld cid %s user %" PRId64 " item %" PRId64 " answered %d %s, effect %s: %s",
-                  kind_names[r->kind], r->seq, r->cid, r->user, r->item, r->status, r->err,
-                  fx == 1 ? "whole" : "partial", why);
+                  "%s%s #%ld cid %s key %s attempt %d user %" PRId64 " item %" PRId64
+                  " answered %d %s, effect %s: %s",
+                  how, kind_names[r->kind], r->seq, r->cid, r->key[0] ? r->key : "-", r->attempt,
+                  r->user, r->item, r->status, r->err, fx == 1 ? "whole" : "partial", why);
             break;
         case O_5XX_SVC:
-            check(I_REQ_5XX, fx == 0, "%s #%ld cid %s answered %d %s, effect %s: %s",
-                  kind_names[r->kind], r->seq, r->cid, r->status, r->err,
+            check(I_REQ_5XX, fx == 0, "%s%s #%ld cid %s key %s answered %d %s, effect %s: %s", how,
+                  kind_names[r->kind], r->seq, r->cid, r->key[0] ? r->key : "-", r->status, r->err,
                   fx == 1 ? "whole" : "partial", why);
             break;
         default:
-            check(I_REQ_UNKNOWN, fx != -1, "%s #%ld cid %s (%s, curl %d): partial effect: %s",
-                  kind_names[r->kind], r->seq, r->cid, outcome_names[o], r->curl_rc, why);
+            check(I_REQ_UNKNOWN, fx != -1,
+                  "%s%s #%ld cid %s key %s (%s, %d %s, curl %d): partial effect: %s", how,
+                  kind_names[r->kind], r->seq, r->cid, r->key[0] ? r->key : "-", outcome_names[o],
+                  r->status, r->err[0] ? r->err : "-", r->curl_rc, why);
         }
     }
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    const struct rec *const *x = a, *const *y = b;
+    int c = strcmp((*x)->key, (*y)->key);
+    return c ? c : (*x)->attempt - (*y)->attempt;
+}
+
+static long keys_total, keys_2xx, keys_4xx, keys_unsettled, keys_attempts_max;
+
+/* Every Idempotency-Key: among the correlation ids of all its attempts, at most one committed;
+ * when an attempt was answered 2xx, exactly one did, the one every 2xx answer names; when the
+ * last answer was a definite refusal, none did. */
+static void check_keys(const struct rec *v, size_t n)
+{
+    const struct rec **k = malloc((n + 1) * sizeof *k);
+    size_t nk = 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i].key[0])
+            k[nk++] = &v[i];
+    qsort(k, nk, sizeof *k, cmp_key);
+    for (size_t i = 0; i < nk;) {
+        size_t j = i;
+        while (j < nk && strcmp(k[j]->key, k[i]->key) == 0)
+            j++;
+        keys_total++;
+        if ((long)(j - i) > keys_attempts_max)
+            keys_attempts_max = (long)(j - i);
+        const struct rec *last = k[j - 1], *ok = NULL;
+        int effects = 0;
+        char committed[37] = "", list[512] = "";
+        size_t ll = 0;
+        bool named_ok = true;
+        for (size_t a = i; a < j; a++) {
+            char why[256];
+            struct rec own = *k[a]; /* this attempt's own correlation id */
+            if (effect_of(&own, why, sizeof why) == 1) {
+                effects++;
+                snprintf(committed, sizeof committed, "%s", own.cid);
+            }
+            if (ll < sizeof list - 48)
+                ll += (size_t)snprintf(list + ll, sizeof list - ll, "%s%s:%d%s", a > i ? "," : "",
+                                       own.cid, own.status, (own.flags & REC_REPLAYED) ? "r" : "");
+            if (k[a]->status / 100 == 2) {
+                if (ok && strcmp(ok->resp_cid, k[a]->resp_cid) != 0)
+                    named_ok = false;
+                ok = k[a];
+            }
+        }
+        /* A 2xx names one of this key's attempts. */
+        if (ok) {
+            bool ours = false;
+            for (size_t a = i; a < j; a++)
+                ours = ours || strcmp(k[a]->cid, ok->resp_cid) == 0;
+            named_ok = named_ok && ours;
+        }
+        check(I_KEY_ONCE, effects <= 1, "%s key %s: %d of its attempts committed (cid:status %s)",
+              kind_names[last->kind], last->key, effects, list);
+        if (ok) {
+            keys_2xx++;
+            check(I_KEY_ANSWER, effects == 1 && named_ok && strcmp(committed, ok->resp_cid) == 0,
+                  "%s key %s answered %d naming %s, but %d attempts committed (%s) (cid:status %s)",
+                  kind_names[last->kind], last->key, ok->status, ok->resp_cid, effects,
+                  committed[0] ? committed : "none", list);
+        } else if (rec_definite(last)) {
+            keys_4xx++;
+            check(I_KEY_ANSWER, effects == 0,
+                  "%s key %s finally answered %d %s, but an attempt committed (%s) (cid:status %s)",
+                  kind_names[last->kind], last->key, last->status, last->err, committed, list);
+        } else {
+            keys_unsettled++;
+        }
+        i = j;
+    }
+    free(k);
 }
 
 /* Versions start at 0 and each PATCH that took effect adds one: the 2xx PATCHes of an item
@@ -612,40 +732,160 @@ static void check_patches(const struct rec *v, size_t n)
 /* ---- faults and the summary -------------------------------------------------------------------
  */
 
-static void print_faults(const char *path, long *total)
+/* A fault of the run (faults.tsv, written by chaos.sh): "T_REL KIND TARGET RESULT T0 T1 ...". */
+struct fault {
+    long t_rel;
+    char kind[16], target[48], result[16];
+    int64_t t0, t1;
+};
+static struct fault *faults;
+static size_t n_faults;
+
+static void load_faults(const char *path)
 {
-    *total = 0;
     FILE *f = path ? fopen(path, "r") : NULL;
-    if (!f) {
+    if (!f)
+        return;
+    char line[512];
+    size_t cap = 0;
+    while (fgets(line, sizeof line, f)) {
+        struct fault x = {0};
+        long long t0 = 0, t1 = 0;
+        int got = sscanf(line, "%ld %15s %47s %15s %lld %lld", &x.t_rel, x.kind, x.target, x.result,
+                         &t0, &t1);
+        if (got < 4)
+            continue;
+        x.t0 = t0;
+        x.t1 = got >= 6 ? t1 : t0;
+        if (n_faults == cap) {
+            cap = cap ? 2 * cap : 64;
+            faults = realloc(faults, cap * sizeof *faults);
+            if (!faults)
+                exit(1);
+        }
+        faults[n_faults++] = x;
+    }
+    fclose(f);
+}
+
+/* A database sample (gf-chaos sample). */
+struct sample {
+    int64_t t, pend_n, pend_max, open_tx, lock_waits, lock_wait_max;
+    char cid[40];
+};
+static struct sample *samples;
+static size_t n_samples;
+
+static void load_samples(const char *path)
+{
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!f)
+        return;
+    char line[512];
+    size_t cap = 0;
+    while (fgets(line, sizeof line, f)) {
+        struct sample x = {0};
+        long long t, a, b, c, d, e;
+        if (sscanf(line, "%lld %lld %lld %39s %lld %lld %lld", &t, &a, &b, x.cid, &c, &d, &e) != 7)
+            continue;
+        x.t = t, x.pend_n = a, x.pend_max = b, x.open_tx = c, x.lock_waits = d, x.lock_wait_max = e;
+        if (n_samples == cap) {
+            cap = cap ? 2 * cap : 1024;
+            samples = realloc(samples, cap * sizeof *samples);
+            if (!samples)
+                exit(1);
+        }
+        samples[n_samples++] = x;
+    }
+    fclose(f);
+}
+
+static bool is_net_or_pause(const struct fault *f)
+{
+    return strcmp(f->kind, "cut") == 0 || strcmp(f->kind, "delay") == 0 ||
+           strcmp(f->kind, "pause") == 0;
+}
+
+/* SPEC §5 over time: at every sample taken when no fault was going on, the oldest PENDING
+ * transaction is at most pending_limit old, counted from the end of the last fault if it is
+ * older than that. Also: the largest PENDING age after each partition or pause, and when the
+ * reservations it left were settled. */
+static void check_pending_over_time(int64_t limit_ms, int64_t timeout_ms)
+{
+    check(I_FAULTS_TIMED, n_samples > 0, "no database sample was taken during the run");
+    char seen[64][40];
+    int nseen = 0;
+    for (size_t i = 0; i < n_samples; i++) {
+        const struct sample *s = &samples[i];
+        if (s->pend_max < 0)
+            continue;
+        int64_t last_end = 0;
+        const struct fault *last = NULL;
+        bool active = false;
+        for (size_t j = 0; j < n_faults; j++) {
+            const struct fault *f = &faults[j];
+            if (f->t0 > s->t)
+                continue;
+            if (f->t1 >= s->t)
+                active = true;
+            else if (f->t1 >= last_end) {
+                last_end = f->t1;
+                last = f;
+            }
+        }
+        if (active)
+            continue;
+        int64_t since = s->t - s->pend_max; /* when the oldest became PENDING */
+        if (since < last_end)
+            since = last_end;
+        bool ok = s->t - since <= limit_ms;
+        bool dup = false;
+        for (int k = 0; k < nseen && !dup; k++)
+            dup = strcmp(seen[k], s->cid) == 0;
+        if (!ok && !dup && nseen < 64)
+            snprintf(seen[nseen++], sizeof seen[0], "%s", s->cid);
+        if (ok || !dup)
+            check(I_PENDING_AFTER, ok,
+                  "transaction %s PENDING for %" PRId64 " ms at %+.1f s, %" PRId64
+                  " ms after the last fault (%s %s) ended (limit %" PRId64 " ms)",
+                  s->cid, s->pend_max,
+                  faults && n_faults ? (double)(s->t - faults[0].t0 + faults[0].t_rel) / 1e3 : 0.0,
+                  last ? s->t - last_end : -1, last ? last->kind : "-", last ? last->target : "-",
+                  limit_ms);
+    }
+    (void)timeout_ms;
+}
+
+static int64_t max_pending_after, lock_hold_max = -1;
+
+static void print_faults(long *total, int64_t timeout_ms, int64_t limit_ms)
+{
+    *total = (long)n_faults;
+    if (n_faults == 0) {
         printf("faults injected: (no record)\n");
         return;
     }
-    char line[256], kinds[8][32], targets[16][48];
-    long per_kind[8] = {0}, per_target[16] = {0}, failed = 0;
+    char kinds[10][16], targets[24][48];
+    long per_kind[10] = {0}, per_target[24] = {0}, failed = 0;
     int nk = 0, nt = 0;
-    while (fgets(line, sizeof line, f)) {
-        char kind[32], target[48], result[32];
-        long t;
-        if (sscanf(line, "%ld %31s %47s %31s", &t, kind, target, result) != 4)
-            continue;
-        (*total)++;
-        if (strcmp(result, "ok") != 0)
+    for (size_t i = 0; i < n_faults; i++) {
+        const struct fault *f = &faults[i];
+        if (strcmp(f->result, "ok") != 0 && strcmp(f->kind, "fpkill") != 0)
             failed++;
         int k = 0, j = 0;
-        while (k < nk && strcmp(kinds[k], kind) != 0)
+        while (k < nk && strcmp(kinds[k], f->kind) != 0)
             k++;
-        if (k == nk && nk < 8)
-            snprintf(kinds[nk++], sizeof kinds[0], "%s", kind);
-        if (k < 8)
+        if (k == nk && nk < 10)
+            snprintf(kinds[nk++], sizeof kinds[0], "%s", f->kind);
+        if (k < 10)
             per_kind[k]++;
-        while (j < nt && strcmp(targets[j], target) != 0)
+        while (j < nt && strcmp(targets[j], f->target) != 0)
             j++;
-        if (j == nt && nt < 16)
-            snprintf(targets[nt++], sizeof targets[0], "%s", target);
-        if (j < 16)
+        if (j == nt && nt < 24)
+            snprintf(targets[nt++], sizeof targets[0], "%s", f->target);
+        if (j < 24)
             per_target[j]++;
     }
-    fclose(f);
     printf("faults injected: %ld", *total);
     for (int k = 0; k < nk; k++)
         printf("%s %s=%ld", k ? "," : " (", kinds[k], per_kind[k]);
@@ -656,9 +896,101 @@ static void print_faults(const char *path, long *total)
     printf("\n");
     if (failed)
         printf("  %ld faults did not complete as planned (see the driver's log)\n", failed);
+    /* After each partition and pause: the oldest PENDING in the following limit_ms (later
+     * faults may add to it), and when nothing was PENDING longer than the timeout. */
+    printf("PENDING on gxp after each partition or pause (sampled every ~0.5 s for %" PRId64
+           " ms after it ended; pending timeout %" PRId64 " ms):\n",
+           limit_ms, timeout_ms);
+    for (size_t i = 0; i < n_faults; i++) {
+        const struct fault *f = &faults[i];
+        if (!is_net_or_pause(f))
+            continue;
+        int64_t next = f->t1 + limit_ms;
+        int64_t worst = 0, settled = -1;
+        for (size_t j = 0; j < n_samples; j++) {
+            const struct sample *s = &samples[j];
+            if (s->t < f->t1 || s->t >= next || s->pend_max < 0)
+                continue;
+            if (s->pend_max > worst)
+                worst = s->pend_max;
+            if (settled < 0 && s->pend_max <= timeout_ms)
+                settled = s->t - f->t1;
+        }
+        if (worst > max_pending_after)
+            max_pending_after = worst;
+        printf("  %-6s %-14s %5" PRId64 " ms at %+6.1f s: max PENDING age afterwards %6" PRId64
+               " ms; none older than the timeout %s%" PRId64 " ms after it ended\n",
+               f->kind, f->target, f->t1 - f->t0, (double)f->t_rel / 1e3, worst,
+               settled < 0 ? "(not seen) " : "", settled < 0 ? 0 : settled);
+    }
+    printf("  max PENDING age after partitions and pauses: %" PRId64 " ms\n", max_pending_after);
+    int64_t all_max = 0, open_max = 0, wait_max = 0;
+    for (size_t j = 0; j < n_samples; j++) {
+        if (samples[j].pend_max > all_max)
+            all_max = samples[j].pend_max;
+        if (samples[j].open_tx > open_max)
+            open_max = samples[j].open_tx;
+        if (samples[j].lock_wait_max > wait_max)
+            wait_max = samples[j].lock_wait_max;
+    }
+    printf("  over the whole run (%zu samples): max PENDING age %" PRId64
+           " ms; backend-db: oldest open transaction of a service session %" PRId64
+           " ms, longest lock wait %" PRId64 " ms\n",
+           n_samples, all_max, open_max, wait_max);
 }
 
-static void print_summary(const char *faults, uint64_t seed)
+/* Failpoint hits counted from the programs' logs by chaos.sh: "NAME ACTION COUNT" lines. */
+static void print_failpoints(const char *path)
+{
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!f) {
+        printf("failpoints fired: (no record)\n");
+        return;
+    }
+    char line[256];
+    printf("failpoints fired (from the logs):");
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        char name[64], action[16];
+        long count;
+        if (sscanf(line, "%63s %15s %ld", name, action, &count) == 3) {
+            printf("%s %s %s=%ld", n ? "," : "", name, action, count);
+            n++;
+        }
+    }
+    printf("%s\n", n ? "" : " none");
+    fclose(f);
+}
+
+/* Probe buys during pauses of a backend that sat inside a buy (chaos.sh): "T PROGRAM PAUSE_MS
+ * ITEM blocked_ms=B probes=N status=S error=E". */
+static void print_lock_probes(const char *path)
+{
+    FILE *f = path ? fopen(path, "r") : NULL;
+    char line[512];
+    int n = 0;
+    printf("lock hold after a pause (probe buys of the item a paused backend was buying):\n");
+    while (f && fgets(line, sizeof line, f)) {
+        long long t, pause_ms, item, blocked;
+        char prog[48], rest[256] = "";
+        if (sscanf(line, "%lld %47s %lld %lld blocked_ms=%lld %255[^\n]", &t, prog, &pause_ms,
+                   &item, &blocked, rest) < 5)
+            continue;
+        printf("  %s paused %lld ms inside a buy of item %lld: buys of that item blocked %lld ms "
+               "(%s)\n",
+               prog, pause_ms, item, blocked, rest);
+        if (blocked > lock_hold_max)
+            lock_hold_max = blocked;
+        n++;
+    }
+    if (f)
+        fclose(f);
+    if (n == 0)
+        printf("  none measured (no pause of backend-svc-1 caught a buy at buy.before_commit)\n");
+}
+
+static void print_summary(uint64_t seed, int64_t timeout_ms, int64_t limit_ms, const char *fp_path,
+                          const char *probes_path)
 {
     printf("\n===== chaos summary (CHAOS_SEED=%" PRIu64 ") =====\n", seed);
     long total = 0, by[NOUT] = {0};
@@ -671,11 +1003,12 @@ static void print_summary(const char *faults, uint64_t seed)
     for (int o = 0; o < NOUT; o++)
         printf("%s%s %ld", o ? ", " : "", outcome_names[o], by[o]);
     printf(")\n");
-    printf("  %-12s %8s %8s %13s %13s %10s\n", "kind", "2xx", "4xx", "5xx(service)", "5xx(ingress)",
-           "no-answer");
+    printf("  %-12s %8s %8s %13s %13s %10s %12s\n", "kind", "2xx", "4xx", "5xx(service)",
+           "5xx(ingress)", "no-answer", "retry-later");
     for (int k = 0; k < NKINDS; k++)
-        printf("  %-12s %8ld %8ld %13ld %13ld %10ld\n", kind_names[k], counts[k][O_2XX],
-               counts[k][O_4XX], counts[k][O_5XX_SVC], counts[k][O_5XX_INGRESS], counts[k][O_NONE]);
+        printf("  %-12s %8ld %8ld %13ld %13ld %10ld %12ld\n", kind_names[k], counts[k][O_2XX],
+               counts[k][O_4XX], counts[k][O_5XX_SVC], counts[k][O_5XX_INGRESS], counts[k][O_NONE],
+               counts[k][O_LATER]);
     long resolver = 0, asked = 0;
     for (long i = 0; i < g_dec.n; i++)
         if (strcmp(V(g_dec.r, i, 2), "resolver") == 0)
@@ -687,8 +1020,15 @@ static void print_summary(const char *faults, uint64_t seed)
            "gxp's resolver applied the decision before replication brought it: %ld)\n",
            g_tx.n, asked, resolver);
     printf("committed buys: %ld; stored events: %ld\n", b_evout.n, e_ev.n);
+    printf("retries: %ld keyed attempts over %ld Idempotency-Keys (answered 2xx %ld, refused %ld, "
+           "unsettled %ld; at most %ld attempts), %ld replayed answers; %ld resends of a "
+           "correlation id; %ld probe buys\n",
+           n_keyed, keys_total, keys_2xx, keys_4xx, keys_unsettled, keys_attempts_max, n_replayed,
+           n_resent, n_probes);
     long nfaults;
-    print_faults(faults, &nfaults);
+    print_faults(&nfaults, timeout_ms, limit_ms);
+    print_lock_probes(probes_path);
+    print_failpoints(fp_path);
     long all_checked = 0, all_violated = 0;
     printf("invariants:\n");
     for (int i = 0; i < NINV; i++) {
@@ -697,13 +1037,18 @@ static void print_summary(const char *faults, uint64_t seed)
         all_checked += checked[i];
         all_violated += violated[i];
     }
-    printf("checks: %ld; violations = %ld\n", all_checked, all_violated);
+    printf("max PENDING age after partitions/pauses: %" PRId64 " ms; lock hold after a pause: %s",
+           max_pending_after, lock_hold_max < 0 ? "not measured" : "");
+    if (lock_hold_max >= 0)
+        printf("%" PRId64 " ms", lock_hold_max);
+    printf("\nchecks: %ld; violations = %ld\n", all_checked, all_violated);
 }
 
 int chaos_check(int argc, char **argv)
 {
-    const char *bconn = NULL, *gconn = NULL, *econn = NULL, *faults = NULL;
-    int64_t limit_ms = 30000;
+    const char *bconn = NULL, *gconn = NULL, *econn = NULL, *faults_path = NULL;
+    const char *samples_path = NULL, *fp_path = NULL, *probes_path = NULL;
+    int64_t limit_ms = 30000, timeout_ms = 2000;
     uint64_t seed = 0;
     struct rec *v = NULL;
     size_t n = 0;
@@ -716,7 +1061,15 @@ int chaos_check(int argc, char **argv)
         else if (strcmp(k, "--eventlog-db") == 0)
             econn = val;
         else if (strcmp(k, "--faults") == 0)
-            faults = val;
+            faults_path = val;
+        else if (strcmp(k, "--samples") == 0)
+            samples_path = val;
+        else if (strcmp(k, "--failpoints") == 0)
+            fp_path = val;
+        else if (strcmp(k, "--lock-probes") == 0)
+            probes_path = val;
+        else if (strcmp(k, "--pending-timeout-ms") == 0)
+            timeout_ms = strtoll(val, NULL, 10);
         else if (strcmp(k, "--pending-limit-ms") == 0)
             limit_ms = strtoll(val, NULL, 10);
         else if (strcmp(k, "--seed") == 0)
@@ -736,7 +1089,12 @@ int chaos_check(int argc, char **argv)
     check_stock(v, n);
     check_requests(v, n);
     check_patches(v, n);
-    print_summary(faults, seed);
+    check_keys(v, n);
+    load_faults(faults_path);
+    load_samples(samples_path);
+    if (samples_path)
+        check_pending_over_time(limit_ms, timeout_ms);
+    print_summary(seed, timeout_ms, limit_ms, fp_path, probes_path);
     fflush(stdout);
     long bad = 0;
     for (int i = 0; i < NINV; i++)
@@ -746,5 +1104,7 @@ int chaos_check(int argc, char **argv)
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         table_free(all[i]);
     free(v);
+    free(faults);
+    free(samples);
     return bad ? 1 : 0;
 }

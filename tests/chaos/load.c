@@ -1,7 +1,10 @@
 /* The chaos test's clients: `setup` creates the users, items and stock the load works on (before
  * any fault), `load` runs N clients, each a thread with its own libcurl handle and its own
  * seeded stream of operations, through the ingress until the time is up. Every request is
- * recorded (chaos.h) with the correlation id it sent and what identifies its effect. */
+ * recorded (chaos.h) with the correlation id it sent and what identifies its effect. Some buys
+ * and add-gxps carry an Idempotency-Key and are retried with it until a definite answer; some
+ * resend their X-Correlation-Id after no answer, as a client resending its tracing id would.
+ * `probe` buys one item again and again while the driver holds a backend paused. */
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -18,6 +21,7 @@
 #include "chaos.h"
 
 #define BODY_MAX (1 << 20)
+#define PROBE_USER "chaos-probe"
 
 struct opts {
     const char *url, *out, *setup, *stop_file;
@@ -63,7 +67,8 @@ struct buf {
 struct http {
     CURL *h;
     struct buf body;
-    int64_t etag; /* the ETag's version of the last answer, -1 if none */
+    int64_t etag;  /* the ETag's version of the last answer, -1 if none */
+    bool replayed; /* the last answer said Idempotent-Replayed: true */
 };
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
@@ -87,6 +92,11 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
         while (*p == ' ' || *p == '"')
             p++;
         x->etag = strtoll(p, NULL, 10);
+    } else if (n >= 24 && strncasecmp(data, "Idempotent-Replayed:", 20) == 0) {
+        const char *p = data + 20;
+        while (*p == ' ')
+            p++;
+        x->replayed = strncasecmp(p, "true", 4) == 0;
     }
     return n;
 }
@@ -103,7 +113,8 @@ static int64_t json_id(json_t *o, const char *key)
     return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
 }
 
-/* Sends one request with the record's correlation id and fills the record's answer fields. */
+/* Sends one request with the record's correlation id (and Idempotency-Key, if it has one) and
+ * fills the record's answer fields. */
 static void http_do(struct http *x, const char *method, const char *url, const char *body,
                     const char *if_match, struct rec *r)
 {
@@ -117,9 +128,14 @@ static void http_do(struct http *x, const char *method, const char *url, const c
         snprintf(h, sizeof h, "If-Match: %s", if_match);
         hd = curl_slist_append(hd, h);
     }
+    if (r->key[0]) {
+        snprintf(h, sizeof h, "Idempotency-Key: %s", r->key);
+        hd = curl_slist_append(hd, h);
+    }
     x->body.len = 0;
     x->body.p[0] = '\0';
     x->etag = -1;
+    x->replayed = false;
     CURL *c = x->h;
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -151,6 +167,10 @@ static void http_do(struct http *x, const char *method, const char *url, const c
     long code = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     r->status = (int)code;
+    if (x->replayed)
+        r->flags |= REC_REPLAYED;
+    else
+        r->flags &= ~REC_REPLAYED;
     json_t *j = json_loadb(x->body.p, x->body.len, 0, NULL);
     if (!json_is_object(j)) {
         json_decref(j);
@@ -211,6 +231,7 @@ static void rec_new(struct rec *r, struct rng *g, int client, enum rec_kind k)
     r->client = client;
     r->kind = k;
     r->amount = 0;
+    r->attempt = 1;
     rng_uuid(g, r->cid);
 }
 
@@ -272,10 +293,14 @@ int chaos_setup(int argc, char **argv)
                  m.amount);
         ok = setup_one(&x, o.url, "/marketplace/item/create", body, &m);
     }
-    for (long i = 1; ok && i <= o.users; i++) {
+    for (long i = 0; ok && i <= o.users; i++) {
         struct rec r;
         rec_new(&r, &g, -1, K_CREATE_USER);
-        snprintf(r.name, sizeof r.name, "chaos-user-%ld", i);
+        /* User 0 is the driver's probe buyer (chaos-probe), rich and unknown to the load. */
+        if (i == 0)
+            snprintf(r.name, sizeof r.name, "%s", PROBE_USER);
+        else
+            snprintf(r.name, sizeof r.name, "chaos-user-%ld", i);
         snprintf(body, sizeof body, "{\"name\":\"%s\"}", r.name);
         ok = setup_one(&x, o.url, "/user/create", body, &r);
         if (!ok)
@@ -284,6 +309,8 @@ int chaos_setup(int argc, char **argv)
         rec_new(&a, &g, -1, K_ADD_GXP);
         a.user = r.res_id;
         a.amount = rng_range(&g, 20, 200);
+        if (i == 0)
+            a.amount = 1000000;
         snprintf(body, sizeof body, "{\"userId\":%" PRId64 ",\"amount\":%" PRId64 "}", a.user,
                  a.amount);
         ok = setup_one(&x, o.url, "/user/gxp/add", body, &a);
@@ -323,6 +350,7 @@ struct client {
     int id;
     pthread_t th;
     struct rng g;
+    struct rng retry_g; /* the new correlation ids of retries: their number depends on timing */
     struct http x;
     int64_t own[MAX_OWN_USERS];
     int n_own, n_created;
@@ -356,18 +384,77 @@ static void op_create_user(struct client *c)
         c->own[c->n_own++] = r.res_id;
 }
 
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* How a buy or add-gxp is sent: once (most), with an Idempotency-Key and retried with it until
+ * a definite answer, or resending its correlation id after no answer or a 5xx. */
+enum send_mode { SEND_ONCE, SEND_KEYED, SEND_RESEND };
+
+#define KEY_RETRY_MAX_MS 90000 /* a keyed request gives up after this long without an answer */
+#define KEY_ATTEMPTS_MAX 60
+#define RESEND_MAX 8
+
+static enum send_mode pick_mode(struct client *c, struct rec *r)
+{
+    int64_t m = rng_range(&c->g, 0, 99);
+    char key[37];
+    rng_uuid(&c->g, key); /* drawn always: the stream stays the same whatever the mode */
+    if (m < 25) {
+        snprintf(r->key, sizeof r->key, "%s", key);
+        return SEND_KEYED;
+    }
+    if (m < 35) {
+        r->flags |= REC_RESEND;
+        return SEND_RESEND;
+    }
+    return SEND_ONCE;
+}
+
+/* Sends r (POST body to path) as its mode says, recording every attempt. The load's end does
+ * not cut a keyed request short: it retries until a definite answer or KEY_RETRY_MAX_MS. */
+static void send_post(struct client *c, enum send_mode mode, const char *path, const char *body,
+                      struct rec *r)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s%s", g_opts.url, path);
+    int64_t first = now_ms();
+    for (int attempt = 1;; attempt++) {
+        r->attempt = attempt;
+        if (mode == SEND_KEYED && attempt > 1)
+            rng_uuid(&c->retry_g, r->cid); /* every attempt has its own correlation id */
+        http_do(&c->x, "POST", url, body, NULL, r);
+        record(r);
+        if (mode == SEND_ONCE || rec_definite(r))
+            return;
+        if (mode == SEND_RESEND) {
+            /* A tracing id is resent only when the answer was lost or the service failed. */
+            bool lost = r->status == 0 || r->status >= 500 ||
+                        (r->status == 409 && strcmp(r->err, "request_in_progress") == 0);
+            if (!lost || attempt >= RESEND_MAX)
+                return;
+        } else if (attempt >= KEY_ATTEMPTS_MAX || now_ms() - first > KEY_RETRY_MAX_MS) {
+            return;
+        }
+        int64_t wait = r->status == 409 ? 500 : 100 * (attempt < 20 ? attempt : 20);
+        sleep_ms(wait + rng_range(&c->retry_g, 0, wait / 2));
+    }
+}
+
 static void op_add_gxp(struct client *c)
 {
     struct rec r;
     rec_new(&r, &c->g, c->id, K_ADD_GXP);
     r.user = rng_chance(&c->g, 1, 25) ? UNKNOWN_USER : pick_user(c);
     r.amount = rng_chance(&c->g, 1, 40) ? 0 : rng_range(&c->g, 1, 40); /* 0: 400 */
-    char body[128], url[256];
+    char body[128];
+    enum send_mode mode = pick_mode(c, &r);
     snprintf(body, sizeof body, "{\"userId\":%" PRId64 ",\"amount\":%" PRId64 "}", r.user,
              r.amount);
-    snprintf(url, sizeof url, "%s/user/gxp/add", g_opts.url);
-    http_do(&c->x, "POST", url, body, NULL, &r);
-    record(&r);
+    send_post(c, mode, "/user/gxp/add", body, &r);
 }
 
 static void op_buy(struct client *c)
@@ -376,11 +463,10 @@ static void op_buy(struct client *c)
     rec_new(&r, &c->g, c->id, K_BUY);
     r.user = rng_chance(&c->g, 1, 30) ? UNKNOWN_USER : pick_user(c);
     r.item = setup_items[rng_range(&c->g, 0, (int64_t)n_setup_items - 1)];
-    char body[128], url[256];
+    char body[128];
+    enum send_mode mode = pick_mode(c, &r);
     snprintf(body, sizeof body, "{\"userId\":%" PRId64 ",\"itemId\":%" PRId64 "}", r.user, r.item);
-    snprintf(url, sizeof url, "%s/marketplace/item/buy", g_opts.url);
-    http_do(&c->x, "POST", url, body, NULL, &r);
-    record(&r);
+    send_post(c, mode, "/marketplace/item/buy", body, &r);
 }
 
 /* GET the item for its ETag, then PATCH it naming that version (or a stale one: 412). The
@@ -445,7 +531,7 @@ static bool read_setup(const char *path)
     for (size_t i = 0; i < n; i++) {
         if (v[i].status != 200)
             continue;
-        if (v[i].kind == K_CREATE_USER)
+        if (v[i].kind == K_CREATE_USER && strcmp(v[i].name, PROBE_USER) != 0)
             setup_users[n_setup_users++] = v[i].res_id;
         else if (v[i].kind == K_CREATE_ITEM)
             setup_items[n_setup_items++] = v[i].res_id;
@@ -486,6 +572,7 @@ int chaos_load(int argc, char **argv)
     for (long i = 0; i < g_opts.clients; i++) {
         cs[i].id = (int)i;
         rng_init(&cs[i].g, g_opts.seed, (uint64_t)i + 1);
+        rng_init(&cs[i].retry_g, g_opts.seed, (uint64_t)i + 100001);
         if (!http_init(&cs[i].x) || pthread_create(&cs[i].th, NULL, client_main, &cs[i]) != 0) {
             fprintf(stderr, "chaos load: cannot start client %ld\n", i);
             return 1;
@@ -507,6 +594,88 @@ int chaos_load(int argc, char **argv)
     free(cs);
     free(setup_users);
     free(setup_items);
+    curl_global_cleanup();
+    fclose(out_f);
+    return 0;
+}
+
+/* ---- probe ------------------------------------------------------------------------------------
+ * Buys --item as the probe user (chaos-probe, from --setup) through --url (a backend's own
+ * port), one buy after another, until one gets a definite answer (2xx or 4xx) or --max-ms
+ * passed. Run by the driver just after it stopped a backend that sits inside a buy of that item
+ * with the stock row locked: the time until the first definite answer is how long the paused
+ * backend's locks blocked other buyers. Each buy is recorded (appended to --out) and checked
+ * like any other. Prints "blocked_ms=B probes=N status=S error=E". */
+int chaos_probe(int argc, char **argv)
+{
+    const char *url = NULL, *setup = NULL, *out = NULL;
+    int64_t item = 0, max_ms = 30000;
+    uint64_t seed = 0;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *k = argv[i], *v = argv[i + 1];
+        if (strcmp(k, "--url") == 0)
+            url = v;
+        else if (strcmp(k, "--setup") == 0)
+            setup = v;
+        else if (strcmp(k, "--out") == 0)
+            out = v;
+        else if (strcmp(k, "--item") == 0)
+            item = strtoll(v, NULL, 10);
+        else if (strcmp(k, "--max-ms") == 0)
+            max_ms = strtoll(v, NULL, 10);
+        else if (strcmp(k, "--seed") == 0)
+            seed = strtoull(v, NULL, 10);
+    }
+    if (!url || !setup || !out || item <= 0) {
+        fprintf(stderr, "chaos probe: --url, --setup, --out and --item are required\n");
+        return 2;
+    }
+    struct rec *v = NULL;
+    size_t n = 0;
+    int64_t user = 0;
+    if (!rec_read_file(setup, &v, &n))
+        return 1;
+    for (size_t i = 0; i < n; i++)
+        if (v[i].kind == K_CREATE_USER && v[i].status == 200 && strcmp(v[i].name, PROBE_USER) == 0)
+            user = v[i].res_id;
+    free(v);
+    if (user == 0) {
+        fprintf(stderr, "chaos probe: no %s user in %s\n", PROBE_USER, setup);
+        return 1;
+    }
+    out_f = fopen(out, "a");
+    if (!out_f) {
+        perror(out);
+        return 1;
+    }
+    atomic_store(&seq_next, 9000000 + (now_ms() % 1000000) * 100);
+    curl_global_init(CURL_GLOBAL_ALL);
+    static struct http x;
+    if (!http_init(&x))
+        return 1;
+    struct rng g;
+    rng_init(&g, seed ^ (uint64_t)now_ms(), 777);
+    char u[512], body[128];
+    snprintf(u, sizeof u, "%s/marketplace/item/buy", url);
+    snprintf(body, sizeof body, "{\"userId\":%" PRId64 ",\"itemId\":%" PRId64 "}", user, item);
+    int64_t start = now_ms();
+    struct rec r;
+    int probes = 0;
+    do {
+        rec_new(&r, &g, -2, K_BUY);
+        r.user = user;
+        r.item = item;
+        r.flags = REC_PROBE;
+        http_do(&x, "POST", u, body, NULL, &r);
+        record(&r);
+        probes++;
+        if (r.status >= 200 && r.status < 500)
+            break;
+        sleep_ms(100);
+    } while (now_ms() - start < max_ms);
+    printf("blocked_ms=%" PRId64 " probes=%d status=%d error=%s\n", r.t1_ms - start, probes,
+           r.status, r.err[0] ? r.err : "-");
+    curl_easy_cleanup(x.h);
     curl_global_cleanup();
     fclose(out_f);
     return 0;

@@ -5,6 +5,10 @@
  *   gf-chaos setup    --url U --seed S --out F    users, items and stock before the faults
  *   gf-chaos load     --url U --seed S --seconds T --clients N --setup F --out F
  *   gf-chaos check    --records F... --faults F   the invariants, and the summary
+ *   gf-chaos probe    --url U --setup F --item N --out F   buys of one item while a paused
+ *                     backend may hold its locks: how long they were blocked
+ *   gf-chaos sample   --gxp-db C --backend-db C --out F --stop-file F   PENDING ages, open
+ *                     transactions and lock waits, twice a second during the run
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -82,10 +86,11 @@ void rec_write(FILE *f, const struct rec *r)
 {
     fprintf(f,
             "%ld\t%d\t%s\t%d\t%d\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64
-            "\t%s\t%s\t%s\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%s\n",
+            "\t%s\t%s\t%s\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%s\t%s\t%d\t%d\n",
             r->seq, r->client, kind_names[r->kind], r->status, r->curl_rc, r->user, r->item,
             r->amount, r->aux, or_dash(r->name), or_dash(r->cid), or_dash(r->resp_cid), r->t0_ms,
-            r->t1_ms, r->res_id, r->res_ver, or_dash(r->err));
+            r->t1_ms, r->res_id, r->res_ver, or_dash(r->err), or_dash(r->key), r->attempt,
+            r->flags);
 }
 
 static void copy_field(char *dst, size_t n, const char *src)
@@ -95,12 +100,12 @@ static void copy_field(char *dst, size_t n, const char *src)
 
 static bool rec_parse(char *line, struct rec *r)
 {
-    char *f[17];
+    char *f[20];
     int n = 0;
     char *save = NULL;
-    for (char *t = strtok_r(line, "\t\n", &save); t && n < 17; t = strtok_r(NULL, "\t\n", &save))
+    for (char *t = strtok_r(line, "\t\n", &save); t && n < 20; t = strtok_r(NULL, "\t\n", &save))
         f[n++] = t;
-    if (n != 17)
+    if (n != 20)
         return false;
     memset(r, 0, sizeof *r);
     r->seq = strtol(f[0], NULL, 10);
@@ -125,7 +130,19 @@ static bool rec_parse(char *line, struct rec *r)
     r->res_id = strtoll(f[14], NULL, 10);
     r->res_ver = strtoll(f[15], NULL, 10);
     copy_field(r->err, sizeof r->err, f[16]);
+    copy_field(r->key, sizeof r->key, f[17]);
+    r->attempt = (int)strtol(f[18], NULL, 10);
+    r->flags = (int)strtol(f[19], NULL, 10);
     return true;
+}
+
+bool rec_definite(const struct rec *r)
+{
+    if (r->status >= 200 && r->status < 300)
+        return true;
+    if (r->status < 400 || r->status >= 500 || r->status == 408 || r->status == 429)
+        return false;
+    return !(r->status == 409 && strcmp(r->err, "request_in_progress") == 0);
 }
 
 bool rec_read_file(const char *path, struct rec **out, size_t *n)
@@ -165,16 +182,28 @@ bool rec_read_file(const char *path, struct rec **out, size_t *n)
 }
 
 /* ---- the fault schedule ----------------------------------------------------------------------
- * Faults start after 3 s of load and end 5 s before it stops, N of them (at least 3; by default
- * one per 6 s), one per slot with
- * a random offset inside the slot. The first three slots hold one fault of each kind (in a
- * random order), the others a random kind (kills three times as often). Targets of a kind are
- * dealt from a shuffled deck, so a long run kills every program and restarts every cluster. */
+ * Faults start after 3 s of load and end 5 s before it stops, N of them (at least one of each
+ * kind below; by default one per 6 s), one per slot with a random offset inside the slot. The
+ * first slots hold the required ones in a random order: a kill, a cluster restart, a broker
+ * connection close, a cut of each network link, a delay and a pause; the others a random kind.
+ * Targets of a kind are dealt from a shuffled deck, so a long run kills and pauses every
+ * program, restarts every cluster and cuts every link. One line per fault:
+ *   AT kill PROGRAM DOWN_MS        kill -9, restart after DOWN_MS
+ *   AT pg CLUSTER DOWN_MS          immediate stop, start after DOWN_MS
+ *   AT broker broker 0             the broker closes every client connection
+ *   AT cut LINK MS                 the link drops every packet for MS (tests/harness/netfault.sh)
+ *   AT delay LINK MS DELAY_MS      the link holds every packet DELAY_MS, for MS
+ *   AT pause PROGRAM MS            SIGSTOP, SIGCONT after MS (longer than gxp's pending timeout);
+ *                                  the required pause is backend-svc-1's (chaos.sh stops it
+ *                                  inside a buy, locks held)
+ */
 
-enum fault_kind { F_KILL, F_PG, F_BROKER };
+enum fault_kind { F_KILL, F_PG, F_BROKER, F_CUT, F_DELAY, F_PAUSE, NFAULTKINDS };
 static const char *const programs[] = {"backend-svc-1", "backend-svc-2", "gxp-1", "gxp-2",
                                        "eventlog"};
 static const char *const clusters[] = {"backend-db", "gxp-db", "eventlog-db"};
+static const char *const links[] = {"backend-db", "replication", "gxp-db", "grpc", "broker"};
+#define NLINKS 5
 
 struct deck {
     int order[8], n, next;
@@ -199,7 +228,7 @@ static int deal(struct deck *d, struct rng *r)
 static int cmd_schedule(int argc, char **argv)
 {
     uint64_t seed = 0;
-    long seconds = 0, faults = 0;
+    long seconds = 0, faults = 0, pause_min = 3000;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--seed") == 0)
             seed = strtoull(argv[i + 1], NULL, 10);
@@ -207,6 +236,8 @@ static int cmd_schedule(int argc, char **argv)
             seconds = strtol(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--faults") == 0)
             faults = strtol(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--pause-min-ms") == 0)
+            pause_min = strtol(argv[i + 1], NULL, 10);
     }
     if (seconds < 15) {
         fprintf(stderr, "chaos schedule: --seconds must be at least 15\n");
@@ -214,22 +245,32 @@ static int cmd_schedule(int argc, char **argv)
     }
     struct rng r;
     rng_init(&r, seed, 1000);
-    long span_ms = (seconds - 8) * 1000;
-    int n = faults > 0 ? (int)faults : (int)(span_ms / 6000);
-    if (n < 3)
-        n = 3;
-    long slot = span_ms / n;
-    int first[3] = {F_KILL, F_PG, F_BROKER};
-    for (int i = 2; i > 0; i--) {
+    /* The required faults: one kill, pg and broker, a cut of every link, a delay, a pause. */
+    int first[16], nfirst = 0;
+    first[nfirst++] = F_KILL;
+    first[nfirst++] = F_PG;
+    first[nfirst++] = F_BROKER;
+    for (int i = 0; i < NLINKS; i++)
+        first[nfirst++] = F_CUT;
+    first[nfirst++] = F_DELAY;
+    first[nfirst++] = F_PAUSE;
+    for (int i = nfirst - 1; i > 0; i--) {
         int j = (int)rng_range(&r, 0, i), t = first[i];
         first[i] = first[j];
         first[j] = t;
     }
-    struct deck progs = {.n = 5}, pgs = {.n = 3};
+    long span_ms = (seconds - 8) * 1000;
+    int n = faults > 0 ? (int)faults : (int)(span_ms / 6000);
+    if (n < nfirst)
+        n = nfirst;
+    long slot = span_ms / n;
+    struct deck progs = {.n = 5}, pgs = {.n = 3}, lnks = {.n = NLINKS}, paused = {.n = 5};
+    /* Weights of the kinds after the required ones: kill 3, pg 1, broker 1, cut 2, delay 1,
+     * pause 2. */
+    static const int weighted[] = {F_KILL, F_KILL, F_KILL,  F_PG,    F_BROKER,
+                                   F_CUT,  F_CUT,  F_DELAY, F_PAUSE, F_PAUSE};
     for (int i = 0; i < n; i++) {
-        int kind = i < 3 ? first[i] : (int)rng_range(&r, 0, 4);
-        if (kind > F_BROKER)
-            kind = F_KILL;
+        int kind = i < nfirst ? first[i] : weighted[rng_range(&r, 0, 9)];
         long at = 3000 + i * slot + rng_range(&r, 0, slot / 3);
         switch (kind) {
         case F_KILL:
@@ -239,6 +280,25 @@ static int cmd_schedule(int argc, char **argv)
         case F_PG:
             printf("%ld pg %s %" PRId64 "\n", at, clusters[deal(&pgs, &r)],
                    rng_range(&r, 300, 2500));
+            break;
+        case F_CUT:
+            printf("%ld cut %s %" PRId64 "\n", at, links[deal(&lnks, &r)],
+                   rng_range(&r, 2000, 8000));
+            break;
+        case F_DELAY:
+            printf("%ld delay %s %" PRId64 " %" PRId64 "\n", at,
+                   links[rng_range(&r, 0, NLINKS - 1)], rng_range(&r, 2000, 6000),
+                   rng_range(&r, 50, 500));
+            break;
+        case F_PAUSE: /* the required one: backend-svc-1, inside a buy (lock hold) */
+            /* The required one is long enough to outlast a bound on idle transactions of
+             * a few seconds, and shorter than the HTTP body timeout (30 s). */
+            if (i < nfirst)
+                printf("%ld pause %s %" PRId64 "\n", at, programs[0],
+                       rng_range(&r, pause_min + 5000, pause_min + 8000));
+            else
+                printf("%ld pause %s %" PRId64 "\n", at, programs[deal(&paused, &r)],
+                       rng_range(&r, pause_min, pause_min + 8000));
             break;
         default:
             printf("%ld broker broker 0\n", at);
@@ -257,6 +317,11 @@ int main(int argc, char **argv)
         return chaos_load(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "check") == 0)
         return chaos_check(argc - 1, argv + 1);
-    fprintf(stderr, "usage: gf-chaos schedule|setup|load|check [options] (see tests/chaos/)\n");
+    if (argc >= 2 && strcmp(argv[1], "probe") == 0)
+        return chaos_probe(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "sample") == 0)
+        return chaos_sample(argc - 1, argv + 1);
+    fprintf(stderr, "usage: gf-chaos schedule|setup|load|check|probe|sample [options] (see "
+                    "tests/chaos/)\n");
     return 2;
 }
