@@ -62,7 +62,7 @@ const struct gf_config_def backend_config_defs[] = {
      F(amqp_url), "RabbitMQ the events are published to (amqp://user[:password]@host:port/vhost)"},
     {"BACKEND_AMQP_PASSWORD", GF_CFG_STRING, "", 0, 0, true, F(amqp_password),
      "RabbitMQ password, replacing the URL's (so it can come from a Secret)"},
-    {"BACKEND_AMQP_HEARTBEAT_S", GF_CFG_INT, "30", 0, 3600, false, F(amqp_heartbeat_s),
+    {"BACKEND_AMQP_HEARTBEAT_S", GF_CFG_INT, "10", 0, 3600, false, F(amqp_heartbeat_s),
      "AMQP heartbeat: a dead broker connection is noticed within about twice this"},
     {"BACKEND_RELAY_BATCH", GF_CFG_INT, "200", 1, 10000, false, F(relay_batch),
      "outbox rows the relay publishes per batch (one wait for the broker's confirms)"},
