@@ -15,6 +15,7 @@ import YAML from "yaml";
 import { validateK8s } from "./lib/k8s.mjs";
 import { validateCompose } from "./lib/compose.mjs";
 import { lintDockerfile } from "./lib/dockerfile.mjs";
+import { ingresses, serverBlock, sizeBytes } from "./lib/ingress.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SRC = process.env.GF_SOURCE_DIR || path.resolve(HERE, "../..");
@@ -514,6 +515,63 @@ async function sectionCompose() {
   })());
   check("compose's nginx upstreams are resolved at run time (no start order)", [...composeConf.matchAll(/server\s+[a-z][^;]*;/g)].map((m) =>
     /\bresolve;$/.test(m[0]) ? null : `${m[0]}: not "resolve"`).concat(/resolver\s+127\.0\.0\.11/.test(composeConf) ? [] : ["no resolver"]));
+  checkIngressErrors(composeConf, stack);
+}
+
+// nginx's own answers (issue 20, items 8 and 10): the three ingresses answer the errors nginx
+// makes itself in the services' error body with X-Correlation-Id, hand that id to the services,
+// and refuse bodies over the services' limit themselves. tests/e2e/ingress_errors_test.sh runs
+// them; these checks keep them from drifting apart.
+function checkIngressErrors(composeConf, stack) {
+  const ingFile = path.join(SRC, "deploy/k8s/base/ingress.yaml");
+  const ings = ingresses(ingFile);
+  const ann = (name, k) => ings.find((o) => o.metadata.name === name)?.metadata.annotations?.[`nginx.ingress.kubernetes.io/${k}`] || "";
+  const stackConf = stack.replace(/\\\$/g, "$");
+  const errorLines = (text) => text.split("\n").map((l) => l.trim()).filter((l) => /^(error_page |location @gf_)/.test(l));
+  const confs = { compose: composeConf, "scripts/stack.sh": stackConf, "the Ingress's server snippet": ann("gf-ingress", "server-snippet") };
+  check("the three ingresses answer nginx's own errors alike, in the error body with the correlation id", (() => {
+    const out = [];
+    const c = errorLines(composeConf);
+    for (const code of [404, 413, 502, 503, 504])
+      if (!c.some((l) => l.startsWith(`error_page ${code} = @gf_`))) out.push(`compose: no error_page for ${code}`);
+    for (const l of c.filter((x) => x.startsWith("location @gf_"))) {
+      if (!l.includes('"correlationId":"$gf_cid"}') || !l.includes("add_header X-Correlation-Id $gf_cid always;") ||
+          !l.includes("default_type application/json;"))
+        out.push(`compose: ${l.slice(0, 24)}...: not a JSON error body with the correlation id`);
+    }
+    for (const [name, text] of Object.entries(confs))
+      if (name !== "compose" && !same(errorLines(text), c)) out.push(`${name}: its error pages differ from compose's`);
+    if (!/location \/ \{ return 404; \}/.test(composeConf) || !/location \/ \{ return 404; \}/.test(stackConf))
+      out.push("an unknown path is not answered by nginx's 404 page");
+    if (!ings.some((o) => o.spec.rules?.some((r) => r.http?.paths?.some((p) => p.path === "/"))) ||
+        !/^\s*return 404;\s*$/m.test(ann("gf-ingress-fallback", "configuration-snippet")))
+      out.push("the Kubernetes Ingress has no '/' fallback answering nginx's 404 page");
+    return out;
+  })());
+  check("the three ingresses hand X-Correlation-Id on and enforce the services' 64 KiB body limit", (() => {
+    const out = [];
+    for (const [name, text] of Object.entries({ compose: composeConf, "scripts/stack.sh": stackConf })) {
+      if (!/proxy_set_header X-Correlation-Id \$gf_cid;/.test(text)) out.push(`${name}: does not hand $gf_cid on`);
+      const sizes = [...text.matchAll(/client_max_body_size\s+(\S+);/g)].map((m) => sizeBytes(m[1]));
+      if (sizes.length === 0 || sizes.some((b) => b !== 65536)) out.push(`${name}: client_max_body_size ${sizes}`);
+    }
+    if (!/proxy_set_header X-Correlation-Id \$gf_cid;/.test(ann("gf-ingress", "configuration-snippet")))
+      out.push("the Ingress does not hand $gf_cid on");
+    for (const o of ings)
+      if (sizeBytes(o.metadata.annotations?.["nginx.ingress.kubernetes.io/proxy-body-size"]) !== 65536)
+        out.push(`Ingress ${o.metadata.name}: proxy-body-size ${o.metadata.annotations?.["nginx.ingress.kubernetes.io/proxy-body-size"]}`);
+    return out;
+  })());
+  check("the Kubernetes Ingress's nginx snippets pass nginx -t (as one ingress-nginx server)", (() => {
+    const dir = path.join(tmp(), "nginx-t-k8s");
+    fs.mkdirSync(dir, { recursive: true });
+    const t = (n) => `${n}_temp_path ${dir}/${n};`;
+    fs.writeFileSync(path.join(dir, "nginx.conf"), `pid ${dir}/nginx.pid;\nevents {}\nhttp {\n` +
+      `${["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map(t).join(" ")}\naccess_log off;\n` +
+      `${serverBlock(ings, { listen: "127.0.0.1:1", upstreams: {} })}\n}\n`);
+    const r = spawnSync("nginx", ["-t", "-q", "-e", `${dir}/error.log`, "-c", `${dir}/nginx.conf`], { encoding: "utf8" });
+    return r.status === 0 ? null : `nginx -t: ${(r.stderr || String(r.error)).trim()}`;
+  })());
 }
 
 // Dockerfile instructions, minimal parse: joined continuation lines, comments dropped.

@@ -83,6 +83,18 @@ const CASES = [
   { name: "a HEALTHCHECK on a port the image does not expose", section: "docker", file: "deploy/docker/backend.Dockerfile",
     find: "http://127.0.0.1:30080/healthz", replace: "http://127.0.0.1:8080/healthz",
     expect: "EXPOSE, HEALTHCHECK, the program's defaults and the pods' ports agree" },
+  { name: "nginx's 404 page loses its correlation id", section: "compose", file: "deploy/nginx/ingress.conf",
+    find: `"error":"not_found","correlationId":"$gf_cid"}'`, replace: `"error":"not_found"}'`,
+    expect: "the three ingresses answer nginx's own errors alike" },
+  { name: "the local stack's nginx lets bodies over the limit through", section: "compose", file: "scripts/stack.sh",
+    find: "    client_max_body_size 64k;\n", replace: "    client_max_body_size 1m;\n",
+    expect: "enforce the services' 64 KiB body limit" },
+  { name: "the Ingress stops handing the correlation id on", section: "compose", file: `${B}/ingress.yaml`,
+    find: "      proxy_set_header X-Correlation-Id $gf_cid;\n", replace: "",
+    expect: "hand X-Correlation-Id on" },
+  { name: "an Ingress snippet nginx refuses", section: "compose", file: `${B}/ingress.yaml`,
+    find: "      set $gf_cid \"\";\n", replace: "      set $gf_cid;\n",
+    expect: "the Kubernetes Ingress's nginx snippets pass nginx -t" },
 ];
 
 function run(c, root) {
