@@ -288,7 +288,10 @@ pid $dir/nginx.pid;
 error_log $STATE_DIR/log/$1.log warn;
 events { worker_connections 1024; }
 http {
-    access_log $STATE_DIR/log/$1.access.log;
+    # Each line names the request's correlation id, as every service's log lines do.
+    log_format gf '\$remote_addr [\$time_iso8601] "\$request" \$status \$body_bytes_sent '
+                  '\$request_time cid=\$gf_cid upstream=\$upstream_addr';
+    access_log $STATE_DIR/log/$1.access.log gf;
     client_body_temp_path $dir/tmp/client;
     proxy_temp_path $dir/tmp/proxy;
     fastcgi_temp_path $dir/tmp/fastcgi;

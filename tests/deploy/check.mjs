@@ -505,7 +505,7 @@ async function sectionCompose() {
     const dir = path.join(tmp(), "nginx-t");
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, "ingress.conf"), composeConf.replace(/ resolve;/g, ";")
-      .replace(/server [a-z0-9-]+:(\d+)/g, "server 127.0.0.1:$1"));
+      .replace(/server [a-z0-9-]+:(\d+)/g, "server 127.0.0.1:$1").replaceAll("/var/log/nginx/", `${dir}/`));
     const t = (n) => `${n}_temp_path ${dir}/${n};`;
     fs.writeFileSync(path.join(dir, "nginx.conf"), `pid ${dir}/nginx.pid;\nevents {}\nhttp {\n` +
       `${["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map(t).join(" ")}\naccess_log off;\n` +

@@ -113,6 +113,29 @@ for svc in marketplace user item gxp; do
 done
 ok "each path served by the right replica (the ingress's routes)"
 
+# nginx's own answers carry a correlation id; the id nginx makes is the one the backend uses;
+# a body over the limit is refused by nginx itself, never 502 (issue 20, items 8 and 10).
+H=$GF_STATE_DIR/ingress.h B=$GF_STATE_DIR/ingress.b
+answer() { # STATUS curl-args...: the body's correlationId, also the X-Correlation-Id header
+    local want=$1 code cid
+    shift
+    code=$(curl -s -o "$B" -D "$H" -w '%{http_code}' --max-time 20 "$@")
+    cid=$(sed -n 's/.*"correlationId":"\([0-9a-f-]\{36\}\)".*/\1/p' "$B")
+    [[ $code == "$want" && -n $cid ]] || fail "$* answered $code, want $want with a correlationId: $(head -c 200 "$B")"
+    grep -qi "^X-Correlation-Id: $cid" "$H" || fail "$*: no X-Correlation-Id $cid"
+    printf '%s' "$cid"
+}
+answer 404 "$GF_URL/no/such/path" >/dev/null
+cid=$(answer 200 "$GF_URL/user/gxp?userId=1")
+grep -q "cid=$cid " "$GF_STATE_DIR/log/ingress.access.log" ||
+    fail "the backend answered with $cid, not the id nginx made"
+head -c 70000 /dev/zero | tr '\0' a >"$GF_STATE_DIR/big.json"
+for _ in $(seq 10); do
+    answer 413 -H 'Content-Type: application/json' -H 'Expect:' --data-binary "@$GF_STATE_DIR/big.json" \
+        "$GF_URL/user/create" >/dev/null
+done
+ok "the ingress: 404 and 413 in the error body with X-Correlation-Id; the backend uses nginx's id"
+
 # up again: nothing changes.
 before=$(bash "$STACK" status)
 bash "$STACK" up >/dev/null 2>&1 || fail "second up"
@@ -132,6 +155,7 @@ set +e
 rc=$?
 set -e
 ((rc != 0)) || fail "user-svc-info answered although backend-svc-2 is dead"
+answer 502 "$GF_URL/user/svc-info" >/dev/null
 status=$(bash "$STACK" status)
 grep -E '^backend-svc-2 ' <<<"$status" | grep crashed >/dev/null || fail "status does not show the crash"
 ok "backend-svc-2 killed: the other paths work, status shows it crashed"
