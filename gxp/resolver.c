@@ -77,14 +77,11 @@ out:
 
 /* Claims up to $2 stuck transactions. The lease ($3 ms) outlasts asking about the whole
  * batch one after the other, each within the call deadline, so no other replica takes a row
- * while it is being asked about; after repeated attempts it grows (0.5 s doubling, 60 s at
- * most) so that an unanswered transaction does not hammer the coordinator. */
+ * while it is being asked about (and a replica that dies holding it frees it then). */
 static const char CLAIM_SQL[] =
     "UPDATE gxp_transaction t"
     "   SET resolve_attempts = t.resolve_attempts + 1,"
-    "       next_resolve_at = now() + greatest($3::bigint,"
-    "                             least(60000, 500 * power(2, least(t.resolve_attempts, 7))))"
-    "                         * interval '1 millisecond'"
+    "       next_resolve_at = now() + $3::bigint * interval '1 millisecond'"
     " WHERE t.id IN (SELECT id FROM gxp_transaction"
     "                 WHERE status = 0"
     "                   AND created_at < now() - $1::bigint * interval '1 millisecond'"
@@ -92,6 +89,28 @@ static const char CLAIM_SQL[] =
     "                 ORDER BY created_at LIMIT $2::int"
     "                 FOR UPDATE SKIP LOCKED)"
     " RETURNING t.correlation_id::text";
+
+/* After an attempt that did not resolve (the coordinator unreachable, or slow while a paused
+ * or cut-off backend session still held the decision's row): ask again after 250 ms doubling
+ * per attempt, at most RESOLVE_RETRY_MAX_MS — so a transaction is resolved within that of the
+ * fault ending (SPEC §5: nothing stays PENDING past the timeout plus a stated bound), without
+ * hammering a coordinator that stays away. */
+#define RESOLVE_RETRY_MAX_MS "5000"
+static const char RETRY_SQL[] =
+    "UPDATE gxp_transaction SET next_resolve_at = now() + least(" RESOLVE_RETRY_MAX_MS
+    ", 250 * power(2, least(resolve_attempts, 10))) * interval '1 millisecond'"
+    " WHERE correlation_id = $1::uuid AND status = 0";
+
+static void retry_later(struct resolver *r, const char *cid)
+{
+    struct gf_db_conn *c = NULL;
+    const char *params[1] = {cid};
+    if (gf_db_acquire(r->app->pool, &c) != GF_OK)
+        return; /* the lease expires and a later pass asks again */
+    if (gf_db_exec(c, "gxp_resolver_retry", RETRY_SQL, 1, params, NULL) != GF_OK)
+        GF_WARN("resolver could not reschedule a stuck transaction: its lease decides");
+    gf_db_release(r->app->pool, c);
+}
 
 static int claim(struct resolver *r, char (*cids)[37], int max)
 {
@@ -150,6 +169,7 @@ static void resolve_one(struct resolver *r, const char *cid)
         gf_counter_add(r->failures, 1);
         GF_LOG_RL(GF_LOG_WARN, 5000, "coordinator did not resolve code=%s details=%s",
                   gf_grpc_code_str(code), details);
+        retry_later(r, cid);
         goto out;
     }
     Backend__ResolveTransactionResponse *resp = (Backend__ResolveTransactionResponse *)out;
