@@ -69,7 +69,8 @@ struct subscription {
     pthread_t thread;
     char *conninfo;      /* what CREATE SUBSCRIPTION gets: the link's settings, then the password */
     int64_t errors_seen; /* apply + sync errors at the last look; -1 before the first */
-    int64_t last_error_ms; /* when they last grew (monotonic), 0 = not lately */
+    int64_t pid_seen;    /* the apply worker's pid at the last look, 0 = none, -1 = no look yet */
+    int64_t last_error_ms; /* when they last grew or the worker went (monotonic), 0 = never */
     int64_t last_alter_ms; /* when the conninfo was last altered */
 };
 
@@ -78,9 +79,11 @@ enum sub_health {
     SUB_MISSING,   /* no subscription */
     SUB_DISABLED,  /* ALTER SUBSCRIPTION ... DISABLE (an operator's choice: never undone here) */
     SUB_NO_TABLE,  /* made before the publication carried transaction_outbox */
-    SUB_ERRORING,  /* its workers keep failing (errors counted within STALL_WINDOW_MS) */
+    SUB_ERRORING,  /* its workers keep failing: errors counted, or the apply worker gone or
+                      replaced, within STALL_WINDOW_MS */
     SUB_COPYING,   /* the table's initial copy is not done (srsubstate is not 'r') */
-    SUB_NO_WORKER, /* no apply worker runs (publisher unreachable, worker restarting) */
+    SUB_NO_WORKER, /* no apply worker runs, or it is new since the last look (publisher
+                      unreachable, worker restarting) */
     SUB_STREAMING,
     SUB_NSTATES
 };
@@ -89,8 +92,8 @@ static const char *const health_names[SUB_NSTATES] = {
 
 struct observed {
     bool exists, enabled, conninfo_same;
-    char table_state; /* pg_subscription_rel.srsubstate, 0 when the table is not in it */
-    bool worker;
+    char table_state;   /* pg_subscription_rel.srsubstate, 0 when the table is not in it */
+    int64_t worker_pid; /* the apply worker's, 0 when none runs */
     int64_t apply_errors, sync_errors; /* pg_stat_subscription_stats */
     int64_t last_msg_age_ms;           /* since the worker last heard backend-db; -1 unknown */
 };
@@ -232,8 +235,8 @@ static enum gf_status observe(struct subscription *s, struct gf_db_conn *c, stru
         "SELECT s.subenabled, s.subconninfo,"
         " (SELECT r.srsubstate FROM pg_subscription_rel r WHERE r.srsubid = s.oid"
         "     AND r.srrelid = 'public.transaction_outbox'::regclass),"
-        " EXISTS (SELECT 1 FROM pg_stat_subscription w"
-        "          WHERE w.subid = s.oid AND w.relid IS NULL AND w.pid IS NOT NULL),"
+        " coalesce((SELECT w.pid FROM pg_stat_subscription w"
+        "            WHERE w.subid = s.oid AND w.relid IS NULL), 0),"
         " coalesce(e.apply_error_count, 0), coalesce(e.sync_error_count, 0),"
         " (SELECT (extract(epoch FROM now() - w.last_msg_receipt_time) * 1000)::bigint"
         "    FROM pg_stat_subscription w WHERE w.subid = s.oid AND w.relid IS NULL)"
@@ -249,7 +252,7 @@ static enum gf_status observe(struct subscription *s, struct gf_db_conn *c, stru
         o->enabled = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
         o->conninfo_same = strcmp(PQgetvalue(res, 0, 1), s->conninfo) == 0;
         o->table_state = PQgetisnull(res, 0, 2) ? 0 : PQgetvalue(res, 0, 2)[0];
-        o->worker = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
+        o->worker_pid = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
         o->apply_errors = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
         o->sync_errors = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
         if (!PQgetisnull(res, 0, 6))
@@ -382,7 +385,12 @@ static enum gf_status ensure(struct subscription *s, struct gf_db_conn *c)
     return st;
 }
 
-/* The state from what was observed, keeping track of the error counts between two looks. */
+/* The state from what was observed, keeping track of the error counts and of the apply worker
+ * between two looks. Not every failure is counted in pg_stat_subscription_stats: a worker that
+ * cannot start streaming (its slot lost, say) exits before the counted part and is started
+ * again every wal_retrieve_retry_interval, so a worker that went away or was replaced since
+ * the last look counts as a failure too (a restart of backend-db, an ALTER, also does: red
+ * for STALL_WINDOW_MS after). */
 static enum sub_health judge(struct subscription *s, const struct observed *o)
 {
     int64_t now = gf_mono_ms();
@@ -392,6 +400,13 @@ static enum sub_health judge(struct subscription *s, const struct observed *o)
     else if (errors < s->errors_seen)
         s->last_error_ms = 0; /* a new subscription, or its statistics were reset */
     s->errors_seen = errors;
+    int64_t pid = o->exists ? o->worker_pid : 0;
+    if (o->exists && o->enabled && s->pid_seen > 0 && pid != s->pid_seen)
+        s->last_error_ms = now;
+    /* A worker counts once it outlived one look (one that cannot stream lives milliseconds),
+     * or when this process sees it for the first time. */
+    bool settled = pid != 0 && (pid == s->pid_seen || s->pid_seen < 0);
+    s->pid_seen = pid;
     if (!o->exists)
         return SUB_MISSING;
     if (!o->enabled)
@@ -402,7 +417,7 @@ static enum sub_health judge(struct subscription *s, const struct observed *o)
         return SUB_ERRORING;
     if (o->table_state != 'r')
         return SUB_COPYING;
-    if (!o->worker)
+    if (!settled)
         return SUB_NO_WORKER;
     return SUB_STREAMING;
 }
@@ -544,6 +559,7 @@ struct subscription *subscription_start(struct gxp_app *app)
         return NULL;
     s->app = app;
     s->errors_seen = -1;
+    s->pid_seen = -1;
     s->last_alter_ms = INT64_MIN / 2;
     char *linked = NULL;
     if (with_link_params(app->cfg->publisher_conninfo, &linked) != GF_OK ||

@@ -298,8 +298,8 @@ static void with_watchers_on_events_no_durable_queue_takes_wait_in_the_outbox(vo
     (void)state;
     long long user = api_create_user(&W, "watched-buyer");
     long long item = api_create_item(&W, "watched-item", 1);
-    api_create_marketplace_item(&W, item, 6);
-    api_add_gxp(&W, user, 6, NULL);
+    api_create_marketplace_item(&W, item, 7);
+    api_add_gxp(&W, user, 7, NULL);
     char body[96];
     snprintf(body, sizeof body, "{\"userId\":%lld,\"itemId\":%lld}", user, item);
     struct http_res r;
@@ -351,6 +351,17 @@ static void with_watchers_on_events_no_durable_queue_takes_wait_in_the_outbox(vo
         usleep(50 * 1000);
     assert_int_equal(
         sql_ll(W.backend, "SELECT count(*) FROM event_outbox WHERE published_at IS NULL"), 0);
+
+    /* Deleted under a running eventlog, the queue comes back by itself: the broker cancels
+     * eventlog's consumer, which reconnects and declares it again. */
+    assert_int_equal(h_rmq_delete_queue(&W.rmq, "eventlog.events"), 0);
+    end = gf_mono_ms() + 15000;
+    while (h_rmq_queue_depth(&W.rmq, "eventlog.events") < 0 && gf_mono_ms() < end)
+        usleep(100 * 1000);
+    assert_true(h_rmq_queue_depth(&W.rmq, "eventlog.events") >= 0);
+    assert_int_equal(http(&W, "POST", "/marketplace/item/buy", body, NULL, &r), 200);
+    http_res_free(&r);
+    assert_int_equal(wait_events(&W, 7, 30000), 0);
 }
 
 static void garbage_on_the_queue_is_dead_lettered_and_the_consumer_carries_on(void **state)
