@@ -57,8 +57,10 @@ LOCK_WAIT_S=${CHAOS_LOCK_WAIT_S:-20}
 # buys (nginx routes /marketplace to it), backend-svc-2 the add-gxps; both answer gxp's
 # ResolveTransaction and run a relay. buy.before_commit pauses rather than kills: a pause of
 # backend-svc-1 waits for a buy sitting there to stop the process with its locks held.
-# About one kill a window per minute of load at this load's rates.
-FP_COMMON=resolve.before_decide=kill@0.02,resolve.after_decide=kill@0.02,relay.after_publish=kill@0.0005
+# About one kill a window per minute of load at this load's rates. Resolutions come in bursts
+# after each partition (hundreds), and a restarted backend is asked at once: a higher
+# probability kills it again while it starts.
+FP_COMMON=resolve.before_decide=kill@0.005,resolve.after_decide=kill@0.005,relay.after_publish=kill@0.0005
 FAILPOINTS_1=${CHAOS_FAILPOINTS_1-buy.after_prepare=kill@0.0005,buy.before_commit=pause:3000@0.01,buy.after_commit=kill@0.0005,$FP_COMMON}
 FAILPOINTS_2=${CHAOS_FAILPOINTS_2-add_gxp.after_prepare=kill@0.001,add_gxp.after_commit=kill@0.001,$FP_COMMON}
 if [[ -z ${CHAOS_SEED:-} ]]; then
@@ -241,7 +243,8 @@ fault_kill() {
 }
 fault_kill_locked() {
     local name=$1 down=$2 pid new
-    stack_up_locked || true # a program a failpoint killed comes back first
+    # A program a failpoint killed comes back first (it may die at a failpoint while starting).
+    stack_up_locked || stack_up_locked || stack_up_locked || true
     pid=$(prog_pid "$name")
     if ! [[ $pid =~ ^[0-9]+$ ]] || ! kill -0 "$pid" 2>/dev/null; then
         say "kill $name: not running"

@@ -460,8 +460,7 @@ static void check_stock(const struct rec *v, size_t n)
  */
 
 /* O_LATER: the service said the outcome is not settled yet (409 request_in_progress, 5xx
- * outcome_unknown, any 5xx to a resent correlation id): like no answer, all of the effect or
- * none. */
+ * outcome_unknown): like no answer, all of the effect or none. */
 enum outcome { O_2XX, O_4XX, O_5XX_SVC, O_5XX_INGRESS, O_NONE, O_LATER, NOUT };
 static const char *const outcome_names[NOUT] = {"2xx",          "4xx",       "5xx(service)",
                                                 "5xx(ingress)", "no-answer", "retry-later"};
@@ -470,10 +469,6 @@ static enum outcome outcome_of(const struct rec *r)
 {
     if (r->status == 0)
         return O_NONE;
-    /* A resent correlation id answered 5xx (not_ready, say) speaks of this attempt only: the
-     * transaction an earlier attempt started may have committed. */
-    if (r->status >= 500 && r->err[0] && (r->flags & REC_RESEND) && r->attempt > 1)
-        return O_LATER;
     if ((r->status == 409 && strcmp(r->err, "request_in_progress") == 0) ||
         (r->status >= 500 && strcmp(r->err, "outcome_unknown") == 0))
         return O_LATER;
@@ -582,6 +577,8 @@ static void check_requests(const struct rec *v, size_t n)
         if (r->kind == K_CREATE_USER && strlen(r->name) > 255) /* must be refused */
             check(I_REQ_2XX, o != O_2XX, "create_user #%ld with a 300-byte name answered %d",
                   r->seq, r->status);
+        if ((r->flags & REC_RESEND) && o != O_2XX)
+            continue; /* check_resends: the attempts of one correlation id together */
         char why[256];
         struct rec e = effect_rec(r);
         int fx = effect_of(&e, why, sizeof why);
@@ -615,6 +612,61 @@ static void check_requests(const struct rec *v, size_t n)
                   r->status, r->err[0] ? r->err : "-", r->curl_rc, why);
         }
     }
+}
+
+static int cmp_cid(const void *a, const void *b)
+{
+    const struct rec *const *x = a, *const *y = b;
+    int c = strcmp((*x)->cid, (*y)->cid);
+    return c ? c : (*x)->attempt - (*y)->attempt;
+}
+
+/* A request resending its correlation id: an attempt answered 5xx did nothing itself, but a
+ * later one may have done the work (the first found the database down, say). Together: a 2xx
+ * means the whole effect (check_requests); a last answer that is a definite refusal means none
+ * (a resent id must not make the answer lie); answers that are all 5xx from the service mean
+ * none; otherwise all or nothing. */
+static void check_resends(const struct rec *v, size_t n)
+{
+    const struct rec **k = malloc((n + 1) * sizeof *k);
+    size_t nk = 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i].flags & REC_RESEND)
+            k[nk++] = &v[i];
+    qsort(k, nk, sizeof *k, cmp_cid);
+    for (size_t i = 0; i < nk;) {
+        size_t j = i;
+        bool any_2xx = false, all_svc_5xx = true;
+        char list[256] = "";
+        size_t ll = 0;
+        while (j < nk && strcmp(k[j]->cid, k[i]->cid) == 0) {
+            enum outcome o = outcome_of(k[j]);
+            any_2xx = any_2xx || o == O_2XX;
+            all_svc_5xx = all_svc_5xx && o == O_5XX_SVC;
+            if (ll < sizeof list - 40)
+                ll += (size_t)snprintf(list + ll, sizeof list - ll, "%s%d%s%s", j > i ? "," : "",
+                                       k[j]->status, k[j]->err[0] ? " " : "", k[j]->err);
+            j++;
+        }
+        const struct rec *last = k[j - 1];
+        char why[256];
+        int fx = effect_of(last, why, sizeof why);
+        if (any_2xx) {
+            /* checked per answer */
+        } else if (rec_definite(last)) {
+            check(I_REQ_4XX, fx == 0, "resent %s cid %s: last of %zu answers %s, effect %s: %s",
+                  kind_names[last->kind], last->cid, j - i, list, fx == 1 ? "whole" : "partial",
+                  why);
+        } else if (all_svc_5xx) {
+            check(I_REQ_5XX, fx == 0, "resent %s cid %s: every answer a 5xx (%s), effect %s: %s",
+                  kind_names[last->kind], last->cid, list, fx == 1 ? "whole" : "partial", why);
+        } else {
+            check(I_REQ_UNKNOWN, fx != -1, "resent %s cid %s (answers %s): partial effect: %s",
+                  kind_names[last->kind], last->cid, list, why);
+        }
+        i = j;
+    }
+    free(k);
 }
 
 static int cmp_key(const void *a, const void *b)
@@ -1090,6 +1142,7 @@ int chaos_check(int argc, char **argv)
     check_requests(v, n);
     check_patches(v, n);
     check_keys(v, n);
+    check_resends(v, n);
     load_faults(faults_path);
     load_samples(samples_path);
     if (samples_path)

@@ -5,6 +5,7 @@
  * its locks and blocks others). The driver connects over the clusters' Unix sockets, which the
  * network faults (TCP on loopback) do not touch. One TSV line per sample:
  *   epoch_ms pending_n pending_max_ms pending_oldest_cid open_tx_max_ms lock_waits lock_wait_max_ms
+ *   oldest_open_tx (application_name:pid:state:query, blanks as '_', for reading)
  * -1 where a database did not answer (a cluster being restarted). */
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -79,7 +80,7 @@ int chaos_sample(int argc, char **argv)
     PGconn *g = NULL, *b = NULL;
     while (access(stop_file, F_OK) != 0) {
         int64_t t = now_ms();
-        char pend[3][40], back[3][40];
+        char pend[3][40], back[4][40];
         if (!one_row(
                 &g, gconn,
                 "SELECT count(*), coalesce(max((extract(epoch FROM now() - created_at) * "
@@ -96,15 +97,20 @@ int chaos_sample(int argc, char **argv)
                      "::bigint) FILTER (WHERE state LIKE 'idle in transaction%'), 0),"
                      " count(*) FILTER (WHERE wait_event_type = 'Lock'),"
                      " coalesce(max((extract(epoch FROM now() - query_start) * 1000)::bigint)"
-                     " FILTER (WHERE wait_event_type = 'Lock'), 0)"
+                     " FILTER (WHERE wait_event_type = 'Lock'), 0),"
+                     " (SELECT translate(left(application_name || ':' || pid || ':' || state ||"
+                     " ':' || query, 39), E' \\t\\n', '___') FROM pg_stat_activity"
+                     " WHERE backend_type = 'client backend' AND xact_start IS NOT NULL"
+                     " AND pid <> pg_backend_pid() ORDER BY xact_start LIMIT 1)"
                      " FROM pg_stat_activity WHERE backend_type = 'client backend'"
                      " AND pid <> pg_backend_pid()",
-                     3, back)) {
+                     4, back)) {
             for (int i = 0; i < 3; i++)
                 snprintf(back[i], 40, "-1");
+            snprintf(back[3], 40, "-");
         }
-        fprintf(f, "%" PRId64 "\t%s\t%s\t%s\t%s\t%s\t%s\n", t, pend[0], pend[1], pend[2], back[0],
-                back[1], back[2]);
+        fprintf(f, "%" PRId64 "\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t, pend[0], pend[1], pend[2],
+                back[0], back[1], back[2], back[3]);
         fflush(f);
         int64_t left = t + interval_ms - now_ms();
         if (left > 0) {
