@@ -88,6 +88,7 @@ struct conn_track {
     atomic_uint state;
     atomic_llong phase_us;    /* gf_mono_us() when the phase began (stored before state) */
     atomic_llong progress_us; /* when the server last took body bytes (or the phase began) */
+    atomic_llong body_left;   /* body bytes still to come by Content-Length; -1: not known */
     /* The reaper's own, under conns_mu: */
     unsigned seen_gen;
     int64_t head_seen_us;  /* unprocessed bytes first noticed (0: not yet) in this phase */
@@ -111,6 +112,7 @@ struct gf_http_server {
     /* The reaper's: when its previous pass ran, and when it last found it had not run for
      * STALL_US (ages count from then: a paused server gives every client its time again). */
     int64_t last_reap_us, last_cpu_us, resumed_us;
+    char *peek; /* the reaper's: CONNECTION_MEMORY bytes to look at a head waiting unread */
     /* The open connections, oldest first, and the reaper that watches them. */
     pthread_mutex_t conns_mu;
     struct conn_track *conns_head, *conns_tail;
@@ -138,6 +140,7 @@ struct gf_http_request {
     size_t body_len, body_cap;
     bool too_big; /* the body passed max_body: its rest is discarded, the answer is 413 */
     long long content_length; /* announced; -1 when none (chunked) */
+    long long received;       /* body bytes taken so far, discarded ones included */
     bool answered;            /* a response is queued already (early 413) */
     struct conn_track *track; /* the connection's; NULL if it could not be tracked */
     int64_t start_us;
@@ -165,11 +168,13 @@ static bool track_set(struct conn_track *t, enum conn_phase phase)
     }
 }
 
-/* The server took body bytes just now. */
-static void track_progress(struct conn_track *t)
+/* The server took body bytes just now; left of them are still to come (-1: not known). */
+static void track_progress(struct conn_track *t, long long left)
 {
-    if (t != NULL)
-        atomic_store(&t->progress_us, (long long)gf_mono_us());
+    if (t == NULL)
+        return;
+    atomic_store(&t->body_left, left);
+    atomic_store(&t->progress_us, (long long)gf_mono_us());
 }
 
 static double open_connections(void *arg)
@@ -548,13 +553,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         gf_log_set_cid(req->cid);
         /* A head the reaper already answered 408 is refused: MHD closes the connection. */
         ret = track_set(req->track, PHASE_BODY) ? first_call(srv, req) : MHD_NO;
+        track_progress(req->track, req->content_length);
     } else if (*upload_data_size != 0) {
         /* A chunk: never answered here, see STACK-NOTES. */
         gf_log_set_cid(req->cid);
         if (!req->answered)
             append_chunk(req, upload_data, *upload_data_size, srv->max_body);
+        req->received += (long long)*upload_data_size;
         *upload_data_size = 0; /* always consumed, or MHD calls again with the same bytes */
-        track_progress(req->track);
+        track_progress(req->track,
+                       req->content_length >= 0 ? req->content_length - req->received : -1);
         ret = MHD_YES;
         /* The whole announced body is here: the request is received and no longer cut (if the
          * reaper won the race, the connection is closing: stop). */
@@ -602,6 +610,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         atomic_init(&t->state, PHASE_HEAD);
         atomic_init(&t->phase_us, (long long)gf_mono_us());
         atomic_init(&t->progress_us, (long long)gf_mono_us());
+        atomic_init(&t->body_left, -1);
         pthread_mutex_lock(&srv->conns_mu);
         t->prev = srv->conns_tail;
         if (srv->conns_tail != NULL)
@@ -644,6 +653,28 @@ static int unread_bytes(int fd)
     return ioctl(fd, FIONREAD, &n) == 0 ? n : -1;
 }
 
+/* Bytes wait unread in the kernel (the server is behind: its thread busy in another
+ * connection's handler): do they complete the request's head, or its body? Then the request
+ * arrived whole and is not cut. A head is looked for in the unread bytes (the end of a head
+ * split across MHD's buffer and the kernel's counts too, leniently); a body is complete when
+ * the unread bytes cover what Content-Length still wants (unknown, chunked: not cut while
+ * behind). What stays incomplete even with them is a trickler's, judged as usual. */
+static bool waiting_whole(struct gf_http_server *srv, struct conn_track *t, int phase, int unread)
+{
+    if (phase == PHASE_BODY) {
+        long long left = (long long)atomic_load(&t->body_left);
+        return left < 0 || (long long)unread >= left;
+    }
+    ssize_t n = recv(t->fd, srv->peek, CONNECTION_MEMORY, MSG_PEEK | MSG_DONTWAIT);
+    if (n <= 0)
+        return false;
+    const char *b = srv->peek;
+    size_t len = (size_t)n;
+    return memmem(b, len, "\r\n\r\n", 4) != NULL || memmem(b, len, "\n\n", 2) != NULL ||
+           b[0] == '\n' || (len >= 2 && b[0] == '\r' && b[1] == '\n') ||
+           len == CONNECTION_MEMORY; /* too large to tell: MHD answers 431 itself */
+}
+
 /* When the kernel last received data on fd (gf_mono_us() time), or -1. */
 static int64_t last_recv_us(int fd, int64_t now)
 {
@@ -656,20 +687,21 @@ static int64_t last_recv_us(int fd, int64_t now)
 }
 
 /* A head or body past its deadline: is the client slow, or the server behind? Bytes waiting
- * unread in the kernel mean the server is behind: never cut then. Bytes that came after the
- * server last made progress (the phase's start for a head, the last chunk taken for a body)
- * may be in MHD's hands this very moment, or form a head or chunk framing that is still
- * incomplete: they get min(timeout, 1 s) from when they were first noticed with nothing unread
- * (the kernel only tells when the last byte came); a trickler whose bytes a busy server reads
- * late is cut at the first look after that grace that finds nothing unread. A head with no
- * byte since its phase began is an idle keep-alive connection: MHD's idle timeout's. A body
- * with nothing unprocessed is late. Called under conns_mu. */
-static enum cut_reason late_verdict(struct conn_track *t, int64_t now, int phase,
-                                    int64_t timeout_us)
+ * unread in the kernel that complete the request mean the server is behind (waiting_whole):
+ * never cut then. Other bytes that came after the server last made progress (the phase's
+ * start for a head, the last chunk taken for a body) may be in MHD's hands this very moment,
+ * or form a head or chunk framing that is still incomplete: they get min(timeout, 1 s) from
+ * when they were first noticed (the kernel only tells when the last byte came). A head with
+ * no byte since its phase began is an idle keep-alive connection: MHD's idle timeout's. A
+ * body with nothing unprocessed is late. Called under conns_mu. */
+static enum cut_reason late_verdict(struct gf_http_server *srv, struct conn_track *t, int64_t now,
+                                    int phase, int64_t timeout_us)
 {
     int unread = unread_bytes(t->fd);
     int64_t recv_us = last_recv_us(t->fd, now);
-    if (unread != 0 || recv_us < 0)
+    if (unread < 0 || recv_us < 0)
+        return CUT_NONE;
+    if (unread > 0 && waiting_whole(srv, t, phase, unread))
         return CUT_NONE;
     int64_t since = (int64_t)atomic_load(&t->progress_us);
     if (recv_us <= since + RECV_SLOP_US) {
@@ -758,9 +790,9 @@ static void reap(struct gf_http_server *srv, int64_t now)
             if (excess > 0 && age > IDLE_RECHECK_US && unread_bytes(t->fd) == 0)
                 why = CUT_PRESSURE;
             else if (age > srv->header_timeout_us && now >= t->next_check_us)
-                why = late_verdict(t, now, phase, srv->header_timeout_us);
+                why = late_verdict(srv, t, now, phase, srv->header_timeout_us);
         } else if (phase == PHASE_BODY && age > srv->body_timeout_us && now >= t->next_check_us) {
-            why = late_verdict(t, now, phase, srv->body_timeout_us);
+            why = late_verdict(srv, t, now, phase, srv->body_timeout_us);
         } else if (phase == PHASE_SENDING && age > srv->body_timeout_us) {
             why = send_verdict(t);
         }
@@ -918,6 +950,7 @@ static void server_free(struct gf_http_server *srv)
         pthread_mutex_destroy(&srv->stop_mu);
         pthread_mutex_destroy(&srv->conns_mu);
     }
+    free(srv->peek);
     free(srv);
 }
 
@@ -955,6 +988,11 @@ struct gf_http_server *gf_http_server_start(const struct gf_http_server_options 
     srv->body_timeout_us =
         1000LL * (opt->body_timeout_ms ? opt->body_timeout_ms : DEFAULT_BODY_TIMEOUT_MS);
     atomic_init(&srv->inflight, 0);
+    srv->peek = malloc(CONNECTION_MEMORY);
+    if (srv->peek == NULL) {
+        GF_ERROR("http out of memory starting a server");
+        goto out;
+    }
     if (sync_init(srv) != GF_OK)
         goto out;
     if (resolve(srv, opt->addr, host, sizeof host, &port) != GF_OK)

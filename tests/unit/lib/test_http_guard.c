@@ -46,6 +46,8 @@ static void handler(void *app, const struct gf_http_request *req, struct gf_http
         usleep(600 * 1000);
     if (strcmp(path, "/block") == 0)
         usleep(1500 * 1000);
+    if (strcmp(path, "/block3") == 0)
+        usleep(3000 * 1000);
     if (strcmp(path, "/count") == 0)
         atomic_fetch_add(&g_count, 1);
     if (strcmp(path, "/big") == 0) {
@@ -371,6 +373,47 @@ static void whole_body_behind_a_busy_thread_is_served(void **state)
     gf_http_server_stop(srv);
 }
 
+/* The server behind, but the request incomplete even counting what waits unread: a head
+ * without its end, a body short of its Content-Length. Those are a trickler's, cut (408) on
+ * time although the only thread is busy, and their handler never runs. */
+static void incomplete_request_behind_a_busy_thread_is_still_cut(void **state)
+{
+    (void)state;
+    atomic_store(&g_count, 0);
+    int port;
+    struct gf_http_server *srv = start(1, 8, 0, 300, 300, &port);
+    char buf[2048];
+    int a = client_connect(port);
+    send_str(a, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(read_status(a, buf, sizeof buf), 200);
+    int c = client_connect(port);
+    send_str(c, "POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{\"a\":");
+    usleep(400 * 1000); /* a idle past the head deadline; c's body is arriving */
+    int b = client_connect(port);
+    send_str(b, "GET /block3 HTTP/1.1\r\nHost: x\r\n\r\n");
+    usleep(100 * 1000); /* b's handler holds the thread for 3 s */
+    int64_t t0 = gf_mono_ms();
+    send_str(a, "POST /count HTTP/1.1\r\nHost: x\r\nX-Slow: a");
+    send_str(c, "1");
+    int st_a = read_status(a, buf, sizeof buf);
+    int64_t took_a = gf_mono_ms() - t0;
+    int st_c = read_status(c, buf, sizeof buf);
+    int64_t took_c = gf_mono_ms() - t0;
+    assert_true(st_a == 408 || st_a == -1);
+    assert_true(st_c == 408 || st_c == -1);
+    /* Before b's handler let the thread go: an idle connection is looked at once a second,
+     * then the grace, then a tick. */
+    assert_true(took_a < 2500);
+    assert_true(took_c < 2500);
+    assert_int_equal(read_status(b, buf, sizeof buf), 200);
+    usleep(100 * 1000);
+    assert_int_equal(atomic_load(&g_count), 0);
+    close(a);
+    close(b);
+    close(c);
+    gf_http_server_stop(srv);
+}
+
 /* Phase "body", client late: 408, and the handler never runs for that request, even when the
  * rest of the body comes after the 408. */
 static void incomplete_body_is_408_and_never_runs(void **state)
@@ -504,6 +547,7 @@ int main(void)
         cmocka_unit_test(stop_with_many_connections_is_quick),
         cmocka_unit_test(whole_head_behind_a_busy_thread_is_served),
         cmocka_unit_test(whole_body_behind_a_busy_thread_is_served),
+        cmocka_unit_test(incomplete_request_behind_a_busy_thread_is_still_cut),
         cmocka_unit_test(incomplete_body_is_408_and_never_runs),
         cmocka_unit_test(running_handler_is_never_cut),
         cmocka_unit_test(untaken_answer_is_closed_without_a_status),
