@@ -587,6 +587,10 @@ struct relay *relay_start(struct backend_app *app)
         .acquire_timeout_ms = 2000,
         .statement_timeout_ms = (int)app->cfg->db_statement_timeout_ms,
         .application_name = "backend-relay",
+        /* A batch's claim stays open while the broker confirms it (up to the confirm
+         * timeout): the session must outlive that wait, and still free its rows within
+         * seconds when this process is paused or cut off. */
+        .idle_in_transaction_timeout_ms = (int)app->cfg->relay_confirm_timeout_ms + 5000,
     };
     r->pool = gf_db_pool_new(&popt);
     if (r->pool == NULL) {
