@@ -6,6 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
     build-essential cmake pkg-config git ca-certificates curl procps iproute2 gnuplot-nox
+    iptables python3
     libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
     libpq-dev postgresql-15
     libmicrohttpd-dev libjansson-dev libcmocka-dev uuid-dev clang-format libcurl4-openssl-dev wrk
