@@ -161,7 +161,10 @@ say "$SECONDS_LOAD s of load, $CLIENTS clients; state in $TMP"
 open_stack_lock() { exec {STACK_LOCK_FD}>>"$WORK/stack.lock"; }
 lock_stack() { flock "$STACK_LOCK_FD"; }
 unlock_stack() { flock -u "$STACK_LOCK_FD"; }
-stack_up_locked() { bash "$STACK" up >>"$WORK/stack.log" 2>&1 {STACK_LOCK_FD}>&-; }
+stack_up_once() { bash "$STACK" up >>"$WORK/stack.log" 2>&1 {STACK_LOCK_FD}>&-; }
+# A failpoint may kill a program while `up` waits for every program to be ready (then `up`
+# fails: "the process exited during start"): up to three tries.
+stack_up_locked() { stack_up_once || stack_up_once || stack_up_once; }
 stack_up() {
     local rc=0
     lock_stack
@@ -243,8 +246,7 @@ fault_kill() {
 }
 fault_kill_locked() {
     local name=$1 down=$2 pid new
-    # A program a failpoint killed comes back first (it may die at a failpoint while starting).
-    stack_up_locked || stack_up_locked || stack_up_locked || true
+    stack_up_locked || true # a program a failpoint killed comes back first
     pid=$(prog_pid "$name")
     if ! [[ $pid =~ ^[0-9]+$ ]] || ! kill -0 "$pid" 2>/dev/null; then
         say "kill $name: not running"
@@ -253,8 +255,7 @@ fault_kill_locked() {
     kill -KILL "$pid"
     say "killed $name (pid $pid); restarting it in $down ms"
     sleep_ms "$down"
-    # (a failpoint may kill a program while it starts: then up fails, and we try again)
-    stack_up_locked || stack_up_locked || stack_up_locked || return 1
+    stack_up_locked || return 1
     new=$(prog_pid "$name")
     if [[ -z $new || $new == "$pid" ]] || ! kill -0 "$new" 2>/dev/null; then
         return 1
@@ -397,8 +398,7 @@ watch_failpoints() {
                 handled[$name$ts]=1
                 at=$(date -d "$ts" +%s%3N 2>/dev/null || now_ms)
                 say "$name died at failpoint $fp: restarting it"
-                # (it may die at a failpoint again while starting: then up fails, and we retry)
-                if stack_up || stack_up || stack_up; then
+                if stack_up; then
                     record_fault fpkill "$name" ok "$at" "$(now_ms)" "$fp"
                 else
                     record_fault fpkill "$name" failed "$at" "$(now_ms)" "$fp"
