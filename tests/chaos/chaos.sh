@@ -317,9 +317,12 @@ fault_delay() {
 # LOCK_WAIT_S for one), and probe buys of that item through backend-svc-2 measure how long
 # the locks blocked other buyers (lock-probes.tsv).
 fault_pause() {
-    local name=$1 ms=$2 pid log off line='' cid='' item='' deadline t0 out
-    stack_up || true
-    pid=$(prog_pid "$name")
+    local name=$1 ms=$2 pid log off line='' cid='' item='' deadline t0 out i
+    for ((i = 0; i < 5; i++)); do # a failpoint may kill it at any moment: bring it back
+        stack_up || true
+        pid=$(prog_pid "$name")
+        alive "$pid" && break
+    done
     alive "$pid" || {
         say "pause $name: not running"
         return 1
@@ -340,11 +343,11 @@ fault_pause() {
             say "pause $name: no buy reached buy.before_commit in $LOCK_WAIT_S s; a plain pause"
         fi
     fi
-    pid=$(prog_pid "$name") # a failpoint may have killed it meanwhile
-    if ! alive "$pid"; then
-        stack_up || true
+    for ((i = 0; i < 5; i++)); do # a failpoint may have killed it meanwhile
         pid=$(prog_pid "$name")
-    fi
+        alive "$pid" && break
+        stack_up || true
+    done
     kill -STOP "$pid" || return 1
     t0=$(now_ms)
     printf '%s\n' "$pid" >>"$WORK/paused"
@@ -363,7 +366,7 @@ fault_pause() {
     fi
     sleep_ms "$ms"
     kill -CONT "$pid" || return 1
-    say "$name continued"
+    say "$name continued" # (a failpoint may kill it right after: the watcher restarts it)
     if [[ -n $PROBE_PID ]]; then
         wait "$PROBE_PID" || true
         PROBE_PID=''
