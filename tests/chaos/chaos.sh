@@ -245,10 +245,13 @@ fault_kill() {
     return "$rc"
 }
 fault_kill_locked() {
-    local name=$1 down=$2 pid new
-    stack_up_locked || true # a program a failpoint killed comes back first
-    pid=$(prog_pid "$name")
-    if ! [[ $pid =~ ^[0-9]+$ ]] || ! kill -0 "$pid" 2>/dev/null; then
+    local name=$1 down=$2 pid new i
+    for ((i = 0; i < 5; i++)); do # a program a failpoint killed comes back first
+        stack_up_locked || true
+        pid=$(prog_pid "$name")
+        alive "$pid" && break
+    done
+    if ! alive "$pid"; then
         say "kill $name: not running"
         return 1
     fi
