@@ -107,9 +107,9 @@ static void parse(void)
     }
     npoints = n;
     for (int i = 0; i < n; i++)
-        GF_WARN("failpoint armed name=%s action=%s pause_ms=%lld probability=%.3f",
-                points[i].name, points[i].action == FP_KILL ? "kill" : "pause",
-                (long long)points[i].pause_ms, points[i].probability);
+        GF_WARN("failpoint armed name=%s action=%s pause_ms=%lld probability=%.3f", points[i].name,
+                points[i].action == FP_KILL ? "kill" : "pause", (long long)points[i].pause_ms,
+                points[i].probability);
     atomic_store(&enabled, n > 0);
 }
 

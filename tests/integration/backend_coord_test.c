@@ -371,8 +371,10 @@ static void a_reused_correlation_id_never_answers_a_buy_that_did_not_happen(void
     assert_int_equal(b3.status, 409);
     assert_string_equal(b3.code, "correlation_id_reused");
     assert_int_equal(wait_no_pending(&W, 15000), 0);
-    long long items = sql_ll(W.backend, "SELECT coalesce(sum(count), 0) FROM user_items"
-                                        " WHERE user_id = %lld", u);
+    long long items = sql_ll(W.backend,
+                             "SELECT coalesce(sum(count), 0) FROM user_items"
+                             " WHERE user_id = %lld",
+                             u);
     assert_int_equal(items, 1);
     balance_is(&W, u, 90, 0);
 }
