@@ -7,6 +7,7 @@
  * invariants across both databases. */
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -249,6 +250,45 @@ static void a_paused_first_attempt_is_fenced_off_by_the_takeover(void **state)
     balance_is(&W, u, 90, 0);
 }
 
+/* The backend is stopped (SIGSTOP) inside a buy's local transaction, holding the stock row, for
+ * longer than its sessions' idle-in-transaction limit: backend-db frees the row within the
+ * bound (measured from the test's own connection, which updates that row), gxp's resolver
+ * settles the reservation, and when the backend runs again it answers 5xx — never 200 — for
+ * the buy that did not commit. */
+static void a_paused_backend_frees_its_locks_and_never_answers_200(void **state)
+{
+    (void)state;
+    long long u, item;
+    char body[96];
+    shop("stopped", 10, &u, &item, body);
+    /* The default gxp deadline (2 s): the sessions' limit is then 5 s. */
+    const char *env[] = {TAKEOVER, "GF_FAILPOINTS=buy.before_commit=pause:300", NULL};
+    restart_backend(env);
+    struct call buy = {.path = "/marketplace/item/buy", .body = body};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, post_thread, &buy), 0);
+    assert_int_equal(wait_log("failpoint fired name=buy.before_commit", 5000), 0);
+    assert_int_equal(kill(W.backend_pid, SIGSTOP), 0);
+    int64_t t0 = gf_mono_ms();
+    sql_exec(W.backend, "UPDATE marketplace_items SET updated_at = updated_at WHERE item_id = %lld",
+             item);
+    long long held = (long long)(gf_mono_ms() - t0);
+    fprintf(stderr, "the stopped backend's stock row was freed after %lld ms\n", held);
+    /* The bound: the backend's idle-in-transaction limit (gxp deadline + 3 s = 5 s), plus
+     * scheduling slack on a loaded machine. */
+    assert_true(held < 5000 + 3000);
+    usleep(2000 * 1000); /* past gxp's pending timeout: the resolver settles the reservation */
+    assert_int_equal(kill(W.backend_pid, SIGCONT), 0);
+    pthread_join(th, NULL);
+    if (buy.r.status < 500)
+        fail_msg("a buy whose session was killed answered %ld %s", buy.r.status, buy.r.body);
+    http_res_free(&buy.r);
+    restart_backend(normal_env);
+    assert_int_equal(wait_no_pending(&W, 20000), 0);
+    assert_int_equal(user_items(u), 0);
+    balance_is(&W, u, 100, 0);
+}
+
 /* backend-db goes away while a keyed buy waits to COMMIT: the answer is 503 outcome_unknown,
  * never a 200 or a definite refusal; the retry once backend-db is back settles it (here: the
  * COMMIT never happened, so the buy runs once). */
@@ -477,6 +517,8 @@ int main(void)
             world_check_and_stop),
         cmocka_unit_test_setup_teardown(a_paused_first_attempt_is_fenced_off_by_the_takeover,
                                         setup_patient_gxp, world_check_and_stop),
+        cmocka_unit_test_setup_teardown(a_paused_backend_frees_its_locks_and_never_answers_200,
+                                        setup_world, world_check_and_stop),
         cmocka_unit_test_setup_teardown(an_unknown_outcome_is_said_and_settled_by_the_retry,
                                         setup_world, world_check_and_stop),
         cmocka_unit_test_setup_teardown(
