@@ -134,8 +134,9 @@ resolve_link() {
         ;;
     esac
     for p in "${L_PORTS[@]}"; do
-        [[ $p =~ ^[0-9]+$ ]] && ((p > 0 && p < 65536)) ||
+        if ! [[ $p =~ ^[0-9]+$ ]] || ((p < 1 || p > 65535)); then
             die "link $link: no port (are the GF_*_PORT variables of the stack exported?)"
+        fi
     done
     if [[ -n $L_USER ]]; then
         id -u "$L_USER" >/dev/null 2>&1 || die "link $link: no user $L_USER"
@@ -159,7 +160,7 @@ add_rules() {
         return 0
     fi
     # A mark unique to (run, link): 8 bits of the run's hash, 4 of the link's index.
-    mark=$(printf '0x%08x' $(((($(hash_of "$run") & 0xff) << 20 | (idx & 0xf) << 16))))
+    mark=$(printf '0x%08x' $((($(hash_of "$run") & 0xff) << 20 | (idx & 0xf) << 16)))
     "${IPT[@]}" -I OUTPUT 1 -o lo -p tcp -m connmark --mark "$mark/$MARK_MASK" \
         -m comment --comment "$c" -j "$@"
     for p in "${L_PORTS[@]}"; do # above the drop: the owner's packets mark first
@@ -268,7 +269,9 @@ start_delayer() { # RUN TAG MS: sets D_QUEUE
 do_delay() {
     local run=$1 ms=$2 link n
     shift 2
-    [[ $ms =~ ^[0-9]+$ ]] && ((ms <= 600000)) || die "delay: MS must be 0..600000, not '$ms'"
+    if ! [[ $ms =~ ^[0-9]+$ ]] || ((ms > 600000)); then
+        die "delay: MS must be 0..600000, not '$ms'"
+    fi
     own_run "$run"
     for link in "$@"; do
         resolve_link "$link"
