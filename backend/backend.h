@@ -23,6 +23,7 @@ struct backend_config {
     char *db_password;
     int64_t db_pool_size;
     int64_t db_statement_timeout_ms;
+    int64_t db_lock_timeout_ms;
     int64_t http_threads;
     int64_t http_max_connections;
     int64_t http_max_inflight;
@@ -128,6 +129,11 @@ enum gf_status store_exec(struct backend_app *app, const char *name, const char 
 /* Fills err for a database failure (no detail reaches the client) and returns the status to
  * answer with (a lost serialization race counts as unavailable). */
 enum gf_status store_db_failed(enum gf_status st, struct be_err *err);
+/* store_exec for a change: a connection lost after the statement was sent is GF_EUNKNOWN (it
+ * may have committed: answered 503 outcome_unknown), not GF_EUNAVAILABLE. */
+enum gf_status store_write(struct backend_app *app, const char *name, const char *sql, int n,
+                           const char *const *params, PGresult **res,
+                           struct be_err *err) GF_MUSTCHECK;
 /* ROLLBACK of the open transaction on c, if the connection still stands (a broken one is
  * dropped by the pool on release, and the server rolls back when the session ends). */
 void store_rollback(struct gf_db_conn *c);

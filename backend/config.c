@@ -18,6 +18,10 @@ const struct gf_config_def backend_config_defs[] = {
      "database connections at most"},
     {"BACKEND_DB_STATEMENT_TIMEOUT_MS", GF_CFG_INT, "5000", 0, 600000, false,
      F(db_statement_timeout_ms), "statement_timeout of every connection (0 = none)"},
+    {"BACKEND_DB_LOCK_TIMEOUT_MS", GF_CFG_INT, "2000", 0, 600000, false, F(db_lock_timeout_ms),
+     "lock_timeout of every connection (0 = none): a statement waits this long at most for a "
+     "row another session holds, so a paused backend's queued statements cannot chain its "
+     "locks"},
     {"BACKEND_HTTP_THREADS", GF_CFG_INT, "48", 1, 1024, false, F(http_threads),
      "HTTP threads: a request holds one while it waits for the database or gxp"},
     {"BACKEND_HTTP_MAX_CONNECTIONS", GF_CFG_INT, "10000", 16, 1000000, false,

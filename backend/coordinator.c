@@ -778,7 +778,7 @@ static enum gf_status buy_not_done(struct backend_app *app, const struct buy *b,
         return GF_OK;
     }
     if (state[0] == '\0' && unknown)
-        return GF_EUNAVAILABLE; /* outcome_unknown, set by idem_commit */
+        return GF_EUNKNOWN; /* outcome_unknown, said by idem_commit */
     switch (out) {
     case LOCAL_OUT_OF_STOCK:
         be_err_set(err, "out_of_stock", "item %" PRId64 " is out of stock", b->item_id);
@@ -876,12 +876,7 @@ static enum gf_status decide_added(struct backend_app *app, const char *cid,
         st = gf_db_exec(c, "be_decide_add", sql, 1, params, NULL);
         if (st != GF_OK && st != GF_EEXISTS) {
             *unknown = PQstatus(gf_db_pgconn(c)) != CONNECTION_OK;
-            if (*unknown)
-                be_err_set(err, "outcome_unknown",
-                           "the outcome of this request is unknown (the database connection was "
-                           "lost at commit); GET /gxp/transaction?correlationId= tells it");
-            else
-                st = store_db_failed(st, err);
+            st = store_db_failed(*unknown ? GF_EUNKNOWN : st, err);
         }
         goto out;
     }

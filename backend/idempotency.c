@@ -121,13 +121,7 @@ enum gf_status idem_commit(struct gf_db_conn *c, const struct be_idem *idem, int
     /* An error the server answered is definite: nothing committed. A lost connection is not:
      * the COMMIT may have reached the server. */
     *unknown = PQstatus(gf_db_pgconn(c)) != CONNECTION_OK;
-    if (*unknown)
-        be_err_set(err, "outcome_unknown",
-                   "the outcome of this request is unknown (the database connection was lost "
-                   "at commit); retry with the same Idempotency-Key to learn it");
-    else
-        st = store_db_failed(st, err);
-    return st;
+    return store_db_failed(*unknown ? GF_EUNKNOWN : st, err);
 }
 
 /* "POST /path\n<body>" in hex, for the request hash. */

@@ -47,6 +47,9 @@ int main(int argc, char **argv)
          * and one short retry): above it, a paused or cut-off backend holds locks no longer
          * (5 s with the default 2 s deadline). */
         .idle_in_transaction_timeout_ms = (int)cfg.gxp_deadline_ms + 3000,
+        /* Below that limit: statements a paused backend had already sent must not take a
+         * row lock one after the other once its stuck session is ended. */
+        .lock_timeout_ms = (int)cfg.db_lock_timeout_ms,
     };
     app.pool = gf_db_pool_new(&popt);
     app.gxp = gf_grpc_client_new(cfg.gxp_addr);

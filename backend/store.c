@@ -34,6 +34,12 @@ void be_err_set(struct be_err *err, const char *code, const char *fmt, ...)
 /* The answer for a database failure: nothing of it reaches the client but its kind. */
 enum gf_status store_db_failed(enum gf_status st, struct be_err *err)
 {
+    if (st == GF_EUNKNOWN) {
+        be_err_set(err, "outcome_unknown",
+                   "the database connection was lost after the change was sent: it may or may "
+                   "not have happened; read it back, or retry with the same Idempotency-Key");
+        return st;
+    }
     if (st == GF_ETIMEOUT)
         be_err_set(err, "database_timeout", "the database did not answer in time");
     else if (st == GF_EUNAVAILABLE || st == GF_ECONFLICT)
@@ -263,6 +269,22 @@ enum gf_status store_list_user_items(struct backend_app *app, const struct be_pa
                 keys, 4, page, key, out, len, err);
 }
 
+enum gf_status store_write(struct backend_app *app, const char *name, const char *sql, int n,
+                           const char *const *params, PGresult **res, struct be_err *err)
+{
+    struct gf_db_conn *c = NULL;
+    if (!atomic_load(&app->migrated))
+        return store_db_failed(GF_EUNAVAILABLE, err);
+    enum gf_status st = gf_db_acquire(app->pool, &c);
+    if (st != GF_OK)
+        return store_db_failed(st, err);
+    st = gf_db_exec(c, name, sql, n, params, res);
+    if (st == GF_EUNAVAILABLE && PQstatus(gf_db_pgconn(c)) != CONNECTION_OK)
+        st = GF_EUNKNOWN; /* sent, then the connection broke: it may have committed */
+    gf_db_release(app->pool, c);
+    return st;
+}
+
 void store_rollback(struct gf_db_conn *c)
 {
     if (PQstatus(gf_db_pgconn(c)) == CONNECTION_OK) {
@@ -321,7 +343,7 @@ static enum gf_status insert_returning(struct backend_app *app, const char *name
     if (idem != NULL && idem->key != NULL)
         return insert_returning_keyed(app, name, sql, n, params, idem, id, answered, err);
     PGresult *res = NULL;
-    enum gf_status st = store_exec(app, name, sql, n, params, &res, err);
+    enum gf_status st = store_write(app, name, sql, n, params, &res, err);
     if (st == GF_OK) {
         st = returned_id(res, id);
         PQclear(res);
@@ -400,7 +422,7 @@ enum gf_status store_patch_item(struct backend_app *app, int64_t id, int64_t if_
      * price can no longer commit after this change (it loses the race, re-reads and refuses
      * with price_changed), and one that committed first was charged the price in force at its
      * commit (this UPDATE waited for its row lock). */
-    enum gf_status st = store_exec(
+    enum gf_status st = store_write(
         app, "be_patch_item",
         "WITH i AS (UPDATE items SET name = coalesce($3, name),"
         " cost = coalesce($4::bigint, cost), version = version + 1, updated_at = now()"

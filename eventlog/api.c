@@ -36,6 +36,7 @@ int api_http_code(enum gf_status st)
         return 413;
     case GF_EUNAVAILABLE:
     case GF_ESHUTDOWN:
+    case GF_EUNKNOWN:
     case GF_ENOMEM:
         return 503;
     case GF_ETIMEOUT:

@@ -84,6 +84,7 @@ grpc_status_code ledger_grpc_code(enum gf_status st)
     case GF_EUNAVAILABLE:
         return GRPC_STATUS_UNAVAILABLE;
     case GF_ESHUTDOWN:
+    case GF_EUNKNOWN:
         return GRPC_STATUS_UNAVAILABLE;
     case GF_ETIMEOUT:
         return GRPC_STATUS_DEADLINE_EXCEEDED;

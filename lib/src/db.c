@@ -32,7 +32,8 @@ struct gf_db_pool {
     int size;
     int acquire_timeout_ms;
     int statement_timeout_ms;
-    int idle_in_tx_ms; /* 0 = leave the server's */
+    int idle_in_tx_ms;   /* 0 = leave the server's */
+    int lock_timeout_ms; /* 0 = none */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -63,6 +64,7 @@ struct gf_db_pool *gf_db_pool_new(const struct gf_db_pool_options *opt)
     p->acquire_timeout_ms = opt->acquire_timeout_ms > 0 ? opt->acquire_timeout_ms : 5000;
     p->statement_timeout_ms = opt->statement_timeout_ms;
     p->idle_in_tx_ms = gf_db__idle_in_tx_ms(opt->idle_in_transaction_timeout_ms);
+    p->lock_timeout_ms = opt->lock_timeout_ms > 0 ? opt->lock_timeout_ms : 0;
     p->idle = calloc((size_t)p->size, sizeof *p->idle);
     if (p->conninfo == NULL || p->appname == NULL || p->idle == NULL ||
         (opt->password && opt->password[0] && p->password == NULL)) {
@@ -137,7 +139,7 @@ int gf_db__idle_in_tx_ms(int opt)
 }
 
 PGconn *gf_db__open(const char *conninfo, const char *password, const char *app,
-                    int statement_timeout_ms, int idle_in_tx_ms)
+                    int statement_timeout_ms, int idle_in_tx_ms, int lock_timeout_ms)
 {
     const char *keys[NTCP + 4];
     const char *vals[NTCP + 4];
@@ -160,7 +162,7 @@ PGconn *gf_db__open(const char *conninfo, const char *password, const char *app,
     PQsetNoticeProcessor(pg, notice_to_log, NULL);
     /* Session settings in one round trip. Set here rather than left to the server's
      * configuration, so that the bounds hold on any deployment. */
-    char sql[160];
+    char sql[224];
     int len = 0;
     if (statement_timeout_ms > 0)
         len += snprintf(sql + len, sizeof sql - (size_t)len, "SET statement_timeout = %d;",
@@ -168,6 +170,9 @@ PGconn *gf_db__open(const char *conninfo, const char *password, const char *app,
     if (idle_in_tx_ms > 0)
         len += snprintf(sql + len, sizeof sql - (size_t)len,
                         "SET idle_in_transaction_session_timeout = %d;", idle_in_tx_ms);
+    if (lock_timeout_ms > 0)
+        len += snprintf(sql + len, sizeof sql - (size_t)len, "SET lock_timeout = %d;",
+                        lock_timeout_ms);
     if (len > 0) {
         PGresult *r = PQexec(pg, sql);
         bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -188,7 +193,7 @@ static struct gf_db_conn *conn_open(struct gf_db_pool *p)
     if (c == NULL)
         return NULL;
     c->pg = gf_db__open(p->conninfo, p->password, p->appname, p->statement_timeout_ms,
-                        p->idle_in_tx_ms);
+                        p->idle_in_tx_ms, p->lock_timeout_ms);
     if (c->pg == NULL) {
         free(c);
         return NULL;

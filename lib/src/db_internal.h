@@ -11,7 +11,7 @@
  * idle_in_transaction_session_timeout set (each when > 0). NULL (logged, rate-limited) on
  * failure. */
 PGconn *gf_db__open(const char *conninfo, const char *password, const char *app,
-                    int statement_timeout_ms, int idle_in_tx_ms);
+                    int statement_timeout_ms, int idle_in_tx_ms, int lock_timeout_ms);
 
 /* The idle_in_transaction_session_timeout to SET for an options value (0 = the default,
  * < 0 = none, i.e. 0 returned). */

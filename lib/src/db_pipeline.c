@@ -92,7 +92,7 @@ static bool connect_pl(struct pl_conn *c)
 {
     struct gf_db_pipeline *pl = c->pl;
     c->pg = gf_db__open(pl->conninfo, pl->password, pl->appname, pl->statement_timeout_ms,
-                        pl->idle_in_tx_ms);
+                        pl->idle_in_tx_ms, 0); /* one-statement transactions: no lock queue */
     if (c->pg == NULL)
         return false;
     if (!PQenterPipelineMode(c->pg)) {

@@ -28,6 +28,8 @@ const char *gf_status_str(enum gf_status st)
         return "too_big";
     case GF_ESHUTDOWN:
         return "shutting_down";
+    case GF_EUNKNOWN:
+        return "outcome_unknown";
     case GF_EINTERNAL:
         return "internal";
     case GF_PENDING:

@@ -338,12 +338,12 @@ static void a_buy_racing_a_price_change_is_charged_the_price_at_its_commit(void 
     snprintf(path, sizeof path, "/item/%lld", item);
 
     /* 1: prepared at 10, the price becomes 20 before the local transaction. */
-    const char *env1[] = {DEADLINE, "GF_FAILPOINTS=buy.after_prepare=pause:1200", NULL};
+    const char *env1[] = {DEADLINE, "GF_FAILPOINTS=buy.after_prepare=pause:3000", NULL};
     restart_backend(env1);
     struct call buy = {.path = "/marketplace/item/buy", .body = body};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, post_thread, &buy), 0);
-    usleep(400 * 1000);
+    assert_int_equal(wait_log("failpoint fired name=buy.after_prepare", 5000), 0);
     snprintf(ifm, sizeof ifm, "If-Match: \"%lld\"",
              sql_ll(W.backend, "SELECT version FROM items WHERE id = %lld", item));
     const char *h[] = {ifm, NULL};
@@ -359,11 +359,11 @@ static void a_buy_racing_a_price_change_is_charged_the_price_at_its_commit(void 
     balance_is(&W, u, 100, 0);
 
     /* 2: the buy holds the stock row (before its COMMIT) when the PATCH to 30 comes. */
-    const char *env2[] = {DEADLINE, "GF_FAILPOINTS=buy.before_commit=pause:1200", NULL};
+    const char *env2[] = {DEADLINE, "GF_FAILPOINTS=buy.before_commit=pause:1500", NULL};
     restart_backend(env2);
     memset(&buy.r, 0, sizeof buy.r);
     assert_int_equal(pthread_create(&th, NULL, post_thread, &buy), 0);
-    usleep(500 * 1000);
+    assert_int_equal(wait_log("failpoint fired name=buy.before_commit", 5000), 0);
     snprintf(ifm, sizeof ifm, "If-Match: \"%lld\"",
              sql_ll(W.backend, "SELECT version FROM items WHERE id = %lld", item));
     snprintf(patch, sizeof patch, "{\"cost\":30}");
@@ -522,7 +522,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(an_unknown_outcome_is_said_and_settled_by_the_retry,
                                         setup_world, world_check_and_stop),
         cmocka_unit_test_setup_teardown(
-            a_buy_racing_a_price_change_is_charged_the_price_at_its_commit, setup_world,
+            a_buy_racing_a_price_change_is_charged_the_price_at_its_commit, setup_patient_gxp,
             world_check_and_stop),
         cmocka_unit_test_setup_teardown(a_buy_right_after_add_gxp_waits_out_replication_lag,
                                         setup_patient_gxp, world_check_and_stop),

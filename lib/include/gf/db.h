@@ -52,6 +52,11 @@ struct gf_db_pool_options {
     /* SET idle_in_transaction_session_timeout on each connection: 0 = GF_DB_IDLE_IN_TX_TIMEOUT_MS,
      * < 0 = leave the server's setting. */
     int idle_in_transaction_timeout_ms;
+    /* SET lock_timeout on each connection (0 = none): a statement queued behind a row lock
+     * gives up after this long. Without it, statements a paused process had already sent
+     * queue on the row its dead session held and each takes the lock in turn, so a pause
+     * holds the row for one idle-in-transaction limit per queued statement. */
+    int lock_timeout_ms;
 };
 
 /* Creates the pool; connects lazily, so this succeeds while the database is down. */

@@ -18,6 +18,8 @@ enum gf_status {
     GF_ENOMEM,        /* allocation failed */
     GF_ETOOBIG,       /* input over a size limit */
     GF_ESHUTDOWN,     /* the process is stopping */
+    GF_EUNKNOWN,      /* a change was sent and the connection lost before its answer: it may
+                         or may not have happened (outcome unknown) */
     GF_EINTERNAL,     /* a bug or an unexpected answer: never for bad input */
     GF_PENDING,       /* not a failure: the answer comes later (gf_grpc_finish) */
 };
