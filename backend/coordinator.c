@@ -277,17 +277,24 @@ static enum gf_status prepare(struct backend_app *app, int64_t user_id, int type
                        &gxp__transaction_prepare_response__descriptor, cid, err);
 }
 
+/* Gxp.GetTransaction of tx_cid: the gRPC code, *resp (the caller frees it) when OK. */
+static grpc_status_code get_transaction(struct backend_app *app, const char *tx_cid,
+                                        const char *cid, ProtobufCMessage **resp, char *details,
+                                        size_t detailsz)
+{
+    Gxp__GetTransactionRequest req = GXP__GET_TRANSACTION_REQUEST__INIT;
+    req.correlationid = (char *)tx_cid;
+    return gxp_call(app, "/gxp.Gxp/GetTransaction", &req.base,
+                    &gxp__get_transaction_response__descriptor, resp, cid, details, detailsz);
+}
+
 /* The status of transaction tx_cid on gxp (a Gxp__TransactionStatus), -1 when gxp cannot
  * tell (down, or it never prepared it). */
 static int gxp_status(struct backend_app *app, const char *tx_cid, const char *cid)
 {
-    Gxp__GetTransactionRequest req = GXP__GET_TRANSACTION_REQUEST__INIT;
-    req.correlationid = (char *)tx_cid;
     ProtobufCMessage *resp = NULL;
     char details[256];
-    grpc_status_code code =
-        gxp_call(app, "/gxp.Gxp/GetTransaction", &req.base,
-                 &gxp__get_transaction_response__descriptor, &resp, cid, details, sizeof details);
+    grpc_status_code code = get_transaction(app, tx_cid, cid, &resp, details, sizeof details);
     int status = -1;
     if (code == GRPC_STATUS_OK) {
         const Gxp__GetTransactionResponse *r = (const Gxp__GetTransactionResponse *)resp;
@@ -998,13 +1005,9 @@ static enum gf_status gxp_side(struct backend_app *app, const char *tx_cid, cons
                                json_t **out, struct be_err *err)
 {
     static const char *const statuses[] = {"PENDING", "ABORTED", "COMMITTED"};
-    Gxp__GetTransactionRequest req = GXP__GET_TRANSACTION_REQUEST__INIT;
-    req.correlationid = (char *)tx_cid;
     ProtobufCMessage *resp = NULL;
     char details[256];
-    grpc_status_code code =
-        gxp_call(app, "/gxp.Gxp/GetTransaction", &req.base,
-                 &gxp__get_transaction_response__descriptor, &resp, cid, details, sizeof details);
+    grpc_status_code code = get_transaction(app, tx_cid, cid, &resp, details, sizeof details);
     if (code == GRPC_STATUS_NOT_FOUND) {
         *out = json_null();
         return GF_OK;

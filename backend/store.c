@@ -50,8 +50,11 @@ enum gf_status store_db_failed(enum gf_status st, struct be_err *err)
 }
 
 /* Runs one statement on a pooled connection. */
-enum gf_status store_exec(struct backend_app *app, const char *name, const char *sql, int n,
-                          const char *const *params, PGresult **res, struct be_err *err)
+/* One statement on a pooled connection; for a change (write), a connection lost after it was
+ * sent is GF_EUNKNOWN: it may have committed. */
+static enum gf_status run_one(struct backend_app *app, bool write, const char *name,
+                              const char *sql, int n, const char *const *params, PGresult **res,
+                              struct be_err *err)
 {
     struct gf_db_conn *c = NULL;
     if (!atomic_load(&app->migrated))
@@ -60,8 +63,22 @@ enum gf_status store_exec(struct backend_app *app, const char *name, const char 
     if (st != GF_OK)
         return store_db_failed(st, err);
     st = gf_db_exec(c, name, sql, n, params, res);
+    if (write && st == GF_EUNAVAILABLE && PQstatus(gf_db_pgconn(c)) != CONNECTION_OK)
+        st = GF_EUNKNOWN;
     gf_db_release(app->pool, c);
     return st;
+}
+
+enum gf_status store_exec(struct backend_app *app, const char *name, const char *sql, int n,
+                          const char *const *params, PGresult **res, struct be_err *err)
+{
+    return run_one(app, false, name, sql, n, params, res, err);
+}
+
+enum gf_status store_write(struct backend_app *app, const char *name, const char *sql, int n,
+                           const char *const *params, PGresult **res, struct be_err *err)
+{
+    return run_one(app, true, name, sql, n, params, res, err);
 }
 
 static json_t *iso_time(const char *epoch_us)
@@ -267,22 +284,6 @@ enum gf_status store_list_user_items(struct backend_app *app, const struct be_pa
                     "updated_at") " FROM user_items"
                                   " WHERE id > $1::bigint ORDER BY id LIMIT $2::int",
                 keys, 4, page, key, out, len, err);
-}
-
-enum gf_status store_write(struct backend_app *app, const char *name, const char *sql, int n,
-                           const char *const *params, PGresult **res, struct be_err *err)
-{
-    struct gf_db_conn *c = NULL;
-    if (!atomic_load(&app->migrated))
-        return store_db_failed(GF_EUNAVAILABLE, err);
-    enum gf_status st = gf_db_acquire(app->pool, &c);
-    if (st != GF_OK)
-        return store_db_failed(st, err);
-    st = gf_db_exec(c, name, sql, n, params, res);
-    if (st == GF_EUNAVAILABLE && PQstatus(gf_db_pgconn(c)) != CONNECTION_OK)
-        st = GF_EUNKNOWN; /* sent, then the connection broke: it may have committed */
-    gf_db_release(app->pool, c);
-    return st;
 }
 
 void store_rollback(struct gf_db_conn *c)
