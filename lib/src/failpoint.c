@@ -32,6 +32,9 @@ static int npoints;
 static atomic_bool enabled;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static bool valid = true;
+static bool seeded; /* GF_FAILPOINTS_SEED was given: draws repeat from run to run */
+static uint64_t seed;
+static atomic_uint threads; /* ordinal of each thread's first draw, for the seeded draws */
 
 /* One "NAME=ACTION[:ARG][@P]" entry into *p; false when malformed. */
 static bool parse_entry(const char *s, size_t len, struct fp *p)
@@ -85,15 +88,27 @@ static bool parse_entry(const char *s, size_t len, struct fp *p)
 
 static void parse(void)
 {
+    const char *sv = getenv("GF_FAILPOINTS_SEED");
+    if (sv != NULL && sv[0] != '\0') {
+        char *end;
+        unsigned long long n = strtoull(sv, &end, 10);
+        if (*end == '\0') {
+            seeded = true;
+            seed = n;
+        } else {
+            GF_ERROR("GF_FAILPOINTS_SEED must be a non-negative integer: the draws are not "
+                     "seeded");
+        }
+    }
     const char *v = getenv("GF_FAILPOINTS");
     if (v == NULL || v[0] == '\0')
         return;
     int n = 0;
     const char *s = v;
-    while (*s != '\0') {
+    for (;;) {
         const char *comma = strchr(s, ',');
         size_t len = comma ? (size_t)(comma - s) : strlen(s);
-        if (n == FP_MAX || !parse_entry(s, len, &points[n])) {
+        if (n == FP_MAX || !parse_entry(s, len, &points[n])) { /* an empty entry too */
             valid = false;
             GF_ERROR("GF_FAILPOINTS is invalid (NAME=kill[:P] or NAME=pause:MS[@P], comma "
                      "separated, at most %d): every failpoint stays off",
@@ -102,8 +117,9 @@ static void parse(void)
         }
         n++;
         s += len;
-        if (*s == ',')
-            s++;
+        if (*s != ',')
+            break;
+        s++;
     }
     npoints = n;
     for (int i = 0; i < n; i++)
@@ -119,12 +135,25 @@ bool gf_failpoints_init(void)
     return valid;
 }
 
-/* A thread-local xorshift, seeded per thread: the probability draws need no lock. */
+/* splitmix64: spreads a seed and a thread's ordinal over the xorshift's state. */
+static uint64_t mix(uint64_t z)
+{
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* A thread-local xorshift, seeded per thread: the probability draws need no lock. With
+ * GF_FAILPOINTS_SEED, a thread's draws depend only on the seed and the order in which threads
+ * first draw (so a single-threaded path repeats exactly); otherwise on the clock. */
 static double draw(void)
 {
     static _Thread_local uint64_t x;
     if (x == 0)
-        x = ((uint64_t)gf_mono_us() << 1 | 1) ^ ((uint64_t)(uintptr_t)&x * 0x9E3779B97F4A7C15ull);
+        x = seeded ? mix(seed ^ mix(atomic_fetch_add(&threads, 1))) | 1
+                   : ((uint64_t)gf_mono_us() << 1 | 1) ^
+                         ((uint64_t)(uintptr_t)&x * 0x9E3779B97F4A7C15ull);
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;

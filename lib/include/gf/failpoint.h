@@ -14,7 +14,9 @@
  *   pause:MS     the calling thread sleeps MS milliseconds (holding whatever it holds)
  *   pause:MS@P   the same with probability P
  * An invalid GF_FAILPOINTS is reported once at start and ignored as a whole. A disabled point
- * costs one relaxed atomic load. */
+ * costs one relaxed atomic load. GF_FAILPOINTS_SEED (an integer) seeds the probability draws,
+ * so that a run can be replayed (per thread, in the order threads first draw); without it they
+ * are seeded from the clock. */
 #ifndef GF_FAILPOINT_H
 #define GF_FAILPOINT_H
 
