@@ -15,18 +15,16 @@
 
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "backend_fixture.h"
 #include "gf/clock.h"
+#include "raw_client.h"
 
 #define DEADLINE_MS 300
 #define PAUSE_MS (5 * DEADLINE_MS)
@@ -35,56 +33,6 @@
 #define EARLY 4  /* sent right before the stop: handlers caught mid-flight */
 #define NCONN (WHOLE + SPLIT + EARLY)
 #define STOCK 1000
-
-static int tcp_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct timeval tv = {.tv_sec = 30};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    return fd;
-}
-
-static void send_str(int fd, const char *s)
-{
-    size_t n = strlen(s);
-    while (n > 0) {
-        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
-        assert_true(w > 0);
-        s += w;
-        n -= (size_t)w;
-    }
-}
-
-/* One answer (head, then Content-Length bytes) into buf: its status, or -1 when the peer
- * closed (or the read timed out) without a whole status line. */
-static int read_answer(int fd, char *buf, size_t n)
-{
-    size_t have = 0;
-    buf[0] = '\0';
-    for (;;) {
-        ssize_t r = recv(fd, buf + have, n - 1 - have, 0);
-        if (r <= 0)
-            break;
-        have += (size_t)r;
-        buf[have] = '\0';
-        char *end = strstr(buf, "\r\n\r\n");
-        if (end != NULL) {
-            const char *cl = strcasestr(buf, "Content-Length:");
-            size_t want = cl != NULL && cl < end ? strtoul(cl + 15, NULL, 10) : 0;
-            if (have >= (size_t)(end + 4 - buf) + want)
-                break;
-        }
-        if (have == n - 1)
-            break;
-    }
-    int status = 0;
-    return sscanf(buf, "HTTP/1.1 %d", &status) == 1 ? status : -1;
-}
 
 static void buy_head(char *out, size_t n, int i, const char *body)
 {
@@ -127,9 +75,9 @@ static void paused_backend_never_answers_408_to_whole_requests(void **state)
     snprintf(body, sizeof body, "{\"userId\":%lld,\"itemId\":%lld}", user, item);
     int fds[NCONN];
     for (int i = 0; i < NCONN; i++) {
-        fds[i] = tcp_connect(W.http_port);
+        fds[i] = client_connect_timeout(W.http_port, 30);
         send_str(fds[i], "GET /item/svc-info HTTP/1.1\r\nHost: x\r\n\r\n");
-        assert_int_equal(read_answer(fds[i], buf, sizeof buf), 200);
+        assert_int_equal(client_read_answer(fds[i], buf, sizeof buf, NULL), 200);
     }
     usleep(2 * DEADLINE_MS * 1000); /* every connection idle past the head deadline */
     for (int i = WHOLE; i < WHOLE + SPLIT; i++) {
@@ -160,7 +108,7 @@ static void paused_backend_never_answers_408_to_whole_requests(void **state)
 
     int ok = 0, refused = 0, unknown = 0, n408 = 0, other = 0, retried = 0;
     for (int i = 0; i < NCONN; i++) {
-        int st = read_answer(fds[i], buf, sizeof buf);
+        int st = client_read_answer(fds[i], buf, sizeof buf, NULL);
         close(fds[i]);
         if (st == 408) {
             n408++;

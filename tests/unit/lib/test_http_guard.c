@@ -87,25 +87,8 @@ static struct gf_http_server *start(int threads, int max_connections, int max_in
 static int read_status(int fd, char *buf, size_t n)
 {
     size_t have = 0;
-    buf[0] = '\0';
-    for (;;) {
-        ssize_t r = recv(fd, buf + have, n - 1 - have, 0);
-        if (r <= 0)
-            break;
-        have += (size_t)r;
-        buf[have] = '\0';
-        char *end = strstr(buf, "\r\n\r\n");
-        if (end != NULL) {
-            const char *cl = strcasestr(buf, "Content-Length:");
-            size_t want = cl != NULL && cl < end ? strtoul(cl + 15, NULL, 10) : 0;
-            if (have >= (size_t)(end + 4 - buf) + want)
-                break;
-        }
-        if (have == n - 1)
-            break;
-    }
-    int status = 0;
-    if (sscanf(buf, "HTTP/1.1 %d", &status) != 1)
+    int status = client_read_answer(fd, buf, n, &have);
+    if (status < 0)
         return have == 0 ? -1 : 0;
     return status;
 }
