@@ -65,7 +65,7 @@ struct relay {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     uint64_t kicks; /* under mu: bumped by every kick; each worker remembers what it saw */
-    volatile bool stop;
+    atomic_bool stop;
     int nworkers;
     struct worker workers[RELAY_WORKERS_MAX];
     struct gf_counter *published, *returned, *nacked, *unconfirmed, *pruned, *connects, *failures;

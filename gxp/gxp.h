@@ -54,7 +54,7 @@ struct gxp_app {
     struct gf_db_pipeline *pipeline; /* the single-statement RPCs */
     atomic_bool migrated;            /* the schema is in place: RPCs may run */
     atomic_bool subscribed;          /* transaction_outbox_sub exists and carries the table */
-    volatile bool stopping;          /* set once at shutdown; threads watch it */
+    atomic_bool stopping;            /* set once at shutdown; threads watch it */
 };
 
 /* ---- ledger.c: the RPC handlers -------------------------------------------------------- */

@@ -21,7 +21,7 @@
 struct gf_amqp_consumer {
     struct gf_amqp_consumer_options opt;
     pthread_t thread;
-    volatile bool stop;
+    atomic_bool stop;
     atomic_bool ready;
     amqp_envelope_t *env; /* the batch in hand */
     struct gf_amqp_delivery *d;

@@ -27,11 +27,11 @@ int64_t gf_wall_us(void)
     return clock_us(CLOCK_REALTIME);
 }
 
-bool gf_sleep_ms(int64_t ms, const volatile bool *stop)
+bool gf_sleep_ms(int64_t ms, const atomic_bool *stop)
 {
     int64_t end = gf_mono_ms() + ms;
     for (;;) {
-        if (stop && *stop)
+        if (stop && atomic_load(stop))
             return false;
         int64_t left = end - gf_mono_ms();
         if (left <= 0)
@@ -41,6 +41,48 @@ bool gf_sleep_ms(int64_t ms, const volatile bool *stop)
         struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)left * 1000000L};
         nanosleep(&ts, NULL);
     }
+}
+
+struct gf_deadline gf_deadline_in_ms(int64_t ms)
+{
+    return (struct gf_deadline){gf_mono_us() + ms * 1000};
+}
+
+int64_t gf_deadline_left_ms(struct gf_deadline d)
+{
+    int64_t left = d.at_us - gf_mono_us();
+    return left > 0 ? (left + 999) / 1000 : 0;
+}
+
+bool gf_deadline_passed(struct gf_deadline d)
+{
+    return gf_mono_us() >= d.at_us;
+}
+
+/* now (on clock id) plus what is left of d, cut to ms when ms >= 0. */
+static struct timespec abs_ts(clockid_t id, struct gf_deadline d, int64_t ms)
+{
+    int64_t left_us = d.at_us - gf_mono_us();
+    if (left_us < 0)
+        left_us = 0;
+    if (ms >= 0 && ms * 1000 < left_us)
+        left_us = ms * 1000;
+    struct timespec now;
+    clock_gettime(id, &now);
+    int64_t ns = (int64_t)now.tv_nsec + (left_us % 1000000) * 1000;
+    return (struct timespec){.tv_sec = now.tv_sec + (time_t)(left_us / 1000000) +
+                                       (time_t)(ns / 1000000000),
+                             .tv_nsec = (long)(ns % 1000000000)};
+}
+
+struct timespec gf_deadline_mono_ts(struct gf_deadline d, int64_t ms)
+{
+    return abs_ts(CLOCK_MONOTONIC, d, ms);
+}
+
+struct timespec gf_deadline_real_ts(struct gf_deadline d, int64_t ms)
+{
+    return abs_ts(CLOCK_REALTIME, d, ms);
 }
 
 void gf_backoff_init(struct gf_backoff *b, int64_t initial_ms, int64_t max_ms)

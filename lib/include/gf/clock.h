@@ -3,8 +3,10 @@
 #ifndef GF_CLOCK_H
 #define GF_CLOCK_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 int64_t gf_mono_ms(void); /* monotonic clock, milliseconds */
 int64_t gf_mono_us(void); /* monotonic clock, microseconds */
@@ -12,7 +14,24 @@ int64_t gf_wall_us(void); /* Unix epoch, microseconds */
 
 /* Sleeps ms milliseconds, or less when *stop becomes true (checked every 50 ms; stop may
  * be NULL). Returns false when stopped early. */
-bool gf_sleep_ms(int64_t ms, const volatile bool *stop);
+bool gf_sleep_ms(int64_t ms, const atomic_bool *stop);
+
+/* A point on the monotonic clock by which something must be done: one way to say "at most
+ * this long" across loops, retries and condition waits. */
+struct gf_deadline {
+    int64_t at_us;
+};
+/* The deadline ms milliseconds from now (negative ms: already passed). */
+struct gf_deadline gf_deadline_in_ms(int64_t ms);
+/* Milliseconds left, rounded up, never negative: 0 once passed. */
+int64_t gf_deadline_left_ms(struct gf_deadline d);
+bool gf_deadline_passed(struct gf_deadline d);
+/* The earlier of the deadline and ms from now, as an absolute CLOCK_MONOTONIC time for
+ * pthread_cond_timedwait on a condition variable created with that clock (ms < 0: the
+ * deadline alone). */
+struct timespec gf_deadline_mono_ts(struct gf_deadline d, int64_t ms);
+/* The same for a condition variable on CLOCK_REALTIME (the default clock). */
+struct timespec gf_deadline_real_ts(struct gf_deadline d, int64_t ms);
 
 /* Back-off state: base doubles per attempt up to max, with "full jitter" in [base/2, base]. */
 struct gf_backoff {

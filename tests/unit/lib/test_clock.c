@@ -73,13 +73,44 @@ static void backoff_doubles_with_jitter_up_to_the_max(void **state)
 static void sleep_stops_early_when_asked(void **state)
 {
     (void)state;
-    volatile bool stop = true;
+    atomic_bool stop = true;
     int64_t t0 = gf_mono_ms();
     assert_false(gf_sleep_ms(5000, &stop));
     assert_true(gf_mono_ms() - t0 < 1000);
     t0 = gf_mono_ms();
     assert_true(gf_sleep_ms(30, NULL));
     assert_true(gf_mono_ms() - t0 >= 30);
+}
+
+/* A deadline counts down on the monotonic clock, rounds up, stops at zero, and its absolute
+ * form for a condition wait is the earlier of itself and the cap. */
+static void deadline_counts_down_and_caps_waits(void **state)
+{
+    (void)state;
+    struct gf_deadline d = gf_deadline_in_ms(200);
+    int64_t left = gf_deadline_left_ms(d);
+    assert_true(left > 150 && left <= 200);
+    assert_false(gf_deadline_passed(d));
+    struct gf_deadline past = gf_deadline_in_ms(-5);
+    assert_true(gf_deadline_passed(past));
+    assert_int_equal(gf_deadline_left_ms(past), 0);
+    struct gf_deadline tiny = {gf_mono_us() + 1};
+    assert_true(gf_deadline_left_ms(tiny) <= 1); /* rounds up: not 0 while time is left */
+
+    struct timespec now, ts;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    ts = gf_deadline_mono_ts(d, 10); /* capped at 10 ms from now */
+    int64_t ahead_ms =
+        ((int64_t)ts.tv_sec - now.tv_sec) * 1000 + (ts.tv_nsec - now.tv_nsec) / 1000000;
+    assert_true(ahead_ms >= 9 && ahead_ms <= 11);
+    assert_true(ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000);
+    ts = gf_deadline_mono_ts(d, -1); /* uncapped: the deadline */
+    ahead_ms = ((int64_t)ts.tv_sec - now.tv_sec) * 1000 + (ts.tv_nsec - now.tv_nsec) / 1000000;
+    assert_true(ahead_ms > 150 && ahead_ms <= 201);
+    clock_gettime(CLOCK_REALTIME, &now);
+    ts = gf_deadline_real_ts(past, 1000); /* passed: now */
+    ahead_ms = ((int64_t)ts.tv_sec - now.tv_sec) * 1000 + (ts.tv_nsec - now.tv_nsec) / 1000000;
+    assert_true(ahead_ms >= 0 && ahead_ms <= 1);
 }
 
 int main(void)
@@ -89,6 +120,7 @@ int main(void)
         cmocka_unit_test(iso8601_agrees_with_gmtime),
         cmocka_unit_test(backoff_doubles_with_jitter_up_to_the_max),
         cmocka_unit_test(sleep_stops_early_when_asked),
+        cmocka_unit_test(deadline_counts_down_and_caps_waits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
