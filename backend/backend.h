@@ -134,9 +134,6 @@ enum gf_status store_db_failed(enum gf_status st, struct be_err *err);
 enum gf_status store_write(struct backend_app *app, const char *name, const char *sql, int n,
                            const char *const *params, PGresult **res,
                            struct be_err *err) GF_MUSTCHECK;
-/* ROLLBACK of the open transaction on c, if the connection still stands (a broken one is
- * dropped by the pool on release, and the server rolls back when the session ends). */
-void store_rollback(struct gf_db_conn *c);
 
 /* ---- store.c: the local data (users, items, marketplace, user items) --------------------
  * Lists answer JSON arrays in the original's shapes (ids as numbers, updatedAt as ISO-8601

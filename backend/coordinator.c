@@ -557,7 +557,7 @@ enum gf_status coord_create_user(struct backend_app *app, const char *name, cons
     *user_id = id;
     goto out;
 rollback:
-    store_rollback(c);
+    gf_db_rollback(c);
 out:
     PQclear(res);
     gf_db_release(app->pool, c);
@@ -727,7 +727,7 @@ static enum local_outcome buy_local(struct gf_db_conn *c, struct buy *b, const s
     return *st == GF_OK ? LOCAL_DONE : LOCAL_ANSWERED;
 rollback:
     PQclear(res);
-    store_rollback(c);
+    gf_db_rollback(c);
     return out;
 }
 
@@ -891,7 +891,7 @@ static enum gf_status decide_added(struct backend_app *app, const char *cid,
     if (st == GF_OK)
         st = gf_db_exec(c, "be_decide_add", sql, 1, params, NULL);
     if (st != GF_OK) {
-        store_rollback(c);
+        gf_db_rollback(c);
         if (st != GF_EEXISTS)
             st = store_db_failed(st, err);
         goto out;

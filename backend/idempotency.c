@@ -110,7 +110,7 @@ enum gf_status idem_commit(struct gf_db_conn *c, const struct be_idem *idem, int
             st = store_db_failed(st, err);
         }
         if (st != GF_OK) {
-            store_rollback(c);
+            gf_db_rollback(c);
             return st;
         }
     }

@@ -397,10 +397,7 @@ static int relay_batch(struct worker *w, struct batch *b)
     }
 rollback:
     n = -1;
-    if (PQstatus(gf_db_pgconn(c)) == CONNECTION_OK) {
-        enum gf_status rb = gf_db_exec_simple(c, "ROLLBACK");
-        (void)rb;
-    }
+    gf_db_rollback(c);
 out:
     gf_db_release(r->pool, c);
     return n;

@@ -324,7 +324,7 @@ static enum gf_status insert_returning_keyed(struct backend_app *app, const char
         st = returned_id(res, id);
     PQclear(res);
     if (st != GF_OK) {
-        store_rollback(c);
+        gf_db_rollback(c);
     } else {
         /* idem_commit fills err itself: what it answers is final. */
         st = idem_commit(c, idem, *id, &unknown, err);

@@ -403,6 +403,14 @@ enum gf_status gf_db_exec_simple(struct gf_db_conn *c, const char *sql)
     return st;
 }
 
+void gf_db_rollback(struct gf_db_conn *c)
+{
+    if (PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+        enum gf_status rb = gf_db_exec_simple(c, "ROLLBACK");
+        (void)rb; /* the pool drops a connection left mid-transaction */
+    }
+}
+
 enum gf_status gf_db_transaction(struct gf_db_conn *c, gf_db_tx_fn fn, void *arg)
 {
     enum gf_status st = GF_EINTERNAL;
@@ -416,19 +424,13 @@ enum gf_status gf_db_transaction(struct gf_db_conn *c, gf_db_tx_fn fn, void *arg
         st = fn(c, arg);
         if (st == GF_OK)
             st = gf_db_exec_simple(c, "COMMIT");
-        else if (PQstatus(c->pg) == CONNECTION_OK) {
-            enum gf_status rb = gf_db_exec_simple(c, "ROLLBACK");
-            (void)
-                rb; /* a failed ROLLBACK leaves the connection mid-transaction: the pool drops it */
-        }
+        else
+            gf_db_rollback(c);
         bool retry =
             strcmp(c->last_sqlstate, "40001") == 0 || strcmp(c->last_sqlstate, "40P01") == 0;
         if (st == GF_OK || !retry)
             return st;
-        if (PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
-            enum gf_status rb = gf_db_exec_simple(c, "ROLLBACK");
-            (void)rb;
-        }
+        gf_db_rollback(c); /* a failed COMMIT's transaction */
         GF_DEBUG("transaction retry attempt=%d sqlstate=%s", attempt, c->last_sqlstate);
         gf_sleep_ms(gf_backoff_next(&bo), NULL);
     }

@@ -45,10 +45,7 @@ static enum gf_status apply_one(struct gf_db_conn *conn, const char *service,
         GF_INFO("migration applied service=%s migration=%s", service, m->name);
     return st;
 out:
-    if (PQstatus(gf_db_pgconn(conn)) == CONNECTION_OK) {
-        enum gf_status rb = gf_db_exec_simple(conn, "ROLLBACK");
-        (void)rb;
-    }
+    gf_db_rollback(conn);
     return st;
 }
 

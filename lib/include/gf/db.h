@@ -95,6 +95,13 @@ enum gf_status gf_db_status(const PGresult *res, PGconn *conn);
 /* True when the result's SQLSTATE equals sqlstate (5 chars). */
 bool gf_db_sqlstate_is(const PGresult *res, const char *sqlstate);
 
+/* Ends the open transaction on conn with ROLLBACK when the connection still stands (a broken
+ * one is dropped by the pool on release, and the server rolls back when its session ends);
+ * a failed ROLLBACK leaves the connection mid-transaction, which the pool will not lend again.
+ * Every hand-run transaction (BEGIN ... COMMIT outside gf_db_transaction) ends through this
+ * on its failure paths. */
+void gf_db_rollback(struct gf_db_conn *conn);
+
 /* The body of a transaction: runs statements on conn; returns GF_OK to commit. */
 typedef enum gf_status (*gf_db_tx_fn)(struct gf_db_conn *conn, void *arg);
 
