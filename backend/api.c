@@ -659,9 +659,10 @@ static bool claim_key(struct ctx *c, const char *key)
     struct idem_replay replay = {0};
     c->idem.key = key;
     c->idem.owner = c->cid;
-    enum gf_status st = idem_claim(c->app, c->req, key, c->cid, &verdict, &replay);
+    struct be_err err = {0};
+    enum gf_status st = idem_claim(c->app, c->req, key, c->cid, &verdict, &replay, &err);
     if (st != GF_OK) {
-        reply_status(c, st, NULL);
+        reply_status(c, st, &err);
         return false;
     }
     switch (verdict) {

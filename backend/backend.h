@@ -64,9 +64,10 @@ struct backend_app {
     atomic_bool migrated;
 };
 
-/* ---- what a failed operation tells the client -------------------------------------------
+/* ---- err.c: what a failed operation tells the client -------------------------------------
  * Every operation below returns a status; on failure it fills err with one human sentence
- * (no SQL, no internals) and a stable snake_case code (a static string). The HTTP layer maps
+ * (no SQL, no internals) and a stable snake_case code (a static string, for the wire only:
+ * control flow looks at the status, never at the code or the message). The HTTP layer maps
  * the status to the HTTP code with its one table. */
 struct be_err {
     char message[256];
@@ -74,6 +75,14 @@ struct be_err {
 };
 void be_err_set(struct be_err *err, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The one mapping of a database status to the client's answer (err filled): GF_ETIMEOUT →
+ * database_timeout (504); GF_EUNAVAILABLE, GF_ESHUTDOWN and a lost serialization race or
+ * deadlock (GF_ECONFLICT: retryable) → GF_EUNAVAILABLE database_unavailable (503); GF_EUNKNOWN →
+ * outcome_unknown (503); GF_ENOMEM → out_of_memory; anything unexpected → GF_EINTERNAL. The
+ * answers about the data — GF_EEXISTS (a unique key), GF_ENOTFOUND (a reference), GF_EINVAL (a
+ * CHECK) — keep their status with a generic err, which the caller replaces with what they mean
+ * for its operation. Idempotent: mapping a mapped status changes nothing. */
+enum gf_status be_db_failed(enum gf_status st, struct be_err *err);
 
 /* ---- idempotency.c: Idempotency-Key (the protocol is described at the top of the file) --- */
 /* The shape of a POST's 200 body: {"<id_key>":id,"correlationId"} (creates), the buy's
@@ -106,10 +115,11 @@ struct idem_replay {
     const char *content_type; /* static */
     char *body;               /* malloc'd, the caller's */
 };
-/* Claims key for the request (attempt cid). A database failure is returned (nothing done). */
+/* Claims key for the request (attempt cid). A database failure is returned mapped, err
+ * filled (nothing done). */
 enum gf_status idem_claim(struct backend_app *app, const struct gf_http_request *req,
                           const char *key, const char *cid, enum idem_verdict *verdict,
-                          struct idem_replay *replay) GF_MUSTCHECK;
+                          struct idem_replay *replay, struct be_err *err) GF_MUSTCHECK;
 /* After the request ran: keeps a 4xx answer, releases the claim after a 5xx (unless an answer
  * committed meanwhile: it stays). Failures are logged only: the client has its answer. */
 void idem_finish(struct backend_app *app, const struct be_idem *idem,
@@ -121,19 +131,31 @@ struct be_page {
     int limit;
 };
 
-/* ---- store.c: the local data (shared helpers first) ------------------------------------ */
+/* ---- store.c: the local data (shared helpers first) ------------------------------------
+ * Every statement of the backend goes through these, and every failure comes out of them
+ * mapped by be_db_failed with err filled: callers never map a database status again. */
 /* Runs one statement on a pooled connection (GF_EUNAVAILABLE before the schema is in place). */
 enum gf_status store_exec(struct backend_app *app, const char *name, const char *sql, int n,
                           const char *const *params, PGresult **res,
                           struct be_err *err) GF_MUSTCHECK;
-/* Fills err for a database failure (no detail reaches the client) and returns the status to
- * answer with (a lost serialization race counts as unavailable). */
-enum gf_status store_db_failed(enum gf_status st, struct be_err *err);
 /* store_exec for a change: a connection lost after the statement was sent is GF_EUNKNOWN (it
  * may have committed: answered 503 outcome_unknown), not GF_EUNAVAILABLE. */
 enum gf_status store_write(struct backend_app *app, const char *name, const char *sql, int n,
                            const char *const *params, PGresult **res,
                            struct be_err *err) GF_MUSTCHECK;
+/* A pooled connection (GF_EUNAVAILABLE before the schema is in place); *c is NULL on
+ * failure. Release it with gf_db_release. */
+enum gf_status store_acquire(struct backend_app *app, struct gf_db_conn **c,
+                             struct be_err *err) GF_MUSTCHECK;
+/* A pooled connection with a transaction begun on it, for work of several statements (end it
+ * with idem_commit, or gf_db_rollback then gf_db_release). *c is NULL on failure. */
+enum gf_status store_begin(struct backend_app *app, struct gf_db_conn **c,
+                           struct be_err *err) GF_MUSTCHECK;
+/* One statement on a connection of store_acquire or store_begin (inside a transaction nothing
+ * commits before the caller's COMMIT, so a lost connection is GF_EUNAVAILABLE). */
+enum gf_status store_run(struct gf_db_conn *c, const char *name, const char *sql, int n,
+                         const char *const *params, PGresult **res,
+                         struct be_err *err) GF_MUSTCHECK;
 
 /* ---- store.c: the local data (users, items, marketplace, user items) --------------------
  * Lists answer JSON arrays in the original's shapes (ids as numbers, updatedAt as ISO-8601

@@ -77,18 +77,23 @@ char *be_answer_body(const struct be_idem *idem, int64_t id, const char *cid)
     return n < 0 ? NULL : out;
 }
 
-/* Stores an answer on conn if idem->owner still holds the key: GF_OK, or GF_ECONFLICT when
- * another attempt took it over (or it is answered already). */
+/* Stores an answer on conn if idem->owner still holds the key: GF_OK, GF_ECONFLICT when
+ * another attempt took it over (or it is answered already), or a database failure (mapped:
+ * a lost serialization race is GF_EUNAVAILABLE, never mistaken for the fence). */
 static enum gf_status store_on(struct gf_db_conn *conn, const struct be_idem *idem, int status,
-                               const char *content_type, const char *body)
+                               const char *content_type, const char *body, struct be_err *err)
 {
     char code[12];
     snprintf(code, sizeof code, "%d", status);
     const char *params[] = {idem->key, idem->owner, code, content_type, body};
     PGresult *res = NULL;
-    enum gf_status st = gf_db_exec(conn, "idem_store", SQL_STORE, 5, params, &res);
-    if (st == GF_OK && PQntuples(res) != 1)
+    enum gf_status st = store_run(conn, "idem_store", SQL_STORE, 5, params, &res, err);
+    if (st == GF_OK && PQntuples(res) != 1) {
+        be_err_set(err, "idempotency_key_superseded",
+                   "a retry with the same Idempotency-Key took this request over; its answer "
+                   "is the one that counts");
         st = GF_ECONFLICT;
+    }
     PQclear(res);
     return st;
 }
@@ -100,15 +105,9 @@ enum gf_status idem_commit(struct gf_db_conn *c, const struct be_idem *idem, int
     *unknown = false;
     if (idem != NULL && idem->key != NULL) {
         char *body = be_answer_body(idem, id, idem->owner);
-        st = body != NULL ? store_on(c, idem, 200, JSON_TYPE, body) : GF_ENOMEM;
+        st = body != NULL ? store_on(c, idem, 200, JSON_TYPE, body, err)
+                          : be_db_failed(GF_ENOMEM, err);
         free(body);
-        if (st == GF_ECONFLICT) {
-            be_err_set(err, "idempotency_key_superseded",
-                       "a retry with the same Idempotency-Key took this request over; its "
-                       "answer is the one that counts");
-        } else if (st != GF_OK) {
-            st = store_db_failed(st, err);
-        }
         if (st != GF_OK) {
             gf_db_rollback(c);
             return st;
@@ -121,7 +120,7 @@ enum gf_status idem_commit(struct gf_db_conn *c, const struct be_idem *idem, int
     /* An error the server answered is definite: nothing committed. A lost connection is not:
      * the COMMIT may have reached the server. */
     *unknown = PQstatus(gf_db_pgconn(c)) != CONNECTION_OK;
-    return store_db_failed(*unknown ? GF_EUNKNOWN : st, err);
+    return be_db_failed(*unknown ? GF_EUNKNOWN : st, err);
 }
 
 /* "POST /path\n<body>" in hex, for the request hash. */
@@ -269,7 +268,7 @@ static enum gf_status claim_step(struct backend_app *app, struct gf_db_conn *con
 
 enum gf_status idem_claim(struct backend_app *app, const struct gf_http_request *req,
                           const char *key, const char *cid, enum idem_verdict *verdict,
-                          struct idem_replay *replay)
+                          struct idem_replay *replay, struct be_err *err)
 {
     struct row row = {.status = -1};
     struct gf_db_conn *conn = NULL;
@@ -298,7 +297,7 @@ out:
         gf_db_release(app->pool, conn);
     free(row.body);
     free(hex);
-    return st;
+    return be_db_failed(st, err);
 }
 
 void idem_finish(struct backend_app *app, const struct be_idem *idem,
@@ -323,7 +322,9 @@ void idem_finish(struct backend_app *app, const struct be_idem *idem,
     /* A 2xx of work that stored its answer in its own transaction finds it answered
      * (GF_ECONFLICT): nothing to do. Answers of work without a transaction of its own are
      * stored here. */
-    st = store_on(conn, idem, status, resp->content_type ? resp->content_type : JSON_TYPE, body);
+    struct be_err ignored;
+    st = store_on(conn, idem, status, resp->content_type ? resp->content_type : JSON_TYPE, body,
+                  &ignored);
     if (st == GF_ECONFLICT)
         st = GF_OK;
 out:

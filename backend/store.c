@@ -1,12 +1,12 @@
 /* The backend's local data: users, items, the marketplace and user items. Every statement
  * is parameterized and prepared per connection; lists are keyset-paged by id. */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
+#include "gf/buf.h"
 #include "gf/clock.h"
 #include "gf/log.h"
 #include "gf/metrics.h"
@@ -22,34 +22,6 @@ void store_metrics_init(void)
         "op=\"item_patch\"");
 }
 
-void be_err_set(struct be_err *err, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    err->code = code;
-}
-
-/* The answer for a database failure: nothing of it reaches the client but its kind. */
-enum gf_status store_db_failed(enum gf_status st, struct be_err *err)
-{
-    if (st == GF_EUNKNOWN) {
-        be_err_set(err, "outcome_unknown",
-                   "the database connection was lost after the change was sent: it may or may "
-                   "not have happened; read it back, or retry with the same Idempotency-Key");
-        return st;
-    }
-    if (st == GF_ETIMEOUT)
-        be_err_set(err, "database_timeout", "the database did not answer in time");
-    else if (st == GF_EUNAVAILABLE || st == GF_ECONFLICT)
-        be_err_set(err, "database_unavailable", "the database is unavailable, try again");
-    else
-        be_err_set(err, "internal", "internal error");
-    return st == GF_ECONFLICT ? GF_EUNAVAILABLE : st;
-}
-
-/* Runs one statement on a pooled connection. */
 /* One statement on a pooled connection; for a change (write), a connection lost after it was
  * sent is GF_EUNKNOWN: it may have committed. */
 static enum gf_status run_one(struct backend_app *app, bool write, const char *name,
@@ -58,15 +30,15 @@ static enum gf_status run_one(struct backend_app *app, bool write, const char *n
 {
     struct gf_db_conn *c = NULL;
     if (!atomic_load(&app->migrated))
-        return store_db_failed(GF_EUNAVAILABLE, err);
+        return be_db_failed(GF_EUNAVAILABLE, err);
     enum gf_status st = gf_db_acquire(app->pool, &c);
     if (st != GF_OK)
-        return store_db_failed(st, err);
+        return be_db_failed(st, err);
     st = gf_db_exec(c, name, sql, n, params, res);
     if (write && st == GF_EUNAVAILABLE && PQstatus(gf_db_pgconn(c)) != CONNECTION_OK)
         st = GF_EUNKNOWN;
     gf_db_release(app->pool, c);
-    return st;
+    return be_db_failed(st, err);
 }
 
 enum gf_status store_exec(struct backend_app *app, const char *name, const char *sql, int n,
@@ -81,6 +53,33 @@ enum gf_status store_write(struct backend_app *app, const char *name, const char
     return run_one(app, true, name, sql, n, params, res, err);
 }
 
+enum gf_status store_acquire(struct backend_app *app, struct gf_db_conn **c, struct be_err *err)
+{
+    *c = NULL;
+    if (!atomic_load(&app->migrated))
+        return be_db_failed(GF_EUNAVAILABLE, err);
+    return be_db_failed(gf_db_acquire(app->pool, c), err);
+}
+
+enum gf_status store_begin(struct backend_app *app, struct gf_db_conn **c, struct be_err *err)
+{
+    enum gf_status st = store_acquire(app, c, err);
+    if (st != GF_OK)
+        return st;
+    st = gf_db_exec_simple(*c, "BEGIN");
+    if (st != GF_OK) {
+        gf_db_release(app->pool, *c);
+        *c = NULL;
+    }
+    return be_db_failed(st, err);
+}
+
+enum gf_status store_run(struct gf_db_conn *c, const char *name, const char *sql, int n,
+                         const char *const *params, PGresult **res, struct be_err *err)
+{
+    return be_db_failed(gf_db_exec(c, name, sql, n, params, res), err);
+}
+
 static json_t *iso_time(const char *epoch_us)
 {
     char out[25];
@@ -93,49 +92,18 @@ static json_t *iso_time(const char *epoch_us)
  * serializing them cost more CPU than the query (measured: ~2 µs a row), so rows go straight
  * from the result into the answer's text, escaped as jansson escapes them (", \ and control
  * characters; UTF-8 as is: the database holds only valid UTF-8, checked on the way in). */
-struct text {
-    char *p;
-    size_t len, cap;
-    bool failed; /* out of memory: the text is incomplete */
-};
-
-static void text_put(struct text *t, const char *s, size_t n)
-{
-    if (t->failed)
-        return;
-    if (n + 1 > t->cap - t->len) {
-        size_t cap = t->cap ? t->cap : 4096;
-        while (n + 1 > cap - t->len && cap <= SIZE_MAX / 2)
-            cap *= 2;
-        char *p = n + 1 <= cap - t->len ? realloc(t->p, cap) : NULL;
-        if (p == NULL) {
-            t->failed = true;
-            return;
-        }
-        t->p = p;
-        t->cap = cap;
-    }
-    memcpy(t->p + t->len, s, n);
-    t->len += n;
-    t->p[t->len] = '\0';
-}
-
-static void text_puts(struct text *t, const char *s)
-{
-    text_put(t, s, strlen(s));
-}
 
 /* s as a JSON string, quotes included. */
-static void text_json_string(struct text *t, const char *s)
+static void text_json_string(struct gf_buf *t, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
-    text_put(t, "\"", 1);
+    gf_buf_add(t, "\"", 1);
     const char *run = s;
     for (; *s != '\0'; s++) {
         unsigned char ch = (unsigned char)*s;
         if (ch >= 0x20 && ch != '"' && ch != '\\')
             continue;
-        text_put(t, run, (size_t)(s - run));
+        gf_buf_add(t, run, (size_t)(s - run));
         char esc[7] = {'\\', (char)ch, 0};
         size_t n = 2;
         switch (ch) {
@@ -163,20 +131,20 @@ static void text_json_string(struct text *t, const char *s)
             esc[5] = hex[ch & 15];
             n = 6;
         }
-        text_put(t, esc, n);
+        gf_buf_add(t, esc, n);
         run = s + 1;
     }
-    text_put(t, run, (size_t)(s - run));
-    text_put(t, "\"", 1);
+    gf_buf_add(t, run, (size_t)(s - run));
+    gf_buf_add(t, "\"", 1);
 }
 
 /* An integer column as PostgreSQL prints it (-?[0-9]+), copied; false if it is not one. */
-static bool text_json_int(struct text *t, const char *v)
+static bool text_json_int(struct gf_buf *t, const char *v)
 {
     const char *d = v + (*v == '-');
     if (*d == '\0' || strspn(d, "0123456789") != strlen(d))
         return false;
-    text_puts(t, v);
+    gf_buf_addstr(t, v);
     return true;
 }
 
@@ -195,23 +163,24 @@ static enum gf_status list(struct backend_app *app, const char *name, const char
     PGresult *res = NULL;
     enum gf_status st = store_exec(app, name, sql, 2, params, &res, err);
     if (st != GF_OK)
-        return store_db_failed(st, err);
+        return st;
     bool is_text[8] = {false};
     for (int k = 0; k < nkeys && k < 8; k++)
         is_text[k] = PQftype(res, k) == 25 /* text */ || PQftype(res, k) == 1043 /* varchar */;
-    struct text t = {0};
+    struct gf_buf t;
+    gf_buf_init(&t, 0); /* as long as list_cap rows make it */
     bool ok = nkeys <= 8;
-    text_puts(&t, "{\"");
-    text_puts(&t, key);
-    text_puts(&t, "\":[");
+    gf_buf_addstr(&t, "{\"");
+    gf_buf_addstr(&t, key);
+    gf_buf_addstr(&t, "\":[");
     int n = PQntuples(res);
     for (int i = 0; ok && i < n; i++) {
-        text_puts(&t, i == 0 ? "{\"" : ",{\"");
+        gf_buf_addstr(&t, i == 0 ? "{\"" : ",{\"");
         for (int k = 0; ok && k < nkeys; k++) {
             if (k > 0)
-                text_puts(&t, ",\"");
-            text_puts(&t, keys[k]);
-            text_puts(&t, "\":");
+                gf_buf_addstr(&t, ",\"");
+            gf_buf_addstr(&t, keys[k]);
+            gf_buf_addstr(&t, "\":");
             const char *v = PQgetvalue(res, i, k);
             if (is_text[k])
                 text_json_string(&t, v);
@@ -220,25 +189,19 @@ static enum gf_status list(struct backend_app *app, const char *name, const char
         }
         char when[25];
         gf_iso8601_ms(strtoll(PQgetvalue(res, i, nkeys), NULL, 10), when);
-        text_puts(&t, ",\"updatedAt\":\"");
-        text_puts(&t, when);
-        text_puts(&t, "\"}");
+        gf_buf_addstr(&t, ",\"updatedAt\":\"");
+        gf_buf_addstr(&t, when);
+        gf_buf_addstr(&t, "\"}");
     }
-    text_puts(&t, "]}");
+    gf_buf_addstr(&t, "]}");
     PQclear(res);
-    if (!ok || t.failed) {
-        free(t.p);
-        if (!ok) {
-            GF_ERROR("store list %s: a column is not an integer", name);
-            be_err_set(err, "internal", "internal error");
-            return GF_EINTERNAL;
-        }
-        be_err_set(err, "out_of_memory", "out of memory");
-        return GF_ENOMEM;
+    if (!ok) {
+        gf_buf_reset(&t);
+        GF_ERROR("store list %s: a column is not an integer", name);
+        return be_db_failed(GF_EINTERNAL, err);
     }
-    *out = t.p;
-    *len = t.len;
-    return GF_OK;
+    *out = gf_buf_take(&t, len);
+    return *out != NULL ? GF_OK : be_db_failed(GF_ENOMEM, err);
 }
 
 #define EPOCH_US(col) "(extract(epoch FROM " col ") * 1000000)::bigint"
@@ -295,10 +258,10 @@ void store_rollback(struct gf_db_conn *c)
 }
 
 /* The INSERT's id, or GF_ENOTFOUND when an INSERT ... SELECT found no referenced row. */
-static enum gf_status returned_id(PGresult *res, int64_t *id)
+static enum gf_status returned_id(PGresult *res, int64_t *id, struct be_err *err)
 {
     if (PQntuples(res) != 1)
-        return GF_ENOTFOUND;
+        return be_db_failed(GF_ENOTFOUND, err);
     *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     return GF_OK;
 }
@@ -312,16 +275,12 @@ static enum gf_status insert_returning_keyed(struct backend_app *app, const char
     struct gf_db_conn *c = NULL;
     PGresult *res = NULL;
     bool unknown = false;
-    if (!atomic_load(&app->migrated))
-        return GF_EUNAVAILABLE;
-    enum gf_status st = gf_db_acquire(app->pool, &c);
+    enum gf_status st = store_begin(app, &c, err);
     if (st != GF_OK)
         return st;
-    st = gf_db_exec_simple(c, "BEGIN");
+    st = store_run(c, name, sql, n, params, &res, err);
     if (st == GF_OK)
-        st = gf_db_exec(c, name, sql, n, params, &res);
-    if (st == GF_OK)
-        st = returned_id(res, id);
+        st = returned_id(res, id, err);
     PQclear(res);
     if (st != GF_OK) {
         gf_db_rollback(c);
@@ -334,8 +293,9 @@ static enum gf_status insert_returning_keyed(struct backend_app *app, const char
     return st;
 }
 
-/* INSERT ... RETURNING id; the caller maps the constraint failures to its codes unless
- * *answered (err holds the final answer already). */
+/* INSERT ... RETURNING id. Failures come mapped; the caller names the data's answers
+ * (GF_EEXISTS, GF_ENOTFOUND, GF_EINVAL) for its operation unless *answered (idem_commit's
+ * answer, final). */
 static enum gf_status insert_returning(struct backend_app *app, const char *name, const char *sql,
                                        int n, const char *const *params, const struct be_idem *idem,
                                        int64_t *id, bool *answered, struct be_err *err)
@@ -346,7 +306,7 @@ static enum gf_status insert_returning(struct backend_app *app, const char *name
     PGresult *res = NULL;
     enum gf_status st = store_write(app, name, sql, n, params, &res, err);
     if (st == GF_OK) {
-        st = returned_id(res, id);
+        st = returned_id(res, id, err);
         PQclear(res);
     }
     return st;
@@ -363,12 +323,8 @@ enum gf_status store_create_item(struct backend_app *app, const char *name, int6
         insert_returning(app, "be_create_item",
                          "INSERT INTO items (name, cost) VALUES ($1, $2::bigint) RETURNING id", 2,
                          params, idem, item_id, &answered, err);
-    if (answered)
-        return st;
-    if (st == GF_EINVAL)
+    if (!answered && st == GF_EINVAL)
         be_err_set(err, "invalid_field", "the item is not valid");
-    else if (st != GF_OK && st != GF_ENOTFOUND)
-        return store_db_failed(st, err);
     return st;
 }
 
@@ -396,7 +352,7 @@ enum gf_status store_get_item(struct backend_app *app, int64_t id, json_t **out,
                                                          " FROM items WHERE id = $1::bigint",
         1, params, &res, err);
     if (st != GF_OK)
-        return store_db_failed(st, err);
+        return st;
     if (PQntuples(res) == 0) {
         PQclear(res);
         be_err_set(err, "item_not_found", "no item %" PRId64, id);
@@ -404,7 +360,7 @@ enum gf_status store_get_item(struct backend_app *app, int64_t id, json_t **out,
     }
     *out = item_json(res, version);
     PQclear(res);
-    return *out ? GF_OK : GF_ENOMEM;
+    return *out ? GF_OK : be_db_failed(GF_ENOMEM, err);
 }
 
 enum gf_status store_patch_item(struct backend_app *app, int64_t id, int64_t if_match,
@@ -434,16 +390,14 @@ enum gf_status store_patch_item(struct backend_app *app, int64_t id, int64_t if_
                           " WHERE item_id IN (SELECT id FROM i) AND $4::bigint IS NOT NULL)"
                           " SELECT * FROM i",
         4, params, &res, err);
-    if (st == GF_EINVAL) {
+    if (st == GF_EINVAL)
         be_err_set(err, "invalid_field", "the item is not valid");
-        return st;
-    }
     if (st != GF_OK)
-        return store_db_failed(st, err);
+        return st;
     if (PQntuples(res) == 1) {
         *out = item_json(res, version);
         PQclear(res);
-        return *out ? GF_OK : GF_ENOMEM;
+        return *out ? GF_OK : be_db_failed(GF_ENOMEM, err);
     }
     PQclear(res);
     json_t *now = NULL;
@@ -468,7 +422,7 @@ enum gf_status store_user_exists(struct backend_app *app, int64_t user_id, struc
     enum gf_status st = store_exec(
         app, "be_user_exists", "SELECT 1 FROM users WHERE id = $1::bigint", 1, params, &res, err);
     if (st != GF_OK)
-        return store_db_failed(st, err);
+        return st;
     bool found = PQntuples(res) == 1;
     PQclear(res);
     if (!found) {
@@ -501,8 +455,6 @@ enum gf_status store_create_marketplace_item(struct backend_app *app, int64_t it
                    item_id);
     else if (st == GF_EINVAL)
         be_err_set(err, "invalid_field", "count is not valid");
-    else if (st != GF_OK)
-        return store_db_failed(st, err);
     return st;
 }
 
@@ -532,7 +484,5 @@ enum gf_status store_create_user_item(struct backend_app *app, int64_t user_id, 
                    item_id);
     else if (st == GF_EINVAL)
         be_err_set(err, "invalid_field", "count is not valid");
-    else if (st != GF_OK)
-        return store_db_failed(st, err);
     return st;
 }

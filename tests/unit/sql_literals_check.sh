@@ -37,7 +37,7 @@ cd "$REPO"
 ALLOWED_DIRECT="lib/src/db.c:2 gxp/subscription.c:1"
 # function:index of its SQL argument
 WRAPPERS="gf_db_exec_simple:2 gf_db_exec:3 gf_db_pipeline_exec:3 gf_db_pipeline_submit:3
-store_exec:3 store_write:3 run_one:4 list:3 insert_returning:3 insert_returning_keyed:3"
+store_exec:3 store_write:3 store_run:3 run_one:4 list:3 insert_returning:3 insert_returning_keyed:3"
 # Reviewed non-constant texts: file|argument|why
 #   lib/src/migrate.c m->sql: the migrations, embedded at build time from sql/<service>/*.sql
 ALLOWED_ARGS="lib/src/migrate.c|m->sql"
