@@ -6,36 +6,14 @@
 #include <curl/curl.h>
 
 #include "cli.h"
+#include "gf/buf.h"
 
 #define BODY_MAX ((size_t)32 << 20)
 
-struct buf {
-    char *p;
-    size_t len, cap;
-};
-
-static int buf_add(struct buf *b, const char *data, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        if (cap > BODY_MAX)
-            return -1;
-        char *p = realloc(b->p, cap);
-        if (p == NULL)
-            return -1;
-        b->p = p, b->cap = cap;
-    }
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return 0;
-}
-
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
-    return buf_add(ud, data, size * nmemb) == 0 ? size * nmemb : 0;
+    /* Anything short of the whole chunk makes libcurl fail the transfer (CURLE_WRITE_ERROR). */
+    return gf_buf_add(ud, data, size * nmemb) == GF_OK ? size * nmemb : 0;
 }
 
 int cli_exit_for(long status)
@@ -48,7 +26,8 @@ int cli_exit_for(long status)
 int cli_http(const char *base, const char *path, const json_t *body, struct cli_reply *r)
 {
     memset(r, 0, sizeof *r);
-    struct buf b = {0};
+    struct gf_buf b;
+    gf_buf_init(&b, BODY_MAX);
     char *url = NULL, *payload = NULL;
     struct curl_slist *headers = NULL;
     CURL *c = curl_easy_init();
@@ -94,11 +73,14 @@ int cli_http(const char *base, const char *path, const json_t *body, struct cli_
         goto out;
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    if (b.p != NULL)
-        r->json = json_loadb(b.p, b.len, JSON_DECODE_ANY, NULL);
+    if (gf_buf_len(&b) > 0)
+        r->json = json_loadb(gf_buf_str(&b), gf_buf_len(&b), JSON_DECODE_ANY, NULL);
 out:
-    r->body = b.p != NULL ? b.p : strdup("");
-    r->body_len = b.p != NULL ? b.len : 0;
+    r->body = gf_buf_take(&b, &r->body_len);
+    if (r->body == NULL) {
+        r->body = strdup("");
+        r->body_len = 0;
+    }
     curl_slist_free_all(headers);
     free(payload);
     free(url);

@@ -7,55 +7,16 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "gf/buf.h"
 #include "gf/log.h"
 
 #define MASK "****"
-#define LOG_LINE_MAX 8192 /* gf_log truncates long lines anyway; this bounds our buffer */
-
-/* A bounded, growable string: every buffer that grows has a maximum. */
-struct strbuf {
-    char *p;
-    size_t len, cap, max;
-    bool failed; /* allocation failed or max reached; the text so far stays valid */
-};
-
-static void sb_append(struct strbuf *sb, const char *s, size_t n)
-{
-    if (sb->failed)
-        return;
-    if (sb->len + n + 1 > sb->cap) {
-        size_t cap = sb->cap ? sb->cap : 128;
-        while (cap < sb->len + n + 1)
-            cap *= 2;
-        if (cap > sb->max)
-            cap = sb->max;
-        if (sb->len + n + 1 > cap) {
-            sb->failed = true;
-            return;
-        }
-        char *p = realloc(sb->p, cap);
-        if (p == NULL) {
-            sb->failed = true;
-            return;
-        }
-        sb->p = p;
-        sb->cap = cap;
-    }
-    memcpy(sb->p + sb->len, s, n);
-    sb->len += n;
-    sb->p[sb->len] = '\0';
-}
-
-static void sb_puts(struct strbuf *sb, const char *s)
-{
-    sb_append(sb, s, strlen(s));
-}
+#define LOG_LINE_MAX 8192 /* gf_log truncates long lines anyway; this bounds our text */
 
 static void *field(void *cfg, const struct gf_config_def *d)
 {
@@ -153,22 +114,22 @@ enum gf_status gf_config_split_addr(const char *addr, char *host, size_t hostsz,
 
 /* Appends a conninfo value, single-quoted with libpq's escapes when it would not survive
  * as a bare word. */
-static void sb_conninfo_value(struct strbuf *sb, const char *v)
+static void add_conninfo_value(struct gf_buf *b, const char *v)
 {
     bool quote = *v == '\0';
     for (const char *c = v; *c && !quote; c++)
         quote = isspace((unsigned char)*c) || *c == '\'' || *c == '\\';
     if (!quote) {
-        sb_puts(sb, v);
+        gf_buf_addstr(b, v);
         return;
     }
-    sb_puts(sb, "'");
+    gf_buf_addstr(b, "'");
     for (const char *c = v; *c; c++) {
         if (*c == '\'' || *c == '\\')
-            sb_puts(sb, "\\");
-        sb_append(sb, c, 1);
+            gf_buf_addstr(b, "\\");
+        gf_buf_add(b, c, 1);
     }
-    sb_puts(sb, "'");
+    gf_buf_addstr(b, "'");
 }
 
 static bool is_uri(const char *s)
@@ -179,7 +140,9 @@ static bool is_uri(const char *s)
 /* Masks a URI in its own form: the password of user:password@ and any password= parameter. */
 static char *mask_uri(const char *uri)
 {
-    struct strbuf sb = {.max = strlen(uri) + 64};
+    char *res;
+    struct gf_buf sb;
+    gf_buf_init(&sb, strlen(uri) + 64);
     const char *auth = strstr(uri, "://") + 3;
     size_t authlen = strcspn(auth, "/?");
     const char *at = NULL;
@@ -190,36 +153,33 @@ static char *mask_uri(const char *uri)
     const char *pw = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
     const char *rest = auth;
     if (pw != NULL) {
-        sb_append(&sb, uri, (size_t)(pw + 1 - uri));
-        sb_puts(&sb, MASK);
+        gf_buf_add(&sb, uri, (size_t)(pw + 1 - uri));
+        gf_buf_addstr(&sb, MASK);
         rest = at;
     } else {
-        sb_append(&sb, uri, (size_t)(auth - uri));
+        gf_buf_add(&sb, uri, (size_t)(auth - uri));
     }
     const char *q = strchr(rest, '?');
     if (q == NULL) {
-        sb_puts(&sb, rest);
+        gf_buf_addstr(&sb, rest);
         goto out;
     }
-    sb_append(&sb, rest, (size_t)(q + 1 - rest));
+    gf_buf_add(&sb, rest, (size_t)(q + 1 - rest));
     for (const char *param = q + 1;;) {
         size_t plen = strcspn(param, "&");
         if (plen >= 9 && strncmp(param, "password=", 9) == 0) {
-            sb_puts(&sb, "password=" MASK);
+            gf_buf_addstr(&sb, "password=" MASK);
         } else {
-            sb_append(&sb, param, plen);
+            gf_buf_add(&sb, param, plen);
         }
         if (param[plen] == '\0')
             break;
-        sb_puts(&sb, "&");
+        gf_buf_addstr(&sb, "&");
         param += plen + 1;
     }
 out:
-    if (sb.failed) {
-        free(sb.p);
-        return strdup(MASK);
-    }
-    return sb.p;
+    res = gf_buf_take(&sb, NULL);
+    return res ? res : strdup(MASK);
 }
 
 char *gf_config_mask_conninfo(const char *conninfo)
@@ -227,7 +187,9 @@ char *gf_config_mask_conninfo(const char *conninfo)
     char *res = NULL;
     char *err = NULL;
     PQconninfoOption *opts = NULL;
-    struct strbuf sb = {0};
+    struct gf_buf sb;
+    /* Quoting and masking grow it a little. */
+    gf_buf_init(&sb, conninfo ? strlen(conninfo) * 3 + 64 : 64);
     if (conninfo == NULL)
         goto out;
     opts = PQconninfoParse(conninfo, &err);
@@ -238,31 +200,27 @@ char *gf_config_mask_conninfo(const char *conninfo)
         goto out;
     }
     /* Only the options present in the text have a value: rebuild from those. */
-    sb.max = strlen(conninfo) * 3 + 64; /* quoting and masking grow it a little */
     for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
         if (o->val == NULL)
             continue;
-        if (sb.len > 0)
-            sb_puts(&sb, " ");
-        sb_puts(&sb, o->keyword);
-        sb_puts(&sb, "=");
+        if (gf_buf_len(&sb) > 0)
+            gf_buf_addstr(&sb, " ");
+        gf_buf_addstr(&sb, o->keyword);
+        gf_buf_addstr(&sb, "=");
         if (strcmp(o->keyword, "password") == 0) {
-            sb_puts(&sb, MASK);
+            gf_buf_addstr(&sb, MASK);
         } else if (strcmp(o->keyword, "dbname") == 0 && (strchr(o->val, '=') || is_uri(o->val))) {
             /* libpq may expand a dbname that is itself a conninfo: it can hold a password. */
             char *inner = gf_config_mask_conninfo(o->val);
-            sb_conninfo_value(&sb, inner ? inner : MASK);
+            add_conninfo_value(&sb, inner ? inner : MASK);
             free(inner);
         } else {
-            sb_conninfo_value(&sb, o->val);
+            add_conninfo_value(&sb, o->val);
         }
     }
-    if (sb.failed)
-        goto out;
-    res = sb.p ? sb.p : strdup("");
-    sb.p = NULL; /* owned by res now */
+    res = gf_buf_take(&sb, NULL); /* NULL when it failed */
 out:
-    free(sb.p);
+    gf_buf_reset(&sb);
     if (err != NULL)
         PQfreemem(err);
     if (opts != NULL)
@@ -484,23 +442,28 @@ static bool needs_quotes(const char *v)
 
 void gf_config_log(const struct gf_config_def *defs, size_t n, const void *cfg)
 {
-    struct strbuf sb = {.max = LOG_LINE_MAX};
-    sb_puts(&sb, "config");
-    for (size_t i = 0; i < n; i++) {
+    struct gf_buf line, var;
+    gf_buf_init(&line, LOG_LINE_MAX);
+    gf_buf_init(&var, LOG_LINE_MAX);
+    gf_buf_addstr(&line, "config");
+    bool truncated = false;
+    for (size_t i = 0; i < n && !truncated; i++) {
         char num[32];
         char *owned;
         const char *v = shown_value(&defs[i], cfg, num, &owned);
         bool quote = needs_quotes(v);
-        sb_puts(&sb, " ");
-        sb_puts(&sb, defs[i].name);
-        sb_puts(&sb, quote ? "='" : "=");
-        sb_puts(&sb, v);
-        if (quote)
-            sb_puts(&sb, "'");
+        gf_buf_printf(&var, " %s%s%s%s", defs[i].name, quote ? "='" : "=", v, quote ? "'" : "");
         free(owned);
+        /* The variables that fit are logged, whole; the first that does not ends the line
+         * (checked before adding: a failed add would drop the whole line). */
+        truncated = gf_buf_status(&var) != GF_OK ||
+                    gf_buf_len(&var) > LOG_LINE_MAX - gf_buf_len(&line) ||
+                    gf_buf_add(&line, gf_buf_str(&var), gf_buf_len(&var)) != GF_OK;
+        gf_buf_reset(&var);
     }
-    GF_INFO("%s%s", sb.p ? sb.p : "config", sb.failed ? " (truncated)" : "");
-    free(sb.p);
+    GF_INFO("%s%s", gf_buf_len(&line) ? gf_buf_str(&line) : "config",
+            truncated ? " (truncated)" : "");
+    gf_buf_reset(&line);
 }
 
 enum gf_status gf_config_print(FILE *out, const struct gf_config_def *defs, size_t n,
@@ -540,22 +503,24 @@ enum gf_status gf_config_usage(FILE *out, const char *program, const struct gf_c
     for (size_t i = 0; i < n; i++) {
         const struct gf_config_def *d = &defs[i];
         /* The default, quoted: "" is visibly empty and a conninfo's blanks stay inside. */
-        struct strbuf sb = {.max = 4096};
+        struct gf_buf sb;
+        gf_buf_init(&sb, 4096);
         if (d->default_val == NULL) {
-            sb_puts(&sb, "(required)");
+            gf_buf_addstr(&sb, "(required)");
         } else {
-            sb_puts(&sb, "\"");
+            gf_buf_addstr(&sb, "\"");
             const char *dv = (d->secret && *d->default_val) ? MASK : d->default_val;
             for (const char *c = dv; *c; c++) {
                 if (*c == '"' || *c == '\\')
-                    sb_puts(&sb, "\\");
-                sb_append(&sb, c, 1);
+                    gf_buf_addstr(&sb, "\\");
+                gf_buf_add(&sb, c, 1);
             }
-            sb_puts(&sb, "\"");
+            gf_buf_addstr(&sb, "\"");
         }
         fprintf(out, "  %-*s  %-*s  %s\n", name_w, d->name, def_w,
-                sb.failed || sb.p == NULL ? "(too long)" : sb.p, d->help ? d->help : "");
-        free(sb.p);
+                gf_buf_status(&sb) != GF_OK ? "(too long)" : gf_buf_str(&sb),
+                d->help ? d->help : "");
+        gf_buf_reset(&sb);
     }
     return fflush(out) == 0 && !ferror(out) ? GF_OK : GF_EUNAVAILABLE;
 }

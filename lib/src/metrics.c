@@ -4,17 +4,17 @@
 
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gf/buf.h"
 #include "gf/log.h"
 
 #define MAX_SERIES 512
-#define RENDER_MAX (8u << 20) /* 512 histograms fit in well under 8 MiB */
+#define RENDER_MAX (8u << 20) /* bytes of text: 512 histograms fit in well under 8 MiB */
 #define NBUCKETS 14           /* finite buckets; +Inf is one more */
 
 /* Upper bounds in microseconds, so observing compares integers exactly. */
@@ -181,62 +181,19 @@ void gf_metrics_gauge_fn(const char *name, const char *help, const char *labels,
 
 /* --- rendering ------------------------------------------------------------------------- */
 
-struct outbuf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-};
-
-static void out_printf(struct outbuf *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void out_printf(struct outbuf *o, const char *fmt, ...)
-{
-    if (o->failed)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            o->failed = true;
-            return;
-        }
-        if ((size_t)n < o->cap - o->len) {
-            o->len += (size_t)n;
-            return;
-        }
-        size_t cap = o->cap * 2;
-        while (cap < o->len + (size_t)n + 1)
-            cap *= 2;
-        if (cap > RENDER_MAX) {
-            o->failed = true;
-            return;
-        }
-        char *p = realloc(o->p, cap);
-        if (p == NULL) {
-            o->failed = true;
-            return;
-        }
-        o->p = p;
-        o->cap = cap;
-    }
-}
-
 /* HELP text escapes backslash and newline, per the exposition format. */
-static void out_help(struct outbuf *o, const struct series *s)
+static void out_help(struct gf_buf *o, const struct series *s)
 {
-    out_printf(o, "# HELP %s ", s->name);
+    gf_buf_printf(o, "# HELP %s ", s->name);
     for (const char *c = s->help; *c; c++) {
         if (*c == '\\')
-            out_printf(o, "\\\\");
+            gf_buf_addstr(o, "\\\\");
         else if (*c == '\n')
-            out_printf(o, "\\n");
+            gf_buf_addstr(o, "\\n");
         else
-            out_printf(o, "%c", *c);
+            gf_buf_add(o, c, 1);
     }
-    out_printf(o, "\n# TYPE %s %s\n", s->name, kind_str(s->kind));
+    gf_buf_printf(o, "\n# TYPE %s %s\n", s->name, kind_str(s->kind));
 }
 
 /* Shortest of %.15g / %.17g that reads back as the same double; NaN and infinities as the
@@ -254,19 +211,19 @@ static void format_double(double v, char out[40])
     }
 }
 
-static void out_series(struct outbuf *o, const struct series *s)
+static void out_series(struct gf_buf *o, const struct series *s)
 {
     const char *lb = *s->labels ? "{" : "", *le = *s->labels ? "}" : "";
     switch (s->kind) {
     case KIND_COUNTER:
-        out_printf(
+        gf_buf_printf(
             o, "%s%s%s%s %llu\n", s->name, lb, s->labels, le,
             (unsigned long long)atomic_load_explicit(&s->counter.value, memory_order_relaxed));
         break;
     case KIND_GAUGE: {
         char num[40];
         format_double(s->fn ? s->fn(s->arg) : NAN, num);
-        out_printf(o, "%s%s%s%s %s\n", s->name, lb, s->labels, le, num);
+        gf_buf_printf(o, "%s%s%s%s %s\n", s->name, lb, s->labels, le, num);
         break;
     }
     case KIND_HISTOGRAM: {
@@ -275,14 +232,15 @@ static void out_series(struct outbuf *o, const struct series *s)
         const char *sep = *s->labels ? "," : "";
         for (int b = 0; b <= NBUCKETS; b++) {
             cum += atomic_load_explicit(&s->hist.buckets[b], memory_order_relaxed);
-            out_printf(o, "%s_bucket{%s%sle=\"%s\"} %llu\n", s->name, s->labels, sep, bucket_le[b],
-                       (unsigned long long)cum);
+            gf_buf_printf(o, "%s_bucket{%s%sle=\"%s\"} %llu\n", s->name, s->labels, sep,
+                          bucket_le[b], (unsigned long long)cum);
         }
         /* Integer microseconds printed as exact decimal seconds: no float noise. */
         uint64_t sum = atomic_load_explicit(&s->hist.sum_us, memory_order_relaxed);
-        out_printf(o, "%s_sum%s%s%s %llu.%06llu\n", s->name, lb, s->labels, le,
-                   (unsigned long long)(sum / 1000000), (unsigned long long)(sum % 1000000));
-        out_printf(o, "%s_count%s%s%s %llu\n", s->name, lb, s->labels, le, (unsigned long long)cum);
+        gf_buf_printf(o, "%s_sum%s%s%s %llu.%06llu\n", s->name, lb, s->labels, le,
+                      (unsigned long long)(sum / 1000000), (unsigned long long)(sum % 1000000));
+        gf_buf_printf(o, "%s_count%s%s%s %llu\n", s->name, lb, s->labels, le,
+                      (unsigned long long)cum);
         break;
     }
     }
@@ -291,13 +249,9 @@ static void out_series(struct outbuf *o, const struct series *s)
 /* Gauge callbacks run under the registry lock: they must not register metrics. */
 char *gf_metrics_render(size_t *len)
 {
-    char *res = NULL;
     bool done[MAX_SERIES] = {false};
-    struct outbuf o = {.cap = 4096};
-    o.p = malloc(o.cap);
-    if (o.p == NULL)
-        goto out;
-    o.p[0] = '\0';
+    struct gf_buf o;
+    gf_buf_init(&o, RENDER_MAX);
     pthread_mutex_lock(&g_lock);
     /* The format wants all series of one name together, under one HELP/TYPE. */
     for (size_t i = 0; i < g_nseries; i++) {
@@ -312,15 +266,9 @@ char *gf_metrics_render(size_t *len)
         }
     }
     pthread_mutex_unlock(&g_lock);
-    if (o.failed) {
-        GF_ERROR("metrics render failed bytes=%zu max=%u", o.len, RENDER_MAX);
-        goto out;
-    }
-    if (len != NULL)
-        *len = o.len;
-    res = o.p;
-    o.p = NULL;
-out:
-    free(o.p);
+    char *res = gf_buf_take(&o, len);
+    if (res == NULL)
+        GF_ERROR("metrics render failed status=%s max=%u", gf_status_str(gf_buf_status(&o)),
+                 RENDER_MAX);
     return res;
 }
