@@ -57,6 +57,7 @@ int main(int argc, char **argv)
         GF_ERROR("cannot create the database pool or the gxp channel");
         goto out;
     }
+    gf_db_pool_register_metrics(app.pool, "main"); /* the relay registers its own */
     http = api_start(&app);
     if (http == NULL)
         goto out;

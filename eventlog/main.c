@@ -111,6 +111,7 @@ int main(int argc, char **argv)
         GF_ERROR("cannot create the database pool");
         goto out;
     }
+    gf_db_pool_register_metrics(app.pool, "main");
     http = api_start(&app);
     if (http == NULL)
         goto out;

@@ -61,6 +61,8 @@ int main(int argc, char **argv)
         GF_ERROR("cannot create the database pool");
         goto out;
     }
+    gf_db_pool_register_metrics(app.pool, "main");
+    gf_db_pipeline_register_metrics(app.pipeline, "pipeline");
     ledger_metrics_init(); /* before the port that shows them */
     http = health_start(&app);
     if (http == NULL)

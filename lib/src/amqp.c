@@ -310,10 +310,10 @@ enum gf_status gf_amqp_pump(struct gf_amqp_conn *c, int wait_ms)
 {
     if (c == NULL || c->broken)
         return GF_EUNAVAILABLE;
-    int64_t deadline = gf_mono_ms() + wait_ms;
+    struct gf_deadline deadline = gf_deadline_in_ms(wait_ms);
     for (;;) {
-        int64_t left = deadline - gf_mono_ms();
-        struct timeval tv = tv_ms(left > 0 ? (int)left : 0);
+        int64_t left = gf_deadline_left_ms(deadline);
+        struct timeval tv = tv_ms((int)left);
         amqp_frame_t f;
         int rc = amqp_simple_wait_frame_noblock(c->state, &f, &tv);
         if (rc == AMQP_STATUS_TIMEOUT)
@@ -447,10 +447,10 @@ enum gf_status gf_amqp_publish(struct gf_amqp_conn *c, struct gf_amqp_message *m
         c->next_tag++;
     }
     int left = n;
-    int64_t deadline = gf_mono_ms() + timeout_ms;
+    struct gf_deadline deadline = gf_deadline_in_ms(timeout_ms);
     while (left > 0) {
-        int64_t wait = deadline - gf_mono_ms();
-        if (wait <= 0) {
+        int64_t wait = gf_deadline_left_ms(deadline);
+        if (wait == 0) {
             GF_LOG_RL(GF_LOG_WARN, 5000, "amqp confirms timed out name=%s unconfirmed=%d", c->name,
                       left);
             c->broken = true; /* late confirms would be matched to the wrong batch */

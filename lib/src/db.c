@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -41,8 +42,8 @@ struct gf_db_pool {
     int nidle;
     int open; /* connections that exist (idle + in use + being connected) */
     int in_use;
-    bool connecting; /* one connect in flight */
-    int64_t next_connect_ms;
+    bool connecting;                 /* one connect in flight */
+    struct gf_deadline next_connect; /* after a failed connect: no new one before this */
     struct gf_backoff backoff;
     uint64_t acquired, timeouts, connect_failures;
 };
@@ -201,23 +202,10 @@ static struct gf_db_conn *conn_open(struct gf_db_pool *p)
     return c;
 }
 
-static void deadline_ts(int64_t deadline_ms, struct timespec *ts)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-    int64_t left = deadline_ms - now_ms;
-    if (left < 0)
-        left = 0;
-    int64_t abs_ns = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec + left * 1000000LL;
-    ts->tv_sec = (time_t)(abs_ns / 1000000000LL);
-    ts->tv_nsec = (long)(abs_ns % 1000000000LL);
-}
-
 enum gf_status gf_db_acquire(struct gf_db_pool *p, struct gf_db_conn **out)
 {
     enum gf_status st = GF_ETIMEOUT;
-    int64_t deadline = gf_mono_ms() + p->acquire_timeout_ms;
+    struct gf_deadline deadline = gf_deadline_in_ms(p->acquire_timeout_ms);
 
     pthread_mutex_lock(&p->mu);
     for (;;) {
@@ -228,8 +216,8 @@ enum gf_status gf_db_acquire(struct gf_db_pool *p, struct gf_db_conn **out)
             st = GF_OK;
             break;
         }
-        int64_t now = gf_mono_ms();
-        if (p->open < p->size && !p->connecting && now >= p->next_connect_ms) {
+        bool may_connect = p->open < p->size && !p->connecting;
+        if (may_connect && gf_deadline_passed(p->next_connect)) {
             p->connecting = true;
             p->open++;
             pthread_mutex_unlock(&p->mu);
@@ -238,7 +226,7 @@ enum gf_status gf_db_acquire(struct gf_db_pool *p, struct gf_db_conn **out)
             p->connecting = false;
             if (c != NULL) {
                 gf_backoff_reset(&p->backoff);
-                p->next_connect_ms = 0;
+                p->next_connect = (struct gf_deadline){0};
                 p->in_use++;
                 p->acquired++;
                 *out = c;
@@ -246,7 +234,7 @@ enum gf_status gf_db_acquire(struct gf_db_pool *p, struct gf_db_conn **out)
             } else {
                 p->open--;
                 p->connect_failures++;
-                p->next_connect_ms = gf_mono_ms() + gf_backoff_next(&p->backoff);
+                p->next_connect = gf_deadline_in_ms(gf_backoff_next(&p->backoff));
                 st = GF_EUNAVAILABLE;
             }
             pthread_cond_broadcast(&p->cv);
@@ -258,16 +246,15 @@ enum gf_status gf_db_acquire(struct gf_db_pool *p, struct gf_db_conn **out)
             st = GF_EUNAVAILABLE;
             break;
         }
-        if (now >= deadline) {
+        if (gf_deadline_passed(deadline)) {
             p->timeouts++;
             st = GF_ETIMEOUT;
             break;
         }
-        struct timespec ts;
-        int64_t wake = deadline;
-        if (p->open < p->size && !p->connecting && p->next_connect_ms < wake)
-            wake = p->next_connect_ms;
-        deadline_ts(wake, &ts);
+        /* Until a connection comes back, the deadline, or the back-off's end (p->cv is on
+         * CLOCK_MONOTONIC). */
+        struct timespec ts =
+            gf_deadline_mono_ts(deadline, may_connect ? gf_deadline_left_ms(p->next_connect) : -1);
         pthread_cond_timedwait(&p->cv, &p->mu, &ts);
     }
     pthread_mutex_unlock(&p->mu);
@@ -464,10 +451,18 @@ static double gauge_open(void *arg)
     return s.open;
 }
 
-void gf_db_pool_register_metrics(struct gf_db_pool *p)
+void gf_db_pool_register_metrics(struct gf_db_pool *p, const char *name)
 {
-    gf_metrics_gauge_fn("gf_db_pool_in_use", "database connections lent out", "", gauge_in_use, p);
-    gf_metrics_gauge_fn("gf_db_pool_open", "database connections open", "", gauge_open, p);
+    char labels[96];
+    snprintf(labels, sizeof labels, "pool=\"%s\"", name);
+    gf_metrics_gauge_fn("gf_db_pool_in_use", "database connections lent out", labels, gauge_in_use,
+                        p);
+    gf_metrics_gauge_fn("gf_db_pool_open", "database connections open", labels, gauge_open, p);
+}
+
+void gf_db_pool_register_metrics_old_(struct gf_db_pool *p)
+{
+    (void)p;
 }
 
 enum gf_status gf_db_ping(struct gf_db_pool *p)

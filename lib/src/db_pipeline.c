@@ -43,8 +43,8 @@ struct pl_conn {
     pthread_cond_t work; /* a request was queued, or stop */
     struct pl_req *head, *tail;
     bool stopping;
-    bool up;             /* connected */
-    int64_t retry_at_ms; /* while down: fail fast until then */
+    bool up;                     /* connected */
+    struct gf_deadline retry_at; /* while down: fail fast until then */
     struct gf_backoff backoff;
     PGconn *pg; /* owned by the thread */
     int nprepared;
@@ -59,6 +59,7 @@ struct gf_db_pipeline {
     int n;
     struct pl_conn *conns;
     atomic_uint next;
+    atomic_int open, busy; /* connections connected / running a batch: for the gauges */
 };
 
 /* ---- the connection thread ------------------------------------------------------------ */
@@ -83,6 +84,8 @@ static void forget_prepared(struct pl_conn *c, const char *name)
 
 static void disconnect(struct pl_conn *c)
 {
+    if (c->pg != NULL)
+        atomic_fetch_sub(&c->pl->open, 1);
     PQfinish(c->pg);
     c->pg = NULL;
     c->nprepared = 0;
@@ -95,6 +98,7 @@ static bool connect_pl(struct pl_conn *c)
                         pl->idle_in_tx_ms, 0); /* one-statement transactions: no lock queue */
     if (c->pg == NULL)
         return false;
+    atomic_fetch_add(&pl->open, 1);
     if (!PQenterPipelineMode(c->pg)) {
         GF_ERROR("database pipeline mode refused error=%s", PQerrorMessage(c->pg));
         disconnect(c);
@@ -270,9 +274,11 @@ static void *conn_thread(void *arg)
         pthread_mutex_unlock(&c->mu);
 
         bool connected = c->pg != NULL || connect_pl(c);
-        if (connected)
+        if (connected) {
+            atomic_fetch_add(&c->pl->busy, 1);
             run_batch(c, batch);
-        else
+            atomic_fetch_sub(&c->pl->busy, 1);
+        } else
             for (struct pl_req *r = batch; r; r = r->next)
                 r->st = GF_EUNAVAILABLE;
 
@@ -281,7 +287,7 @@ static void *conn_thread(void *arg)
         if (c->up) {
             gf_backoff_reset(&c->backoff);
         } else {
-            c->retry_at_ms = gf_mono_ms() + gf_backoff_next(&c->backoff);
+            c->retry_at = gf_deadline_in_ms(gf_backoff_next(&c->backoff));
             /* Fail what queued behind the dead connection too: its callers would only wait. */
             for (struct pl_req *r = c->head, *next; r; r = next) {
                 next = r->next;
@@ -320,12 +326,11 @@ static void *conn_thread(void *arg)
  * returns that connection still locked, or NULL when none is usable. */
 static struct pl_conn *enqueue(struct gf_db_pipeline *pl, struct pl_req *r)
 {
-    int64_t now = gf_mono_ms();
     unsigned start = atomic_fetch_add(&pl->next, 1);
     for (int i = 0; i < pl->n; i++) {
         struct pl_conn *c = &pl->conns[(start + (unsigned)i) % (unsigned)pl->n];
         pthread_mutex_lock(&c->mu);
-        if ((c->up || now >= c->retry_at_ms) && !c->stopping) {
+        if ((c->up || gf_deadline_passed(c->retry_at)) && !c->stopping) {
             if (c->tail)
                 c->tail->next = r;
             else
@@ -424,6 +429,25 @@ struct gf_db_pipeline *gf_db_pipeline_new(const struct gf_db_pool_options *opt)
         }
     }
     return pl;
+}
+
+static double gauge_open(void *arg)
+{
+    return atomic_load(&((struct gf_db_pipeline *)arg)->open);
+}
+
+static double gauge_busy(void *arg)
+{
+    return atomic_load(&((struct gf_db_pipeline *)arg)->busy);
+}
+
+void gf_db_pipeline_register_metrics(struct gf_db_pipeline *pl, const char *name)
+{
+    char labels[96];
+    snprintf(labels, sizeof labels, "pool=\"%s\"", name);
+    gf_metrics_gauge_fn("gf_db_pool_in_use", "database connections lent out", labels, gauge_busy,
+                        pl);
+    gf_metrics_gauge_fn("gf_db_pool_open", "database connections open", labels, gauge_open, pl);
 }
 
 void gf_db_pipeline_free(struct gf_db_pipeline *pl)

@@ -521,7 +521,7 @@ static void a_valid_event_is_stored_with_every_field_and_served(void **state)
     assert_true(metric("eventlog_events_stored_total") >= 1);
     assert_true(metric("eventlog_event_lag_seconds_count") >= 1);
     assert_true(metric("eventlog_store_batch_seconds_count") >= 1);
-    assert_true(metric("gf_db_pool_open") >= 1);
+    assert_true(metric("gf_db_pool_open{pool=\"main\"}") >= 1);
     /* The same through the user filter, and with a trailing slash. */
     snprintf(path, sizeof path, "/eventlog/events/?userId=%u", e.user);
     assert_int_equal(get(path, &r), 200);

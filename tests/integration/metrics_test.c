@@ -623,6 +623,26 @@ static void value_at_least(const struct scrape *sc, const char *name, const char
                  v, least);
 }
 
+/* Each pool gauge series names its pool (pool="..."), and there are npools of each: a pool
+ * registered without a name, or twice, would show here. */
+static void pool_series_are_named(const struct scrape *sc, int npools)
+{
+    static const char *const gauges[] = {"gf_db_pool_open", "gf_db_pool_in_use"};
+    for (size_t g = 0; g < N(gauges); g++) {
+        int n = 0;
+        for (int i = 0; i < sc->ns; i++) {
+            if (strcmp(sc->s[i].name, gauges[g]) != 0)
+                continue;
+            n++;
+            if (sc->s[i].nlabels != 1 || strcmp(sc->s[i].labels[0].name, "pool") != 0)
+                fail_msg("%s: a %s series without its pool=\"...\" label", sc->service, gauges[g]);
+        }
+        if (n != npools)
+            fail_msg("%s: %d %s series, expected %d (one per pool)", sc->service, n, gauges[g],
+                     npools);
+    }
+}
+
 /* Scrapes until name{filter} equals want (values measured in the background), then leaves
  * the last scrape in *sc. */
 static void wait_value(const char *service, int port, const char *name, const char *filter,
@@ -768,9 +788,12 @@ static void backend_metrics_count_the_2pc_the_locks_and_the_outbox(const struct 
              "route=\"/marketplace/item/buy\",method=\"POST\"", 2);
     value_at_least(&sc, "backend_http_requests_total", "route=\"/user\",method=\"GET\"", 1);
 
+    /* Every pool of the process, each by name: the API's and the relay's own. */
+    value_at_least(&sc, "gf_db_pool_open", "pool=\"main\"", 1);
+    value_at_least(&sc, "gf_db_pool_in_use", "pool=\"main\"", 0);
     value_at_least(&sc, "gf_db_pool_open", "pool=\"relay\"", 1);
-    value_at_least(&sc, "gf_db_pool_open", NULL, 1);
-    value_at_least(&sc, "gf_db_pool_in_use", NULL, 0);
+    value_at_least(&sc, "gf_db_pool_in_use", "pool=\"relay\"", 0);
+    pool_series_are_named(&sc, 2);
     scrape_free(&sc);
     /* The watcher logs the buy's event too. */
     wait_value("backend", W.http_port, "events_log_acked_total", "queue=\"backend.events.log\"", 1,
@@ -801,7 +824,15 @@ static void gxp_metrics_count_the_prepares_and_the_pending(void)
     value_at_least(&sc, "gf_db_pipeline_batches_total", NULL, 1);
     value_is(&sc, "gxp_subscription_ready", NULL, 1);
     value_is(&sc, "gxp_resolver_finalized_total", NULL, 0); /* replication finalized them all */
-    value_at_least(&sc, "gf_db_pool_open", NULL, 1);
+    /* The pool (GetAll, resolver, subscription) and the pipeline's connections (the RPCs): both
+     * used by now; a pipeline connection is in use while it carries a batch. */
+    value_at_least(&sc, "gf_db_pool_open", "pool=\"main\"", 1);
+    value_at_least(&sc, "gf_db_pool_open", "pool=\"pipeline\"", 1);
+    double pl_open = value_of(&sc, "gf_db_pool_open", "pool=\"pipeline\"");
+    double pl_busy = value_of(&sc, "gf_db_pool_in_use", "pool=\"pipeline\"");
+    if (!(pl_busy >= 0 && pl_busy <= pl_open))
+        fail_msg("gxp: pipeline connections in use %g, open %g", pl_busy, pl_open);
+    pool_series_are_named(&sc, 2);
     scrape_free(&sc);
     wait_value("gxp", W.gxp_http_port, "events_log_acked_total", "queue=\"gxp.events.log\"", 1,
                &sc);
@@ -828,7 +859,8 @@ static void eventlog_metrics_count_the_stored_event(void)
     value_is(&sc, "eventlog_consumer_connected", NULL, 1);
     value_is(&sc, "eventlog_consumer_deliveries_total", "queue=\"eventlog.events\"", 1);
     value_at_least(&sc, "eventlog_http_requests_total", "route=\"/readyz\",code=\"200\"", 1);
-    value_at_least(&sc, "gf_db_pool_open", NULL, 1);
+    value_at_least(&sc, "gf_db_pool_open", "pool=\"main\"", 1);
+    pool_series_are_named(&sc, 1);
     scrape_free(&sc);
 }
 

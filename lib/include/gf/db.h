@@ -118,9 +118,20 @@ struct gf_db_pool_stats {
 };
 void gf_db_pool_stats(struct gf_db_pool *pool, struct gf_db_pool_stats *out);
 
-/* Registers the gauges gf_db_pool_in_use and gf_db_pool_open for this pool (one pool per
- * process is shown; the pool must outlive every /metrics render). */
-void gf_db_pool_register_metrics(struct gf_db_pool *pool);
+/* Registers the gauges gf_db_pool_in_use and gf_db_pool_open for this pool, labelled
+ * pool="<name>" (a plain word: main, relay, ...), so that every pool of a process is shown.
+ * The pool must outlive every /metrics render: free it after the HTTP server has stopped. */
+void gf_db_pool_register_metrics(struct gf_db_pool *pool, const char *name);
+
+/* TEMPORARY, until the old one-argument calls (backend/api.c, eventlog/api.c, gxp/health.c)
+ * are gone: the mains now register every pool by name, and a one-argument call goes to
+ * gf_db_pool_register_metrics_old_, which registers nothing; two arguments reach the function
+ * above. Remove this block and gf_db_pool_register_metrics_old_ (db.c) with the last old call. */
+void gf_db_pool_register_metrics_old_(struct gf_db_pool *pool);
+#define GF_DB_BY_ARGC_(a, b, f, ...) f
+#define gf_db_pool_register_metrics(...)                                                           \
+    GF_DB_BY_ARGC_(__VA_ARGS__, gf_db_pool_register_metrics, gf_db_pool_register_metrics_old_, -)  \
+    (__VA_ARGS__)
 
 /* Acquires a connection, runs SELECT 1, releases: GF_OK when the database answers. */
 enum gf_status gf_db_ping(struct gf_db_pool *pool) GF_MUSTCHECK;
@@ -138,6 +149,10 @@ struct gf_db_pipeline;
 struct gf_db_pipeline *gf_db_pipeline_new(const struct gf_db_pool_options *opt);
 /* Fails what is queued with GF_ESHUTDOWN, joins the threads, frees. NULL is a no-op. */
 void gf_db_pipeline_free(struct gf_db_pipeline *pl);
+/* The pool's gauges for the pipeline's connections, labelled pool="<name>": gf_db_pool_open
+ * counts those connected, gf_db_pool_in_use those carrying a batch (when it equals open, new
+ * statements wait for the next batch). Same lifetime rule as gf_db_pool_register_metrics. */
+void gf_db_pipeline_register_metrics(struct gf_db_pipeline *pl, const char *name);
 
 /* Same contract as gf_db_exec (prepared by name on first use per connection; on success
  * *res_out holds the result), but the statement runs through the pipeline; the caller
