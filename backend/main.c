@@ -24,6 +24,7 @@ int main(int argc, char **argv)
     struct gf_http_server *http = NULL;
     struct gf_grpc_server *grpc = NULL;
     struct gf_amqp_consumer *event_log = NULL;
+    struct gf_deadline grace; /* of the drain */
 
     int early = gf_service_configure(argc, argv, "backend", backend_config_defs,
                                      backend_config_ndefs, &cfg, NULL);
@@ -97,13 +98,16 @@ int main(int argc, char **argv)
     rc = EXIT_SUCCESS;
 
 out:
-    /* Drain: in-flight HTTP requests and gRPC calls finish first, then the pools. */
+    /* Drain, bounded by the watchdog: in-flight HTTP requests and gRPC calls finish first
+     * (sharing the grace period), then the pools. */
+    grace = gf_service_drain_begin(cfg.shutdown_grace_ms);
     gf_http_server_stop(http);
-    gf_grpc_server_stop(grpc, (int)cfg.shutdown_grace_ms);
+    gf_grpc_server_stop(grpc, (int)gf_deadline_left_ms(grace));
     gf_amqp_consumer_stop(event_log);
     relay_stop(app.relay);
     gf_grpc_client_free(app.gxp);
     gf_db_pool_free(app.pool);
+    gf_service_drain_end();
     GF_INFO("backend stopped rc=%d", rc);
     gf_config_free(backend_config_defs, backend_config_ndefs, &cfg);
     return rc;

@@ -2,13 +2,10 @@
  * The story: command line (--help, --check-config) → logging → config → database pool →
  * HTTP port → schema → consumer → wait for SIGTERM/SIGINT → drain (the consumer's batch, then
  * HTTP) → clean up. */
-#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "eventlog.h"
 #include "gf/http.h"
@@ -18,58 +15,6 @@
 
 extern const struct gf_migration eventlog_migrations[];
 extern const int eventlog_migrations_count;
-
-/* ---- the shutdown watchdog: draining may take EVENTLOG_SHUTDOWN_GRACE_MS, not forever ------ */
-struct watchdog {
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool done, started;
-    int64_t grace_ms;
-};
-
-static void *watchdog_run(void *arg)
-{
-    struct watchdog *w = arg;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)(w->grace_ms / 1000);
-    until.tv_nsec += (long)(w->grace_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L)
-        until.tv_sec++, until.tv_nsec -= 1000000000L;
-    pthread_mutex_lock(&w->mu);
-    int rc = 0;
-    while (!w->done && rc != ETIMEDOUT)
-        rc = pthread_cond_timedwait(&w->cv, &w->mu, &until);
-    bool late = !w->done;
-    pthread_mutex_unlock(&w->mu);
-    if (late) {
-        GF_ERROR("eventlog shutdown took longer than %lld ms: exiting now", (long long)w->grace_ms);
-        _exit(EXIT_FAILURE);
-    }
-    return NULL;
-}
-
-static void watchdog_start(struct watchdog *w, int64_t grace_ms)
-{
-    w->grace_ms = grace_ms;
-    pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
-    w->started = pthread_create(&w->thread, NULL, watchdog_run, w) == 0;
-}
-
-static void watchdog_stop(struct watchdog *w)
-{
-    if (!w->started)
-        return;
-    pthread_mutex_lock(&w->mu);
-    w->done = true;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-    pthread_join(w->thread, NULL);
-    pthread_cond_destroy(&w->cv);
-    pthread_mutex_destroy(&w->mu);
-}
 
 static enum gf_status check_config(const void *cfg)
 {
@@ -83,7 +28,6 @@ int main(int argc, char **argv)
     struct eventlog_app app = {.cfg = &cfg, .consumer_mu = PTHREAD_MUTEX_INITIALIZER};
     struct gf_http_server *http = NULL;
     struct consumer *consumer = NULL;
-    struct watchdog watchdog = {0};
 
     int early = gf_service_configure(argc, argv, "eventlog", eventlog_config_defs,
                                      eventlog_config_ndefs, &cfg, check_config);
@@ -136,9 +80,9 @@ int main(int argc, char **argv)
     rc = EXIT_SUCCESS;
 
 out:
-    /* Drain: the consumer finishes its batch (stored and acked, or left to the broker), then
-     * in-flight HTTP requests finish, then the pool goes. */
-    watchdog_start(&watchdog, cfg.shutdown_grace_ms);
+    /* Drain, bounded by the watchdog: the consumer finishes its batch (stored and acked, or
+     * left to the broker), then in-flight HTTP requests finish, then the pool goes. */
+    gf_service_drain_begin(cfg.shutdown_grace_ms);
     pthread_mutex_lock(&app.consumer_mu);
     consumer = app.consumer;
     app.consumer = NULL;
@@ -146,7 +90,7 @@ out:
     consumer_stop(consumer);
     gf_http_server_stop(http);
     gf_db_pool_free(app.pool);
-    watchdog_stop(&watchdog);
+    gf_service_drain_end();
     GF_INFO("eventlog stopped rc=%d", rc);
     gf_config_free(eventlog_config_defs, eventlog_config_ndefs, &cfg);
     pthread_mutex_destroy(&app.consumer_mu);

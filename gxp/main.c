@@ -104,7 +104,9 @@ int main(int argc, char **argv)
     rc = EXIT_SUCCESS;
 
 out:
-    /* Drain: in-flight calls finish first, then the background threads, then the pools. */
+    /* Drain, bounded by the watchdog: in-flight calls finish first, then the background
+     * threads, then the pools. */
+    gf_service_drain_begin(cfg.shutdown_grace_ms);
     app.stopping = true;
     gf_grpc_server_stop(grpc, (int)cfg.shutdown_grace_ms);
     resolver_stop(resolver);
@@ -113,6 +115,7 @@ out:
     gf_http_server_stop(http);
     gf_db_pipeline_free(app.pipeline);
     gf_db_pool_free(app.pool);
+    gf_service_drain_end();
     GF_INFO("gxp stopped rc=%d", rc);
     gf_config_free(gxp_config_defs, gxp_config_ndefs, &cfg);
     return rc;

@@ -2,11 +2,13 @@
 #include "gf/service.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gf/clock.h"
 #include "gf/failpoint.h"
@@ -44,8 +46,13 @@ void gf_service_block_signals(sigset_t *set)
 
 bool gf_service_wait_signal(const sigset_t *set, int64_t ms)
 {
-    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+    struct gf_deadline until = gf_deadline_in_ms(ms);
     for (;;) {
+        /* sigtimedwait takes a relative time: what is left, so an interruption does not
+         * restart the whole wait. */
+        int64_t left = gf_deadline_left_ms(until);
+        struct timespec ts = {.tv_sec = (time_t)(left / 1000),
+                              .tv_nsec = (long)(left % 1000) * 1000000L};
         int sig = ms < 0 ? sigwaitinfo(set, NULL) : sigtimedwait(set, NULL, &ts);
         if (sig > 0) {
             GF_INFO("signal received sig=%d: shutting down", sig);
@@ -123,4 +130,67 @@ int gf_service_configure(int argc, char **argv, const char *program,
     }
     raise_fd_limit();
     return -1;
+}
+
+/* ---- the shutdown watchdog ---------------------------------------------------------------- */
+
+/* One per process: the main thread's drain. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* on CLOCK_MONOTONIC: a wall clock step must not move the limit */
+    pthread_t thread;
+    bool started, done;
+    int64_t limit_ms;
+    struct gf_deadline until;
+} g_watchdog = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void *watchdog_run(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&g_watchdog.mu);
+    while (!g_watchdog.done && !gf_deadline_passed(g_watchdog.until)) {
+        struct timespec ts = gf_deadline_mono_ts(g_watchdog.until, -1);
+        pthread_cond_timedwait(&g_watchdog.cv, &g_watchdog.mu, &ts);
+    }
+    bool late = !g_watchdog.done;
+    pthread_mutex_unlock(&g_watchdog.mu);
+    if (late) {
+        GF_ERROR("shutdown took longer than %lld ms: exiting now", (long long)g_watchdog.limit_ms);
+        _exit(EXIT_FAILURE);
+    }
+    return NULL;
+}
+
+struct gf_deadline gf_service_drain_begin(int64_t grace_ms)
+{
+    struct gf_deadline grace = gf_deadline_in_ms(grace_ms);
+    if (g_watchdog.started)
+        return grace;
+    g_watchdog.limit_ms = grace_ms + GF_SERVICE_DRAIN_SLACK_MS;
+    g_watchdog.until = gf_deadline_in_ms(g_watchdog.limit_ms);
+    g_watchdog.done = false;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&g_watchdog.cv, &ca);
+    pthread_condattr_destroy(&ca);
+    g_watchdog.started = pthread_create(&g_watchdog.thread, NULL, watchdog_run, NULL) == 0;
+    if (!g_watchdog.started) {
+        GF_WARN("cannot start the shutdown watchdog: the drain is not bounded");
+        pthread_cond_destroy(&g_watchdog.cv);
+    }
+    return grace;
+}
+
+void gf_service_drain_end(void)
+{
+    if (!g_watchdog.started)
+        return;
+    pthread_mutex_lock(&g_watchdog.mu);
+    g_watchdog.done = true;
+    pthread_cond_signal(&g_watchdog.cv);
+    pthread_mutex_unlock(&g_watchdog.mu);
+    pthread_join(g_watchdog.thread, NULL);
+    pthread_cond_destroy(&g_watchdog.cv);
+    g_watchdog.started = false;
 }

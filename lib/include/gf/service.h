@@ -1,5 +1,5 @@
-/* What every service's main does the same way: its command line, signal handling, and
- * applying its schema while waiting for its database (any start order works). */
+/* What every service's main does the same way: its command line, signal handling, applying
+ * its schema while waiting for its database (any start order works), and a bounded drain. */
 #ifndef GF_SERVICE_H
 #define GF_SERVICE_H
 
@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "gf/clock.h"
 #include "gf/config.h"
 #include "gf/db.h"
 #include "gf/migrate.h"
@@ -52,5 +53,19 @@ enum gf_startup { GF_STARTED, GF_STOPPED, GF_START_FAILED };
 enum gf_startup gf_service_migrate(struct gf_db_pool *pool, const char *service,
                                    const struct gf_migration *migrations, int n,
                                    const sigset_t *signals);
+
+/* The shutdown watchdog. What follows a service's signal — in-flight work finishing, threads
+ * joined, pools closed — must end: a drain stuck on a hung peer would keep a stopping process
+ * (a pod) alive until SIGKILL, holding its connections. gf_service_drain_begin starts a
+ * thread that, unless gf_service_drain_end comes within grace_ms + GF_SERVICE_DRAIN_SLACK_MS,
+ * logs one error line and ends the process at once with _exit(EXIT_FAILURE): in-flight work
+ * gets grace_ms (the returned deadline: pass what is left of it to what takes a grace period,
+ * such as gf_grpc_server_stop), closing down after it the slack. Call it once, from the main
+ * thread after gf_service_block_signals (so the thread inherits the mask), when the drain
+ * begins; gf_service_drain_end stops and joins the thread (a no-op without a begin). If the
+ * thread cannot start, the drain runs unbounded and a warning says so. */
+#define GF_SERVICE_DRAIN_SLACK_MS 1000
+struct gf_deadline gf_service_drain_begin(int64_t grace_ms);
+void gf_service_drain_end(void);
 
 #endif

@@ -1,5 +1,6 @@
-/* Unit tests for lib/src/service.c's command line: what each argument selects, and the one
- * line an unknown argument gets on stderr. */
+/* Unit tests for lib/src/service.c: what each argument of the command line selects, the one
+ * line an unknown argument gets on stderr, and the shutdown watchdog (a stuck drain ends the
+ * process, a quick one does not). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,8 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "gf/clock.h"
+#include "gf/log.h"
 #include "gf/service.h"
 
 /* Runs gf_service_args on argv (NULL-terminated) and returns what it wrote to stderr in
@@ -91,11 +96,111 @@ static void an_unknown_argument_is_named_on_one_line(void **state)
     }
 }
 
+/* ---- the shutdown watchdog ----------------------------------------------------------- */
+
+#define GRACE_MS 100
+#define LIMIT_MS (GRACE_MS + GF_SERVICE_DRAIN_SLACK_MS)
+
+struct child {
+    int status;     /* as waitpid gives it */
+    int64_t ms;     /* from fork to exit */
+    char log[1024]; /* what it wrote to stderr */
+};
+
+/* Runs body in a child process whose stderr is captured, waits for it (killing it after 20 s,
+ * which fails the test), and fills *c. */
+static void run_child(void (*body)(void), struct child *c)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    int64_t start = gf_mono_ms();
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        dup2(fds[1], STDERR_FILENO);
+        gf_log_init("svc", GF_LOG_INFO);
+        body();
+        _exit(0);
+    }
+    close(fds[1]);
+    int status = 0;
+    pid_t got = 0;
+    while ((got = waitpid(pid, &status, WNOHANG)) == 0 && gf_mono_ms() - start < 20000)
+        gf_sleep_ms(10, NULL);
+    if (got == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        fail_msg("the child did not end within 20 s");
+    }
+    c->ms = gf_mono_ms() - start;
+    c->status = status;
+    ssize_t n = read(fds[0], c->log, sizeof c->log - 1);
+    c->log[n > 0 ? n : 0] = '\0';
+    close(fds[0]);
+}
+
+/* A drain that never ends: the process must not outlive the watchdog's limit by much. */
+static void stuck_drain(void)
+{
+    gf_service_drain_begin(GRACE_MS);
+    sleep(30);
+}
+
+/* A drain that ends in time, then a process that lives on past the limit: nothing fires. */
+static void quick_drain(void)
+{
+    gf_service_drain_begin(GRACE_MS);
+    gf_service_drain_end();
+    gf_sleep_ms(LIMIT_MS + 500, NULL);
+}
+
+static void a_stuck_shutdown_ends_the_process_after_its_grace_and_slack(void **state)
+{
+    (void)state;
+    struct child c;
+    run_child(stuck_drain, &c);
+    assert_true(WIFEXITED(c.status));
+    assert_int_equal(WEXITSTATUS(c.status), EXIT_FAILURE);
+    if (c.ms < LIMIT_MS || c.ms > LIMIT_MS + 5000)
+        fail_msg("the stuck child ended after %lld ms, the limit is %d ms", (long long)c.ms,
+                 LIMIT_MS);
+    assert_non_null(strstr(c.log, "level=error"));
+    assert_non_null(strstr(c.log, "shutdown took longer than 1100 ms: exiting now"));
+}
+
+static void a_quick_shutdown_is_left_alone(void **state)
+{
+    (void)state;
+    struct child c;
+    run_child(quick_drain, &c);
+    assert_true(WIFEXITED(c.status));
+    assert_int_equal(WEXITSTATUS(c.status), 0);
+    assert_true(c.ms >= LIMIT_MS + 500); /* it lived past the limit */
+    assert_string_equal(c.log, "");
+}
+
+/* The deadline handed back is the grace period alone (the slack is the watchdog's), and an
+ * end without a begin, or a second end, is harmless. */
+static void the_drain_deadline_is_the_grace_period(void **state)
+{
+    (void)state;
+    gf_service_drain_end();
+    struct gf_deadline d = gf_service_drain_begin(5000);
+    int64_t left = gf_deadline_left_ms(d);
+    assert_true(left > 4000 && left <= 5000);
+    gf_service_drain_end();
+    gf_service_drain_end();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(each_argument_selects_its_mode_silently),
         cmocka_unit_test(an_unknown_argument_is_named_on_one_line),
+        cmocka_unit_test(a_stuck_shutdown_ends_the_process_after_its_grace_and_slack),
+        cmocka_unit_test(a_quick_shutdown_is_left_alone),
+        cmocka_unit_test(the_drain_deadline_is_the_grace_period),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
