@@ -16,7 +16,6 @@
  * alternate exchange or a queue check before publishing cannot tell which queues an event
  * reached, and a check after the confirm races a queue deleted and declared again. */
 #include <inttypes.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +28,7 @@
 #include "gf/failpoint.h"
 #include "gf/log.h"
 #include "gf/metrics.h"
+#include "relay_backlog.h"
 
 #define PRUNE_CHUNK "10000"
 #define PRUNE_ROUNDS 20
@@ -36,8 +36,7 @@
 #define RELAY_MIN_GAP_MS 5 /* between two claims: see run() */
 
 #define RELAY_WORKERS_MAX 16
-#define BACKLOG_EVERY_MS 1000      /* how often worker 0 measures the outbox backlog */
-#define BACKLOG_COUNT_MAX "100000" /* the backlog is counted up to this (a bounded index scan) */
+#define BACKLOG_EVERY_MS 1000 /* how often worker 0 measures the outbox backlog */
 
 struct relay;
 
@@ -53,8 +52,8 @@ struct worker {
     struct gf_amqp_options amqp;
     char conn_name[128];
     uint64_t seen_kicks;
-    int64_t next_prune_ms;   /* worker 0 prunes */
-    int64_t next_backlog_ms; /* worker 0 measures the backlog */
+    struct gf_deadline next_prune;   /* worker 0 prunes */
+    struct gf_deadline next_backlog; /* worker 0 measures the backlog */
 };
 
 struct relay {
@@ -75,100 +74,10 @@ struct relay {
 /* One relay per process; a count outside it so /metrics never reads a freed relay. */
 static atomic_int relay_connections;
 
-/* The backlog as worker 0 last measured it (-1: not yet, or the database did not answer):
- * unpublished rows and the creation time of the oldest, and the WAL bytes of backend-db that
- * gxp's subscription has not confirmed (the decisions' way to gxp). Outside the relay too. */
-static _Atomic int64_t backlog_rows = -1, backlog_oldest_us = -1, decisions_lag_bytes = -1;
-
-/* The slot of gxp's subscription on backend-db, as worker 0 last measured it: the WAL it keeps
- * from being recycled (current position − restart_lsn; -1 unknown or none), how much more may
- * be written before max_slot_wal_keep_size invalidates it (safe_wal_size, negative once past
- * it; SAFE_UNKNOWN when unknown or unbounded), and its wal_status as an index into
- * slot_statuses (-1: not measured yet). */
-#define SAFE_UNKNOWN INT64_MIN
-static _Atomic int64_t slot_retained_bytes = -1, slot_safe_bytes = SAFE_UNKNOWN;
-static atomic_int slot_status = -1;
-static const char *const slot_statuses[] = {"missing", "reserved", "extended", "unreserved",
-                                            "lost"};
-#define SLOT_NSTATUSES ((int)(sizeof slot_statuses / sizeof slot_statuses[0]))
-
 static double connected_gauge(void *arg)
 {
     (void)arg;
     return atomic_load(&relay_connections);
-}
-
-static double backlog_rows_gauge(void *arg)
-{
-    (void)arg;
-    int64_t n = atomic_load(&backlog_rows);
-    return n < 0 ? NAN : (double)n;
-}
-
-/* Computed at render from the oldest row's time, so the age grows between two measures. */
-static double backlog_age_gauge(void *arg)
-{
-    (void)arg;
-    int64_t n = atomic_load(&backlog_rows), oldest = atomic_load(&backlog_oldest_us);
-    if (n < 0)
-        return NAN;
-    if (n == 0 || oldest < 0)
-        return 0;
-    int64_t age = gf_wall_us() - oldest;
-    return age > 0 ? (double)age / 1e6 : 0;
-}
-
-static double decisions_lag_gauge(void *arg)
-{
-    (void)arg;
-    int64_t b = atomic_load(&decisions_lag_bytes);
-    return b < 0 ? NAN : (double)b;
-}
-
-static double slot_retained_gauge(void *arg)
-{
-    (void)arg;
-    int64_t b = atomic_load(&slot_retained_bytes);
-    return b < 0 ? NAN : (double)b;
-}
-
-static double slot_safe_gauge(void *arg)
-{
-    (void)arg;
-    int64_t b = atomic_load(&slot_safe_bytes);
-    return b == SAFE_UNKNOWN ? NAN : (double)b;
-}
-
-/* 1 for the slot's current wal_status, 0 for the others; NaN until measured. */
-static double slot_status_gauge(void *arg)
-{
-    int now = atomic_load(&slot_status);
-    if (now < 0)
-        return NAN;
-    return now == (int)(intptr_t)arg ? 1 : 0;
-}
-
-static int slot_status_index(const char *s)
-{
-    for (int i = 1; i < SLOT_NSTATUSES; i++) {
-        if (strcmp(s, slot_statuses[i]) == 0)
-            return i;
-    }
-    return -1;
-}
-
-static double pool_in_use_gauge(void *arg)
-{
-    struct gf_db_pool_stats s;
-    gf_db_pool_stats(arg, &s);
-    return s.in_use;
-}
-
-static double pool_open_gauge(void *arg)
-{
-    struct gf_db_pool_stats s;
-    gf_db_pool_stats(arg, &s);
-    return s.open;
 }
 
 bool relay_connected(const struct relay *r)
@@ -190,14 +99,7 @@ void relay_kick(struct relay *r)
 static bool wait_kick(struct worker *w, int64_t ms)
 {
     struct relay *r = w->r;
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    struct timespec until = gf_deadline_mono_ts(gf_deadline_in_ms(ms), -1); /* r->cv: monotonic */
     pthread_mutex_lock(&r->mu);
     while (r->kicks == w->seen_kicks && !r->stop) {
         if (pthread_cond_timedwait(&r->cv, &r->mu, &until) != 0)
@@ -429,59 +331,14 @@ static void prune(struct relay *r)
     gf_db_release(r->pool, c);
 }
 
-/* Measures the backlog for /metrics (worker 0, every BACKLOG_EVERY_MS): one statement over the
- * partial index of pending rows, bounded, and the replication slot of gxp's subscription (its
- * lag, the WAL it retains and its wal_status: backend-db's disk is what a long gxp-db outage
- * fills, up to max_slot_wal_keep_size, past which the slot is lost and the subscription must
- * be re-created: scripts/replication-recover.sh). */
+/* Worker 0 measures the backlog and gxp's slot for /metrics every BACKLOG_EVERY_MS. */
 static void measure_backlog(struct worker *w)
 {
     struct relay *r = w->r;
-    if (w->index != 0 || gf_mono_ms() < w->next_backlog_ms || !atomic_load(&r->app->migrated))
+    if (w->index != 0 || !gf_deadline_passed(w->next_backlog) || !atomic_load(&r->app->migrated))
         return;
-    w->next_backlog_ms = gf_mono_ms() + BACKLOG_EVERY_MS;
-    struct gf_db_conn *c = NULL;
-    PGresult *res = NULL;
-    int64_t rows = -1, oldest = -1, lag = -1, retained = -1, safe = SAFE_UNKNOWN;
-    int status = -1;
-    if (gf_db_acquire(r->pool, &c) != GF_OK)
-        goto out;
-    if (gf_db_exec(c, "relay_backlog",
-                   "SELECT (SELECT count(*) FROM (SELECT 1 FROM event_outbox"
-                   "         WHERE published_at IS NULL LIMIT " BACKLOG_COUNT_MAX ") p),"
-                   " (SELECT (extract(epoch FROM created_at) * 1000000)::bigint FROM event_outbox"
-                   "   WHERE published_at IS NULL ORDER BY id LIMIT 1),"
-                   " s.lag, s.retained, s.wal_status, s.safe_wal_size, s.slot IS NOT NULL"
-                   " FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT slot_name AS slot,"
-                   "   pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint AS lag,"
-                   "   pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint AS retained,"
-                   "   wal_status, safe_wal_size"
-                   "   FROM pg_replication_slots WHERE slot_name = 'transaction_outbox_sub') s"
-                   " ON true",
-                   0, NULL, &res) == GF_OK) {
-        rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        if (!PQgetisnull(res, 0, 1))
-            oldest = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-        if (!PQgetisnull(res, 0, 2))
-            lag = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-        if (!PQgetisnull(res, 0, 3))
-            retained = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
-        if (!PQgetisnull(res, 0, 5))
-            safe = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
-        if (strcmp(PQgetvalue(res, 0, 6), "t") != 0)
-            status = 0; /* no slot: the subscription is gone (or was never made) */
-        else if (!PQgetisnull(res, 0, 4))
-            status = slot_status_index(PQgetvalue(res, 0, 4));
-        PQclear(res);
-    }
-    gf_db_release(r->pool, c);
-out:
-    atomic_store(&backlog_oldest_us, oldest);
-    atomic_store(&backlog_rows, rows);
-    atomic_store(&decisions_lag_bytes, lag);
-    atomic_store(&slot_retained_bytes, retained);
-    atomic_store(&slot_safe_bytes, safe);
-    atomic_store(&slot_status, status);
+    w->next_backlog = gf_deadline_in_ms(BACKLOG_EVERY_MS);
+    relay_backlog_measure(r->pool);
 }
 
 /* Test builds only: BACKEND_FAILPOINT_RELAY_HOLD=1 keeps the relay from publishing, which
@@ -504,7 +361,7 @@ static void *run(void *arg)
     struct gf_backoff bo;
     gf_backoff_init(&bo, 100, 5000);
     int cap = (int)cfg->relay_batch;
-    int64_t last_claim_ms = 0;
+    struct gf_deadline next_claim = {0};
     struct batch b = {
         .msg = calloc(2 * (size_t)cap, sizeof *b.msg),
         .payload = calloc((size_t)cap, sizeof *b.payload),
@@ -534,10 +391,9 @@ static void *run(void *arg)
         /* Under load every buy kicks: claiming once per kick would cost backend-db a
          * transaction per event. Claims are at least RELAY_MIN_GAP_MS apart, so the rows of
          * that window go out together; an idle relay still claims at once. */
-        int64_t gap = last_claim_ms + RELAY_MIN_GAP_MS - gf_mono_ms();
-        if (gap > 0)
-            gf_sleep_ms(gap, &r->stop);
-        last_claim_ms = gf_mono_ms();
+        if (!gf_deadline_passed(next_claim))
+            gf_sleep_ms(gf_deadline_left_ms(next_claim), &r->stop);
+        next_claim = gf_deadline_in_ms(RELAY_MIN_GAP_MS);
         int n = relay_batch(w, &b);
         if (n < 0) {
             gf_counter_add(r->failures, 1);
@@ -547,15 +403,15 @@ static void *run(void *arg)
         gf_backoff_reset(&bo);
         if (n == cap)
             continue; /* probably more waiting */
-        if (w->index == 0 && gf_mono_ms() >= w->next_prune_ms) {
+        if (w->index == 0 && gf_deadline_passed(w->next_prune)) {
             prune(r);
-            w->next_prune_ms = gf_mono_ms() + cfg->outbox_prune_interval_ms;
+            w->next_prune = gf_deadline_in_ms(cfg->outbox_prune_interval_ms);
         }
         /* Idle: until a buy kicks us or the poll interval passes, serving heartbeats. */
-        int64_t until = gf_mono_ms() + cfg->relay_poll_ms;
+        struct gf_deadline poll = gf_deadline_in_ms(cfg->relay_poll_ms);
         while (!r->stop) {
-            int64_t left = until - gf_mono_ms();
-            if (left <= 0 || wait_kick(w, left < PUMP_EVERY_MS ? left : PUMP_EVERY_MS))
+            int64_t left = gf_deadline_left_ms(poll);
+            if (left == 0 || wait_kick(w, left < PUMP_EVERY_MS ? left : PUMP_EVERY_MS))
                 break;
             if (gf_amqp_pump(w->conn, 0) != GF_OK)
                 break;
@@ -635,33 +491,7 @@ struct relay *relay_start(struct backend_app *app)
                                   "from the event's commit to the broker's confirm", "");
     gf_metrics_gauge_fn("backend_relay_connected", "broker connections the relay holds now", "",
                         connected_gauge, NULL);
-    gf_metrics_gauge_fn("backend_outbox_pending",
-                        "event_outbox rows not yet published (counted up to " BACKLOG_COUNT_MAX
-                        ", measured every second; NaN until measured)",
-                        "", backlog_rows_gauge, NULL);
-    gf_metrics_gauge_fn("backend_outbox_oldest_pending_age_seconds",
-                        "age of the oldest unpublished event_outbox row (0 when none)", "",
-                        backlog_age_gauge, NULL);
-    gf_metrics_gauge_fn("backend_decisions_replication_lag_bytes",
-                        "backend-db WAL not yet confirmed by gxp's subscription "
-                        "(slot transaction_outbox_sub; NaN while there is none)",
-                        "", decisions_lag_gauge, NULL);
-    gf_metrics_gauge_fn("backend_decisions_slot_retained_wal_bytes",
-                        "backend-db WAL kept for gxp's subscription (current LSN - the slot's "
-                        "restart_lsn): grows while gxp-db is away; NaN without a slot",
-                        "", slot_retained_gauge, NULL);
-    gf_metrics_gauge_fn("backend_decisions_slot_safe_wal_bytes",
-                        "WAL that may still be written before max_slot_wal_keep_size "
-                        "invalidates the slot (safe_wal_size; NaN when unbounded or lost)",
-                        "", slot_safe_gauge, NULL);
-    for (int i = 0; i < SLOT_NSTATUSES; i++) {
-        char labels[48];
-        snprintf(labels, sizeof labels, "status=\"%s\"", slot_statuses[i]);
-        gf_metrics_gauge_fn("backend_decisions_slot_wal_status",
-                            "1 for the wal_status of gxp's slot on backend-db (missing: no slot; "
-                            "lost: invalidated, run scripts/replication-recover.sh)",
-                            labels, slot_status_gauge, (void *)(intptr_t)i);
-    }
+    relay_backlog_register_metrics();
     for (int i = 0; i < r->nworkers; i++) {
         struct worker *w = &r->workers[i];
         w->started = pthread_create(&w->thread, NULL, run, w) == 0;
@@ -672,10 +502,7 @@ struct relay *relay_start(struct backend_app *app)
     }
     /* Only now: from here the relay (and its pool) lives until relay_stop, which main calls
      * after the HTTP server, the only reader of /metrics, has stopped. */
-    gf_metrics_gauge_fn("gf_db_pool_in_use", "database connections lent out", "pool=\"relay\"",
-                        pool_in_use_gauge, r->pool);
-    gf_metrics_gauge_fn("gf_db_pool_open", "database connections open", "pool=\"relay\"",
-                        pool_open_gauge, r->pool);
+    gf_db_pool_register_metrics(r->pool, "relay");
     return r;
 }
 
