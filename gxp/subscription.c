@@ -70,8 +70,8 @@ struct subscription {
     char *conninfo;      /* what CREATE SUBSCRIPTION gets: the link's settings, then the password */
     int64_t errors_seen; /* apply + sync errors at the last look; -1 before the first */
     int64_t pid_seen;    /* the apply worker's pid at the last look, 0 = none, -1 = no look yet */
-    int64_t last_error_ms; /* when they last grew or the worker went (monotonic), 0 = never */
-    int64_t last_alter_ms; /* when the conninfo was last altered */
+    struct gf_deadline erroring_until; /* STALL_WINDOW_MS after they last grew or the worker went */
+    struct gf_deadline next_alter;     /* the conninfo is not altered again before this */
 };
 
 /* What the subscription looks like from gxp-db; the order is the order of the checks. */
@@ -374,8 +374,8 @@ static enum gf_status ensure(struct subscription *s, struct gf_db_conn *c)
         }
         return st;
     }
-    if (!o.conninfo_same && gf_mono_ms() - s->last_alter_ms >= ALTER_EVERY_MS) {
-        s->last_alter_ms = gf_mono_ms();
+    if (!o.conninfo_same && gf_deadline_passed(s->next_alter)) {
+        s->next_alter = gf_deadline_in_ms(ALTER_EVERY_MS);
         st = run_ddl(s, c, DDL_CONNECTION);
         if (st == GF_OK) {
             GF_INFO("subscription conninfo updated (link keepalives, password) name=" SUB_NAME);
@@ -393,16 +393,15 @@ static enum gf_status ensure(struct subscription *s, struct gf_db_conn *c)
  * for STALL_WINDOW_MS after). */
 static enum sub_health judge(struct subscription *s, const struct observed *o)
 {
-    int64_t now = gf_mono_ms();
     int64_t errors = o->exists ? o->apply_errors + o->sync_errors : -1;
     if (errors >= 0 && s->errors_seen >= 0 && errors > s->errors_seen)
-        s->last_error_ms = now;
+        s->erroring_until = gf_deadline_in_ms(STALL_WINDOW_MS);
     else if (errors < s->errors_seen)
-        s->last_error_ms = 0; /* a new subscription, or its statistics were reset */
+        s->erroring_until = (struct gf_deadline){0}; /* a new subscription, or reset statistics */
     s->errors_seen = errors;
     int64_t pid = o->exists ? o->worker_pid : 0;
     if (o->exists && o->enabled && s->pid_seen > 0 && pid != s->pid_seen)
-        s->last_error_ms = now;
+        s->erroring_until = gf_deadline_in_ms(STALL_WINDOW_MS);
     /* A worker counts once it outlived one look (one that cannot stream lives milliseconds),
      * or when this process sees it for the first time. */
     bool settled = pid != 0 && (pid == s->pid_seen || s->pid_seen < 0);
@@ -413,7 +412,7 @@ static enum sub_health judge(struct subscription *s, const struct observed *o)
         return SUB_DISABLED;
     if (o->table_state == 0)
         return SUB_NO_TABLE;
-    if (s->last_error_ms > 0 && now - s->last_error_ms < STALL_WINDOW_MS)
+    if (!gf_deadline_passed(s->erroring_until))
         return SUB_ERRORING;
     if (o->table_state != 'r')
         return SUB_COPYING;
@@ -434,9 +433,8 @@ static enum gf_status check(struct subscription *s, enum sub_health *h)
         return st;
     struct observed o;
     st = observe(s, c, &o);
-    bool act =
-        st == GF_OK && (!o.exists || o.table_state == 0 ||
-                        (!o.conninfo_same && gf_mono_ms() - s->last_alter_ms >= ALTER_EVERY_MS));
+    bool act = st == GF_OK && (!o.exists || o.table_state == 0 ||
+                               (!o.conninfo_same && gf_deadline_passed(s->next_alter)));
     if (act) {
         st = gf_db_exec_simple(c, SUB_LOCK);
         if (st == GF_OK) {
@@ -560,7 +558,6 @@ struct subscription *subscription_start(struct gxp_app *app)
     s->app = app;
     s->errors_seen = -1;
     s->pid_seen = -1;
-    s->last_alter_ms = INT64_MIN / 2;
     char *linked = NULL;
     if (with_link_params(app->cfg->publisher_conninfo, &linked) != GF_OK ||
         subscription_conninfo_build(linked, app->cfg->publisher_password, &s->conninfo) != GF_OK) {
