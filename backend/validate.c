@@ -47,7 +47,8 @@ const struct validate_body_def validate_bodies[VALIDATE_NBODIES] = {
 };
 #undef NFIELDS
 
-bool validate_digits(const char *s, size_t len, int64_t max, int64_t *out)
+/* s[0..len) is a non-empty run of decimal digits whose value is at most max. */
+GF_TESTABLE GF_MUSTCHECK bool validate_digits(const char *s, size_t len, int64_t max, int64_t *out)
 {
     if (s == NULL || len == 0)
         return false;
@@ -64,8 +65,12 @@ bool validate_digits(const char *s, size_t len, int64_t max, int64_t *out)
     return true;
 }
 
-enum gf_status validate_number(const json_t *v, const char *field, int64_t min, int64_t max,
-                               int64_t *out, struct be_err *err)
+/* One JSON value as an integer in min..max: a JSON integer or a string of decimal digits
+ * only ("12"); floats, signs, spaces, booleans, null, arrays and objects are refused.
+ * field names the value in err (code invalid_field). */
+GF_TESTABLE GF_MUSTCHECK enum gf_status validate_number(const json_t *v, const char *field,
+                                                        int64_t min, int64_t max, int64_t *out,
+                                                        struct be_err *err)
 {
     int64_t n = 0;
     bool ok = false;
@@ -82,8 +87,10 @@ enum gf_status validate_number(const json_t *v, const char *field, int64_t min, 
     return GF_OK;
 }
 
-enum gf_status validate_name(const json_t *v, const char *field, const char **out,
-                             struct be_err *err)
+/* A name: a JSON string of 1..255 bytes (jansson guarantees valid UTF-8 and no NUL) without
+ * control characters (below 0x20, or 0x7f). */
+GF_TESTABLE GF_MUSTCHECK enum gf_status validate_name(const json_t *v, const char *field,
+                                                      const char **out, struct be_err *err)
 {
     if (!json_is_string(v))
         goto bad;

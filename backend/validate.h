@@ -11,6 +11,7 @@
 
 #include "backend.h"
 #include "backend.pb-c.h"
+#include "gf/testable.h"
 #include "gf/uuid.h"
 
 /* Ids stay below 2^53 so that every JSON client (JavaScript's numbers included) holds them
@@ -70,20 +71,6 @@ struct validate_value {
 enum gf_status validate_body(const char *body, size_t len, const struct validate_field *fields,
                              size_t nfields, json_t **root_out, struct validate_value *values,
                              struct be_err *err) GF_MUSTCHECK;
-
-/* One JSON value as an integer in min..max: a JSON integer or a string of decimal digits
- * only ("12"); floats, signs, spaces, booleans, null, arrays and objects are refused.
- * field names the value in err (code invalid_field). */
-enum gf_status validate_number(const json_t *v, const char *field, int64_t min, int64_t max,
-                               int64_t *out, struct be_err *err) GF_MUSTCHECK;
-
-/* A name: a JSON string of 1..255 bytes (jansson guarantees valid UTF-8 and no NUL) without
- * control characters (below 0x20, or 0x7f). */
-enum gf_status validate_name(const json_t *v, const char *field, const char **out,
-                             struct be_err *err) GF_MUSTCHECK;
-
-/* s[0..len) is a non-empty run of decimal digits whose value is at most max. */
-bool validate_digits(const char *s, size_t len, int64_t max, int64_t *out) GF_MUSTCHECK;
 
 /* ?limit=&after= of a list. NULL means absent: limit defaults to cap, after to 0 (from the
  * start). limit is 1.. (larger values are cut to cap), after 0..2^53; anything else is

@@ -15,13 +15,8 @@
 #include "gf/config.h"
 #include "gf/db.h"
 #include "gf/status.h"
+#include "gf/testable.h" /* its helpers are static but for unit tests */
 #include "gf/uuid.h"
-
-/* Unit tests compile a file of this service with GF_TESTABLE defined empty, which gives its
- * helpers external linkage; everywhere else they stay static. */
-#ifndef GF_TESTABLE
-#define GF_TESTABLE static
-#endif
 
 /* ---- config.c ---------------------------------------------------------------------------- */
 struct eventlog_config {

@@ -11,6 +11,7 @@
 #include "gf/db.h"
 #include "gf/grpc.h"
 #include "gf/status.h"
+#include "gf/testable.h"
 #include "gxp.pb-c.h"
 
 /* ---- config.c -------------------------------------------------------------------------- */
@@ -65,8 +66,10 @@ extern const int ledger_nmethods;
 /* The service's one table from status to gRPC code. */
 grpc_status_code ledger_grpc_code(enum gf_status st);
 
-/* Validation of a prepare request (pure; unit-tested). On success writes the normalized
- * correlation id and the correlation time (epoch µs, or INT64_MIN when none was sent). */
+/* The validation each RPC runs before any database work (pure): declared here for the fuzz
+ * target, tests/fuzz/fuzz_gxp_rpc.c, which links gxp_core as it is; unit-tested too. */
+/* A prepare request: on success writes the normalized correlation id and the correlation
+ * time (epoch µs, or INT64_MIN when none was sent). */
 enum gf_status ledger_check_prepare(const Gxp__TransactionPrepareRequest *req, char cid[37],
                                     int64_t *cts_us, const char **why) GF_MUSTCHECK;
 /* The fields CreateUserBalance and GetUserBalance share (pure): userId positive, an optional
@@ -82,33 +85,16 @@ enum gf_status ledger_check_get_transaction(const Gxp__GetTransactionRequest *re
  * request's limit cut to cap (0 = cap). */
 enum gf_status ledger_check_get_all(const Gxp__GetAllRequest *req, int64_t cap, int64_t *limit,
                                     const char **why) GF_MUSTCHECK;
-/* A Timestamp fits a PostgreSQL timestamptz and the proto rules (nanos 0..999,999,999). */
-bool ledger_timestamp_ok(const Google__Protobuf__Timestamp *ts);
-/* Fills *ts from epoch microseconds. */
-void ledger_timestamp_set(Google__Protobuf__Timestamp *ts, int64_t epoch_us);
 
 /* ---- resolver.c: PENDING transactions past the timeout ask the coordinator ------------ */
 struct resolver;
 struct resolver *resolver_start(struct gxp_app *app);
 void resolver_stop(struct resolver *r); /* joins; NULL is a no-op */
-/* One pass (also used by tests through the binary's behaviour): resolves at most batch
- * transactions; returns how many were decided. */
 
 /* ---- subscription.c: gxp-db subscribes to backend-db's outbox ------------------------- */
 struct subscription;
 struct subscription *subscription_start(struct gxp_app *app);
 void subscription_stop(struct subscription *s);
-/* The conninfo CREATE SUBSCRIPTION gets (pure; unit-tested): conninfo itself when password is
- * NULL or empty; else, for the keyword=value form, conninfo plus ` password='...'` quoted the
- * libpq way (a backslash before each quote and backslash), and for a postgresql:// URI,
- * conninfo plus `?password=...` (or `&`) percent-encoded. Were a password in conninfo too,
- * libpq would use the added one (the last): gxp_config_check refuses that. *out (caller
- * frees) is written on success only. */
-enum gf_status subscription_conninfo_build(const char *conninfo, const char *password,
-                                           char **out) GF_MUSTCHECK;
-/* A copy of text (a server's error message, for a log line) with every occurrence of secret
- * replaced by ****; a plain copy when secret is NULL or empty. NULL when out of memory. */
-char *subscription_redact_dup(const char *text, const char *secret);
 
 /* ---- health.c: /healthz, /readyz, /metrics ---------------------------------------------- */
 struct gf_http_server;

@@ -99,13 +99,15 @@ grpc_status_code ledger_grpc_code(enum gf_status st)
     return GRPC_STATUS_INTERNAL;
 }
 
-bool ledger_timestamp_ok(const Google__Protobuf__Timestamp *ts)
+/* A Timestamp fits a PostgreSQL timestamptz and the proto rules (nanos 0..999,999,999). */
+GF_TESTABLE bool ledger_timestamp_ok(const Google__Protobuf__Timestamp *ts)
 {
     return ts->seconds >= TS_MIN_SECONDS && ts->seconds <= TS_MAX_SECONDS && ts->nanos >= 0 &&
            ts->nanos <= 999999999;
 }
 
-void ledger_timestamp_set(Google__Protobuf__Timestamp *ts, int64_t epoch_us)
+/* Fills *ts from epoch microseconds. */
+GF_TESTABLE void ledger_timestamp_set(Google__Protobuf__Timestamp *ts, int64_t epoch_us)
 {
     int64_t s = epoch_us / 1000000, r = epoch_us % 1000000;
     if (r < 0) {

@@ -108,7 +108,14 @@ static bool is_uri(const char *s)
     return strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0;
 }
 
-enum gf_status subscription_conninfo_build(const char *conninfo, const char *password, char **out)
+/* The conninfo CREATE SUBSCRIPTION gets (pure; unit-tested): conninfo itself when password is
+ * NULL or empty; else, for the keyword=value form, conninfo plus ` password='...'` quoted the
+ * libpq way (a backslash before each quote and backslash), and for a postgresql:// URI,
+ * conninfo plus `?password=...` (or `&`) percent-encoded. Were a password in conninfo too,
+ * libpq would use the added one (the last): gxp_config_check refuses that. *out (caller
+ * frees) is written on success only. */
+GF_TESTABLE GF_MUSTCHECK enum gf_status
+subscription_conninfo_build(const char *conninfo, const char *password, char **out)
 {
     if (conninfo == NULL)
         return GF_EINVAL;
@@ -157,7 +164,9 @@ enum gf_status subscription_conninfo_build(const char *conninfo, const char *pas
     return GF_OK;
 }
 
-char *subscription_redact_dup(const char *text, const char *secret)
+/* A copy of text (a server's error message, for a log line) with every occurrence of secret
+ * replaced by ****; a plain copy when secret is NULL or empty. NULL when out of memory. */
+GF_TESTABLE char *subscription_redact_dup(const char *text, const char *secret)
 {
     if (secret == NULL || secret[0] == '\0')
         return strdup(text);

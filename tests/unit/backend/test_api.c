@@ -10,6 +10,13 @@
 #include "backend.h"
 #include "validate.h"
 
+/* The helpers backend/validate.c exposes to tests (GF_TESTABLE). */
+enum gf_status validate_number(const json_t *v, const char *field, int64_t min, int64_t max,
+                               int64_t *out, struct be_err *err);
+enum gf_status validate_name(const json_t *v, const char *field, const char **out,
+                             struct be_err *err);
+bool validate_digits(const char *s, size_t len, int64_t max, int64_t *out);
+
 /* validate_number on the JSON text src (wrapped in an array so scalars parse). */
 static enum gf_status number(const char *src, int64_t min, int64_t max, int64_t *out,
                              struct be_err *err)

@@ -10,6 +10,10 @@
 
 #include "gxp.h"
 
+/* The helpers gxp/ledger.c exposes to tests (GF_TESTABLE). */
+bool ledger_timestamp_ok(const Google__Protobuf__Timestamp *ts);
+void ledger_timestamp_set(Google__Protobuf__Timestamp *ts, int64_t epoch_us);
+
 static Gxp__TransactionPrepareRequest valid(void)
 {
     Gxp__TransactionPrepareRequest r = GXP__TRANSACTION_PREPARE_REQUEST__INIT;

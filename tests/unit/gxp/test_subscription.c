@@ -17,6 +17,10 @@
 #include "gf/log.h"
 #include "gxp.h"
 
+/* The helpers gxp/subscription.c exposes to tests (GF_TESTABLE). */
+enum gf_status subscription_conninfo_build(const char *conninfo, const char *password, char **out);
+char *subscription_redact_dup(const char *text, const char *secret);
+
 /* The value libpq parses for keyword out of conninfo (caller frees), or NULL when unset. */
 static char *parsed(const char *conninfo, const char *keyword)
 {
