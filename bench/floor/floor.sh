@@ -38,7 +38,7 @@
 #   BACKEND_DB_NAME, GXP_DB_NAME (postgres: tests/harness/pg-cluster.sh creates no other database)
 #   PG_BIN (/usr/lib/postgresql/15/bin)           psql and pgbench from there
 #   FLOOR_USERS (1000)   users the requests are spread over (bench/wrk: BENCH_USERS, 1000)
-#   FLOOR_ITEMS (1)      items the buys are spread over (bench/backend_bench.c buys one item)
+#   FLOOR_ITEMS (1)      items the buys are spread over (bench/suite.sh passes BENCH_ITEMS)
 #   FLOOR_BACKOFF (1)    1: a buy that lost the stock race sleeps like the coordinator before
 #                        its next attempt; 0: it retries at once
 #   FLOOR_HEADSTART_RATE (1000)  head start of the gxp side, in requests per second of the run
@@ -86,9 +86,9 @@ FLOOR_PASSES=${FLOOR_PASSES:-1}
 FLOOR_FINALIZERS=${FLOOR_FINALIZERS:-2}
 FLOOR_RATE_GXP=${FLOOR_RATE_GXP:-}
 BASE=2000000000  # floor ids are BASE + 1 ... (uint32, like every id of the API)
-COST=1           # each floor item's cost = the amount a buy prepares (as bench/backend_bench.c)
+COST=1           # each floor item's cost = the amount a buy prepares (as bench/suite.sh's items)
 AMOUNT=1         # GXP per add (as bench/wrk/add_gxp.lua)
-STOCK=2000000000 # each floor item's stock when created (as bench/backend_bench.c)
+STOCK=2000000000 # each floor item's stock when created (as bench/suite.sh's items)
 CHUNK=500        # ledger calls per transaction outside the run (each holds an advisory lock)
 
 fail_usage() {

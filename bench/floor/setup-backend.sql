@@ -3,7 +3,7 @@
 -- Idempotent (ON CONFLICT DO NOTHING); run by floor.sh with psql variables:
 --   base (2000000000): floor ids are base + 1 ... base + n (uint32, as the API's ids must be)
 --   users, items: how many; cost (1): each floor item's cost; stock: each floor item's
---   marketplace stock when first created (2000000000, as bench/backend_bench.c).
+--   marketplace stock when first created (2000000000, as bench/suite.sh's items).
 -- Names are 'floor-user-N' / 'floor-item-N'. The ids are explicit: the tables' sequences do not
 -- move, and the service keeps allocating its own small ids.
 \set ON_ERROR_STOP on

@@ -1,6 +1,6 @@
 /* Unary gRPC server on the C core. Every worker thread waits on ONE shared completion queue:
  * a handler that blocks on the database holds one thread, never the calls queued behind it
- * (STACK-NOTES measured 1.2 s stalls with a queue per thread). Each registered method keeps
+ * (a queue per thread was measured stalling calls for 1.2 s). Each registered method keeps
  * a few requests posted; a served slot is re-posted once its answer batch completes. */
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
