@@ -52,7 +52,8 @@ const struct gf_config_def gxp_config_defs[] = {
     {"GXP_GETALL_CAP", GF_CFG_INT, "10000", 1, 1000000, false, F(getall_cap),
      "rows of each kind GetAll answers at most per page"},
     {"GXP_SHUTDOWN_GRACE_MS", GF_CFG_INT, "5000", 0, 600000, false, F(shutdown_grace_ms),
-     "on SIGTERM, in-flight calls get this long to finish"},
+     "on SIGTERM, in-flight calls get this long to finish; a drain not over 1 s after that ends "
+     "the process anyway (status 1)"},
     {"GXP_AMQP_URL", GF_CFG_AMQP_URL, "amqp://guest:guest@localhost:5672/", 0, 0, false,
      F(amqp_url), "RabbitMQ whose events gxp logs (amqp://user[:password]@host:port/vhost)"},
     {"GXP_AMQP_PASSWORD", GF_CFG_STRING, "", 0, 0, true, F(amqp_password),
