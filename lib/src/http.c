@@ -1,16 +1,13 @@
 /* HTTP/1.1 server on libmicrohttpd: one handler per server, a body limit counted by us (MHD has
  * none), correlation ids in and out, and all per-request memory in one struct freed by MHD's
  * completion callback. Against hostile clients: an admission limit on running handlers (503
- * beyond it) and a reaper thread that cuts connections whose request head or body trickles in
- * (MHD's timeout only measures inactivity) and idle ones when the connection limit nears. */
+ * beyond it) and the connection guard of http_guard.c, told each connection's phase from here. */
 #include "gf/http.h"
 
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -18,88 +15,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 
+#include "gf/buf.h"
 #include "gf/clock.h"
 #include "gf/config.h"
 #include "gf/log.h"
 #include "gf/metrics.h"
 #include "gf/uuid.h"
+#include "http_internal.h"
 
 #define CID_HEADER "X-Correlation-Id"
 
 #define DEFAULT_HEADER_TIMEOUT_MS 10000
 #define DEFAULT_BODY_TIMEOUT_MS 30000
-/* Request head, URL and the read buffer of one connection must fit in this (MHD's default,
- * set explicitly): larger heads get 431, longer URLs 414, from MHD itself. */
-#define CONNECTION_MEMORY 32768
-#define REAPER_TICK_MS 200
-/* An idle connection's socket is looked at no more often than this. */
-#define IDLE_RECHECK_US 1000000
-/* Received bytes within this of a phase's start may belong to the previous request (the
- * kernel counts in jiffies). */
-#define RECV_SLOP_US 20000
-/* A reaper tick later than this after the previous one, with the process's CPU time grown by
- * less than a tenth of it, means the process did not run: SIGSTOP, a frozen container or VM.
- * That time is the server's, not the clients'. (A reaper late because the other threads are
- * busy is not a pause: their CPU time grew.) */
-#define STALL_US 1000000
 /* Descriptors left for everything else (database, broker, gRPC, logs) below RLIMIT_NOFILE. */
 #define FD_HEADROOM 256
 
 static const char *const default_unlimited[] = {"/healthz", "/readyz", "/metrics", NULL};
 
-/* Where a connection is in its request/response cycle; the reaper cuts by phase:
- *   HEAD    incomplete past header_timeout: 408 and close;
- *   BODY    incomplete past body_timeout:   408 and close;
- *   HANDLER the request is here whole (its body complete, or its handler running): never cut;
- *   SENDING the answer is not taken past body_timeout: closed without writing anything.
- * A connection waiting on the server (bytes unread in the kernel, an answer not yet written,
- * the process paused) is never the client's fault and is not cut. The phase and a generation
- * count share one atomic word, and the reaper cuts by compare-and-swap to PHASE_CUT from the
- * very state it judged: a request whose head or body completes at the same moment either wins
- * (its handler runs, nothing is cut) or loses (it is refused and its handler never runs), so a
- * 408 always means the work was not done. */
-enum conn_phase {
-    PHASE_HEAD,    /* waiting for (the rest of) a request head, or idle between requests */
-    PHASE_BODY,    /* head read: the body is arriving */
-    PHASE_HANDLER, /* the request arrived whole; its handler runs or is about to: never cut */
-    PHASE_SENDING, /* an answer is queued: the client is taking it */
-    PHASE_CUT,     /* the reaper cut it: nothing more runs or is answered on it */
-};
-#define PHASE_BITS 3u
-#define PHASE_MASK ((1u << PHASE_BITS) - 1)
-
-enum cut_reason { CUT_NONE, CUT_HEADER, CUT_BODY, CUT_SEND, CUT_PRESSURE, CUT_NREASONS };
-static const char *const cut_reason_names[CUT_NREASONS] = {"none", "header_timeout", "body_timeout",
-                                                           "send_timeout", "connection_pressure"};
-
-/* One open connection, registered from MHD's "started" notification to its "closed" one
- * (MHD closes the descriptor only after the latter): while registered, fd is this
- * connection's, so the reaper may shut it down under conns_mu without hitting a reused fd. */
-struct conn_track {
-    struct conn_track *prev, *next; /* srv->conns_*, under conns_mu */
-    int fd;
-    /* (generation << PHASE_BITS) | enum conn_phase: the MHD thread moves it on (track_set),
-     * the reaper only ever swaps it to PHASE_CUT. */
-    atomic_uint state;
-    atomic_llong phase_us;    /* gf_mono_us() when the phase began (stored before state) */
-    atomic_llong progress_us; /* when the server last took body bytes (or the phase began) */
-    atomic_llong body_left;   /* body bytes still to come by Content-Length; -1: not known */
-    /* The reaper's own, under conns_mu: */
-    unsigned seen_gen;
-    int64_t head_seen_us;  /* unprocessed bytes first noticed (0: not yet) in this phase */
-    int64_t next_check_us; /* an idle one is looked at again from then on */
-    bool cut;
-};
-
 struct gf_http_server {
     struct MHD_Daemon *daemon;
     gf_http_handler handler;
     void *app;
+    void (*app_free)(void *app);
     size_t max_body;
     struct sockaddr_storage sa; /* MHD reads it during MHD_start_daemon only; kept for clarity */
     struct gf_log_ratelimit mhd_log_rl; /* per server, so a new server's bind error is shown */
@@ -108,27 +48,12 @@ struct gf_http_server {
     int max_inflight;
     const char *const *unlimited;
     int max_connections;
-    int64_t header_timeout_us, body_timeout_us;
-    /* The reaper's: when its previous pass ran, and when it last found it had not run for
-     * STALL_US (ages count from then: a paused server gives every client its time again). */
-    int64_t last_reap_us, last_cpu_us, resumed_us;
-    char *peek; /* the reaper's: CONNECTION_MEMORY bytes to look at a head waiting unread */
-    /* The open connections, oldest first, and the reaper that watches them. */
-    pthread_mutex_t conns_mu;
-    struct conn_track *conns_head, *conns_tail;
-    int nconns;
-    pthread_mutex_t stop_mu;
-    pthread_cond_t stop_cv; /* on CLOCK_MONOTONIC */
-    bool stopping;          /* under stop_mu */
-    bool sync_ready, reaper_started;
-    pthread_t reaper;
+    struct gf_http__guard *guard; /* the open connections and the reaper that watches them */
 };
 
 /* Process-wide figures (every server of the process together), for /metrics. */
-static atomic_llong g_open_connections;
 static atomic_llong g_handlers_running;
 static struct gf_counter *g_shed;
-static struct gf_counter *g_cut[CUT_NREASONS];
 static pthread_once_t g_metrics_once = PTHREAD_ONCE_INIT;
 
 /* Everything one request owns; created by the first access call, freed in on_completed. */
@@ -136,52 +61,15 @@ struct gf_http_request {
     struct MHD_Connection *conn;
     char *method;
     char *path;
-    char *body; /* NUL-terminated; NULL until the first chunk */
-    size_t body_len, body_cap;
-    bool too_big; /* the body passed max_body: its rest is discarded, the answer is 413 */
-    long long content_length; /* announced; -1 when none (chunked) */
-    long long received;       /* body bytes taken so far, discarded ones included */
-    bool answered;            /* a response is queued already (early 413) */
-    struct conn_track *track; /* the connection's; NULL if it could not be tracked */
+    struct gf_buf body; /* up to max_body bytes */
+    bool too_big;       /* the body passed max_body: its rest is discarded, the answer is 413 */
+    long long content_length;    /* announced; -1 when none (chunked) */
+    long long received;          /* body bytes taken so far, discarded ones included */
+    bool answered;               /* a response is queued already (early 413) */
+    struct gf_http__conn *track; /* the connection's; NULL if it could not be tracked */
     int64_t start_us;
     char cid[GF_UUID_STRLEN + 1];
 };
-
-/* --- connection phases and figures ------------------------------------------------------ */
-
-/* Moves the connection to phase, unless the reaper cut it: false then, and the caller must
- * neither run a handler nor answer (the connection is closing). Untracked ones always move. */
-static bool track_set(struct conn_track *t, enum conn_phase phase)
-{
-    if (t == NULL)
-        return true;
-    unsigned cur = atomic_load(&t->state);
-    for (;;) {
-        if ((cur & PHASE_MASK) == PHASE_CUT)
-            return false;
-        unsigned next = (((cur >> PHASE_BITS) + 1) << PHASE_BITS) | (unsigned)phase;
-        long long now = (long long)gf_mono_us();
-        atomic_store(&t->phase_us, now);
-        atomic_store(&t->progress_us, now);
-        if (atomic_compare_exchange_weak(&t->state, &cur, next))
-            return true;
-    }
-}
-
-/* The server took body bytes just now; left of them are still to come (-1: not known). */
-static void track_progress(struct conn_track *t, long long left)
-{
-    if (t == NULL)
-        return;
-    atomic_store(&t->body_left, left);
-    atomic_store(&t->progress_us, (long long)gf_mono_us());
-}
-
-static double open_connections(void *arg)
-{
-    (void)arg;
-    return (double)atomic_load(&g_open_connections);
-}
 
 static double handlers_running(void *arg)
 {
@@ -189,22 +77,13 @@ static double handlers_running(void *arg)
     return (double)atomic_load(&g_handlers_running);
 }
 
+/* In the order /metrics shows them. */
 static void metrics_init(void)
 {
     g_shed = gf_metrics_counter("gf_http_shed_total",
                                 "requests answered 503 at once: max_inflight handlers were running",
                                 "reason=\"overloaded\"");
-    for (int r = CUT_HEADER; r < CUT_NREASONS; r++) {
-        char labels[64];
-        snprintf(labels, sizeof labels, "reason=\"%s\"", cut_reason_names[r]);
-        g_cut[r] = gf_metrics_counter(
-            "gf_http_connections_cut_total",
-            "connections closed by the server: a head or body too slow, an answer not taken, or "
-            "idle while the connection limit neared",
-            labels);
-    }
-    gf_metrics_gauge_fn("gf_http_connections_open", "HTTP connections open now", "",
-                        open_connections, NULL);
+    gf_http__guard_metrics_init();
     gf_metrics_gauge_fn("gf_http_requests_in_flight", "HTTP handlers running now", "",
                         handlers_running, NULL);
 }
@@ -254,8 +133,8 @@ const char *gf_http_header(const struct gf_http_request *req, const char *name)
 const char *gf_http_body(const struct gf_http_request *req, size_t *len)
 {
     if (len != NULL)
-        *len = req->body_len;
-    return req->body ? req->body : "";
+        *len = gf_buf_len(&req->body);
+    return gf_buf_str(&req->body);
 }
 
 const char *gf_http_cid(const struct gf_http_request *req)
@@ -360,7 +239,7 @@ static enum MHD_Result queue(struct gf_http_request *req, struct gf_http_respons
     }
     /* Only answers of a request still in a phase the reaper may cut (an early 413) can find
      * it cut: then it was answered 408 already and MHD must just close. */
-    if (!track_set(req->track, PHASE_SENDING))
+    if (!gf_http__conn_set(req->track, GF_HTTP__SENDING))
         goto out;
     ret = MHD_queue_response(req->conn, (unsigned int)status, r);
     if (ret != MHD_YES)
@@ -406,12 +285,13 @@ static enum MHD_Result queue_overloaded(struct gf_http_request *req)
 /* --- MHD callbacks --------------------------------------------------------------------- */
 
 static struct gf_http_request *request_new(struct MHD_Connection *conn, const char *url,
-                                           const char *method)
+                                           const char *method, size_t max_body)
 {
     struct gf_http_request *req = calloc(1, sizeof *req);
     if (req == NULL)
         return NULL;
     req->conn = conn;
+    gf_buf_init(&req->body, max_body);
     req->start_us = gf_mono_us();
     req->method = strdup(method);
     req->path = strdup(url);
@@ -439,45 +319,24 @@ static void request_free(struct gf_http_request *req)
         return;
     free(req->method);
     free(req->path);
-    free(req->body);
+    gf_buf_reset(&req->body);
     free(req);
 }
 
-/* Appends one chunk, growing the buffer up to max_body; past it the body is dropped. */
+/* Appends one chunk, up to max_body; past it the body is dropped (and so is a body that finds
+ * no memory: the request cannot be held, it is answered like an oversized one). */
 static void append_chunk(struct gf_http_request *req, const char *data, size_t n, size_t max_body)
 {
     if (req->too_big)
         return;
-    if (n > max_body - req->body_len) {
-        req->too_big = true;
-        free(req->body); /* nobody will read it: release it now, not at completion */
-        req->body = NULL;
-        req->body_len = req->body_cap = 0;
+    /* gf_buf's maximum 0 means no limit: a max_body of 0 allows no byte at all. */
+    enum gf_status st = max_body == 0 ? GF_ETOOBIG : gf_buf_add(&req->body, data, n);
+    if (st == GF_OK)
         return;
-    }
-    size_t need = req->body_len + n + 1;
-    if (need > req->body_cap) {
-        size_t cap = req->body_cap ? req->body_cap * 2 : 1024;
-        if (cap < need)
-            cap = need;
-        if (cap > max_body + 1)
-            cap = max_body + 1;
-        char *p = realloc(req->body, cap);
-        if (p == NULL) {
-            /* Out of memory is answered like an oversized body: the request cannot be held. */
-            GF_ERROR("http out of memory for a request body bytes=%zu", need);
-            req->too_big = true;
-            free(req->body);
-            req->body = NULL;
-            req->body_len = req->body_cap = 0;
-            return;
-        }
-        req->body = p;
-        req->body_cap = cap;
-    }
-    memcpy(req->body + req->body_len, data, n);
-    req->body_len += n;
-    req->body[req->body_len] = '\0';
+    if (st == GF_ENOMEM)
+        GF_ERROR("http out of memory for a request body bytes=%zu", gf_buf_len(&req->body) + n);
+    req->too_big = true;
+    gf_buf_reset(&req->body); /* nobody will read it: released now, not at completion */
 }
 
 /* First call: headers only. Queuing here would make MHD close the connection, so only a
@@ -518,7 +377,7 @@ static enum MHD_Result final_call(struct gf_http_server *srv, struct gf_http_req
         return queue_too_large(req, srv->max_body);
     /* The request is here whole: from now on the reaper leaves the connection alone. If it
      * cut it first (408 sent), the handler must not run: that answer said "not received". */
-    if (!track_set(req->track, PHASE_HANDLER))
+    if (!gf_http__conn_set(req->track, GF_HTTP__HANDLER))
         return MHD_NO;
     bool limited = !is_unlimited(srv, req->path);
     if (limited && atomic_fetch_add(&srv->inflight, 1) >= srv->max_inflight) {
@@ -544,7 +403,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     enum MHD_Result ret;
 
     if (req == NULL) {
-        req = request_new(conn, url, method);
+        req = request_new(conn, url, method, srv->max_body);
         if (req == NULL) {
             GF_ERROR("http out of memory for a request");
             return MHD_NO;
@@ -552,23 +411,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = req;
         gf_log_set_cid(req->cid);
         /* A head the reaper already answered 408 is refused: MHD closes the connection. */
-        ret = track_set(req->track, PHASE_BODY) ? first_call(srv, req) : MHD_NO;
-        track_progress(req->track, req->content_length);
+        ret = gf_http__conn_set(req->track, GF_HTTP__BODY) ? first_call(srv, req) : MHD_NO;
+        gf_http__conn_progress(req->track, req->content_length);
     } else if (*upload_data_size != 0) {
-        /* A chunk: never answered here, see STACK-NOTES. */
+        /* A chunk: never answered here (an answer queued before the upload ends makes MHD
+         * close the connection unread); a body found too large gets its 413 in the last call. */
         gf_log_set_cid(req->cid);
         if (!req->answered)
             append_chunk(req, upload_data, *upload_data_size, srv->max_body);
         req->received += (long long)*upload_data_size;
         *upload_data_size = 0; /* always consumed, or MHD calls again with the same bytes */
-        track_progress(req->track,
-                       req->content_length >= 0 ? req->content_length - req->received : -1);
+        gf_http__conn_progress(req->track,
+                               req->content_length >= 0 ? req->content_length - req->received : -1);
         ret = MHD_YES;
         /* The whole announced body is here: the request is received and no longer cut (if the
          * reaper won the race, the connection is closing: stop). */
         if (!req->answered && !req->too_big && req->content_length >= 0 &&
-            (long long)req->body_len == req->content_length &&
-            !track_set(req->track, PHASE_HANDLER))
+            (long long)gf_buf_len(&req->body) == req->content_length &&
+            !gf_http__conn_set(req->track, GF_HTTP__HANDLER))
             ret = MHD_NO;
     } else {
         gf_log_set_cid(req->cid);
@@ -586,12 +446,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)toe;
     struct gf_http_request *req = *con_cls;
     if (req != NULL) /* the connection waits for its next request (unless it was cut) */
-        (void)track_set(req->track, PHASE_HEAD);
+        (void)gf_http__conn_set(req->track, GF_HTTP__HEAD);
     request_free(req);
     *con_cls = NULL;
 }
 
-/* Registers a connection for the reaper when it opens, unregisters it when it closes. */
+/* Registers a connection with the guard when it opens, unregisters it when it closes. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
@@ -599,231 +459,11 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        struct conn_track *t = ci != NULL ? calloc(1, sizeof *t) : NULL;
-        *socket_context = t;
-        if (t == NULL) {
-            /* Served all the same, only never cut by the reaper. */
-            GF_LOG_RL(GF_LOG_ERROR, 5000, "http cannot track a connection: out of memory");
-            return;
-        }
-        t->fd = ci->connect_fd;
-        atomic_init(&t->state, PHASE_HEAD);
-        atomic_init(&t->phase_us, (long long)gf_mono_us());
-        atomic_init(&t->progress_us, (long long)gf_mono_us());
-        atomic_init(&t->body_left, -1);
-        pthread_mutex_lock(&srv->conns_mu);
-        t->prev = srv->conns_tail;
-        if (srv->conns_tail != NULL)
-            srv->conns_tail->next = t;
-        else
-            srv->conns_head = t;
-        srv->conns_tail = t;
-        srv->nconns++;
-        pthread_mutex_unlock(&srv->conns_mu);
-        atomic_fetch_add(&g_open_connections, 1);
+        *socket_context = ci != NULL ? gf_http__conn_open(srv->guard, ci->connect_fd) : NULL;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
-        struct conn_track *t = *socket_context;
+        gf_http__conn_close(srv->guard, *socket_context);
         *socket_context = NULL;
-        if (t == NULL)
-            return;
-        pthread_mutex_lock(&srv->conns_mu);
-        if (t->prev != NULL)
-            t->prev->next = t->next;
-        else
-            srv->conns_head = t->next;
-        if (t->next != NULL)
-            t->next->prev = t->prev;
-        else
-            srv->conns_tail = t->prev;
-        srv->nconns--;
-        pthread_mutex_unlock(&srv->conns_mu);
-        atomic_fetch_sub(&g_open_connections, 1);
-        free(t);
     }
-}
-
-/* --- the reaper -------------------------------------------------------------------------- */
-
-/* Bytes the kernel holds for this connection that MHD has not read yet: the server is behind
- * (its thread busy in another connection's handler, or the process was paused), so whatever
- * the client sent is not late. -1 when it cannot tell. */
-static int unread_bytes(int fd)
-{
-    int n = 0;
-    return ioctl(fd, FIONREAD, &n) == 0 ? n : -1;
-}
-
-/* Bytes wait unread in the kernel (the server is behind: its thread busy in another
- * connection's handler): do they complete the request's head, or its body? Then the request
- * arrived whole and is not cut. A head is looked for in the unread bytes (the end of a head
- * split across MHD's buffer and the kernel's counts too, leniently); a body is complete when
- * the unread bytes cover what Content-Length still wants (unknown, chunked: not cut while
- * behind). What stays incomplete even with them is a trickler's, judged as usual. */
-static bool waiting_whole(struct gf_http_server *srv, struct conn_track *t, int phase, int unread)
-{
-    if (phase == PHASE_BODY) {
-        long long left = (long long)atomic_load(&t->body_left);
-        return left < 0 || (long long)unread >= left;
-    }
-    ssize_t n = recv(t->fd, srv->peek, CONNECTION_MEMORY, MSG_PEEK | MSG_DONTWAIT);
-    if (n <= 0)
-        return false;
-    const char *b = srv->peek;
-    size_t len = (size_t)n;
-    return memmem(b, len, "\r\n\r\n", 4) != NULL || memmem(b, len, "\n\n", 2) != NULL ||
-           b[0] == '\n' || (len >= 2 && b[0] == '\r' && b[1] == '\n') ||
-           len == CONNECTION_MEMORY; /* too large to tell: MHD answers 431 itself */
-}
-
-/* When the kernel last received data on fd (gf_mono_us() time), or -1. */
-static int64_t last_recv_us(int fd, int64_t now)
-{
-    struct tcp_info ti;
-    socklen_t len = sizeof ti;
-    memset(&ti, 0, sizeof ti);
-    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
-        return -1;
-    return now - (int64_t)ti.tcpi_last_data_recv * 1000;
-}
-
-/* A head or body past its deadline: is the client slow, or the server behind? Bytes waiting
- * unread in the kernel that complete the request mean the server is behind (waiting_whole):
- * never cut then. Other bytes that came after the server last made progress (the phase's
- * start for a head, the last chunk taken for a body) may be in MHD's hands this very moment,
- * or form a head or chunk framing that is still incomplete: they get min(timeout, 1 s) from
- * when they were first noticed (the kernel only tells when the last byte came). A head with
- * no byte since its phase began is an idle keep-alive connection: MHD's idle timeout's. A
- * body with nothing unprocessed is late. Called under conns_mu. */
-static enum cut_reason late_verdict(struct gf_http_server *srv, struct conn_track *t, int64_t now,
-                                    int phase, int64_t timeout_us)
-{
-    int unread = unread_bytes(t->fd);
-    int64_t recv_us = last_recv_us(t->fd, now);
-    if (unread < 0 || recv_us < 0)
-        return CUT_NONE;
-    if (unread > 0 && waiting_whole(srv, t, phase, unread))
-        return CUT_NONE;
-    int64_t since = (int64_t)atomic_load(&t->progress_us);
-    if (recv_us <= since + RECV_SLOP_US) {
-        if (phase == PHASE_BODY)
-            return CUT_BODY;
-        t->next_check_us = now + IDLE_RECHECK_US;
-        return CUT_NONE;
-    }
-    if (t->head_seen_us == 0)
-        t->head_seen_us = now;
-    int64_t grace = timeout_us < 1000000 ? timeout_us : 1000000;
-    if (now - t->head_seen_us >= grace)
-        return phase == PHASE_BODY ? CUT_BODY : CUT_HEADER;
-    return CUT_NONE;
-}
-
-/* An answer older than the body timeout: cut only when the client is not taking it (the
- * socket's send buffer is full); a writable socket means MHD has not written yet. */
-static enum cut_reason send_verdict(struct conn_track *t)
-{
-    struct pollfd p = {.fd = t->fd, .events = POLLOUT};
-    int rc = poll(&p, 1, 0);
-    return rc == 0 ? CUT_SEND : CUT_NONE;
-}
-
-/* Cuts t, if it is still in the state the verdict was about (seen): the swap to PHASE_CUT
- * makes sure no handler runs on it afterwards, and none is running now. */
-static bool cut(struct conn_track *t, unsigned seen, enum cut_reason why)
-{
-    static const char timeout_408[] = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
-                                      "Content-Length: 0\r\n\r\n";
-    unsigned next = (seen & ~PHASE_MASK) | PHASE_CUT;
-    if (!atomic_compare_exchange_strong(&t->state, &seen, next))
-        return false; /* it moved on meanwhile: judged again next tick */
-    t->cut = true;
-    /* Nothing is being written on a connection still reading its request, and nothing will
-     * be (the swap above): a 408 cannot interleave with an answer. An answer the client does
-     * not take is closed without a status: a 408 would claim the request was not received.
-     * Best effort; the close follows anyway. */
-    if (why == CUT_HEADER || why == CUT_BODY)
-        (void)send(t->fd, timeout_408, sizeof timeout_408 - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-    /* MHD sees the end of the stream and closes the connection in its own thread. */
-    shutdown(t->fd, SHUT_RDWR);
-    gf_counter_add(g_cut[why], 1);
-    GF_LOG_RL(GF_LOG_WARN, 5000, "http connection cut reason=%s", cut_reason_names[why]);
-    return true;
-}
-
-/* One pass over the open connections. */
-static void reap(struct gf_http_server *srv, int64_t now)
-{
-    /* Time the process did not run (stopped, frozen) is not the clients': every phase's age
-     * counts from the end of such a gap. */
-    struct timespec ts;
-    int64_t cpu = clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0
-                      ? (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000
-                      : 0;
-    int64_t gap = now - srv->last_reap_us;
-    if (srv->last_reap_us != 0 && gap > STALL_US && cpu - srv->last_cpu_us < gap / 10) {
-        srv->resumed_us = now;
-        GF_WARN("http server did not run for ms=%lld: connection deadlines restart",
-                (long long)(gap / 1000));
-    }
-    srv->last_reap_us = now;
-    srv->last_cpu_us = cpu;
-    pthread_mutex_lock(&srv->conns_mu);
-    /* Near the limit MHD would refuse new connections (probes included): idle ones go first,
-     * oldest first, down to 80%. */
-    int high = srv->max_connections - srv->max_connections / 10;
-    int excess = srv->nconns > high ? srv->nconns - srv->max_connections * 8 / 10 : 0;
-    for (struct conn_track *t = srv->conns_head; t != NULL; t = t->next) {
-        if (t->cut)
-            continue;
-        unsigned state = atomic_load(&t->state);
-        int phase = (int)(state & PHASE_MASK);
-        int64_t phase_us = (int64_t)atomic_load(&t->phase_us);
-        unsigned gen = state >> PHASE_BITS;
-        if (gen != t->seen_gen) {
-            t->seen_gen = gen;
-            t->head_seen_us = 0;
-            t->next_check_us = 0;
-        }
-        int64_t age = now - (phase_us > srv->resumed_us ? phase_us : srv->resumed_us);
-        enum cut_reason why = CUT_NONE;
-        if (phase == PHASE_HEAD) {
-            if (excess > 0 && age > IDLE_RECHECK_US && unread_bytes(t->fd) == 0)
-                why = CUT_PRESSURE;
-            else if (age > srv->header_timeout_us && now >= t->next_check_us)
-                why = late_verdict(srv, t, now, phase, srv->header_timeout_us);
-        } else if (phase == PHASE_BODY && age > srv->body_timeout_us && now >= t->next_check_us) {
-            why = late_verdict(srv, t, now, phase, srv->body_timeout_us);
-        } else if (phase == PHASE_SENDING && age > srv->body_timeout_us) {
-            why = send_verdict(t);
-        }
-        if (why != CUT_NONE && cut(t, state, why) && why == CUT_PRESSURE)
-            excess--;
-    }
-    pthread_mutex_unlock(&srv->conns_mu);
-}
-
-static void *reaper_run(void *arg)
-{
-    struct gf_http_server *srv = arg;
-    gf_log_set_cid(NULL);
-    pthread_mutex_lock(&srv->stop_mu);
-    while (!srv->stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += REAPER_TICK_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L)
-            until.tv_sec++, until.tv_nsec -= 1000000000L;
-        int rc = 0;
-        while (!srv->stopping && rc != ETIMEDOUT)
-            rc = pthread_cond_timedwait(&srv->stop_cv, &srv->stop_mu, &until);
-        if (srv->stopping)
-            break;
-        pthread_mutex_unlock(&srv->stop_mu);
-        reap(srv, gf_mono_us());
-        pthread_mutex_lock(&srv->stop_mu);
-    }
-    pthread_mutex_unlock(&srv->stop_mu);
-    return NULL;
 }
 
 /* MHD's own messages (bind failures, resource limits, broken clients): rate-limited, since
@@ -906,51 +546,16 @@ static int fit_fd_limit(int want, int threads)
     return fit;
 }
 
-static enum gf_status sync_init(struct gf_http_server *srv)
-{
-    pthread_condattr_t ca;
-    if (pthread_condattr_init(&ca) != 0) {
-        GF_ERROR("http cannot create the reaper's condition");
-        return GF_EUNAVAILABLE;
-    }
-    bool ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
-              pthread_cond_init(&srv->stop_cv, &ca) == 0;
-    pthread_condattr_destroy(&ca);
-    if (!ok) {
-        GF_ERROR("http cannot create the reaper's condition");
-        return GF_EUNAVAILABLE;
-    }
-    pthread_mutex_init(&srv->conns_mu, NULL);
-    pthread_mutex_init(&srv->stop_mu, NULL);
-    srv->sync_ready = true;
-    return GF_OK;
-}
-
 /* Stops the reaper, then MHD (which closes every connection: each is unregistered), frees. */
 static void server_free(struct gf_http_server *srv)
 {
-    if (srv->reaper_started) {
-        pthread_mutex_lock(&srv->stop_mu);
-        srv->stopping = true;
-        pthread_cond_signal(&srv->stop_cv);
-        pthread_mutex_unlock(&srv->stop_mu);
-        pthread_join(srv->reaper, NULL);
-    }
+    gf_http__guard_stop(srv->guard);
     /* Closes the listening socket, waits for the pool threads (and so for running handlers). */
     if (srv->daemon != NULL)
         MHD_stop_daemon(srv->daemon);
-    if (srv->sync_ready) {
-        struct conn_track *t = srv->conns_head;
-        while (t != NULL) { /* none left after MHD_stop_daemon; freed should one be */
-            struct conn_track *next = t->next;
-            free(t);
-            t = next;
-        }
-        pthread_cond_destroy(&srv->stop_cv);
-        pthread_mutex_destroy(&srv->stop_mu);
-        pthread_mutex_destroy(&srv->conns_mu);
-    }
-    free(srv->peek);
+    gf_http__guard_free(srv->guard);
+    if (srv->app_free != NULL)
+        srv->app_free(srv->app);
     free(srv);
 }
 
@@ -983,17 +588,13 @@ struct gf_http_server *gf_http_server_start(const struct gf_http_server_options 
     srv->max_inflight = gf_http_default_inflight(opt->threads, opt->max_inflight);
     srv->unlimited = opt->unlimited_paths != NULL ? opt->unlimited_paths : default_unlimited;
     srv->max_connections = fit_fd_limit(opt->max_connections, opt->threads);
-    srv->header_timeout_us =
+    int64_t header_timeout_us =
         1000LL * (opt->header_timeout_ms ? opt->header_timeout_ms : DEFAULT_HEADER_TIMEOUT_MS);
-    srv->body_timeout_us =
+    int64_t body_timeout_us =
         1000LL * (opt->body_timeout_ms ? opt->body_timeout_ms : DEFAULT_BODY_TIMEOUT_MS);
     atomic_init(&srv->inflight, 0);
-    srv->peek = malloc(CONNECTION_MEMORY);
-    if (srv->peek == NULL) {
-        GF_ERROR("http out of memory starting a server");
-        goto out;
-    }
-    if (sync_init(srv) != GF_OK)
+    srv->guard = gf_http__guard_new(srv->max_connections, header_timeout_us, body_timeout_us);
+    if (srv->guard == NULL)
         goto out;
     if (resolve(srv, opt->addr, host, sizeof host, &port) != GF_OK)
         goto out;
@@ -1010,7 +611,7 @@ struct gf_http_server *gf_http_server_start(const struct gf_http_server_options 
      * option array can end early, a variadic list cannot. */
     struct MHD_OptionItem limits[] = {
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)srv->max_connections, NULL},
-        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)CONNECTION_MEMORY, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)GF_HTTP__CONNECTION_MEMORY, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)opt->connection_timeout_s, NULL},
         {opt->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)opt->threads,
          NULL},
@@ -1028,20 +629,20 @@ struct gf_http_server *gf_http_server_start(const struct gf_http_server_options 
         GF_ERROR("http cannot start the server addr=%s", opt->addr);
         goto out;
     }
-    if (pthread_create(&srv->reaper, NULL, reaper_run, srv) != 0) {
+    if (gf_http__guard_start(srv->guard) != GF_OK) {
         GF_ERROR("http cannot start the connection reaper addr=%s", opt->addr);
         goto out;
     }
-    srv->reaper_started = true;
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     int bound = info ? (int)info->port : port;
     GF_INFO("http listening host=%s port=%d threads=%d max_connections=%d max_inflight=%d "
             "idle_timeout_s=%d header_timeout_ms=%lld body_timeout_ms=%lld max_body=%zu",
             host, bound, opt->threads, srv->max_connections, srv->max_inflight,
-            opt->connection_timeout_s, (long long)(srv->header_timeout_us / 1000),
-            (long long)(srv->body_timeout_us / 1000), opt->max_body);
+            opt->connection_timeout_s, (long long)(header_timeout_us / 1000),
+            (long long)(body_timeout_us / 1000), opt->max_body);
     if (bound_port != NULL)
         *bound_port = bound;
+    srv->app_free = opt->app_free; /* the server's from now on */
     res = srv;
     srv = NULL;
 out:

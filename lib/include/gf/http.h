@@ -52,6 +52,9 @@ struct gf_http_server_options {
     const char *const *unlimited_paths; /* NULL-terminated; NULL = /healthz, /readyz, /metrics */
     gf_http_handler handler;
     void *app;
+    /* Called with app when the server stops (NULL: app stays the caller's). Only a server that
+     * started takes app: when gf_http_server_start fails, app is still the caller's. */
+    void (*app_free)(void *app);
 };
 
 struct gf_http_server;

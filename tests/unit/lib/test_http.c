@@ -339,6 +339,16 @@ static void body_at_limit_is_accepted(void **state)
     assert_int_equal(r.status, 201);
     assert_int_equal(g_seen.body_len, MAX_BODY);
     assert_string_equal(g_seen.body, body);
+
+    /* Chunked, counted as it comes: exactly max_body in two chunks is still whole. */
+    snprintf(req, sizeof req,
+             "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "%x\r\n%.*s\r\n%x\r\n%s\r\n0\r\n\r\n",
+             MAX_BODY / 2, MAX_BODY / 2, body, MAX_BODY - MAX_BODY / 2, body + MAX_BODY / 2);
+    roundtrip(req, &r);
+    assert_int_equal(r.status, 201);
+    assert_int_equal(g_seen.body_len, MAX_BODY);
+    assert_string_equal(g_seen.body, body);
 }
 
 static void assert_413(const struct reply *r)

@@ -1,5 +1,6 @@
-/* Unit tests for lib/src/http.c against hostile clients: a real server on 127.0.0.1 driven by
- * raw sockets. A trickled request head or body is cut after its deadline (408) while an idle
+/* Unit tests for the HTTP server against hostile clients — its connection guard
+ * (lib/src/http_guard.c) and admission limit (lib/src/http.c): a real server on 127.0.0.1 driven
+ * by raw sockets. A trickled request head or body is cut after its deadline (408) while an idle
  * connection is left alone; requests beyond max_inflight get 503 + Retry-After at once while
  * the unlimited paths still answer; oversized heads and URLs get MHD's 431 and 414; idle
  * connections are closed, oldest first, when the connection limit nears. Per phase: a head
