@@ -109,3 +109,15 @@ bool gf_log_ratelimit_pass(struct gf_log_ratelimit *rl, int64_t interval_ms, uin
     *suppressed = __atomic_exchange_n(&rl->suppressed, 0, __ATOMIC_RELAXED);
     return true;
 }
+
+void gf_log_safe(char *out, size_t n, const char *s)
+{
+    if (n == 0)
+        return;
+    size_t i = 0;
+    for (; s != NULL && s[i] != '\0' && i + 1 < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        out[i] = c > 0x20 && c < 0x7f && c != '"' ? (char)c : '?';
+    }
+    out[i] = '\0';
+}

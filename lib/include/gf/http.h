@@ -1,5 +1,6 @@
 /* A small HTTP/1.1 server on libmicrohttpd for JSON APIs and probes: a thread pool, a
- * body limit, correlation ids in and out, and one handler per server. */
+ * body limit, correlation ids in and out, and one handler per server (the services' routes,
+ * error model and request metrics are gf/http_api.h's, on top of it). */
 #ifndef GF_HTTP_H
 #define GF_HTTP_H
 

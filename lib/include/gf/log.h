@@ -4,6 +4,7 @@
 #define GF_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum gf_log_level { GF_LOG_DEBUG = 0, GF_LOG_INFO, GF_LOG_WARN, GF_LOG_ERROR };
@@ -33,6 +34,11 @@ struct gf_log_ratelimit {
     uint32_t suppressed;
 };
 bool gf_log_ratelimit_pass(struct gf_log_ratelimit *rl, int64_t interval_ms, uint32_t *suppressed);
+
+/* Copies client or peer text s (NULL: empty) into out for a log line: at most n-1 bytes and a
+ * NUL (n = 0: nothing), anything but visible ASCII — space and '"' included — as '?', so the
+ * text cannot forge fields or lines. */
+void gf_log_safe(char *out, size_t n, const char *s);
 
 #define GF_LOG_RL(level, interval_ms, fmt, ...)                                                    \
     do {                                                                                           \
