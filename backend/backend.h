@@ -278,7 +278,5 @@ bool relay_connected(const struct relay *r);
 
 /* ---- api.c: the HTTP API (routing, validation, errors, idempotency) -------------------- */
 struct gf_http_server *api_start(struct backend_app *app);
-/* The HTTP layer's one table from status to HTTP code. */
-int api_http_code(enum gf_status st);
 
 #endif

@@ -151,7 +151,7 @@ static void settle(struct item *items, struct gf_amqp_delivery *d, int n)
         log_cid(it, &d[i]);
         if (it->verdict != EVENT_OK) {
             char mid[48];
-            event_log_safe(mid, sizeof mid, d[i].message_id);
+            gf_log_safe(mid, sizeof mid, d[i].message_id);
             GF_WARN("consumer dead-lettered delivery=%llu message_id=%s redelivered=%d reason=%s "
                     "why=\"%s\"",
                     (unsigned long long)d[i].tag, mid[0] ? mid : "-", d[i].redelivered ? 1 : 0,

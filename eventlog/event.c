@@ -7,6 +7,7 @@
 
 #include "backend.pb-c.h"
 #include "eventlog.h"
+#include "gf/log.h"
 
 /* Times outside 1970..9999 are not believed (a timestamptz would hold them, a client would
  * not): the next source of the time is used instead. */
@@ -36,14 +37,6 @@ const char *event_verdict_str(enum event_verdict v)
     return (unsigned)v < EVENT_NVERDICTS ? verdict_names[v] : "unknown";
 }
 
-void event_log_safe(char *out, size_t n, const char *s)
-{
-    size_t i = 0;
-    for (; s != NULL && s[i] != '\0' && i + 1 < n; i++)
-        out[i] = (s[i] > 0x20 && s[i] < 0x7f && s[i] != '"') ? s[i] : '?';
-    out[i] = '\0';
-}
-
 /* ---- decoders: one per known event ---------------------------------------------------------- */
 
 /* Checks a protobuf string field holding a correlation id and writes it normalized. */
@@ -52,7 +45,7 @@ static enum event_verdict correlation_id(const char *s, char out[GF_UUID_STRLEN 
 {
     if (s == NULL || !gf_uuid_normalize(s, strlen(s), out)) {
         char safe[48];
-        event_log_safe(safe, sizeof safe, s);
+        gf_log_safe(safe, sizeof safe, s);
         snprintf(why, whysz, "correlationId \"%s\" is not a UUID", safe);
         return EVENT_BAD_CORRELATION_ID;
     }
@@ -123,8 +116,8 @@ static const struct event_kind *event_kind_of(const struct gf_amqp_delivery *d, 
     if (k != NULL && (by_key == NULL || by_key == k))
         return k;
     char t[48], rk[48];
-    event_log_safe(t, sizeof t, type);
-    event_log_safe(rk, sizeof rk, key);
+    gf_log_safe(t, sizeof t, type);
+    gf_log_safe(rk, sizeof rk, key);
     if (k != NULL)
         snprintf(why, whysz, "type \"%s\" and routing key \"%s\" name different events", t, rk);
     else
@@ -171,7 +164,7 @@ enum event_verdict event_decode(const struct gf_amqp_delivery *d, int64_t now_us
     v = EVENT_BAD_CONTENT_TYPE;
     if (!event_content_type_ok(d->content_type)) {
         char ct[64];
-        event_log_safe(ct, sizeof ct, d->content_type);
+        gf_log_safe(ct, sizeof ct, d->content_type);
         snprintf(why, whysz, "content_type \"%s\" is not %s", ct, GF_EVENTS_CONTENT_TYPE);
         goto fail;
     }
@@ -184,7 +177,7 @@ enum event_verdict event_decode(const struct gf_amqp_delivery *d, int64_t now_us
         if (!gf_uuid_normalize(d->message_id, strlen(d->message_id), r.message_id) ||
             strcmp(r.message_id, r.correlation_id) != 0) {
             char mid[48];
-            event_log_safe(mid, sizeof mid, d->message_id);
+            gf_log_safe(mid, sizeof mid, d->message_id);
             snprintf(why, whysz, "message_id \"%s\" is not the correlationId %s", mid,
                      r.correlation_id);
             v = EVENT_MESSAGE_ID_MISMATCH;

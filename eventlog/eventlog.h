@@ -99,10 +99,6 @@ enum event_verdict event_decode(const struct gf_amqp_delivery *d, int64_t now_us
                                 struct event_record *out, char *why, size_t whysz);
 void event_record_cleanup(struct event_record *r);
 
-/* Copies s for a log line: at most n-1 bytes, anything but visible ASCII (quotes included)
- * as '?', so a message or a client cannot forge fields or lines. */
-void event_log_safe(char *out, size_t n, const char *s);
-
 /* ---- store.c: eventlog-db ------------------------------------------------------------------ */
 
 /* Stores the n records in one statement (its own transaction), skipping those stored
@@ -163,8 +159,6 @@ enum gf_status query_parse(const struct query_arg *args, size_t n, int64_t cap,
 
 /* ---- api.c: GET /eventlog/events, /healthz, /readyz, /metrics ----------------------------- */
 struct gf_http_server;
-/* The service's one table from status to HTTP code. */
-int api_http_code(enum gf_status st);
 /* Registers the HTTP metrics and starts serving (the API answers 503 until migrated). */
 struct gf_http_server *api_start(struct eventlog_app *app);
 

@@ -1,12 +1,10 @@
 /* gxp's small HTTP port: /healthz (the process answers), /readyz (its database answers, the
  * schema is in place and — when GXP_PUBLISHER_CONNINFO names backend-db — the subscription is
  * streaming: without it decisions reach gxp only through the resolver, after the pending
- * timeout, so a replica that cannot see them is not fit to serve) and /metrics (Prometheus). */
-#include <stdlib.h>
-#include <string.h>
-
+ * timeout, so a replica that cannot see them is not fit to serve) and /metrics (Prometheus),
+ * on lib's front end (gf/http_api.h). */
 #include "gf/http.h"
-#include "gf/log.h"
+#include "gf/http_api.h"
 #include "gf/metrics.h"
 #include "gxp.h"
 
@@ -16,55 +14,47 @@ static double subscribed(void *arg)
     return atomic_load(&app->subscribed) ? 1 : 0;
 }
 
-static void handle(void *arg, const struct gf_http_request *req, struct gf_http_response *resp)
+static void run_healthz(struct gf_http_ctx *c)
 {
-    struct gxp_app *app = arg;
-    const char *path = gf_http_path(req);
-    bool get = strcmp(gf_http_method(req), "GET") == 0 || strcmp(gf_http_method(req), "HEAD") == 0;
-    if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
-        strcmp(path, "/metrics") == 0) {
-        if (!get) {
-            gf_http_add_header(resp, "Allow", "GET, HEAD");
-            gf_http_set_body(resp, 405, "application/json",
-                             "{\"message\":\"method not allowed\",\"error\":\"method_not_allowed\","
-                             "\"correlationId\":\"%s\"}",
-                             gf_http_cid(req));
-            return;
-        }
-    }
-    if (strcmp(path, "/healthz") == 0) {
-        gf_http_set_body(resp, 200, "application/json", "{\"status\":\"ok\"}");
-    } else if (strcmp(path, "/readyz") == 0) {
-        bool migrated = atomic_load(&app->migrated);
-        enum gf_status st = migrated ? gf_db_ping(app->pool) : GF_EUNAVAILABLE;
-        bool sub = atomic_load(&app->subscribed);
-        bool wanted = app->cfg->publisher_conninfo != NULL && app->cfg->publisher_conninfo[0];
-        bool ready = st == GF_OK && (sub || !wanted);
-        /* Why not, in gxp_subscription_state{state} and the log. */
-        gf_http_set_body(resp, ready ? 200 : 503, "application/json",
-                         "{\"status\":\"%s\",\"database\":\"%s\",\"schema\":\"%s\","
-                         "\"subscription\":\"%s\"}",
-                         ready ? "ready" : "unavailable", gf_status_str(st),
-                         migrated ? "ready" : "pending",
-                         !wanted ? "none"
-                         : sub   ? "streaming"
-                                 : "not_streaming");
-        if (!ready)
-            gf_http_add_header(resp, "Retry-After", "1");
-    } else if (strcmp(path, "/metrics") == 0) {
-        if (!gf_http_reply_metrics(resp))
-            gf_http_set_body(resp, 503, "text/plain", "metrics unavailable\n");
-    } else {
-        gf_http_set_body(resp, 404, "application/json",
-                         "{\"message\":\"no such path\",\"error\":\"not_found\","
-                         "\"correlationId\":\"%s\"}",
-                         gf_http_cid(req));
-    }
+    gf_http_api_reply_json(c, 200, json_pack("{s:s}", "status", "ok"));
 }
+
+static void run_readyz(struct gf_http_ctx *c)
+{
+    struct gxp_app *app = c->app;
+    bool migrated = atomic_load(&app->migrated);
+    enum gf_status st = migrated ? gf_db_ping(app->pool) : GF_EUNAVAILABLE;
+    bool sub = atomic_load(&app->subscribed);
+    bool wanted = app->cfg->publisher_conninfo != NULL && app->cfg->publisher_conninfo[0];
+    bool ready = st == GF_OK && (sub || !wanted);
+    /* Why not, in gxp_subscription_state{state} and the log. Retry-After comes with the 503. */
+    if (!ready)
+        c->error = "not_ready";
+    gf_http_api_reply_json(c, ready ? 200 : 503,
+                           json_pack("{s:s,s:s,s:s,s:s}", "status", ready ? "ready" : "unavailable",
+                                     "database", gf_status_str(st), "schema",
+                                     migrated ? "ready" : "pending", "subscription",
+                                     !wanted ? "none"
+                                     : sub   ? "streaming"
+                                             : "not_streaming"));
+}
+
+static const struct gf_http_route routes[] = {
+    {"/healthz", GF_HTTP_GET, false, NULL, run_healthz},
+    {"/readyz", GF_HTTP_GET, false, NULL, run_readyz},
+    {"/metrics", GF_HTTP_GET, false, NULL, gf_http_api_reply_metrics},
+};
 
 struct gf_http_server *health_start(struct gxp_app *app)
 {
-    gf_db_pool_register_metrics(app->pool);
+    struct gf_http_api *api = gf_http_api_new(&(struct gf_http_api_options){
+        .service = "gxp",
+        .routes = routes,
+        .nroutes = sizeof routes / sizeof routes[0],
+        .app = app,
+    });
+    if (api == NULL)
+        return NULL;
     gf_metrics_gauge_fn("gxp_subscription_ready",
                         "1 when transaction_outbox_sub is streaming: table copied (state r), an "
                         "apply worker running, no worker error in the last 15 s",
@@ -78,8 +68,12 @@ struct gf_http_server *health_start(struct gxp_app *app)
         .max_body = 4096,
         .header_timeout_ms = (int)app->cfg->http_header_timeout_ms,
         .body_timeout_ms = 3 * (int)app->cfg->http_header_timeout_ms,
-        .handler = handle,
-        .app = app,
+        .handler = gf_http_api_handle,
+        .app = api,
+        .app_free = gf_http_api_free_app,
     };
-    return gf_http_server_start(&opt, NULL);
+    struct gf_http_server *srv = gf_http_server_start(&opt, NULL);
+    if (srv == NULL)
+        gf_http_api_free(api);
+    return srv;
 }

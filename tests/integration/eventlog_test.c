@@ -967,8 +967,11 @@ static void bad_query_strings_are_400(void **state)
         res_free(&r);
     }
     assert_true(sql_ll(W.db, "SELECT count(*) FROM event") > 0);
-    assert_true(metric("eventlog_http_requests_total{route=\"/eventlog/events\",code=\"400\"}") >=
+    assert_true(metric("eventlog_http_requests_total{route=\"/eventlog/events\",method=\"GET\","
+                       "code=\"400\"}") >=
                 (double)(sizeof bad / sizeof bad[0] + sizeof named / sizeof named[0]));
+    assert_true(metric("eventlog_http_errors_total{status=\"400\",error=\"invalid_parameter\"}") >=
+                (double)(sizeof bad / sizeof bad[0]));
 }
 
 /* SIGTERM while events stream in: exit 0 at once, the batch in hand settled or left to the

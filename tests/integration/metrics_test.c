@@ -70,6 +70,8 @@ static const char *const backend_metrics[] = {
 };
 
 static const char *const gxp_metrics[] = {
+    "gxp_http_requests_total",
+    "gxp_http_request_duration_seconds",
     "gf_grpc_server_handled_total",
     "gf_grpc_server_handling_seconds",
     "gxp_prepares_total",
@@ -779,10 +781,13 @@ static void backend_metrics_count_the_2pc_the_locks_and_the_outbox(const struct 
     value_is(&sc, "backend_http_errors_total", "status=\"409\",error=\"insufficient_gxp\"", 1);
     value_is(&sc, "backend_http_errors_total", "status=\"412\",error=\"version_mismatch\"", 1);
     value_at_least(&sc, "backend_http_errors_total", "status=\"404\",error=\"not_found\"", 1);
+    /* HTTP requests by route, method and exact status code. */
     value_is(&sc, "backend_http_requests_total",
-             "route=\"/marketplace/item/buy\",method=\"POST\",code=\"2xx\"", 1);
+             "route=\"/marketplace/item/buy\",method=\"POST\",code=\"200\"", 1);
     value_is(&sc, "backend_http_requests_total",
-             "route=\"/marketplace/item/buy\",method=\"POST\",code=\"4xx\"", 1);
+             "route=\"/marketplace/item/buy\",method=\"POST\",code=\"409\"", 1);
+    value_is(&sc, "backend_http_requests_total",
+             "route=\"/item/:id\",method=\"PATCH\",code=\"412\"", 1);
     value_is(&sc, "backend_http_requests_total", "route=\"/item/:id\",method=\"PATCH\"", 1);
     value_is(&sc, "backend_http_request_duration_seconds_count",
              "route=\"/marketplace/item/buy\",method=\"POST\"", 2);
@@ -804,9 +809,14 @@ static void backend_metrics_count_the_2pc_the_locks_and_the_outbox(const struct 
 static void gxp_metrics_count_the_prepares_and_the_pending(void)
 {
     struct scrape sc;
+    /* A scrape first, so that the next one counts it among the HTTP requests. */
+    scrape("gxp", W.gxp_http_port, &sc);
+    scrape_free(&sc);
     /* The resolver measures the PENDING rows at each pass. */
     wait_value("gxp", W.gxp_http_port, "gxp_transactions_pending", NULL, 0, &sc);
     has_families(&sc, gxp_metrics, N(gxp_metrics));
+    value_at_least(&sc, "gxp_http_requests_total", "route=\"/metrics\",method=\"GET\",code=\"200\"",
+                   1);
     value_is(&sc, "gxp_pending_oldest_age_seconds", NULL, 0);
     value_is(&sc, "gxp_prepares_total", "type=\"add\",result=\"prepared\"", 1);
     value_is(&sc, "gxp_prepares_total", "type=\"subtract\",result=\"prepared\"", 1);
@@ -858,7 +868,10 @@ static void eventlog_metrics_count_the_stored_event(void)
     value_is(&sc, "eventlog_store_outage", NULL, 0);
     value_is(&sc, "eventlog_consumer_connected", NULL, 1);
     value_is(&sc, "eventlog_consumer_deliveries_total", "queue=\"eventlog.events\"", 1);
-    value_at_least(&sc, "eventlog_http_requests_total", "route=\"/readyz\",code=\"200\"", 1);
+    value_at_least(&sc, "eventlog_http_requests_total",
+                   "route=\"/readyz\",method=\"GET\",code=\"200\"", 1);
+    value_is(&sc, "eventlog_http_request_duration_seconds_count",
+             "route=\"/eventlog/events\",method=\"GET\"", 0);
     value_at_least(&sc, "gf_db_pool_open", "pool=\"main\"", 1);
     pool_series_are_named(&sc, 1);
     scrape_free(&sc);

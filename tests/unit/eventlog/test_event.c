@@ -12,6 +12,7 @@
 
 #include "backend.pb-c.h"
 #include "eventlog.h"
+#include "gf/log.h"
 
 /* The helpers event.c exposes to tests (GF_TESTABLE). */
 bool event_content_type_ok(const char *ct);
@@ -309,11 +310,11 @@ static void log_copies_are_visible_ascii(void **state)
 {
     (void)state;
     char out[8];
-    event_log_safe(out, sizeof out, "a b\"c\x01\xff");
+    gf_log_safe(out, sizeof out, "a b\"c\x01\xff");
     assert_string_equal(out, "a?b?c??");
-    event_log_safe(out, sizeof out, "0123456789");
+    gf_log_safe(out, sizeof out, "0123456789");
     assert_string_equal(out, "0123456");
-    event_log_safe(out, sizeof out, NULL);
+    gf_log_safe(out, sizeof out, NULL);
     assert_string_equal(out, "");
 }
 
