@@ -350,8 +350,10 @@ static void run_readyz(struct gf_http_ctx *h)
     enum gf_status db = gf_db_ping(c->app->pool);
     enum gf_status gxp = gxp_ping(c);
     bool ready = migrated && db == GF_OK && gxp == GF_OK;
-    if (!ready)
+    if (!ready) {
         c->http.error = "not_ready";
+        c->http.expected = true;
+    }
     /* The broker does not gate readiness: buys keep working while it is away, their events
      * wait in the outbox. */
     reply_json(c, ready ? 200 : 503,

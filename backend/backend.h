@@ -254,7 +254,7 @@ extern const struct gf_grpc_method coord_methods[];
 extern const int coord_nmethods;
 grpc_status_code coord_grpc_code(enum gf_status st);
 
-/* ---- events.c: the events the backend emits, and the one it listens to ---------------- */
+/* ---- events.c: the encoding of the events the backend emits ---------------------------- */
 /* The largest protobuf encoding of a BuyItemEvent (4 varints + a 36-byte id, with room). */
 #define EVENTS_PAYLOAD_MAX 96
 /* Encodes BuyItemEvent{userId, itemId, userItemId, correlationId} as a bytea literal in hex

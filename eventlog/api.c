@@ -99,8 +99,10 @@ static void run_readyz(struct gf_http_ctx *c)
     bool consuming = consumer_ready(app->consumer);
     pthread_mutex_unlock(&app->consumer_mu);
     bool ready = migrated && db == GF_OK && consuming;
-    if (!ready)
+    if (!ready) {
         c->error = "not_ready";
+        c->expected = true;
+    }
     gf_http_api_reply_json(c, ready ? 200 : 503,
                            json_pack("{s:s,s:s,s:s,s:s}", "status", ready ? "ready" : "unavailable",
                                      "schema", migrated ? "ready" : "pending", "database",

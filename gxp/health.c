@@ -28,8 +28,10 @@ static void run_readyz(struct gf_http_ctx *c)
     bool wanted = app->cfg->publisher_conninfo != NULL && app->cfg->publisher_conninfo[0];
     bool ready = st == GF_OK && (sub || !wanted);
     /* Why not, in gxp_subscription_state{state} and the log. Retry-After comes with the 503. */
-    if (!ready)
+    if (!ready) {
         c->error = "not_ready";
+        c->expected = true;
+    }
     gf_http_api_reply_json(c, ready ? 200 : 503,
                            json_pack("{s:s,s:s,s:s,s:s}", "status", ready ? "ready" : "unavailable",
                                      "database", gf_status_str(st), "schema",

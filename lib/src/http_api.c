@@ -279,6 +279,7 @@ bool gf_http_api_begin(struct gf_http_api *api, struct gf_http_ctx *c,
         return false;
     if (c->route->needs_ready && api->ready != NULL && !atomic_load(api->ready)) {
         gf_http_api_reply_error(c, 503, "not_ready", "the service is starting; retry later");
+        c->expected = true;
         return false;
     }
     return true;
@@ -436,7 +437,7 @@ void gf_http_api_end(struct gf_http_ctx *c)
         return;
     count_error(api, code, c->error);
     /* Not being ready yet is an answer, not a failure: probes ask often. */
-    bool expected = c->error != NULL && strcmp(c->error, "not_ready") == 0;
+    bool expected = c->expected;
     enum gf_log_level level = code >= 500 && !expected ? GF_LOG_WARN : GF_LOG_DEBUG;
     if (!gf_log_enabled(level))
         return;

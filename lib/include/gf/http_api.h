@@ -84,6 +84,9 @@ struct gf_http_ctx {
     /* The error code answered (a constant that outlives the request), for the metrics and the
      * log line; set by the reply helpers, or by a route answering an error itself. */
     const char *error;
+    /* A failure that is an expected answer — not ready yet, which probes ask often: logged at
+     * debug, not warn. Set by the readiness gate, or by a route answering its own readiness. */
+    bool expected;
     int64_t start_us;
 };
 #define GF_HTTP_CTX_OF(type, member, c) ((type *)((char *)(c)-offsetof(type, member)))

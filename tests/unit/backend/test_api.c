@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "backend.h"
+#include "gf/http_api.h"
 #include "validate.h"
 
 /* The helpers backend/validate.c exposes to tests (GF_TESTABLE). */
@@ -376,8 +377,8 @@ static void the_http_code_table_is_the_contract(void **state)
         {GF_EINTERNAL, 500}, {GF_PENDING, 500},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        assert_int_equal(api_http_code(table[i].st), table[i].code);
-    assert_int_equal(api_http_code((enum gf_status)999), 500);
+        assert_int_equal(gf_http_api_code(table[i].st), table[i].code);
+    assert_int_equal(gf_http_api_code((enum gf_status)999), 500);
 }
 
 int main(void)
