@@ -460,11 +460,6 @@ void gf_db_pool_register_metrics(struct gf_db_pool *p, const char *name)
     gf_metrics_gauge_fn("gf_db_pool_open", "database connections open", labels, gauge_open, p);
 }
 
-void gf_db_pool_register_metrics_old_(struct gf_db_pool *p)
-{
-    (void)p;
-}
-
 enum gf_status gf_db_ping(struct gf_db_pool *p)
 {
     struct gf_db_conn *c = NULL;

@@ -53,9 +53,6 @@ import sys
 root = os.path.realpath(sys.argv[1])
 SKIP = {".git", "node_modules", ".gf"}
 ME = "tests/unit/comment_refs_check.sh"
-# TEMPORARY: citations known stale in files being reworked by others, as file:path. Remove an
-# entry with its citation.
-KNOWN = {"lib/src/http.c:STACK-NOTES"}
 
 
 def kind(name):
@@ -217,7 +214,7 @@ for src in sources:
         for off, part in enumerate(comment.split("\n")):
             for tok in citations(part):
                 checked += 1
-                if not ok(tok, src) and "%s:%s" % (src, tok) not in KNOWN:
+                if not ok(tok, src):
                     bad.append("%s:%d: '%s' is not in the repository" % (src, line + off, tok))
 for b in bad:
     print("comment_refs: " + b)

@@ -123,16 +123,6 @@ void gf_db_pool_stats(struct gf_db_pool *pool, struct gf_db_pool_stats *out);
  * The pool must outlive every /metrics render: free it after the HTTP server has stopped. */
 void gf_db_pool_register_metrics(struct gf_db_pool *pool, const char *name);
 
-/* TEMPORARY, until the old one-argument calls (backend/api.c, eventlog/api.c, gxp/health.c)
- * are gone: the mains now register every pool by name, and a one-argument call goes to
- * gf_db_pool_register_metrics_old_, which registers nothing; two arguments reach the function
- * above. Remove this block and gf_db_pool_register_metrics_old_ (db.c) with the last old call. */
-void gf_db_pool_register_metrics_old_(struct gf_db_pool *pool);
-#define GF_DB_BY_ARGC_(a, b, f, ...) f
-#define gf_db_pool_register_metrics(...)                                                           \
-    GF_DB_BY_ARGC_(__VA_ARGS__, gf_db_pool_register_metrics, gf_db_pool_register_metrics_old_, -)  \
-    (__VA_ARGS__)
-
 /* Acquires a connection, runs SELECT 1, releases: GF_OK when the database answers. */
 enum gf_status gf_db_ping(struct gf_db_pool *pool) GF_MUSTCHECK;
 
