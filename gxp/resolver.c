@@ -134,20 +134,39 @@ static int claim(struct resolver *r, char (*cids)[37], int max)
     return n;
 }
 
-static void apply(struct resolver *r, const char *cid, const char *state)
+/* The coordinator's decision, as ResolveTransaction answers it. */
+enum decision { DECISION_SUCCEEDED, DECISION_FAILED, NDECISIONS };
+static const char *const decision_names[NDECISIONS] = {"succeeded", "failed"};
+
+/* The decision a state names; false for any other text (the one place it is read). */
+static bool decision_of(const char *state, enum decision *out)
+{
+    for (int d = 0; state != NULL && d < NDECISIONS; d++) {
+        if (strcmp(state, decision_names[d]) == 0) {
+            *out = (enum decision)d;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void apply(struct resolver *r, const char *cid, enum decision d)
 {
     struct gf_db_conn *c = NULL;
     PGresult *res = NULL;
-    const char *params[2] = {cid, state};
+    const char *params[2] = {cid, decision_names[d]};
     if (gf_db_acquire(r->app->pool, &c) != GF_OK)
         return; /* the lease expires and a later pass asks again */
-    if (gf_db_exec(c, "gxp_resolver_apply", "SELECT gxp_apply_decision($1::uuid, $2, 'resolver')",
-                   2, params, &res) == GF_OK) {
-        const char *outcome = PQgetvalue(res, 0, 0);
-        GF_INFO("stuck transaction resolved state=%s outcome=%s", state, outcome);
+    /* The function's outcome, and whether it is 'applied': this call moved it out of
+     * PENDING (not: someone finalized it first). */
+    if (gf_db_exec(c, "gxp_resolver_apply",
+                   "SELECT o, o = 'applied' FROM gxp_apply_decision($1::uuid, $2, 'resolver') o", 2,
+                   params, &res) == GF_OK) {
+        GF_INFO("stuck transaction resolved state=%s outcome=%s", decision_names[d],
+                PQgetvalue(res, 0, 0));
         gf_counter_add(r->applied, 1);
-        if (strcmp(outcome, "applied") == 0) /* this call moved it out of PENDING */
-            gf_counter_add(r->finalized[strcmp(state, "succeeded") == 0 ? 0 : 1], 1);
+        if (PQgetvalue(res, 0, 1)[0] == 't')
+            gf_counter_add(r->finalized[d], 1);
         PQclear(res);
     }
     gf_db_release(r->app->pool, c);
@@ -173,13 +192,13 @@ static void resolve_one(struct resolver *r, const char *cid)
         goto out;
     }
     Backend__ResolveTransactionResponse *resp = (Backend__ResolveTransactionResponse *)out;
-    if (resp->state == NULL ||
-        (strcmp(resp->state, "succeeded") != 0 && strcmp(resp->state, "failed") != 0)) {
+    enum decision d;
+    if (!decision_of(resp->state, &d)) {
         gf_counter_add(r->failures, 1);
         GF_ERROR("coordinator answered an unknown state=%.32s", resp->state ? resp->state : "");
         goto out;
     }
-    apply(r, cid, resp->state);
+    apply(r, cid, d);
 out:
     if (out)
         protobuf_c_message_free_unpacked(out, NULL);
