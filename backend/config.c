@@ -61,7 +61,8 @@ const struct gf_config_def backend_config_defs[] = {
      "a buy refused for lack of GXP waits up to this long while GXP the user was told were "
      "added (200) is still being finalized on gxp (replication lag)"},
     {"BACKEND_SHUTDOWN_GRACE_MS", GF_CFG_INT, "5000", 0, 600000, false, F(shutdown_grace_ms),
-     "on SIGTERM, in-flight requests get this long to finish"},
+     "on SIGTERM, in-flight requests get this long to finish; a drain not over 1 s after that "
+     "ends the process anyway (status 1)"},
     {"BACKEND_AMQP_URL", GF_CFG_AMQP_URL, "amqp://guest:guest@localhost:5672/", 0, 0, false,
      F(amqp_url), "RabbitMQ the events are published to (amqp://user[:password]@host:port/vhost)"},
     {"BACKEND_AMQP_PASSWORD", GF_CFG_STRING, "", 0, 0, true, F(amqp_password),

@@ -52,8 +52,8 @@ const struct gf_config_def eventlog_config_defs[] = {
     {"EVENTLOG_LIST_CAP", GF_CFG_INT, "1000", 1, 100000, false, F(list_cap),
      "events one GET /eventlog/events answers at most (larger limits are cut to it)"},
     {"EVENTLOG_SHUTDOWN_GRACE_MS", GF_CFG_INT, "10000", 100, 600000, false, F(shutdown_grace_ms),
-     "on SIGTERM, the batch in hand and in-flight requests get this long; then the process exits "
-     "anyway (status 1)"},
+     "on SIGTERM, the batch in hand and in-flight requests get this long; a drain not over 1 s "
+     "after that ends the process anyway (status 1)"},
     {"EVENTLOG_LOG_LEVEL", GF_CFG_LOGLEVEL, "info", 0, 0, false, F(log_level),
      "debug, info, warn or error"},
 };

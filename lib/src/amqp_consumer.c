@@ -204,10 +204,9 @@ static enum gf_status serve(struct gf_amqp_consumer *c, struct gf_amqp_conn *con
         if (got == 0)
             continue;
         n = 1;
-        int64_t until = gf_mono_ms() + o->batch_wait_ms;
+        struct gf_deadline until = gf_deadline_in_ms(o->batch_wait_ms);
         while (n < o->batch_max) {
-            int64_t left = until - gf_mono_ms();
-            got = next_delivery(c, conn, n, left > 0 ? (int)left : 0);
+            got = next_delivery(c, conn, n, (int)gf_deadline_left_ms(until));
             if (got != 1)
                 break;
             n++;

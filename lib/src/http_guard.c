@@ -345,11 +345,7 @@ static void *reaper_run(void *arg)
     gf_log_set_cid(NULL);
     pthread_mutex_lock(&g->stop_mu);
     while (!g->stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += REAPER_TICK_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L)
-            until.tv_sec++, until.tv_nsec -= 1000000000L;
+        struct timespec until = gf_deadline_mono_ts(gf_deadline_in_ms(REAPER_TICK_MS), -1);
         int rc = 0;
         while (!g->stopping && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&g->stop_cv, &g->stop_mu, &until);
