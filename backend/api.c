@@ -511,15 +511,6 @@ static void handle(void *api, const struct gf_http_request *req, struct gf_http_
 
 struct gf_http_server *api_start(struct backend_app *app)
 {
-    struct gf_http_api *api = gf_http_api_new(&(struct gf_http_api_options){
-        .service = "backend",
-        .routes = routes,
-        .nroutes = sizeof routes / sizeof routes[0],
-        .ready = &app->migrated,
-        .app = app,
-    });
-    if (api == NULL)
-        return NULL;
     coord_metrics_init();
     store_metrics_init();
     int threads = (int)app->cfg->http_threads;
@@ -539,11 +530,12 @@ struct gf_http_server *api_start(struct backend_app *app)
         .header_timeout_ms = (int)app->cfg->http_header_timeout_ms,
         .body_timeout_ms = (int)app->cfg->http_body_timeout_ms,
         .handler = handle,
-        .app = api,
-        .app_free = gf_http_api_free_app,
     };
-    struct gf_http_server *srv = gf_http_server_start(&opt, NULL);
-    if (srv == NULL)
-        gf_http_api_free(api);
-    return srv;
+    return gf_http_api_start(
+        &(struct gf_http_api_options){.service = "backend",
+                                      .routes = routes,
+                                      .nroutes = sizeof routes / sizeof routes[0],
+                                      .ready = &app->migrated,
+                                      .app = app},
+        &opt, NULL);
 }

@@ -140,15 +140,6 @@ static void metrics_init(struct eventlog_app *app)
 
 struct gf_http_server *api_start(struct eventlog_app *app)
 {
-    struct gf_http_api *api = gf_http_api_new(&(struct gf_http_api_options){
-        .service = "eventlog",
-        .routes = routes,
-        .nroutes = sizeof routes / sizeof routes[0],
-        .ready = &app->migrated,
-        .app = app,
-    });
-    if (api == NULL)
-        return NULL;
     metrics_init(app);
     int threads = (int)app->cfg->http_threads;
     int max_connections = (int)app->cfg->http_max_connections;
@@ -170,12 +161,12 @@ struct gf_http_server *api_start(struct eventlog_app *app)
         .max_inflight = max_inflight,
         .header_timeout_ms = (int)app->cfg->http_header_timeout_ms,
         .body_timeout_ms = (int)app->cfg->http_body_timeout_ms,
-        .handler = gf_http_api_handle,
-        .app = api,
-        .app_free = gf_http_api_free_app,
     };
-    struct gf_http_server *srv = gf_http_server_start(&opt, NULL);
-    if (srv == NULL)
-        gf_http_api_free(api);
-    return srv;
+    return gf_http_api_start(
+        &(struct gf_http_api_options){.service = "eventlog",
+                                      .routes = routes,
+                                      .nroutes = sizeof routes / sizeof routes[0],
+                                      .ready = &app->migrated,
+                                      .app = app},
+        &opt, NULL);
 }

@@ -49,14 +49,6 @@ static const struct gf_http_route routes[] = {
 
 struct gf_http_server *health_start(struct gxp_app *app)
 {
-    struct gf_http_api *api = gf_http_api_new(&(struct gf_http_api_options){
-        .service = "gxp",
-        .routes = routes,
-        .nroutes = sizeof routes / sizeof routes[0],
-        .app = app,
-    });
-    if (api == NULL)
-        return NULL;
     gf_metrics_gauge_fn("gxp_subscription_ready",
                         "1 when transaction_outbox_sub is streaming: table copied (state r), an "
                         "apply worker running, no worker error in the last 15 s",
@@ -70,12 +62,11 @@ struct gf_http_server *health_start(struct gxp_app *app)
         .max_body = 4096,
         .header_timeout_ms = (int)app->cfg->http_header_timeout_ms,
         .body_timeout_ms = 3 * (int)app->cfg->http_header_timeout_ms,
-        .handler = gf_http_api_handle,
-        .app = api,
-        .app_free = gf_http_api_free_app,
     };
-    struct gf_http_server *srv = gf_http_server_start(&opt, NULL);
-    if (srv == NULL)
-        gf_http_api_free(api);
-    return srv;
+    return gf_http_api_start(
+        &(struct gf_http_api_options){.service = "gxp",
+                                      .routes = routes,
+                                      .nroutes = sizeof routes / sizeof routes[0],
+                                      .app = app},
+        &opt, NULL);
 }

@@ -210,6 +210,22 @@ void gf_http_api_free_app(void *api)
     gf_http_api_free(api);
 }
 
+struct gf_http_server *gf_http_api_start(const struct gf_http_api_options *api_opt,
+                                         struct gf_http_server_options *srv_opt, int *bound_port)
+{
+    struct gf_http_api *api = gf_http_api_new(api_opt);
+    if (api == NULL)
+        return NULL;
+    if (srv_opt->handler == NULL)
+        srv_opt->handler = gf_http_api_handle;
+    srv_opt->app = api;
+    srv_opt->app_free = gf_http_api_free_app;
+    struct gf_http_server *srv = gf_http_server_start(srv_opt, bound_port);
+    if (srv == NULL)
+        gf_http_api_free(api);
+    return srv;
+}
+
 /* ---- routing ------------------------------------------------------------------------------ */
 
 static unsigned method_of(const char *m)

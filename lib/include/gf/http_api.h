@@ -68,6 +68,12 @@ struct gf_http_api *gf_http_api_new(const struct gf_http_api_options *opt);
 void gf_http_api_free(struct gf_http_api *api);
 /* For gf_http_server_options.app_free. */
 void gf_http_api_free_app(void *api);
+/* An api (api_opt) and the server that serves it (srv_opt, whose handler, app and app_free
+ * are filled in: the handler stays when set — a service's own handler around
+ * gf_http_api_begin/_end — else gf_http_api_handle). The server owns the api and frees it when
+ * it stops; NULL (nothing left behind) when either cannot start. */
+struct gf_http_server *gf_http_api_start(const struct gf_http_api_options *api_opt,
+                                         struct gf_http_server_options *srv_opt, int *bound_port);
 
 /* One request, as the route's run function sees it. A service that needs more per request
  * embeds this as the first member of its own struct and converts back with

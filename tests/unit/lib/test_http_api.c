@@ -143,30 +143,20 @@ static int g_port;
 static int start_server(void **state)
 {
     (void)state;
-    struct gf_http_api *api = gf_http_api_new(&(struct gf_http_api_options){
-        .service = "tapi",
-        .routes = routes,
-        .nroutes = sizeof routes / sizeof routes[0],
-        .ready = &g_ready,
-    });
-    if (api == NULL)
-        return -1;
     struct gf_http_server_options opt = {
         .addr = "127.0.0.1:0",
         .threads = 2,
         .max_connections = 16,
         .connection_timeout_s = 10,
         .max_body = 1024,
-        .handler = gf_http_api_handle,
-        .app = api,
-        .app_free = gf_http_api_free_app,
     };
-    g_srv = gf_http_server_start(&opt, &g_port);
-    if (g_srv == NULL) {
-        gf_http_api_free(api);
-        return -1;
-    }
-    return 0;
+    g_srv =
+        gf_http_api_start(&(struct gf_http_api_options){.service = "tapi",
+                                                        .routes = routes,
+                                                        .nroutes = sizeof routes / sizeof routes[0],
+                                                        .ready = &g_ready},
+                          &opt, &g_port);
+    return g_srv != NULL ? 0 : -1;
 }
 
 static int stop_server(void **state)
