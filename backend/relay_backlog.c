@@ -19,7 +19,8 @@
 /* The backlog as last measured (-1: not yet, or the database did not answer): unpublished
  * rows and the creation time of the oldest, and the WAL bytes of backend-db that gxp's
  * subscription has not confirmed (the decisions' way to gxp). */
-static _Atomic int64_t backlog_rows = -1, backlog_oldest_us = -1, decisions_lag_bytes = -1;
+static struct gf_backlog backlog = GF_BACKLOG_INIT;
+static _Atomic int64_t decisions_lag_bytes = -1;
 
 /* The slot of gxp's subscription on backend-db, as last measured: the WAL it keeps
  * from being recycled (current position − restart_lsn; -1 unknown or none), how much more may
@@ -32,26 +33,6 @@ static atomic_int slot_status = -1;
 static const char *const slot_statuses[] = {"missing", "reserved", "extended", "unreserved",
                                             "lost"};
 #define SLOT_NSTATUSES ((int)(sizeof slot_statuses / sizeof slot_statuses[0]))
-
-static double backlog_rows_gauge(void *arg)
-{
-    (void)arg;
-    int64_t n = atomic_load(&backlog_rows);
-    return n < 0 ? NAN : (double)n;
-}
-
-/* Computed at render from the oldest row's time, so the age grows between two measures. */
-static double backlog_age_gauge(void *arg)
-{
-    (void)arg;
-    int64_t n = atomic_load(&backlog_rows), oldest = atomic_load(&backlog_oldest_us);
-    if (n < 0)
-        return NAN;
-    if (n == 0 || oldest < 0)
-        return 0;
-    int64_t age = gf_wall_us() - oldest;
-    return age > 0 ? (double)age / 1e6 : 0;
-}
 
 static double decisions_lag_gauge(void *arg)
 {
@@ -135,8 +116,7 @@ void relay_backlog_measure(struct gf_db_pool *pool)
     }
     gf_db_release(pool, c);
 out:
-    atomic_store(&backlog_oldest_us, oldest);
-    atomic_store(&backlog_rows, rows);
+    gf_backlog_set(&backlog, rows, oldest);
     atomic_store(&decisions_lag_bytes, lag);
     atomic_store(&slot_retained_bytes, retained);
     atomic_store(&slot_safe_bytes, safe);
@@ -145,13 +125,11 @@ out:
 
 void relay_backlog_register_metrics(void)
 {
-    gf_metrics_gauge_fn("backend_outbox_pending",
-                        "event_outbox rows not yet published (counted up to " BACKLOG_COUNT_MAX
-                        ", measured every second; NaN until measured)",
-                        "", backlog_rows_gauge, NULL);
-    gf_metrics_gauge_fn("backend_outbox_oldest_pending_age_seconds",
-                        "age of the oldest unpublished event_outbox row (0 when none)", "",
-                        backlog_age_gauge, NULL);
+    gf_metrics_backlog(&backlog, "backend_outbox_pending",
+                       "event_outbox rows not yet published (counted up to " BACKLOG_COUNT_MAX
+                       ", measured every second; NaN until measured)",
+                       "backend_outbox_oldest_pending_age_seconds",
+                       "age of the oldest unpublished event_outbox row (0 when none)");
     gf_metrics_gauge_fn("backend_decisions_replication_lag_bytes",
                         "backend-db WAL not yet confirmed by gxp's subscription "
                         "(slot transaction_outbox_sub; NaN while there is none)",

@@ -29,27 +29,7 @@ struct resolver {
 /* PENDING transactions as the resolver last measured them (-1: not yet, or gxp-db did not
  * answer) and the creation time of the oldest. Outside the resolver, so /metrics never reads a
  * freed one. */
-static _Atomic int64_t pending_rows = -1, pending_oldest_us = -1;
-
-static double pending_gauge(void *arg)
-{
-    (void)arg;
-    int64_t n = atomic_load(&pending_rows);
-    return n < 0 ? NAN : (double)n;
-}
-
-/* Computed at render from the oldest one's time, so the age grows between two passes. */
-static double pending_age_gauge(void *arg)
-{
-    (void)arg;
-    int64_t n = atomic_load(&pending_rows), oldest = atomic_load(&pending_oldest_us);
-    if (n < 0)
-        return NAN;
-    if (n == 0 || oldest < 0)
-        return 0;
-    int64_t age = gf_wall_us() - oldest;
-    return age > 0 ? (double)age / 1e6 : 0;
-}
+static struct gf_backlog pending = GF_BACKLOG_INIT;
 
 /* One bounded scan of the partial index of PENDING rows, once per pass. */
 static void measure_pending(struct resolver *r)
@@ -71,8 +51,7 @@ static void measure_pending(struct resolver *r)
     }
     gf_db_release(r->app->pool, c);
 out:
-    atomic_store(&pending_oldest_us, oldest);
-    atomic_store(&pending_rows, rows);
+    gf_backlog_set(&pending, rows, oldest);
 }
 
 /* Claims up to $2 stuck transactions. The lease ($3 ms) outlasts asking about the whole
@@ -248,13 +227,11 @@ struct resolver *resolver_start(struct gxp_app *app)
             "PENDING transactions the resolver finalized itself (before replication did), by "
             "the status they took",
             i == 0 ? "status=\"committed\"" : "status=\"aborted\"");
-    gf_metrics_gauge_fn("gxp_transactions_pending",
-                        "PENDING transactions on gxp-db (counted up to " PENDING_COUNT_MAX
-                        ", measured at each resolver pass; NaN until measured)",
-                        "", pending_gauge, NULL);
-    gf_metrics_gauge_fn("gxp_pending_oldest_age_seconds",
-                        "age of the oldest PENDING transaction (0 when none)", "",
-                        pending_age_gauge, NULL);
+    gf_metrics_backlog(&pending, "gxp_transactions_pending",
+                       "PENDING transactions on gxp-db (counted up to " PENDING_COUNT_MAX
+                       ", measured at each resolver pass; NaN until measured)",
+                       "gxp_pending_oldest_age_seconds",
+                       "age of the oldest PENDING transaction (0 when none)");
     if (r->backend == NULL || pthread_create(&r->thread, NULL, loop, r) != 0) {
         gf_grpc_client_free(r->backend);
         free(r);

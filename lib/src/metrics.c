@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "gf/buf.h"
+#include "gf/clock.h"
 #include "gf/log.h"
 
 #define MAX_SERIES 512
@@ -177,6 +178,38 @@ void gf_metrics_gauge_fn(const char *name, const char *help, const char *labels,
         s->arg = arg;
     }
     pthread_mutex_unlock(&g_lock);
+}
+
+static double backlog_rows(void *arg)
+{
+    struct gf_backlog *b = arg;
+    int64_t n = atomic_load(&b->rows);
+    return n < 0 ? NAN : (double)n;
+}
+
+static double backlog_age(void *arg)
+{
+    struct gf_backlog *b = arg;
+    int64_t n = atomic_load(&b->rows), oldest = atomic_load(&b->oldest_us);
+    if (n < 0)
+        return NAN;
+    if (n == 0 || oldest < 0)
+        return 0;
+    int64_t age = gf_wall_us() - oldest;
+    return age > 0 ? (double)age / 1e6 : 0;
+}
+
+void gf_metrics_backlog(struct gf_backlog *b, const char *rows_name, const char *rows_help,
+                        const char *age_name, const char *age_help)
+{
+    gf_metrics_gauge_fn(rows_name, rows_help, "", backlog_rows, b);
+    gf_metrics_gauge_fn(age_name, age_help, "", backlog_age, b);
+}
+
+void gf_backlog_set(struct gf_backlog *b, int64_t rows, int64_t oldest_us)
+{
+    atomic_store(&b->oldest_us, oldest_us);
+    atomic_store(&b->rows, rows);
 }
 
 /* --- rendering ------------------------------------------------------------------------- */

@@ -23,6 +23,23 @@ void gf_histogram_observe_us(struct gf_histogram *h, int64_t microseconds);
 void gf_metrics_gauge_fn(const char *name, const char *help, const char *labels,
                          double (*fn)(void *arg), void *arg);
 
+/* A backlog shown as two gauges: how many rows wait, and how old the oldest is in seconds
+ * (computed at render from its time, so the age grows between two measures; 0 when none
+ * waits). Both are NaN until the first measure and after a failed one. Static storage: the
+ * gauges read it until exit. */
+struct gf_backlog {
+    _Atomic int64_t rows;      /* -1: not measured */
+    _Atomic int64_t oldest_us; /* epoch µs of the oldest row, -1: none */
+};
+#define GF_BACKLOG_INIT                                                                            \
+    {                                                                                              \
+        -1, -1                                                                                     \
+    }
+void gf_metrics_backlog(struct gf_backlog *b, const char *rows_name, const char *rows_help,
+                        const char *age_name, const char *age_help);
+/* One measure: rows (-1 when it failed) and the oldest row's epoch µs (-1: none). */
+void gf_backlog_set(struct gf_backlog *b, int64_t rows, int64_t oldest_us);
+
 /* Renders every series; returns a malloc'd NUL-terminated text (caller frees) or NULL. */
 char *gf_metrics_render(size_t *len);
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gf/clock.h"
 #include "gf/log.h"
 #include "gf/metrics.h"
 
@@ -164,6 +165,37 @@ static void gauge_reads_fn_at_render(void **state)
     free(text);
 }
 
+/* A backlog's two gauges: NaN until measured and after a failed measure, then the rows and the
+ * oldest's age, which grows at render between two measures; 0 s when nothing waits. */
+static void backlog_rows_and_age(void **state)
+{
+    (void)state;
+    static struct gf_backlog b = GF_BACKLOG_INIT;
+    gf_metrics_backlog(&b, "tc_backlog_rows", "Rows waiting.", "tc_backlog_age_seconds",
+                       "Age of the oldest.");
+    char *text = render();
+    assert_block(text, "tc_backlog_rows NaN\n");
+    assert_block(text, "tc_backlog_age_seconds NaN\n");
+    free(text);
+    gf_backlog_set(&b, 0, -1);
+    text = render();
+    assert_block(text, "tc_backlog_rows 0\n");
+    assert_block(text, "tc_backlog_age_seconds 0\n");
+    free(text);
+    gf_backlog_set(&b, 7, gf_wall_us() - 90 * 1000000LL);
+    text = render();
+    assert_block(text, "tc_backlog_rows 7\n");
+    const char *age = strstr(text, "\ntc_backlog_age_seconds ");
+    assert_non_null(age);
+    double seconds = strtod(age + strlen("\ntc_backlog_age_seconds "), NULL);
+    assert_true(seconds >= 90 && seconds < 95);
+    free(text);
+    gf_backlog_set(&b, -1, -1); /* a failed measure */
+    text = render();
+    assert_block(text, "tc_backlog_rows NaN\n");
+    free(text);
+}
+
 static void help_is_escaped_and_bad_names_refused(void **state)
 {
     (void)state;
@@ -260,6 +292,7 @@ int main(void)
         cmocka_unit_test(histogram_buckets_are_cumulative),
         cmocka_unit_test(histogram_without_labels),
         cmocka_unit_test(gauge_reads_fn_at_render),
+        cmocka_unit_test(backlog_rows_and_age),
         cmocka_unit_test(help_is_escaped_and_bad_names_refused),
         cmocka_unit_test(every_line_is_well_formed),
         cmocka_unit_test(registry_is_bounded),
