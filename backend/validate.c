@@ -331,12 +331,3 @@ bool validate_idempotency_key(const char *h)
     }
     return true;
 }
-
-bool validate_path_id(const char *s, int64_t *id)
-{
-    int64_t v;
-    if (s == NULL || !validate_digits(s, strlen(s), VALIDATE_ID_MAX, &v) || v < 1)
-        return false;
-    *id = v;
-    return true;
-}

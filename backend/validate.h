@@ -106,7 +106,4 @@ bool validate_if_match(const char *h, int64_t *version) GF_MUSTCHECK;
 /* An Idempotency-Key header: 1..255 bytes of printable ASCII (0x20..0x7e). */
 bool validate_idempotency_key(const char *h);
 
-/* The :id segment of a path: digits only, 1..2^53. */
-bool validate_path_id(const char *s, int64_t *id) GF_MUSTCHECK;
-
 #endif

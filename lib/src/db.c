@@ -451,13 +451,18 @@ static double gauge_open(void *arg)
     return s.open;
 }
 
-void gf_db_pool_register_metrics(struct gf_db_pool *p, const char *name)
+void gf_db__register_gauges(const char *name, double (*in_use)(void *), double (*open)(void *),
+                            void *arg)
 {
     char labels[96];
     snprintf(labels, sizeof labels, "pool=\"%s\"", name);
-    gf_metrics_gauge_fn("gf_db_pool_in_use", "database connections lent out", labels, gauge_in_use,
-                        p);
-    gf_metrics_gauge_fn("gf_db_pool_open", "database connections open", labels, gauge_open, p);
+    gf_metrics_gauge_fn("gf_db_pool_in_use", "database connections lent out", labels, in_use, arg);
+    gf_metrics_gauge_fn("gf_db_pool_open", "database connections open", labels, open, arg);
+}
+
+void gf_db_pool_register_metrics(struct gf_db_pool *p, const char *name)
+{
+    gf_db__register_gauges(name, gauge_in_use, gauge_open, p);
 }
 
 enum gf_status gf_db_ping(struct gf_db_pool *p)

@@ -17,6 +17,11 @@ PGconn *gf_db__open(const char *conninfo, const char *password, const char *app,
  * < 0 = none, i.e. 0 returned). */
 int gf_db__idle_in_tx_ms(int opt);
 
+/* Registers gf_db_pool_in_use and gf_db_pool_open{pool="<name>"} read from in_use(arg) and
+ * open(arg): the pool's and the pipeline's connections are shown alike. */
+void gf_db__register_gauges(const char *name, double (*in_use)(void *), double (*open)(void *),
+                            void *arg);
+
 /* Maps and logs a failed result: expected refusals at debug, the rest as errors. */
 enum gf_status gf_db__failed(PGconn *pg, const char *what, const PGresult *res);
 

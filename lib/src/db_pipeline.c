@@ -443,11 +443,7 @@ static double gauge_busy(void *arg)
 
 void gf_db_pipeline_register_metrics(struct gf_db_pipeline *pl, const char *name)
 {
-    char labels[96];
-    snprintf(labels, sizeof labels, "pool=\"%s\"", name);
-    gf_metrics_gauge_fn("gf_db_pool_in_use", "database connections lent out", labels, gauge_busy,
-                        pl);
-    gf_metrics_gauge_fn("gf_db_pool_open", "database connections open", labels, gauge_open, pl);
+    gf_db__register_gauges(name, gauge_busy, gauge_open, pl);
 }
 
 void gf_db_pipeline_free(struct gf_db_pipeline *pl)

@@ -1,12 +1,13 @@
 /* Fuzz target: the request headers and path segment the services parse: If-Match
  * (validate_if_match, PATCH /item/:id), Idempotency-Key (validate_idempotency_key, POSTs), the
- * :id of /item/:id (validate_path_id) and the correlation id of X-Correlation-Id and of gRPC's
+ * :id of /item/:id (lib's gf_http_path_id) and the correlation id of X-Correlation-Id and of gRPC's
  * x-correlation-id metadata (gf_uuid_normalize, lib/src/http.c and grpc_server.c). Input: one
  * header value; each parser gets it. */
 #include <stdint.h>
 #include <string.h>
 
 #include "fuzz.h"
+#include "gf/http_api.h"
 #include "gf/uuid.h"
 #include "validate.h"
 
@@ -26,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     int64_t id = 0;
-    if (validate_path_id(h, &id))
+    if (gf_http_path_id(h, &id))
         FUZZ_CHECK(id >= 1 && id <= VALIDATE_ID_MAX);
 
     char cid[GF_UUID_STRLEN + 1];

@@ -333,24 +333,6 @@ static void idempotency_keys_are_1_to_255_printable_ascii(void **state)
     assert_false(validate_idempotency_key("clé"));
 }
 
-static void path_ids_are_positive_integers(void **state)
-{
-    (void)state;
-    int64_t id = -1;
-    assert_true(validate_path_id("1", &id));
-    assert_int_equal(id, 1);
-    assert_true(validate_path_id("9007199254740992", &id));
-    static const char *const bad[] = {
-        "0", "", "abc", "1a", "-1", "+1", "1.0", " 1", "9007199254740993", "99999999999999999999",
-        NULL};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        id = -1;
-        if (validate_path_id(bad[i], &id))
-            fail_msg("accepted %s", bad[i] ? bad[i] : "(null)");
-        assert_int_equal(id, -1);
-    }
-}
-
 static void digits_stop_before_overflowing(void **state)
 {
     (void)state;
@@ -395,7 +377,6 @@ int main(void)
         cmocka_unit_test(a_query_id_is_required_and_positive),
         cmocka_unit_test(if_match_takes_strong_weak_and_bare_versions),
         cmocka_unit_test(idempotency_keys_are_1_to_255_printable_ascii),
-        cmocka_unit_test(path_ids_are_positive_integers),
         cmocka_unit_test(digits_stop_before_overflowing),
         cmocka_unit_test(the_http_code_table_is_the_contract),
     };

@@ -306,18 +306,6 @@ static void verdicts_have_stable_names(void **state)
     assert_string_equal(event_verdict_str((enum event_verdict) - 1), "unknown");
 }
 
-static void log_copies_are_visible_ascii(void **state)
-{
-    (void)state;
-    char out[8];
-    gf_log_safe(out, sizeof out, "a b\"c\x01\xff");
-    assert_string_equal(out, "a?b?c??");
-    gf_log_safe(out, sizeof out, "0123456789");
-    assert_string_equal(out, "0123456");
-    gf_log_safe(out, sizeof out, NULL);
-    assert_string_equal(out, "");
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -333,7 +321,6 @@ int main(void)
         cmocka_unit_test(no_body_crashes_the_decoder),
         cmocka_unit_test(the_time_comes_from_the_header_the_timestamp_or_now),
         cmocka_unit_test(verdicts_have_stable_names),
-        cmocka_unit_test(log_copies_are_visible_ascii),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
