@@ -8,7 +8,6 @@
 #include <cmocka.h>
 
 #include "backend.h"
-#include "gf/http_api.h"
 #include "validate.h"
 
 /* The helpers backend/validate.c exposes to tests (GF_TESTABLE). */
@@ -346,21 +345,41 @@ static void digits_stop_before_overflowing(void **state)
     assert_int_equal(v, 12);
 }
 
-static void the_http_code_table_is_the_contract(void **state)
+/* The one mapping of database failures (err.c): what each becomes for the client, and mapping
+ * a mapped status again changes nothing (callers never re-map, but it would be harmless). */
+static void database_failures_map_once(void **state)
 {
     (void)state;
     static const struct {
-        enum gf_status st;
-        int code;
+        enum gf_status in, out;
+        const char *code;
     } table[] = {
-        {GF_OK, 200},        {GF_EINVAL, 400},        {GF_ENOTFOUND, 404}, {GF_EEXISTS, 409},
-        {GF_ECONFLICT, 409}, {GF_EPRECONDITION, 412}, {GF_ERANGE, 400},    {GF_EUNAVAILABLE, 503},
-        {GF_ESHUTDOWN, 503}, {GF_ETIMEOUT, 504},      {GF_ETOOBIG, 413},   {GF_ENOMEM, 503},
-        {GF_EINTERNAL, 500}, {GF_PENDING, 500},
+        {GF_ECONFLICT, GF_EUNAVAILABLE, "database_unavailable"}, /* 40001, 40P01: retryable */
+        {GF_EUNAVAILABLE, GF_EUNAVAILABLE, "database_unavailable"},
+        {GF_ESHUTDOWN, GF_EUNAVAILABLE, "database_unavailable"},
+        {GF_ETIMEOUT, GF_ETIMEOUT, "database_timeout"},
+        {GF_EUNKNOWN, GF_EUNKNOWN, "outcome_unknown"},
+        {GF_ENOMEM, GF_ENOMEM, "out_of_memory"},
+        {GF_EEXISTS, GF_EEXISTS, "already_exists"}, /* the caller names what it means */
+        {GF_ENOTFOUND, GF_ENOTFOUND, "not_found"},
+        {GF_EINVAL, GF_EINVAL, "invalid_field"},
+        {GF_EINTERNAL, GF_EINTERNAL, "internal"},
+        {GF_ERANGE, GF_EINTERNAL, "internal"},
+        {GF_PENDING, GF_EINTERNAL, "internal"},
     };
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        assert_int_equal(gf_http_api_code(table[i].st), table[i].code);
-    assert_int_equal(gf_http_api_code((enum gf_status)999), 500);
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        struct be_err err = {0};
+        enum gf_status st = be_db_failed(table[i].in, &err);
+        assert_int_equal(st, table[i].out);
+        assert_string_equal(err.code, table[i].code);
+        assert_true(err.message[0] != '\0');
+        struct be_err again = {0};
+        assert_int_equal(be_db_failed(st, &again), st);
+        assert_string_equal(again.code, err.code);
+    }
+    struct be_err err = {.code = "untouched"};
+    assert_int_equal(be_db_failed(GF_OK, &err), GF_OK);
+    assert_string_equal(err.code, "untouched");
 }
 
 int main(void)
@@ -378,7 +397,7 @@ int main(void)
         cmocka_unit_test(if_match_takes_strong_weak_and_bare_versions),
         cmocka_unit_test(idempotency_keys_are_1_to_255_printable_ascii),
         cmocka_unit_test(digits_stop_before_overflowing),
-        cmocka_unit_test(the_http_code_table_is_the_contract),
+        cmocka_unit_test(database_failures_map_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
