@@ -111,8 +111,10 @@ INGRESS=http://127.0.0.1:$GF_INGRESS_PORT
 # gxp asks the coordinator about a PENDING transaction after this long (default 30 s).
 GXP_EXTRA="GXP_PENDING_TIMEOUT_MS=$PENDING_TIMEOUT_MS GXP_RESOLVE_INTERVAL_MS=250"
 export GF_EXTRA_ENV_GXP_1=$GXP_EXTRA GF_EXTRA_ENV_GXP_2=$GXP_EXTRA
-export GF_EXTRA_ENV_BACKEND_SVC_1="GF_FAILPOINTS=$FAILPOINTS_1"
-export GF_EXTRA_ENV_BACKEND_SVC_2="GF_FAILPOINTS=$FAILPOINTS_2"
+# The backends start without failpoints: setup must see no fault (a failpoint's kill of a
+# backend during setup answered one of its POSTs 502, and the run failed before any fault).
+# They are restarted with them armed once setup is done (arm_failpoints).
+export GF_EXTRA_ENV_BACKEND_SVC_1='' GF_EXTRA_ENV_BACKEND_SVC_2=''
 # The network faults of this run: rules commented gf-netfault-$NETRUN, healed by our trap (or by
 # reap.sh's `netfault.sh reap` once this shell is gone).
 NETRUN=chaos-$$-$SEED
@@ -425,6 +427,26 @@ sed 's/^/chaos:        /' "$WORK/schedule" >&2
 
 "$BIN" setup --url "$INGRESS" --seed "$SEED" --out "$WORK/setup.tsv" || die "setup"
 say "setup done: $(wc -l <"$WORK/setup.tsv") requests"
+
+# Each backend stopped gracefully (SIGTERM: it drains) and started again with its failpoints.
+arm_failpoints() {
+    local name pid i
+    export GF_EXTRA_ENV_BACKEND_SVC_1="GF_FAILPOINTS=$FAILPOINTS_1"
+    export GF_EXTRA_ENV_BACKEND_SVC_2="GF_FAILPOINTS=$FAILPOINTS_2"
+    for name in backend-svc-1 backend-svc-2; do
+        pid=$(prog_pid "$name")
+        alive "$pid" || return 1
+        kill -TERM "$pid"
+        for ((i = 0; i < 200; i++)); do
+            alive "$pid" || break
+            sleep 0.1
+        done
+        alive "$pid" && return 1
+        stack_up || return 1
+        printf '%s\n' "$name" >>"$WORK/rearmed" # a start of its own in the final count
+    done
+}
+arm_failpoints || die "restarting the backends with their failpoints"
 say "failpoints: backend-svc-1 ${FAILPOINTS_1:-none}; backend-svc-2 ${FAILPOINTS_2:-none}"
 
 : >"$WORK/faults.tsv"
@@ -528,7 +550,8 @@ failed_faults=$(awk '$4 != "ok" && $2 != "fpkill"' "$WORK/faults.tsv" | wc -l)
 
 # No program died on its own: `stack.sh up` restarts whatever is down, so a crash between two
 # faults would otherwise pass unseen. Each program must have started once, plus once per kill
-# of it (by this script, or by itself at a failpoint: its log says so); and, stopped cleanly
+# of it (by this script, or by itself at a failpoint: its log says so), plus the backends'
+# restart with their failpoints armed; and, stopped cleanly
 # now, no log may hold a sanitizer's report (the ASan build).
 bash "$STACK" down >>"$WORK/stack.log" 2>&1 || true
 crashed=0
@@ -540,7 +563,8 @@ for name in backend-svc-1 backend-svc-2 gxp-1 gxp-2 eventlog; do
     fpkills=$(awk '/stack.sh: starting/ {n += seg; seg = 0}
         /failpoint fired name=[^ ]* action=kill/ {seg = 1} END {print n + 0}' "$log" 2>/dev/null ||
         echo 0)
-    if ((starts != kills + fpkills + 1)); then
+    rearmed=$(grep -cx "$name" "$WORK/rearmed" 2>/dev/null || true)
+    if ((starts != kills + fpkills + rearmed + 1)); then
         say "VIOLATION: $name started $starts times but was killed $kills times by the driver and $fpkills times at a failpoint: it died on its own (see $log)"
         crashed=1
     fi
