@@ -1,5 +1,5 @@
 # gf: the command-line client of the backend's HTTP API (through the ingress).
-# Build from the repository root (the context):  docker build -f deploy/docker/gf.Dockerfile -t gf-gf .
+# Build from the repository root (the context):  docker build -f deploy/docker/gf.Dockerfile -t gf-cli .
 #
 # Stage 1 compiles on Debian bookworm with the -dev packages; stage 2 is bookworm-slim with only
 # the shared libraries the program links (tests/deploy checks the list against readelf).

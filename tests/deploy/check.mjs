@@ -27,6 +27,14 @@ const PROGRAMS = {
   "gf-gxp": { program: "gxp", dockerfile: "deploy/docker/gxp.Dockerfile" },
   "gf-eventlog": { program: "eventlog", dockerfile: "deploy/docker/eventlog.Dockerfile" },
 };
+// What the system runs on, built from Debian bookworm's packages rather than pulled
+// (deploy/README.md says why): compose and Kubernetes name these images, skaffold builds them.
+const INFRA = {
+  "gf-postgres": { dockerfile: "deploy/docker/postgres.Dockerfile", k8s: true },
+  "gf-rabbitmq": { dockerfile: "deploy/docker/rabbitmq.Dockerfile", k8s: true },
+  "gf-ingress": { dockerfile: "deploy/docker/ingress.Dockerfile", k8s: false },
+};
+const imageDockerfile = (image) => (PROGRAMS[image] || INFRA[image])?.dockerfile;
 const CLI_DOCKERFILE = { image: "gf-cli", program: "gf", target: "gf-cli", dockerfile: "deploy/docker/gf.Dockerfile" };
 const ROUTES = {
   "/gxp": "backend-svc-1",
@@ -359,6 +367,9 @@ function nginxRoutes(text) {
   }
   const routes = {};
   for (const m of text.matchAll(/location\s+(\/[a-z]+)\s*\{\s*proxy_pass\s+http:\/\/([a-z0-9_]+)\s*;/g)) routes[m[1]] = upstreams[m[2]] ? { upstream: m[2], ...upstreams[m[2]] } : { upstream: m[2] };
+  // Resolved at request time (compose, nginx 1.22): location /p { set $v host:port; proxy_pass http://$v; }
+  for (const m of text.matchAll(/location\s+(\/[a-z]+)\s*\{\s*set\s+\$(\w+)\s+([a-z0-9.-]+):(\d+)\s*;\s*proxy_pass\s+http:\/\/\$(\w+)\s*;\s*\}/g))
+    routes[m[1]] = m[2] === m[5] ? { upstream: m[3].replaceAll("-", "_"), host: m[3], port: m[4] } : { upstream: `$${m[5]}` };
   return routes;
 }
 const upstreamToService = (u) => u.replaceAll("_", "-");
@@ -395,7 +406,7 @@ async function sectionK8s() {
     const df = a.docker?.dockerfile;
     if ((a.context || ".") !== ".") return `${a.image}: context ${a.context}`;
     if (!df || !fs.existsSync(path.join(SRC, df))) return `${a.image}: no Dockerfile ${df}`;
-    return PROGRAMS[a.image]?.dockerfile === df ? null : `${a.image}: ${df} is not its program's Dockerfile`;
+    return imageDockerfile(a.image) === df ? null : `${a.image}: ${df} is not its image's Dockerfile`;
   }));
   check("skaffold deploys the kustomizations that exist", (sk.manifests?.kustomize?.paths || []).map((p) =>
     fs.existsSync(path.join(SRC, p, "kustomization.yaml")) ? null : `${p}: no kustomization.yaml`).concat(sk.manifests?.kustomize?.paths?.length ? [] : ["no kustomize paths"]));
@@ -405,9 +416,11 @@ function composeDoc() {
   const text = read("deploy/compose/docker-compose.yml");
   return { text, doc: YAML.parse(text, { merge: true }) };
 }
-// Compose's ${VAR:?msg} / ${VAR:-default} / ${VAR} interpolation, with a dummy for every secret.
+// Compose's ${VAR:?msg} / ${VAR} interpolation, with a dummy for every secret; ${VAR:-default}
+// is its default (a setting the .env may change, not a secret).
 function interpolate(v) {
-  return typeof v === "string" ? v.replace(/\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}/g, "dummy-secret") : String(v);
+  return typeof v === "string" ? v.replace(/\$\{[A-Z0-9_]+:-([^}]*)\}/g, "$1")
+    .replace(/\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}/g, "dummy-secret") : String(v);
 }
 
 async function sectionCompose() {
@@ -416,8 +429,8 @@ async function sectionCompose() {
   const env = Object.fromEntries(fs.readFileSync(path.join(deployDir(), "compose/.env"), "utf8").split("\n")
     .filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
   check("docker-compose.yml validates against the Compose Specification schema", await validateCompose(doc, { env }));
-  check("docker-compose.yml names no variable that deploy/make-secrets.sh does not write",
-    [...text.matchAll(/\$\{([A-Z0-9_]+)/g)].map((m) => m[1]).filter((v) => !(v in env)).map((v) => `\${${v}} is never set`));
+  check("docker-compose.yml names no variable that deploy/make-secrets.sh does not write (but settings with a default)",
+    [...text.matchAll(/\$\{([A-Z0-9_]+)(:-)?/g)].filter((m) => !m[2]).map((m) => m[1]).filter((v) => !(v in env)).map((v) => `\${${v}} is never set`));
   const svcs = doc.services || {};
   check("compose runs the whole system", same(Object.keys(svcs), COMPOSE_SERVICES) ? null : `services ${show(Object.keys(svcs))}`);
   check("compose has no start-order workarounds (no depends_on, no wait scripts)", Object.entries(svcs).map(([n, s]) =>
@@ -426,10 +439,10 @@ async function sectionCompose() {
     Object.entries(s.environment || {}).map(([k, v]) => (/PASS(WORD)?$|SECRET|TOKEN/.test(k) && !/^\$\{[A-Z0-9_]+:\?[^}]+\}$/.test(v) ? `${n}: ${k}=${v}` : null)))
     .concat(spawnSync("git", ["-C", SRC, "check-ignore", "-q", "deploy/compose/.env"]).status === 0 ? [] : ["deploy/compose/.env is not git-ignored"]));
   check("compose builds each service from its Dockerfile with the repository root as context", Object.entries(svcs).filter(([, s]) => s.build).map(([n, s]) => {
-    const p = PROGRAMS[s.image];
-    if (!p) return `${n}: image ${s.image} is not a gf image`;
+    const df = imageDockerfile(s.image);
+    if (!df) return `${n}: image ${s.image} is not a gf image`;
     if (path.resolve(SRC, "deploy/compose", s.build.context) !== SRC) return `${n}: context ${s.build.context}`;
-    return s.build.dockerfile === p.dockerfile ? null : `${n}: dockerfile ${s.build.dockerfile}`;
+    return s.build.dockerfile === df ? null : `${n}: dockerfile ${s.build.dockerfile}`;
   }));
   const composeEnv = (n) => Object.fromEntries(Object.entries(svcs[n]?.environment || {}).map(([k, v]) => [k, interpolate(v)]));
   const gfServices = Object.entries(svcs).filter(([, s]) => PROGRAMS[s.image]).map(([n, s]) => ({ n, program: PROGRAMS[s.image].program }));
@@ -464,18 +477,20 @@ async function sectionCompose() {
     return out;
   }));
   check("compose and Kubernetes set the same variables for the same program", Object.entries(K8S_TO_COMPOSE).filter(([k]) => gfContainers(local).some(({ w }) => w.metadata.name === k)).map(([k, c]) => {
-    const ke = Object.keys(envMap(containers(k8sByName[k])[0])).filter((v) => !/POOL_SIZE|SHUTDOWN_GRACE|PENDING_TIMEOUT/.test(v));
-    const ce = Object.keys(composeEnv(c));
+    const tuning = (v) => !/POOL_SIZE|SHUTDOWN_GRACE|PENDING_TIMEOUT/.test(v);
+    const ke = Object.keys(envMap(containers(k8sByName[k])[0])).filter(tuning);
+    const ce = Object.keys(composeEnv(c)).filter(tuning);
     return same(ke, ce) ? null : `${k}: k8s ${show(ke)} vs compose ${show(ce)}`;
   }));
 
   // The ingress: compose's nginx, the local stack's nginx and the Kubernetes Ingress route alike.
   const composeConf = read("deploy/nginx/ingress.conf");
-  check("compose mounts deploy/nginx/ingress.conf into the ingress and publishes port 30080", (() => {
+  check("compose's ingress is built with deploy/nginx/ingress.conf and publishes port 30080 on 127.0.0.1", (() => {
     const ing = svcs.ingress || {};
     const out = [];
-    if (!(ing.volumes || []).some((v) => String(v).startsWith("../nginx/ingress.conf:"))) out.push(`volumes ${JSON.stringify(ing.volumes)}`);
-    if (!(ing.ports || []).some((p) => /:30080:30080$/.test(String(p)))) out.push(`ports ${JSON.stringify(ing.ports)}`);
+    if (ing.build?.dockerfile !== "deploy/docker/ingress.Dockerfile") out.push(`build ${JSON.stringify(ing.build)}`);
+    if (!/^COPY\s+deploy\/nginx\/ingress\.conf\s+\/etc\/nginx\/conf\.d\/default\.conf\s*$/m.test(read("deploy/docker/ingress.Dockerfile"))) out.push("ingress.Dockerfile does not copy ingress.conf to /etc/nginx/conf.d/default.conf");
+    if (!(ing.ports || []).some((p) => /^127\.0\.0\.1:\$\{GF_INGRESS_PORT:-30080\}:30080$/.test(String(p)))) out.push(`ports ${JSON.stringify(ing.ports)}`);
     if (!/listen\s+30080;/.test(composeConf)) out.push("ingress.conf does not listen on 30080");
     return out;
   })());
@@ -500,12 +515,10 @@ async function sectionCompose() {
     return Object.entries(ROUTES).map(([p, svc]) => (upstreamToService(stackRoutes[p].upstream) === svc ? null : `${p} -> ${stackRoutes[p].upstream}, want ${svc}`));
   })());
   check("compose's nginx configuration passes nginx -t", (() => {
-    // Debian's nginx (1.22) predates "resolve" in upstreams (1.27.3), and the services' names
-    // resolve only inside compose: both are mapped away; every other directive is tested as is.
+    // The host's nginx is the image's (Debian's 1.22); only the log paths move.
     const dir = path.join(tmp(), "nginx-t");
     fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(path.join(dir, "ingress.conf"), composeConf.replace(/ resolve;/g, ";")
-      .replace(/server [a-z0-9-]+:(\d+)/g, "server 127.0.0.1:$1").replaceAll("/var/log/nginx/", `${dir}/`));
+    fs.writeFileSync(path.join(dir, "ingress.conf"), composeConf.replaceAll("/var/log/nginx/", `${dir}/`));
     const t = (n) => `${n}_temp_path ${dir}/${n};`;
     fs.writeFileSync(path.join(dir, "nginx.conf"), `pid ${dir}/nginx.pid;\nevents {}\nhttp {\n` +
       `${["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map(t).join(" ")}\naccess_log off;\n` +
@@ -513,8 +526,17 @@ async function sectionCompose() {
     const r = spawnSync("nginx", ["-t", "-q", "-e", `${dir}/error.log`, "-c", `${dir}/nginx.conf`], { encoding: "utf8" });
     return r.status === 0 ? null : `nginx -t: ${(r.stderr || String(r.error)).trim()}`;
   })());
-  check("compose's nginx upstreams are resolved at run time (no start order)", [...composeConf.matchAll(/server\s+[a-z][^;]*;/g)].map((m) =>
-    /\bresolve;$/.test(m[0]) ? null : `${m[0]}: not "resolve"`).concat(/resolver\s+127\.0\.0\.11/.test(composeConf) ? [] : ["no resolver"]));
+  check("compose's nginx resolves the services' names at request time (no start order)", (() => {
+    const out = [];
+    if (/^\s*upstream\s/m.test(composeConf)) out.push("an upstream block: its names are resolved once, at start");
+    for (const m of composeConf.matchAll(/location\s+(\S+)\s*\{([^}]*proxy_pass[^}]*)\}/g)) {
+      const pp = /proxy_pass\s+http:\/\/\$(\w+)\s*;/.exec(m[2]);
+      if (!pp || !new RegExp(`set\\s+\\$${pp[1]}\\s+[a-z0-9.-]+:\\d+\\s*;`).test(m[2])) out.push(`${m[1]}: proxy_pass without a variable set in the location`);
+    }
+    const r = /^resolver\s+127\.0\.0\.11\b[^;]*\bvalid=(\d+)s\b[^;]*;/m.exec(composeConf);
+    if (!r || Number(r[1]) > 10) out.push("no resolver 127.0.0.11 with valid= at most 10s");
+    return out;
+  })());
   checkIngressErrors(composeConf, stack);
 }
 
@@ -617,8 +639,31 @@ function dockerfiles() {
 
 async function sectionDocker() {
   const present = fs.readdirSync(path.join(SRC, "deploy/docker")).filter((f) => f.endsWith(".Dockerfile")).map((f) => `deploy/docker/${f}`);
-  check("one Dockerfile per program", same(present, dockerfiles().map((d) => d.dockerfile)) ? null : `found ${show(present)}`);
+  check("one Dockerfile per program, and one per image the system runs on", same(present,
+    dockerfiles().map((d) => d.dockerfile).concat(Object.values(INFRA).map((i) => i.dockerfile))) ? null : `found ${show(present)}`);
   const { local } = k8sObjects();
+  const { doc: compose } = composeDoc();
+  for (const [image, inf] of Object.entries(INFRA)) {
+    const text = read(inf.dockerfile);
+    check(`${inf.dockerfile}: lint`, await lintDockerfile(text, { name: inf.dockerfile, healthcheck: true, singleStage: true }));
+    const final = stages(text).at(-1);
+    const user = final.ins.filter((i) => i.op === "USER").at(-1)?.arg.split(":")[0];
+    const expose = final.ins.filter((i) => i.op === "EXPOSE").flatMap((i) => i.arg.split(/\s+/).map(Number));
+    check(`${inf.dockerfile}: compose${inf.k8s ? ", the pods" : ""} and the image agree (user, ports)`, (() => {
+      const out = [];
+      const users = Object.entries(compose.services || {}).filter(([, s]) => s.image === image);
+      if (users.length === 0) out.push(`no compose service runs ${image}`);
+      if (!inf.k8s) return out;
+      const pods = local.filter(isWorkload).filter((w) => containers(w).some((c) => c.image.split(":")[0] === image));
+      if (pods.length === 0) out.push(`no pod runs ${image}`);
+      for (const w of pods) {
+        const c = containers(w).find((x) => x.image.split(":")[0] === image);
+        if (String(w.spec.template.spec.securityContext?.runAsUser) !== user) out.push(`${id(w)} runs as ${w.spec.template.spec.securityContext?.runAsUser}, the image as ${user}`);
+        for (const p of c.ports || []) if (!expose.includes(p.containerPort)) out.push(`${id(w)} declares port ${p.containerPort}, the image exposes ${show(expose)}`);
+      }
+      return out;
+    })());
+  }
   const targets = execFileSync("cmake", ["--build", path.dirname(BIN), "--target", "help"], { encoding: "utf8" });
   for (const d of dockerfiles()) {
     const text = read(d.dockerfile);

@@ -103,11 +103,11 @@ write_stack_conf() {
 write_stack_conf
 
 mkdir -p "$TMP/compose" "$TMP/k8s"
-# Compose's: its upstream names and port mapped to this test's (as tests/deploy does for nginx -t).
-sed -e 's/ resolve;/;/' -e '/^resolver /d' \
-    -e "s/server backend-svc-1:30080/server 127.0.0.1:$DEAD/" \
-    -e "s/server backend-svc-2:30080/server 127.0.0.1:$UP/" \
-    -e "s/server eventlog:30070/server 127.0.0.1:$DEAD2/" \
+# Compose's: its services' names and port mapped to this test's (an address needs no resolver).
+sed -e '/^resolver /d' \
+    -e "s/ backend-svc-1:30080;/ 127.0.0.1:$DEAD;/" \
+    -e "s/ backend-svc-2:30080;/ 127.0.0.1:$UP;/" \
+    -e "s/ eventlog:30070;/ 127.0.0.1:$DEAD2;/" \
     -e "s/listen 30080;/listen 127.0.0.1:${LISTEN[compose]};/" \
     -e "s|/var/log/nginx/|$TMP/compose/|" \
     "$REPO/deploy/nginx/ingress.conf" >"$TMP/compose.server.conf"

@@ -102,7 +102,9 @@ export function lintDockerfile(text, opts = {}) {
     at(1, "no FROM instruction");
     return errors;
   }
-  if (stages.length < 2) at(lineOf(stages[0].from), "must be a multi-stage build (at least two FROM instructions)");
+  // A single stage only where nothing is compiled (opts.singleStage: the database, broker and
+  // ingress images, Debian's packages as they are).
+  if (stages.length < 2 && !opts.singleStage) at(lineOf(stages[0].from), "must be a multi-stage build (at least two FROM instructions)");
 
   const final = stages[stages.length - 1];
   const stageNames = new Set();
