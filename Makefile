@@ -11,6 +11,7 @@ PREFIX     ?= /usr/local
 DESTDIR    ?=
 
 .PHONY: all build deps test test-release test-asan test-fuzz fuzz fuzz-build unit up down status logs bench bench-gxp format \
+        compose-up compose-down \
         format-check clean install
 
 all: build
@@ -75,6 +76,15 @@ status:
 
 logs:
 	@bash scripts/stack.sh logs $(SERVICE)
+
+# The whole system in containers (deploy/compose/docker-compose.yml) on 127.0.0.1:30080: a
+# Docker engine of its own when none answers, images built from Debian's packages, up and
+# ready (scripts/compose.sh). compose-down keeps the data (VOLUMES=1 drops it too).
+compose-up: deps
+	@bash scripts/compose.sh up
+
+compose-down:
+	@bash scripts/compose.sh down $(if $(VOLUMES),--volumes)
 
 # The benchmark suite: the whole system through nginx beside its SQL floor (bench/suite.sh).
 bench: deps build

@@ -13,6 +13,7 @@ PACKAGES=(
     clang libclang-rt-14-dev
     rabbitmq-server librabbitmq-dev
     nginx
+    docker.io mmdebstrap
 )
 CREATECLUSTER_CONF=/etc/postgresql-common/createcluster.conf
 POLICY_RC=/usr/sbin/policy-rc.d

@@ -4,7 +4,9 @@
 # images: minbase with merged /usr, apt's lists and caches emptied, the official images' apt
 # configuration (docker-clean: no .deb and no package cache left behind by a RUN apt-get
 # install; no translations; gzipped indexes), and for -slim the same dpkg path-excludes (docs,
-# man pages, locales). An image that exists already is kept (the cache): --force rebuilds.
+# man pages, locales). An image that exists already is kept, and each bootstrap's root
+# filesystem is kept in $GF_CACHE_DIR/base-images (default ~/.cache/gf-svc) so that another
+# engine (a test's own) imports it in seconds: --force bootstraps again.
 #
 #   deploy/docker/base-images.sh [--force] [--mirror URL]
 #
@@ -26,6 +28,8 @@ while [ $# -gt 0 ]; do
 done
 command -v mmdebstrap >/dev/null || { echo "base-images.sh: mmdebstrap is missing (apt-get install mmdebstrap)" >&2; exit 1; }
 docker=${DOCKER:-docker}
+cache=${GF_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gf-svc}/base-images
+mkdir -p "$cache"
 
 # The official images' /etc/apt/apt.conf.d files (debuerreotype), in effect in every RUN; a
 # file, since mmdebstrap takes a hook argument that names one as that file.
@@ -64,9 +68,14 @@ build() { # tag, extra mmdebstrap options...
         echo "base-images.sh: $tag exists (kept; --force rebuilds)"
         return
     fi
-    local t0=$SECONDS log tarball
+    local t0=$SECONDS log tarball cached=$cache/${tag//[:\/]/_}.tar
+    if [ "$force" = 0 ] && [ -s "$cached" ]; then
+        "$docker" import --change 'CMD ["bash"]' "$cached" "$tag" >/dev/null
+        echo "base-images.sh: $tag imported from $cached in $((SECONDS - t0)) s"
+        return
+    fi
     log=$(mktemp)
-    tarball=$(mktemp --suffix=.tar)
+    tarball=$(mktemp --tmpdir="$cache" --suffix=.tar partial.XXXXXX) # .tar: mmdebstrap goes by it
     # To a file first: a failed bootstrap must never replace a good image with a broken one.
     if ! mmdebstrap --quiet --variant=minbase --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
         "$@" --customize-hook="$hook" bookworm "$tarball" \
@@ -78,7 +87,8 @@ build() { # tag, extra mmdebstrap options...
         exit 1
     fi
     "$docker" import --change 'CMD ["bash"]' "$tarball" "$tag" >/dev/null
-    rm -f "$log" "$tarball"
+    mv "$tarball" "$cached"
+    rm -f "$log"
     echo "base-images.sh: $tag built in $((SECONDS - t0)) s ($("$docker" image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.1f MB", $1 / 1e6}'))"
 }
 

@@ -3,23 +3,25 @@
 #
 #   deploy/docker/dockerd.sh start DIR   use the engine that answers, or start one of our own
 #                                         with its state in DIR; prints the DOCKER_HOST to use
-#   deploy/docker/dockerd.sh stop DIR    stop the engine start DIR started (none: nothing to do)
-#                                         and undo what it changed on the host
+#   deploy/docker/dockerd.sh stop DIR [--purge]
+#                                         stop the engine start DIR started (none: nothing to do)
+#                                         and undo what it changed on the host; its images and
+#                                         volumes stay in DIR for the next start, unless --purge
 #
 # dockerd changes the host: it sets the iptables FORWARD policy to DROP, adds its chains and
 # rules (filter and nat), creates the docker0 bridge and turns ip_forward on, and leaves all of
 # that behind when it stops. start records the host as it was; stop removes only what dockerd
-# added (rules that name DOCKER chains or docker0, the chains themselves), and puts the FORWARD
-# policy, ip_forward and docker0 back as they were. An engine start did not start is never
-# stopped. Needs docker.io (apt-get install docker.io).
+# added (rules that name DOCKER chains, docker0 or a network's bridge, the chains themselves, the
+# bridges), and puts the FORWARD policy, ip_forward and docker0 back as they were. An engine
+# start did not start is never stopped. Needs docker.io (apt-get install docker.io).
 set -euo pipefail
 
 usage() {
-    sed -n '4,8p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '4,10p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
-[ $# -eq 2 ] || usage
-cmd=$1 dir=$2
+[ $# -eq 2 ] || { [ $# -eq 3 ] && [ "$1" = stop ] && [ "$3" = --purge ]; } || usage
+cmd=$1 dir=$2 purge=${3:-}
 DOCKERD=${DOCKERD:-/usr/sbin/dockerd}
 DOCKER=${DOCKER:-/usr/bin/docker} # the Debian CLI: a newer one may sit earlier on PATH
 
@@ -42,6 +44,9 @@ start() {
     iptables -S FORWARD | awk '$1 == "-P" { print $3 }' >"$dir/forward-policy"
     cat /proc/sys/net/ipv4/ip_forward >"$dir/ip-forward"
     if ip link show docker0 >/dev/null 2>&1; then echo yes; else echo no; fi >"$dir/docker0-existed"
+    # Rules and bridges that are there before (another engine's, stopped) are never touched.
+    for table in filter nat; do iptables -t "$table" -S >"$dir/rules-$table"; done
+    ip -o link show type bridge | awk -F': ' '{ print $2 }' >"$dir/bridges"
     "$DOCKERD" --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/dockerd.pid" \
         --host "$own" >"$dir/dockerd.log" 2>&1 &
     for _ in $(seq 1 60); do
@@ -54,10 +59,12 @@ start() {
     exit 1
 }
 
-# Deletes every rule of table $1 that names a DOCKER chain or docker0, then those chains.
+# Deletes every rule of table $1 that the engine added (it names a DOCKER chain, docker0 or a
+# network's bridge br-<id>, and was not there at start), then the DOCKER chains.
 undo_table() {
     local table=$1 rule
-    iptables -t "$table" -S | grep -E '^-A ' | grep -E 'DOCKER|docker0' | while read -r rule; do
+    iptables -t "$table" -S | grep -E '^-A ' | grep -E 'DOCKER|docker0|br-[0-9a-f]{12}' |
+        grep -vxF -f "$dir/rules-$table" | while read -r rule; do
         # shellcheck disable=SC2086 # a rule is words, as iptables -S printed them
         iptables -t "$table" -D ${rule#-A } 2>/dev/null || true
     done
@@ -71,6 +78,8 @@ undo_table() {
 
 stop() {
     [ -f "$dir/forward-policy" ] || return 0 # start did not start an engine here
+    local f
+    for f in rules-filter rules-nat bridges; do [ -f "$dir/$f" ] || : >"$dir/$f"; done
     if [ -f "$dir/dockerd.pid" ]; then
         local pid
         pid=$(cat "$dir/dockerd.pid")
@@ -90,9 +99,18 @@ stop() {
     if [ "$(cat "$dir/docker0-existed")" = no ] && ip link show docker0 >/dev/null 2>&1; then
         ip link del docker0
     fi
-    # The engine's state: its overlay mounts are gone with it.
-    rm -rf "$dir/data" "$dir/exec" "$dir/forward-policy" "$dir/ip-forward" \
-        "$dir/docker0-existed" "$dir/dockerd.pid" "$dir/docker.sock"
+    # The bridges of networks left in the engine (they outlive it).
+    ip -o link show type bridge | awk -F': ' '$2 ~ /^br-[0-9a-f]+$/ { print $2 }' |
+        grep -vxF -f "$dir/bridges" | while read -r br; do ip link del "$br" || true; done
+    # The network namespaces dockerd keeps mounted under its exec root.
+    for ns in "$dir"/exec/netns/*; do
+        [ -e "$ns" ] && { umount "$ns" 2>/dev/null || umount -l "$ns" 2>/dev/null || true; }
+    done
+    rm -rf "$dir/exec" "$dir/forward-policy" "$dir/ip-forward" "$dir/docker0-existed" \
+        "$dir/rules-filter" "$dir/rules-nat" "$dir/bridges" "$dir/dockerd.pid" "$dir/docker.sock"
+    # The engine's images and volumes (its overlay mounts are gone with it).
+    [ "$purge" = --purge ] && rm -rf "$dir/data"
+    return 0
 }
 
 case "$cmd" in
