@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stops what a test run left behind: the programs recorded by h_spawn in $GF_TEST_TMP/pids,
 # the clusters recorded by h_pg_start in $GF_TEST_TMP/clusters (see harness.c for the format)
-# and the run's RabbitMQ node in $GF_TEST_TMP/broker (processes recorded by rabbitmq.sh).
+# and the run's RabbitMQ node in $GF_TEST_TMP/broker (processes recorded by rabbitmq.sh), and
+# the container test's Docker engine.
 # Run by the ctest cleanup fixture, also after a test timed out and was killed. Also heals the
 # network faults (netfault.sh: iptables rules, delayers) of any run whose owner process is gone.
 #
@@ -141,6 +142,18 @@ reap_netfault() {
     bash "$HERE/netfault.sh" reap || log "could not heal the network faults of a finished run"
 }
 
+# The container test's Docker engine, if the test was killed before its trap stopped it (a
+# ctest timeout): stopped and purged, with what dockerd changed on the host undone, once the
+# test process recorded in containers/owner ("PID START") is gone.
+reap_engine() {
+    local dir=$TMP/containers pid='' start=''
+    [[ -f $dir/engine/dockerd.pid ]] || return 0
+    read -r pid start 2>/dev/null <"$dir/owner" || true
+    same_process "$pid" "$start" && return 0
+    bash "$HERE/../../deploy/docker/dockerd.sh" stop "$dir/engine" --purge >/dev/null 2>&1 ||
+        log "could not stop the Docker engine in $dir/engine"
+}
+
 main() {
     local f
     reap_netfault || true
@@ -155,6 +168,7 @@ main() {
     done
     reap_broker || true
     reap_stack || true
+    reap_engine || true
 }
 
 main || true
