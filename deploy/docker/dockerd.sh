@@ -34,11 +34,23 @@ start() {
         echo "$own"
         return
     fi
-    local current=${DOCKER_HOST:-unix:///var/run/docker.sock}
+    local current=${DOCKER_HOST:-unix:///var/run/docker.sock} pid host
     if answers "$current"; then
         echo "$current" # someone else's engine: used, never stopped
         return
     fi
+    # A dockerd listening elsewhere (make compose-up's own, say): a second one on this host would
+    # fight it for docker0 and the iptables chains, so it is used instead, or refused.
+    for pid in $(pgrep -x dockerd || true); do
+        host=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null |
+            awk 'h { print; exit } /^(-H|--host)$/ { h = 1 } /^--host=/ { sub(/^--host=/, ""); print; exit }')
+        if [ -n "$host" ] && answers "$host"; then
+            echo "$host"
+            return
+        fi
+        echo "dockerd.sh: dockerd (pid $pid) runs but does not answer${host:+ on $host}: set DOCKER_HOST to its socket" >&2
+        exit 1
+    done
     [ -x "$DOCKERD" ] || { echo "dockerd.sh: $DOCKERD is missing (apt-get install docker.io)" >&2; exit 1; }
     # The host as it was, for stop.
     iptables -S FORWARD | awk '$1 == "-P" { print $3 }' >"$dir/forward-policy"
