@@ -79,7 +79,7 @@ undo_table() {
         grep -vxF -f "$dir/rules-$table" | while read -r rule; do
         # shellcheck disable=SC2086 # a rule is words, as iptables -S printed them
         iptables -t "$table" -D ${rule#-A } 2>/dev/null || true
-    done
+    done || true # (no rule to delete: grep found none)
     iptables -t "$table" -S | awk '$1 == "-N" && $2 ~ /^DOCKER/ { print $2 }' | while read -r chain; do
         iptables -t "$table" -F "$chain" 2>/dev/null || true
     done
@@ -113,7 +113,7 @@ stop() {
     fi
     # The bridges of networks left in the engine (they outlive it).
     ip -o link show type bridge | awk -F': ' '$2 ~ /^br-[0-9a-f]+$/ { print $2 }' |
-        grep -vxF -f "$dir/bridges" | while read -r br; do ip link del "$br" || true; done
+        grep -vxF -f "$dir/bridges" | while read -r br; do ip link del "$br" || true; done || true
     # The network namespaces dockerd keeps mounted under its exec root.
     for ns in "$dir"/exec/netns/*; do
         [ -e "$ns" ] && { umount "$ns" 2>/dev/null || umount -l "$ns" 2>/dev/null || true; }

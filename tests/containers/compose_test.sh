@@ -189,55 +189,16 @@ bash "$REPO/scripts/compose.sh" wait || {
 ok "every container healthy and every service ready $((SECONDS - t)) s after the databases started"
 
 # ---- the seed's sequence with gf, through the compose ingress -------------------------------
-gf() { # gf's output; fails the test on a non-zero exit
-    local o
-    o=$(docker run --rm --network host gf-cli --url "$URL" "$@" 2>&1) || {
-        printf '%s\n' "$o" >&2
-        fail "gf $* exited non-zero"
-    }
-    printf '%s\n' "$o"
-}
-expect() { # PATTERN MESSAGE gf-args...
-    local pattern=$1 message=$2 o
-    shift 2
-    o=$(gf "$@")
-    grep -q -- "$pattern" <<<"$o" || {
-        printf '%s\n' "$o" >&2
-        fail "$message"
-    }
-}
-gf ls >/dev/null
-expect "user 1" "create-user did not name user 1" create-user my-name
-expect "item 1" "create-item did not name item 1" create-item my-item 10
-expect "1" "create-marketplace-item" create-marketplace-item 1 12
-gf user-gxp-add 1 100 >/dev/null
-cid_buy=$(gf --json buy-marketplace-item 1 1 | sed -n 's/.*"correlationId":"\([0-9a-f-]*\)".*/\1/p')
-[[ $cid_buy =~ ^[0-9a-f-]{36}$ ]] || fail "buy answered no correlation id"
-for _ in $(seq 1 50); do
-    listing=$(gf ls)
-    [[ $(grep -c COMMITTED <<<"$listing") == 2 ]] && break
-    sleep 0.2
-done
-grep -Eq '^ +1 +1 +11 ' <<<"$listing" || fail "marketplace stock is not 11: $listing"
-grep -Eq '^ +90 +0 ' <<<"$listing" || fail "balance is not 90, reserved 0: $listing"
-expect "balance 90, reserved 0" "user-gxp 1" user-gxp 1
-ok "the seed's sequence with gf: stock 11, balance 90, both transactions COMMITTED"
-declare -A replica=([marketplace]=backend-svc-1 [user]=backend-svc-2 [item]=backend-svc-2
-    [gxp]=backend-svc-1)
-for svc in marketplace user item gxp; do
-    line=$(gf "$svc-svc-info")
-    [[ $line == "/$svc/svc-info endpoint serviced by ${replica[$svc]}" ]] ||
-        fail "$svc-svc-info answered '$line'"
-done
-ok "each path served by the right replica"
-for _ in $(seq 1 50); do
-    events=$(gf events 1)
-    grep -q BuyItemEvent <<<"$events" && break
-    sleep 0.2
-done
-[[ $(grep -c BuyItemEvent <<<"$events") == 1 ]] || fail "not exactly one BuyItemEvent: $events"
-grep -q "$cid_buy" <<<"$events" || fail "the event does not carry the buy's correlation id"
-ok "the buy's BuyItemEvent reached eventlog"
+# gf from its image, on the host's network.
+# shellcheck disable=SC2034 # run by seed.sh's gf_run
+GF_CMD=(docker run --rm --network host gf-cli --url "$URL")
+# shellcheck source=../harness/seed.sh
+source "$REPO/tests/harness/seed.sh"
+gf() { gf_run "$@"; }
+expect() { seed_expect "$@"; }
+seed_sequence
+seed_routes
+seed_event
 
 # ---- docker kill during buys ----------------------------------------------------------------
 expect "user 2" "create-user 2" create-user buyer

@@ -51,67 +51,17 @@ out=$(bash "$STACK" up 2>&1) || {
 ok "stack up on free ports (ingress $GF_INGRESS_PORT)"
 
 # The seed's sequence, with gf, through nginx.
-# `run ... | grep -q` would be wrong under pipefail: grep -q exits at its first match, and the
-# writer then dies of SIGPIPE. expect captures the whole output first.
-expect() { # PATTERN MESSAGE gf-args...: gf's output must contain PATTERN
-    local pattern=$1 message=$2 o
-    shift 2
-    o=$(run "$@")
-    grep -q -- "$pattern" <<<"$o" || {
-        printf '%s\n' "$o" >&2
-        fail "$message"
-    }
-}
-run() { # prints gf's output; fails the test on a non-zero exit
-    local o
-    o=$("$GF" "$@" 2>&1) || {
-        printf '%s\n' "$o" >&2
-        fail "gf $* exited non-zero"
-    }
-    printf '%s\n' "$o"
-}
-run ls >/dev/null
-ok "gf ls on an empty system"
-expect "user 1" "create-user did not name user 1" create-user my-name
-expect "item 1" "create-item did not name item 1" create-item my-item 10
-expect "1" "create-marketplace-item" create-marketplace-item 1 12
-run user-gxp-add 1 100 >/dev/null
-cid_buy=$(run --json buy-marketplace-item 1 1 | sed -n 's/.*"correlationId":"\([0-9a-f-]*\)".*/\1/p')
-[[ $cid_buy =~ ^[0-9a-f-]{36}$ ]] || fail "buy answered no correlation id"
-ok "the seed's create, add and buy commands"
-
-# Wait for both transactions to be finalized, then ls shows the outcome.
-for _ in $(seq 1 100); do
-    listing=$(run ls)
-    [[ $(grep -c COMMITTED <<<"$listing") == 2 ]] && break
-    sleep 0.1
-done
-grep -Eq '^ +1 +1 +11 ' <<<"$listing" || fail "marketplace stock is not 11: $listing"
-grep -Eq '^ +90 +0 ' <<<"$listing" || fail "balance is not 90, reserved 0: $listing"
-[[ $(grep -c COMMITTED <<<"$listing") == 2 ]] || fail "both transactions are not COMMITTED"
-ok "ls: stock 11, balance 90, reserved 0, both transactions COMMITTED"
-expect "balance 90, reserved 0" "user-gxp 1" user-gxp 1
-ok "user-gxp 1"
-
-for _ in $(seq 1 100); do
-    events=$(run events 1)
-    grep -q BuyItemEvent <<<"$events" && break
-    sleep 0.1
-done
-[[ $(grep -c BuyItemEvent <<<"$events") == 1 ]] || fail "not exactly one BuyItemEvent: $events"
-grep -q "$cid_buy" <<<"$events" || fail "the event does not carry the buy's correlation id"
-ok "one BuyItemEvent in the event log, with the buy's correlation id"
-expect COMMITTED "trace does not show the commit" trace "$cid_buy"
+# shellcheck disable=SC2034 # run by seed.sh's gf_run
+GF_CMD=("$GF")
+# shellcheck source=../harness/seed.sh
+source "$REPO/tests/harness/seed.sh"
+run() { gf_run "$@"; }
+expect() { seed_expect "$@"; }
+seed_sequence
+seed_event
+expect COMMITTED "trace does not show the commit" trace "$SEED_BUY_CID"
 ok "gf trace shows the transaction's life"
-
-declare -A replica=([marketplace]=backend-svc-1 [user]=backend-svc-2 [item]=backend-svc-2
-    [gxp]=backend-svc-1)
-for svc in marketplace user item gxp; do
-    line=$(run "$svc-svc-info")
-    [[ $line == "/$svc/svc-info endpoint serviced by ${replica[$svc]}" ]] ||
-        fail "$svc-svc-info answered '$line'"
-done
-ok "each path served by the right replica (the ingress's routes)"
+seed_routes
 
 # nginx's own answers carry a correlation id; the id nginx makes is the one the backend uses;
 # a body over the limit is refused by nginx itself, never 502 (issue 20, items 8 and 10).
