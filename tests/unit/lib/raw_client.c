@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -78,4 +79,23 @@ void send_all(int fd, const char *s, size_t n)
 void send_str(int fd, const char *s)
 {
     send_all(fd, s, strlen(s));
+}
+
+int client_header(const char *raw, const char *name, char *out, size_t n)
+{
+    int count = 0;
+    size_t len = strlen(name);
+    const char *end = strstr(raw, "\r\n\r\n");
+    for (const char *l = strstr(raw, "\r\n"); l != NULL && (end == NULL || l < end);
+         l = strstr(l, "\r\n")) {
+        l += 2;
+        if (strncasecmp(l, name, len) == 0 && l[len] == ':') {
+            const char *v = l + len + 1;
+            while (*v == ' ')
+                v++;
+            if (count++ == 0)
+                snprintf(out, n, "%.*s", (int)strcspn(v, "\r\n"), v);
+        }
+    }
+    return count;
 }

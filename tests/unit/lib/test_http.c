@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -93,19 +92,7 @@ struct reply {
 /* Returns the value of header name in r (case-insensitive), copied into out, or NULL. */
 static const char *reply_header(const struct reply *r, const char *name, char *out, size_t outsz)
 {
-    size_t nlen = strlen(name);
-    for (const char *l = strstr(r->head, "\r\n"); l != NULL; l = strstr(l, "\r\n")) {
-        l += 2;
-        if (strncasecmp(l, name, nlen) == 0 && l[nlen] == ':') {
-            const char *v = l + nlen + 1;
-            while (*v == ' ')
-                v++;
-            size_t vlen = strcspn(v, "\r\n");
-            snprintf(out, outsz, "%.*s", (int)vlen, v);
-            return out;
-        }
-    }
-    return NULL;
+    return client_header(r->head, name, out, outsz) > 0 ? out : NULL;
 }
 
 /* Reads one whole response (headers, then Content-Length bytes). 0 on success, -1 when the

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "gf/http.h"
@@ -194,23 +193,10 @@ static void request(const char *method, const char *path, const char *body, stru
     a->body = end + 4;
 }
 
-/* How many headers of this name the answer has; the last one's value into out. */
+/* How many headers of this name the answer has; the first one's value into out. */
 static int header(const struct answer *a, const char *name, char *out, size_t n)
 {
-    int count = 0;
-    size_t len = strlen(name);
-    const char *end = strstr(a->raw, "\r\n\r\n");
-    for (const char *l = strstr(a->raw, "\r\n"); l != NULL && l < end; l = strstr(l, "\r\n")) {
-        l += 2;
-        if (strncasecmp(l, name, len) == 0 && l[len] == ':') {
-            const char *v = l + len + 1;
-            while (*v == ' ')
-                v++;
-            snprintf(out, n, "%.*s", (int)strcspn(v, "\r\n"), v);
-            count++;
-        }
-    }
-    return count;
+    return client_header(a->raw, name, out, n);
 }
 
 /* The answer is the error body with these message and code, and the answer's correlation id. */
