@@ -52,9 +52,7 @@ wait_ready() {
     while :; do
         pending=()
         for id in $(compose ps -q); do
-            name=$("$DOCKER" inspect -f '{{.Name}}' "$id")
-            svc=$("$DOCKER" inspect -f '{{index .Config.Labels "com.docker.compose.service"}}' "$id")
-            health=$("$DOCKER" inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id")
+            read -r name svc health < <("$DOCKER" inspect -f '{{.Name}} {{index .Config.Labels "com.docker.compose.service"}} {{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id")
             if [[ $health != healthy && $health != running ]]; then
                 pending+=("${name#/}:$health")
             elif [[ -n ${READY_PORT[$svc]:-} ]] &&
