@@ -214,7 +214,7 @@ struct resolver *resolver_start(struct gxp_app *app)
     if (r == NULL)
         return NULL;
     r->app = app;
-    r->backend = gf_grpc_client_new(app->cfg->backend_addr);
+    r->backend = gf_grpc_client_new_tls(app->cfg->backend_addr, app->tls);
     r->asked = gf_metrics_counter("gxp_resolver_asked_total",
                                   "ResolveTransaction calls made for stuck transactions", "");
     r->applied = gf_metrics_counter("gxp_resolver_applied_total",

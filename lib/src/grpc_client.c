@@ -1,5 +1,5 @@
-/* Synchronous unary gRPC client: one channel per target, methods registered once per
- * channel, a private pluck queue per call, a deadline on every call. */
+/* Synchronous unary gRPC client: one channel per target (plaintext or mutual TLS), methods
+ * registered once per channel, a private pluck queue per call, a deadline on every call. */
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc_security.h>
@@ -13,6 +13,7 @@
 
 #include "gf/grpc.h"
 #include "gf/log.h"
+#include "grpc_tls.h"
 
 #define MAX_METHODS 32
 
@@ -24,7 +25,48 @@ struct gf_grpc_client {
     void *handles[MAX_METHODS];
 };
 
+/* The host a TLS client checks the server's certificate against, when gRPC's own choice
+ * would be wrong: for an ipv4:/ipv6: target gRPC takes the whole list ("a:p,b:p") as the
+ * name, which no certificate holds, so the first address's host is used. Empty otherwise
+ * (gRPC takes the target's host: a dns: name or host:port). */
+static void tls_server_name(const char *target, char *out, size_t outsz)
+{
+    out[0] = '\0';
+    const char *p = NULL;
+    if (strncmp(target, "ipv4:", 5) == 0)
+        p = target + 5;
+    else if (strncmp(target, "ipv6:", 5) == 0)
+        p = target + 5;
+    if (p == NULL)
+        return;
+    size_t n = strcspn(p, ",");
+    const char *end = p + n;
+    if (*p == '[') { /* [v6]:port */
+        const char *close = memchr(p, ']', n);
+        if (close == NULL)
+            return;
+        p++;
+        end = close;
+    } else {
+        const char *colon = NULL;
+        for (const char *q = p; q < end; q++)
+            if (*q == ':')
+                colon = q;
+        if (colon != NULL && strncmp(target, "ipv4:", 5) == 0)
+            end = colon;
+    }
+    if ((size_t)(end - p) < outsz) {
+        memcpy(out, p, (size_t)(end - p));
+        out[end - p] = '\0';
+    }
+}
+
 struct gf_grpc_client *gf_grpc_client_new(const char *target)
+{
+    return gf_grpc_client_new_tls(target, NULL);
+}
+
+struct gf_grpc_client *gf_grpc_client_new_tls(const char *target, const struct gf_grpc_tls *tls)
 {
     grpc_init();
     struct gf_grpc_client *c = calloc(1, sizeof *c);
@@ -33,11 +75,14 @@ struct gf_grpc_client *gf_grpc_client_new(const char *target)
         return NULL;
     }
     pthread_mutex_init(&c->mu, NULL);
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    grpc_channel_credentials *creds =
+        tls ? gf_grpc_tls_channel_creds(tls) : grpc_insecure_credentials_create();
+    char server_name[256];
+    tls_server_name(target, server_name, sizeof server_name);
     /* round_robin: a target that resolves to several servers (ipv4:a:p,b:p, or a DNS name
      * with several addresses, as a headless Kubernetes Service has) spreads the calls over
      * all of them, and a server that goes away is skipped; one address works as before. */
-    grpc_arg a[5] = {
+    grpc_arg a[6] = {
         {.type = GRPC_ARG_STRING,
          .key = (char *)GRPC_ARG_SERVICE_CONFIG,
          .value.string = (char *)"{\"loadBalancingConfig\":[{\"round_robin\":{}}]}"},
@@ -55,8 +100,14 @@ struct gf_grpc_client *gf_grpc_client_new(const char *target)
         {.type = GRPC_ARG_INTEGER,
          .key = (char *)GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA,
          .value.integer = 0},
+        {.type = GRPC_ARG_STRING,
+         .key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
+         .value.string = server_name},
     };
-    grpc_channel_args args = {.num_args = sizeof a / sizeof a[0], .args = a};
+    size_t nargs = sizeof a / sizeof a[0];
+    if (tls == NULL || server_name[0] == '\0')
+        nargs--; /* the override goes last */
+    grpc_channel_args args = {.num_args = nargs, .args = a};
     c->channel = grpc_channel_create(target, creds, &args);
     grpc_channel_credentials_release(creds);
     return c;

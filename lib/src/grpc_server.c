@@ -19,6 +19,7 @@
 #include "gf/log.h"
 #include "gf/metrics.h"
 #include "gf/uuid.h"
+#include "grpc_tls.h"
 
 /* Calls of one method that can be in progress at once: handlers that return GF_PENDING
  * free their thread, so this is not bounded by the thread count. */
@@ -431,11 +432,16 @@ struct gf_grpc_server *gf_grpc_server_start(const struct gf_grpc_server_options 
                                            "gRPC handling time, by method", labels);
     }
     grpc_server_register_completion_queue(srv->server, srv->cq, NULL);
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    grpc_server_credentials *creds =
+        opt->tls ? gf_grpc_tls_server_creds(opt->tls) : grpc_insecure_server_credentials_create();
+    if (creds == NULL)
+        goto fail;
+    /* With TLS, gRPC parses the certificate and key here: a pair it refuses fails the bind. */
     int port = grpc_server_add_http2_port(srv->server, opt->addr, creds);
     grpc_server_credentials_release(creds);
     if (port == 0) {
-        GF_ERROR("grpc cannot bind addr=%s", opt->addr);
+        GF_ERROR("grpc cannot bind addr=%s%s", opt->addr,
+                 opt->tls ? " (or the TLS certificate and key were refused: do they match?)" : "");
         goto fail;
     }
     grpc_server_start(srv->server);
@@ -455,7 +461,8 @@ struct gf_grpc_server *gf_grpc_server_start(const struct gf_grpc_server_options 
             goto fail_started;
         }
     }
-    GF_INFO("grpc listening addr=%s port=%d threads=%d", opt->addr, port, srv->nthreads);
+    GF_INFO("grpc listening addr=%s port=%d threads=%d tls=%s", opt->addr, port, srv->nthreads,
+            opt->tls ? "mutual" : "off");
     if (bound_port)
         *bound_port = port;
     return srv;

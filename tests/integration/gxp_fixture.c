@@ -65,6 +65,7 @@ pid_t world_spawn_gxp(struct gxp_world *w, int grpc_port, int http_port, const c
                          "GXP_EVENT_LOG=false", /* these tests have no broker */
                          "GXP_BACKEND_DEADLINE_MS=1000",
                          "GXP_SHUTDOWN_GRACE_MS=3000",
+                         "GXP_GRPC_INSECURE=true", /* mutual TLS has its own test (grpc_tls) */
                          NULL};
     const char *argv[] = {GF_GXP_BIN, NULL};
     snprintf(w->gxp_log, sizeof w->gxp_log, "%s/%s", h_run_dir(), log_name);

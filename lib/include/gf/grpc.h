@@ -31,6 +31,31 @@
 #define GF_GRPC_KEEPALIVE_TIMEOUT_MS 5000
 #define GF_GRPC_SERVER_MIN_PING_INTERVAL_MS 1000
 
+/* ---- mutual TLS ---------------------------------------------------------------------- */
+
+/* A process's TLS material, read once at start from three PEM files: the private CA that
+ * signed every peer, and the process's own certificate (chain) and key, which it shows both
+ * as a server and as a client. gRPC's own TLS does the rest: a server given this material
+ * requires a client certificate and verifies it against the CA; a client verifies the
+ * server's certificate against the CA and the server name (see gf_grpc_client_new_tls). */
+struct gf_grpc_tls;
+
+/* The variables <prefix>_TLS_CA, <prefix>_TLS_CERT, <prefix>_TLS_KEY and <prefix>_GRPC_INSECURE
+ * follow one rule: the three files all set (mutual TLS), or none of them and the explicit
+ * opt-in insecure (plaintext). Anything else is logged like gf_config_load's problems, one
+ * line each, and gives GF_EINVAL (exit 78). Reads no file: --check-config runs it on
+ * manifests whose paths exist only in the container. */
+enum gf_status gf_grpc_tls_config_check(const char *prefix, const char *ca, const char *cert,
+                                        const char *key, bool insecure) GF_MUSTCHECK;
+
+/* Reads the three PEM files into a new gf_grpc_tls (*out, on success only). A file that
+ * cannot be read, is empty or over 1 MiB, holds no PEM block of its kind, or an encrypted
+ * key, is logged naming the variable (<prefix>_TLS_CA, ...) and the file, and gives GF_EINVAL.
+ * cert and key may both be NULL: a client that shows no certificate (for tests). */
+enum gf_status gf_grpc_tls_load(const char *prefix, const char *ca, const char *cert,
+                                const char *key, struct gf_grpc_tls **out) GF_MUSTCHECK;
+void gf_grpc_tls_free(struct gf_grpc_tls *tls); /* NULL is a no-op */
+
 /* ---- server ------------------------------------------------------------------------ */
 
 struct gf_grpc_call; /* one call being served */
@@ -60,6 +85,9 @@ struct gf_grpc_server_options {
     void *app; /* passed to every handler */
     /* The service's one table from status to gRPC code. */
     grpc_status_code (*grpc_code)(enum gf_status st);
+    /* NULL = plaintext. Otherwise mutual TLS: a client without a certificate the CA signed
+     * cannot connect (material without a certificate of its own is refused at start). */
+    const struct gf_grpc_tls *tls;
 };
 
 struct gf_grpc_server;
@@ -92,6 +120,12 @@ struct gf_grpc_client;
  * "ipv4:host:port,host:port" (or a DNS name with several addresses); calls go round-robin
  * over the servers that are up. */
 struct gf_grpc_client *gf_grpc_client_new(const char *target);
+/* The same over TLS when tls is not NULL (plaintext when it is): the server's certificate
+ * must chain to tls's CA and name the target's host (a DNS name or an IP address in its
+ * subjectAltName). For an ipv4:/ipv6: list of several servers that host is the first
+ * address's: every server in the list must hold a certificate naming it. The client shows
+ * tls's own certificate, if it has one. */
+struct gf_grpc_client *gf_grpc_client_new_tls(const char *target, const struct gf_grpc_tls *tls);
 void gf_grpc_client_free(struct gf_grpc_client *c);
 
 #define GF_GRPC_WAIT_FOR_READY 1u /* wait (until the deadline) for a server that is not up */
