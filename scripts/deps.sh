@@ -10,6 +10,7 @@ PACKAGES=(
     libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
     libpq-dev postgresql-15
     libmicrohttpd-dev libjansson-dev libcmocka-dev uuid-dev clang-format libcurl4-openssl-dev wrk
+    libsodium-dev libssl-dev openssl
     clang libclang-rt-14-dev
     rabbitmq-server librabbitmq-dev
     nginx

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "gf/clock.h"
 #include "gf/log.h"
@@ -43,6 +44,8 @@ struct gf_http_api {
     size_t nroutes;
     const atomic_bool *ready;
     void *app;
+    const struct gf_auth_keys *auth;
+    int64_t auth_leeway_s;
     struct route_figures *figures; /* nroutes * NMETHODS, then the unmatched one */
 };
 
@@ -65,6 +68,12 @@ int gf_http_api_code(enum gf_status st)
         return 412;
     case GF_ETOOBIG:
         return 413;
+    case GF_EUNAUTHENTICATED:
+        return 401;
+    case GF_EFORBIDDEN:
+        return 403;
+    case GF_ERATELIMITED:
+        return 429;
     case GF_EUNAVAILABLE:
     case GF_ESHUTDOWN:
     case GF_EUNKNOWN:
@@ -84,12 +93,18 @@ const char *gf_http_api_message(int status)
     switch (status) {
     case 400:
         return "the request is invalid";
+    case 401:
+        return "this request needs a valid bearer token (POST /auth/login gives one)";
+    case 403:
+        return "you are not allowed to do this";
     case 404:
         return "not found";
     case 409:
         return "the request conflicts with the current state";
     case 412:
         return "the resource changed since it was read";
+    case 429:
+        return "too many requests; retry later";
     case 503:
         return "a dependency is unavailable; retry later";
     case 504:
@@ -168,6 +183,11 @@ struct gf_http_api *gf_http_api_new(const struct gf_http_api_options *opt)
                      opt->routes[i].path ? opt->routes[i].path : "(null)");
             goto out;
         }
+        if (opt->routes[i].access != GF_HTTP_PUBLIC && opt->auth == NULL) {
+            GF_ERROR("http api route %s needs a token and the api has no keys to verify one",
+                     opt->routes[i].path);
+            goto out;
+        }
     }
     api = calloc(1, sizeof *api);
     if (api == NULL ||
@@ -180,6 +200,8 @@ struct gf_http_api *gf_http_api_new(const struct gf_http_api_options *opt)
     api->nroutes = opt->nroutes;
     api->ready = opt->ready;
     api->app = opt->app;
+    api->auth = opt->auth;
+    api->auth_leeway_s = opt->auth_leeway_s;
     char name[SERVICE_MAX + 40], labels[LABELS_MAX];
     snprintf(name, sizeof name, "%s_http_request_duration_seconds", api->service);
     for (size_t fi = 0; fi <= api->nroutes * NMETHODS; fi++) {
@@ -282,6 +304,63 @@ static bool route_find(struct gf_http_ctx *c)
     return false;
 }
 
+/* ---- who calls ------------------------------------------------------------------------------ */
+
+/* 401 with the challenge of RFC 6750: the scheme, and why a token was refused. */
+static void reply_unauthenticated(struct gf_http_ctx *c, const char *code, const char *message,
+                                  bool token_sent)
+{
+    gf_http_add_header(c->resp, "WWW-Authenticate",
+                       token_sent ? "Bearer realm=\"gf-svc\", error=\"invalid_token\""
+                                  : "Bearer realm=\"gf-svc\"");
+    gf_http_api_reply_error(c, 401, code, message);
+}
+
+/* The bearer token of the request, verified, into c->who; then the route's access. false: the
+ * answer (401 or 403) is in c->resp. */
+static bool authenticate(struct gf_http_ctx *c)
+{
+    const char *h = gf_http_header(c->req, "Authorization");
+    if (h == NULL || h[0] == '\0') {
+        reply_unauthenticated(c, "unauthenticated",
+                              "this request needs a bearer token: Authorization: Bearer <token> "
+                              "(POST /auth/login gives one)",
+                              false);
+        return false;
+    }
+    /* The scheme is case-insensitive (RFC 7235); one or more spaces before the token. */
+    if (strncasecmp(h, "Bearer ", 7) != 0) {
+        reply_unauthenticated(c, "invalid_token",
+                              "the Authorization header must be: Bearer <token>", true);
+        return false;
+    }
+    const char *token = h + 7;
+    while (*token == ' ')
+        token++;
+    enum gf_auth_error e = gf_auth_verify(c->api->auth, token, strlen(token), (int64_t)time(NULL),
+                                          c->api->auth_leeway_s, &c->who);
+    if (e != GF_AUTH_OK) {
+        reply_unauthenticated(c, e == GF_AUTH_EXPIRED ? "token_expired" : "invalid_token",
+                              gf_auth_error_message(e), true);
+        return false;
+    }
+    c->signed_in = true;
+    if (c->route->access == GF_HTTP_ADMIN && c->who.role != GF_ROLE_ADMIN) {
+        gf_http_api_reply_error(c, 403, "forbidden", "this needs the admin role");
+        return false;
+    }
+    return true;
+}
+
+bool gf_http_api_may_act_for(struct gf_http_ctx *c, int64_t user_id)
+{
+    if (c->signed_in && (c->who.role == GF_ROLE_ADMIN || c->who.user_id == user_id))
+        return true;
+    gf_http_api_reply_error(c, 403, "forbidden",
+                            "a user may act only for itself: this names another user");
+    return false;
+}
+
 bool gf_http_api_begin(struct gf_http_api *api, struct gf_http_ctx *c,
                        const struct gf_http_request *req, struct gf_http_response *resp)
 {
@@ -292,6 +371,8 @@ bool gf_http_api_begin(struct gf_http_api *api, struct gf_http_ctx *c,
                               .cid = gf_http_cid(req),
                               .start_us = gf_mono_us()};
     if (!route_find(c))
+        return false;
+    if (c->route->access != GF_HTTP_PUBLIC && !authenticate(c))
         return false;
     if (c->route->needs_ready && api->ready != NULL && !atomic_load(api->ready)) {
         gf_http_api_reply_error(c, 503, "not_ready", "the service is starting; retry later");

@@ -30,6 +30,12 @@ const char *gf_status_str(enum gf_status st)
         return "shutting_down";
     case GF_EUNKNOWN:
         return "outcome_unknown";
+    case GF_EUNAUTHENTICATED:
+        return "unauthenticated";
+    case GF_EFORBIDDEN:
+        return "forbidden";
+    case GF_ERATELIMITED:
+        return "rate_limited";
     case GF_EINTERNAL:
         return "internal";
     case GF_PENDING:

@@ -2,11 +2,17 @@
 # A service's command line, run on the built program with an empty environment: --help lists
 # every variable, --check-config prints each one (secrets masked) and exits 0, or 78 with the
 # bad variables on stderr, and an unknown argument exits 2 with one line. Nothing is started.
-#   service_cli_test.sh <binary> <program> [-- VAR=value... ]...
-# Each group after a `--` is an invalid environment; its last variable is the one blamed.
+#   service_cli_test.sh <binary> <program> [+VAR=value...] [-- VAR=value... ]...
+# +VAR=value: the least a valid environment holds (a required variable), in every run. Each
+# group after a `--` is an invalid environment; its last variable is the one blamed.
 set -u
 bin=$1 prog=$2
 shift 2
+base=()
+while (($# > 0)) && [[ $1 == +* ]]; do
+    base+=("${1#+}")
+    shift
+done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failures=0
@@ -26,7 +32,7 @@ run() { # run <name> [VAR=value...] -- <args...>: rc, stdout and stderr in $tmp/
     local envs=()
     while [[ $1 != -- ]]; do envs+=("$1") && shift; done
     shift
-    env -i "${keep[@]}" "${envs[@]}" "$bin" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err"
+    env -i "${keep[@]}" "${base[@]}" "${envs[@]}" "$bin" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err"
     echo $? >"$tmp/$name.rc"
 }
 rc() { cat "$tmp/$1.rc"; }

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gf/auth.h"
 #include "gf/http.h"
 #include "gf/status.h"
 
@@ -39,6 +40,18 @@ enum {
 
 struct gf_http_ctx;
 
+/* Who may call a route. Anything but GF_HTTP_PUBLIC needs a bearer token that the api's keys
+ * verify (gf/auth.h): no token, or one that proves nothing, is answered 401 with
+ * WWW-Authenticate; a valid token of a role the route does not take is answered 403. A table
+ * entry that leaves it out does not build (-Wextra's missing-field-initializers), and the zero
+ * value is the strictest anyway: a route nobody classed is for admins only. What
+ * a signed-in user may do to whom (its own id only) is the route's own check, on c->who. */
+enum gf_http_access {
+    GF_HTTP_ADMIN = 0,     /* role admin */
+    GF_HTTP_SIGNED_IN = 1, /* any valid token: role user or admin */
+    GF_HTTP_PUBLIC = 2,    /* no token needed (a token sent is not looked at) */
+};
+
 /* One entry of a service's route table (a static array that outlives the api). */
 struct gf_http_route {
     const char *path; /* exact, or ending in "/:id": a positive integer (gf_http_path_id) */
@@ -46,6 +59,7 @@ struct gf_http_route {
     bool needs_ready; /* answered 503 not_ready while the api's ready flag is false */
     const void *data; /* the service's own, per route (the backend's body definition) */
     void (*run)(struct gf_http_ctx *c);
+    enum gf_http_access access;
 };
 
 /* The :id of a path: decimal digits only, 1 to 2^53 (a JSON-safe integer). */
@@ -58,6 +72,10 @@ struct gf_http_api_options {
     size_t nroutes;
     const atomic_bool *ready; /* needs_ready routes wait for it; NULL: always ready */
     void *app;                /* handed to the routes as ctx->app */
+    /* Verifies the bearer tokens of routes that are not public (it outlives the api). NULL:
+     * every route must be GF_HTTP_PUBLIC, or gf_http_api_new refuses the table. */
+    const struct gf_auth_keys *auth;
+    int64_t auth_leeway_s; /* clock skew allowed on a token's exp and nbf */
 };
 
 struct gf_http_api;
@@ -94,6 +112,9 @@ struct gf_http_ctx {
      * debug, not warn. Set by the readiness gate, or by a route answering its own readiness. */
     bool expected;
     int64_t start_us;
+    /* Who called: valid when signed_in (set for every route but a public one). */
+    bool signed_in;
+    struct gf_auth_claims who;
 };
 #define GF_HTTP_CTX_OF(type, member, c) ((type *)((char *)(c)-offsetof(type, member)))
 
@@ -103,7 +124,8 @@ void gf_http_api_handle(void *api, const struct gf_http_request *req,
                         struct gf_http_response *resp);
 /* Fills c and finds the route of the request's path and method. true: c->route should run.
  * false: c->resp holds the answer already — 404 not_found, 405 method_not_allowed with
- * Allow naming every method of the path, or 503 not_ready (needs_ready, and not ready). */
+ * Allow naming every method of the path, 401 (unauthenticated, token_expired, invalid_token)
+ * or 403 forbidden by the route's access, or 503 not_ready (needs_ready, and not ready). */
 bool gf_http_api_begin(struct gf_http_api *api, struct gf_http_ctx *c,
                        const struct gf_http_request *req, struct gf_http_response *resp);
 /* Ends every request begun: Retry-After: 1 on a 503 that has none, the metrics, and one log
@@ -125,6 +147,10 @@ void gf_http_api_reply_status(struct gf_http_ctx *c, enum gf_status st, const ch
 /* Answers GET /metrics: every registered metric, or 503 out_of_memory when they cannot be
  * rendered. */
 void gf_http_api_reply_metrics(struct gf_http_ctx *c);
+
+/* Whether the caller may act for user_id: an admin for anyone, a user for itself only. When
+ * not, answers 403 forbidden and returns false. */
+bool gf_http_api_may_act_for(struct gf_http_ctx *c, int64_t user_id);
 
 /* Whether resp has a header of this name (case-insensitive). */
 bool gf_http_response_has_header(const struct gf_http_response *resp, const char *name);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gf/http.h"
@@ -34,10 +35,15 @@ static void the_status_table_maps_every_status(void **state)
         enum gf_status st;
         int code;
     } table[] = {
-        {GF_OK, 200},        {GF_EINVAL, 400},        {GF_ENOTFOUND, 404}, {GF_EEXISTS, 409},
-        {GF_ECONFLICT, 409}, {GF_EPRECONDITION, 412}, {GF_ERANGE, 400},    {GF_EUNAVAILABLE, 503},
-        {GF_ESHUTDOWN, 503}, {GF_ETIMEOUT, 504},      {GF_ETOOBIG, 413},   {GF_ENOMEM, 503},
-        {GF_EUNKNOWN, 503},  {GF_EINTERNAL, 500},     {GF_PENDING, 500},
+        {GF_OK, 200},         {GF_EINVAL, 400},
+        {GF_ENOTFOUND, 404},  {GF_EEXISTS, 409},
+        {GF_ECONFLICT, 409},  {GF_EPRECONDITION, 412},
+        {GF_ERANGE, 400},     {GF_EUNAVAILABLE, 503},
+        {GF_ESHUTDOWN, 503},  {GF_ETIMEOUT, 504},
+        {GF_ETOOBIG, 413},    {GF_ENOMEM, 503},
+        {GF_EUNKNOWN, 503},   {GF_EINTERNAL, 500},
+        {GF_PENDING, 500},    {GF_EUNAUTHENTICATED, 401},
+        {GF_EFORBIDDEN, 403}, {GF_ERATELIMITED, 429},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         assert_int_equal(gf_http_api_code(table[i].st), table[i].code);
@@ -125,15 +131,15 @@ static void run_conflict(struct gf_http_ctx *c)
 }
 
 static const struct gf_http_route routes[] = {
-    {"/thing", GF_HTTP_GET, false, NULL, run_thing},
-    {"/thing/:id", GF_HTTP_GET | GF_HTTP_DELETE, false, NULL, run_thing_id},
-    {"/thing/:id", GF_HTTP_PATCH, false, NULL, run_thing_id},
-    {"/gated", GF_HTTP_GET, true, NULL, run_thing},
-    {"/busy", GF_HTTP_GET, false, NULL, run_busy},
-    {"/busy-own", GF_HTTP_GET, false, NULL, run_busy_own},
-    {"/not-utf8", GF_HTTP_POST, false, NULL, run_not_utf8},
-    {"/conflict", GF_HTTP_GET, false, NULL, run_conflict},
-    {"/metrics", GF_HTTP_GET, false, NULL, gf_http_api_reply_metrics},
+    {"/thing", GF_HTTP_GET, false, NULL, run_thing, GF_HTTP_PUBLIC},
+    {"/thing/:id", GF_HTTP_GET | GF_HTTP_DELETE, false, NULL, run_thing_id, GF_HTTP_PUBLIC},
+    {"/thing/:id", GF_HTTP_PATCH, false, NULL, run_thing_id, GF_HTTP_PUBLIC},
+    {"/gated", GF_HTTP_GET, true, NULL, run_thing, GF_HTTP_PUBLIC},
+    {"/busy", GF_HTTP_GET, false, NULL, run_busy, GF_HTTP_PUBLIC},
+    {"/busy-own", GF_HTTP_GET, false, NULL, run_busy_own, GF_HTTP_PUBLIC},
+    {"/not-utf8", GF_HTTP_POST, false, NULL, run_not_utf8, GF_HTTP_PUBLIC},
+    {"/conflict", GF_HTTP_GET, false, NULL, run_conflict, GF_HTTP_PUBLIC},
+    {"/metrics", GF_HTTP_GET, false, NULL, gf_http_api_reply_metrics, GF_HTTP_PUBLIC},
 };
 
 static struct gf_http_server *g_srv;
@@ -399,17 +405,159 @@ static void requests_are_counted_by_route_method_and_exact_code(void **state)
 static void bad_route_tables_are_refused(void **state)
 {
     (void)state;
-    static const struct gf_http_route no_run[] = {{"/x", GF_HTTP_GET, false, NULL, NULL}};
-    static const struct gf_http_route no_method[] = {{"/x", 0, false, NULL, run_thing}};
-    static const struct gf_http_route quote[] = {{"/x\"", GF_HTTP_GET, false, NULL, run_thing}};
-    static const struct gf_http_route relative[] = {{"x", GF_HTTP_GET, false, NULL, run_thing}};
+    static const struct gf_http_route no_run[] = {
+        {"/x", GF_HTTP_GET, false, NULL, NULL, GF_HTTP_PUBLIC}};
+    static const struct gf_http_route no_method[] = {
+        {"/x", 0, false, NULL, run_thing, GF_HTTP_PUBLIC}};
+    static const struct gf_http_route quote[] = {
+        {"/x\"", GF_HTTP_GET, false, NULL, run_thing, GF_HTTP_PUBLIC}};
+    static const struct gf_http_route relative[] = {
+        {"x", GF_HTTP_GET, false, NULL, run_thing, GF_HTTP_PUBLIC}};
     const struct gf_http_route *bad[] = {no_run, no_method, quote, relative};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_null(gf_http_api_new(
             &(struct gf_http_api_options){.service = "tbad", .routes = bad[i], .nroutes = 1}));
     assert_null(gf_http_api_new(&(struct gf_http_api_options){.routes = routes, .nroutes = 1}));
+    /* A route that needs a token in an api with no keys to verify one. */
+    static const struct gf_http_route guarded[] = {
+        {"/x", GF_HTTP_GET, false, NULL, run_thing, GF_HTTP_SIGNED_IN}};
+    assert_null(gf_http_api_new(
+        &(struct gf_http_api_options){.service = "tbad", .routes = guarded, .nroutes = 1}));
+
     assert_null(gf_http_api_new(&(struct gf_http_api_options){.service = "tbad"}));
     gf_http_api_free(NULL);
+}
+
+/* ---- who may call what ---------------------------------------------------------------------- */
+
+static struct gf_auth_keys *g_keys;
+static char g_keydir[64];
+
+/* ?userId=N: answers 200 when the caller may act for N. */
+static void run_mine(struct gf_http_ctx *c)
+{
+    const char *q = gf_http_query(c->req, "userId");
+    if (!gf_http_api_may_act_for(c, q != NULL ? atoll(q) : 0))
+        return;
+    gf_http_api_reply_json(c, 200,
+                           json_pack("{s:I,s:s}", "sub", (json_int_t)c->who.user_id, "role",
+                                     gf_role_name(c->who.role)));
+}
+
+static const struct gf_http_route guarded_routes[] = {
+    {"/open", GF_HTTP_GET, false, NULL, run_thing, GF_HTTP_PUBLIC},
+    {"/mine", GF_HTTP_GET, false, NULL, run_mine, GF_HTTP_SIGNED_IN},
+    {"/admin", GF_HTTP_GET, false, NULL, run_mine, GF_HTTP_ADMIN},
+};
+
+static int start_guarded(void **state)
+{
+    (void)state;
+    char priv[128], pub[128], why[256];
+    snprintf(g_keydir, sizeof g_keydir, "/tmp/gf-http-api-XXXXXX");
+    if (mkdtemp(g_keydir) == NULL)
+        return -1;
+    snprintf(priv, sizeof priv, "%s/k.pem", g_keydir);
+    snprintf(pub, sizeof pub, "%s/k.pub.pem", g_keydir);
+    if (gf_auth_keygen(priv, pub) != GF_OK)
+        return -1;
+    g_keys = gf_auth_keys_load(g_keydir, priv, "gf-svc", "gf-svc-api", why, sizeof why);
+    unlink(priv);
+    unlink(pub);
+    rmdir(g_keydir);
+    if (g_keys == NULL)
+        return -1;
+    struct gf_http_server_options opt = {
+        .addr = "127.0.0.1:0",
+        .threads = 2,
+        .max_connections = 16,
+        .connection_timeout_s = 10,
+        .max_body = 1024,
+    };
+    g_srv = gf_http_api_start(
+        &(struct gf_http_api_options){.service = "tauth",
+                                      .routes = guarded_routes,
+                                      .nroutes = sizeof guarded_routes / sizeof guarded_routes[0],
+                                      .auth = g_keys,
+                                      .auth_leeway_s = 5},
+        &opt, &g_port);
+    return g_srv != NULL ? 0 : -1;
+}
+
+static int stop_guarded(void **state)
+{
+    stop_server(state);
+    gf_auth_keys_free(g_keys);
+    return 0;
+}
+
+/* GET path with an Authorization header (NULL: none). */
+static void request_auth(const char *path, const char *authorization, struct answer *a)
+{
+    char head[GF_AUTH_TOKEN_MAX + 256];
+    snprintf(head, sizeof head, "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n%s%s%s\r\n",
+             path, authorization ? "Authorization: " : "", authorization ? authorization : "",
+             authorization ? "\r\n" : "");
+    int fd = client_connect(g_port);
+    send_str(fd, head);
+    a->status = client_read_answer(fd, a->raw, sizeof a->raw, NULL);
+    close(fd);
+    char *end = strstr(a->raw, "\r\n\r\n");
+    assert_non_null(end);
+    a->body = end + 4;
+}
+
+static char *bearer(enum gf_role role, int64_t sub, int64_t at, int64_t ttl)
+{
+    struct gf_auth_claims c = {.user_id = sub, .role = role, .name = "someone"};
+    char *token = NULL;
+    assert_int_equal(gf_auth_sign(g_keys, &c, at, ttl, &token), GF_OK);
+    char *h = NULL;
+    assert_true(asprintf(&h, "Bearer %s", token) > 0);
+    free(token);
+    return h;
+}
+
+static void expect(const char *path, const char *authorization, int status, const char *code)
+{
+    struct answer a;
+    request_auth(path, authorization, &a);
+    if (a.status != status || (code != NULL && strstr(a.body, code) == NULL))
+        fail_msg("GET %s: %d %s, want %d %s", path, a.status, a.body, status, code ? code : "");
+    char v[128];
+    if (status == 401)
+        assert_int_equal(header(&a, "WWW-Authenticate", v, sizeof v), 1);
+}
+
+static void routes_answer_by_who_calls(void **state)
+{
+    (void)state;
+    int64_t now = (int64_t)time(NULL);
+    char *user = bearer(GF_ROLE_USER, 7, now, 600);
+    char *admin = bearer(GF_ROLE_ADMIN, 1, now, 600);
+    char *expired = bearer(GF_ROLE_ADMIN, 1, now - 700, 600);
+    char *early = bearer(GF_ROLE_ADMIN, 1, now + 600, 600);
+    expect("/open", NULL, 200, NULL);
+    expect("/open", "Bearer nonsense", 200, NULL); /* a public route does not look */
+    expect("/mine?userId=7", NULL, 401, "\"error\":\"unauthenticated\"");
+    expect("/mine?userId=7", "Basic dTpw", 401, "\"error\":\"invalid_token\"");
+    expect("/mine?userId=7", "Bearer", 401, "\"error\":\"invalid_token\"");
+    expect("/mine?userId=7", "Bearer a.b.c", 401, "\"error\":\"invalid_token\"");
+    expect("/mine?userId=7", expired, 401, "\"error\":\"token_expired\"");
+    expect("/mine?userId=7", early, 401, "\"error\":\"invalid_token\"");
+    expect("/mine?userId=7", user, 200, "\"sub\":7");
+    expect("/mine?userId=8", user, 403, "\"error\":\"forbidden\"");
+    expect("/mine?userId=8", admin, 200, "\"role\":\"admin\"");
+    expect("/admin?userId=7", user, 403, "\"error\":\"forbidden\"");
+    expect("/admin?userId=7", admin, 200, NULL);
+    /* The scheme is case-insensitive, spaces before the token are allowed. */
+    char lower[GF_AUTH_TOKEN_MAX + 16];
+    snprintf(lower, sizeof lower, "bearer   %s", user + 7);
+    expect("/mine?userId=7", lower, 200, NULL);
+    free(user);
+    free(admin);
+    free(expired);
+    free(early);
 }
 
 int main(void)
@@ -432,6 +580,10 @@ int main(void)
         cmocka_unit_test(error_bodies_fall_back_to_the_status_defaults),
         cmocka_unit_test(requests_are_counted_by_route_method_and_exact_code),
     };
+    const struct CMUnitTest guarded[] = {
+        cmocka_unit_test(routes_answer_by_who_calls),
+    };
     int failed = cmocka_run_group_tests_name("pure", pure, NULL, NULL);
-    return failed + cmocka_run_group_tests_name("served", served, start_server, stop_server);
+    failed += cmocka_run_group_tests_name("served", served, start_server, stop_server);
+    return failed + cmocka_run_group_tests_name("guarded", guarded, start_guarded, stop_guarded);
 }
