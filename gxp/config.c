@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "gf/amqp.h"
 #include "gf/log.h"
 #include "gxp.h"
 
@@ -23,7 +24,9 @@ const struct gf_config_def gxp_config_defs[] = {
      "a request head that began must be complete within this, or the connection is cut (408); "
      "a body or the taking of an answer gets three times as long"},
     {"GXP_DB_URL", GF_CFG_CONNINFO, "host=localhost port=5432 dbname=gxp user=gxp", 0, 0, false,
-     F(db_url), "libpq conninfo of gxp-db (the role must be superuser on PostgreSQL 15)"},
+     F(db_url),
+     "libpq conninfo of gxp-db: the ledger's role, which owns gxp's tables (also the "
+     "subscription's when GXP_SUBSCRIPTION_ADMIN_URL is empty: then a superuser on PostgreSQL 15)"},
     {"GXP_DB_PASSWORD", GF_CFG_STRING, "", 0, 0, true, F(db_password),
      "password of gxp-db (kept out of GXP_DB_URL so it can come from a Secret)"},
     {"GXP_DB_POOL_SIZE", GF_CFG_INT, "4", 1, 200, false, F(db_pool_size),
@@ -39,8 +42,24 @@ const struct gf_config_def gxp_config_defs[] = {
     {"GXP_PUBLISHER_PASSWORD", GF_CFG_STRING, "", 0, 0, true, F(publisher_password),
      "password gxp-db's subscription uses to reach backend-db; appended to GXP_PUBLISHER_CONNINFO"
      " (which must then hold none)"},
+    {"GXP_SUBSCRIPTION_ADMIN_URL", GF_CFG_CONNINFO, "", 0, 0, false, F(subscription_admin_url),
+     "libpq conninfo of gxp-db for the subscription manager only: a superuser, as CREATE/ALTER "
+     "SUBSCRIPTION need on PostgreSQL 15 (empty = GXP_DB_URL's role does it)"},
+    {"GXP_SUBSCRIPTION_ADMIN_PASSWORD", GF_CFG_STRING, "", 0, 0, true,
+     F(subscription_admin_password),
+     "password of GXP_SUBSCRIPTION_ADMIN_URL's role (kept out of the URL so it can come from a "
+     "Secret)"},
     {"GXP_BACKEND_ADDR", GF_CFG_GRPC_TARGET, "localhost:30090", 0, 0, false, F(backend_addr),
      "gRPC target of backend.Backend (asked about stuck transactions): host:port or ipv4:h:p,h:p"},
+    {"GXP_TLS_CA", GF_CFG_STRING, "", 0, 0, false, F(tls_ca),
+     "PEM file of the private CA: the backend's client certificate (calling gxp.Gxp) and its "
+     "server certificate (ResolveTransaction) must chain to it"},
+    {"GXP_TLS_CERT", GF_CFG_STRING, "", 0, 0, false, F(tls_cert),
+     "PEM file of this gxp's certificate, shown to the backend both as gRPC server and as client"},
+    {"GXP_TLS_KEY", GF_CFG_STRING, "", 0, 0, false, F(tls_key),
+     "PEM file of that certificate's private key (unencrypted; read once at start)"},
+    {"GXP_GRPC_INSECURE", GF_CFG_BOOL, "false", 0, 0, false, F(grpc_insecure),
+     "true: gRPC in plaintext, without the GXP_TLS_* files (tests only; logs a warning)"},
     {"GXP_BACKEND_DEADLINE_MS", GF_CFG_INT, "2000", 10, 60000, false, F(backend_deadline_ms),
      "deadline of each ResolveTransaction call"},
     {"GXP_PENDING_TIMEOUT_MS", GF_CFG_INT, "30000", 100, 86400000, false, F(pending_timeout_ms),
@@ -58,6 +77,8 @@ const struct gf_config_def gxp_config_defs[] = {
      F(amqp_url), "RabbitMQ whose events gxp logs (amqp://user[:password]@host:port/vhost)"},
     {"GXP_AMQP_PASSWORD", GF_CFG_STRING, "", 0, 0, true, F(amqp_password),
      "RabbitMQ password, replacing the URL's (so it can come from a Secret)"},
+    {"GXP_AMQP_CA", GF_CFG_STRING, "", 0, 0, false, F(amqp_ca),
+     "PEM file of the CA the broker's certificate chains to (required with an amqps:// URL)"},
     {"GXP_EVENT_LOG", GF_CFG_BOOL, "true", 0, 0, false, F(event_log),
      "subscribe to the events (queue gxp.events.log) and log each one"},
     {"GXP_LOG_LEVEL", GF_CFG_LOGLEVEL, "info", 0, 0, false, F(log_level),
@@ -91,5 +112,8 @@ enum gf_status gxp_config_check(const struct gxp_config *cfg)
         GF_ERROR("config invalid_count=1");
         return GF_EINVAL;
     }
-    return GF_OK;
+    if (gf_amqp_config_check("GXP", cfg->amqp_url, cfg->amqp_ca) != GF_OK)
+        return GF_EINVAL;
+    return gf_grpc_tls_config_check("GXP", cfg->tls_ca, cfg->tls_cert, cfg->tls_key,
+                                    cfg->grpc_insecure);
 }

@@ -29,7 +29,12 @@ struct gxp_config {
     int64_t threads;
     char *publisher_conninfo;
     char *publisher_password;
+    char *subscription_admin_url; /* "" = the subscription uses pool */
+    char *subscription_admin_password;
     char *backend_addr;
+    /* PEM files: mutual TLS on both gRPC sides, unless grpc_insecure. */
+    char *tls_ca, *tls_cert, *tls_key;
+    bool grpc_insecure;
     int64_t backend_deadline_ms;
     int64_t pending_timeout_ms;
     int64_t resolve_interval_ms;
@@ -38,6 +43,7 @@ struct gxp_config {
     int64_t shutdown_grace_ms;
     char *amqp_url;
     char *amqp_password;
+    char *amqp_ca;
     bool event_log;
     int log_level;
 };
@@ -45,13 +51,16 @@ extern const struct gf_config_def gxp_config_defs[];
 extern const size_t gxp_config_ndefs;
 /* The rules that span variables, after gf_config_load: GXP_PUBLISHER_PASSWORD is refused when
  * GXP_PUBLISHER_CONNINFO carries a password of its own (libpq would take whichever comes
- * last: one place only). Logs each problem like gf_config_load; GF_EINVAL means exit 78. */
+ * last: one place only); GXP_TLS_CA/_CERT/_KEY all set, or none and GXP_GRPC_INSECURE=true
+ * (gf_grpc_tls_config_check). Logs each problem like gf_config_load; GF_EINVAL means exit 78. */
 enum gf_status gxp_config_check(const struct gxp_config *cfg) GF_MUSTCHECK;
 
 /* ---- the process-wide state the threads share ------------------------------------------ */
 struct gxp_app {
     const struct gxp_config *cfg;
+    const struct gf_grpc_tls *tls;   /* NULL: plaintext gRPC (GXP_GRPC_INSECURE) */
     struct gf_db_pool *pool;         /* multi-statement work: GetAll, resolver, subscription */
+    struct gf_db_pool *admin_pool;   /* the subscription's, as a superuser; NULL = pool */
     struct gf_db_pipeline *pipeline; /* the single-statement RPCs */
     atomic_bool migrated;            /* the schema is in place: RPCs may run */
     atomic_bool subscribed;          /* transaction_outbox_sub exists and carries the table */

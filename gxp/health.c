@@ -42,9 +42,9 @@ static void run_readyz(struct gf_http_ctx *c)
 }
 
 static const struct gf_http_route routes[] = {
-    {"/healthz", GF_HTTP_GET, false, NULL, run_healthz},
-    {"/readyz", GF_HTTP_GET, false, NULL, run_readyz},
-    {"/metrics", GF_HTTP_GET, false, NULL, gf_http_api_reply_metrics},
+    {"/healthz", GF_HTTP_GET, false, NULL, run_healthz, GF_HTTP_PUBLIC},
+    {"/readyz", GF_HTTP_GET, false, NULL, run_readyz, GF_HTTP_PUBLIC},
+    {"/metrics", GF_HTTP_GET, false, NULL, gf_http_api_reply_metrics, GF_HTTP_PUBLIC},
 };
 
 struct gf_http_server *health_start(struct gxp_app *app)

@@ -88,6 +88,12 @@ grpc_status_code ledger_grpc_code(enum gf_status st)
         return GRPC_STATUS_UNAVAILABLE;
     case GF_ETIMEOUT:
         return GRPC_STATUS_DEADLINE_EXCEEDED;
+    case GF_EUNAUTHENTICATED:
+        return GRPC_STATUS_UNAUTHENTICATED;
+    case GF_EFORBIDDEN:
+        return GRPC_STATUS_PERMISSION_DENIED;
+    case GF_ERATELIMITED:
+        return GRPC_STATUS_RESOURCE_EXHAUSTED;
     case GF_ENOMEM:
         return GRPC_STATUS_RESOURCE_EXHAUSTED;
     case GF_ETOOBIG:

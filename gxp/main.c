@@ -1,7 +1,7 @@
 /* gxp: the GXP points ledger, participant of the backend's two-phase commit.
- * The story: command line (--help, --check-config) → logging → config → database pool and
- * pipeline → health port → schema → gRPC server, resolver, subscription and event log → wait
- * for SIGTERM/SIGINT → drain → clean up. */
+ * The story: command line (--help, --check-config) → logging → config → TLS material →
+ * database pool and pipeline → health port → schema → gRPC server, resolver, subscription and
+ * event log → wait for SIGTERM/SIGINT → drain → clean up. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +32,7 @@ int main(int argc, char **argv)
     struct resolver *resolver = NULL;
     struct subscription *subscription = NULL;
     struct gf_amqp_consumer *event_log = NULL;
+    struct gf_grpc_tls *tls = NULL; /* both gRPC sides: gxp.Gxp and the resolver's channel */
 
     int early = gf_service_configure(argc, argv, "gxp", gxp_config_defs, gxp_config_ndefs, &cfg,
                                      check_config);
@@ -45,6 +46,15 @@ int main(int argc, char **argv)
 
     gf_log_init("gxp", (enum gf_log_level)cfg.log_level);
     gf_config_log(gxp_config_defs, gxp_config_ndefs, &cfg);
+    if (cfg.grpc_insecure) {
+        GF_WARN("grpc without TLS (GXP_GRPC_INSECURE=true): peers are not authenticated and "
+                "calls travel in plaintext");
+    } else if (gf_grpc_tls_load("GXP", cfg.tls_ca, cfg.tls_cert, cfg.tls_key, &tls) != GF_OK) {
+        GF_ERROR("invalid configuration: exiting");
+        rc = GF_EX_CONFIG;
+        goto out;
+    }
+    app.tls = tls;
 
     struct gf_db_pool_options popt = {
         .conninfo = cfg.db_url,
@@ -62,6 +72,25 @@ int main(int argc, char **argv)
         goto out;
     }
     gf_db_pool_register_metrics(app.pool, "main");
+    /* PostgreSQL 15 lets only a superuser create or alter a subscription: when one is
+     * configured, the subscription manager alone uses it (one connection), and the ledger's
+     * connections stay with its least-privileged role. */
+    if (cfg.subscription_admin_url[0] != '\0') {
+        struct gf_db_pool_options aopt = {
+            .conninfo = cfg.subscription_admin_url,
+            .password = cfg.subscription_admin_password,
+            .size = 1,
+            .acquire_timeout_ms = 2000,
+            .statement_timeout_ms = (int)cfg.db_statement_timeout_ms,
+            .application_name = "gxp-subscription",
+        };
+        app.admin_pool = gf_db_pool_new(&aopt);
+        if (app.admin_pool == NULL) {
+            GF_ERROR("cannot create the subscription's database pool");
+            goto out;
+        }
+        gf_db_pool_register_metrics(app.admin_pool, "subscription");
+    }
     gf_db_pipeline_register_metrics(app.pipeline, "pipeline");
     ledger_metrics_init(); /* before the port that shows them */
     http = health_start(&app);
@@ -83,6 +112,7 @@ int main(int argc, char **argv)
         .nmethods = ledger_nmethods,
         .app = &app,
         .grpc_code = ledger_grpc_code,
+        .tls = tls,
     };
     grpc = gf_grpc_server_start(&gopt, NULL);
     if (grpc == NULL)
@@ -93,6 +123,7 @@ int main(int argc, char **argv)
     subscription = subscription_start(&app);
     struct gf_amqp_options amqp = {.url = cfg.amqp_url,
                                    .password = cfg.amqp_password,
+                                   .ca_file = cfg.amqp_ca,
                                    .name = "gxp-event-log",
                                    .heartbeat_s = 30,
                                    .timeout_ms = 5000};
@@ -115,6 +146,8 @@ out:
     gf_http_server_stop(http);
     gf_db_pipeline_free(app.pipeline);
     gf_db_pool_free(app.pool);
+    gf_db_pool_free(app.admin_pool);
+    gf_grpc_tls_free(tls);
     gf_service_drain_end();
     GF_INFO("gxp stopped rc=%d", rc);
     gf_config_free(gxp_config_defs, gxp_config_ndefs, &cfg);

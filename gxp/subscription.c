@@ -22,6 +22,11 @@
  * not hours; an existing subscription whose conninfo differs from the one gxp builds (an older
  * version's, a changed password) is altered to it.
  *
+ * On PostgreSQL 15 only a superuser may create or alter a subscription and read its conninfo:
+ * with GXP_SUBSCRIPTION_ADMIN_URL set, every statement here runs on a connection of its own as
+ * that role (gxp_subscription_admin, sql/roles/roles.sql), while the ledger's connections use
+ * GXP_DB_URL's least-privileged role; without it, on GXP_DB_URL's pool as before.
+ *
  * CREATE/ALTER SUBSCRIPTION cannot run in a transaction block: a session advisory lock keeps
  * two replicas (and scripts/replication-recover.sh) from changing it at once. The conninfo may
  * hold a password: it goes into no log line, gxp's or (through the statement's text) gxp-db's. */
@@ -367,6 +372,16 @@ static enum gf_status ensure(struct subscription *s, struct gf_db_conn *c)
         }
         return st;
     }
+    /* The conninfo first: a refresh connects with it (an older version's may name a role that
+     * can no longer log in). */
+    if (!o.conninfo_same && gf_deadline_passed(s->next_alter)) {
+        s->next_alter = gf_deadline_in_ms(ALTER_EVERY_MS);
+        st = run_ddl(s, c, DDL_CONNECTION);
+        if (st != GF_OK)
+            return st;
+        GF_INFO("subscription conninfo updated (link keepalives, role, password) name=" SUB_NAME);
+        gf_counter_add(m_altered, 1);
+    }
     if (o.table_state == 0) {
         st = empty_replica(c);
         if (st == GF_OK) /* a failure (backend-db down) is logged by gf_db: retried later */
@@ -382,14 +397,6 @@ static enum gf_status ensure(struct subscription *s, struct gf_db_conn *c)
             return GF_EUNAVAILABLE;
         }
         return st;
-    }
-    if (!o.conninfo_same && gf_deadline_passed(s->next_alter)) {
-        s->next_alter = gf_deadline_in_ms(ALTER_EVERY_MS);
-        st = run_ddl(s, c, DDL_CONNECTION);
-        if (st == GF_OK) {
-            GF_INFO("subscription conninfo updated (link keepalives, password) name=" SUB_NAME);
-            gf_counter_add(m_altered, 1);
-        }
     }
     return st;
 }
@@ -437,7 +444,8 @@ static enum gf_status check(struct subscription *s, enum sub_health *h)
     struct gxp_app *app = s->app;
     struct gf_db_conn *c = NULL;
     *h = SUB_NSTATES;
-    enum gf_status st = gf_db_acquire(app->pool, &c);
+    struct gf_db_pool *pool = app->admin_pool != NULL ? app->admin_pool : app->pool;
+    enum gf_status st = gf_db_acquire(pool, &c);
     if (st != GF_OK)
         return st;
     struct observed o;
@@ -463,7 +471,7 @@ static enum gf_status check(struct subscription *s, enum sub_health *h)
         atomic_store(&sync_errors_now, o.exists ? o.sync_errors : -1);
         atomic_store(&last_msg_age_now, o.exists ? o.last_msg_age_ms : -1);
     }
-    gf_db_release(app->pool, c);
+    gf_db_release(pool, c);
     return st;
 }
 

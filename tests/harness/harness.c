@@ -588,11 +588,11 @@ out:
 /* Runs tests/harness/pg-cluster.sh with args; its output goes to our stderr. 0 on exit 0. */
 static int h_pg_script(const char *fn, const char *const args[])
 {
-    const char *argv[8] = {"/bin/bash", H_PG_SCRIPT};
+    const char *argv[10] = {"/bin/bash", H_PG_SCRIPT};
     int status, nullfd, i;
     pid_t pid, r;
 
-    for (i = 0; i < 5 && args[i]; i++)
+    for (i = 0; i < 7 && args[i]; i++)
         argv[i + 2] = args[i];
     argv[i + 2] = NULL;
     nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -631,7 +631,7 @@ static int h_pg_script(const char *fn, const char *const args[])
 static int h_pg_script_start(const char *datadir, int port, int flags)
 {
     char portstr[16];
-    const char *args[6] = {"start", datadir, portstr};
+    const char *args[7] = {"start", datadir, portstr};
     int n = 3;
 
     snprintf(portstr, sizeof portstr, "%d", port);
@@ -639,6 +639,8 @@ static int h_pg_script_start(const char *datadir, int port, int flags)
         args[n++] = "--logical";
     if (flags & H_PG_SUBSCRIBER)
         args[n++] = "--subscriber";
+    if (flags & H_PG_SCRAM)
+        args[n++] = "--scram";
     args[n] = NULL;
     return h_pg_script("h_pg_start", args);
 }

@@ -11,6 +11,9 @@
  * replication. */
 #define H_PG_LOGICAL 0x1
 #define H_PG_SUBSCRIBER 0x2
+/* pg-cluster.sh --scram: TCP clients (postgres too) give a scram-sha-256 password; the Unix
+ * socket in the data directory stays trusted. The conninfo below then needs a password. */
+#define H_PG_SCRAM 0x4
 
 /* A running throwaway cluster; connect with conninfo (user postgres, database postgres). */
 struct h_pg {

@@ -2,13 +2,19 @@
 # Throwaway PostgreSQL 15 clusters for the tests (harness.c) and the local stack (scripts/stack.sh).
 # A new cluster is a copy of a cached initdb template: ~0.35 s instead of ~2 s for initdb.
 #
-#   pg-cluster.sh start  DATADIR PORT [--logical] [--subscriber]
+#   pg-cluster.sh start  DATADIR PORT [--logical] [--subscriber] [--scram]
 #   pg-cluster.sh stop   DATADIR
 #   pg-cluster.sh status DATADIR        (exit 0 = running)
+#   pg-cluster.sh roles  DATADIR CLUSTER SECRETS_DIR
 #
 # Callers connect with "host=127.0.0.1 port=PORT user=postgres dbname=postgres" (trust auth);
 # nothing else (role, database) is created. initdb and postgres refuse root, so when run as root
 # every PostgreSQL program runs as the OS user postgres, which owns the data directory.
+# --scram (the local stack): every TCP client gives a scram-sha-256 password, postgres too; only
+# the Unix socket in DATADIR (a 0700 directory: the cluster's OS owner and root) stays trusted,
+# for administration. `roles` applies sql/roles/roles.sql over that socket as postgres, with
+# gf.cluster = CLUSTER (backend-db, gxp-db, eventlog-db) and, for every SECRETS_DIR/NAME.password
+# (NAME of [a-z_]), gf.NAME_password set to the file's content: the services' login roles.
 # Environment: PG_TEMPLATE_DIR (template cache), GF_PG_BIN (default /usr/lib/postgresql/15/bin).
 set -euo pipefail
 
@@ -16,6 +22,8 @@ PG_BIN=${GF_PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_MAJOR=15
 TEMPLATE=${PG_TEMPLATE_DIR:-/tmp/gf-pg-template-$(id -u)}
 CONF_NAME=gf-cluster.conf
+HBA_NAME=gf-hba.conf
+ROLES_SQL=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/sql/roles/roles.sql
 INCLUDE_LINE="include_if_exists = '$CONF_NAME'"
 SOCKET_PATH_MAX=107 # sizeof(sun_path) - 1 on Linux
 
@@ -25,7 +33,7 @@ die() {
 }
 
 usage() {
-    printf 'usage: %s start DATADIR PORT [--logical] [--subscriber] | stop DATADIR | status DATADIR\n' \
+    printf 'usage: %s start DATADIR PORT [--logical] [--subscriber] [--scram] | stop DATADIR | status DATADIR | roles DATADIR CLUSTER SECRETS_DIR\n' \
         "${0##*/}" >&2
     exit 2
 }
@@ -148,7 +156,24 @@ write_conf() {
             printf 'max_logical_replication_workers = 4\nmax_worker_processes = 16\n'
             printf "wal_retrieve_retry_interval = '500ms'\n"
         fi
+        if ((SCRAM)); then
+            printf "password_encryption = 'scram-sha-256'\n"
+            printf "hba_file = '%s'\n" "${DATADIR//\'/\'\'}/$HBA_NAME"
+        fi
     } >"$tmp"
+    if ((SCRAM)); then
+        [[ -n $sockdir ]] ||
+            die "$DATADIR is too long for a Unix socket path, and --scram administers over one"
+        {
+            printf '# Written by pg-cluster.sh start --scram: do not edit, it is overwritten at every start.\n'
+            printf '# The socket (in the 0700 data directory) is the administrator'"'"'s; TCP wants a\n'
+            printf '# scram-sha-256 password from everyone (replication=database connections too).\n'
+            printf 'local all all trust\n'
+            printf 'host all all 127.0.0.1/32 scram-sha-256\n'
+        } >"$DATADIR/$HBA_NAME.tmp"
+        give_to_pg "$DATADIR/$HBA_NAME.tmp"
+        mv -f "$DATADIR/$HBA_NAME.tmp" "$DATADIR/$HBA_NAME"
+    fi
     give_to_pg "$tmp"
     mv -f "$tmp" "$DATADIR/$CONF_NAME"
     if ! grep -qxF "$INCLUDE_LINE" "$DATADIR/postgresql.conf"; then
@@ -206,6 +231,30 @@ cmd_stop() {
     return 0
 }
 
+# psql over the cluster's socket as postgres: the settings on stdin, then roles.sql. Passwords
+# travel on stdin only (never in an argument or the environment); psql's error verbosity is
+# terse, so no CONTEXT line (which would quote a failing statement) is printed.
+cmd_roles() {
+    local cluster=$1 secrets=$2 f name value port
+    is_running || die "$DATADIR is not running"
+    [[ -f $ROLES_SQL ]] || die "$ROLES_SQL is missing"
+    port=$(pid_file_line 4)
+    {
+        printf "SET gf.cluster = '%s';\n" "$cluster"
+        for f in "$secrets"/*.password; do
+            [[ -f $f ]] || continue
+            name=${f##*/}
+            name=${name%.password}
+            [[ $name =~ ^[a-z_]+$ ]] || continue
+            value=$(<"$f")
+            printf "SET gf.%s_password = '%s';\n" "$name" "${value//\'/\'\'}"
+        done
+        cat "$ROLES_SQL"
+    } | as_pg "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -v VERBOSITY=terse -h "$DATADIR" \
+        -p "$port" -U postgres -d postgres >/dev/null ||
+        die "roles of $cluster could not be applied in $DATADIR"
+}
+
 cmd_status() {
     if is_running; then
         printf 'running pid=%s port=%s\n' "$(pid_file_line 1)" "$(pid_file_line 4)"
@@ -219,7 +268,7 @@ cmd_status() {
 CMD=$1
 DATADIR=$(realpath -m -- "$2")
 shift 2
-PORT='' LOGICAL=0 SUBSCRIBER=0
+PORT='' LOGICAL=0 SUBSCRIBER=0 SCRAM=0
 case $CMD in
 start)
     (($# >= 1)) || usage
@@ -233,6 +282,7 @@ start)
         case $arg in
         --logical) LOGICAL=1 ;;
         --subscriber) SUBSCRIBER=1 ;;
+        --scram) SCRAM=1 ;;
         *) usage ;;
         esac
     done
@@ -241,6 +291,10 @@ start)
 stop | status)
     (($# == 0)) || usage
     "cmd_$CMD"
+    ;;
+roles)
+    (($# == 2)) || usage
+    cmd_roles "$1" "$2"
     ;;
 *) usage ;;
 esac

@@ -6,6 +6,8 @@
 #   rabbitmq.sh stop   DIR
 #   rabbitmq.sh status DIR               (exit 0 = running)
 #   rabbitmq.sh ctl    DIR ARGS...       (rabbitmqctl against the node in DIR)
+#   rabbitmq.sh users  DIR VHOST SECRETS_DIR
+#                                        (the services' users, scripts/broker-users.sh, and no guest)
 #
 # DIR holds everything: mnesia/ (data, kept by stop), log/, the config files, `env` (key=value:
 # port, dist_port, epmd_port, node; harness.c reads port) and `pids` (key=PID START of the
@@ -14,7 +16,8 @@
 # where h_free_port's ports come from); a start that fails on picked ports is retried on others.
 # Every rabbitmqctl run listens for a moment too: on 29900-29999 (its default, 35672-35682, is
 # in the ephemeral range and has room for only 11 calls at once, machine-wide).
-# Clients log in as guest/guest. Runs as the current user, root included: the node never switches
+# Clients log in as guest/guest, until `users` made the services' users and deleted guest (the
+# local stack does; the tests' shared node keeps guest). Runs as the current user, root included: the node never switches
 # user, unlike /usr/sbin/rabbitmqctl, and its Erlang cookie lives in DIR (HOME=DIR).
 # Environment: GF_RABBITMQ_BIN (default /usr/lib/rabbitmq/bin), GF_RABBITMQ_START_TIMEOUT (s, 60).
 set -euo pipefail
@@ -35,7 +38,7 @@ die() {
 }
 
 usage() {
-    printf 'usage: %s start DIR PORT [--dist-port N] [--epmd-port N] | stop DIR | status DIR | ctl DIR ARGS...\n' \
+    printf 'usage: %s start DIR PORT [--dist-port N] [--epmd-port N] | stop DIR | status DIR | ctl DIR ARGS... | users DIR VHOST SECRETS_DIR\n' \
         "${0##*/}" >&2
     exit 2
 }
@@ -345,6 +348,24 @@ cmd_ctl() {
     ctl_raw "$@"
 }
 
+# Imports scripts/broker-users.sh's definitions (users, permissions, eventlog's queues) from a
+# 0600 file removed at once, then deletes guest. Idempotent.
+cmd_users() {
+    local vhost=$1 secrets=$2 defs users rc=0
+    defs=$(umask 077 && mktemp "$DIR/definitions.XXXXXX")
+    if ! "$(dirname "${BASH_SOURCE[0]}")/../../scripts/broker-users.sh" "$vhost" "$secrets" >"$defs"; then
+        rm -f "$defs"
+        die "could not write the users' definitions"
+    fi
+    cmd_ctl -q import_definitions "$defs" >/dev/null || rc=$?
+    rm -f "$defs"
+    ((rc == 0)) || die "import_definitions failed"
+    users=$(cmd_ctl -q list_users) || die "list_users failed"
+    if grep -q '^guest[[:space:]]' <<<"$users"; then
+        cmd_ctl -q delete_user guest >/dev/null || die "could not delete guest"
+    fi
+}
+
 (($# >= 2)) || usage
 CMD=$1
 DIR=$(realpath -m -- "$2")
@@ -375,6 +396,10 @@ stop | status)
     ;;
 ctl)
     cmd_ctl "$@"
+    ;;
+users)
+    (($# == 2)) || usage
+    cmd_users "$1" "$2"
     ;;
 *) usage ;;
 esac

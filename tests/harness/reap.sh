@@ -116,8 +116,8 @@ reap_cluster() {
 
 # The `broker` fixture's node: it has no owning test process, and the reaper runs only before
 # and after all tests. rabbitmq.sh signals only the processes it recorded in DIR/pids.
-reap_broker() {
-    local dir=$TMP/broker
+reap_broker() { # DIR (default: the fixture's)
+    local dir=${1:-$TMP/broker}
     [[ -f $dir/pids ]] || return 0
     "$HERE/rabbitmq.sh" status "$dir" >/dev/null 2>&1 && log "stopping leftover broker ${dir}"
     "$HERE/rabbitmq.sh" stop "$dir" || log "could not stop the broker in ${dir}"
@@ -167,6 +167,7 @@ main() {
         reap_cluster "$f" || true
     done
     reap_broker || true
+    reap_broker "$TMP/roles-broker" || true # roles_test's own node (guest deleted)
     reap_stack || true
     reap_engine || true
 }
