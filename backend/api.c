@@ -2,12 +2,14 @@
  * per-route metrics): its route table, strict input validation (validate.c), If-Match on items,
  * Idempotency-Key for POSTs, and the service endpoints /healthz, /readyz and /metrics. */
 #include <assert.h>
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
+#include "gf/clock.h"
 #include "gf/http.h"
 #include "gf/http_api.h"
 #include "gf/uuid.h"
@@ -29,6 +31,7 @@ struct ctx {
     int64_t if_match;           /* the version If-Match names (PATCH) */
     struct be_idem idem;        /* the Idempotency-Key (idem.key NULL: none) */
     struct validate_value v[3]; /* the body's fields, in the order of the route's body fields */
+    int64_t list_user;          /* a list of user items cut to this user (0: everyone's) */
 };
 
 static struct ctx *ctx_of(struct gf_http_ctx *h)
@@ -111,12 +114,13 @@ typedef enum gf_status (*list_fn)(struct backend_app *app, const struct be_page 
 static void run_list(struct ctx *c, const char *key, list_fn fn)
 {
     struct be_err err = {0};
-    struct be_page page;
+    struct be_page page = {0};
     char *body = NULL;
     size_t len = 0;
     enum gf_status st =
         validate_page(gf_http_query(c->http.req, "limit"), gf_http_query(c->http.req, "after"),
                       c->app->cfg->list_cap, &page, &err);
+    page.user_id = c->list_user;
     if (st == GF_OK)
         st = fn(c->app, &page, key, &body, &len, &err);
     if (st != GF_OK) {
@@ -145,9 +149,23 @@ static void run_list_marketplace(struct gf_http_ctx *h)
     run_list(ctx_of(h), "marketplaceItems", store_list_marketplace);
 }
 
+/* An admin sees every user's items (or one user's: ?userId=), a user its own only. */
 static void run_list_user_items(struct gf_http_ctx *h)
 {
-    run_list(ctx_of(h), "userItems", store_list_user_items);
+    struct ctx *c = ctx_of(h);
+    const char *q = gf_http_query(c->http.req, "userId");
+    if (q != NULL) {
+        struct be_err err = {0};
+        if (validate_query_id(q, "userId", &c->list_user, &err) != GF_OK) {
+            reply_status(c, GF_EINVAL, &err);
+            return;
+        }
+        if (!gf_http_api_may_act_for(h, c->list_user))
+            return;
+    } else if (h->who.role != GF_ROLE_ADMIN) {
+        c->list_user = h->who.user_id;
+    }
+    run_list(c, "userItems", store_list_user_items);
 }
 
 static void run_create_user(struct gf_http_ctx *h)
@@ -155,9 +173,15 @@ static void run_create_user(struct gf_http_ctx *h)
     struct ctx *c = ctx_of(h);
     struct be_err err = {0};
     int64_t id = 0;
+    char hash[GF_AUTH_HASH_SIZE];
     c->idem.shape = BE_SHAPE_CREATED;
     c->idem.id_key = "userId";
-    enum gf_status st = coord_create_user(c->app, c->v[0].str, c->http.cid, &c->idem, &id, &err);
+    enum gf_status st = GF_OK;
+    if (c->v[1].present) /* before the transaction: a hash takes ~50 ms */
+        st = auth_hash_password(c->v[1].str, hash, &err);
+    if (st == GF_OK)
+        st = coord_create_user(c->app, &h->who, c->v[0].str, c->v[1].present ? hash : NULL,
+                               c->http.cid, &c->idem, &id, &err);
     reply_created(c, st, &err, "userId", id);
 }
 
@@ -168,7 +192,8 @@ static void run_create_item(struct gf_http_ctx *h)
     int64_t id = 0;
     c->idem.shape = BE_SHAPE_CREATED;
     c->idem.id_key = "itemId";
-    enum gf_status st = store_create_item(c->app, c->v[0].str, c->v[1].num, &c->idem, &id, &err);
+    enum gf_status st = store_create_item(c->app, &h->who, c->v[0].str, c->v[1].num, c->http.cid,
+                                          &c->idem, &id, &err);
     reply_created(c, st, &err, "itemId", id);
 }
 
@@ -179,8 +204,8 @@ static void run_create_marketplace_item(struct gf_http_ctx *h)
     int64_t id = 0;
     c->idem.shape = BE_SHAPE_CREATED;
     c->idem.id_key = "marketplaceItemId";
-    enum gf_status st =
-        store_create_marketplace_item(c->app, c->v[0].num, c->v[1].num, &c->idem, &id, &err);
+    enum gf_status st = store_create_marketplace_item(c->app, &h->who, c->v[0].num, c->v[1].num,
+                                                      c->http.cid, &c->idem, &id, &err);
     reply_created(c, st, &err, "marketplaceItemId", id);
 }
 
@@ -191,8 +216,8 @@ static void run_create_user_item(struct gf_http_ctx *h)
     int64_t id = 0;
     c->idem.shape = BE_SHAPE_CREATED;
     c->idem.id_key = "userItemId";
-    enum gf_status st =
-        store_create_user_item(c->app, c->v[0].num, c->v[1].num, c->v[2].num, &c->idem, &id, &err);
+    enum gf_status st = store_create_user_item(c->app, &h->who, c->v[0].num, c->v[1].num,
+                                               c->v[2].num, c->http.cid, &c->idem, &id, &err);
     reply_created(c, st, &err, "userItemId", id);
 }
 
@@ -203,8 +228,10 @@ static void run_buy(struct gf_http_ctx *h)
     int64_t id = 0;
     bool replayed = false;
     c->idem.shape = BE_SHAPE_BUY;
-    enum gf_status st =
-        coord_buy(c->app, c->v[0].num, c->v[1].num, c->http.cid, &c->idem, &id, &replayed, &err);
+    if (!gf_http_api_may_act_for(h, c->v[0].num))
+        return;
+    enum gf_status st = coord_buy(c->app, &h->who, c->v[0].num, c->v[1].num, c->http.cid, &c->idem,
+                                  &id, &replayed, &err);
     if (st != GF_OK) {
         reply_status(c, st, &err);
         return;
@@ -218,8 +245,8 @@ static void run_add_gxp(struct gf_http_ctx *h)
     struct be_err err = {0};
     bool replayed = false;
     c->idem.shape = BE_SHAPE_CID;
-    enum gf_status st =
-        coord_add_gxp(c->app, c->v[0].num, c->v[1].num, c->http.cid, &c->idem, &replayed, &err);
+    enum gf_status st = coord_add_gxp(c->app, &h->who, c->v[0].num, c->v[1].num, c->http.cid,
+                                      &c->idem, &replayed, &err);
     if (st != GF_OK) {
         reply_status(c, st, &err);
         return;
@@ -235,6 +262,8 @@ static void run_user_gxp(struct gf_http_ctx *h)
     json_t *out = NULL;
     enum gf_status st =
         validate_query_id(gf_http_query(c->http.req, "userId"), "userId", &user_id, &err);
+    if (st == GF_OK && !gf_http_api_may_act_for(h, user_id))
+        return;
     if (st == GF_OK)
         st = coord_user_gxp(c->app, user_id, c->http.cid, &out, &err);
     if (st != GF_OK) {
@@ -306,10 +335,52 @@ static void run_patch_item(struct gf_http_ctx *h)
                     "the body must set at least one of \"name\" and \"cost\"");
         return;
     }
-    enum gf_status st =
-        store_patch_item(c->app, c->http.path_id, c->if_match, c->v[0].present ? c->v[0].str : NULL,
-                         c->v[1].present ? c->v[1].num : -1, &item, &version, &err);
+    enum gf_status st = store_patch_item(
+        c->app, &h->who, c->http.path_id, c->if_match, c->v[0].present ? c->v[0].str : NULL,
+        c->v[1].present ? c->v[1].num : -1, c->http.cid, &item, &version, &err);
     reply_item(c, st, &err, item, version);
+}
+
+/* POST /auth/login {name, password} → {token, expiresAt, role}. */
+static void run_login(struct gf_http_ctx *h)
+{
+    struct ctx *c = ctx_of(h);
+    struct be_err err = {0};
+    char *token = NULL;
+    int64_t expires_at = 0, retry_after = 0;
+    enum gf_status st =
+        auth_login(c->app, c->v[0].str, c->v[1].str, &token, &expires_at, &retry_after, &err);
+    if (st != GF_OK) {
+        if (retry_after > 0) {
+            char ra[24];
+            snprintf(ra, sizeof ra, "%" PRId64, retry_after);
+            gf_http_add_header(c->http.resp, "Retry-After", ra);
+        }
+        reply_status(c, st, &err);
+        return;
+    }
+    char when[25];
+    gf_iso8601_ms(expires_at * 1000000, when);
+    gf_http_add_header(c->http.resp, "Cache-Control", "no-store");
+    reply_json(c, 200,
+               json_pack("{s:s,s:s,s:s,s:s}", "token", token, "expiresAt", when, "tokenType",
+                         "Bearer", "correlationId", c->http.cid));
+    free(token);
+}
+
+/* POST /auth/password {password, newPassword} (one's own), or an admin's {userId, newPassword}. */
+static void run_password(struct gf_http_ctx *h)
+{
+    struct ctx *c = ctx_of(h);
+    struct be_err err = {0};
+    enum gf_status st =
+        auth_change_password(c->app, &h->who, c->v[0].present ? c->v[0].str : NULL,
+                             c->v[2].present ? c->v[2].num : 0, c->v[1].str, c->http.cid, &err);
+    if (st != GF_OK) {
+        reply_status(c, st, &err);
+        return;
+    }
+    reply_json(c, 200, json_pack("{s:b,s:s}", "success", 1, "correlationId", c->http.cid));
 }
 
 /* "/item/svc-info endpoint serviced by backend-svc-1", as the original answered. */
@@ -346,7 +417,7 @@ static enum gf_status gxp_ping(struct ctx *c)
 static void run_readyz(struct gf_http_ctx *h)
 {
     struct ctx *c = ctx_of(h);
-    bool migrated = atomic_load(&c->app->migrated);
+    bool migrated = atomic_load(&c->app->serving);
     enum gf_status db = gf_db_ping(c->app->pool);
     enum gf_status gxp = gxp_ping(c);
     bool ready = migrated && db == GF_OK && gxp == GF_OK;
@@ -371,32 +442,40 @@ static void run_readyz(struct gf_http_ctx *h)
 
 /* A path id that is not a positive integer matches no route: 404, since /item/abc names
  * nothing that could exist (and /item/create, /item/svc-info are routes of their own). */
+/* Who may call what (ARCHITECTURE.md, "Who may call what"): catalog reads, svc-info and the
+ * probes are public; a user acts for itself only (gf_http_api_may_act_for in the route); an
+ * admin for anyone. /metrics is never routed by the ingress. */
+#define ADMIN GF_HTTP_ADMIN
+#define SIGNED_IN GF_HTTP_SIGNED_IN
+#define PUBLIC GF_HTTP_PUBLIC
 static const struct gf_http_route routes[] = {
-    {"/user", GF_HTTP_GET, true, NOBODY, run_list_users},
-    {"/user/", GF_HTTP_GET, true, NOBODY, run_list_users},
-    {"/user/create", GF_HTTP_POST, true, BODY(VALIDATE_BODY_USER_CREATE), run_create_user},
-    {"/item", GF_HTTP_GET, true, NOBODY, run_list_items},
-    {"/item/create", GF_HTTP_POST, true, BODY(VALIDATE_BODY_ITEM_CREATE), run_create_item},
-    {"/item/:id", GF_HTTP_GET, true, NOBODY, run_get_item},
-    {"/item/:id", GF_HTTP_PATCH, true, BODY(VALIDATE_BODY_ITEM_PATCH), run_patch_item},
-    {"/marketplace/item", GF_HTTP_GET, true, NOBODY, run_list_marketplace},
+    {"/user", GF_HTTP_GET, true, NOBODY, run_list_users, ADMIN},
+    {"/user/", GF_HTTP_GET, true, NOBODY, run_list_users, ADMIN},
+    {"/user/create", GF_HTTP_POST, true, BODY(VALIDATE_BODY_USER_CREATE), run_create_user, ADMIN},
+    {"/item", GF_HTTP_GET, true, NOBODY, run_list_items, PUBLIC},
+    {"/item/create", GF_HTTP_POST, true, BODY(VALIDATE_BODY_ITEM_CREATE), run_create_item, ADMIN},
+    {"/item/:id", GF_HTTP_GET, true, NOBODY, run_get_item, PUBLIC},
+    {"/item/:id", GF_HTTP_PATCH, true, BODY(VALIDATE_BODY_ITEM_PATCH), run_patch_item, ADMIN},
+    {"/marketplace/item", GF_HTTP_GET, true, NOBODY, run_list_marketplace, PUBLIC},
     {"/marketplace/item/create", GF_HTTP_POST, true, BODY(VALIDATE_BODY_MARKETPLACE_CREATE),
-     run_create_marketplace_item},
-    {"/marketplace/item/buy", GF_HTTP_POST, true, BODY(VALIDATE_BODY_BUY), run_buy},
-    {"/user/item", GF_HTTP_GET, true, NOBODY, run_list_user_items},
+     run_create_marketplace_item, ADMIN},
+    {"/marketplace/item/buy", GF_HTTP_POST, true, BODY(VALIDATE_BODY_BUY), run_buy, SIGNED_IN},
+    {"/user/item", GF_HTTP_GET, true, NOBODY, run_list_user_items, SIGNED_IN},
     {"/user/item/create", GF_HTTP_POST, true, BODY(VALIDATE_BODY_USER_ITEM_CREATE),
-     run_create_user_item},
-    {"/user/gxp/add", GF_HTTP_POST, true, BODY(VALIDATE_BODY_GXP_ADD), run_add_gxp},
-    {"/user/gxp", GF_HTTP_GET, true, NOBODY, run_user_gxp},
-    {"/gxp/get-all", GF_HTTP_GET, false, NOBODY, run_gxp_get_all},
-    {"/gxp/transaction", GF_HTTP_GET, true, NOBODY, run_gxp_transaction},
-    {"/item/svc-info", GF_HTTP_GET, false, NOBODY, run_svc_info},
-    {"/user/svc-info", GF_HTTP_GET, false, NOBODY, run_svc_info},
-    {"/marketplace/svc-info", GF_HTTP_GET, false, NOBODY, run_svc_info},
-    {"/gxp/svc-info", GF_HTTP_GET, false, NOBODY, run_svc_info},
-    {"/healthz", GF_HTTP_GET, false, NOBODY, run_healthz},
-    {"/readyz", GF_HTTP_GET, false, NOBODY, run_readyz},
-    {"/metrics", GF_HTTP_GET, false, NOBODY, gf_http_api_reply_metrics},
+     run_create_user_item, ADMIN},
+    {"/user/gxp/add", GF_HTTP_POST, true, BODY(VALIDATE_BODY_GXP_ADD), run_add_gxp, ADMIN},
+    {"/user/gxp", GF_HTTP_GET, true, NOBODY, run_user_gxp, SIGNED_IN},
+    {"/gxp/get-all", GF_HTTP_GET, false, NOBODY, run_gxp_get_all, ADMIN},
+    {"/gxp/transaction", GF_HTTP_GET, true, NOBODY, run_gxp_transaction, ADMIN},
+    {"/auth/login", GF_HTTP_POST, true, BODY(VALIDATE_BODY_LOGIN), run_login, PUBLIC},
+    {"/auth/password", GF_HTTP_POST, true, BODY(VALIDATE_BODY_PASSWORD), run_password, SIGNED_IN},
+    {"/item/svc-info", GF_HTTP_GET, false, NOBODY, run_svc_info, PUBLIC},
+    {"/user/svc-info", GF_HTTP_GET, false, NOBODY, run_svc_info, PUBLIC},
+    {"/marketplace/svc-info", GF_HTTP_GET, false, NOBODY, run_svc_info, PUBLIC},
+    {"/gxp/svc-info", GF_HTTP_GET, false, NOBODY, run_svc_info, PUBLIC},
+    {"/healthz", GF_HTTP_GET, false, NOBODY, run_healthz, PUBLIC},
+    {"/readyz", GF_HTTP_GET, false, NOBODY, run_readyz, PUBLIC},
+    {"/metrics", GF_HTTP_GET, false, NOBODY, gf_http_api_reply_metrics, PUBLIC},
 };
 
 /* ---- the request's life ------------------------------------------------------------------ */
@@ -418,7 +497,9 @@ static bool check_preconditions(struct ctx *c, const char **key)
                         "If-Match must name one version, as the ETag gave it: \"<version>\"");
             return false;
         }
-    } else if (c->http.method == GF_HTTP_POST) {
+    } else if (c->http.method == GF_HTTP_POST && c->http.route->run != run_login &&
+               c->http.route->run != run_password) {
+        /* Not for /auth: a stored answer would keep a token, and both are safe to resend. */
         const char *h = gf_http_header(c->http.req, "Idempotency-Key");
         if (h != NULL && !validate_idempotency_key(h)) {
             reply_error(c, 400, "invalid_header",
@@ -535,7 +616,9 @@ struct gf_http_server *api_start(struct backend_app *app)
         &(struct gf_http_api_options){.service = "backend",
                                       .routes = routes,
                                       .nroutes = sizeof routes / sizeof routes[0],
-                                      .ready = &app->migrated,
-                                      .app = app},
+                                      .ready = &app->serving,
+                                      .app = app,
+                                      .auth = app->keys,
+                                      .auth_leeway_s = app->cfg->auth_leeway_s},
         &opt, NULL);
 }

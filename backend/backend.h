@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "gf/auth.h"
 #include "gf/config.h"
 #include "gf/db.h"
 #include "gf/grpc.h"
@@ -32,6 +33,8 @@ struct backend_config {
     int64_t http_body_timeout_ms;
     int64_t max_body;
     char *gxp_addr;
+    char *tls_ca, *tls_cert, *tls_key; /* PEM files: mutual TLS on both gRPC sides */
+    bool grpc_insecure;
     int64_t gxp_deadline_ms;
     char *deployment_name;
     int64_t list_cap;
@@ -42,6 +45,7 @@ struct backend_config {
     int64_t shutdown_grace_ms;
     char *amqp_url;
     char *amqp_password;
+    char *amqp_ca;
     int64_t amqp_heartbeat_s;
     int64_t relay_batch;
     int64_t relay_workers;
@@ -51,9 +55,21 @@ struct backend_config {
     int64_t outbox_prune_interval_ms;
     bool event_log;
     int log_level;
+    char *auth_keys_dir;
+    char *auth_signing_key;
+    char *auth_issuer;
+    char *auth_audience;
+    int64_t auth_token_ttl_s;
+    int64_t auth_leeway_s;
+    int64_t login_max_failures;
+    char *admin_name;
+    char *admin_password;
 };
 extern const struct gf_config_def backend_config_defs[];
 extern const size_t backend_config_ndefs;
+/* The rules that span variables, after gf_config_load: BACKEND_TLS_CA/_CERT/_KEY all set, or
+ * none and BACKEND_GRPC_INSECURE=true (gf_grpc_tls_config_check). GF_EINVAL means exit 78. */
+enum gf_status backend_config_check(const struct backend_config *cfg) GF_MUSTCHECK;
 
 /* ---- the process-wide state ----------------------------------------------------------- */
 struct backend_app {
@@ -61,7 +77,10 @@ struct backend_app {
     struct gf_db_pool *pool;
     struct gf_grpc_client *gxp;
     struct relay *relay;
+    struct gf_auth_keys *keys; /* verify every token; sign those of POST /auth/login */
     atomic_bool migrated;
+    /* The schema is in place and the first operator made: /readyz and the routes answer. */
+    atomic_bool serving;
 };
 
 /* ---- err.c: what a failed operation tells the client -------------------------------------
@@ -129,6 +148,7 @@ void idem_finish(struct backend_app *app, const struct be_idem *idem,
 struct be_page {
     int64_t after;
     int limit;
+    int64_t user_id; /* lists of user items: only this user's (0: everyone's) */
 };
 
 /* ---- store.c: the local data (shared helpers first) ------------------------------------
@@ -156,6 +176,11 @@ enum gf_status store_begin(struct backend_app *app, struct gf_db_conn **c,
 enum gf_status store_run(struct gf_db_conn *c, const char *name, const char *sql, int n,
                          const char *const *params, PGresult **res,
                          struct be_err *err) GF_MUSTCHECK;
+struct events_admin; /* events.c, below */
+/* Writes the AdminActionEvent a of request cid into event_outbox on c, inside the caller's
+ * transaction: the audit exists iff the change commits. Kick the relay after the COMMIT. */
+enum gf_status store_audit(struct gf_db_conn *c, const struct events_admin *a, const char *cid,
+                           struct be_err *err) GF_MUSTCHECK;
 
 /* ---- store.c: the local data (users, items, marketplace, user items) --------------------
  * Lists answer JSON arrays in the original's shapes (ids as numbers, updatedAt as ISO-8601
@@ -176,8 +201,10 @@ enum gf_status store_list_user_items(struct backend_app *app, const struct be_pa
                                      const char *key, char **out, size_t *len,
                                      struct be_err *err) GF_MUSTCHECK;
 
-/* GF_EINVAL-free: inputs are validated by the caller (api.c). */
-enum gf_status store_create_item(struct backend_app *app, const char *name, int64_t cost,
+/* The changes an operator makes (who, request cid) write their AdminActionEvent in their own
+ * transaction (store_audit). GF_EINVAL-free: inputs are validated by the caller (api.c). */
+enum gf_status store_create_item(struct backend_app *app, const struct gf_auth_claims *who,
+                                 const char *name, int64_t cost, const char *cid,
                                  const struct be_idem *idem, int64_t *item_id,
                                  struct be_err *err) GF_MUSTCHECK;
 /* One item {id,name,cost,updatedAt} and its version (the ETag). GF_ENOTFOUND. */
@@ -185,16 +212,20 @@ enum gf_status store_get_item(struct backend_app *app, int64_t id, json_t **out,
                               struct be_err *err) GF_MUSTCHECK;
 /* Changes name (NULL = keep) and/or cost (-1 = keep) if the item still has version
  * if_match: GF_EPRECONDITION when stale (412), GF_ENOTFOUND. Answers the new item and version. */
-enum gf_status store_patch_item(struct backend_app *app, int64_t id, int64_t if_match,
-                                const char *name, int64_t cost, json_t **out, int64_t *version,
+enum gf_status store_patch_item(struct backend_app *app, const struct gf_auth_claims *who,
+                                int64_t id, int64_t if_match, const char *name, int64_t cost,
+                                const char *cid, json_t **out, int64_t *version,
                                 struct be_err *err) GF_MUSTCHECK;
 /* GF_ENOTFOUND (unknown item), GF_EEXISTS (the item is already on the marketplace). */
-enum gf_status store_create_marketplace_item(struct backend_app *app, int64_t item_id,
-                                             int64_t count, const struct be_idem *idem, int64_t *id,
+enum gf_status store_create_marketplace_item(struct backend_app *app,
+                                             const struct gf_auth_claims *who, int64_t item_id,
+                                             int64_t count, const char *cid,
+                                             const struct be_idem *idem, int64_t *id,
                                              struct be_err *err) GF_MUSTCHECK;
 /* GF_ENOTFOUND (unknown user or item), GF_EEXISTS (the user already has that item). */
-enum gf_status store_create_user_item(struct backend_app *app, int64_t user_id, int64_t item_id,
-                                      int64_t count, const struct be_idem *idem, int64_t *id,
+enum gf_status store_create_user_item(struct backend_app *app, const struct gf_auth_claims *who,
+                                      int64_t user_id, int64_t item_id, int64_t count,
+                                      const char *cid, const struct be_idem *idem, int64_t *id,
                                       struct be_err *err) GF_MUSTCHECK;
 /* Registers the store's metrics (backend_lock_conflicts_total{op="item_patch"}): at start. */
 void store_metrics_init(void);
@@ -207,20 +238,25 @@ enum gf_status store_user_exists(struct backend_app *app, int64_t user_id,
  * optimistic-lock conflicts of buys, calls to gxp), so that they are shown from the start. */
 void coord_metrics_init(void);
 /* Creates the user and its gxp balance: both exist or neither is visible. GF_EEXISTS when
- * the name is taken. */
-enum gf_status coord_create_user(struct backend_app *app, const char *name, const char *cid,
+ * the name is taken. The operator who (its AdminActionEvent is in the same transaction). */
+/* password_hash: NULL, or the argon2id string the user logs in with (auth_hash_password). */
+enum gf_status coord_create_user(struct backend_app *app, const struct gf_auth_claims *who,
+                                 const char *name, const char *password_hash, const char *cid,
                                  const struct be_idem *idem, int64_t *user_id,
                                  struct be_err *err) GF_MUSTCHECK;
 /* Buys one unit of item_id for user_id: prepare SUBTRACT of the cost on gxp, then one local
- * transaction (stock − 1, user item + 1, decision 'succeeded'). GF_ENOTFOUND (user, item or
+ * transaction (stock − 1, user item + 1, decision 'succeeded', the BuyItemEvent and, when the
+ * caller who is an admin, its AdminActionEvent item_bought_for_user). GF_ENOTFOUND (user, item or
  * marketplace row), GF_ECONFLICT with code out_of_stock / insufficient_gxp / lock_conflict /
  * transaction_aborted, GF_EUNAVAILABLE / GF_ETIMEOUT (gxp or database). */
-enum gf_status coord_buy(struct backend_app *app, int64_t user_id, int64_t item_id, const char *cid,
-                         const struct be_idem *idem, int64_t *user_item_id, bool *replayed,
-                         struct be_err *err) GF_MUSTCHECK;
-/* Adds amount GXP to the user: prepare ADD, then the decision. */
-enum gf_status coord_add_gxp(struct backend_app *app, int64_t user_id, int64_t amount,
-                             const char *cid, const struct be_idem *idem, bool *replayed,
+enum gf_status coord_buy(struct backend_app *app, const struct gf_auth_claims *who, int64_t user_id,
+                         int64_t item_id, const char *cid, const struct be_idem *idem,
+                         int64_t *user_item_id, bool *replayed, struct be_err *err) GF_MUSTCHECK;
+/* Adds amount GXP to the user: prepare ADD, then the decision 'succeeded' with the
+ * AdminActionEvent gxp_minted of the operator who, in one statement or transaction. */
+enum gf_status coord_add_gxp(struct backend_app *app, const struct gf_auth_claims *who,
+                             int64_t user_id, int64_t amount, const char *cid,
+                             const struct be_idem *idem, bool *replayed,
                              struct be_err *err) GF_MUSTCHECK;
 /* A correlation id names one transaction (X-Correlation-Id resent by a client): when buy or
  * add-gxp find cid claimed already, the outcome of THAT transaction is answered if it is the
@@ -263,6 +299,32 @@ grpc_status_code coord_grpc_code(enum gf_status st);
 enum gf_status events_buy_payload(int64_t user_id, int64_t item_id, int64_t user_item_id,
                                   const char *cid, char *out, size_t n) GF_MUSTCHECK;
 
+/* The audit of an operator's change: AdminActionEvent (proto/backend.proto says which fields
+ * each action sets; 0 = not set). who is the caller (its token's sub, name and role). */
+struct events_admin {
+    const char *action; /* EVENTS_ACTION_* */
+    const struct gf_auth_claims *who;
+    int64_t user_id, target_id, item_id, amount, count, cost, version;
+    const char *fields[2]; /* item_changed: "name", "cost" */
+    int nfields;
+};
+#define EVENTS_ACTION_USER_CREATED "user_created"
+#define EVENTS_ACTION_ITEM_CREATED "item_created"
+#define EVENTS_ACTION_ITEM_CHANGED "item_changed"
+#define EVENTS_ACTION_MARKETPLACE_ITEM_CREATED "marketplace_item_created"
+#define EVENTS_ACTION_USER_ITEM_CREATED "user_item_created"
+#define EVENTS_ACTION_GXP_MINTED "gxp_minted"
+#define EVENTS_ACTION_BOUGHT_FOR_USER "item_bought_for_user"
+#define EVENTS_ACTION_PASSWORD_SET "password_set"
+/* Its largest encoding: a 255-byte name, two ids, the action and ten varints, with room. */
+#define EVENTS_ADMIN_PAYLOAD_MAX 512
+/* Encodes a (with a fresh eventId and correlationId cid) as a bytea literal in hex, as
+ * events_buy_payload. GF_ERANGE for numbers past the proto's, GF_ETOOBIG when out is short. */
+enum gf_status events_admin_payload(const struct events_admin *a, const char *cid, char *out,
+                                    size_t n) GF_MUSTCHECK;
+/* Room for the text of an AdminActionEvent's payload. */
+#define EVENTS_ADMIN_HEX_MAX (2 * EVENTS_ADMIN_PAYLOAD_MAX + 3)
+
 /* ---- relay.c: event_outbox → RabbitMQ (a few threads; safe with several replicas) ----- */
 struct relay;
 /* Starts the relay's threads: each connects to the broker (retrying with back-off), publishes
@@ -278,5 +340,24 @@ bool relay_connected(const struct relay *r);
 
 /* ---- api.c: the HTTP API (routing, validation, errors, idempotency) -------------------- */
 struct gf_http_server *api_start(struct backend_app *app);
+
+/* ---- auth.c: logins, passwords, the first operator ------------------------------------- */
+
+/* A new password by the policy (weak_password), hashed (argon2id). */
+enum gf_status auth_hash_password(const char *pw, char out[GF_AUTH_HASH_SIZE],
+                                  struct be_err *err) GF_MUSTCHECK;
+/* POST /auth/login: a signed token (*token malloc'd) valid until *expires_at (epoch s). 401
+ * invalid_credentials, or 429 login_throttled with *retry_after_s. */
+enum gf_status auth_login(struct backend_app *app, const char *name, const char *password,
+                          char **token, int64_t *expires_at, int64_t *retry_after_s,
+                          struct be_err *err) GF_MUSTCHECK;
+/* POST /auth/password: the caller's own password (current required), or, by an admin, user
+ * user_id's (0: the caller's own), audited (AdminActionEvent password_set of request cid). */
+enum gf_status auth_change_password(struct backend_app *app, const struct gf_auth_claims *who,
+                                    const char *current, int64_t user_id, const char *new_pw,
+                                    const char *cid, struct be_err *err) GF_MUSTCHECK;
+/* Creates the operator BACKEND_ADMIN_NAME with BACKEND_ADMIN_PASSWORD when it does not exist
+ * (after the migrations; a no-op when the name is unset). */
+enum gf_status auth_bootstrap_admin(struct backend_app *app) GF_MUSTCHECK;
 
 #endif

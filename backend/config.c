@@ -1,7 +1,10 @@
 /* The backend's configuration: every environment variable it reads, declared once. */
 #include <stddef.h>
+#include <stdio.h>
 
 #include "backend.h"
+#include "gf/amqp.h"
+#include "gf/log.h"
 
 #define F(field) offsetof(struct backend_config, field)
 
@@ -43,6 +46,15 @@ const struct gf_config_def backend_config_defs[] = {
      "request bodies over this many bytes get 413"},
     {"BACKEND_GXP_ADDR", GF_CFG_GRPC_TARGET, "localhost:30002", 0, 0, false, F(gxp_addr),
      "gRPC target of gxp.Gxp: host:port, or ipv4:h:p,h:p for several replicas (round-robin)"},
+    {"BACKEND_TLS_CA", GF_CFG_STRING, "", 0, 0, false, F(tls_ca),
+     "PEM file of the private CA: gxp's certificate (as server) and gxp's client certificate "
+     "(calling ResolveTransaction) must chain to it"},
+    {"BACKEND_TLS_CERT", GF_CFG_STRING, "", 0, 0, false, F(tls_cert),
+     "PEM file of this backend's certificate, shown to gxp both as gRPC server and as client"},
+    {"BACKEND_TLS_KEY", GF_CFG_STRING, "", 0, 0, false, F(tls_key),
+     "PEM file of that certificate's private key (unencrypted; read once at start)"},
+    {"BACKEND_GRPC_INSECURE", GF_CFG_BOOL, "false", 0, 0, false, F(grpc_insecure),
+     "true: gRPC in plaintext, without the BACKEND_TLS_* files (tests only; logs a warning)"},
     {"BACKEND_GXP_DEADLINE_MS", GF_CFG_INT, "2000", 10, 60000, false, F(gxp_deadline_ms),
      "deadline of each call to gxp"},
     {"DEPLOYMENT_NAME", GF_CFG_STRING, "backend-svc-1", 0, 0, false, F(deployment_name),
@@ -67,6 +79,8 @@ const struct gf_config_def backend_config_defs[] = {
      F(amqp_url), "RabbitMQ the events are published to (amqp://user[:password]@host:port/vhost)"},
     {"BACKEND_AMQP_PASSWORD", GF_CFG_STRING, "", 0, 0, true, F(amqp_password),
      "RabbitMQ password, replacing the URL's (so it can come from a Secret)"},
+    {"BACKEND_AMQP_CA", GF_CFG_STRING, "", 0, 0, false, F(amqp_ca),
+     "PEM file of the CA the broker's certificate chains to (required with an amqps:// URL)"},
     {"BACKEND_AMQP_HEARTBEAT_S", GF_CFG_INT, "10", 0, 3600, false, F(amqp_heartbeat_s),
      "AMQP heartbeat: a dead broker connection is noticed within about twice this"},
     {"BACKEND_RELAY_BATCH", GF_CFG_INT, "200", 1, 10000, false, F(relay_batch),
@@ -86,5 +100,50 @@ const struct gf_config_def backend_config_defs[] = {
      "subscribe to the events (queue backend.events.log) and log each one"},
     {"BACKEND_LOG_LEVEL", GF_CFG_LOGLEVEL, "info", 0, 0, false, F(log_level),
      "debug, info, warn or error"},
+    {"BACKEND_AUTH_KEYS", GF_CFG_STRING, "", 0, 0, false, F(auth_keys_dir),
+     "directory of the Ed25519 keys (*.pem) whose tokens are accepted (required): public keys, "
+     "or private ones; two during a key rotation"},
+    {"BACKEND_AUTH_SIGNING_KEY", GF_CFG_STRING, "", 0, 0, false, F(auth_signing_key),
+     "the Ed25519 private key (PEM file) POST /auth/login signs tokens with (required)"},
+    {"BACKEND_AUTH_ISSUER", GF_CFG_STRING, "gf-svc", 0, 0, false, F(auth_issuer),
+     "iss of the tokens signed and accepted"},
+    {"BACKEND_AUTH_AUDIENCE", GF_CFG_STRING, "gf-svc-api", 0, 0, false, F(auth_audience),
+     "aud of the tokens signed and accepted"},
+    {"BACKEND_AUTH_TOKEN_TTL_S", GF_CFG_INT, "3600", 60, 86400, false, F(auth_token_ttl_s),
+     "how long a token from POST /auth/login is valid"},
+    {"BACKEND_AUTH_LEEWAY_S", GF_CFG_INT, "30", 0, 300, false, F(auth_leeway_s),
+     "clock skew allowed on a token's exp and nbf"},
+    {"BACKEND_LOGIN_MAX_FAILURES", GF_CFG_INT, "5", 1, 1000, false, F(login_max_failures),
+     "failed logins in a row after which a name is locked (1 s, doubling up to 15 min)"},
+    {"BACKEND_ADMIN_NAME", GF_CFG_STRING, "", 0, 0, false, F(admin_name),
+     "an operator (role admin) created at start when no one has this name (empty: none)"},
+    {"BACKEND_ADMIN_PASSWORD", GF_CFG_STRING, "", 0, 0, true, F(admin_password),
+     "that operator's first password (used only to create it)"},
 };
 const size_t backend_config_ndefs = sizeof backend_config_defs / sizeof backend_config_defs[0];
+
+enum gf_status backend_config_check(const struct backend_config *cfg)
+{
+    bool ok = true;
+    if (cfg->auth_keys_dir[0] == '\0') {
+        GF_ERROR("config invalid var=BACKEND_AUTH_KEYS value='' rule='required: the directory of "
+                 "the Ed25519 keys whose tokens are accepted (gf-keygen makes a pair)'");
+        ok = false;
+    }
+    if (cfg->auth_signing_key[0] == '\0') {
+        GF_ERROR("config invalid var=BACKEND_AUTH_SIGNING_KEY value='' rule='required: the "
+                 "Ed25519 private key (PEM) that signs the tokens of POST /auth/login'");
+        ok = false;
+    }
+    if (cfg->admin_name[0] != '\0' && cfg->admin_password[0] == '\0') {
+        GF_ERROR("config invalid var=BACKEND_ADMIN_PASSWORD value='' rule='required with "
+                 "BACKEND_ADMIN_NAME: the operator's first password'");
+        ok = false;
+    }
+    if (!ok)
+        return GF_EINVAL;
+    if (gf_amqp_config_check("BACKEND", cfg->amqp_url, cfg->amqp_ca) != GF_OK)
+        return GF_EINVAL;
+    return gf_grpc_tls_config_check("BACKEND", cfg->tls_ca, cfg->tls_cert, cfg->tls_key,
+                                    cfg->grpc_insecure);
+}

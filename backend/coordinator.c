@@ -211,7 +211,8 @@ static enum gf_status settle_existing(struct backend_app *app, const char *cid, 
 
 /* ---- create-user ---------------------------------------------------------------------- */
 
-enum gf_status coord_create_user(struct backend_app *app, const char *name, const char *cid,
+enum gf_status coord_create_user(struct backend_app *app, const struct gf_auth_claims *who,
+                                 const char *name, const char *password_hash, const char *cid,
                                  const struct be_idem *idem, int64_t *user_id, struct be_err *err)
 {
     struct gf_db_conn *c = NULL;
@@ -230,7 +231,27 @@ enum gf_status coord_create_user(struct backend_app *app, const char *name, cons
     if (st != GF_OK)
         goto rollback;
     int64_t id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    if (password_hash != NULL) { /* it logs in with its name: one name space with operators */
+        char uid[24];
+        snprintf(uid, sizeof uid, "%" PRId64, id);
+        const char *cred[3] = {name, uid, password_hash};
+        PQclear(res);
+        res = NULL;
+        st = store_run(c, "be_create_credentials",
+                       "INSERT INTO credentials (name, role, user_id, password_hash)"
+                       " VALUES ($1, 'user', $2::bigint, $3)",
+                       3, cred, &res, err);
+        if (st == GF_EEXISTS)
+            be_err_set(err, "name_taken", "an operator has this name");
+        if (st != GF_OK)
+            goto rollback;
+    }
     st = coord_create_balance(app, id, cid, err);
+    if (st != GF_OK)
+        goto rollback;
+    struct events_admin audit = {
+        .action = EVENTS_ACTION_USER_CREATED, .who = who, .user_id = id, .target_id = id};
+    st = store_audit(c, &audit, cid, err);
     if (st != GF_OK)
         goto rollback;
     bool unknown;
@@ -238,6 +259,7 @@ enum gf_status coord_create_user(struct backend_app *app, const char *name, cons
      * an id never shown: harmless, and re-used by no one (ids come from a sequence). */
     st = idem_commit(c, idem, id, &unknown, err);
     if (st == GF_OK) {
+        relay_kick(app->relay);
         GF_INFO("user created user=%" PRId64, id);
         *user_id = id;
     }
@@ -255,6 +277,7 @@ out:
 struct buy {
     int64_t user_id, item_id, cost;
     const char *cid;
+    const struct gf_auth_claims *who; /* an admin's buy for a user is audited */
     int64_t user_item_id;
 };
 
@@ -352,22 +375,40 @@ static enum local_outcome buy_local(struct gf_db_conn *c, struct buy *b, const s
     PQclear(res);
     res = NULL;
     /* The event goes out through the outbox, written in this same transaction: it exists
-     * iff the buy commits (SPEC §4); the relay publishes it. */
-    char payload[2 * EVENTS_PAYLOAD_MAX + 3];
+     * iff the buy commits (SPEC §4); the relay publishes it. An admin's buy for a user is
+     * audited too, by the same statement ($3, NULL for a user's own buy): the act first, then
+     * the buy it made (the outbox's order is the order of publication). */
+    char payload[2 * EVENTS_PAYLOAD_MAX + 3], audit[EVENTS_ADMIN_HEX_MAX];
     if (events_buy_payload(b->user_id, b->item_id, b->user_item_id, b->cid, payload,
                            sizeof payload) != GF_OK) {
         *st = be_db_failed(GF_EINTERNAL, err); /* ids past the event's uint32: a bug */
         goto rollback;
     }
-    const char *pe[2] = {b->cid, payload};
+    bool audited = b->who->role == GF_ROLE_ADMIN;
+    if (audited) {
+        struct events_admin a = {.action = EVENTS_ACTION_BOUGHT_FOR_USER,
+                                 .who = b->who,
+                                 .user_id = b->user_id,
+                                 .target_id = b->user_item_id,
+                                 .item_id = b->item_id,
+                                 .cost = b->cost};
+        if (events_admin_payload(&a, b->cid, audit, sizeof audit) != GF_OK) {
+            *st = be_db_failed(GF_EINTERNAL, err);
+            goto rollback;
+        }
+    }
+    const char *pe[3] = {b->cid, payload, audited ? audit : NULL};
     if (b->cost > 0) {
         /* The decision 'succeeded' commits the distributed transaction (SPEC §5). */
         *st = store_run(c, "be_decide_succeeded",
                         "WITH decision AS (INSERT INTO transaction_outbox (correlation_id, state)"
                         " VALUES ($1::uuid, 'succeeded'))"
                         " INSERT INTO event_outbox (event_name, correlation_id, payload)"
-                        " VALUES ('" GF_EVENT_BUY_ITEM "', $1::uuid, $2::bytea)",
-                        2, pe, NULL, err);
+                        " SELECT e.name, $1::uuid, e.payload FROM (VALUES"
+                        " (1, '" GF_EVENT_ADMIN_ACTION "', $3::bytea),"
+                        " (2, '" GF_EVENT_BUY_ITEM "', $2::bytea)) e(ord, name, payload)"
+                        " WHERE e.payload IS NOT NULL ORDER BY e.ord",
+                        3, pe, NULL, err);
         if (*st == GF_EEXISTS) {
             out = LOCAL_DECIDED; /* gxp's resolver recorded 'failed' first: that stands */
             goto rollback;
@@ -378,9 +419,12 @@ static enum local_outcome buy_local(struct gf_db_conn *c, struct buy *b, const s
                         "WITH o AS (UPDATE coord_transactions SET outcome = 'succeeded'"
                         " WHERE correlation_id = $1::uuid AND outcome IS NULL RETURNING 1)"
                         " INSERT INTO event_outbox (event_name, correlation_id, payload)"
-                        " SELECT '" GF_EVENT_BUY_ITEM "', $1::uuid, $2::bytea FROM o",
-                        2, pe, &res, err);
-        if (*st == GF_OK && strcmp(PQcmdTuples(res), "1") != 0) {
+                        " SELECT e.name, $1::uuid, e.payload FROM o, (VALUES"
+                        " (1, '" GF_EVENT_ADMIN_ACTION "', $3::bytea),"
+                        " (2, '" GF_EVENT_BUY_ITEM "', $2::bytea)) e(ord, name, payload)"
+                        " WHERE e.payload IS NOT NULL ORDER BY e.ord",
+                        3, pe, &res, err);
+        if (*st == GF_OK && strcmp(PQcmdTuples(res), "0") == 0) {
             out = LOCAL_DECIDED; /* settled 'failed' by a resent correlation id */
             goto rollback;
         }
@@ -495,11 +539,11 @@ static enum gf_status buy_not_done(struct backend_app *app, const struct buy *b,
     }
 }
 
-enum gf_status coord_buy(struct backend_app *app, int64_t user_id, int64_t item_id, const char *cid,
-                         const struct be_idem *idem, int64_t *user_item_id, bool *replayed,
-                         struct be_err *err)
+enum gf_status coord_buy(struct backend_app *app, const struct gf_auth_claims *who, int64_t user_id,
+                         int64_t item_id, const char *cid, const struct be_idem *idem,
+                         int64_t *user_item_id, bool *replayed, struct be_err *err)
 {
-    struct buy b = {.user_id = user_id, .item_id = item_id, .cid = cid};
+    struct buy b = {.user_id = user_id, .item_id = item_id, .cid = cid, .who = who};
     *replayed = false;
     enum gf_status st = buy_check(app, &b, err);
     if (st != GF_OK)
@@ -542,26 +586,36 @@ enum gf_status coord_buy(struct backend_app *app, int64_t user_id, int64_t item_
 
 /* ---- add-gxp -------------------------------------------------------------------------- */
 
-/* The commit point of an add-gxp: its decision 'succeeded' (with the key's answer, in one
- * transaction, when the request has an Idempotency-Key). GF_EEXISTS when a decision stood
- * already (the resolver's 'failed'); *unknown when the COMMIT's answer was lost. */
-static enum gf_status decide_added(struct backend_app *app, const char *cid,
-                                   const struct be_idem *idem, bool *unknown, struct be_err *err)
+/* The commit point of an add-gxp: its decision 'succeeded' and the operator's audit event
+ * (AdminActionEvent gxp_minted) in one statement — with the key's answer, in one transaction,
+ * when the request has an Idempotency-Key. A mint that fails leaves no audit. GF_EEXISTS when
+ * a decision stood already (the resolver's 'failed'); *unknown when the COMMIT's answer was
+ * lost. */
+static enum gf_status decide_added(struct backend_app *app, const struct events_admin *audit,
+                                   const char *cid, const struct be_idem *idem, bool *unknown,
+                                   struct be_err *err)
 {
     struct gf_db_conn *c = NULL;
-    const char *params[1] = {cid};
-    static const char sql[] = "INSERT INTO transaction_outbox (correlation_id, state)"
-                              " VALUES ($1::uuid, 'succeeded')";
+    char payload[EVENTS_ADMIN_HEX_MAX];
     *unknown = false;
+    if (events_admin_payload(audit, cid, payload, sizeof payload) != GF_OK) {
+        GF_ERROR("audit event not encoded (a number past the proto's) action=%s", audit->action);
+        return be_db_failed(GF_EINTERNAL, err);
+    }
+    const char *params[2] = {cid, payload};
+    static const char sql[] = "WITH decision AS (INSERT INTO transaction_outbox"
+                              " (correlation_id, state) VALUES ($1::uuid, 'succeeded'))"
+                              " INSERT INTO event_outbox (event_name, correlation_id, payload)"
+                              " VALUES ('" GF_EVENT_ADMIN_ACTION "', $1::uuid, $2::bytea)";
     if (idem == NULL || idem->key == NULL) {
-        enum gf_status st = store_write(app, "be_decide_add", sql, 1, params, NULL, err);
+        enum gf_status st = store_write(app, "be_decide_add", sql, 2, params, NULL, err);
         *unknown = st == GF_EUNKNOWN;
         return st;
     }
     enum gf_status st = store_begin(app, &c, err);
     if (st != GF_OK)
         return st;
-    st = store_run(c, "be_decide_add", sql, 1, params, NULL, err);
+    st = store_run(c, "be_decide_add", sql, 2, params, NULL, err);
     if (st == GF_OK)
         st = idem_commit(c, idem, 0, unknown, err);
     else
@@ -570,9 +624,9 @@ static enum gf_status decide_added(struct backend_app *app, const char *cid,
     return st;
 }
 
-enum gf_status coord_add_gxp(struct backend_app *app, int64_t user_id, int64_t amount,
-                             const char *cid, const struct be_idem *idem, bool *replayed,
-                             struct be_err *err)
+enum gf_status coord_add_gxp(struct backend_app *app, const struct gf_auth_claims *who,
+                             int64_t user_id, int64_t amount, const char *cid,
+                             const struct be_idem *idem, bool *replayed, struct be_err *err)
 {
     *replayed = false;
     enum gf_status st = store_user_exists(app, user_id, err);
@@ -594,8 +648,11 @@ enum gf_status coord_add_gxp(struct backend_app *app, int64_t user_id, int64_t a
     }
     gf_failpoint("add_gxp.after_prepare");
     bool unknown = false;
-    st = decide_added(app, cid, idem, &unknown, err);
+    struct events_admin audit = {
+        .action = EVENTS_ACTION_GXP_MINTED, .who = who, .user_id = user_id, .amount = amount};
+    st = decide_added(app, &audit, cid, idem, &unknown, err);
     if (st == GF_OK) {
+        relay_kick(app->relay);
         gf_failpoint("add_gxp.after_commit");
         coord_count_decided(DECIDER_ADD_GXP, OUTCOME_SUCCEEDED);
         coord_count_outcome(KIND_ADD_GXP, OUTCOME_SUCCEEDED);

@@ -5,6 +5,21 @@
 
 #include "backend.h"
 #include "backend.pb-c.h"
+#include "gf/uuid.h"
+
+/* buf[0..len) as a bytea literal in hex ("\\x..."): out holds at least 2 * len + 3 bytes. */
+static void bytea_hex(const uint8_t *buf, size_t len, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *p = out;
+    *p++ = '\\';
+    *p++ = 'x';
+    for (size_t i = 0; i < len; i++) {
+        *p++ = hex[buf[i] >> 4];
+        *p++ = hex[buf[i] & 15];
+    }
+    *p = '\0';
+}
 
 enum gf_status events_buy_payload(int64_t user_id, int64_t item_id, int64_t user_item_id,
                                   const char *cid, char *out, size_t n)
@@ -22,14 +37,46 @@ enum gf_status events_buy_payload(int64_t user_id, int64_t item_id, int64_t user
     if (len > sizeof buf || n < 2 * len + 3)
         return GF_ETOOBIG;
     backend__buy_item_event__pack(&e, buf);
-    static const char hex[] = "0123456789abcdef";
-    char *p = out;
-    *p++ = '\\';
-    *p++ = 'x';
-    for (size_t i = 0; i < len; i++) {
-        *p++ = hex[buf[i] >> 4];
-        *p++ = hex[buf[i] & 15];
-    }
-    *p = '\0';
+    bytea_hex(buf, len, out);
+    return GF_OK;
+}
+
+static bool u32(int64_t v)
+{
+    return v >= 0 && v <= UINT32_MAX;
+}
+
+enum gf_status events_admin_payload(const struct events_admin *a, const char *cid, char *out,
+                                    size_t n)
+{
+    const struct gf_auth_claims *who = a->who;
+    if (who == NULL || who->user_id <= 0 || who->user_id > UINT32_MAX || !u32(a->user_id) ||
+        !u32(a->target_id) || !u32(a->item_id) || !u32(a->amount) || !u32(a->count) ||
+        !u32(a->cost) || a->version < 0 || a->nfields > 2)
+        return GF_ERANGE;
+    char event_id[GF_UUID_STRLEN + 1];
+    gf_uuid_generate(event_id);
+    Backend__AdminActionEvent e = BACKEND__ADMIN_ACTION_EVENT__INIT;
+    e.eventid = event_id;
+    e.action = (char *)a->action;
+    e.actorid = (uint32_t)who->user_id;
+    e.actorname = (char *)who->name;
+    e.actorrole = (char *)gf_role_name(who->role);
+    e.userid = (uint32_t)a->user_id;
+    e.targetid = (uint32_t)a->target_id;
+    e.itemid = (uint32_t)a->item_id;
+    e.amount = (uint32_t)a->amount;
+    e.count = (uint32_t)a->count;
+    e.cost = (uint32_t)a->cost;
+    e.version = (uint64_t)a->version;
+    e.n_fields = (size_t)a->nfields;
+    e.fields = (char **)a->fields;
+    e.correlationid = (char *)cid;
+    size_t len = backend__admin_action_event__get_packed_size(&e);
+    uint8_t buf[EVENTS_ADMIN_PAYLOAD_MAX];
+    if (len > sizeof buf || n < 2 * len + 3)
+        return GF_ETOOBIG;
+    backend__admin_action_event__pack(&e, buf);
+    bytea_hex(buf, len, out);
     return GF_OK;
 }

@@ -1,7 +1,7 @@
 /* backend: the core system behind the HTTP API, and the coordinator of the two-phase commit
- * with gxp. The story: command line (--help, --check-config) → logging → config → database
- * pool and gxp channel → HTTP API → event relay and event log → schema → gRPC
- * (ResolveTransaction) → wait for SIGTERM/SIGINT → drain → clean up. */
+ * with gxp. The story: command line (--help, --check-config) → logging → config → TLS
+ * material → database pool and gxp channel → HTTP API → event relay and event log → schema →
+ * gRPC (ResolveTransaction) → wait for SIGTERM/SIGINT → drain → clean up. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +16,11 @@
 extern const struct gf_migration backend_migrations[];
 extern const int backend_migrations_count;
 
+static enum gf_status check_config(const void *cfg)
+{
+    return backend_config_check((const struct backend_config *)cfg);
+}
+
 int main(int argc, char **argv)
 {
     int rc = EXIT_FAILURE;
@@ -24,10 +29,11 @@ int main(int argc, char **argv)
     struct gf_http_server *http = NULL;
     struct gf_grpc_server *grpc = NULL;
     struct gf_amqp_consumer *event_log = NULL;
-    struct gf_deadline grace; /* of the drain */
+    struct gf_grpc_tls *tls = NULL; /* both gRPC sides: the gxp channel and ResolveTransaction */
+    struct gf_deadline grace;       /* of the drain */
 
     int early = gf_service_configure(argc, argv, "backend", backend_config_defs,
-                                     backend_config_ndefs, &cfg, NULL);
+                                     backend_config_ndefs, &cfg, check_config);
     if (early >= 0)
         return early;
 
@@ -36,6 +42,25 @@ int main(int argc, char **argv)
 
     gf_log_init("backend", (enum gf_log_level)cfg.log_level);
     gf_config_log(backend_config_defs, backend_config_ndefs, &cfg);
+    if (cfg.grpc_insecure) {
+        GF_WARN("grpc without TLS (BACKEND_GRPC_INSECURE=true): peers are not authenticated and "
+                "calls travel in plaintext");
+    } else if (gf_grpc_tls_load("BACKEND", cfg.tls_ca, cfg.tls_cert, cfg.tls_key, &tls) != GF_OK) {
+        GF_ERROR("invalid configuration: exiting");
+        rc = GF_EX_CONFIG;
+        goto out;
+    }
+
+    char why[256];
+    app.keys = gf_auth_keys_load(cfg.auth_keys_dir, cfg.auth_signing_key, cfg.auth_issuer,
+                                 cfg.auth_audience, why, sizeof why);
+    if (app.keys == NULL) {
+        GF_ERROR("BACKEND_AUTH_KEYS / BACKEND_AUTH_SIGNING_KEY: %s", why);
+        rc = GF_EX_CONFIG;
+        goto out;
+    }
+    GF_INFO("token keys loaded keys=%zu signing_kid=%s", gf_auth_key_count(app.keys),
+            gf_auth_signing_kid(app.keys));
 
     struct gf_db_pool_options popt = {
         .conninfo = cfg.db_url,
@@ -53,7 +78,7 @@ int main(int argc, char **argv)
         .lock_timeout_ms = (int)cfg.db_lock_timeout_ms,
     };
     app.pool = gf_db_pool_new(&popt);
-    app.gxp = gf_grpc_client_new(cfg.gxp_addr);
+    app.gxp = gf_grpc_client_new_tls(cfg.gxp_addr, tls);
     if (app.pool == NULL || app.gxp == NULL) {
         GF_ERROR("cannot create the database pool or the gxp channel");
         goto out;
@@ -68,6 +93,7 @@ int main(int argc, char **argv)
         goto out;
     struct gf_amqp_options amqp = {.url = cfg.amqp_url,
                                    .password = cfg.amqp_password,
+                                   .ca_file = cfg.amqp_ca,
                                    .name = "backend-event-log",
                                    .heartbeat_s = (int)cfg.amqp_heartbeat_s,
                                    .timeout_ms = 5000};
@@ -80,6 +106,10 @@ int main(int argc, char **argv)
         goto out;
     }
     atomic_store(&app.migrated, true);
+    /* Before the first ready answer: a client told "ready" can log in as the operator. */
+    if (auth_bootstrap_admin(&app) != GF_OK)
+        goto out;
+    atomic_store(&app.serving, true);
     struct gf_grpc_server_options gopt = {
         .addr = cfg.grpc_addr,
         .threads = 4,
@@ -88,6 +118,7 @@ int main(int argc, char **argv)
         .nmethods = coord_nmethods,
         .app = &app,
         .grpc_code = coord_grpc_code,
+        .tls = tls,
     };
     grpc = gf_grpc_server_start(&gopt, NULL);
     if (grpc == NULL)
@@ -107,6 +138,8 @@ out:
     relay_stop(app.relay);
     gf_grpc_client_free(app.gxp);
     gf_db_pool_free(app.pool);
+    gf_grpc_tls_free(tls);
+    gf_auth_keys_free(app.keys);
     gf_service_drain_end();
     GF_INFO("backend stopped rc=%d", rc);
     gf_config_free(backend_config_defs, backend_config_ndefs, &cfg);

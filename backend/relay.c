@@ -468,6 +468,7 @@ struct relay *relay_start(struct backend_app *app)
         w->amqp = (struct gf_amqp_options){
             .url = app->cfg->amqp_url,
             .password = app->cfg->amqp_password,
+            .ca_file = app->cfg->amqp_ca,
             .name = w->conn_name,
             .heartbeat_s = (int)app->cfg->amqp_heartbeat_s,
             .timeout_ms = 5000,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "gf/amqp.h"
 #include "gf/buf.h"
 #include "gf/clock.h"
 #include "gf/log.h"
@@ -156,12 +157,15 @@ static enum gf_status list(struct backend_app *app, const char *name, const char
                            const char *const keys[], int nkeys, const struct be_page *page,
                            const char *key, char **out, size_t *len, struct be_err *err)
 {
-    char after[24], limit[16];
+    char after[24], limit[16], user[24];
     snprintf(after, sizeof after, "%" PRId64, page->after);
     snprintf(limit, sizeof limit, "%d", page->limit);
-    const char *params[2] = {after, limit};
+    snprintf(user, sizeof user, "%" PRId64, page->user_id);
+    const char *params[3] = {after, limit, user};
     PGresult *res = NULL;
-    enum gf_status st = store_exec(app, name, sql, 2, params, &res, err);
+    /* $3, the user a list is cut to, only where the query names it. */
+    int n = strstr(sql, "$3") != NULL ? 3 : 2;
+    enum gf_status st = store_exec(app, name, sql, n, params, &res, err);
     if (st != GF_OK)
         return st;
     bool is_text[8] = {false};
@@ -173,8 +177,8 @@ static enum gf_status list(struct backend_app *app, const char *name, const char
     gf_buf_addstr(&t, "{\"");
     gf_buf_addstr(&t, key);
     gf_buf_addstr(&t, "\":[");
-    int n = PQntuples(res);
-    for (int i = 0; ok && i < n; i++) {
+    int rows = PQntuples(res);
+    for (int i = 0; ok && i < rows; i++) {
         gf_buf_addstr(&t, i == 0 ? "{\"" : ",{\"");
         for (int k = 0; ok && k < nkeys; k++) {
             if (k > 0)
@@ -242,11 +246,13 @@ enum gf_status store_list_user_items(struct backend_app *app, const struct be_pa
                                      const char *key, char **out, size_t *len, struct be_err *err)
 {
     static const char *const keys[] = {"id", "itemId", "userId", "count"};
-    return list(app, "be_list_user_items",
-                "SELECT id, item_id, user_id, count, " EPOCH_US(
-                    "updated_at") " FROM user_items"
-                                  " WHERE id > $1::bigint ORDER BY id LIMIT $2::int",
-                keys, 4, page, key, out, len, err);
+    return list(
+        app, "be_list_user_items",
+        "SELECT id, item_id, user_id, count, " EPOCH_US(
+            "updated_at") " FROM user_items"
+                          " WHERE id > $1::bigint AND ($3::bigint = 0 OR user_id = $3::bigint)"
+                          " ORDER BY id LIMIT $2::int",
+        keys, 4, page, key, out, len, err);
 }
 
 void store_rollback(struct gf_db_conn *c)
@@ -266,15 +272,34 @@ static enum gf_status returned_id(PGresult *res, int64_t *id, struct be_err *err
     return GF_OK;
 }
 
-/* With an Idempotency-Key: the INSERT and the stored answer in one transaction. */
-static enum gf_status insert_returning_keyed(struct backend_app *app, const char *name,
-                                             const char *sql, int n, const char *const *params,
-                                             const struct be_idem *idem, int64_t *id,
-                                             bool *answered, struct be_err *err)
+enum gf_status store_audit(struct gf_db_conn *c, const struct events_admin *a, const char *cid,
+                           struct be_err *err)
+{
+    char payload[EVENTS_ADMIN_HEX_MAX];
+    if (events_admin_payload(a, cid, payload, sizeof payload) != GF_OK) {
+        GF_ERROR("audit event not encoded (a number past the proto's) action=%s", a->action);
+        return be_db_failed(GF_EINTERNAL, err);
+    }
+    const char *params[2] = {cid, payload};
+    return store_run(c, "be_audit",
+                     "INSERT INTO event_outbox (event_name, correlation_id, payload)"
+                     " VALUES ('" GF_EVENT_ADMIN_ACTION "', $1::uuid, $2::bytea)",
+                     2, params, NULL, err);
+}
+
+/* INSERT ... RETURNING id, its audit a (target_id: the new id; item_id too when -1) and, with an
+ * Idempotency-Key, the stored answer: one transaction. Failures come mapped; the caller names the
+ * data's answers (GF_EEXISTS, GF_ENOTFOUND, GF_EINVAL) of the INSERT for its operation unless
+ * *answered (the audit's or idem_commit's answer, final). */
+static enum gf_status insert_returning(struct backend_app *app, const char *name, const char *sql,
+                                       int n, const char *const *params, struct events_admin *a,
+                                       const char *cid, const struct be_idem *idem, int64_t *id,
+                                       bool *answered, struct be_err *err)
 {
     struct gf_db_conn *c = NULL;
     PGresult *res = NULL;
     bool unknown = false;
+    *answered = false;
     enum gf_status st = store_begin(app, &c, err);
     if (st != GF_OK)
         return st;
@@ -282,47 +307,42 @@ static enum gf_status insert_returning_keyed(struct backend_app *app, const char
     if (st == GF_OK)
         st = returned_id(res, id, err);
     PQclear(res);
+    if (st == GF_OK) {
+        a->target_id = *id;
+        if (a->item_id < 0)
+            a->item_id = *id;
+        st = store_audit(c, a, cid, err);
+        *answered = st != GF_OK;
+    }
     if (st != GF_OK) {
         gf_db_rollback(c);
     } else {
-        /* idem_commit fills err itself: what it answers is final. */
+        /* idem_commit fills err itself: what it answers is final. Without a key it only
+         * COMMITs (a lost answer is GF_EUNKNOWN, as for a single statement). */
         st = idem_commit(c, idem, *id, &unknown, err);
         *answered = st != GF_OK;
     }
     gf_db_release(app->pool, c);
+    if (st == GF_OK)
+        relay_kick(app->relay);
     return st;
 }
 
-/* INSERT ... RETURNING id. Failures come mapped; the caller names the data's answers
- * (GF_EEXISTS, GF_ENOTFOUND, GF_EINVAL) for its operation unless *answered (idem_commit's
- * answer, final). */
-static enum gf_status insert_returning(struct backend_app *app, const char *name, const char *sql,
-                                       int n, const char *const *params, const struct be_idem *idem,
-                                       int64_t *id, bool *answered, struct be_err *err)
-{
-    *answered = false;
-    if (idem != NULL && idem->key != NULL)
-        return insert_returning_keyed(app, name, sql, n, params, idem, id, answered, err);
-    PGresult *res = NULL;
-    enum gf_status st = store_write(app, name, sql, n, params, &res, err);
-    if (st == GF_OK) {
-        st = returned_id(res, id, err);
-        PQclear(res);
-    }
-    return st;
-}
-
-enum gf_status store_create_item(struct backend_app *app, const char *name, int64_t cost,
+enum gf_status store_create_item(struct backend_app *app, const struct gf_auth_claims *who,
+                                 const char *name, int64_t cost, const char *cid,
                                  const struct be_idem *idem, int64_t *item_id, struct be_err *err)
 {
     char c[24];
     snprintf(c, sizeof c, "%" PRId64, cost);
     const char *params[2] = {name, c};
     bool answered;
+    /* item_id -1: the new row is the item, named as target and as item. */
+    struct events_admin a = {
+        .action = EVENTS_ACTION_ITEM_CREATED, .who = who, .item_id = -1, .cost = cost};
     enum gf_status st =
         insert_returning(app, "be_create_item",
                          "INSERT INTO items (name, cost) VALUES ($1, $2::bigint) RETURNING id", 2,
-                         params, idem, item_id, &answered, err);
+                         params, &a, cid, idem, item_id, &answered, err);
     if (!answered && st == GF_EINVAL)
         be_err_set(err, "invalid_field", "the item is not valid");
     return st;
@@ -363,22 +383,40 @@ enum gf_status store_get_item(struct backend_app *app, int64_t id, json_t **out,
     return *out ? GF_OK : be_db_failed(GF_ENOMEM, err);
 }
 
-enum gf_status store_patch_item(struct backend_app *app, int64_t id, int64_t if_match,
-                                const char *name, int64_t cost, json_t **out, int64_t *version,
-                                struct be_err *err)
+enum gf_status store_patch_item(struct backend_app *app, const struct gf_auth_claims *who,
+                                int64_t id, int64_t if_match, const char *name, int64_t cost,
+                                const char *cid, json_t **out, int64_t *version, struct be_err *err)
 {
     char i[24], v[24], c[24];
     snprintf(i, sizeof i, "%" PRId64, id);
     snprintf(v, sizeof v, "%" PRId64, if_match);
     snprintf(c, sizeof c, "%" PRId64, cost);
-    const char *params[4] = {i, v, name, cost < 0 ? NULL : c};
+    /* The audit is known before the change: the version after it is if_match + 1, or there is
+     * no change (and the event's INSERT takes no row). */
+    struct events_admin a = {.action = EVENTS_ACTION_ITEM_CHANGED,
+                             .who = who,
+                             .target_id = id,
+                             .item_id = id,
+                             .cost = cost < 0 ? 0 : cost,
+                             .version = if_match + 1};
+    if (name != NULL)
+        a.fields[a.nfields++] = "name";
+    if (cost >= 0)
+        a.fields[a.nfields++] = "cost";
+    char payload[EVENTS_ADMIN_HEX_MAX];
+    if (events_admin_payload(&a, cid, payload, sizeof payload) != GF_OK) {
+        GF_ERROR("audit event not encoded (a number past the proto's) action=%s", a.action);
+        return be_db_failed(GF_EINTERNAL, err);
+    }
+    const char *params[6] = {i, v, name, cost < 0 ? NULL : c, cid, payload};
     PGresult *res = NULL;
     /* The version named by If-Match is the one the client read: optimistic locking. A new
      * cost also moves the version of the item's stock row, in the same statement: a buy names
      * the stock version it read together with the cost it prepared, so a buy that read the old
      * price can no longer commit after this change (it loses the race, re-reads and refuses
      * with price_changed), and one that committed first was charged the price in force at its
-     * commit (this UPDATE waited for its row lock). */
+     * commit (this UPDATE waited for its row lock). The audit event is written by the same
+     * statement, for the row changed only. */
     enum gf_status st = store_write(
         app, "be_patch_item",
         "WITH i AS (UPDATE items SET name = coalesce($3, name),"
@@ -387,14 +425,17 @@ enum gf_status store_patch_item(struct backend_app *app, int64_t id, int64_t if_
         " RETURNING id, name, cost, " EPOCH_US(
             "updated_at") ", version),"
                           " m AS (UPDATE marketplace_items SET version = version + 1"
-                          " WHERE item_id IN (SELECT id FROM i) AND $4::bigint IS NOT NULL)"
+                          " WHERE item_id IN (SELECT id FROM i) AND $4::bigint IS NOT NULL),"
+                          " e AS (INSERT INTO event_outbox (event_name, correlation_id, payload)"
+                          " SELECT '" GF_EVENT_ADMIN_ACTION "', $5::uuid, $6::bytea FROM i)"
                           " SELECT * FROM i",
-        4, params, &res, err);
+        6, params, &res, err);
     if (st == GF_EINVAL)
         be_err_set(err, "invalid_field", "the item is not valid");
     if (st != GF_OK)
         return st;
     if (PQntuples(res) == 1) {
+        relay_kick(app->relay);
         *out = item_json(res, version);
         PQclear(res);
         return *out ? GF_OK : be_db_failed(GF_ENOMEM, err);
@@ -432,8 +473,10 @@ enum gf_status store_user_exists(struct backend_app *app, int64_t user_id, struc
     return GF_OK;
 }
 
-enum gf_status store_create_marketplace_item(struct backend_app *app, int64_t item_id,
-                                             int64_t count, const struct be_idem *idem, int64_t *id,
+enum gf_status store_create_marketplace_item(struct backend_app *app,
+                                             const struct gf_auth_claims *who, int64_t item_id,
+                                             int64_t count, const char *cid,
+                                             const struct be_idem *idem, int64_t *id,
                                              struct be_err *err)
 {
     bool answered;
@@ -441,11 +484,15 @@ enum gf_status store_create_marketplace_item(struct backend_app *app, int64_t it
     snprintf(i, sizeof i, "%" PRId64, item_id);
     snprintf(c, sizeof c, "%" PRId64, count);
     const char *params[2] = {i, c};
+    struct events_admin a = {.action = EVENTS_ACTION_MARKETPLACE_ITEM_CREATED,
+                             .who = who,
+                             .item_id = item_id,
+                             .count = count};
     enum gf_status st = insert_returning(app, "be_create_marketplace",
                                          "INSERT INTO marketplace_items (item_id, count)"
                                          " SELECT id, $2::bigint FROM items WHERE id = $1::bigint"
                                          " RETURNING id",
-                                         2, params, idem, id, &answered, err);
+                                         2, params, &a, cid, idem, id, &answered, err);
     if (answered)
         return st;
     if (st == GF_ENOTFOUND)
@@ -458,8 +505,9 @@ enum gf_status store_create_marketplace_item(struct backend_app *app, int64_t it
     return st;
 }
 
-enum gf_status store_create_user_item(struct backend_app *app, int64_t user_id, int64_t item_id,
-                                      int64_t count, const struct be_idem *idem, int64_t *id,
+enum gf_status store_create_user_item(struct backend_app *app, const struct gf_auth_claims *who,
+                                      int64_t user_id, int64_t item_id, int64_t count,
+                                      const char *cid, const struct be_idem *idem, int64_t *id,
                                       struct be_err *err)
 {
     bool answered;
@@ -468,13 +516,18 @@ enum gf_status store_create_user_item(struct backend_app *app, int64_t user_id, 
     snprintf(i, sizeof i, "%" PRId64, item_id);
     snprintf(c, sizeof c, "%" PRId64, count);
     const char *params[3] = {u, i, c};
+    struct events_admin a = {.action = EVENTS_ACTION_USER_ITEM_CREATED,
+                             .who = who,
+                             .user_id = user_id,
+                             .item_id = item_id,
+                             .count = count};
     /* The original dropped userId here; it is stored. Unknown user or item: no row. */
     enum gf_status st =
         insert_returning(app, "be_create_user_item",
                          "INSERT INTO user_items (user_id, item_id, count)"
                          " SELECT u.id, i.id, $3::bigint FROM users u, items i"
                          " WHERE u.id = $1::bigint AND i.id = $2::bigint RETURNING id",
-                         3, params, idem, id, &answered, err);
+                         3, params, &a, cid, idem, id, &answered, err);
     if (answered)
         return st;
     if (st == GF_ENOTFOUND)

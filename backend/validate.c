@@ -3,6 +3,8 @@
  * and the request of ResolveTransaction. No I/O. */
 #include "validate.h"
 
+#include "gf/auth.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,7 +23,13 @@ static enum gf_status fail(struct be_err *err, const char *code, const char *fmt
     return GF_EINVAL;
 }
 
-static const struct validate_field user_create[] = {{"name", VALIDATE_NAME, true}};
+static const struct validate_field user_create[] = {{"name", VALIDATE_NAME, true},
+                                                    {"password", VALIDATE_SECRET, false}};
+static const struct validate_field login[] = {{"name", VALIDATE_NAME, true},
+                                              {"password", VALIDATE_SECRET, true}};
+static const struct validate_field password[] = {{"password", VALIDATE_SECRET, false},
+                                                 {"newPassword", VALIDATE_SECRET, true},
+                                                 {"userId", VALIDATE_ID, false}};
 static const struct validate_field item_create[] = {{"name", VALIDATE_NAME, true},
                                                     {"cost", VALIDATE_COST, true}};
 static const struct validate_field item_patch[] = {{"name", VALIDATE_NAME, false},
@@ -44,6 +52,8 @@ const struct validate_body_def validate_bodies[VALIDATE_NBODIES] = {
     [VALIDATE_BODY_BUY] = {buy, NFIELDS(buy)},
     [VALIDATE_BODY_USER_ITEM_CREATE] = {user_item_create, NFIELDS(user_item_create)},
     [VALIDATE_BODY_GXP_ADD] = {gxp_add, NFIELDS(gxp_add)},
+    [VALIDATE_BODY_LOGIN] = {login, NFIELDS(login)},
+    [VALIDATE_BODY_PASSWORD] = {password, NFIELDS(password)},
 };
 #undef NFIELDS
 
@@ -156,6 +166,16 @@ static enum gf_status check_field(const json_t *v, const struct validate_field *
         break;
     case VALIDATE_NAME:
         st = validate_name(v, f->name, &out->str, err);
+        break;
+    case VALIDATE_SECRET:
+        if (json_is_string(v) && json_string_length(v) >= 1 &&
+            json_string_length(v) <= GF_AUTH_PASSWORD_MAX) {
+            out->str = json_string_value(v);
+            st = GF_OK;
+        } else {
+            st = fail(err, "invalid_field", "field \"%s\" must be a string of 1 to %d bytes",
+                      f->name, GF_AUTH_PASSWORD_MAX);
+        }
         break;
     default:
         st = fail(err, "invalid_field", "field \"%s\" cannot be read", f->name);

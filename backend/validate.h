@@ -23,10 +23,11 @@
 
 /* What a body field holds and so which values it accepts. */
 enum validate_kind {
-    VALIDATE_ID,    /* 1..2^53 */
-    VALIDATE_COUNT, /* 1..2^31-1: counts and amounts, where zero means nothing */
-    VALIDATE_COST,  /* 0..2^31-1 */
-    VALIDATE_NAME,  /* a string of 1..255 bytes, no control characters */
+    VALIDATE_ID,     /* 1..2^53 */
+    VALIDATE_COUNT,  /* 1..2^31-1: counts and amounts, where zero means nothing */
+    VALIDATE_COST,   /* 0..2^31-1 */
+    VALIDATE_NAME,   /* a string of 1..255 bytes, no control characters */
+    VALIDATE_SECRET, /* a password: a string of 1..1024 bytes (never echoed in an error) */
 };
 
 struct validate_field {
@@ -38,13 +39,15 @@ struct validate_field {
 /* The JSON body of each route that takes one (SPEC §2): its fields, for validate_body.
  * api.c's route table points here, and so does the body fuzz target (tests/fuzz). */
 enum validate_body_kind {
-    VALIDATE_BODY_USER_CREATE,        /* POST /user/create {name} */
+    VALIDATE_BODY_USER_CREATE,        /* POST /user/create {name, password?} */
     VALIDATE_BODY_ITEM_CREATE,        /* POST /item/create {name, cost} */
     VALIDATE_BODY_ITEM_PATCH,         /* PATCH /item/:id {name?, cost?} */
     VALIDATE_BODY_MARKETPLACE_CREATE, /* POST /marketplace/item/create {itemId, count} */
     VALIDATE_BODY_BUY,                /* POST /marketplace/item/buy {userId, itemId} */
     VALIDATE_BODY_USER_ITEM_CREATE,   /* POST /user/item/create {userId, itemId, count} */
     VALIDATE_BODY_GXP_ADD,            /* POST /user/gxp/add {userId, amount} */
+    VALIDATE_BODY_LOGIN,              /* POST /auth/login {name, password} */
+    VALIDATE_BODY_PASSWORD,           /* POST /auth/password {password?, newPassword, userId?} */
     VALIDATE_NBODIES
 };
 #define VALIDATE_FIELDS_MAX 3 /* fields of the largest body */

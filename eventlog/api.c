@@ -67,6 +67,13 @@ static void run_events(struct gf_http_ctx *c)
         gf_http_api_reply_error(c, 400, err.code, err.message);
         return;
     }
+    /* An admin reads anyone's events; a user only its own (without ?userId=, its own). */
+    if (c->who.role != GF_ROLE_ADMIN) {
+        if (q.user_id == 0)
+            q.user_id = c->who.user_id;
+        else if (!gf_http_api_may_act_for(c, q.user_id))
+            return;
+    }
     json_t *events = NULL;
     int64_t first = 0, last = 0;
     enum gf_status st = store_list(app->pool, &q, &events, &first, &last);
@@ -114,11 +121,11 @@ static void run_readyz(struct gf_http_ctx *c)
 
 /* Every route is GET (and HEAD); "/eventlog/events/" is the same as without the slash. */
 static const struct gf_http_route routes[] = {
-    {"/eventlog/events", GF_HTTP_GET, true, NULL, run_events},
-    {"/eventlog/events/", GF_HTTP_GET, true, NULL, run_events},
-    {"/healthz", GF_HTTP_GET, false, NULL, run_healthz},
-    {"/readyz", GF_HTTP_GET, false, NULL, run_readyz},
-    {"/metrics", GF_HTTP_GET, false, NULL, gf_http_api_reply_metrics},
+    {"/eventlog/events", GF_HTTP_GET, true, NULL, run_events, GF_HTTP_SIGNED_IN},
+    {"/eventlog/events/", GF_HTTP_GET, true, NULL, run_events, GF_HTTP_SIGNED_IN},
+    {"/healthz", GF_HTTP_GET, false, NULL, run_healthz, GF_HTTP_PUBLIC},
+    {"/readyz", GF_HTTP_GET, false, NULL, run_readyz, GF_HTTP_PUBLIC},
+    {"/metrics", GF_HTTP_GET, false, NULL, gf_http_api_reply_metrics, GF_HTTP_PUBLIC},
 };
 
 /* Under consumer_mu, so a consumer being stopped is never read (registry lock, then it). */
@@ -167,6 +174,8 @@ struct gf_http_server *api_start(struct eventlog_app *app)
                                       .routes = routes,
                                       .nroutes = sizeof routes / sizeof routes[0],
                                       .ready = &app->migrated,
-                                      .app = app},
+                                      .app = app,
+                                      .auth = app->keys,
+                                      .auth_leeway_s = app->cfg->auth_leeway_s},
         &opt, NULL);
 }

@@ -23,6 +23,8 @@ const struct gf_config_def eventlog_config_defs[] = {
      "RabbitMQ to consume the events from: amqp://user[:password]@host[:port][/vhost]"},
     {"EVENTLOG_AMQP_PASSWORD", GF_CFG_STRING, "", 0, 0, true, F(amqp_password),
      "password of the broker, replacing the URL's (so it can come from a Secret)"},
+    {"EVENTLOG_AMQP_CA", GF_CFG_STRING, "", 0, 0, false, F(amqp_ca),
+     "PEM file of the CA the broker's certificate chains to (required with an amqps:// URL)"},
     {"EVENTLOG_AMQP_HEARTBEAT_S", GF_CFG_INT, "10", 0, 600, false, F(amqp_heartbeat_s),
      "AMQP heartbeat: a dead broker connection is noticed after about twice this (0 = none)"},
     {"EVENTLOG_PREFETCH", GF_CFG_INT, "200", 1, 65535, false, F(prefetch),
@@ -56,16 +58,29 @@ const struct gf_config_def eventlog_config_defs[] = {
      "after that ends the process anyway (status 1)"},
     {"EVENTLOG_LOG_LEVEL", GF_CFG_LOGLEVEL, "info", 0, 0, false, F(log_level),
      "debug, info, warn or error"},
+    {"EVENTLOG_AUTH_KEYS", GF_CFG_STRING, "", 0, 0, false, F(auth_keys_dir),
+     "directory of the Ed25519 public keys (*.pem) whose tokens are accepted (required)"},
+    {"EVENTLOG_AUTH_ISSUER", GF_CFG_STRING, "gf-svc", 0, 0, false, F(auth_issuer),
+     "iss of the tokens accepted"},
+    {"EVENTLOG_AUTH_AUDIENCE", GF_CFG_STRING, "gf-svc-api", 0, 0, false, F(auth_audience),
+     "aud of the tokens accepted"},
+    {"EVENTLOG_AUTH_LEEWAY_S", GF_CFG_INT, "30", 0, 300, false, F(auth_leeway_s),
+     "clock skew allowed on a token's exp and nbf"},
 };
 const size_t eventlog_config_ndefs = sizeof eventlog_config_defs / sizeof eventlog_config_defs[0];
 
 enum gf_status eventlog_config_check(const struct eventlog_config *cfg)
 {
+    if (cfg->auth_keys_dir[0] == '\0') {
+        GF_ERROR("config invalid: EVENTLOG_AUTH_KEYS is required (a directory of the Ed25519 "
+                 "public keys whose tokens are accepted)");
+        return GF_EINVAL;
+    }
     if (cfg->batch_max > cfg->prefetch) {
         GF_ERROR("config invalid EVENTLOG_BATCH_MAX=%lld: at most EVENTLOG_PREFETCH=%lld, since "
                  "a batch is made of deliveries the broker sent ahead",
                  (long long)cfg->batch_max, (long long)cfg->prefetch);
         return GF_EINVAL;
     }
-    return GF_OK;
+    return gf_amqp_config_check("EVENTLOG", cfg->amqp_url, cfg->amqp_ca);
 }

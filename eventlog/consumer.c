@@ -253,6 +253,7 @@ struct consumer *consumer_start(struct eventlog_app *app)
             {
                 .url = cfg->amqp_url,
                 .password = cfg->amqp_password,
+                .ca_file = cfg->amqp_ca,
                 .name = "eventlog-consumer",
                 .heartbeat_s = (int)cfg->amqp_heartbeat_s,
                 .timeout_ms = 5000,

@@ -7,6 +7,7 @@
 
 #include "backend.pb-c.h"
 #include "eventlog.h"
+#include "gf/auth.h"
 #include "gf/log.h"
 
 /* Times outside 1970..9999 are not believed (a timestamptz would hold them, a client would
@@ -91,8 +92,207 @@ out:
     return v;
 }
 
+/* ---- AdminActionEvent: the audit of an operator's change (proto/backend.proto) ------------- */
+
+/* What each action must carry besides its actor and ids (proto/backend.proto's table). */
+enum {
+    NEED_USER = 1 << 0,
+    NEED_TARGET = 1 << 1,
+    NEED_ITEM = 1 << 2,
+    NEED_AMOUNT = 1 << 3,
+    NEED_VERSION = 1 << 4, /* and fields */
+};
+
+static const struct admin_action {
+    const char *name;
+    unsigned need;
+} admin_actions[] = {
+    {"user_created", NEED_USER | NEED_TARGET},
+    {"item_created", NEED_TARGET | NEED_ITEM},
+    {"item_changed", NEED_TARGET | NEED_ITEM | NEED_VERSION},
+    {"marketplace_item_created", NEED_TARGET | NEED_ITEM},
+    {"user_item_created", NEED_USER | NEED_TARGET | NEED_ITEM},
+    {"gxp_minted", NEED_USER | NEED_AMOUNT},
+    {"item_bought_for_user", NEED_USER | NEED_TARGET | NEED_ITEM},
+    {"password_set", NEED_USER},
+};
+
+/* s is valid UTF-8 (jansson checks it as json_string does), of 1..max bytes. */
+static bool utf8_text(const char *s, size_t max)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+    if (n == 0 || n > max)
+        return false;
+    json_t *j = json_string(s);
+    json_decref(j);
+    return j != NULL;
+}
+
+/* A name (valid UTF-8) for the text: cut at a character's start so that at most max bytes
+ * remain (an ellipsis "..." marks a cut), control characters as '?'. */
+GF_TESTABLE void event_text_name(char *out, size_t max, const char *name)
+{
+    size_t n = strlen(name);
+    size_t cut = n;
+    if (max < 4) {
+        out[0] = '\0';
+        return;
+    }
+    if (n > max - 1) {
+        cut = max - 4;
+        while (cut > 0 && ((unsigned char)name[cut] & 0xc0) == 0x80)
+            cut--;
+    }
+    size_t j = 0;
+    for (size_t i = 0; i < cut; i++) {
+        unsigned char c = (unsigned char)name[i];
+        out[j++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    if (cut < n) {
+        memcpy(out + j, "...", 3);
+        j += 3;
+    }
+    out[j] = '\0';
+}
+
+/* The sentence of an audit event, e.g. "admin root (id 1) minted 100 GXP for user 5". */
+static void admin_text(char *out, size_t n, const Backend__AdminActionEvent *e,
+                       const struct admin_action *a)
+{
+    char actor[48];
+    event_text_name(actor, sizeof actor, e->actorname);
+    int w = snprintf(out, n, "%s %s (id %u) ", e->actorrole, actor, e->actorid);
+    if (w < 0 || (size_t)w >= n)
+        return;
+    out += w;
+    n -= (size_t)w;
+    const char *act = a->name;
+    if (strcmp(act, "user_created") == 0)
+        snprintf(out, n, "created user %u", e->userid);
+    else if (strcmp(act, "item_created") == 0)
+        snprintf(out, n, "created item %u (cost %u)", e->targetid, e->cost);
+    else if (strcmp(act, "item_changed") == 0)
+        snprintf(out, n, "changed %s%s%s of item %u (version %llu)", e->fields[0],
+                 e->n_fields > 1 ? " and " : "", e->n_fields > 1 ? e->fields[1] : "", e->targetid,
+                 (unsigned long long)e->version);
+    else if (strcmp(act, "marketplace_item_created") == 0)
+        snprintf(out, n, "put %u of item %u on the marketplace (marketplace item %u)", e->count,
+                 e->itemid, e->targetid);
+    else if (strcmp(act, "user_item_created") == 0)
+        snprintf(out, n, "gave user %u %u of item %u (user item %u)", e->userid, e->count,
+                 e->itemid, e->targetid);
+    else if (strcmp(act, "gxp_minted") == 0)
+        snprintf(out, n, "minted %u GXP for user %u", e->amount, e->userid);
+    else if (strcmp(act, "item_bought_for_user") == 0)
+        snprintf(out, n, "bought item %u for user %u (user item %u, cost %u)", e->itemid, e->userid,
+                 e->targetid, e->cost);
+    else
+        snprintf(out, n, "set the password of user %u", e->userid);
+}
+
+/* Its fields' rules: a known action with what it needs, an actor (id, name, role), a UUID for
+ * eventId and for correlationId; item_changed names one or two distinct fields of "name" and
+ * "cost". Anything else is an invalid field. */
+static enum event_verdict admin_check(const Backend__AdminActionEvent *e,
+                                      const struct admin_action **out, char *why, size_t whysz)
+{
+    const struct admin_action *a = NULL;
+    for (size_t i = 0; e->action != NULL && i < sizeof admin_actions / sizeof admin_actions[0];
+         i++) {
+        if (strcmp(e->action, admin_actions[i].name) == 0)
+            a = &admin_actions[i];
+    }
+    const char *bad = NULL;
+    enum gf_role role;
+    if (a == NULL)
+        bad = "action is not a known action";
+    else if (e->actorid == 0)
+        bad = "actorId is missing or 0";
+    else if (!utf8_text(e->actorname, GF_AUTH_NAME_MAX))
+        bad = "actorName is not 1..255 bytes of UTF-8";
+    else if (e->actorrole == NULL || !gf_role_parse(e->actorrole, &role))
+        bad = "actorRole is not a role";
+    else if ((a->need & NEED_USER) && e->userid == 0)
+        bad = "userId is missing or 0";
+    else if ((a->need & NEED_TARGET) && e->targetid == 0)
+        bad = "targetId is missing or 0";
+    else if ((a->need & NEED_ITEM) && e->itemid == 0)
+        bad = "itemId is missing or 0";
+    else if ((a->need & NEED_AMOUNT) && e->amount == 0)
+        bad = "amount is missing or 0";
+    else if ((a->need & NEED_VERSION) && e->version == 0)
+        bad = "version is missing or 0";
+    else if ((a->need & NEED_VERSION) ? e->n_fields < 1 || e->n_fields > 2 : e->n_fields != 0)
+        bad = "fields do not fit the action";
+    for (size_t i = 0; bad == NULL && i < e->n_fields; i++) {
+        const char *f = e->fields[i];
+        if (f == NULL || (strcmp(f, "name") != 0 && strcmp(f, "cost") != 0) ||
+            (i == 1 && strcmp(f, e->fields[0]) == 0))
+            bad = "fields holds something other than \"name\" and \"cost\"";
+    }
+    if (bad != NULL) {
+        snprintf(why, whysz, "%s", bad);
+        return EVENT_INVALID_FIELD;
+    }
+    *out = a;
+    return EVENT_OK;
+}
+
+static enum event_verdict decode_admin_action(const void *body, size_t len, struct event_record *r,
+                                              char *why, size_t whysz)
+{
+    enum event_verdict v = EVENT_UNDECODABLE;
+    const struct admin_action *a = NULL;
+    Backend__AdminActionEvent *e = backend__admin_action_event__unpack(NULL, len, body);
+    if (e == NULL) {
+        snprintf(why, whysz, "the body (%zu bytes) is not a backend.AdminActionEvent", len);
+        goto out;
+    }
+    v = admin_check(e, &a, why, whysz);
+    if (v != EVENT_OK)
+        goto out;
+    v = correlation_id(e->correlationid, r->correlation_id, why, whysz);
+    if (v != EVENT_OK)
+        goto out;
+    if (e->eventid == NULL || !gf_uuid_normalize(e->eventid, strlen(e->eventid), r->message_id)) {
+        snprintf(why, whysz, "eventId is not a UUID");
+        v = EVENT_INVALID_FIELD;
+        goto out;
+    }
+    json_t *fields = json_array();
+    for (size_t i = 0; fields != NULL && i < e->n_fields; i++) {
+        if (json_array_append_new(fields, json_string(e->fields[i])) != 0) {
+            json_decref(fields);
+            fields = NULL;
+        }
+    }
+    r->data =
+        fields == NULL
+            ? NULL
+            : json_pack("{s:s,s:s,s:I,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:s}", "eventId",
+                        r->message_id, "action", a->name, "actorId", (json_int_t)e->actorid,
+                        "actorName", e->actorname, "actorRole", e->actorrole, "userId",
+                        (json_int_t)e->userid, "targetId", (json_int_t)e->targetid, "itemId",
+                        (json_int_t)e->itemid, "amount", (json_int_t)e->amount, "count",
+                        (json_int_t)e->count, "cost", (json_int_t)e->cost, "version",
+                        (json_int_t)(e->version > INT64_MAX ? INT64_MAX : e->version), "fields",
+                        fields, "correlationId", r->correlation_id);
+    if (r->data == NULL) {
+        snprintf(why, whysz, "out of memory while decoding");
+        v = EVENT_UNDECODABLE;
+        goto out;
+    }
+    r->user_id = e->userid; /* 0: none (stored NULL) */
+    admin_text(r->text, sizeof r->text, e, a);
+out:
+    if (e != NULL)
+        backend__admin_action_event__free_unpacked(e, NULL);
+    return v;
+}
+
 static const struct event_kind kinds[] = {
     {GF_EVENT_BUY_ITEM, decode_buy_item},
+    {GF_EVENT_ADMIN_ACTION, decode_admin_action},
 };
 
 /* ---- the properties ------------------------------------------------------------------------- */
@@ -172,10 +372,12 @@ enum event_verdict event_decode(const struct gf_amqp_delivery *d, int64_t now_us
     if (v != EVENT_OK)
         goto fail;
     /* SPEC §4: message_id = correlation id. One that differs means the publisher and we
-     * disagree on what identifies the event: storing it could store it twice. */
+     * disagree on what identifies the event: storing it could store it twice. The event's
+     * identity is that id, unless its decoder set one of its own (an audit's eventId). */
+    char mid_norm[GF_UUID_STRLEN + 1];
     if (d->message_id != NULL && d->message_id[0] != '\0') {
-        if (!gf_uuid_normalize(d->message_id, strlen(d->message_id), r.message_id) ||
-            strcmp(r.message_id, r.correlation_id) != 0) {
+        if (!gf_uuid_normalize(d->message_id, strlen(d->message_id), mid_norm) ||
+            strcmp(mid_norm, r.correlation_id) != 0) {
             char mid[48];
             gf_log_safe(mid, sizeof mid, d->message_id);
             snprintf(why, whysz, "message_id \"%s\" is not the correlationId %s", mid,
@@ -183,9 +385,9 @@ enum event_verdict event_decode(const struct gf_amqp_delivery *d, int64_t now_us
             v = EVENT_MESSAGE_ID_MISMATCH;
             goto fail;
         }
-    } else {
-        memcpy(r.message_id, r.correlation_id, sizeof r.message_id);
     }
+    if (r.message_id[0] == '\0')
+        memcpy(r.message_id, r.correlation_id, sizeof r.message_id);
     r.name = k->name;
     r.occurred_at_us = event_occurred_at(d, now_us);
     *out = r;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "gf/amqp.h"
+#include "gf/auth.h"
 #include "gf/config.h"
 #include "gf/db.h"
 #include "gf/status.h"
@@ -27,6 +28,7 @@ struct eventlog_config {
     int64_t db_statement_timeout_ms;
     char *amqp_url;
     char *amqp_password;
+    char *amqp_ca;
     int64_t amqp_heartbeat_s;
     int64_t prefetch;
     int64_t batch_max;
@@ -40,6 +42,10 @@ struct eventlog_config {
     int64_t list_cap;
     int64_t shutdown_grace_ms;
     int log_level;
+    char *auth_keys_dir;
+    char *auth_issuer;
+    char *auth_audience;
+    int64_t auth_leeway_s;
 };
 extern const struct gf_config_def eventlog_config_defs[];
 extern const size_t eventlog_config_ndefs;
@@ -51,8 +57,9 @@ struct consumer;
 
 struct eventlog_app {
     const struct eventlog_config *cfg;
-    struct gf_db_pool *pool; /* the consumer's batches and the HTTP reads */
-    atomic_bool migrated;    /* the schema is in place: the API may read */
+    struct gf_db_pool *pool;   /* the consumer's batches and the HTTP reads */
+    atomic_bool migrated;      /* the schema is in place: the API may read */
+    struct gf_auth_keys *keys; /* the public keys whose tokens are accepted */
     pthread_mutex_t consumer_mu;
     struct consumer *consumer; /* under consumer_mu; NULL until started and after stopping */
 };
@@ -63,9 +70,11 @@ struct eventlog_app {
 /* What the store keeps of one event. */
 struct event_record {
     const char *name; /* the known event's name (static) */
-    int64_t user_id;
+    int64_t user_id;  /* 0: the event concerns no user (stored NULL; only admins read it) */
     char correlation_id[GF_UUID_STRLEN + 1];
-    char message_id[GF_UUID_STRLEN + 1]; /* the delivery's message_id, else correlation_id */
+    /* The event's identity, stored once per name: the correlation id (= the delivery's
+     * message_id, SPEC §4), or an AdminActionEvent's eventId. */
+    char message_id[GF_UUID_STRLEN + 1];
     char text[EVENT_TEXT_MAX];
     json_t *data; /* the decoded fields, owned */
     int64_t occurred_at_us;
@@ -118,7 +127,8 @@ struct events_query {
 };
 
 /* Reads one page: *events_out is a new JSON array of
- * {id,event,userId,text,correlationId,occurredAt,storedAt,data} (caller decrefs), *first_id
+ * {id,event,userId,text,correlationId,occurredAt,storedAt,data} (caller decrefs; userId null for
+ * an event about no user), *first_id
  * and *last_id the ids of its first and last elements (0 when it is empty). */
 enum gf_status store_list(struct gf_db_pool *pool, const struct events_query *q,
                           json_t **events_out, int64_t *first_id, int64_t *last_id) GF_MUSTCHECK;

@@ -42,6 +42,15 @@ int main(int argc, char **argv)
     gf_log_init("eventlog", (enum gf_log_level)cfg.log_level);
     gf_config_log(eventlog_config_defs, eventlog_config_ndefs, &cfg);
 
+    char why[256];
+    app.keys = gf_auth_keys_load(cfg.auth_keys_dir, NULL, cfg.auth_issuer, cfg.auth_audience, why,
+                                 sizeof why);
+    if (app.keys == NULL) {
+        GF_ERROR("EVENTLOG_AUTH_KEYS: %s", why);
+        rc = GF_EX_CONFIG;
+        goto out;
+    }
+
     struct gf_db_pool_options popt = {
         .conninfo = cfg.db_url,
         .password = cfg.db_password,
@@ -90,6 +99,7 @@ out:
     consumer_stop(consumer);
     gf_http_server_stop(http);
     gf_db_pool_free(app.pool);
+    gf_auth_keys_free(app.keys);
     gf_service_drain_end();
     GF_INFO("eventlog stopped rc=%d", rc);
     gf_config_free(eventlog_config_defs, eventlog_config_ndefs, &cfg);

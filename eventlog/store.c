@@ -34,8 +34,10 @@ static char *batch_json(struct event_record *const *recs, int n)
     json_t *arr = json_array();
     for (int i = 0; arr != NULL && i < n; i++) {
         const struct event_record *r = recs[i];
-        json_t *o = json_pack("{s:i,s:s,s:s,s:I,s:s,s:s,s:O,s:I}", "ord", i, "event_name", r->name,
-                              "message_id", r->message_id, "user_id", (json_int_t)r->user_id,
+        /* user_id 0: an event about no user (an audited item change), stored NULL. */
+        json_t *o = json_pack("{s:i,s:s,s:s,s:o,s:s,s:s,s:O,s:I}", "ord", i, "event_name", r->name,
+                              "message_id", r->message_id, "user_id",
+                              r->user_id > 0 ? json_integer((json_int_t)r->user_id) : json_null(),
                               "text", r->text, "correlation_id", r->correlation_id, "data", r->data,
                               "occurred_us", (json_int_t)r->occurred_at_us);
         if (o == NULL || json_array_append_new(arr, o) != 0) {
@@ -119,12 +121,15 @@ static json_t *row_json(const PGresult *res, int row)
     gf_iso8601_ms(strtoll(PQgetvalue(res, row, 5), NULL, 10), occurred);
     gf_iso8601_ms(strtoll(PQgetvalue(res, row, 6), NULL, 10), stored);
     json_t *data = json_loads(PQgetvalue(res, row, 7), JSON_DECODE_ANY, NULL);
-    return json_pack(
-        "{s:I,s:s,s:I,s:s,s:s,s:s,s:s,s:o}", "id",
-        (json_int_t)strtoll(PQgetvalue(res, row, 0), NULL, 10), "event", PQgetvalue(res, row, 1),
-        "userId", (json_int_t)strtoll(PQgetvalue(res, row, 2), NULL, 10), "text",
-        PQgetvalue(res, row, 3), "correlationId", PQgetvalue(res, row, 4), "occurredAt", occurred,
-        "storedAt", stored, "data", data != NULL ? data : json_null());
+    /* userId null: an event about no user (an audited item change), which only admins see. */
+    json_t *user = PQgetisnull(res, row, 2)
+                       ? json_null()
+                       : json_integer((json_int_t)strtoll(PQgetvalue(res, row, 2), NULL, 10));
+    return json_pack("{s:I,s:s,s:o,s:s,s:s,s:s,s:s,s:o}", "id",
+                     (json_int_t)strtoll(PQgetvalue(res, row, 0), NULL, 10), "event",
+                     PQgetvalue(res, row, 1), "userId", user, "text", PQgetvalue(res, row, 3),
+                     "correlationId", PQgetvalue(res, row, 4), "occurredAt", occurred, "storedAt",
+                     stored, "data", data != NULL ? data : json_null());
 }
 
 enum gf_status store_list(struct gf_db_pool *pool, const struct events_query *q,

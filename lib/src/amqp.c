@@ -3,6 +3,7 @@
 #include "gf/amqp.h"
 
 #include <amqp.h>
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -20,12 +21,14 @@
 #define CHANNEL 1
 #define FRAME_MAX 131072
 
-static const char *const eventlog_keys[] = {GF_EVENT_BUY_ITEM};
+/* Every event eventlog stores: an event whose name is missing here is returned to the relay
+ * (no queue takes it) and waits in the outbox forever. */
+static const char *const eventlog_keys[] = {GF_EVENT_BUY_ITEM, GF_EVENT_ADMIN_ACTION};
 const struct gf_amqp_queue gf_events_eventlog_queue = {
     .name = "eventlog.events",
     .exchange = GF_EVENTS_EXCHANGE,
     .routing_keys = eventlog_keys,
-    .nkeys = 1,
+    .nkeys = sizeof eventlog_keys / sizeof eventlog_keys[0],
     .dead_letter_queue = "eventlog.events.dead",
 };
 
@@ -101,6 +104,62 @@ static void set_tcp_bounds(int fd, const char *name)
         GF_WARN("amqp socket options not set name=%s fd=%d", name, fd);
 }
 
+enum gf_status gf_amqp_config_check(const char *prefix, const char *url, const char *ca_file)
+{
+    char *tmp = strdup(url ? url : "");
+    struct amqp_connection_info info;
+    if (tmp == NULL)
+        return GF_ENOMEM;
+    /* A URL that does not parse is reported by the configuration table's own check. */
+    bool tls = amqp_parse_url(tmp, &info) == AMQP_STATUS_OK && info.ssl;
+    free(tmp);
+    bool ca = ca_file != NULL && ca_file[0] != '\0';
+    if (tls && !ca) {
+        GF_ERROR("config invalid var=%s_AMQP_CA value='' rule='required with an amqps:// "
+                 "%s_AMQP_URL: the PEM file of the CA the broker's certificate chains to'",
+                 prefix, prefix);
+    } else if (!tls && ca) {
+        GF_ERROR("config invalid var=%s_AMQP_CA value='%s' rule='only with an amqps:// "
+                 "%s_AMQP_URL (TLS); the URL is plain amqp://'",
+                 prefix, ca_file, prefix);
+    } else {
+        return GF_OK;
+    }
+    GF_ERROR("config invalid_count=1");
+    return GF_EINVAL;
+}
+
+/* The TLS socket of an amqps:// connection: TLS 1.2 or later, the broker's certificate must
+ * chain to ca_file and name the host the URL names (rabbitmq-c checks both during the
+ * handshake, which amqp_socket_open_noblock bounds by the connect timeout). */
+static amqp_socket_t *tls_socket_new(struct gf_amqp_conn *c, const char *ca_file,
+                                     enum gf_status *st)
+{
+    if (ca_file == NULL || ca_file[0] == '\0') {
+        GF_ERROR("amqp amqps url without a CA file name=%s", c->name);
+        *st = GF_EINVAL;
+        return NULL;
+    }
+    amqp_socket_t *sock = amqp_ssl_socket_new(c->state);
+    if (sock == NULL) {
+        *st = GF_ENOMEM;
+        return NULL;
+    }
+    amqp_ssl_socket_set_verify_peer(sock, 1);
+    amqp_ssl_socket_set_verify_hostname(sock, 1);
+    int rc = amqp_ssl_socket_set_ssl_versions(sock, AMQP_TLSv1_2, AMQP_TLSvLATEST);
+    if (rc == AMQP_STATUS_OK)
+        rc = amqp_ssl_socket_set_cacert(sock, ca_file);
+    if (rc != AMQP_STATUS_OK) {
+        /* The socket belongs to the connection state, which the caller destroys. */
+        GF_LOG_RL(GF_LOG_WARN, 5000, "amqp tls setup failed name=%s ca=%s reason='%s'", c->name,
+                  ca_file, amqp_error_string2(rc));
+        *st = GF_EUNAVAILABLE;
+        return NULL;
+    }
+    return sock;
+}
+
 struct gf_amqp_conn *gf_amqp_connect(const struct gf_amqp_options *opt, enum gf_status *st)
 {
     struct gf_amqp_conn *c = calloc(1, sizeof *c);
@@ -125,16 +184,19 @@ struct gf_amqp_conn *gf_amqp_connect(const struct gf_amqp_options *opt, enum gf_
         *st = GF_ENOMEM;
         goto fail;
     }
-    amqp_socket_t *sock = amqp_tcp_socket_new(c->state);
+    amqp_socket_t *sock =
+        info.ssl ? tls_socket_new(c, opt->ca_file, st) : amqp_tcp_socket_new(c->state);
     if (sock == NULL) {
-        *st = GF_ENOMEM;
+        if (!info.ssl)
+            *st = GF_ENOMEM;
         goto fail;
     }
     struct timeval tv = tv_ms(timeout_ms);
     int rc = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
     if (rc != AMQP_STATUS_OK) {
-        GF_LOG_RL(GF_LOG_WARN, 5000, "amqp connect failed name=%s host=%s port=%d reason='%s'",
-                  c->name, info.host, info.port, amqp_error_string2(rc));
+        GF_LOG_RL(GF_LOG_WARN, 5000,
+                  "amqp connect failed name=%s host=%s port=%d tls=%s reason='%s'", c->name,
+                  info.host, info.port, info.ssl ? "yes" : "no", amqp_error_string2(rc));
         goto fail;
     }
     c->socket_open = true;
@@ -167,8 +229,8 @@ struct gf_amqp_conn *gf_amqp_connect(const struct gf_amqp_options *opt, enum gf_
     amqp_channel_open(c->state, CHANNEL);
     if (gf_amqp_check_reply(c, "channel.open") != GF_OK)
         goto fail;
-    GF_INFO("amqp connected name=%s host=%s port=%d vhost=%s", c->name, info.host, info.port,
-            info.vhost);
+    GF_INFO("amqp connected name=%s host=%s port=%d vhost=%s tls=%s", c->name, info.host, info.port,
+            info.vhost, info.ssl ? "yes" : "no");
     free(url);
     *st = GF_OK;
     return c;
@@ -334,20 +396,33 @@ enum gf_status gf_amqp_pump(struct gf_amqp_conn *c, int wait_ms)
 
 /* ---- publishing --------------------------------------------------------------------------- */
 
-static int find_message(struct gf_amqp_message *m, int n, const amqp_bytes_t *id)
+/* The message a basic.return names: the first of this message_id and routing key that is not
+ * settled nor returned yet (the broker returns in publishing order, before the ack). Several
+ * messages of a batch may share a message_id: the events of one request. */
+static int find_message(struct gf_amqp_message *m, int n, const bool *returned,
+                        const amqp_bytes_t *id, const amqp_bytes_t *key)
 {
     for (int i = 0; i < n; i++) {
-        if (!m[i].best_effort && m[i].message_id != NULL && strlen(m[i].message_id) == id->len &&
-            memcmp(m[i].message_id, id->bytes, id->len) == 0)
+        if (!m[i].best_effort && !returned[i] && m[i].outcome == GF_AMQP_UNCONFIRMED &&
+            m[i].message_id != NULL && strlen(m[i].message_id) == id->len &&
+            memcmp(m[i].message_id, id->bytes, id->len) == 0 &&
+            (m[i].routing_key == NULL || (strlen(m[i].routing_key) == key->len &&
+                                          memcmp(m[i].routing_key, key->bytes, key->len) == 0)))
             return i;
     }
     return -1;
 }
 
-/* A basic.return: the content follows; the message is matched by its message_id. The
- * broker still acks it afterwards, so it is only marked here. */
-static void on_return(struct gf_amqp_conn *c, struct gf_amqp_message *m, int n, bool *returned)
+/* A basic.return (ret): the content follows; the message is matched by its message_id and
+ * routing key. The broker still acks it afterwards, so it is only marked here. */
+static void on_return(struct gf_amqp_conn *c, const amqp_basic_return_t *ret,
+                      struct gf_amqp_message *m, int n, bool *returned)
 {
+    amqp_bytes_t key = ret->routing_key; /* the frame's memory may be reused by the read */
+    char keybuf[256];
+    size_t klen = key.len < sizeof keybuf ? key.len : sizeof keybuf;
+    memcpy(keybuf, key.bytes, klen);
+    key = (amqp_bytes_t){.len = klen, .bytes = keybuf};
     amqp_message_t msg;
     amqp_rpc_reply_t r = amqp_read_message(c->state, CHANNEL, &msg, 0);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
@@ -355,7 +430,7 @@ static void on_return(struct gf_amqp_conn *c, struct gf_amqp_message *m, int n, 
         return;
     }
     if (msg.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) {
-        int i = find_message(m, n, &msg.properties.message_id);
+        int i = find_message(m, n, returned, &msg.properties.message_id, &key);
         if (i >= 0)
             returned[i] = true;
     }
@@ -480,7 +555,7 @@ enum gf_status gf_amqp_publish(struct gf_amqp_conn *c, struct gf_amqp_message *m
                 break;
             }
             case AMQP_BASIC_RETURN_METHOD:
-                on_return(c, m, n, returned);
+                on_return(c, f.payload.method.decoded, m, n, returned);
                 break;
             default:
                 gf_amqp_handle_stray(c, &f);

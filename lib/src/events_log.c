@@ -15,19 +15,39 @@ struct events_log {
     struct gf_amqp_queue queue;
 };
 
+/* One line for an AdminActionEvent; false when the body is not one. The name is the token's,
+ * made safe for the line. */
+static bool log_admin_action(const struct gf_amqp_delivery *d)
+{
+    Backend__AdminActionEvent *e = backend__admin_action_event__unpack(NULL, d->len, d->body);
+    if (e == NULL)
+        return false;
+    char action[40], actor[64];
+    gf_log_safe(action, sizeof action, e->action);
+    gf_log_safe(actor, sizeof actor, e->actorname);
+    GF_INFO("event received name=%s action=%s actorId=%u actor=%s userId=%u targetId=%u "
+            "redelivered=%d",
+            d->type, action, e->actorid, actor, e->userid, e->targetid, d->redelivered);
+    backend__admin_action_event__free_unpacked(e, NULL);
+    return true;
+}
+
 static enum gf_status log_batch(void *arg, struct gf_amqp_delivery *d, int n)
 {
     (void)arg;
     for (int i = 0; i < n; i++) {
         gf_log_set_cid(d[i].correlation_id[0] ? d[i].correlation_id : NULL);
         Backend__BuyItemEvent *e = NULL;
+        bool logged = false;
         if (strcmp(d[i].type, GF_EVENT_BUY_ITEM) == 0)
             e = backend__buy_item_event__unpack(NULL, d[i].len, d[i].body);
+        else if (strcmp(d[i].type, GF_EVENT_ADMIN_ACTION) == 0)
+            logged = log_admin_action(&d[i]);
         if (e != NULL) {
             GF_INFO("event received name=%s userId=%u itemId=%u userItemId=%u redelivered=%d",
                     d[i].type, e->userid, e->itemid, e->useritemid, d[i].redelivered);
             backend__buy_item_event__free_unpacked(e, NULL);
-        } else {
+        } else if (!logged) {
             /* Only watched here: nothing to dead-letter, the event log keeps its own copy. */
             GF_LOG_RL(GF_LOG_WARN, 5000,
                       "event not understood type='%.64s' routing_key='%.64s' bytes=%zu", d[i].type,

@@ -1,7 +1,7 @@
 /* Fuzz target: an AMQP delivery as eventlog's consumer gets it (event_decode, eventlog/event.c):
- * which event it is, its content type, the protobuf body (BuyItemEvent) and its fields, the
- * message_id and the time; what it answers is either a record for the store or a reason to
- * dead-letter. Input: seven lines (routing key, content_type, type, message_id,
+ * which event it is, its content type, the protobuf body (BuyItemEvent, AdminActionEvent) and
+ * its fields, the message_id and the time; what it answers is either a record for the store or a
+ * reason to dead-letter. Input: seven lines (routing key, content_type, type, message_id,
  * correlation_id, timestamp in s, header x-occurred-at-us; the numbers in C notation), then
  * the body's bytes. */
 #include <stdint.h>
@@ -45,9 +45,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (v == EVENT_OK) {
         /* What the store gets: eventlog-db's columns and CHECKs (sql/eventlog). */
         FUZZ_CHECK(r.name != NULL && r.data != NULL && json_is_object(r.data));
-        FUZZ_CHECK(r.user_id >= 1 && r.user_id <= QUERY_USER_MAX);
+        /* 0: an audit event about no user (stored NULL) */
+        FUZZ_CHECK(r.user_id >= 0 && r.user_id <= QUERY_USER_MAX);
+        FUZZ_CHECK(r.user_id > 0 || strcmp(r.name, GF_EVENT_ADMIN_ACTION) == 0);
         FUZZ_CHECK(fuzz_uuid_lower(r.correlation_id));
-        FUZZ_CHECK(strcmp(r.message_id, r.correlation_id) == 0);
+        /* the identity: the correlation id, or an audit event's own eventId */
+        FUZZ_CHECK(fuzz_uuid_lower(r.message_id));
+        FUZZ_CHECK(strcmp(r.message_id, r.correlation_id) == 0 ||
+                   strcmp(r.name, GF_EVENT_ADMIN_ACTION) == 0);
         FUZZ_CHECK(memchr(r.text, '\0', sizeof r.text) != NULL && fuzz_json_text_ok(r.text));
         FUZZ_CHECK(r.occurred_at_us > 0);
         char *json = json_dumps(r.data, JSON_COMPACT);

@@ -2,13 +2,16 @@
  * asks it, and the invariants are checked across backend-db and gxp-db. */
 #include "backend_fixture.h"
 
+#include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -41,6 +44,57 @@ static char *sql_dup(PGconn *c, const char *sql)
     return s;
 }
 
+/* ---- tokens ------------------------------------------------------------------------------- */
+
+/* This world's key pair (run dir), its key set, and an operator's token for http(). */
+static int make_keys(struct backend_world *w, int g)
+{
+    char pub[700], why[256];
+    snprintf(w->auth_dir, sizeof w->auth_dir, "%s/auth-%d", h_run_dir(), g);
+    snprintf(w->auth_key, sizeof w->auth_key, "%s/auth-%d.key.pem", h_run_dir(), g);
+    snprintf(pub, sizeof pub, "%s/token.pub.pem", w->auth_dir);
+    if (mkdir(w->auth_dir, 0755) != 0 && errno != EEXIST) {
+        perror(w->auth_dir);
+        return -1;
+    }
+    if (gf_auth_keygen(w->auth_key, pub) != GF_OK) {
+        fprintf(stderr, "cannot make a key pair in %s\n", w->auth_dir);
+        return -1;
+    }
+    w->keys = gf_auth_keys_load(w->auth_dir, w->auth_key, "gf-svc", "gf-svc-api", why, sizeof why);
+    if (w->keys == NULL) {
+        fprintf(stderr, "keys: %s\n", why);
+        return -1;
+    }
+    w->admin_token = world_token(w, GF_ROLE_ADMIN, 1, 0, 86400);
+    return w->admin_token != NULL ? 0 : -1;
+}
+
+char *world_token(struct backend_world *w, enum gf_role role, int64_t sub, int64_t nbf_s,
+                  int64_t ttl_s)
+{
+    struct gf_auth_claims c = {.user_id = sub, .role = role};
+    snprintf(c.name, sizeof c.name, "%s-%lld", role == GF_ROLE_ADMIN ? "test-admin" : "user",
+             (long long)sub);
+    char *token = NULL;
+    /* Signed as if at now + nbf_s, so that nbf (and exp) move with it. */
+    int64_t at = (int64_t)time(NULL) + nbf_s;
+    if (ttl_s < 0) { /* expired -ttl_s seconds ago */
+        at += ttl_s - 3600;
+        ttl_s = 3600;
+    }
+    if (gf_auth_sign(w->keys, &c, at, ttl_s, &token) != GF_OK)
+        return NULL;
+    return token;
+}
+
+const char *world_bearer(const char *token)
+{
+    static _Thread_local char h[GF_AUTH_TOKEN_MAX + 32];
+    snprintf(h, sizeof h, "Authorization: Bearer %s", token != NULL ? token : "");
+    return h;
+}
+
 /* ---- processes -------------------------------------------------------------------------- */
 
 static int generation;
@@ -56,20 +110,19 @@ static pid_t spawn_backend(struct backend_world *w)
     snprintf(gxp_addr, sizeof gxp_addr, "BACKEND_GXP_ADDR=127.0.0.1:%d", w->gxp_grpc_port);
     snprintf(deployment, sizeof deployment, "DEPLOYMENT_NAME=%s", w->opt.deployment);
     snprintf(pause, sizeof pause, "BACKEND_FAILPOINT_BUY_PAUSE_MS=%d", w->opt.buy_pause_ms);
-    const char *env[48] = {http_addr,
-                           grpc_addr,
-                           db_url,
-                           gxp_addr,
-                           deployment,
-                           "BACKEND_LOG_LEVEL=debug",
-                           "BACKEND_GXP_DEADLINE_MS=2000",
-                           "BACKEND_SHUTDOWN_GRACE_MS=3000",
-                           amqp,
-                           "BACKEND_AMQP_HEARTBEAT_S=5",
-                           "BACKEND_RELAY_POLL_MS=200",
-                           w->opt.watchers_off ? "BACKEND_EVENT_LOG=false"
-                                               : "BACKEND_EVENT_LOG=true"};
-    int n = 12;
+    char keys[640], signing[640];
+    snprintf(keys, sizeof keys, "BACKEND_AUTH_KEYS=%s", w->auth_dir);
+    snprintf(signing, sizeof signing, "BACKEND_AUTH_SIGNING_KEY=%s", w->auth_key);
+    const char *env[48] = {
+        keys, signing, http_addr, grpc_addr, db_url, gxp_addr, deployment,
+        "BACKEND_LOG_LEVEL=debug", "BACKEND_GXP_DEADLINE_MS=2000", "BACKEND_SHUTDOWN_GRACE_MS=3000",
+        amqp, "BACKEND_AMQP_HEARTBEAT_S=5", "BACKEND_RELAY_POLL_MS=200",
+        w->opt.watchers_off ? "BACKEND_EVENT_LOG=false" : "BACKEND_EVENT_LOG=true",
+        /* Plaintext gRPC: mutual TLS has its own test (grpc_tls). */
+        "BACKEND_GRPC_INSECURE=true"};
+    int n = 0;
+    while (env[n] != NULL) /* the entries above */
+        n++;
     if (w->opt.failpoints)
         env[n++] = pause;
     /* An extra variable replaces a default of the same name. */
@@ -115,6 +168,7 @@ static pid_t spawn_gxp(struct backend_world *w)
                          "GXP_LOG_LEVEL=debug",
                          "GXP_BACKEND_DEADLINE_MS=1000",
                          "GXP_SHUTDOWN_GRACE_MS=3000",
+                         "GXP_GRPC_INSECURE=true", /* mutual TLS has its own test (grpc_tls) */
                          NULL};
     const char *argv[] = {GF_GXP_BIN, NULL};
     return h_spawn(argv, env, w->gxp_log);
@@ -126,7 +180,10 @@ static pid_t spawn_eventlog(struct backend_world *w)
     snprintf(http_addr, sizeof http_addr, "EVENTLOG_HTTP_ADDR=127.0.0.1:%d", w->eventlog_port);
     snprintf(db_url, sizeof db_url, "EVENTLOG_DB_URL=%s", w->eventlog_db.conninfo);
     snprintf(amqp, sizeof amqp, "EVENTLOG_AMQP_URL=%s", w->rmq.url);
-    const char *env[] = {http_addr,
+    char keys[640];
+    snprintf(keys, sizeof keys, "EVENTLOG_AUTH_KEYS=%s", w->auth_dir);
+    const char *env[] = {keys,
+                         http_addr,
                          db_url,
                          amqp,
                          "EVENTLOG_LOG_LEVEL=debug",
@@ -255,6 +312,9 @@ int world_start(struct backend_world *w, const struct world_options *opt)
     snprintf(w->backend_log, sizeof w->backend_log, "%s/backend-%d.log", h_run_dir(), g);
     snprintf(w->gxp_log, sizeof w->gxp_log, "%s/gxp-%d.log", h_run_dir(), g);
 
+    if (make_keys(w, g) != 0)
+        return -1;
+
     /* The backend first: it must create its schema and publication by itself. */
     w->backend_pid = spawn_backend(w);
     if (w->backend_pid < 0 || h_wait_tcp(w->http_port, 30000) != 0) {
@@ -349,12 +409,12 @@ int wait_events(struct backend_world *w, long long n, int timeout_ms)
     int64_t end = gf_mono_ms() + timeout_ms;
     long long have = -1;
     while (gf_mono_ms() < end) {
-        have = sql_ll(w->eventlog, "SELECT count(*) FROM event");
+        have = sql_ll(w->eventlog, "SELECT count(*) FROM event WHERE event_name = 'BuyItemEvent'");
         if (have == n)
             return 0;
         usleep(20 * 1000);
     }
-    fprintf(stderr, "eventlog holds %lld events, expected %lld (logs %s, %s)\n", have, n,
+    fprintf(stderr, "eventlog holds %lld buy events, expected %lld (logs %s, %s)\n", have, n,
             w->eventlog_log, w->backend_log);
     return -1;
 }
@@ -380,6 +440,10 @@ int world_stop(struct backend_world *w)
     w->backend = w->gxp = w->eventlog = NULL;
     http_thread_done();
     h_cleanup_all();
+    free(w->admin_token);
+    w->admin_token = NULL;
+    gf_auth_keys_free(w->keys);
+    w->keys = NULL;
     w->running = false;
     return rc;
 }
@@ -538,27 +602,55 @@ static const char DECISIONS_CTE[] =
     "WITH o AS (SELECT split_part(x, '=', 1)::uuid AS cid, split_part(x, '=', 2) AS state"
     "             FROM unnest(string_to_array($1, ',')) x) ";
 
-/* Every event of backend-db's outbox (one per successful buy, written in the buy's own
- * transaction) is stored exactly once in eventlog-db, and nothing else is. */
+/* Every event of backend-db's outbox (a BuyItemEvent per successful buy, written in the buy's
+ * own transaction; an AdminActionEvent per audited change of an operator, written in the
+ * change's) is stored in eventlog-db, once, and nothing else is. */
 static int check_event_invariants(struct backend_world *w)
 {
     int bad = violation(sql_ll(w->backend, "SELECT count(*) FROM event_outbox e LEFT JOIN"
                                            " coord_transactions c USING (correlation_id)"
-                                           " WHERE c.kind IS DISTINCT FROM 'buy'"),
-                        "every outbox event belongs to a buy");
+                                           " WHERE e.event_name = 'BuyItemEvent'"
+                                           " AND c.kind IS DISTINCT FROM 'buy'"),
+                        "every outbox buy event belongs to a buy");
+    bad += violation(sql_ll(w->backend, "SELECT count(*) FROM event_outbox WHERE event_name"
+                                        " NOT IN ('BuyItemEvent', 'AdminActionEvent')"),
+                     "the outbox holds known events only");
     /* Published rows may have been pruned from the outbox: what must hold is that every
      * event still there is stored, every succeeded buy is stored, and nothing else is. */
     char *outbox = sql_dup(w->backend, "SELECT coalesce(string_agg(correlation_id::text, ','),"
-                                       " '') FROM event_outbox");
+                                       " '') FROM event_outbox WHERE event_name = 'BuyItemEvent'");
     static const char missing_sql[] =
         "SELECT count(*) FROM unnest(string_to_array($1, ',')::uuid[]) o(cid)"
-        " WHERE NOT EXISTS (SELECT 1 FROM event e WHERE e.correlation_id = o.cid)";
+        " WHERE NOT EXISTS (SELECT 1 FROM event e WHERE e.correlation_id = o.cid"
+        " AND e.event_name = 'BuyItemEvent')";
     int64_t end = gf_mono_ms() + 20000;
     while (sql_ll_param(w->eventlog, missing_sql, outbox) != 0 && gf_mono_ms() < end)
         usleep(20 * 1000);
     bad += violation(sql_ll_param(w->eventlog, missing_sql, outbox),
                      "every event of the outbox is stored in eventlog-db");
     free(outbox);
+    /* Audit events: per correlation id, eventlog holds at least as many as the outbox still
+     * does (each is stored once by its eventId; a client may reuse a correlation id). */
+    char *audits = sql_dup(w->backend, "SELECT coalesce(string_agg(cid || '=' || n, ','), '')"
+                                       " FROM (SELECT correlation_id::text AS cid, count(*) AS n"
+                                       " FROM event_outbox WHERE event_name = 'AdminActionEvent'"
+                                       " GROUP BY correlation_id) a");
+    static const char audits_missing_sql[] =
+        "SELECT count(*) FROM (SELECT split_part(x, '=', 1)::uuid AS cid,"
+        " split_part(x, '=', 2)::int AS n FROM unnest(string_to_array($1, ',')) x) o"
+        " WHERE (SELECT count(*) FROM event e WHERE e.correlation_id = o.cid"
+        " AND e.event_name = 'AdminActionEvent') < o.n";
+    while (sql_ll_param(w->eventlog, audits_missing_sql, audits) != 0 && gf_mono_ms() < end)
+        usleep(20 * 1000);
+    bad += violation(sql_ll_param(w->eventlog, audits_missing_sql, audits),
+                     "every audit event of the outbox is stored in eventlog-db");
+    free(audits);
+    bad += violation(sql_ll(w->eventlog, "SELECT count(*) FROM event a WHERE a.event_name ="
+                                         " 'AdminActionEvent' AND a.data->>'action' ="
+                                         " 'item_bought_for_user' AND NOT EXISTS (SELECT 1"
+                                         " FROM event b WHERE b.event_name = 'BuyItemEvent'"
+                                         " AND b.correlation_id = a.correlation_id)"),
+                     "every audited buy for a user has its buy event");
     char *succeeded =
         sql_dup(w->backend, "SELECT coalesce(string_agg(correlation_id::text, ','), '') FROM"
                             " coord_transactions c JOIN transaction_outbox t USING"
@@ -572,14 +664,15 @@ static int check_event_invariants(struct backend_world *w)
                             " (correlation_id) WHERE c.kind = 'buy'"
                             " AND t.state IS DISTINCT FROM 'failed'");
     bad += violation(sql_ll_param(w->eventlog,
-                                  "SELECT count(*) FROM event e WHERE e.correlation_id <> ALL"
+                                  "SELECT count(*) FROM event e WHERE e.event_name ="
+                                  " 'BuyItemEvent' AND e.correlation_id <> ALL"
                                   " (string_to_array($1, ',')::uuid[])",
                                   possible),
                      "eventlog-db holds events of buys that happened only");
     free(possible);
     bad += violation(sql_ll(w->eventlog, "SELECT count(*) - count(DISTINCT correlation_id)"
-                                         " FROM event"),
-                     "no event is stored twice");
+                                         " FROM event WHERE event_name = 'BuyItemEvent'"),
+                     "no buy event is stored twice");
     end = gf_mono_ms() + 10000; /* the marks commit just after the confirms */
     while (sql_ll(w->backend, "SELECT count(*) FROM event_outbox WHERE published_at IS NULL") &&
            gf_mono_ms() < end)

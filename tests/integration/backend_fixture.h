@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "backend.pb-c.h"
+#include "gf/auth.h"
 #include "gf/grpc.h"
 #include "harness.h"
 #include "sql_helpers.h"
@@ -48,6 +49,13 @@ struct backend_world {
     char eventlog_log[600];
     atomic_llong stock_created; /* units created through the API (stock + user items) */
     bool running;
+    /* Tokens: a key pair of this world's own (auth_dir holds the public key the services
+     * verify with, auth_key the private key the backend signs with); the tests sign tokens
+     * with it too (world_token). http() sends admin_token unless the request names its own
+     * Authorization header ("Authorization:" alone sends none). */
+    char auth_dir[600], auth_key[600];
+    struct gf_auth_keys *keys;
+    char *admin_token;
 };
 
 /* The world of this test program. cmocka hooks: world_check fails when an invariant does not
@@ -75,6 +83,13 @@ int world_start_eventlog(struct backend_world *w);
 int world_crash_backend(struct backend_world *w);
 int world_start_backend(struct backend_world *w, bool failpoints, const char *const *extra_env);
 
+/* A token signed with the world's key: role, sub (the user's id; an operator's id for an
+ * admin), valid from now + nbf_s for ttl_s seconds (negative: expired -ttl_s s ago). malloc'd. */
+char *world_token(struct backend_world *w, enum gf_role role, int64_t sub, int64_t nbf_s,
+                  int64_t ttl_s);
+/* "Authorization: Bearer <token>" for a headers array (static per thread, so one at a time). */
+const char *world_bearer(const char *token);
+
 /* ---- HTTP (backend_http.c: libcurl, one handle per thread, kept for keep-alive) ------- */
 struct http_res {
     long status; /* 0 when no answer came (transport error) */
@@ -100,7 +115,8 @@ void http_thread_done(void);
 /* ---- events (opt.events) ------------------------------------------------------------------ */
 /* GET on eventlog's HTTP port. */
 long http_eventlog(struct backend_world *w, const char *path, struct http_res *res);
-/* Waits until eventlog-db holds n events. 0, or -1 after timeout_ms (prints what it has). */
+/* Waits until eventlog-db holds n BuyItemEvents (the audit events of the operator's changes
+ * are not counted). 0, or -1 after timeout_ms (prints what it has). */
 int wait_events(struct backend_world *w, long long n, int timeout_ms);
 
 /* ---- JSON and shapes (assert; main thread only) ---------------------------------------- */

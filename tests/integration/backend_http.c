@@ -79,10 +79,16 @@ long http_n(struct backend_world *w, const char *method, const char *path, const
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", w->http_port, path);
     struct buf bb = {0}, hb = {0};
     struct curl_slist *hl = NULL;
-    bool has_ct = false;
+    bool has_ct = false, has_auth = false;
     for (int i = 0; headers && headers[i]; i++) {
         hl = curl_slist_append(hl, headers[i]);
         has_ct |= strncasecmp(headers[i], "Content-Type:", 13) == 0;
+        has_auth |= strncasecmp(headers[i], "Authorization:", 14) == 0;
+    }
+    if (!has_auth && w->admin_token != NULL) {
+        char auth[GF_AUTH_TOKEN_MAX + 32];
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", w->admin_token);
+        hl = curl_slist_append(hl, auth);
     }
     hl = curl_slist_append(hl, "Expect:");
     if (body && !has_ct)

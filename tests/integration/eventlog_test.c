@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <curl/curl.h>
@@ -22,6 +24,7 @@
 
 #include "backend.pb-c.h"
 #include "gf/amqp.h"
+#include "gf/auth.h"
 #include "gf/clock.h"
 #include "gf/log.h"
 #include "gf/uuid.h"
@@ -43,6 +46,8 @@ static struct {
     pid_t pid;
     char log[600];
     uint32_t next_user;
+    char auth_dir[600]; /* the public key eventlog accepts */
+    char *admin_token;  /* sent with every request (who may read what: the auth test's) */
 } W;
 
 /* ---- the eventlog process ------------------------------------------------------------------ */
@@ -54,7 +59,10 @@ static pid_t spawn(const char *amqp_url)
     snprintf(db, sizeof db, "EVENTLOG_DB_URL=%s", W.pg.conninfo);
     snprintf(amqp, sizeof amqp, "EVENTLOG_AMQP_URL=%s", amqp_url);
     snprintf(cap, sizeof cap, "EVENTLOG_LIST_CAP=%d", LIST_CAP);
-    const char *env[] = {http,
+    char keys[640];
+    snprintf(keys, sizeof keys, "EVENTLOG_AUTH_KEYS=%s", W.auth_dir);
+    const char *env[] = {keys,
+                         http,
                          db,
                          amqp,
                          cap,
@@ -158,9 +166,14 @@ static long req(const char *method, const char *path, struct res *r)
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    char auth[GF_AUTH_TOKEN_MAX + 32];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", W.admin_token);
+    struct curl_slist *hl = curl_slist_append(NULL, auth);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
     if (curl_easy_perform(c) == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
     curl_easy_cleanup(c);
+    curl_slist_free_all(hl);
     if (r->body == NULL)
         r->body = strdup("");
     r->json = json_loads(r->body, 0, NULL);
@@ -372,7 +385,21 @@ static int setup(void **state)
     W.http_port = h_free_port();
     if (h_rmq_open(&W.rmq) != 0 || h_pg_start(&W.pg, "eventlog-db", 0) != 0)
         return -1;
-    return 0;
+    /* A key pair of its own: eventlog holds the public key, the test signs an admin's token. */
+    char priv[700], pub[700], why[256];
+    snprintf(W.auth_dir, sizeof W.auth_dir, "%s/auth", h_run_dir());
+    snprintf(priv, sizeof priv, "%s/auth.key.pem", h_run_dir());
+    snprintf(pub, sizeof pub, "%s/token.pub.pem", W.auth_dir);
+    if (mkdir(W.auth_dir, 0755) != 0 || gf_auth_keygen(priv, pub) != GF_OK)
+        return -1;
+    struct gf_auth_keys *keys =
+        gf_auth_keys_load(W.auth_dir, priv, "gf-svc", "gf-svc-api", why, sizeof why);
+    struct gf_auth_claims admin = {.user_id = 1, .role = GF_ROLE_ADMIN, .name = "test-admin"};
+    enum gf_status st = keys != NULL
+                            ? gf_auth_sign(keys, &admin, (int64_t)time(NULL), 86400, &W.admin_token)
+                            : GF_EINVAL;
+    gf_auth_keys_free(keys);
+    return st == GF_OK ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -385,6 +412,7 @@ static int teardown(void **state)
         PQfinish(W.db);
     h_cleanup_all();
     curl_global_cleanup();
+    free(W.admin_token);
     return 0;
 }
 

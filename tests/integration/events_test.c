@@ -3,7 +3,9 @@
  * event log — with eventlog down for a while, with broker connections cut mid-run, with a
  * queue missing (unroutable events are retried, also with the watchers of gxp and the backend
  * on), with garbage on the queue, and with the backend killed between the commit of its events
- * and their publication. A world per test; every test ends with the invariants, events
+ * and their publication; and every change an operator makes is audited once (AdminActionEvent),
+ * a refused, failed or replayed one never. Buyers buy with their own tokens (an operator's buy
+ * for a user is audited). A world per test; every test ends with the invariants, events
  * included. */
 #include <pthread.h>
 #include <setjmp.h>
@@ -19,12 +21,40 @@
 #include "backend_fixture.h"
 #include "gf/amqp.h"
 #include "gf/clock.h"
+#include "gf/uuid.h"
 
 static int setup_events(void **state)
 {
     (void)state;
     struct world_options o = {.events = true, .watchers_off = true};
     return world_start(&W, &o);
+}
+
+/* POST /marketplace/item/buy of user for item with the user's own token (no audit). */
+static long buy_as_user(long long user, long long item, struct http_res *r)
+{
+    char *token = world_token(&W, GF_ROLE_USER, user, 0, 3600);
+    char body[96];
+    snprintf(body, sizeof body, "{\"userId\":%lld,\"itemId\":%lld}", user, item);
+    long st = http(&W, "POST", "/marketplace/item/buy", body,
+                   (const char *const[]){world_bearer(token), NULL}, r);
+    free(token);
+    return st;
+}
+
+/* Waits until every event of the outbox (the setup's audit events included) is published and
+ * eventlog's queue is empty: before a test stops eventlog or deletes its queue. */
+static void settle_events(void)
+{
+    int64_t end = gf_mono_ms() + 15000;
+    while (
+        (sql_ll(W.backend, "SELECT count(*) FROM event_outbox WHERE published_at IS NULL") != 0 ||
+         h_rmq_queue_depth(&W.rmq, "eventlog.events") != 0) &&
+        gf_mono_ms() < end)
+        usleep(20 * 1000);
+    assert_int_equal(
+        sql_ll(W.backend, "SELECT count(*) FROM event_outbox WHERE published_at IS NULL"), 0);
+    assert_int_equal(h_rmq_queue_depth(&W.rmq, "eventlog.events"), 0);
 }
 
 /* ---- load: n buys spread over threads, each thread its own user and item ------------- */
@@ -48,12 +78,9 @@ static void *load_thread(void *arg)
 {
     struct load_arg *a = arg;
     struct load *l = a->l;
-    char body[96];
-    snprintf(body, sizeof body, "{\"userId\":%lld,\"itemId\":%lld}", l->users[a->t],
-             l->items[a->t]);
     for (int i = 0; i < l->per_thread && !atomic_load(&l->stop); i++) {
         struct http_res r;
-        long st = http(&W, "POST", "/marketplace/item/buy", body, NULL, &r);
+        long st = buy_as_user(l->users[a->t], l->items[a->t], &r);
         if (st == 200)
             atomic_fetch_add(&l->ok, 1);
         else if (st >= 400 && st < 500)
@@ -84,6 +111,7 @@ static void load_prepare(struct load *l, int per_thread)
         api_create_marketplace_item(&W, l->items[t], per_thread);
         api_add_gxp(&W, l->users[t], per_thread, NULL);
     }
+    settle_events(); /* the setup's audit events are stored before the load begins */
 }
 
 static pthread_t load_threads[THREADS];
@@ -109,7 +137,7 @@ static void load_wait(struct load *l)
 
 static long long events_count(void)
 {
-    return sql_ll(W.eventlog, "SELECT count(*) FROM event");
+    return sql_ll(W.eventlog, "SELECT count(*) FROM event WHERE event_name = 'BuyItemEvent'");
 }
 
 /* ---- tests ------------------------------------------------------------------------------ */
@@ -127,33 +155,38 @@ static void every_successful_buy_is_stored_once_with_its_fields(void **state)
     char cids[6][40];
     long long user_items[6];
     for (int i = 0; i < 6; i++) {
-        char body[96];
-        snprintf(body, sizeof body, "{\"userId\":%lld,\"itemId\":%lld}", user,
-                 i < 4 ? item : free_item);
         struct http_res r;
-        assert_int_equal(http(&W, "POST", "/marketplace/item/buy", body, NULL, &r), 200);
+        assert_int_equal(buy_as_user(user, i < 4 ? item : free_item, &r), 200);
         snprintf(cids[i], sizeof cids[i], "%s", jstr(r.json, "correlationId"));
         user_items[i] = jint(json_object_get(r.json, "buyItemResponse"), "userItemId");
         http_res_free(&r);
     }
     /* A refused buy (out of stock) has no event. */
-    char body[96];
-    snprintf(body, sizeof body, "{\"userId\":%lld,\"itemId\":%lld}", user, free_item);
     struct http_res r;
-    assert_int_equal(http(&W, "POST", "/marketplace/item/buy", body, NULL, &r), 409);
+    assert_int_equal(buy_as_user(user, free_item, &r), 409);
     http_res_free(&r);
 
     assert_int_equal(wait_events(&W, 6, 15000), 0);
+    settle_events();
     char path[128];
     snprintf(path, sizeof path, "/eventlog/events?userId=%lld", user);
     assert_int_equal(http_eventlog(&W, path, &r), 200);
     json_t *events = jarr(r.json, "events");
-    assert_int_equal(json_array_size(events), 6);
+    /* The six buys, and the operator's two changes for the user: its creation and the mint
+     * (a user's own buys are not audited). */
+    assert_int_equal(json_array_size(events), 8);
     bool seen[6] = {false};
-    for (size_t k = 0; k < 6; k++) {
+    int audits = 0;
+    for (size_t k = 0; k < 8; k++) {
         /* The list is in store order, newest first. Two relay workers may store two quick
          * buys in either order, so each event is matched to its buy by correlation id. */
         json_t *e = json_array_get(events, k);
+        if (strcmp(jstr(e, "event"), "AdminActionEvent") == 0) {
+            const char *action = jstr(json_object_get(e, "data"), "action");
+            assert_true(strcmp(action, "user_created") == 0 || strcmp(action, "gxp_minted") == 0);
+            audits++;
+            continue;
+        }
         assert_string_equal(jstr(e, "event"), "BuyItemEvent");
         int i = 0;
         while (i < 6 && strcmp(jstr(e, "correlationId"), cids[i]) != 0)
@@ -170,6 +203,7 @@ static void every_successful_buy_is_stored_once_with_its_fields(void **state)
         assert_iso8601_ms(jstr(e, "occurredAt"));
         assert_iso8601_ms(jstr(e, "storedAt"));
     }
+    assert_int_equal(audits, 2);
     http_res_free(&r);
     /* The broker's copy carried SPEC §4's properties: what eventlog stored came from them. */
     assert_int_equal(sql_ll(W.eventlog,
@@ -245,14 +279,13 @@ static void unroutable_events_are_retried_until_a_queue_takes_them(void **state)
     long long item = api_create_item(&W, "early-item", 1);
     api_create_marketplace_item(&W, item, 5);
     api_add_gxp(&W, user, 5, NULL);
+    settle_events();
     /* No queue is bound to BuyItemEvent any more: the broker returns what the relay sends. */
     assert_int_equal(world_stop_eventlog(&W), 0);
     assert_int_equal(h_rmq_delete_queue(&W.rmq, "eventlog.events"), 0);
     for (int i = 0; i < 5; i++) {
-        char body[96];
-        snprintf(body, sizeof body, "{\"userId\":%lld,\"itemId\":%lld}", user, item);
         struct http_res r;
-        assert_int_equal(http(&W, "POST", "/marketplace/item/buy", body, NULL, &r), 200);
+        assert_int_equal(buy_as_user(user, item, &r), 200);
         http_res_free(&r);
     }
     int64_t end = gf_mono_ms() + 10000;
@@ -300,12 +333,11 @@ static void with_watchers_on_events_no_durable_queue_takes_wait_in_the_outbox(vo
     long long item = api_create_item(&W, "watched-item", 1);
     api_create_marketplace_item(&W, item, 7);
     api_add_gxp(&W, user, 7, NULL);
-    char body[96];
-    snprintf(body, sizeof body, "{\"userId\":%lld,\"itemId\":%lld}", user, item);
     struct http_res r;
-    assert_int_equal(http(&W, "POST", "/marketplace/item/buy", body, NULL, &r), 200);
+    assert_int_equal(buy_as_user(user, item, &r), 200);
     http_res_free(&r);
     assert_int_equal(wait_events(&W, 1, 15000), 0);
+    settle_events();
     /* The watchers are there and consuming. */
     assert_true(h_rmq_queue_depth(&W.rmq, "gxp.events.log") >= 0);
     assert_true(h_rmq_queue_depth(&W.rmq, "backend.events.log") >= 0);
@@ -314,7 +346,7 @@ static void with_watchers_on_events_no_durable_queue_takes_wait_in_the_outbox(vo
     assert_int_equal(h_rmq_delete_queue(&W.rmq, "eventlog.events"), 0);
     char cids[5][40];
     for (int i = 0; i < 5; i++) {
-        assert_int_equal(http(&W, "POST", "/marketplace/item/buy", body, NULL, &r), 200);
+        assert_int_equal(buy_as_user(user, item, &r), 200);
         snprintf(cids[i], sizeof cids[i], "%s", jstr(r.json, "correlationId"));
         http_res_free(&r);
     }
@@ -329,7 +361,8 @@ static void with_watchers_on_events_no_durable_queue_takes_wait_in_the_outbox(vo
                                        " AND published_at IS NULL"),
                      5);
     assert_int_equal(sql_ll(W.backend, "SELECT count(*) FROM event_outbox"
-                                       " WHERE published_at IS NOT NULL"),
+                                       " WHERE published_at IS NOT NULL"
+                                       " AND event_name = 'BuyItemEvent'"),
                      1);
     /* The watchers still saw them (a best-effort copy per attempt). */
     end = gf_mono_ms() + 10000;
@@ -359,7 +392,7 @@ static void with_watchers_on_events_no_durable_queue_takes_wait_in_the_outbox(vo
     while (h_rmq_queue_depth(&W.rmq, "eventlog.events") < 0 && gf_mono_ms() < end)
         usleep(100 * 1000);
     assert_true(h_rmq_queue_depth(&W.rmq, "eventlog.events") >= 0);
-    assert_int_equal(http(&W, "POST", "/marketplace/item/buy", body, NULL, &r), 200);
+    assert_int_equal(buy_as_user(user, item, &r), 200);
     http_res_free(&r);
     assert_int_equal(wait_events(&W, 7, 30000), 0);
 }
@@ -408,15 +441,14 @@ static void a_backend_killed_between_commit_and_publish_publishes_after_restart(
     long long item = api_create_item(&W, "crash-item", 2);
     api_create_marketplace_item(&W, item, 10);
     api_add_gxp(&W, user, 20, NULL);
+    settle_events();
     /* A backend whose relay commits nothing to the broker: its buys' events stay behind. */
     static const char *const hold[] = {"BACKEND_FAILPOINT_RELAY_HOLD=1", NULL};
     assert_int_equal(world_crash_backend(&W), 0);
     assert_int_equal(world_start_backend(&W, true, hold), 0);
     for (int i = 0; i < 10; i++) {
-        char body[96];
-        snprintf(body, sizeof body, "{\"userId\":%lld,\"itemId\":%lld}", user, item);
         struct http_res r;
-        assert_int_equal(http(&W, "POST", "/marketplace/item/buy", body, NULL, &r), 200);
+        assert_int_equal(buy_as_user(user, item, &r), 200);
         http_res_free(&r);
     }
     usleep(500 * 1000);
@@ -446,19 +478,18 @@ static void published_events_are_pruned_after_the_retention_and_pending_ones_kep
     long long user = api_create_user(&W, "pruned-buyer");
     long long item = api_create_item(&W, "pruned-item", 0);
     api_create_marketplace_item(&W, item, 10);
-    char body[96];
-    snprintf(body, sizeof body, "{\"userId\":%lld,\"itemId\":%lld}", user, item);
     for (int i = 0; i < 5; i++) {
         struct http_res r;
-        assert_int_equal(http(&W, "POST", "/marketplace/item/buy", body, NULL, &r), 200);
+        assert_int_equal(buy_as_user(user, item, &r), 200);
         http_res_free(&r);
     }
     assert_int_equal(wait_events(&W, 5, 15000), 0);
+    settle_events();
     /* A pending row (eventlog's queue gone: returned, retried) must outlive the retention. */
     assert_int_equal(world_stop_eventlog(&W), 0);
     assert_int_equal(h_rmq_delete_queue(&W.rmq, "eventlog.events"), 0);
     struct http_res r;
-    assert_int_equal(http(&W, "POST", "/marketplace/item/buy", body, NULL, &r), 200);
+    assert_int_equal(buy_as_user(user, item, &r), 200);
     http_res_free(&r);
     int64_t end = gf_mono_ms() + 15000;
     while (sql_ll(W.backend, "SELECT count(*) FROM event_outbox") > 1 && gf_mono_ms() < end)
@@ -470,6 +501,266 @@ static void published_events_are_pruned_after_the_retention_and_pending_ones_kep
                      1);
     assert_int_equal(world_start_eventlog(&W), 0);
     assert_int_equal(wait_events(&W, 6, 30000), 0);
+}
+
+/* ---- audit events (AdminActionEvent) ------------------------------------------------------ */
+
+static char *operator_token; /* an operator of its own: id 7, named test-admin-7 */
+
+/* A request as the operator (or with token), under correlation id cid, with one more header
+ * (may be NULL). */
+static long as(const char *token, const char *method, const char *path, const char *body,
+               const char *cid, const char *extra, struct http_res *r)
+{
+    char cid_h[80];
+    snprintf(cid_h, sizeof cid_h, "X-Correlation-Id: %s", cid);
+    const char *headers[4] = {world_bearer(token != NULL ? token : operator_token), cid_h, extra,
+                              NULL};
+    return http(&W, method, path, body, headers, r);
+}
+
+/* The audit events eventlog stored under cid: how many, and (exactly one) its data and text. */
+static int audits_of(const char *cid, json_t **data, char *text, size_t n)
+{
+    int count = (int)sql_ll(W.eventlog,
+                            "SELECT count(*) FROM event WHERE event_name = 'AdminActionEvent'"
+                            " AND correlation_id = '%s'",
+                            cid);
+    if (count == 1 && data != NULL) {
+        char buf[4096];
+        sql_text(W.eventlog, buf, sizeof buf,
+                 "SELECT data::text FROM event WHERE event_name = 'AdminActionEvent'"
+                 " AND correlation_id = '%s'",
+                 cid);
+        *data = json_loads(buf, 0, NULL);
+        assert_non_null(*data);
+        sql_text(W.eventlog, text, n,
+                 "SELECT text FROM event WHERE event_name = 'AdminActionEvent'"
+                 " AND correlation_id = '%s'",
+                 cid);
+    }
+    return count;
+}
+
+/* Exactly one audit under cid, of action by the operator; *data is the caller's. */
+static json_t *one_audit(const char *cid, const char *action, const char *text)
+{
+    json_t *d = NULL;
+    char t[256];
+    if (audits_of(cid, &d, t, sizeof t) != 1)
+        fail_msg("%s: not exactly one audit event under %s", action, cid);
+    assert_string_equal(jstr(d, "action"), action);
+    assert_int_equal(jint(d, "actorId"), 7);
+    assert_string_equal(jstr(d, "actorName"), "test-admin-7");
+    assert_string_equal(jstr(d, "actorRole"), "admin");
+    assert_string_equal(jstr(d, "correlationId"), cid);
+    assert_uuid(jstr(d, "eventId"));
+    if (text != NULL)
+        assert_string_equal(t, text);
+    return d;
+}
+
+static void every_operator_change_is_audited_once_and_nothing_else_is(void **state)
+{
+    (void)state;
+    operator_token = world_token(&W, GF_ROLE_ADMIN, 7, 0, 3600);
+    struct http_res r;
+    char cid[12][37], body[256], path[96], text[160];
+    for (int i = 0; i < 12; i++)
+        new_cid(cid[i]);
+
+    /* The changes, each as the operator under a correlation id of the test's. */
+    assert_int_equal(as(NULL, "POST", "/user/create",
+                        "{\"name\":\"audited\",\"password\":\"audited-secret-4711\"}", cid[0], NULL,
+                        &r),
+                     200);
+    long long user = jint(r.json, "userId");
+    http_res_free(&r);
+    assert_int_equal(
+        as(NULL, "POST", "/item/create", "{\"name\":\"ledger\",\"cost\":5}", cid[1], NULL, &r),
+        200);
+    long long item = jint(r.json, "itemId");
+    http_res_free(&r);
+    snprintf(path, sizeof path, "/item/%lld", item);
+    assert_int_equal(as(NULL, "PATCH", path, "{\"cost\":6}", cid[2], "If-Match: \"0\"", &r), 200);
+    http_res_free(&r);
+    snprintf(body, sizeof body, "{\"itemId\":%lld,\"count\":3}", item);
+    assert_int_equal(as(NULL, "POST", "/marketplace/item/create", body, cid[3], NULL, &r), 200);
+    long long market = jint(r.json, "marketplaceItemId");
+    atomic_fetch_add(&W.stock_created, 3); /* for the invariants */
+    http_res_free(&r);
+    long long item2 = api_create_item(&W, "quill", 1); /* by the world's operator (id 1) */
+    snprintf(body, sizeof body, "{\"userId\":%lld,\"itemId\":%lld,\"count\":2}", user, item2);
+    assert_int_equal(as(NULL, "POST", "/user/item/create", body, cid[4], NULL, &r), 200);
+    long long user_item2 = jint(r.json, "userItemId");
+    atomic_fetch_add(&W.stock_created, 2);
+    http_res_free(&r);
+    snprintf(body, sizeof body, "{\"userId\":%lld,\"amount\":100}", user);
+    assert_int_equal(as(NULL, "POST", "/user/gxp/add", body, cid[5], NULL, &r), 200);
+    http_res_free(&r);
+    assert_int_equal(wait_until_finalized(&W, cid[5], 10000), 0);
+    snprintf(body, sizeof body, "{\"userId\":%lld,\"itemId\":%lld}", user, item);
+    assert_int_equal(as(NULL, "POST", "/marketplace/item/buy", body, cid[6], NULL, &r), 200);
+    long long bought = jint(json_object_get(r.json, "buyItemResponse"), "userItemId");
+    http_res_free(&r);
+    snprintf(body, sizeof body, "{\"userId\":%lld,\"newPassword\":\"audited-second-0815\"}", user);
+    assert_int_equal(as(NULL, "POST", "/auth/password", body, cid[7], NULL, &r), 200);
+    http_res_free(&r);
+
+    /* What is not audited: the user's own buy; refusals (403, 409, 412); a buy for a user
+     * without the GXP (409 insufficient_gxp); an Idempotency-Key replay. */
+    char *user_token = world_token(&W, GF_ROLE_USER, user, 0, 3600);
+    snprintf(body, sizeof body, "{\"userId\":%lld,\"itemId\":%lld}", user, item);
+    assert_int_equal(as(user_token, "POST", "/marketplace/item/buy", body, cid[8], NULL, &r), 200);
+    http_res_free(&r);
+    char refused[6][37];
+    for (int i = 0; i < 6; i++)
+        new_cid(refused[i]);
+    assert_int_equal(as(user_token, "POST", "/item/create", "{\"name\":\"nope\",\"cost\":1}",
+                        refused[0], NULL, &r),
+                     403);
+    http_res_free(&r);
+    assert_int_equal(
+        as(NULL, "POST", "/user/create", "{\"name\":\"audited\"}", refused[1], NULL, &r), 409);
+    http_res_free(&r);
+    assert_int_equal(
+        as(NULL, "PATCH", path, "{\"name\":\"stale\"}", refused[2], "If-Match: \"0\"", &r), 412);
+    http_res_free(&r);
+    long long poor = api_create_user(&W, "poor");
+    snprintf(body, sizeof body, "{\"userId\":%lld,\"itemId\":%lld}", poor, item);
+    assert_int_equal(as(NULL, "POST", "/marketplace/item/buy", body, refused[3], NULL, &r), 409);
+    assert_string_equal(jstr(r.json, "error"), "insufficient_gxp");
+    http_res_free(&r);
+    assert_int_equal(as(NULL, "POST", "/item/create", "{\"name\":\"keyed\",\"cost\":2}", cid[9],
+                        "Idempotency-Key: audit-key-1", &r),
+                     200);
+    long long keyed = jint(r.json, "itemId");
+    http_res_free(&r);
+    assert_int_equal(as(NULL, "POST", "/item/create", "{\"name\":\"keyed\",\"cost\":2}", refused[4],
+                        "Idempotency-Key: audit-key-1", &r),
+                     200);
+    assert_non_null(http_header(&r, "Idempotent-Replayed", text, sizeof text));
+    assert_int_equal(jint(r.json, "itemId"), keyed);
+    http_res_free(&r);
+    snprintf(body, sizeof body, "{\"userId\":%lld,\"amount\":5}", user);
+    assert_int_equal(
+        as(NULL, "POST", "/user/gxp/add", body, cid[10], "Idempotency-Key: mint-1", &r), 200);
+    http_res_free(&r);
+    assert_int_equal(
+        as(NULL, "POST", "/user/gxp/add", body, refused[5], "Idempotency-Key: mint-1", &r), 200);
+    http_res_free(&r);
+    /* A correlation id a client sends twice names two changes: both are audited. */
+    assert_int_equal(
+        as(NULL, "POST", "/item/create", "{\"name\":\"twin-a\",\"cost\":1}", cid[11], NULL, &r),
+        200);
+    http_res_free(&r);
+    assert_int_equal(
+        as(NULL, "POST", "/item/create", "{\"name\":\"twin-b\",\"cost\":1}", cid[11], NULL, &r),
+        200);
+    http_res_free(&r);
+
+    /* Everything is in eventlog once the outbox is published and the queue drained. */
+    assert_int_equal(wait_events(&W, 2, 15000), 0);
+    settle_events();
+    assert_int_equal(sql_ll(W.eventlog, "SELECT count(*) FROM event"
+                                        " WHERE event_name = 'AdminActionEvent'"),
+                     sql_ll(W.backend, "SELECT count(*) FROM event_outbox"
+                                       " WHERE event_name = 'AdminActionEvent'"));
+
+    json_t *d;
+    char want[160];
+    snprintf(want, sizeof want, "admin test-admin-7 (id 7) created user %lld", user);
+    d = one_audit(cid[0], "user_created", want);
+    assert_int_equal(jint(d, "userId"), user);
+    assert_int_equal(jint(d, "targetId"), user);
+    json_decref(d);
+    d = one_audit(cid[1], "item_created", NULL);
+    assert_int_equal(jint(d, "targetId"), item);
+    assert_int_equal(jint(d, "itemId"), item);
+    assert_int_equal(jint(d, "cost"), 5);
+    assert_int_equal(jint(d, "userId"), 0);
+    json_decref(d);
+    snprintf(want, sizeof want, "admin test-admin-7 (id 7) changed cost of item %lld (version 1)",
+             item);
+    d = one_audit(cid[2], "item_changed", want);
+    assert_int_equal(jint(d, "version"), 1);
+    assert_int_equal(jint(d, "cost"), 6);
+    assert_int_equal(json_array_size(jarr(d, "fields")), 1);
+    assert_string_equal(json_string_value(json_array_get(jarr(d, "fields"), 0)), "cost");
+    json_decref(d);
+    assert_int_equal(sql_ll(W.eventlog,
+                            "SELECT count(*) FROM event WHERE correlation_id = '%s'"
+                            " AND user_id IS NULL",
+                            cid[2]),
+                     1);
+    d = one_audit(cid[3], "marketplace_item_created", NULL);
+    assert_int_equal(jint(d, "targetId"), market);
+    assert_int_equal(jint(d, "itemId"), item);
+    assert_int_equal(jint(d, "count"), 3);
+    json_decref(d);
+    d = one_audit(cid[4], "user_item_created", NULL);
+    assert_int_equal(jint(d, "targetId"), user_item2);
+    assert_int_equal(jint(d, "userId"), user);
+    assert_int_equal(jint(d, "itemId"), item2);
+    assert_int_equal(jint(d, "count"), 2);
+    json_decref(d);
+    snprintf(want, sizeof want, "admin test-admin-7 (id 7) minted 100 GXP for user %lld", user);
+    d = one_audit(cid[5], "gxp_minted", want);
+    assert_int_equal(jint(d, "amount"), 100);
+    json_decref(d);
+    d = one_audit(cid[6], "item_bought_for_user", NULL);
+    assert_int_equal(jint(d, "userId"), user);
+    assert_int_equal(jint(d, "itemId"), item);
+    assert_int_equal(jint(d, "targetId"), bought);
+    assert_int_equal(jint(d, "cost"), 6);
+    json_decref(d);
+    assert_int_equal(sql_ll(W.eventlog,
+                            "SELECT count(*) FROM event WHERE correlation_id = '%s'"
+                            " AND event_name = 'BuyItemEvent'",
+                            cid[6]),
+                     1);
+    d = one_audit(cid[7], "password_set", NULL);
+    assert_int_equal(jint(d, "userId"), user);
+    json_decref(d);
+    assert_int_equal(sql_ll(W.eventlog, "SELECT count(*) FROM event WHERE data::text LIKE"
+                                        " '%%audited-second%%' OR text LIKE '%%audited-second%%'"
+                                        " OR data::text LIKE '%%audited-secret%%'"),
+                     0);
+    assert_int_equal(audits_of(cid[8], NULL, NULL, 0), 0); /* the user's own buy */
+    assert_int_equal(
+        sql_ll(W.eventlog, "SELECT count(*) FROM event WHERE correlation_id = '%s'", cid[8]), 1);
+    for (int i = 0; i < 6; i++)
+        if (audits_of(refused[i], NULL, NULL, 0) != 0)
+            fail_msg("refused or replayed request %d was audited", i);
+    d = one_audit(cid[9], "item_created", NULL);
+    json_decref(d);
+    d = one_audit(cid[10], "gxp_minted", NULL);
+    assert_int_equal(jint(d, "amount"), 5);
+    json_decref(d);
+    assert_int_equal(audits_of(cid[11], NULL, NULL, 0), 2);
+
+    /* GET /eventlog/events: the user sees the changes made for it, never an item's; an admin
+     * sees the item change, without a user. */
+    struct backend_world ev = {.http_port = W.eventlog_port, .admin_token = user_token};
+    assert_int_equal(http(&ev, "GET", "/eventlog/events?limit=100", NULL, NULL, &r), 200);
+    json_t *events = jarr(r.json, "events");
+    int user_audits = 0;
+    for (size_t k = 0; k < json_array_size(events); k++) {
+        json_t *e = json_array_get(events, k);
+        assert_int_equal(jint(e, "userId"), user);
+        if (strcmp(jstr(e, "event"), "AdminActionEvent") == 0)
+            user_audits++;
+    }
+    assert_int_equal(user_audits, 6); /* created, user item, 2 mints, buy for it, password */
+    http_res_free(&r);
+    snprintf(path, sizeof path, "/eventlog/events?correlationId=%s", cid[2]);
+    assert_int_equal(http_eventlog(&W, path, &r), 200);
+    events = jarr(r.json, "events");
+    assert_int_equal(json_array_size(events), 1);
+    assert_true(json_is_null(json_object_get(json_array_get(events, 0), "userId")));
+    http_res_free(&r);
+    free(user_token);
+    free(operator_token);
 }
 
 int main(void)
@@ -495,6 +786,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             published_events_are_pruned_after_the_retention_and_pending_ones_kept,
             setup_short_retention, world_check_and_stop),
+        cmocka_unit_test_setup_teardown(every_operator_change_is_audited_once_and_nothing_else_is,
+                                        setup_events, world_check_and_stop),
     };
     if (getenv("GF_TEST_FILTER"))
         cmocka_set_test_filter(getenv("GF_TEST_FILTER"));

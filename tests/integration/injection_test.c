@@ -358,6 +358,74 @@ static void secrets_never_reach_the_log(void **state)
     assert_int_equal(count_in_file(pglog, SECRET), 0);
 }
 
+/* Passwords (the first operator's from its variable, a user's at creation, at login, at a
+ * change, a wrong one), the tokens and the signing key's text never reach a log: the services'
+ * nor PostgreSQL's (a password travels to the database only as its argon2id hash). */
+static void passwords_tokens_and_keys_never_reach_a_log(void **state)
+{
+    (void)state;
+    static const char *const admin_env[] = {"BACKEND_ADMIN_NAME=keeper",
+                                            "BACKEND_ADMIN_PASSWORD=Adm1n-Pa55-8a1f7c", NULL};
+    assert_int_equal(world_crash_backend(&W), 0);
+    assert_int_equal(world_start_backend(&W, false, admin_env), 0);
+    const char *const none[] = {"Authorization:", NULL};
+    struct http_res r;
+    http(&W, "POST", "/auth/login", "{\"name\":\"keeper\",\"password\":\"Adm1n-Pa55-8a1f7c\"}",
+         none, &r);
+    assert_int_equal(r.status, 200);
+    char *token = strdup(jstr(r.json, "token"));
+    http_res_free(&r);
+    http(&W, "POST", "/auth/login", "{\"name\":\"keeper\",\"password\":\"Wr0ng-Gu3ss-55d2\"}", none,
+         &r);
+    assert_int_equal(r.status, 401);
+    http_res_free(&r);
+    http(&W, "POST", "/user/create", "{\"name\":\"pw-keeper\",\"password\":\"Us3r-Pa55-0c9e1b\"}",
+         NULL, &r);
+    assert_int_equal(r.status, 200);
+    http_res_free(&r);
+    http(&W, "POST", "/auth/login", "{\"name\":\"pw-keeper\",\"password\":\"Us3r-Pa55-0c9e1b\"}",
+         none, &r);
+    assert_int_equal(r.status, 200);
+    char *user_token = strdup(jstr(r.json, "token"));
+    http_res_free(&r);
+    http(&W, "POST", "/auth/password",
+         "{\"password\":\"Us3r-Pa55-0c9e1b\",\"newPassword\":\"Us3r-N3w-77ab40\"}",
+         (const char *[]){world_bearer(user_token), NULL}, &r);
+    assert_int_equal(r.status, 200);
+    http_res_free(&r);
+    http(&W, "GET", "/user", NULL, (const char *[]){world_bearer(token), NULL}, &r);
+    assert_int_equal(r.status, 200);
+    http_res_free(&r);
+    /* The signing key's base64 body: its second line. */
+    char key_line[128] = "";
+    FILE *f = fopen(W.auth_key, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(key_line, sizeof key_line, f));
+    assert_non_null(fgets(key_line, sizeof key_line, f));
+    fclose(f);
+    key_line[strcspn(key_line, "\n")] = '\0';
+    assert_true(strlen(key_line) > 20);
+    const char *secrets[] = {"Adm1n-Pa55-8a1f7c",
+                             "Wr0ng-Gu3ss-55d2",
+                             "Us3r-Pa55-0c9e1b",
+                             "Us3r-N3w-77ab40",
+                             token,
+                             user_token,
+                             W.admin_token,
+                             key_line};
+    char pglog[700];
+    snprintf(pglog, sizeof pglog, "%s/postgres.log", W.backend_db.datadir);
+    const char *logs[] = {W.backend_log, W.gxp_log, W.eventlog_log, pglog};
+    for (size_t l = 0; l < sizeof logs / sizeof logs[0]; l++)
+        for (size_t k = 0; k < sizeof secrets / sizeof secrets[0]; k++)
+            if (count_in_file(logs[l], secrets[k]) != 0)
+                fail_msg("%s holds secret #%zu", logs[l], k);
+    /* The right logs were read: the logins are there, without their passwords. */
+    assert_true(count_in_file(W.backend_log, "login role=admin") > 0);
+    free(token);
+    free(user_token);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -365,6 +433,7 @@ int main(void)
         cmocka_unit_test_teardown(query_parameters_ids_and_numbers_refuse_it, world_check),
         cmocka_unit_test_teardown(headers_with_it_change_nothing_else, world_check),
         cmocka_unit_test_teardown(secrets_never_reach_the_log, world_check),
+        cmocka_unit_test_teardown(passwords_tokens_and_keys_never_reach_a_log, world_check),
     };
     return cmocka_run_group_tests_name("injection", tests, setup, world_teardown);
 }

@@ -20,11 +20,15 @@
 #define GF_EVENTS_EXCHANGE "topic_exchange"
 #define GF_EVENTS_WATCH_EXCHANGE "topic_exchange.watchers"
 #define GF_EVENT_BUY_ITEM "BuyItemEvent"
+#define GF_EVENT_ADMIN_ACTION "AdminActionEvent" /* the audit of an operator's change */
 #define GF_EVENTS_CONTENT_TYPE "application/x-protobuf"
 
 struct gf_amqp_options {
-    const char *url;      /* amqp://user@host:port/vhost; the password may be in it or below */
+    const char *url;      /* amqp://user@host:port/vhost, or amqps:// for TLS (port 5671 by
+                             default); the password may be in it or below */
     const char *password; /* when non-empty, replaces the URL's password */
+    const char *ca_file;  /* amqps: PEM file of the CA the broker's certificate must chain to;
+                             the certificate must also name the URL's host (required) */
     const char *name;     /* connection_name shown by `rabbitmqctl list_connections` */
     int heartbeat_s;      /* negotiated heartbeat; 0 = none */
     int timeout_ms;       /* connect, and every synchronous call */
@@ -55,8 +59,16 @@ extern const struct gf_amqp_queue gf_events_eventlog_queue;
 
 struct gf_amqp_conn;
 
-/* Connects, logs in and opens channel 1. NULL on failure (*st says why: GF_EINVAL for a bad
- * URL, GF_EUNAVAILABLE when the broker cannot be reached or refused the login). */
+/* Checks a service's broker settings together (for its configuration check): with amqps://
+ * the CA file <prefix>_AMQP_CA is required, and without it a CA file makes no sense. Logs each
+ * problem once; GF_EINVAL when there is one. */
+enum gf_status gf_amqp_config_check(const char *prefix, const char *url,
+                                    const char *ca_file) GF_MUSTCHECK;
+
+/* Connects (over TLS for amqps://, verifying the broker's certificate chain and host name),
+ * logs in and opens channel 1. NULL on failure (*st says why: GF_EINVAL for a bad URL or an
+ * amqps:// URL without a CA file, GF_EUNAVAILABLE when the broker cannot be reached, its
+ * certificate did not verify or it refused the login). */
 struct gf_amqp_conn *gf_amqp_connect(const struct gf_amqp_options *opt, enum gf_status *st);
 /* Closes (politely when the connection still works) and frees. NULL is a no-op. */
 void gf_amqp_close(struct gf_amqp_conn *c);

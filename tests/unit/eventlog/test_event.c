@@ -17,11 +17,12 @@
 /* The helpers event.c exposes to tests (GF_TESTABLE). */
 bool event_content_type_ok(const char *ct);
 int64_t event_occurred_at(const struct gf_amqp_delivery *d, int64_t now_us);
+void event_text_name(char *out, size_t max, const char *name);
 
 #define CID "0b7f6f3e-2a4c-4d0e-9f51-3c1d2b7a9e10"
 #define NOW_US 1790000000123456LL
 
-static uint8_t body_buf[256];
+static uint8_t body_buf[1024];
 
 /* A delivery of BuyItemEvent as the backend publishes it (SPEC §4), body packed from the
  * fields given. */
@@ -306,6 +307,228 @@ static void verdicts_have_stable_names(void **state)
     assert_string_equal(event_verdict_str((enum event_verdict) - 1), "unknown");
 }
 
+/* ---- AdminActionEvent (the audit of an operator's change) ----------------------------------- */
+
+#define EVENT_ID "9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d"
+
+/* An AdminActionEvent of action with the fields every action has, as the backend fills them. */
+static Backend__AdminActionEvent admin_event(const char *action)
+{
+    Backend__AdminActionEvent e = BACKEND__ADMIN_ACTION_EVENT__INIT;
+    e.eventid = EVENT_ID;
+    e.action = (char *)action;
+    e.actorid = 1;
+    e.actorname = "root";
+    e.actorrole = "admin";
+    e.correlationid = CID;
+    return e;
+}
+
+/* Its delivery as the relay publishes it: message_id = the correlation id (SPEC §4). */
+static struct gf_amqp_delivery admin_delivery(const Backend__AdminActionEvent *e)
+{
+    assert_true(backend__admin_action_event__get_packed_size(e) <= sizeof body_buf);
+    size_t len = backend__admin_action_event__pack(e, body_buf);
+    return (struct gf_amqp_delivery){
+        .tag = 1,
+        .routing_key = GF_EVENT_ADMIN_ACTION,
+        .content_type = GF_EVENTS_CONTENT_TYPE,
+        .type = GF_EVENT_ADMIN_ACTION,
+        .message_id = CID,
+        .correlation_id = CID,
+        .occurred_at_us = 1700000000654321LL,
+        .body = body_buf,
+        .len = len,
+    };
+}
+
+static void an_audit_event_is_stored_under_its_event_id_with_every_field(void **state)
+{
+    (void)state;
+    Backend__AdminActionEvent e = admin_event("gxp_minted");
+    e.userid = 5;
+    e.amount = 100;
+    struct gf_amqp_delivery d = admin_delivery(&e);
+    struct event_record r = {0};
+    char why[200];
+    assert_int_equal(event_decode(&d, NOW_US, &r, why, sizeof why), EVENT_OK);
+    assert_string_equal(r.name, "AdminActionEvent");
+    assert_int_equal(r.user_id, 5);
+    assert_string_equal(r.correlation_id, CID);
+    assert_string_equal(r.message_id, EVENT_ID); /* its identity, not the correlation id */
+    assert_string_equal(r.text, "admin root (id 1) minted 100 GXP for user 5");
+    char *data = json_dumps(r.data, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(data, "{\"action\":\"gxp_minted\",\"actorId\":1,\"actorName\":\"root\","
+                              "\"actorRole\":\"admin\",\"amount\":100,\"correlationId\":\"" CID
+                              "\",\"cost\":0,\"count\":0,\"eventId\":\"" EVENT_ID
+                              "\",\"fields\":[],\"itemId\":0,\"targetId\":0,\"userId\":5,"
+                              "\"version\":0}");
+    free(data);
+    event_record_cleanup(&r);
+    /* The AMQP message_id must still be the correlation id. */
+    d.message_id = EVENT_ID;
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_MESSAGE_ID_MISMATCH);
+}
+
+static void each_action_has_its_sentence_and_an_item_change_has_no_user(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *action;
+        uint32_t user, target, item, amount, count, cost;
+        uint64_t version;
+        const char *text;
+    } cases[] = {
+        {"user_created", 5, 5, 0, 0, 0, 0, 0, "admin root (id 1) created user 5"},
+        {"item_created", 0, 7, 7, 0, 0, 12, 0, "admin root (id 1) created item 7 (cost 12)"},
+        {"item_changed", 0, 7, 7, 0, 0, 13, 4,
+         "admin root (id 1) changed name and cost of item 7 (version 4)"},
+        {"marketplace_item_created", 0, 3, 7, 0, 10, 0, 0,
+         "admin root (id 1) put 10 of item 7 on the marketplace (marketplace item 3)"},
+        {"user_item_created", 5, 9, 7, 0, 2, 0, 0,
+         "admin root (id 1) gave user 5 2 of item 7 (user item 9)"},
+        {"item_bought_for_user", 5, 9, 7, 0, 0, 12, 0,
+         "admin root (id 1) bought item 7 for user 5 (user item 9, cost 12)"},
+        {"password_set", 5, 5, 0, 0, 0, 0, 0, "admin root (id 1) set the password of user 5"},
+    };
+    char *both[] = {"name", "cost"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Backend__AdminActionEvent e = admin_event(cases[i].action);
+        e.userid = cases[i].user;
+        e.targetid = cases[i].target;
+        e.itemid = cases[i].item;
+        e.amount = cases[i].amount;
+        e.count = cases[i].count;
+        e.cost = cases[i].cost;
+        e.version = cases[i].version;
+        if (cases[i].version > 0) {
+            e.n_fields = 2;
+            e.fields = both;
+        }
+        struct gf_amqp_delivery d = admin_delivery(&e);
+        struct event_record r = {0};
+        char why[200];
+        assert_int_equal(event_decode(&d, NOW_US, &r, why, sizeof why), EVENT_OK);
+        assert_string_equal(r.text, cases[i].text);
+        assert_int_equal(r.user_id, cases[i].user); /* 0: stored NULL */
+        event_record_cleanup(&r);
+    }
+}
+
+static void audit_events_without_what_their_action_needs_are_invalid(void **state)
+{
+    (void)state;
+    char why[200];
+    char *name_only[] = {"name"}, *twice[] = {"cost", "cost"}, *other[] = {"password"};
+    struct {
+        Backend__AdminActionEvent e;
+        const char *why;
+    } cases[] = {
+        {admin_event("item_deleted"), "action"},   {admin_event(""), "action"},
+        {admin_event("gxp_minted"), "userId"},   /* no user */
+        {admin_event("user_created"), "userId"}, /* no user */
+        {admin_event("item_changed"), "targetId"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct gf_amqp_delivery d = admin_delivery(&cases[i].e);
+        assert_int_equal(decode(&d, why, sizeof why), EVENT_INVALID_FIELD);
+        assert_non_null(strstr(why, cases[i].why));
+    }
+    Backend__AdminActionEvent e = admin_event("gxp_minted");
+    e.userid = 5;
+    e.amount = 0;
+    struct gf_amqp_delivery d = admin_delivery(&e);
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_INVALID_FIELD);
+    assert_non_null(strstr(why, "amount"));
+    e.amount = 1;
+    e.actorid = 0;
+    d = admin_delivery(&e);
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_INVALID_FIELD);
+    assert_non_null(strstr(why, "actorId"));
+    e.actorid = 1;
+    e.actorname = "";
+    d = admin_delivery(&e);
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_INVALID_FIELD);
+    e.actorname = "bad \xc3\x28 utf-8";
+    d = admin_delivery(&e);
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_INVALID_FIELD);
+    e.actorname = "root";
+    e.actorrole = "superuser";
+    d = admin_delivery(&e);
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_INVALID_FIELD);
+    e.actorrole = "admin";
+    e.eventid = "not-a-uuid";
+    d = admin_delivery(&e);
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_INVALID_FIELD);
+    assert_non_null(strstr(why, "eventId"));
+    e.eventid = EVENT_ID;
+    e.correlationid = "nope";
+    d = admin_delivery(&e);
+    d.message_id = "";
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_BAD_CORRELATION_ID);
+    e.correlationid = CID;
+    /* fields only for item_changed, and only name and cost, each once */
+    e.n_fields = 1;
+    e.fields = name_only;
+    d = admin_delivery(&e);
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_INVALID_FIELD);
+    Backend__AdminActionEvent c = admin_event("item_changed");
+    c.targetid = c.itemid = 7;
+    c.version = 2;
+    d = admin_delivery(&c);
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_INVALID_FIELD); /* no field */
+    c.n_fields = 2;
+    c.fields = twice;
+    d = admin_delivery(&c);
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_INVALID_FIELD);
+    c.n_fields = 1;
+    c.fields = other;
+    d = admin_delivery(&c);
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_INVALID_FIELD);
+    c.fields = name_only;
+    d = admin_delivery(&c);
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_OK);
+    /* A BuyItemEvent's body under the audit's name does not pass. */
+    d = delivery(1, 2, 3, CID);
+    d.type = d.routing_key = GF_EVENT_ADMIN_ACTION;
+    assert_int_not_equal(decode(&d, why, sizeof why), EVENT_OK);
+}
+
+static void long_or_odd_actor_names_are_cut_at_a_character_in_the_text(void **state)
+{
+    (void)state;
+    char out[16];
+    event_text_name(out, sizeof out, "root");
+    assert_string_equal(out, "root");
+    event_text_name(out, sizeof out, "a\tb\x7f");
+    assert_string_equal(out, "a?b?");
+    event_text_name(out, sizeof out, "exactly-15-byte");
+    assert_string_equal(out, "exactly-15-byte");
+    event_text_name(out, sizeof out, "sixteen-bytes-xx");
+    assert_string_equal(out, "sixteen-byte...");
+    /* "\xc3\xa9" (é) across the cut: the whole character goes. */
+    event_text_name(out, sizeof out, "abcdefghijk\xc3\xa9zzzzzz");
+    assert_string_equal(out, "abcdefghijk...");
+    /* The longest name a token holds still leaves room in the text. */
+    char name[256];
+    memset(name, 'n', 255);
+    name[255] = '\0';
+    Backend__AdminActionEvent e = admin_event("marketplace_item_created");
+    e.actorname = name;
+    e.actorid = UINT32_MAX;
+    e.targetid = e.itemid = e.count = UINT32_MAX;
+    struct gf_amqp_delivery d = admin_delivery(&e);
+    struct event_record r = {0};
+    char why[200];
+    assert_int_equal(event_decode(&d, NOW_US, &r, why, sizeof why), EVENT_OK);
+    assert_non_null(strstr(r.text, "nnn... (id 4294967295) put 4294967295 of item 4294967295 on "
+                                   "the marketplace (marketplace item 4294967295)"));
+    json_t *j = json_string(r.text);
+    assert_non_null(j);
+    json_decref(j);
+    event_record_cleanup(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -321,6 +544,10 @@ int main(void)
         cmocka_unit_test(no_body_crashes_the_decoder),
         cmocka_unit_test(the_time_comes_from_the_header_the_timestamp_or_now),
         cmocka_unit_test(verdicts_have_stable_names),
+        cmocka_unit_test(an_audit_event_is_stored_under_its_event_id_with_every_field),
+        cmocka_unit_test(each_action_has_its_sentence_and_an_item_change_has_no_user),
+        cmocka_unit_test(audit_events_without_what_their_action_needs_are_invalid),
+        cmocka_unit_test(long_or_odd_actor_names_are_cut_at_a_character_in_the_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
