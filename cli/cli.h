@@ -1,6 +1,7 @@
 /* gf, the command-line client of the backend's HTTP API (SPEC §7): the command table and its
- * argument parser (commands.c), one libcurl wrapper (http.c) and the pure formatters that turn
- * the server's JSON into tables and lines (format.c). */
+ * argument parser (commands.c), the commands of logging in (account.c), the token store
+ * (tokens.c), one libcurl wrapper (http.c) and the pure formatters that turn the server's JSON
+ * into tables and lines (format.c). */
 #ifndef GF_CLI_H
 #define GF_CLI_H
 
@@ -41,13 +42,32 @@ struct cli_arg {
 
 #define CLI_MAX_ARGS 3
 
+/* The options a command accepts after its name (a bit set). */
+enum cli_opt {
+    CLI_OPT_PASSWORD_STDIN = 1, /* --password-stdin: password lines from stdin, never a prompt */
+    CLI_OPT_PASSWORD = 2,       /* --password: ask for a password (create-user) */
+};
+
 struct cli_inv;
 struct cli_command {
-    const char *name;
+    const char *name; /* one word, or two ("auth token") */
     const char *summary;
     struct cli_arg args[CLI_MAX_ARGS];
     int nargs;
     int (*run)(const struct cli_inv *inv); /* returns an enum cli_exit */
+    unsigned opts;                         /* enum cli_opt bits */
+};
+
+/* Who gf is logged in as at one URL (tokens.c). name, role, user_id and exp come from the
+ * store or from the token's payload read without checking its signature: for display and for
+ * not sending a token known to be stale, never for deciding anything the server decides. */
+struct cli_login {
+    char *token;       /* NULL: not logged in */
+    char *name;        /* NULL when unknown */
+    char *role;        /* "user", "admin"; NULL when unknown */
+    long long user_id; /* the token's sub; 0 when unknown */
+    long long exp;     /* expiry, seconds since the epoch; 0 when unknown */
+    bool from_env;     /* the token is GF_TOKEN's */
 };
 
 /* One parsed invocation. */
@@ -56,10 +76,12 @@ struct cli_inv {
     const char *url;               /* --url, GF_URL, or CLI_DEFAULT_URL */
     const char *eventlog_url;      /* --eventlog-url, GF_EVENTLOG_URL, or url */
     bool json, help, version;
-    int nargs;                      /* positional arguments given */
-    const char *text[CLI_MAX_ARGS]; /* each as written */
-    long long num[CLI_MAX_ARGS];    /* each as a number (numeric kinds) */
-    FILE *out, *err;                /* where results and complaints go */
+    bool password_stdin, password_ask; /* --password-stdin, --password */
+    int nargs;                         /* positional arguments given */
+    const char *text[CLI_MAX_ARGS];    /* each as written */
+    long long num[CLI_MAX_ARGS];       /* each as a number (numeric kinds) */
+    FILE *out, *err;                   /* where results and complaints go */
+    struct cli_login login;            /* the login for url (cli_login_load), sent to both urls */
 };
 
 /* Every command gf knows, in the order of the usage text. */
@@ -87,14 +109,64 @@ struct cli_reply {
     char error[256]; /* curl's message when status is 0 */
 };
 
-/* One request to base + path: a GET when body is NULL, else a POST of body as JSON.
- * Connect timeout 5 s, total 30 s. Returns the exit code the answer means (cli_exit_for).
- * Free *r with cli_reply_cleanup whatever the result. */
-int cli_http(const char *base, const char *path, const json_t *body, struct cli_reply *r);
+/* One request to base + path: a GET when body is NULL, else a POST of body as JSON, with
+ * "Authorization: Bearer <token>" when token is not NULL. Connect timeout 5 s, total 30 s.
+ * Returns the exit code the answer means (cli_exit_for). Free *r with cli_reply_cleanup
+ * whatever the result. */
+int cli_http(const char *base, const char *path, const json_t *body, const char *token,
+             struct cli_reply *r);
 void cli_reply_cleanup(struct cli_reply *r);
 /* The exit code an HTTP status means: 0 (no answer) → CLI_UNREACHABLE, 2xx → CLI_OK,
  * anything else → CLI_REFUSED. */
 int cli_exit_for(long status);
+
+/* ---- logins: the token store (tokens.c) ------------------------------------------------------
+
+   One JSON file, GF_TOKEN_FILE or ${XDG_CONFIG_HOME:-$HOME/.config}/gf/tokens.json, mode 0600
+   in a 0700 directory: {"<base URL>": {"name", "token", "expiresAt"}}, one login per URL (a
+   second local system on another port keeps its own; see tokens_key). GF_TOKEN, when set, is the
+   token used instead of the file's. */
+
+/* The store's path into out. CLI_OK, or CLI_REFUSED with why in err (no HOME). */
+int tokens_path(char *out, size_t n, char *err, size_t errsz);
+/* The store's key for a base URL: without trailing slashes, scheme and host in lower case,
+ * localhost written 127.0.0.1. malloc'd; NULL when out of memory. */
+char *tokens_key(const char *url);
+/* Reads the store: a missing file is an empty store. A file that is not a regular file of this
+ * user's, that others may read or write (like ssh, gf will not use it), that is over 1 MiB or
+ * not a JSON object is refused: CLI_REFUSED with a sentence in err. *store is an object of
+ * the caller's on CLI_OK. */
+int tokens_load(const char *path, json_t **store, char *err, size_t errsz);
+/* Writes the store atomically: a 0600 temporary file beside it (missing directories made
+ * 0700), fsync'd, renamed over it. CLI_OK or CLI_REFUSED with err. */
+int tokens_save(const char *path, const json_t *store, char *err, size_t errsz);
+/* The login for url: GF_TOKEN (env_token, when neither NULL nor empty), else the store's entry
+ * (the store is read only then). CLI_OK (not logged in: l->token NULL) or CLI_REFUSED with err
+ * (the store was refused). Free with cli_login_cleanup. */
+int cli_login_load(const char *url, const char *env_token, struct cli_login *l, char *err,
+                   size_t errsz);
+void cli_login_cleanup(struct cli_login *l);
+/* Fills what l does not know yet (name, role, user_id, exp) from a token's payload, read
+ * without checking its signature. false when the payload cannot be read. */
+bool tokens_decode(const char *token, struct cli_login *l);
+/* "2026-11-26T05:43:31.712Z" (fraction optional) as seconds since the epoch; false if not. */
+bool tokens_parse_time(const char *iso, long long *out);
+/* Seconds since the epoch as "2026-11-26T05:43:31Z". */
+void tokens_format_time(long long t, char out[32]);
+
+/* ---- the commands of logging in (account.c) ------------------------------------------------ */
+
+int account_login(const struct cli_inv *inv);
+int account_logout(const struct cli_inv *inv);
+int account_token(const struct cli_inv *inv);
+int account_whoami(const struct cli_inv *inv);
+int account_passwd(const struct cli_inv *inv);
+int account_set_password(const struct cli_inv *inv);
+/* POST /user/create with a password (create-user --password / --password-stdin). */
+int account_create_user(const struct cli_inv *inv);
+/* After a 401 from the server (body: its JSON, may be NULL): when the token was the reason, one
+ * more line on err saying what gf knows of the login and "(gf login NAME)". */
+void account_hint_401(const struct cli_inv *inv, const json_t *body);
 
 /* ---- formatting (format.c: pure, JSON in, text out) ---------------------------------------- */
 

@@ -10,17 +10,20 @@
 
 /* ---- helpers of the commands --------------------------------------------------------------- */
 
-/* A request whose answer is printed by show (or raw with --json); a refusal or a transport
- * error is reported on stderr. Returns the exit code. */
+/* A request whose answer is printed by show (or raw with --json), with the login's token when
+ * there is one; a refusal or a transport error is reported on stderr (a 401 with a hint on
+ * logging in). Returns the exit code. */
 static int call(const struct cli_inv *inv, const char *base, const char *path, const json_t *body,
                 struct cli_reply *r)
 {
-    int rc = cli_http(base, path, body, r);
+    int rc = cli_http(base, path, body, inv->login.token, r);
     if (rc == CLI_UNREACHABLE)
         fprintf(inv->err, "gf: cannot reach %s: %s\n", base, r->error);
-    else if (rc == CLI_REFUSED)
+    else if (rc == CLI_REFUSED) {
         format_refusal(r->status, r->json, inv->err);
-    else if (inv->json)
+        if (r->status == 401)
+            account_hint_401(inv, r->json);
+    } else if (inv->json)
         format_raw(r->body, r->body_len, inv->out);
     return rc;
 }
@@ -100,6 +103,8 @@ static void show_bought(const struct cli_inv *inv, const json_t *b)
 
 static int run_create_user(const struct cli_inv *inv)
 {
+    if (inv->password_ask || inv->password_stdin)
+        return account_create_user(inv);
     return post(inv, "/user/create", json_pack("{s:s}", "name", inv->text[0]), show_user);
 }
 
@@ -195,7 +200,7 @@ static int run_trace(const struct cli_inv *inv)
     }
     snprintf(path, sizeof path, "/eventlog/events?correlationId=%s", inv->text[0]);
     int erc = inv->json ? call(inv, inv->eventlog_url, path, NULL, &ev)
-                        : cli_http(inv->eventlog_url, path, NULL, &ev);
+                        : cli_http(inv->eventlog_url, path, NULL, inv->login.token, &ev);
     if (erc == CLI_UNREACHABLE)
         snprintf(why, sizeof why, "event log unreachable: %s", ev.error);
     else if (erc == CLI_REFUSED)
@@ -212,44 +217,86 @@ static int run_trace(const struct cli_inv *inv)
         n, CLI_ARG_##k, false                                                                      \
     }
 const struct cli_command cli_commands[] = {
-    {"ls", "list users, items, marketplace and user items, gxp ledger", {}, 0, run_ls},
-    {"create-user", "create a user", {ARG("name", NAME)}, 1, run_create_user},
-    {"create-item", "create an item", {ARG("name", NAME), ARG("cost", COST)}, 2, run_create_item},
+    {"ls", "list users, items, marketplace and user items, gxp ledger", {}, 0, run_ls, 0},
+    {"create-user",
+     "create a user (with a password it can log in with)",
+     {ARG("name", NAME)},
+     1,
+     run_create_user,
+     CLI_OPT_PASSWORD | CLI_OPT_PASSWORD_STDIN},
+    {"create-item",
+     "create an item",
+     {ARG("name", NAME), ARG("cost", COST)},
+     2,
+     run_create_item,
+     0},
     {"create-marketplace-item",
      "put count units of an item on the marketplace",
      {ARG("itemId", ID), ARG("count", COUNT)},
      2,
-     run_create_marketplace_item},
+     run_create_marketplace_item,
+     0},
     {"create-user-item",
      "give a user count units of an item",
      {ARG("userId", ID), ARG("itemId", ID), ARG("count", COUNT)},
      3,
-     run_create_user_item},
+     run_create_user_item,
+     0},
     {"user-gxp-add",
      "add gxp to a user's balance",
      {ARG("userId", ID), ARG("amount", COUNT)},
      2,
-     run_user_gxp_add},
-    {"user-gxp", "show a user's gxp balance and reservation", {ARG("userId", ID)}, 1, run_user_gxp},
+     run_user_gxp_add,
+     0},
+    {"user-gxp",
+     "show a user's gxp balance and reservation",
+     {ARG("userId", ID)},
+     1,
+     run_user_gxp,
+     0},
     {"buy-marketplace-item",
      "buy one unit of an item from the marketplace",
      {ARG("userId", ID), ARG("itemId", ID)},
      2,
-     run_buy},
-    {"marketplace-svc-info", "which replica serves /marketplace", {}, 0, run_svc_info},
-    {"user-svc-info", "which replica serves /user", {}, 0, run_svc_info},
-    {"item-svc-info", "which replica serves /item", {}, 0, run_svc_info},
-    {"gxp-svc-info", "which replica serves /gxp", {}, 0, run_svc_info},
+     run_buy,
+     0},
+    {"marketplace-svc-info", "which replica serves /marketplace", {}, 0, run_svc_info, 0},
+    {"user-svc-info", "which replica serves /user", {}, 0, run_svc_info, 0},
+    {"item-svc-info", "which replica serves /item", {}, 0, run_svc_info, 0},
+    {"gxp-svc-info", "which replica serves /gxp", {}, 0, run_svc_info, 0},
     {"events",
      "the event log, newest first (of one user when given)",
      {{"userId", CLI_ARG_ID, true}},
      1,
-     run_events},
+     run_events,
+     0},
     {"trace",
      "the life of one transaction: decision, gxp state, event",
      {ARG("correlationId", CID)},
      1,
-     run_trace},
+     run_trace,
+     0},
+    {"login",
+     "log in to --url: ask the password, keep the token",
+     {ARG("name", NAME)},
+     1,
+     account_login,
+     CLI_OPT_PASSWORD_STDIN},
+    {"logout", "forget the token of --url", {}, 0, account_logout, 0},
+    {"whoami", "who gf is logged in as at --url, and until when", {}, 0, account_whoami, 0},
+    {"auth token", "print the token of --url, for curl and scripts", {}, 0, account_token, 0},
+    {"passwd",
+     "change your own password (the current, then the new)",
+     {},
+     0,
+     account_passwd,
+     CLI_OPT_PASSWORD_STDIN},
+    {"set-password",
+     "set a user's password (admin)",
+     {ARG("userId", ID)},
+     1,
+     account_set_password,
+     CLI_OPT_PASSWORD_STDIN},
 };
 const size_t cli_commands_count = sizeof cli_commands / sizeof cli_commands[0];
 
@@ -304,11 +351,26 @@ static const char *kind_text(enum cli_arg_kind kind)
     return "?";
 }
 
-static const struct cli_command *find(const char *name)
+/* The command argv[0] (or argv[0] argv[1] for a two-word one) names; *words says how many of
+ * argv it took. NULL when none; *group is then set when argv[0] is the first word of one. */
+static const struct cli_command *find(int argc, char **argv, int *words,
+                                      const struct cli_command **group)
 {
-    for (size_t i = 0; i < cli_commands_count; i++)
-        if (strcmp(cli_commands[i].name, name) == 0)
-            return &cli_commands[i];
+    *group = NULL;
+    for (size_t i = 0; i < cli_commands_count; i++) {
+        const char *name = cli_commands[i].name, *space = strchr(name, ' ');
+        if (space == NULL) {
+            if (strcmp(name, argv[0]) == 0)
+                return *words = 1, &cli_commands[i];
+            continue;
+        }
+        size_t n = (size_t)(space - name);
+        if (strncmp(name, argv[0], n) != 0 || argv[0][n] != '\0')
+            continue;
+        *group = &cli_commands[i];
+        if (argc > 1 && strcmp(space + 1, argv[1]) == 0)
+            return *words = 2, &cli_commands[i];
+    }
     return NULL;
 }
 
@@ -360,10 +422,15 @@ int cli_parse(int argc, char **argv, const char *env_url, const char *env_eventl
             return CLI_OK;
         return USAGE("no command given");
     }
-    const struct cli_command *cmd = find(argv[i]);
+    int words = 1;
+    const struct cli_command *group;
+    const struct cli_command *cmd = find(argc - i, argv + i, &words, &group);
+    if (cmd == NULL && group != NULL)
+        return USAGE("'%s' needs a subcommand: %s", argv[i], group->name);
     if (cmd == NULL)
         return USAGE("unknown command '%s'", argv[i]);
     inv->cmd = cmd;
+    i += words - 1;
     if (inv->help || inv->version)
         return CLI_OK;
     bool dashdash = false;
@@ -375,6 +442,15 @@ int cli_parse(int argc, char **argv, const char *env_url, const char *env_eventl
         }
         if (!dashdash && strcmp(a, "--") == 0) {
             dashdash = true;
+            continue;
+        }
+        if (!dashdash && (cmd->opts & CLI_OPT_PASSWORD_STDIN) &&
+            strcmp(a, "--password-stdin") == 0) {
+            inv->password_stdin = true;
+            continue;
+        }
+        if (!dashdash && (cmd->opts & CLI_OPT_PASSWORD) && strcmp(a, "--password") == 0) {
+            inv->password_ask = true;
             continue;
         }
         if (!dashdash && a[0] == '-' && a[1] != '\0' && (a[1] < '0' || a[1] > '9'))
@@ -397,6 +473,10 @@ static void command_line(const struct cli_command *cmd, FILE *out)
     fprintf(out, "%s", cmd->name);
     for (int a = 0; a < cmd->nargs; a++)
         fprintf(out, cmd->args[a].optional ? " [%s]" : " <%s>", cmd->args[a].name);
+    if (cmd->opts & CLI_OPT_PASSWORD)
+        fprintf(out, " [--password[-stdin]]");
+    else if (cmd->opts & CLI_OPT_PASSWORD_STDIN)
+        fprintf(out, " [--password-stdin]");
 }
 
 void cli_command_usage(const struct cli_command *cmd, FILE *out)
@@ -407,6 +487,12 @@ void cli_command_usage(const struct cli_command *cmd, FILE *out)
     for (int a = 0; a < cmd->nargs; a++)
         fprintf(out, "  %-14s %s%s\n", cmd->args[a].name, kind_text(cmd->args[a].kind),
                 cmd->args[a].optional ? " (optional)" : "");
+    if (cmd->opts & CLI_OPT_PASSWORD)
+        fprintf(out, "  %-14s %s\n", "--password",
+                "ask for a password (the terminal, or a line of stdin)");
+    if (cmd->opts & CLI_OPT_PASSWORD_STDIN)
+        fprintf(out, "  %s %s\n", "--password-stdin",
+                "read passwords from stdin, one a line, even on a terminal");
 }
 
 void cli_usage(FILE *out)
@@ -432,6 +518,14 @@ void cli_usage(FILE *out)
             "  -h, --help          this text; `gf <command> --help` for one command\n"
             "  --version           gf's version\n"
             "\n"
-            "exit codes: 0 ok, 1 the server refused, 2 usage error, 3 cannot connect\n",
-            CLI_DEFAULT_URL);
+            "logging in: `gf login NAME` keeps a token for the --url in one file only you can\n"
+            "read: $GF_TOKEN_FILE, default ${XDG_CONFIG_HOME:-~/.config}/gf/tokens.json; gf sends\n"
+            "it with every request (to the --eventlog-url too). GF_TOKEN, when set, is sent\n"
+            "instead. Passwords are read from the terminal without echo, or one a line from\n"
+            "stdin when it is not a terminal. For curl:\n"
+            "  curl -H \"Authorization: Bearer $(gf auth token)\" %s/user\n"
+            "\n"
+            "exit codes: 0 ok, 1 the server refused (or not logged in), 2 usage error (or no\n"
+            "password given), 3 cannot connect\n",
+            CLI_DEFAULT_URL, CLI_DEFAULT_URL);
 }

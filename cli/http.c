@@ -23,12 +23,22 @@ int cli_exit_for(long status)
     return status >= 200 && status < 300 ? CLI_OK : CLI_REFUSED;
 }
 
-int cli_http(const char *base, const char *path, const json_t *body, struct cli_reply *r)
+/* A token fits in a header as it is: visible ASCII, no spaces (base64url and dots). */
+static bool header_safe(const char *s)
+{
+    for (; *s; s++)
+        if (*s < 0x21 || *s > 0x7e)
+            return false;
+    return true;
+}
+
+int cli_http(const char *base, const char *path, const json_t *body, const char *token,
+             struct cli_reply *r)
 {
     memset(r, 0, sizeof *r);
     struct gf_buf b;
     gf_buf_init(&b, BODY_MAX);
-    char *url = NULL, *payload = NULL;
+    char *url = NULL, *payload = NULL, *auth = NULL;
     struct curl_slist *headers = NULL;
     CURL *c = curl_easy_init();
     if (c == NULL) {
@@ -56,6 +66,15 @@ int cli_http(const char *base, const char *path, const json_t *body, struct cli_
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     headers = curl_slist_append(headers, "Accept: application/json");
+    if (token != NULL) {
+        size_t an = strlen(token) + sizeof "Authorization: Bearer ";
+        if (!header_safe(token) || (auth = malloc(an)) == NULL) {
+            snprintf(r->error, sizeof r->error, "the token cannot be sent as a header");
+            goto out;
+        }
+        snprintf(auth, an, "Authorization: Bearer %s", token);
+        headers = curl_slist_append(headers, auth);
+    }
     if (body != NULL) {
         payload = json_dumps(body, JSON_COMPACT);
         if (payload == NULL) {
@@ -83,6 +102,7 @@ out:
     }
     curl_slist_free_all(headers);
     free(payload);
+    free(auth);
     free(url);
     if (c != NULL)
         curl_easy_cleanup(c);

@@ -1,6 +1,7 @@
 /* gf: the command-line client of the backend's HTTP API (SPEC §7).
- * The story: parse the command line → help, version or the command → its exit code
- * (0 ok, 1 the server refused, 2 usage, 3 cannot connect). */
+ * The story: parse the command line → help, version, or the login for the URL (GF_TOKEN or the
+ * token store) and the command → its exit code (0 ok, 1 the server refused, 2 usage, 3 cannot
+ * connect). */
 #include <stdlib.h>
 
 #include <curl/curl.h>
@@ -28,11 +29,19 @@ int main(int argc, char **argv)
             cli_usage(stdout);
         return CLI_OK;
     }
+    char refused[4400];
+    if (cli_login_load(inv.url, getenv("GF_TOKEN"), &inv.login, refused, sizeof refused) !=
+        CLI_OK) {
+        fprintf(stderr, "gf: %s\n", refused);
+        return CLI_REFUSED;
+    }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "gf: cannot initialise libcurl\n");
+        cli_login_cleanup(&inv.login);
         return CLI_UNREACHABLE;
     }
     int rc = inv.cmd->run(&inv);
     curl_global_cleanup();
+    cli_login_cleanup(&inv.login);
     return rc;
 }

@@ -2,9 +2,11 @@
 # End to end: the whole local system as `make up` starts it (scripts/stack.sh: three clusters,
 # RabbitMQ, two gxp, eventlog, two backends, nginx as the ingress), on free ports and a
 # private state directory (never the user's 30080 stack), driven with the real `gf` through
-# nginx exactly as the seed's README lists the sequence. Then: `up` twice changes nothing,
-# a killed backend replica leaves the other paths working and shows in `status`, `down` and
-# `up` again keep the data.
+# nginx exactly as the seed's README lists the sequence, logged in by `up` as the operator into
+# a token file of the test's own (never the user's ~/.config). Then the trust boundary through
+# the ingress (issue 18): no token, a user's own login, tokens for curl, /metrics and a wrong
+# password. Then: `up` twice changes nothing, a killed backend replica leaves the other paths
+# working and shows in `status`, `down` and `up` again keep the data.
 #
 #   tests/e2e/stack_test.sh        (env: GF_BUILD_DIR, default build; GF_TEST_TMP)
 set -euo pipefail
@@ -34,6 +36,9 @@ export GF_URL=http://127.0.0.1:$GF_INGRESS_PORT
 
 rm -rf "$GF_STATE_DIR"
 mkdir -p "$GF_STATE_DIR"
+# gf's logins (the admin's, by `up`) go to a file of this run's; GF_TOKEN would override them.
+export GF_TOKEN_FILE=$GF_STATE_DIR/gf/tokens.json
+unset GF_TOKEN
 chmod 755 "$TMP" "$GF_STATE_DIR"
 # For tests/harness/reap.sh, should this script be killed before its trap runs.
 printf '%s\n' "$GF_BUILD_DIR" >"$GF_STATE_DIR/build-dir"
@@ -49,6 +54,10 @@ out=$(bash "$STACK" up 2>&1) || {
     fail "stack up"
 }
 ok "stack up on free ports (ingress $GF_INGRESS_PORT)"
+grep -q "gf is logged in as admin" <<<"$out" || fail "up did not log gf in: $out"
+[[ $(stat -c %a "$GF_TOKEN_FILE") == 600 && $(stat -c %a "${GF_TOKEN_FILE%/*}") == 700 ]] ||
+    fail "the token file is not 0600 in a 0700 directory"
+ok "up logged gf in as admin (token file 0600, directory 0700)"
 
 # The seed's sequence, with gf, through nginx.
 # shellcheck disable=SC2034 # run by seed.sh's gf_run
@@ -63,6 +72,63 @@ expect COMMITTED "trace does not show the commit" trace "$SEED_BUY_CID"
 ok "gf trace shows the transaction's life"
 seed_routes
 
+# The trust boundary, through the ingress.
+ADMIN_TOKEN=$("$GF" auth token) || fail "gf auth token"
+code() { curl -s -o "$GF_STATE_DIR/auth.b" -w '%{http_code}' --max-time 20 "$@"; }
+[[ $(code -H 'Content-Type: application/json' --data '{"userId":1,"amount":1000}' \
+    "$GF_URL/user/gxp/add") == 401 ]] || fail "POST /user/gxp/add without a token: not 401"
+grep -q '"error":"unauthenticated"' "$GF_STATE_DIR/auth.b" || fail "no unauthenticated error body"
+[[ $(code -H "Authorization: Bearer $ADMIN_TOKEN.x" "$GF_URL/user") == 401 ]] ||
+    fail "GET /user with a damaged token: not 401"
+listing=$(gf_run ls)
+if [[ $(grep -c COMMITTED <<<"$listing") != 2 ]] || grep -q PENDING <<<"$listing"; then
+    fail "a request without a token made a transaction: $listing"
+fi
+expect "balance 90, reserved 0" "a request without a token changed the balance" user-gxp 1
+ok "no token (or a damaged one): 401, nothing minted"
+
+[[ $(code -H "Authorization: Bearer $ADMIN_TOKEN" "$GF_URL/user") == 200 ]] ||
+    fail "curl with \$(gf auth token) on GET /user: not 200"
+grep -q '"name":"my-name"' "$GF_STATE_DIR/auth.b" || fail "GET /user with the token: no my-name"
+ok "gf auth token works with curl"
+
+[[ $(code "$GF_URL/metrics") == 404 ]] || fail "/metrics through the ingress: not 404"
+[[ $(code -H 'Content-Type: application/json' --data '{"name":"buyer","password":"not-the-password"}' \
+    "$GF_URL/auth/login") == 401 ]] || fail "a login with a wrong password: not 401"
+grep -q '"error":"invalid_credentials"' "$GF_STATE_DIR/auth.b" || fail "no invalid_credentials"
+ok "/metrics is 404 through the ingress; a wrong password is 401"
+
+# A user with a password of the admin's making logs in with gf (a token file of its own) and
+# buys for itself, but not for another user.
+expect "user 2 created" "create-user --password-stdin" create-user buyer --password-stdin \
+    <<<"buyer-password-1"
+gf_run user-gxp-add 2 50 >/dev/null
+buyer() { GF_TOKEN_FILE=$GF_STATE_DIR/gf/buyer.json "$GF" "$@"; }
+refused() { # EXIT PATTERN COMMAND...: the command exits EXIT and prints PATTERN
+    local want=$1 pattern=$2 o rc=0
+    shift 2
+    o=$("$@" 2>&1) || rc=$?
+    ((rc == want)) && grep -q -- "$pattern" <<<"$o" && return 0
+    fail "$* exited $rc (want $want and '$pattern'): $o"
+}
+refused 1 "the name or the password is wrong" buyer login buyer <<<"wrong-password-1"
+o=$(buyer login buyer <<<"buyer-password-1") || fail "gf login buyer: $o"
+[[ $o == "logged in as buyer (user, until "*")" ]] || fail "gf login buyer said: $o"
+[[ $(stat -c %a "$GF_STATE_DIR/gf/buyer.json") == 600 ]] || fail "buyer.json is not 0600"
+for _ in $(seq 1 100); do # the add-gxp committed: the buy sees the balance
+    [[ $(buyer user-gxp 2) == *"balance 50, reserved 0"* ]] && break
+    sleep 0.1
+done
+o=$(buyer buy-marketplace-item 2 1) || fail "the user's own buy: $o"
+[[ $o == "user 2 bought item 1"* ]] || fail "the user's own buy said: $o"
+refused 1 "HTTP 403" buyer buy-marketplace-item 1 1
+[[ $(code -H "Authorization: Bearer $(buyer auth token)" "$GF_URL/user") == 403 ]] ||
+    fail "GET /user with a user's token: not 403"
+buyer logout >/dev/null || fail "gf logout"
+refused 1 "(gf login NAME)" buyer user-gxp 2
+expect "balance 90, reserved 0" "the admin's login was touched by the user's" user-gxp 1
+ok "a user logs in with gf, buys for itself, gets 403 for another user; logout forgets it"
+
 # nginx's own answers carry a correlation id; the id nginx makes is the one the backend uses;
 # a body over the limit is refused by nginx itself, never 502 (issue 20, items 8 and 10).
 H=$GF_STATE_DIR/ingress.h B=$GF_STATE_DIR/ingress.b
@@ -76,7 +142,7 @@ answer() { # STATUS curl-args...: the body's correlationId, also the X-Correlati
     printf '%s' "$cid"
 }
 answer 404 "$GF_URL/no/such/path" >/dev/null
-cid=$(answer 200 "$GF_URL/user/gxp?userId=1")
+cid=$(answer 200 -H "Authorization: Bearer $ADMIN_TOKEN" "$GF_URL/user/gxp?userId=1")
 grep -q "cid=$cid " "$GF_STATE_DIR/log/ingress.access.log" ||
     fail "the backend answered with $cid, not the id nginx made"
 head -c 70000 /dev/zero | tr '\0' a >"$GF_STATE_DIR/big.json"

@@ -2,7 +2,22 @@
 # Sourced by the end-to-end tests (tests/e2e/stack_test.sh: the local stack, and
 # tests/containers/compose_test.sh: the compose stack): the seed README's sequence with gf and
 # the checks both make of it. The caller sets GF_CMD (an array: how gf is run) and defines
-# fail MESSAGE and ok MESSAGE.
+# fail MESSAGE and ok MESSAGE. The API wants a token (issue 18): the gf that GF_CMD runs must be
+# logged in as an admin — `gf login` into its token file (the local stack's `up` does it), or
+# GF_TOKEN in its environment (seed_token gets one without gf, for a gf in a container).
+
+seed_token() { # URL NAME PASSWORD_FILE: a token from POST URL/auth/login (curl), on stdout
+    local pw body token
+    pw=$(<"$3")
+    pw=${pw//\\/\\\\}
+    pw=${pw//\"/\\\"}
+    body=$(curl -s --max-time 20 -H 'Content-Type: application/json' \
+        --data-binary @- "$1/auth/login" <<<"{\"name\":\"$2\",\"password\":\"$pw\"}") ||
+        fail "POST $1/auth/login: no answer"
+    token=$(sed -n 's/.*"token":"\([A-Za-z0-9_.-]*\)".*/\1/p' <<<"$body")
+    [[ -n $token ]] || fail "POST $1/auth/login as $2 gave no token: $(head -c 200 <<<"$body")"
+    printf '%s\n' "$token"
+}
 
 gf_run() { # gf's output; a non-zero exit fails the test
     local o

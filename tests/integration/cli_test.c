@@ -1,5 +1,9 @@
-/* gf against the real system: the seed's sequence run with the real binary (GF_CLI_BIN) on a
- * backend world with its event log, asserting on what gf prints and on its exit codes. */
+/* gf against the real system: logging in (an operator the backend makes at start), the token
+ * file and its permissions, GF_TOKEN, then the seed's sequence run with the real binary
+ * (GF_CLI_BIN) on a backend world with its event log, and passwords; asserting on what gf
+ * prints and on its exit codes. Every gf keeps its tokens in this run's directory, never in
+ * the user's ~/.config. */
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -8,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,9 +48,30 @@ static int tmpfd(void)
     return fd;
 }
 
+#define OPERATOR "operator"
+#define OPERATOR_PASSWORD "operator-password-1"
+
+/* This run's token files: TOKENS (gf's, by GF_TOKEN_FILE in this process's environment, so
+ * every gf sees it) in a directory gf makes itself. */
+static char dir[64], tokens[128];
+
+/* How one gf runs: stdin's text (NULL: /dev/null, never the terminal), "K=V" (or "K" to unset)
+ * for its environment, NULL-terminated (may be NULL). */
+struct how {
+    const char *in;
+    const char *const *env;
+};
+
+static struct run gf_how(const char *url, const struct how *how, const char *const *args);
+
 /* Runs gf with urls (NULL: the world's backend and event log) and args; stdout and stderr go
  * to files (no pipe to fill up). */
 static struct run gf_at(const char *url, const char *const *args)
+{
+    return gf_how(url, &(struct how){0}, args);
+}
+
+static struct run gf_how(const char *url, const struct how *how, const char *const *args)
 {
     char base[64], ev[64];
     snprintf(base, sizeof base, "http://127.0.0.1:%d", W.http_port);
@@ -54,17 +80,30 @@ static struct run gf_at(const char *url, const char *const *args)
     int argc = 5;
     for (int i = 0; args[i] != NULL && argc < 23; i++)
         argv[argc++] = args[i];
-    int out = tmpfd(), err = tmpfd();
+    int out = tmpfd(), err = tmpfd(), in = tmpfd();
+    if (how->in != NULL)
+        assert_int_equal(pwrite(in, how->in, strlen(how->in), 0), (ssize_t)strlen(how->in));
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        if (how->in == NULL) {
+            close(in);
+            in = open("/dev/null", O_RDONLY);
+        }
+        dup2(in, 0);
         dup2(out, 1);
         dup2(err, 2);
         unsetenv("GF_URL");
         unsetenv("GF_EVENTLOG_URL");
+        for (int i = 0; how->env != NULL && how->env[i] != NULL; i++)
+            if (strchr(how->env[i], '=') != NULL)
+                putenv((char *)how->env[i]);
+            else
+                unsetenv(how->env[i]);
         execv(GF_CLI_BIN, (char *const *)argv);
         _exit(127);
     }
+    close(in);
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     struct run r = {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
@@ -74,6 +113,9 @@ static struct run gf_at(const char *url, const char *const *args)
     return r;
 }
 #define GF(...) gf_at(NULL, (const char *const[]){__VA_ARGS__, NULL})
+/* gf with stdin's text and environment. */
+#define GF_IN(in, env, ...)                                                                        \
+    gf_how(NULL, &(struct how){in, env}, (const char *const[]){__VA_ARGS__, NULL})
 
 static void run_free(struct run *r)
 {
@@ -136,8 +178,105 @@ static void cid_of(const char *line, char cid[37])
 
 static char cid_add[37], cid_buy[37];
 
+/* "http://127.0.0.1:<port>": the world's backend, as gf keys its login. */
+static const char *base_url(void)
+{
+    static char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", W.http_port);
+    return url;
+}
+
+static unsigned mode_of(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (unsigned)(st.st_mode & 07777);
+}
+
+/* A token file written by the test (0600), holding one login for the world's URL. */
+static void write_store(const char *path, const char *name, const char *token, const char *expires)
+{
+    json_t *store = json_pack("{s:{s:s,s:s,s:s}}", base_url(), "name", name, "token", token,
+                              "expiresAt", expires);
+    assert_non_null(store);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(json_dumpfd(store, fd, 0), 0);
+    close(fd);
+    json_decref(store);
+}
+
+/* "GF_TOKEN_FILE=<dir>/<name>", for a gf's environment (static: one per name). */
+static const char *file_env(char buf[256], const char *name)
+{
+    snprintf(buf, 256, "GF_TOKEN_FILE=%s/%s", dir, name);
+    return buf;
+}
+
 /* ---- the tests ---------------------------------------------------------------------------------
  */
+
+static void logging_in_keeps_a_token_only_its_owner_can_read(void **state)
+{
+    (void)state;
+    struct run r = GF("ls");
+    assert_failed(&r, 1, "(unauthenticated, HTTP 401)\n");
+    assert_non_null(strstr(r.err, "gf: not logged in to http://127.0.0.1:"));
+    assert_non_null(strstr(r.err, " (gf login NAME)\n"));
+    run_free(&r);
+
+    r = GF_IN("not-the-password\n", NULL, "login", OPERATOR);
+    assert_failed(&r, 1, "the name or the password is wrong (invalid_credentials, HTTP 401)\n");
+    assert_null(strstr(r.err, "gf login")); /* no hint: the login itself was refused */
+    run_free(&r);
+    r = GF_IN("", NULL, "login", OPERATOR);
+    assert_failed(&r, 2, "gf: no password on stdin\n");
+    run_free(&r);
+    struct stat st;
+    assert_int_equal(stat(tokens, &st), -1); /* nothing written for a failed login */
+
+    r = GF_IN(OPERATOR_PASSWORD "\n", NULL, "login", OPERATOR);
+    assert_ran(&r);
+    assert_int_equal(strncmp(r.out, "logged in as operator (admin, until ", 36), 0);
+    run_free(&r);
+    assert_int_equal(mode_of(tokens), 0600);
+    char gfdir[128];
+    snprintf(gfdir, sizeof gfdir, "%s/gf", dir);
+    assert_int_equal(mode_of(gfdir), 0700);
+
+    json_error_t e;
+    json_t *store = json_load_file(tokens, 0, &e);
+    assert_non_null(store);
+    assert_int_equal(json_object_size(store), 1);
+    json_t *entry = json_object_get(store, base_url());
+    assert_keys(entry, "name,token,expiresAt");
+    assert_string_equal(jstr(entry, "name"), OPERATOR);
+    assert_iso8601_ms(jstr(entry, "expiresAt"));
+    const char *token = jstr(entry, "token");
+
+    /* gf auth token: what curl and scripts send. */
+    r = GF("auth", "token");
+    assert_ran(&r);
+    char want[4200];
+    snprintf(want, sizeof want, "%s\n", token);
+    assert_string_equal(r.out, want);
+    run_free(&r);
+    struct http_res res;
+    assert_int_equal(
+        http(&W, "GET", "/user", NULL, (const char *const[]){world_bearer(token), NULL}, &res),
+        200);
+    http_res_free(&res);
+
+    /* localhost is the same login as 127.0.0.1. */
+    char local[64];
+    snprintf(local, sizeof local, "http://localhost:%d/", W.http_port);
+    r = gf_at(local, (const char *const[]){"whoami", NULL});
+    assert_ran(&r);
+    assert_int_equal(strncmp(r.out, "operator (admin) at http://localhost:", 37), 0);
+    assert_non_null(strstr(r.out, " until 20"));
+    run_free(&r);
+    json_decref(store);
+}
 
 static void the_seed_sequence_prints_what_the_original_showed(void **state)
 {
@@ -353,15 +492,239 @@ static void trace_shows_the_life_of_a_buy(void **state)
     run_free(&r);
 }
 
+static void a_token_file_others_can_read_is_refused(void **state)
+{
+    (void)state;
+    char before[4096];
+    snapshot(&W, true, before, sizeof before);
+    static const unsigned modes[] = {0644, 0640, 0604, 0660};
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        assert_int_equal(chmod(tokens, modes[i]), 0);
+        struct run r = GF("ls");
+        assert_failed(&r, 1, "gf will not use it; chmod 600 it, or remove it and log in again\n");
+        assert_non_null(strstr(r.err, tokens));
+        run_free(&r);
+        /* Nor is it replaced by a login (the old tokens in it may be someone else's now). */
+        r = GF_IN(OPERATOR_PASSWORD "\n", NULL, "login", OPERATOR);
+        assert_failed(&r, 1, "gf will not use it");
+        run_free(&r);
+        assert_int_equal(mode_of(tokens), modes[i]);
+    }
+    char after[4096];
+    snapshot(&W, true, after, sizeof after);
+    assert_string_equal(before, after);
+    assert_int_equal(chmod(tokens, 0600), 0);
+    struct run r = GF("whoami");
+    assert_ran(&r);
+    run_free(&r);
+}
+
+static void gf_token_is_sent_instead_of_the_file(void **state)
+{
+    (void)state;
+    char *user = world_token(&W, GF_ROLE_USER, 1, 0, 600);
+    assert_non_null(user);
+    char tok[4200];
+    snprintf(tok, sizeof tok, "GF_TOKEN=%s", user);
+    const char *const env[] = {tok, NULL};
+    struct run r = GF_IN(NULL, env, "whoami");
+    assert_ran(&r);
+    assert_int_equal(strncmp(r.out, "user-1 (user, user 1) at http://127.0.0.1:", 42), 0);
+    assert_non_null(strstr(r.out, " (GF_TOKEN)\n"));
+    run_free(&r);
+    r = GF_IN(NULL, env, "auth", "token");
+    assert_ran(&r);
+    assert_int_equal(strncmp(r.out, user, strlen(user)), 0);
+    run_free(&r);
+    /* The user's token, not the operator's: its own balance, no list of users. */
+    r = GF_IN(NULL, env, "user-gxp", "1");
+    assert_ran(&r);
+    run_free(&r);
+    r = GF_IN(NULL, env, "ls");
+    assert_failed(&r, 1, "(forbidden, HTTP 403)\n");
+    run_free(&r);
+    /* The file is not even read: one others could read does not matter then. */
+    assert_int_equal(chmod(tokens, 0644), 0);
+    r = GF_IN(NULL, env, "user-gxp", "1");
+    assert_ran(&r);
+    run_free(&r);
+    assert_int_equal(chmod(tokens, 0600), 0);
+
+    snprintf(tok, sizeof tok, "GF_TOKEN=%sx", user); /* a signature the server refuses */
+    r = GF_IN(NULL, env, "user-gxp", "1");
+    assert_failed(&r, 1, "(invalid_token, HTTP 401)\n");
+    assert_non_null(strstr(r.err, "gf: the token in GF_TOKEN of user-1 was refused "
+                                  "(gf login user-1)\n"));
+    run_free(&r);
+    snprintf(tok, sizeof tok, "GF_TOKEN=not a token\r\nX-Evil: 1");
+    r = GF_IN(NULL, env, "user-gxp", "1");
+    assert_failed(&r, 1, "gf: GF_TOKEN is not a token");
+    run_free(&r);
+    free(user);
+}
+
+static void an_expired_token_says_when_and_how_to_log_in_again(void **state)
+{
+    (void)state;
+    char *expired = world_token(&W, GF_ROLE_ADMIN, 1, 0, -60);
+    assert_non_null(expired);
+    char path[200], fenv[256];
+    snprintf(path, sizeof path, "%s/expired.json", dir);
+    write_store(path, OPERATOR, expired, "2020-01-01T00:00:00.000Z");
+    const char *const env[] = {file_env(fenv, "expired.json"), NULL};
+    struct run r = GF_IN(NULL, env, "auth", "token");
+    assert_failed(&r, 1, "gf: the token expired at 20");
+    assert_non_null(strstr(r.err, "Z: gf login operator\n"));
+    run_free(&r);
+    r = GF_IN(NULL, env, "whoami");
+    assert_failed(&r, 1, "gf: the token expired at ");
+    run_free(&r);
+    r = GF_IN(NULL, env, "ls");
+    assert_failed(&r, 1, "(token_expired, HTTP 401)\n");
+    assert_non_null(strstr(r.err, "gf: the token of operator expired at "));
+    assert_non_null(strstr(r.err, " (gf login operator)\n"));
+    run_free(&r);
+
+    char tok[4200];
+    snprintf(tok, sizeof tok, "GF_TOKEN=%s", expired);
+    const char *const env2[] = {tok, NULL};
+    r = GF_IN(NULL, env2, "auth", "token");
+    assert_failed(&r, 1, "gf: the token in GF_TOKEN expired at ");
+    run_free(&r);
+    free(expired);
+}
+
+static void a_user_made_with_a_password_logs_in_and_changes_it(void **state)
+{
+    (void)state;
+    struct run r = GF_IN("short\n", NULL, "create-user", "pw-short", "--password-stdin");
+    assert_failed(&r, 1, "HTTP 400)\n");
+    run_free(&r);
+    r = GF_IN("first-password-1\n", NULL, "create-user", "pw-user", "--password-stdin");
+    assert_ran(&r);
+    long long id = 0;
+    assert_int_equal(sscanf(r.out, "user %lld created (correlation id ", &id), 1);
+    run_free(&r);
+    char sid[24];
+    snprintf(sid, sizeof sid, "%lld", id);
+
+    char fenv[256];
+    const char *const env[] = {file_env(fenv, "user.json"), NULL};
+    r = GF_IN("first-password-1\n", env, "login", "pw-user");
+    assert_ran(&r);
+    assert_int_equal(strncmp(r.out, "logged in as pw-user (user, until ", 34), 0);
+    run_free(&r);
+    r = GF_IN(NULL, env, "whoami");
+    assert_ran(&r);
+    char want[96];
+    snprintf(want, sizeof want, "pw-user (user, user %lld) at ", id);
+    assert_int_equal(strncmp(r.out, want, strlen(want)), 0);
+    run_free(&r);
+
+    /* passwd: the current password, then the new one (two lines). */
+    r = GF_IN("wrong-password-0\nsecond-password-2\n", env, "passwd");
+    assert_failed(&r, 1, "(wrong_password, HTTP 403)\n");
+    run_free(&r);
+    r = GF_IN("first-password-1\n", env, "passwd");
+    assert_failed(&r, 2, "gf: no password on stdin\n");
+    run_free(&r);
+    r = GF_IN("first-password-1\nsecond-password-2\n", env, "passwd", "--password-stdin");
+    assert_ran(&r);
+    assert_string_equal(r.out, "password changed for pw-user\n");
+    run_free(&r);
+    r = GF_IN("first-password-1\n", env, "login", "pw-user");
+    assert_failed(&r, 1, "(invalid_credentials, HTTP 401)\n");
+    run_free(&r);
+    r = GF_IN("second-password-2\r\n", env, "login", "pw-user");
+    assert_ran(&r);
+    run_free(&r);
+
+    /* A user sets no one else's password; the operator sets anyone's. */
+    r = GF_IN("other-password-9\n", env, "set-password", "1");
+    assert_failed(&r, 1, "HTTP 403)\n");
+    run_free(&r);
+    r = GF_IN("third-password-3\n", NULL, "set-password", sid);
+    assert_ran(&r);
+    snprintf(want, sizeof want, "password set for user %lld\n", id);
+    assert_string_equal(r.out, want);
+    run_free(&r);
+    r = GF_IN("third-password-3\n", env, "login", "pw-user");
+    assert_ran(&r);
+    run_free(&r);
+}
+
+static void logout_forgets_the_login_of_its_url_only(void **state)
+{
+    (void)state;
+    /* A second system's login beside this one's. */
+    json_error_t e;
+    json_t *store = json_load_file(tokens, 0, &e);
+    assert_non_null(store);
+    assert_int_equal(json_object_set_new(store, "http://127.0.0.1:1",
+                                         json_pack("{s:s,s:s,s:s}", "name", "x", "token", "a.b.c",
+                                                   "expiresAt", "2099-01-01T00:00:00.000Z")),
+                     0);
+    assert_int_equal(json_dump_file(store, tokens, 0), 0);
+    json_decref(store);
+
+    struct run r = GF("logout");
+    assert_ran(&r);
+    char want[128];
+    snprintf(want, sizeof want, "logged out of %s (was operator)\n", base_url());
+    assert_string_equal(r.out, want);
+    run_free(&r);
+    assert_int_equal(mode_of(tokens), 0600);
+    store = json_load_file(tokens, 0, &e);
+    assert_non_null(store);
+    assert_null(json_object_get(store, base_url()));
+    assert_non_null(json_object_get(store, "http://127.0.0.1:1"));
+    json_decref(store);
+
+    r = GF("logout");
+    assert_ran(&r);
+    snprintf(want, sizeof want, "not logged in to %s\n", base_url());
+    assert_string_equal(r.out, want);
+    run_free(&r);
+    r = GF("auth", "token");
+    assert_failed(&r, 1, "gf: not logged in: gf login NAME\n");
+    run_free(&r);
+    r = GF("user-gxp", "1");
+    assert_failed(&r, 1, "(gf login NAME)\n");
+    run_free(&r);
+}
+
 static int setup(void **state)
 {
     (void)state;
-    return world_start(&W, &(struct world_options){.events = true});
+    snprintf(dir, sizeof dir, "/tmp/gf-cli-test-XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    snprintf(tokens, sizeof tokens, "%s/gf/tokens.json", dir);
+    setenv("GF_TOKEN_FILE", tokens, 1);
+    unsetenv("GF_TOKEN");
+    static const char *const env[] = {"BACKEND_ADMIN_NAME=" OPERATOR,
+                                      "BACKEND_ADMIN_PASSWORD=" OPERATOR_PASSWORD, NULL};
+    return world_start(&W, &(struct world_options){.events = true, .extra_env = env});
+}
+
+static int teardown(void **state)
+{
+    static const char *const files[] = {"gf/tokens.json", "expired.json", "user.json"};
+    char path[160];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/gf", dir);
+    rmdir(path);
+    rmdir(dir);
+    return world_teardown(state);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(logging_in_keeps_a_token_only_its_owner_can_read),
         cmocka_unit_test(the_seed_sequence_prints_what_the_original_showed),
         cmocka_unit_test(svc_info_prints_the_servers_line),
         cmocka_unit_test(json_passes_the_body_through_unchanged),
@@ -370,6 +733,11 @@ int main(void)
         cmocka_unit_test(a_closed_port_exits_3),
         cmocka_unit_test(events_lists_the_users_buy),
         cmocka_unit_test(trace_shows_the_life_of_a_buy),
+        cmocka_unit_test(a_token_file_others_can_read_is_refused),
+        cmocka_unit_test(gf_token_is_sent_instead_of_the_file),
+        cmocka_unit_test(an_expired_token_says_when_and_how_to_log_in_again),
+        cmocka_unit_test(a_user_made_with_a_password_logs_in_and_changes_it),
+        cmocka_unit_test(logout_forgets_the_login_of_its_url_only),
     };
-    return cmocka_run_group_tests_name("cli", tests, setup, world_teardown);
+    return cmocka_run_group_tests_name("cli", tests, setup, teardown);
 }

@@ -357,6 +357,13 @@ static void bad_command_lines_are_usage_errors(void **state)
         {{"buy-marketplace-item", "1", NULL}, "buy-marketplace-item: missing argument <itemId>"},
         {{"events", "1", "2", NULL}, "events: too many arguments"},
         {{"trace", "not-a-uuid", NULL}, "trace: correlationId must be a UUID, not 'not-a-uuid'"},
+        {{"auth", NULL}, "'auth' needs a subcommand: auth token"},
+        {{"auth", "tokens", NULL}, "'auth' needs a subcommand: auth token"},
+        {{"login", NULL}, "login: missing argument <name>"},
+        {{"login", "a", "--password", NULL}, "login: unknown option '--password'"},
+        {{"ls", "--password-stdin", NULL}, "ls: unknown option '--password-stdin'"},
+        {{"passwd", "x", NULL}, "passwd: too many arguments"},
+        {{"set-password", NULL}, "set-password: missing argument <userId>"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *argv[8] = {"gf"};
@@ -367,6 +374,84 @@ static void bad_command_lines_are_usage_errors(void **state)
         assert_int_equal(cli_parse(argc, argv, NULL, NULL, &inv, err, sizeof err), CLI_USAGE);
         assert_string_equal(err, bad[i].why);
     }
+}
+
+static void login_commands_and_their_options_are_read(void **state)
+{
+    (void)state;
+    struct cli_inv inv;
+    char err[256];
+    assert_int_equal(PARSE(&inv, err, NULL, "auth", "token"), CLI_OK);
+    assert_string_equal(inv.cmd->name, "auth token");
+    assert_int_equal(inv.nargs, 0);
+    assert_int_equal(PARSE(&inv, err, NULL, "auth", "token", "--help"), CLI_OK);
+    assert_true(inv.help);
+    assert_int_equal(PARSE(&inv, err, NULL, "login", "admin"), CLI_OK);
+    assert_false(inv.password_stdin);
+    assert_int_equal(PARSE(&inv, err, NULL, "login", "--password-stdin", "admin"), CLI_OK);
+    assert_true(inv.password_stdin);
+    assert_string_equal(inv.text[0], "admin");
+    assert_int_equal(PARSE(&inv, err, NULL, "create-user", "u", "--password"), CLI_OK);
+    assert_true(inv.password_ask);
+    assert_false(inv.password_stdin);
+    assert_int_equal(PARSE(&inv, err, NULL, "create-user", "u"), CLI_OK);
+    assert_false(inv.password_ask || inv.password_stdin); /* the seed's create-user: no password */
+    assert_int_equal(PARSE(&inv, err, NULL, "create-user", "--", "--password"), CLI_OK);
+    assert_string_equal(inv.text[0], "--password");
+    assert_false(inv.password_ask);
+    assert_int_equal(PARSE(&inv, err, NULL, "set-password", "7", "--password-stdin"), CLI_OK);
+    assert_int_equal(inv.num[0], 7);
+    assert_true(inv.password_stdin);
+}
+
+static void token_store_keys_and_times(void **state)
+{
+    (void)state;
+    struct {
+        const char *url, *key;
+    } keys[] = {
+        {"http://127.0.0.1:30080", "http://127.0.0.1:30080"},
+        {"http://localhost:30080/", "http://127.0.0.1:30080"},
+        {"HTTP://LocalHost:30080//", "http://127.0.0.1:30080"},
+        {"http://localhost.example:1/Api", "http://localhost.example:1/Api"},
+        {"http://Example.COM/Base/", "http://example.com/Base"},
+        {"no-scheme/", "no-scheme"},
+    };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        char *k = tokens_key(keys[i].url);
+        assert_string_equal(k, keys[i].key);
+        free(k);
+    }
+    long long t = 0;
+    assert_true(tokens_parse_time("2026-11-26T05:43:31.712Z", &t));
+    assert_int_equal(t, 1795671811LL);
+    assert_true(tokens_parse_time("1970-01-01T00:00:01Z", &t));
+    assert_int_equal(t, 1);
+    assert_false(tokens_parse_time("2026-11-26 05:43:31Z", &t));
+    assert_false(tokens_parse_time("2026-11-26T05:43:31+01:00", &t));
+    char when[32];
+    tokens_format_time(1795671811LL, when);
+    assert_string_equal(when, "2026-11-26T05:43:31Z");
+}
+
+static void a_tokens_payload_is_read_for_display(void **state)
+{
+    (void)state;
+    /* {"sub":"7","name":"ann","role":"user","exp":1795671811} in base64url, signature "sig" */
+    struct cli_login l = {0};
+    assert_true(tokens_decode("eyJhbGciOiJFZERTQSJ9."
+                              "eyJzdWIiOiI3IiwibmFtZSI6ImFubiIsInJvbGUiOiJ1c2VyIiwiZXhwIjoxNzk1"
+                              "NjcxODExfQ.c2ln",
+                              &l));
+    assert_string_equal(l.name, "ann");
+    assert_string_equal(l.role, "user");
+    assert_int_equal(l.user_id, 7);
+    assert_int_equal(l.exp, 1795671811LL);
+    cli_login_cleanup(&l);
+    assert_false(tokens_decode("not-a-token", &l));
+    assert_false(tokens_decode("a.!!!.c", &l));
+    assert_false(tokens_decode("a.bm90IGpzb24.c", &l)); /* "not json" */
+    assert_null(l.name);
 }
 
 static void numbers_are_strict(void **state)
@@ -419,6 +504,9 @@ int main(void)
         cmocka_unit_test(good_command_lines_are_read),
         cmocka_unit_test(help_and_version_are_read_everywhere),
         cmocka_unit_test(bad_command_lines_are_usage_errors),
+        cmocka_unit_test(login_commands_and_their_options_are_read),
+        cmocka_unit_test(token_store_keys_and_times),
+        cmocka_unit_test(a_tokens_payload_is_read_for_display),
         cmocka_unit_test(numbers_are_strict),
         cmocka_unit_test(exit_codes_follow_the_answer),
     };
