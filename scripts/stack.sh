@@ -2,7 +2,8 @@
 # The local gf-svc system without containers: private PostgreSQL clusters, a private RabbitMQ
 # node and the service programs from the build tree, all on 127.0.0.1, state under
 # $GF_STATE_DIR (default <repo>/.gf): data/<cluster>/ (log: data/<cluster>/postgres.log),
-# data/<broker>/ (log: data/<broker>/log/<node>.log), log/<program>.log, run/<program>.pid.
+# data/<broker>/ (log: data/<broker>/log/<node>.log), log/<program>.log, run/<program>.pid,
+# secrets/ (0700: the passwords `up` generates once, one 0600 file each; see "Roles and users").
 #
 #   scripts/stack.sh up | down | status | logs [name]
 #
@@ -32,7 +33,7 @@ unit_pg() {
 }
 
 # unit_rmq NAME PORT DIST_PORT EPMD_PORT: a RabbitMQ node in data/NAME (tests/harness/rabbitmq.sh)
-# with its own epmd; guest/guest, default vhost.
+# with its own epmd; vhost /, one user per service (scripts/broker-users.sh), no guest.
 unit_rmq() {
     UNITS+=("$1")
     KIND[$1]=rmq PORT[$1]=$2 DIST_PORT[$1]=$3 EPMD_PORT[$1]=$4
@@ -68,7 +69,28 @@ unit_nginx() {
     NGINX_UNIT=$1
 }
 
-conninfo() { printf 'host=127.0.0.1 port=%s user=postgres dbname=postgres' "$1"; }
+# Roles and users (issue 18). Every program logs in as its own PostgreSQL role and RabbitMQ
+# user, with a password `up` generates once into $STATE_DIR/secrets/NAME.password (0600) and
+# hands over in the program's *_PASSWORD variable (an env line VAR=@secret:NAME below), never
+# on a command line or in a log. PostgreSQL (sql/roles/roles.sql): backend, gxp, eventlog own
+# their service's tables; gxp_replication streams transaction_outbox to gxp-db;
+# gxp_subscription_admin is the superuser gxp's subscription manager needs on PostgreSQL 15;
+# postgres keeps the Unix socket (trust) and a password for TCP (secrets/pgpass is a PGPASSFILE
+# for it). TCP wants scram-sha-256 from everyone (pg-cluster.sh --scram). RabbitMQ: users
+# backend, gxp and eventlog (amqp-NAME.password), guest deleted.
+SECRET_NAMES=(postgres backend gxp gxp_replication gxp_subscription_admin eventlog
+    amqp-backend amqp-gxp amqp-eventlog admin)
+# Access tokens: an Ed25519 key pair `up` makes once with gf-keygen — the private key
+# $AUTH_DIR/signing.key.pem (0600: the backends sign POST /auth/login's tokens with it) and
+# $AUTH_DIR/keys (the public keys every backend and eventlog accept; a rotation puts the next
+# key there beside the current one). The first operator is "admin" (role admin), its password
+# in $SECRETS_DIR/admin.password; `up` logs gf in as it.
+AUTH_DIR=$STATE_DIR/auth
+ADMIN_NAME="admin"
+SECRETS_DIR=$STATE_DIR/secrets
+conninfo() { # PORT [ROLE]
+    printf 'host=127.0.0.1 port=%s user=%s dbname=postgres' "$1" "${2:-postgres}"
+}
 
 # ---- the system -------------------------------------------------------------------------------
 GXP_DB_PORT=${GF_GXP_DB_PORT:-30542}
@@ -87,27 +109,45 @@ EVENTLOG_HTTP_PORT=${GF_EVENTLOG_HTTP_PORT:-30070}
 BROKER_PORT=${GF_BROKER_PORT:-30672}
 BROKER_DIST_PORT=${GF_BROKER_DIST_PORT:-30673}
 BROKER_EPMD_PORT=${GF_BROKER_EPMD_PORT:-30674}
-AMQP_URL=amqp://guest:guest@127.0.0.1:$BROKER_PORT/
+amqp_url() { printf 'amqp://%s@127.0.0.1:%s/' "$1" "$BROKER_PORT"; }
 
-unit_pg gxp-db "$GXP_DB_PORT" --subscriber
-unit_pg backend-db "$BACKEND_DB_PORT" --logical # publisher side of the replication into gxp-db
-unit_pg eventlog-db "$EVENTLOG_DB_PORT"
+unit_pg gxp-db "$GXP_DB_PORT" --subscriber --scram
+unit_pg backend-db "$BACKEND_DB_PORT" --logical --scram # publisher of the replication into gxp-db
+unit_pg eventlog-db "$EVENTLOG_DB_PORT" --scram
 unit_rmq broker "$BROKER_PORT" "$BROKER_DIST_PORT" "$BROKER_EPMD_PORT"
 # Two gxp replicas; each backend reaches both through gRPC client-side round-robin (an
 # ipv4: target with both addresses), as it would reach a headless Service's pods. gxp asks
 # whichever backend answers about stuck transactions.
 GXP_TARGET=ipv4:127.0.0.1:$GXP_PORT,127.0.0.1:$GXP2_PORT
 BACKEND_TARGET=ipv4:127.0.0.1:$BACKEND1_GRPC_PORT,127.0.0.1:$BACKEND2_GRPC_PORT
+# gRPC between backend and gxp is mutual TLS: `up` makes a private CA and a certificate per
+# identity (gxp, backend; SANs localhost and 127.0.0.1 among others) in $STATE_DIR/pki with
+# scripts/pki.sh, which keeps what is still valid. Each program shows its own as gRPC server
+# and client and accepts only peers the CA signed.
+PKI_DIR=$STATE_DIR/pki
+tls_env() { # PREFIX IDENTITY
+    printf '%s\n' "$1_TLS_CA=$PKI_DIR/ca.crt" "$1_TLS_CERT=$PKI_DIR/$2.crt" \
+        "$1_TLS_KEY=$PKI_DIR/$2.key"
+}
 gxp_env() { # GRPC_PORT HTTP_PORT
     printf '%s\n' "GXP_GRPC_ADDR=127.0.0.1:$1" "GXP_HTTP_ADDR=127.0.0.1:$2" \
-        "GXP_DB_URL=$(conninfo "$GXP_DB_PORT")" \
-        "GXP_PUBLISHER_CONNINFO=$(conninfo "$BACKEND_DB_PORT")" \
-        "GXP_BACKEND_ADDR=$BACKEND_TARGET" "GXP_AMQP_URL=$AMQP_URL"
+        "GXP_DB_URL=$(conninfo "$GXP_DB_PORT" gxp)" "GXP_DB_PASSWORD=@secret:gxp" \
+        "GXP_SUBSCRIPTION_ADMIN_URL=$(conninfo "$GXP_DB_PORT" gxp_subscription_admin)" \
+        "GXP_SUBSCRIPTION_ADMIN_PASSWORD=@secret:gxp_subscription_admin" \
+        "GXP_PUBLISHER_CONNINFO=$(conninfo "$BACKEND_DB_PORT" gxp_replication)" \
+        "GXP_PUBLISHER_PASSWORD=@secret:gxp_replication" \
+        "GXP_BACKEND_ADDR=$BACKEND_TARGET" "GXP_AMQP_URL=$(amqp_url gxp)" \
+        "GXP_AMQP_PASSWORD=@secret:amqp-gxp"
+    tls_env GXP gxp
 }
 backend_env() { # DEPLOYMENT_NAME HTTP_PORT GRPC_PORT
     printf '%s\n' "DEPLOYMENT_NAME=$1" "BACKEND_HTTP_ADDR=127.0.0.1:$2" \
-        "BACKEND_GRPC_ADDR=127.0.0.1:$3" "BACKEND_DB_URL=$(conninfo "$BACKEND_DB_PORT")" \
-        "BACKEND_GXP_ADDR=$GXP_TARGET" "BACKEND_AMQP_URL=$AMQP_URL"
+        "BACKEND_GRPC_ADDR=127.0.0.1:$3" "BACKEND_DB_URL=$(conninfo "$BACKEND_DB_PORT" backend)" \
+        "BACKEND_DB_PASSWORD=@secret:backend" "BACKEND_GXP_ADDR=$GXP_TARGET" \
+        "BACKEND_AMQP_URL=$(amqp_url backend)" "BACKEND_AMQP_PASSWORD=@secret:amqp-backend" \
+        "BACKEND_AUTH_KEYS=$AUTH_DIR/keys" "BACKEND_AUTH_SIGNING_KEY=$AUTH_DIR/signing.key.pem" \
+        "BACKEND_ADMIN_NAME=$ADMIN_NAME" "BACKEND_ADMIN_PASSWORD=@secret:admin"
+    tls_env BACKEND backend
 }
 mapfile -t env_lines < <(gxp_env "$GXP_PORT" "$GXP_HTTP_PORT")
 unit_prog gxp-1 gxp "$GXP_PORT" "$GXP_HTTP_PORT" "${env_lines[@]}"
@@ -115,8 +155,9 @@ mapfile -t env_lines < <(gxp_env "$GXP2_PORT" "$GXP2_HTTP_PORT")
 unit_prog gxp-2 gxp "$GXP2_PORT" "$GXP2_HTTP_PORT" "${env_lines[@]}"
 unit_prog eventlog eventlog "$EVENTLOG_HTTP_PORT" "$EVENTLOG_HTTP_PORT" \
     "EVENTLOG_HTTP_ADDR=127.0.0.1:$EVENTLOG_HTTP_PORT" \
-    "EVENTLOG_DB_URL=$(conninfo "$EVENTLOG_DB_PORT")" \
-    "EVENTLOG_AMQP_URL=$AMQP_URL"
+    "EVENTLOG_DB_URL=$(conninfo "$EVENTLOG_DB_PORT" eventlog)" "EVENTLOG_DB_PASSWORD=@secret:eventlog" \
+    "EVENTLOG_AMQP_URL=$(amqp_url eventlog)" "EVENTLOG_AMQP_PASSWORD=@secret:amqp-eventlog" \
+    "EVENTLOG_AUTH_KEYS=$AUTH_DIR/keys"
 mapfile -t env_lines < <(backend_env backend-svc-1 "$BACKEND1_HTTP_PORT" "$BACKEND1_GRPC_PORT")
 unit_prog backend-svc-1 backend "$BACKEND1_GRPC_PORT" "$BACKEND1_HTTP_PORT" "${env_lines[@]}"
 mapfile -t env_lines < <(backend_env backend-svc-2 "$BACKEND2_HTTP_PORT" "$BACKEND2_GRPC_PORT")
@@ -260,18 +301,63 @@ make_dir() { # created directories are 755 so that postgres can traverse them wh
     fi
 }
 
+# The passwords, made once (random, 0600 in a 0700 directory) and kept: the roles and users
+# they belong to keep them across `up`s. secrets/pgpass (a PGPASSFILE) holds postgres's for the
+# three clusters, for scripts that administer them over TCP.
+ensure_secrets() {
+    local name f
+    (
+        umask 077
+        mkdir -p "$SECRETS_DIR"
+        chmod 700 "$SECRETS_DIR"
+        for name in "${SECRET_NAMES[@]}"; do
+            f=$SECRETS_DIR/$name.password
+            [[ -s $f ]] || head -c 18 /dev/urandom | base64 | tr '+/' 'xy' | tr -d '\n' >"$f"
+        done
+        printf '127.0.0.1:*:*:postgres:%s\n' "$(<"$SECRETS_DIR/postgres.password")" \
+            >"$SECRETS_DIR/pgpass.new"
+        mv -f "$SECRETS_DIR/pgpass.new" "$SECRETS_DIR/pgpass"
+    )
+}
+
+# The token key pair, made once (gf-keygen refuses to overwrite): the signing key and its
+# public half in auth/keys/.
+ensure_auth_keys() {
+    [[ -s $AUTH_DIR/signing.key.pem ]] && return 0
+    (
+        umask 077
+        mkdir -p "$AUTH_DIR/keys"
+        chmod 755 "$AUTH_DIR" "$AUTH_DIR/keys"
+        rm -f "$AUTH_DIR/keys/signing.pub.pem"
+        "$BUILD_DIR/bin/gf-keygen" "$AUTH_DIR/signing.key.pem" "$AUTH_DIR/keys/signing.pub.pem" \
+            >/dev/null
+    ) || die "gf-keygen could not make the token keys in $AUTH_DIR"
+}
+
+# The cluster's roles are applied at every `up` (idempotent, ~0.1 s), so a data directory made
+# before roles existed (everything owned by postgres) is converted on its first `up`.
 start_pg() {
     local name=$1 flags=()
     read -r -a flags <<<"${FLAGS[$name]}"
     "$PG_CLUSTER" start "$(datadir "$name")" "${PORT[$name]}" "${flags[@]}" ||
         fail_unit "$name" "could not start the cluster on port ${PORT[$name]}"
+    "$PG_CLUSTER" roles "$(datadir "$name")" "$name" "$SECRETS_DIR" ||
+        fail_unit "$name" "could not create its roles (sql/roles/roles.sql)"
 }
 
+# The services' users (rabbitmq.sh users) are made once per node (each rabbitmqctl call takes
+# ~0.7 s; `up` runs often during the chaos test), and again whenever data/NAME/users.done is
+# missing.
 start_rmq() {
-    local name=$1
+    local name=$1 marker
     "$RABBITMQ" start "$(datadir "$name")" "${PORT[$name]}" --dist-port "${DIST_PORT[$name]}" \
         --epmd-port "${EPMD_PORT[$name]}" >/dev/null ||
         fail_unit "$name" "could not start the broker on port ${PORT[$name]}"
+    marker=$(datadir "$name")/users.done
+    [[ -f $marker ]] && return 0
+    "$RABBITMQ" users "$(datadir "$name")" / "$SECRETS_DIR" ||
+        fail_unit "$name" "could not create the services' users"
+    : >"$marker"
 }
 
 # The ingress's configuration: SPEC §6's routes, as the Kubernetes Ingress has them.
@@ -282,7 +368,8 @@ write_nginx_conf() {
     make_dir "$dir/tmp"
     cat >"$dir/nginx.conf.new" <<NGINX
 # Written by scripts/stack.sh at each 'up': the local ingress, with the Kubernetes Ingress's
-# routes (/gxp and /marketplace -> backend-svc-1, /item and /user -> backend-svc-2) and /eventlog.
+# routes (/gxp and /marketplace -> backend-svc-1, /item, /user and /auth -> backend-svc-2) and
+# /eventlog.
 worker_processes 1;
 pid $dir/nginx.pid;
 error_log $STATE_DIR/log/$1.log warn;
@@ -318,6 +405,21 @@ http {
     proxy_set_header X-Correlation-Id \$gf_cid;
     proxy_connect_timeout 2s;
     proxy_read_timeout 30s;
+    # Rate limits per client (429 rate_limited, Retry-After): POST /auth/login at
+    # GF_INGRESS_LOGIN_RATE (2r/s, burst 20) per client address, always; a request without a
+    # token at GF_INGRESS_ANON_RATE (50r/s, burst 100) per address; one with a token at
+    # GF_INGRESS_TOKEN_RATE per token, which the local stack leaves high (100000r/s) so that the
+    # benchmark and the chaos test from 127.0.0.1 measure the system, not the limiter. nginx
+    # cannot read a token's subject without verifying it: the key is the token itself, and a
+    # subject gets a new one only by logging in, which is limited.
+    map \$http_authorization \$gf_anon_key { "" \$binary_remote_addr; default ""; }
+    map \$http_authorization \$gf_token_key { "" ""; default \$http_authorization; }
+    limit_req_zone \$binary_remote_addr zone=gf_login:1m rate=${GF_INGRESS_LOGIN_RATE:-2r/s};
+    limit_req_zone \$gf_anon_key zone=gf_anon:10m rate=${GF_INGRESS_ANON_RATE:-50r/s};
+    limit_req_zone \$gf_token_key zone=gf_token:10m rate=${GF_INGRESS_TOKEN_RATE:-100000r/s};
+    limit_req_status 429;
+    limit_req_log_level warn;
+    server_tokens off;
     # Idle upstream connections are dropped before the services' own idle timeout (30 s): nginx
     # never reuses one a service is closing (a POST on it would be a 502, never retried).
     upstream backend_svc_1 { server 127.0.0.1:$BACKEND1_HTTP_PORT; keepalive 32; keepalive_timeout 20s; }
@@ -325,11 +427,22 @@ http {
     upstream eventlog_svc { server 127.0.0.1:$EVENTLOG_HTTP_PORT; keepalive 8; keepalive_timeout 20s; }
     server {
         listen 127.0.0.1:${PORT[$1]};
-        location = /healthz { default_type text/plain; add_header X-Correlation-Id \$gf_cid always; return 200 "ok\\n"; }
+        limit_req zone=gf_anon burst=${GF_INGRESS_ANON_BURST:-100} nodelay;
+        limit_req zone=gf_token burst=${GF_INGRESS_TOKEN_BURST:-100000} nodelay;
+        # An API's headers on every answer (add_header is not inherited by a location that has
+        # its own, so the answers nginx makes itself repeat them).
+        add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always;
+        location = /healthz { default_type text/plain; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 200 "ok\\n"; }
         location /gxp { proxy_pass http://backend_svc_1; }
         location /marketplace { proxy_pass http://backend_svc_1; }
         location /item { proxy_pass http://backend_svc_2; }
         location /user { proxy_pass http://backend_svc_2; }
+        location /auth { proxy_pass http://backend_svc_2; }
+        location = /auth/login {
+            limit_req zone=gf_login burst=${GF_INGRESS_LOGIN_BURST:-20} nodelay;
+            limit_req zone=gf_anon burst=${GF_INGRESS_ANON_BURST:-100} nodelay;
+            proxy_pass http://backend_svc_2;
+        }
         location /eventlog { proxy_pass http://eventlog_svc; }
         location / { return 404; }
         error_page 400 = @gf_400;
@@ -344,18 +457,18 @@ http {
         error_page 502 = @gf_502;
         error_page 503 = @gf_503;
         error_page 504 = @gf_504;
-        location @gf_400 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; return 400 '{"message":"malformed request","error":"bad_request","correlationId":"\$gf_cid"}'; }
-        location @gf_404 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; return 404 '{"message":"no route for this path","error":"not_found","correlationId":"\$gf_cid"}'; }
-        location @gf_405 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; return 405 '{"message":"method not allowed","error":"method_not_allowed","correlationId":"\$gf_cid"}'; }
-        location @gf_408 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; return 408 '{"message":"the request did not arrive in time","error":"request_timeout","correlationId":"\$gf_cid"}'; }
-        location @gf_413 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; return 413 '{"message":"request body too large","error":"payload_too_large","correlationId":"\$gf_cid"}'; }
-        location @gf_414 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; return 414 '{"message":"request URL too long","error":"uri_too_long","correlationId":"\$gf_cid"}'; }
-        location @gf_429 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header Retry-After 1 always; return 429 '{"message":"too many requests: retry later","error":"rate_limited","correlationId":"\$gf_cid"}'; }
-        location @gf_431 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; return 431 '{"message":"request header too large","error":"header_too_large","correlationId":"\$gf_cid"}'; }
-        location @gf_500 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; return 500 '{"message":"internal error","error":"internal","correlationId":"\$gf_cid"}'; }
-        location @gf_502 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header Retry-After 1 always; return 502 '{"message":"the service behind this path is unavailable: retry later","error":"bad_gateway","correlationId":"\$gf_cid"}'; }
-        location @gf_503 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header Retry-After 1 always; return 503 '{"message":"the service is unavailable: retry later","error":"unavailable","correlationId":"\$gf_cid"}'; }
-        location @gf_504 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; return 504 '{"message":"the service did not answer in time: the outcome is unknown","error":"gateway_timeout","correlationId":"\$gf_cid"}'; }
+        location @gf_400 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 400 '{"message":"malformed request","error":"bad_request","correlationId":"\$gf_cid"}'; }
+        location @gf_404 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 404 '{"message":"no route for this path","error":"not_found","correlationId":"\$gf_cid"}'; }
+        location @gf_405 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 405 '{"message":"method not allowed","error":"method_not_allowed","correlationId":"\$gf_cid"}'; }
+        location @gf_408 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 408 '{"message":"the request did not arrive in time","error":"request_timeout","correlationId":"\$gf_cid"}'; }
+        location @gf_413 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 413 '{"message":"request body too large","error":"payload_too_large","correlationId":"\$gf_cid"}'; }
+        location @gf_414 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 414 '{"message":"request URL too long","error":"uri_too_long","correlationId":"\$gf_cid"}'; }
+        location @gf_429 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; add_header Retry-After 1 always; return 429 '{"message":"too many requests: retry later","error":"rate_limited","correlationId":"\$gf_cid"}'; }
+        location @gf_431 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 431 '{"message":"request header too large","error":"header_too_large","correlationId":"\$gf_cid"}'; }
+        location @gf_500 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 500 '{"message":"internal error","error":"internal","correlationId":"\$gf_cid"}'; }
+        location @gf_502 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; add_header Retry-After 1 always; return 502 '{"message":"the service behind this path is unavailable: retry later","error":"bad_gateway","correlationId":"\$gf_cid"}'; }
+        location @gf_503 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; add_header Retry-After 1 always; return 503 '{"message":"the service is unavailable: retry later","error":"unavailable","correlationId":"\$gf_cid"}'; }
+        location @gf_504 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 504 '{"message":"the service did not answer in time: the outcome is unknown","error":"gateway_timeout","correlationId":"\$gf_cid"}'; }
     }
 }
 NGINX
@@ -378,6 +491,13 @@ start_prog() {
     if [[ -n ${ENVS[$name]:-} ]]; then
         mapfile -t envs <<<"${ENVS[$name]}"
     fi
+    local i secret
+    for i in "${!envs[@]}"; do # VAR=@secret:NAME: the password in $SECRETS_DIR/NAME.password
+        [[ ${envs[i]} == *=@secret:* ]] || continue
+        secret=$SECRETS_DIR/${envs[i]#*=@secret:}.password
+        [[ -s $secret ]] || fail_unit "$name" "$secret is missing"
+        envs[i]=${envs[i]%%=*}=$(<"$secret")
+    done
     log=$(logfile "$name")
     printf '=== %s stack.sh: starting %s\n' "$(date -Is)" "${BINARY[$name]}" >>"$log"
     # New session: no terminal, no SIGHUP, no Ctrl-C from the shell that ran `up`. setsid and
@@ -427,6 +547,9 @@ cmd_up() {
     make_dir "$STATE_DIR/data"
     make_dir "$STATE_DIR/log"
     make_dir "$STATE_DIR/run"
+    ensure_secrets
+    ensure_auth_keys
+    "$REPO/scripts/pki.sh" "$PKI_DIR" || die "scripts/pki.sh could not make the certificates"
     for name in "${UNITS[@]}"; do
         case ${KIND[$name]} in
         pg) start_pg "$name" ;;
@@ -437,6 +560,20 @@ cmd_up() {
     wait_ready
     print_table
     say "ready: the API is http://127.0.0.1:$INGRESS_PORT (nginx); try: $BUILD_DIR/bin/gf ls"
+    # gf logs in as the operator (a token per URL in its token file; GF_TOKEN_FILE moves it). Not
+    # fatal: the operator may have changed its password since the first `up`. A system with a
+    # state directory of its own (a test's, a second system) keeps its login there too, not in
+    # the user's gf file, unless GF_TOKEN_FILE says otherwise.
+    if [[ -z ${GF_TOKEN_FILE:-} && $STATE_DIR != "$REPO/.gf" ]]; then
+        export GF_TOKEN_FILE=$STATE_DIR/gf/tokens.json
+        say "gf's login for this system: export GF_TOKEN_FILE=$GF_TOKEN_FILE"
+    fi
+    if "$BUILD_DIR/bin/gf" --url "http://127.0.0.1:$INGRESS_PORT" login --password-stdin \
+        "$ADMIN_NAME" <"$SECRETS_DIR/admin.password" >/dev/null; then
+        say "gf is logged in as $ADMIN_NAME (its first password: $SECRETS_DIR/admin.password)"
+    else
+        say "warning: gf could not log in as $ADMIN_NAME: gf login $ADMIN_NAME (first password: $SECRETS_DIR/admin.password)"
+    fi
     say "(gf --help lists the commands; make status, make logs [SERVICE=name], make down)"
 }
 

@@ -9,7 +9,11 @@
 #     hand the id it uses to the backend (the backend's answer carries the same);
 #   - pass a body of exactly 64 KiB (the services' limit) and answer 50 bodies of 70 KB (whole
 #     or chunked) 413 in that error body, never 502;
-#   - answer a dead upstream 502 in that error body.
+#   - answer a dead upstream 502 in that error body;
+#   - send an API's security headers (nosniff, DENY, a CSP of 'none', no-referrer, no-store) on
+#     every answer, and no nginx version;
+#   - (local stack and compose) limit logins per client (429 rate_limited, Retry-After), pass
+#     300 quick requests with a token, and limit the same without one.
 # Issue 20, items 8 and 10: before, the 404 had no correlationId and no header, and bodies over
 # the limit reached the backend (1m at nginx), which sometimes made nginx answer 502 HTML.
 #
@@ -189,6 +193,18 @@ print("; ".join(problems) if problems else "ok")
 PY
 }
 
+# burst PORT N CODES curl-args...: N requests to URL_PATH at once (one curl, 50 in parallel);
+# their statuses, one per line, into CODES.
+burst() {
+    local port=$1 n=$2 codes=$3 i
+    shift 3
+    for ((i = 0; i < n; i++)); do
+        printf 'url = "http://127.0.0.1:%s%s"\noutput = "/dev/null"\n' "$port" "$URL_PATH"
+    done >"$codes.cfg"
+    curl -s --parallel --parallel-immediate --parallel-max 50 --max-time 20 \
+        -w '%{http_code}\n' "$@" -K "$codes.cfg" >"$codes" || true
+}
+
 expect_ok() { # NAME WHAT OUT STATUS KIND [CID]
     local name=$1 what=$2 v
     shift 2
@@ -250,6 +266,48 @@ for name in stack compose k8s; do
     st=$(req "$port" "$o")
     expect_ok "$name" "dead upstream" "$o" 502 error
     ok "$name: a dead upstream answers 502 in the error body with X-Correlation-Id"
+
+    # An API's headers on a proxied answer and on one nginx makes itself; no version.
+    for URL_PATH in /user/svc-info /no/such/path; do
+        st=$(req "$port" "$o")
+        for h in 'X-Content-Type-Options: nosniff' 'X-Frame-Options: DENY' \
+            "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'" \
+            'Referrer-Policy: no-referrer' 'Cache-Control: no-store'; do
+            tr -d '\r' <"$o.h" | grep -qixF "$h" || fail "$name: $URL_PATH ($st) lacks $h"
+        done
+        tr -d '\r' <"$o.h" | grep -qi '^Server: nginx/' && fail "$name: Server names nginx's version"
+    done
+    ok "$name: security headers on proxied answers and nginx's own, no version in Server"
+
+    [[ $name == k8s ]] && continue # ingress-nginx's limit annotations are the controller's
+    # Logins are limited per client (2/s, burst 20): 60 at once get some 429 rate_limited with
+    # Retry-After; requests with a token are not limited at these rates (the local stack's and
+    # compose's token limits are far above them), and those without are, past their burst.
+    URL_PATH=/auth/login
+    burst "$port" 60 "$o.codes" -X POST -d '{"name":"x","password":"y"}'
+    n429=$(grep -c '^429$' "$o.codes" || true)
+    ((n429 >= 20)) || fail "$name: 60 logins at once: only $n429 answered 429 ($(sort "$o.codes" | uniq -c | tr '\n' ' '))"
+    sleep 1.2
+    st=$(req "$port" "$o" -X POST -d '{}')
+    until [[ $st != 429 ]]; do
+        sleep 0.5
+        st=$(req "$port" "$o" -X POST -d '{}')
+    done
+    for _ in $(seq 25); do
+        st=$(req "$port" "$o" -X POST -d '{}')
+        [[ $st == 429 ]] && break
+    done
+    expect_ok "$name" "a login over the limit" "$o" 429 error
+    grep -qi '^Retry-After: ' "$o.h" || fail "$name: a 429 without Retry-After"
+    ok "$name: logins are limited per client: $n429 of 60 at once answered 429 rate_limited with Retry-After"
+    URL_PATH=/item/svc-info
+    burst "$port" 300 "$o.codes" -H 'Authorization: Bearer some.token.value'
+    n429=$(grep -c '^429$' "$o.codes" || true)
+    ((n429 == 0)) || fail "$name: 300 requests with a token: $n429 answered 429"
+    burst "$port" 300 "$o.codes"
+    n429=$(grep -c '^429$' "$o.codes" || true)
+    ((n429 > 0)) || fail "$name: 300 requests without a token at once: none answered 429"
+    ok "$name: 300 requests with one token pass; 300 without a token at once: $n429 answered 429"
 done
 
 printf 'ingress: all %d checks passed\n' "$checks"
