@@ -10,6 +10,7 @@ RUN apt-get update \
       build-essential cmake pkg-config \
       libgrpc-dev protobuf-c-compiler libprotobuf-c-dev \
       libpq-dev libmicrohttpd-dev libjansson-dev uuid-dev librabbitmq-dev libcurl4-openssl-dev \
+      libssl-dev libsodium-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -28,7 +29,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGF_TESTS=OFF \
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libgrpc29 libjansson4 libmicrohttpd12 libpq5 libprotobuf-c1 librabbitmq4 libuuid1 curl \
+ && apt-get install -y --no-install-recommends libgrpc29 libjansson4 libmicrohttpd12 libpq5 libprotobuf-c1 librabbitmq4 libuuid1 libssl3 libsodium23 curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin gf
 COPY --from=build /src/build/bin/backend /usr/local/bin/backend

@@ -89,7 +89,11 @@ undo_table() {
 }
 
 stop() {
-    [ -f "$dir/forward-policy" ] || return 0 # start did not start an engine here
+    # start did not start an engine here, or a stop already undid it
+    [ -f "$dir/forward-policy" ] || {
+        release_data
+        return 0
+    }
     local f
     for f in rules-filter rules-nat bridges; do [ -f "$dir/$f" ] || : >"$dir/$f"; done
     if [ -f "$dir/dockerd.pid" ]; then
@@ -120,7 +124,16 @@ stop() {
     done
     rm -rf "$dir/exec" "$dir/forward-policy" "$dir/ip-forward" "$dir/docker0-existed" \
         "$dir/rules-filter" "$dir/rules-nat" "$dir/bridges" "$dir/dockerd.pid" "$dir/docker.sock"
-    # The engine's images and volumes (its overlay mounts are gone with it).
+    release_data
+}
+
+# What an engine killed with its containers (SIGKILL: no clean-up of its own) leaves mounted
+# under its data root — containers' and builds' overlays — deepest first; then, with --purge,
+# the engine's images and volumes. Also after a stop that found no engine left to stop.
+release_data() {
+    awk -v root="$dir/data" '$2 == root || index($2, root "/") == 1 { print $2 }' /proc/self/mounts |
+        sort -r |
+        while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
     [ "$purge" = --purge ] && rm -rf "$dir/data"
     return 0
 }

@@ -10,6 +10,7 @@ RUN apt-get update \
       build-essential cmake pkg-config \
       libgrpc-dev protobuf-c-compiler libprotobuf-c-dev \
       libpq-dev libmicrohttpd-dev libjansson-dev uuid-dev librabbitmq-dev libcurl4-openssl-dev \
+      libssl-dev libsodium-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./

@@ -5,8 +5,9 @@
 # that is deployed. It answers to what compose and deploy/k8s/base/postgres.yaml use of the
 # official image: POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB and PGDATA (also a subdirectory
 # of the volume), `postgres -c ...` or bare `-c ...` arguments, pg_isready on PATH, uid 999.
-# The first start on an empty PGDATA runs initdb (postgres-entrypoint.sh says how); nothing is
-# compiled, so there is no build stage.
+# The first start on an empty PGDATA runs initdb; every start applies the services' roles
+# (GF_PG_CLUSTER, GF_PG_<ROLE>_PASSWORD) and TLS (GF_PG_TLS_CERT/_KEY): postgres-entrypoint.sh
+# says how. Nothing is compiled, so there is no build stage.
 
 FROM debian:bookworm-slim
 # uid/gid 999 before the packages create the user: the Kubernetes pods run as 999 (runAsUser,
@@ -24,6 +25,8 @@ RUN groupadd --system --gid 999 postgres \
  && install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/data \
  && install -d -o postgres -g postgres -m 3777 /var/run/postgresql
 COPY deploy/docker/postgres-entrypoint.sh /usr/local/bin/postgres-entrypoint.sh
+# The services' least-privilege roles, applied by the entrypoint at every start (GF_PG_CLUSTER).
+COPY sql/roles/roles.sql /usr/local/share/gf/roles.sql
 # The server's own binaries first: psql and pg_isready without Debian's Perl wrapper.
 ENV PATH=/usr/lib/postgresql/15/bin:$PATH \
     PGDATA=/var/lib/postgresql/data

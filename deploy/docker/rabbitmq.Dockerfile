@@ -5,9 +5,11 @@
 # deployed. It answers to what compose and deploy/k8s/base/rabbitmq.yaml use of the official
 # image: RABBITMQ_DEFAULT_USER / RABBITMQ_DEFAULT_PASS (the user made on first boot),
 # RABBITMQ_NODENAME, the data in /var/lib/rabbitmq, rabbitmq-diagnostics for the probes, uid 999.
-# Nothing is compiled, so there is no build stage, and nothing needs an entrypoint script:
-# RabbitMQ 3.10 reads RABBITMQ_DEFAULT_USER / _PASS itself (an administrator with every permission
-# on vhost /, made only when the node's database is empty; no guest user is made then).
+# Nothing is compiled, so there is no build stage. rabbitmq-entrypoint.sh writes the node's
+# configuration at every start: the services' users (GF_RABBITMQ_BACKEND_PASSWORD,
+# GF_RABBITMQ_GXP_PASSWORD, GF_RABBITMQ_EVENTLOG_PASSWORD; every other user, guest included,
+# deleted) and AMQP over TLS only (GF_RABBITMQ_TLS_CERT/_KEY/_CA, amqps on 5671). Without
+# those variables RabbitMQ 3.10 reads RABBITMQ_DEFAULT_USER / _PASS itself, as before.
 
 FROM debian:bookworm-slim
 # uid/gid 999 before the package creates the user: the Kubernetes pod runs as 999 (runAsUser,
@@ -19,7 +21,10 @@ RUN groupadd --system --gid 999 rabbitmq \
  && apt-get update \
  && apt-get install -y --no-install-recommends rabbitmq-server \
  && rm -rf /var/lib/apt/lists/* \
- && rm -f /var/lib/rabbitmq/.erlang.cookie
+ && rm -f /var/lib/rabbitmq/.erlang.cookie \
+ && install -d -o rabbitmq -g rabbitmq -m 0700 /run/gf-rabbitmq
+COPY scripts/broker-users.sh /usr/local/lib/gf/broker-users.sh
+COPY deploy/docker/rabbitmq-entrypoint.sh /usr/local/bin/rabbitmq-entrypoint.sh
 # /usr/lib/rabbitmq/bin first: Debian's wrappers in /usr/sbin send the server's output to files
 # in /var/log/rabbitmq. Logs go to stdout ("-"), as in the official image. HOME holds the Erlang
 # cookie the server makes on first boot and the CLI tools (rabbitmq-diagnostics, rabbitmqctl)
@@ -29,9 +34,11 @@ ENV RABBITMQ_LOGS=- \
     PATH=/usr/lib/rabbitmq/bin:$PATH
 VOLUME /var/lib/rabbitmq
 USER 999:999
-# 5672: AMQP. Not 4369 (epmd) nor 25672 (Erlang distribution): a single node, no peers.
-EXPOSE 5672
+# 5671: AMQP over TLS (with GF_RABBITMQ_TLS_*); 5672: plain AMQP (without). Not 4369 (epmd) nor
+# 25672 (Erlang distribution): a single node, no peers.
+EXPOSE 5671 5672
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=10 \
   CMD ["rabbitmq-diagnostics", "-q", "ping"]
-# The server script stays in the foreground and turns docker's SIGTERM into a clean stop.
+# The entrypoint passes docker's SIGTERM on to the server script, which turns it into a clean stop.
+ENTRYPOINT ["/usr/local/bin/rabbitmq-entrypoint.sh"]
 CMD ["rabbitmq-server"]

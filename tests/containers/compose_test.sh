@@ -3,10 +3,15 @@
 # images may come from the cache), deploy/compose/docker-compose.yml brought up unchanged on a
 # real Docker engine, and the system driven through the compose ingress as a user would:
 #   - the images as people check them: non-root, no compiler or -dev package, under 150 MB (our
-#     programs' and the ingress's), no generated password in any layer or in the history;
+#     programs' and the ingress's), no generated password or private key (the access tokens'
+#     signing key, the TLS keys) in any layer or in the history;
 #   - any start order: the services first, the databases and the broker a while later;
-#   - the seed's sequence with gf (its image), each path served by the right replica, a buy's
-#     event stored by eventlog;
+#   - the seed's sequence with gf (its image, logged in as the operator admin), each path
+#     served by the right replica, a buy's event stored by eventlog (over amqps);
+#   - the trust boundary: a service's database role is no superuser and reads no other role's
+#     tables (gxp_replication: transaction_outbox only), PostgreSQL refuses a plain TCP
+#     connection, RabbitMQ has only the services' users (no guest) and no plain AMQP listener,
+#     gRPC refuses a client without a certificate;
 #   - docker kill of a gxp replica and of a backend replica during buys retried with an
 #     Idempotency-Key, both started again: every buy answered 200 happened exactly once, and
 #     SPEC §5's invariants hold once the system is quiet;
@@ -99,22 +104,38 @@ source "$REPO/tests/harness/ports.sh"
 GF_INGRESS_PORT=$(pick_ports 1) || fail "no free port"
 URL=http://127.0.0.1:$GF_INGRESS_PORT
 pw() { head -c 18 /dev/urandom | base64 | tr '+/' 'xy'; }
+# The variables deploy/make-secrets.sh writes into .env, with passwords of this run.
+PASSWORD_VARS=(BACKEND_DB_PASSWORD GXP_DB_PASSWORD EVENTLOG_DB_PASSWORD GXP_REPLICATION_PASSWORD
+    GXP_SUBSCRIPTION_ADMIN_PASSWORD POSTGRES_PASSWORD AMQP_BACKEND_PASSWORD AMQP_GXP_PASSWORD
+    AMQP_EVENTLOG_PASSWORD ADMIN_PASSWORD)
 {
-    printf 'BACKEND_DB_PASSWORD=%s\nGXP_DB_PASSWORD=%s\n' "$(pw)" "$(pw)"
-    printf 'EVENTLOG_DB_PASSWORD=%s\nRABBITMQ_PASSWORD=%s\n' "$(pw)" "$(pw)"
+    for v in "${PASSWORD_VARS[@]}"; do printf '%s=%s\n' "$v" "$(pw)"; done
     printf 'GF_INGRESS_PORT=%s\nGXP_PENDING_TIMEOUT_MS=5000\n' "$GF_INGRESS_PORT"
 } >"$GF_COMPOSE_ENV_FILE"
 chmod 600 "$GF_COMPOSE_ENV_FILE"
 # shellcheck source=/dev/null
 source "$GF_COMPOSE_ENV_FILE"
-PASSWORDS=("$BACKEND_DB_PASSWORD" "$GXP_DB_PASSWORD" "$EVENTLOG_DB_PASSWORD" "$RABBITMQ_PASSWORD")
-# The passwords a user's build context holds (deploy/make-secrets.sh writes them into the tree,
+PASSWORDS=()
+for v in "${PASSWORD_VARS[@]}"; do PASSWORDS+=("${!v}"); done
+(umask 077 && printf '%s' "$ADMIN_PASSWORD" >"$W/admin.password")
+# The secrets a user's build context holds (deploy/make-secrets.sh writes them into the tree,
 # git-ignored): written if missing, as `make compose-up` would, so that the scan below proves
-# that no image takes them in. Existing ones are kept, as make-secrets.sh always does.
+# that no image takes them in. Existing ones are kept, as make-secrets.sh always does. The
+# compose stack mounts deploy/compose/tls/ and auth/ (certificates, TLS keys, token keys).
 bash "$REPO/deploy/make-secrets.sh" >/dev/null || fail "deploy/make-secrets.sh"
 for f in "$REPO"/deploy/k8s/overlays/local/secrets/*.password; do
     PASSWORDS+=("$(cat "$f")")
 done
+# Private keys, by their PEM bodies' lines: the tokens' signing keys and every TLS key.
+PRIVATE_KEYS=()
+for f in "$REPO"/deploy/compose/auth/signing.key.pem "$REPO"/deploy/k8s/overlays/local/secrets/auth/signing.key.pem \
+    "$REPO"/deploy/compose/tls/*.key "$REPO"/deploy/k8s/overlays/local/secrets/tls/*.key; do
+    [[ -s $f ]] || fail "$f is missing"
+    while read -r line; do
+        [[ $line == -----* || ${#line} -lt 40 ]] || PRIVATE_KEYS+=("$line")
+    done <"$f"
+done
+((${#PRIVATE_KEYS[@]} >= 4)) || fail "no private key to look for"
 
 # A project left by an interrupted run on a shared engine goes first.
 compose down --volumes --remove-orphans --timeout 1 >>"$W/compose.log" 2>&1 || true
@@ -143,7 +164,7 @@ docker build -q -f "$REPO/deploy/docker/gf.Dockerfile" -t gf-cli "$REPO" >>"$W/b
 ok "every image built in $((SECONDS - t)) s"
 
 # ---- the images as people check them --------------------------------------------------------
-printf '%s\n' "${PASSWORDS[@]}" >"$W/passwords"
+printf '%s\n' "${PASSWORDS[@]}" "${PRIVATE_KEYS[@]}" >"$W/passwords"
 sizes=()
 for img in "${IMAGES[@]}"; do
     bytes=$(docker image inspect -f '{{.Size}}' "$img") || fail "$img was not built"
@@ -158,14 +179,14 @@ for img in "${IMAGES[@]}"; do
         grep -E '(-dev|^(gcc|g\+\+|cpp|clang|make|build-essential|binutils)(-[0-9.]+)?)$' || true)
     [[ -z $bad ]] || fail "$img holds build tools: $(tr '\n' ' ' <<<"$bad")"
     if docker history --no-trunc "$img" | grep -q -F -f "$W/passwords"; then
-        fail "a generated password is in $img's history"
+        fail "a generated password or private key is in $img's history"
     fi
     c=$(docker create "$img")
     found=$(docker export "$c" | grep -a -c -F -f "$W/passwords" || true)
     docker rm "$c" >/dev/null
-    [[ $found == 0 ]] || fail "a generated password is in $img's file system"
+    [[ $found == 0 ]] || fail "a generated password or private key is in $img's file system"
 done
-ok "non-root, no build tools, no password in a layer or the history, each within its size bound: ${sizes[*]}"
+ok "non-root, no build tools, no password or private key in a layer or the history, each within its size bound: ${sizes[*]}"
 
 # ---- any start order: the services first ----------------------------------------------------
 services=(backend-svc-1 backend-svc-2 gxp eventlog ingress)
@@ -176,9 +197,8 @@ for id in $(compose ps -q); do
     [[ $(docker inspect -f '{{.State.Running}} {{.RestartCount}}' "$id") == "true 0" ]] ||
         fail "$name did not wait for its databases: $(docker inspect -f '{{.State.Status}} restarts={{.RestartCount}}' "$id")"
 done
-code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST -H 'Content-Type: application/json' \
-    -d '{"name":"early"}' "$URL/user/create")
-[[ $code == 503 ]] || fail "a create before the databases exist answered $code, not 503"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$URL/item")
+[[ $code == 503 ]] || fail "a list of items before the databases exist answered $code, not 503"
 ok "the services started 10 s before their databases wait for them (running, 503 meanwhile)"
 compose up -d --no-build >>"$W/compose.log" 2>&1 || fail "compose up"
 t=$SECONDS
@@ -189,16 +209,66 @@ bash "$REPO/scripts/compose.sh" wait || {
 ok "every container healthy and every service ready $((SECONDS - t)) s after the databases started"
 
 # ---- the seed's sequence with gf, through the compose ingress -------------------------------
-# gf from its image, on the host's network.
-# shellcheck disable=SC2034 # run by seed.sh's gf_run
-GF_CMD=(docker run --rm --network host gf-cli --url "$URL")
 # shellcheck source=../harness/seed.sh
 source "$REPO/tests/harness/seed.sh"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST -H 'Content-Type: application/json' \
+    -d '{"name":"anonymous"}' "$URL/user/create")
+[[ $code == 401 ]] || fail "a create without a token answered $code, not 401"
+# The operator the backends created from BACKEND_ADMIN_PASSWORD; gf from its image, on the
+# host's network, with the token in its environment.
+GF_TOKEN=$(seed_token "$URL" admin "$W/admin.password")
+export GF_TOKEN
+# shellcheck disable=SC2034 # run by seed.sh's gf_run
+GF_CMD=(docker run --rm --network host -e GF_TOKEN gf-cli --url "$URL")
 gf() { gf_run "$@"; }
 expect() { seed_expect "$@"; }
 seed_sequence
 seed_routes
 seed_event
+
+# ---- the trust boundary ---------------------------------------------------------------------
+NET=${COMPOSE_PROJECT_NAME}_default
+CA=$REPO/deploy/compose/tls/ca.crt
+pg() { # PASSWORD CONNINFO SQL: psql from the gf-postgres image on the compose network (the
+    # password in the environment, never on a command line); its output and errors
+    (
+        export PGPASSWORD=$1
+        docker run --rm --network "$NET" --mount "type=bind,src=$CA,dst=/ca.crt,readonly" \
+            -e PGPASSWORD --entrypoint psql gf-postgres -X -q -A -t -v ON_ERROR_STOP=1 -d "$2" -c "$3" 2>&1
+    )
+}
+tls="sslmode=verify-full sslrootcert=/ca.crt"
+o=$(pg "$BACKEND_DB_PASSWORD" "host=backend-db dbname=backend user=backend $tls" \
+    "SELECT r.rolsuper || ' ' || s.ssl FROM pg_roles r, pg_stat_ssl s WHERE r.rolname = current_user AND s.pid = pg_backend_pid()")
+[[ $o == "false true" ]] || fail "backend's role over TLS: '$o' (want no superuser, ssl true)"
+o=$(pg "$GXP_REPLICATION_PASSWORD" "host=backend-db dbname=backend user=gxp_replication $tls" \
+    "SELECT count(*) FROM transaction_outbox")
+[[ $o =~ ^[0-9]+$ ]] || fail "gxp_replication cannot read transaction_outbox: $o"
+o=$(pg "$GXP_REPLICATION_PASSWORD" "host=backend-db dbname=backend user=gxp_replication $tls" \
+    "SELECT count(*) FROM user_items" || true)
+[[ $o == *"permission denied"* ]] || fail "gxp_replication reads backend's user_items: $o"
+o=$(pg "$GXP_DB_PASSWORD" "host=gxp-db dbname=gxp user=gxp $tls" "SELECT count(*) FROM pg_authid" || true)
+[[ $o == *"permission denied"* ]] || fail "gxp's role reads pg_authid: $o"
+o=$(pg "$EVENTLOG_DB_PASSWORD" "host=backend-db dbname=backend user=eventlog $tls" "SELECT 1" || true)
+[[ $o == *"password authentication failed"* ]] || fail "eventlog's credentials open backend-db: $o"
+ok "each service's database role is no superuser and reads only its own tables (gxp_replication: transaction_outbox only), over verified TLS"
+o=$(pg "$BACKEND_DB_PASSWORD" "host=backend-db dbname=backend user=backend sslmode=disable" "SELECT 1" || true)
+[[ $o == *"no encryption"* ]] || fail "backend-db answered a plain TCP connection: $o"
+ok "PostgreSQL refuses a TCP connection without TLS"
+users=$(compose exec -T rabbitmq rabbitmqctl -q list_users --no-table-headers | awk '{ print $1 }' | sort | tr '\n' ' ')
+[[ $users == "backend eventlog gxp " ]] || fail "RabbitMQ's users are '$users', not the services' only"
+if compose exec -T rabbitmq rabbitmqctl -q authenticate_user guest guest >/dev/null 2>&1; then
+    fail "guest logs in to RabbitMQ"
+fi
+port_open() { docker run --rm --network "$NET" --entrypoint bash gf-postgres -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
+port_open rabbitmq 5671 || fail "RabbitMQ does not listen on amqps (5671)"
+! port_open rabbitmq 5672 || fail "RabbitMQ listens for plain AMQP on 5672"
+ok "RabbitMQ: the services' users only (guest cannot log in), AMQP over TLS only (5671; nothing on 5672)"
+code=$(docker run --rm --network "$NET" --mount "type=bind,src=$CA,dst=/ca.crt,readonly" --entrypoint curl \
+    gf-backend -s -o /dev/null -w '%{http_code}' --max-time 5 --http2 --cacert /ca.crt \
+    -X POST -H 'Content-Type: application/grpc' https://gxp:30002/gxp.Gxp/GetAll || true)
+[[ $code == 000 ]] || fail "gxp's gRPC answered $code to a client without a certificate"
+ok "gxp's gRPC refuses a client without a certificate (mutual TLS)"
 
 # ---- docker kill during buys ----------------------------------------------------------------
 expect "user 2" "create-user 2" create-user buyer
@@ -216,6 +286,7 @@ buyer() {
         while :; do
             code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 15 -X POST \
                 -H 'Content-Type: application/json' -H "Idempotency-Key: $key" \
+                -H "Authorization: Bearer $GF_TOKEN" \
                 -d '{"userId":2,"itemId":2}' "$URL/marketplace/item/buy" || true)
             [[ $code =~ ^[24] ]] && break
             ((SECONDS < deadline)) || break
@@ -297,7 +368,13 @@ gf buy-marketplace-item 1 1 >/dev/null
 ok "compose down and up keep the data in the named volumes (and a buy works after)"
 
 # ---- the Kubernetes manifests' containers, as the manifests run them ------------------------
-node "$REPO/tests/deploy/k8s-pods.mjs" "$REPO/deploy/k8s/base" >"$W/k8s-pods.sh" ||
+# The pods' Secret volumes from the compose stack's certificates and token keys (one CA, one
+# key pair: the pods talk to the compose containers), through the local overlay's generator.
+mkdir -p "$W/overlay/secrets"
+cp "$REPO/deploy/k8s/overlays/local/kustomization.yaml" "$W/overlay/"
+cp -r "$REPO/deploy/compose/tls" "$W/overlay/secrets/tls"
+cp -r "$REPO/deploy/compose/auth" "$W/overlay/secrets/auth"
+node "$REPO/tests/deploy/k8s-pods.mjs" "$REPO/deploy/k8s/base" "$W/overlay" "$W/k8s-secrets" >"$W/k8s-pods.sh" ||
     fail "reading the manifests"
 docker network create --label gf-svc-ctest=k8s "$K8S_NET" >/dev/null
 # The manifests' Service names, on a network of their own, reach the compose containers.
@@ -309,8 +386,16 @@ for svc in "${!K8S_ALIAS[@]}"; do
     done
 done
 # shellcheck disable=SC2034 # read by the eval of POD_ARGS below
-declare -A SECRET=([backend-db-credentials]=$BACKEND_DB_PASSWORD [gxp-db-credentials]=$GXP_DB_PASSWORD
-    [eventlog-db-credentials]=$EVENTLOG_DB_PASSWORD [rabbitmq-credentials]=$RABBITMQ_PASSWORD)
+declare -A SECRET=([backend-db-credentials/backend]=$BACKEND_DB_PASSWORD
+    [backend-db-credentials/gxp-replication]=$GXP_REPLICATION_PASSWORD
+    [backend-db-credentials/postgres]=$POSTGRES_PASSWORD
+    [gxp-db-credentials/gxp]=$GXP_DB_PASSWORD
+    [gxp-db-credentials/gxp-subscription-admin]=$GXP_SUBSCRIPTION_ADMIN_PASSWORD
+    [gxp-db-credentials/postgres]=$POSTGRES_PASSWORD
+    [eventlog-db-credentials/eventlog]=$EVENTLOG_DB_PASSWORD
+    [eventlog-db-credentials/postgres]=$POSTGRES_PASSWORD
+    [rabbitmq-credentials/backend]=$AMQP_BACKEND_PASSWORD [rabbitmq-credentials/gxp]=$AMQP_GXP_PASSWORD
+    [rabbitmq-credentials/eventlog]=$AMQP_EVENTLOG_PASSWORD [backend-admin/password]=$ADMIN_PASSWORD)
 declare -A POD_IMAGE=() POD_ARGS=() POD_PROBES=()
 POD_NAMES=()
 # shellcheck source=/dev/null

@@ -41,6 +41,7 @@ const ROUTES = {
   "/marketplace": "backend-svc-1",
   "/item": "backend-svc-2",
   "/user": "backend-svc-2",
+  "/auth": "backend-svc-2",
   "/eventlog": "eventlog-svc",
 };
 // Database -> the workloads whose pods may connect to it (NetworkPolicy).
@@ -96,8 +97,11 @@ function deployDir() {
     deployCopy = path.join(tmp(), "deploy");
     fs.cpSync(path.join(SRC, "deploy"), deployCopy, {
       recursive: true,
-      filter: (s) => !/\/secrets($|\/)|\/compose\/\.env$/.test(s),
+      filter: (s) => !/\/secrets($|\/)|\/compose\/\.env$|\/compose\/tls($|\/)/.test(s),
     });
+    // make-secrets.sh makes gRPC's certificates with ../scripts/pki.sh.
+    fs.mkdirSync(path.join(tmp(), "scripts"), { recursive: true });
+    fs.copyFileSync(path.join(SRC, "scripts/pki.sh"), path.join(tmp(), "scripts/pki.sh"));
     execFileSync("bash", [path.join(deployCopy, "make-secrets.sh")], { stdio: "pipe" });
   }
   return deployCopy;
@@ -122,7 +126,11 @@ function kustomizeCommand() {
 function render(dir) {
   const k = kustomizeCommand();
   const out = execFileSync(k.cmd, [...k.args, dir], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-  return YAML.parseAllDocuments(out).map((d) => d.toJS()).filter(Boolean);
+  const objs = YAML.parseAllDocuments(out).map((d) => d.toJS()).filter(Boolean);
+  // kustomize wraps a long Secret value's base64 (a certificate) at 76 columns; the API server
+  // decodes it (Go's base64 skips newlines), the schema's "byte" format does not: unwrap.
+  for (const o of objs) if (o.kind === "Secret" && o.data) for (const k of Object.keys(o.data)) o.data[k] = String(o.data[k]).replace(/\s+/g, "");
+  return objs;
 }
 
 // A program's configuration table, from its own --help: one "  NAME ..." line per variable.
@@ -169,7 +177,49 @@ function parseHostPort(s) {
   return m && { host: m[1], port: Number(m[2]) };
 }
 const conninfoHost = (s) => ({ host: /host=(\S+)/.exec(s)?.[1], port: Number(/port=(\d+)/.exec(s)?.[1] || 5432) });
-const amqpHost = (s) => { const u = new URL(s); return { host: u.hostname, port: Number(u.port || 5672) }; };
+const amqpHost = (s) => { const u = new URL(s); return { host: u.hostname, port: Number(u.port || (u.protocol === "amqps:" ? 5671 : 5672)) }; };
+
+// ---- the trust boundary (issue 18): TLS, roles and users, secrets where they belong ---------
+// The connections a program's environment makes to a database or the broker, with the role or
+// user it logs in as and the variable holding its password.
+const CONN_VARS = (program) => ({
+  [`${program.toUpperCase()}_DB_URL`]: `${program.toUpperCase()}_DB_PASSWORD`,
+  GXP_PUBLISHER_CONNINFO: "GXP_PUBLISHER_PASSWORD",
+  GXP_SUBSCRIPTION_ADMIN_URL: "GXP_SUBSCRIPTION_ADMIN_PASSWORD",
+  [`${program.toUpperCase()}_AMQP_URL`]: `${program.toUpperCase()}_AMQP_PASSWORD`,
+});
+// The role each connection must use: the program's own; gxp-db's subscription gxp_replication.
+const WANT_USER = { GXP_PUBLISHER_CONNINFO: "gxp_replication", GXP_SUBSCRIPTION_ADMIN_URL: "gxp_subscription_admin" };
+function connections(program, env) {
+  const out = [];
+  for (const [v, pw] of Object.entries(CONN_VARS(program))) {
+    const val = env[v];
+    if (!val) continue;
+    if (v.endsWith("_AMQP_URL")) {
+      const u = new URL(val);
+      out.push({ var: v, pw, kind: "amqp", host: u.hostname, user: decodeURIComponent(u.username), tls: u.protocol === "amqps:",
+        ca: env[`${program.toUpperCase()}_AMQP_CA`] });
+    } else {
+      const kv = (k) => new RegExp(`(?:^|\\s)${k}=(\\S+)`).exec(val)?.[1];
+      out.push({ var: v, pw, kind: "pg", host: kv("host"), user: kv("user"), tls: kv("sslmode") === "verify-full", ca: kv("sslrootcert") });
+    }
+  }
+  return out;
+}
+const wantUser = (program, v) => WANT_USER[v] || program;
+// The variable of a database's or the broker's environment that sets the password of user.
+const serverPasswordVar = (kind, user) => (kind === "amqp" ? `GF_RABBITMQ_${user.toUpperCase()}_PASSWORD`
+  : user === "postgres" ? "POSTGRES_PASSWORD" : `GF_PG_${user.toUpperCase()}_PASSWORD`);
+// File paths a container's environment names (certificates, keys, the tokens' keys).
+function envFiles(env) {
+  const out = [];
+  for (const [k, v] of Object.entries(env)) {
+    if (/_(CA|CERT|KEY|AUTH_KEYS|SIGNING_KEY)$/.test(k) && v.startsWith("/")) out.push({ var: k, path: v });
+    const root = /(?:^|\s)sslrootcert=(\S+)/.exec(v)?.[1];
+    if (root && k !== "GXP_PUBLISHER_CONNINFO") out.push({ var: k, path: root });
+  }
+  return out;
+}
 
 // The network endpoints a program's environment points at, as {var, host, port}.
 function endpoints(env) {
@@ -297,6 +347,60 @@ async function checkRendered(label, objs, { overlay }) {
       if (!s) return `${id(w)}: ${e.var} -> no Service ${e.host}`;
       return s.spec.ports.some((p) => p.port === e.port) ? null : `${id(w)}: ${e.var} -> ${e.host}:${e.port} not served`;
     })));
+  check(`${label}: the services reach their databases and the broker over verified TLS, each as its own role or user`,
+    gfContainers(objs).flatMap(({ w, c, program }) => connections(program, envMap(c)).flatMap((k) => {
+      const out = [];
+      if (!k.tls) out.push(`${id(w)}: ${k.var} is not ${k.kind === "amqp" ? "amqps://" : "sslmode=verify-full"}`);
+      if (!k.ca) out.push(`${id(w)}: ${k.var} names no CA (${k.kind === "amqp" ? `${program.toUpperCase()}_AMQP_CA` : "sslrootcert"})`);
+      if (k.user !== wantUser(program, k.var)) out.push(`${id(w)}: ${k.var} logs in as ${k.user}, not ${wantUser(program, k.var)}`);
+      return out;
+    })));
+  check(`${label}: each service's password is the one its database or broker sets for that role or user`,
+    gfContainers(objs).flatMap(({ w, c, program }) => connections(program, envMap(c)).map((k) => {
+      const server = objs.find((o) => o.kind === "StatefulSet" && o.metadata.name === k.host);
+      if (!server) return `${id(w)}: ${k.var} -> no StatefulSet ${k.host}`;
+      const senv = containers(server)[0].env || [];
+      const ref = (list, name) => JSON.stringify(list.find((e) => e.name === name)?.valueFrom?.secretKeyRef || null);
+      const want = serverPasswordVar(k.kind, k.user);
+      const mine = ref(c.env || [], k.pw);
+      if (mine === "null") return `${id(w)}: ${k.pw} is not from a Secret`;
+      if (k.kind === "pg" && !senv.some((e) => e.name === "GF_PG_CLUSTER" && e.value === k.host)) return `${id(server)}: GF_PG_CLUSTER is not ${k.host}`;
+      return mine === ref(senv, want) ? null : `${id(w)}: ${k.pw} ${mine} but ${id(server)}'s ${want} is ${ref(senv, want)}`;
+    })));
+  {
+    // A path in a pod is a mounted Secret's file: mountPath + key (or the mount itself).
+    const mountedFile = (w, c, p) => {
+      const m = (c.volumeMounts || []).find((x) => p === x.mountPath || p.startsWith(`${x.mountPath}/`));
+      if (!m) return `${p} is under no volumeMount`;
+      const v = (w.spec.template.spec.volumes || []).find((x) => x.name === m.name);
+      if (!v?.secret) return `${p}: volume ${m.name} is not a Secret`;
+      const key = p.slice(m.mountPath.length + 1);
+      if (!overlay || !key) return null;
+      const sec = byName("Secret", v.secret.secretName);
+      if (!sec) return `${p}: no Secret ${v.secret.secretName}`;
+      return sec.data?.[key] !== undefined ? null : `${p}: Secret ${v.secret.secretName} has no key ${key}`;
+    };
+    check(`${label}: every file a container's env names is a mounted Secret's (GXP_PUBLISHER_CONNINFO's sslrootcert in gxp-db's pod)`,
+      workloads.flatMap((w) => containers(w).flatMap((c) => envFiles(envMap(c)).map((f) => {
+        const p = mountedFile(w, c, f.path);
+        return p && `${id(w)}: ${f.var}: ${p}`;
+      }))).concat(gfContainers(objs).flatMap(({ w, c }) => {
+        const root = /(?:^|\s)sslrootcert=(\S+)/.exec(envMap(c).GXP_PUBLISHER_CONNINFO || "")?.[1];
+        const db = byName("StatefulSet", conninfoHost(envMap(c).GXP_PUBLISHER_CONNINFO || "").host === "backend-db" ? "gxp-db" : "");
+        if (!root) return [];
+        if (!db) return [`${id(w)}: no gxp-db to make the subscription's connection`];
+        const p = mountedFile(db, containers(db)[0], root);
+        return p ? [`${id(db)}: GXP_PUBLISHER_CONNINFO's sslrootcert: ${p}`] : [];
+      })));
+    check(`${label}: the tokens' private key reaches the backends only`, workloads.flatMap((w) => {
+      const signing = (w.spec.template.spec.volumes || []).some((v) => v.secret?.secretName === "auth-signing-key") ||
+        containers(w).some((c) => (c.env || []).some((e) => /SIGNING_KEY/.test(e.name)));
+      const backend = /^backend-svc-\d$/.test(w.metadata.name);
+      if (signing && !backend) return [`${id(w)} mounts the signing key`];
+      if (!signing && backend) return [`${id(w)} has no signing key`];
+      return [];
+    }));
+  }
   check(`${label}: gRPC clients resolve headless Services (round-robin over every pod)`, gfContainers(objs).flatMap(({ w, c }) =>
     ["BACKEND_GXP_ADDR", "GXP_BACKEND_ADDR"].filter((k) => envMap(c)[k]).map((k) => {
       const v = envMap(c)[k];
@@ -459,6 +563,52 @@ async function sectionCompose() {
   for (const s of Object.values(svcs)) for (const net of Object.values(s.networks || {})) for (const a of net?.aliases || []) aliases.add(a);
   check("every address a compose service is given names a compose service", gfServices.flatMap(({ n }) =>
     endpoints(composeEnv(n)).map((e) => (aliases.has(e.host) ? null : `${n}: ${e.var} -> ${e.host}`))));
+
+  // The trust boundary, as in Kubernetes.
+  check("compose's services reach their databases and the broker over verified TLS, each as its own role or user",
+    gfServices.flatMap(({ n, program }) => connections(program, composeEnv(n)).flatMap((k) => {
+      const out = [];
+      if (!k.tls) out.push(`${n}: ${k.var} is not ${k.kind === "amqp" ? "amqps://" : "sslmode=verify-full"}`);
+      if (!k.ca) out.push(`${n}: ${k.var} names no CA`);
+      if (k.user !== wantUser(program, k.var)) out.push(`${n}: ${k.var} logs in as ${k.user}, not ${wantUser(program, k.var)}`);
+      return out;
+    })));
+  check("compose gives each service the password its database or broker sets for that role or user",
+    gfServices.flatMap(({ n, program }) => connections(program, composeEnv(n)).map((k) => {
+      const server = svcs[k.host];
+      if (!server) return `${n}: ${k.var} -> no service ${k.host}`;
+      const want = serverPasswordVar(k.kind, k.user);
+      const mine = svcs[n].environment?.[k.pw];
+      const theirs = server.environment?.[want];
+      if (k.kind === "pg" && server.environment?.GF_PG_CLUSTER !== k.host) return `${k.host}: GF_PG_CLUSTER is not ${k.host}`;
+      const varOf = (v) => /^\$\{([A-Z0-9_]+)/.exec(String(v))?.[1];
+      return mine && varOf(mine) && varOf(mine) === varOf(theirs) ? null : `${n}: ${k.pw}=${mine} but ${k.host}'s ${want}=${theirs}`;
+    })));
+  {
+    const mountedFile = (name, p) => {
+      const s = svcs[name] || {};
+      const m = /^\/run\/secrets\/([^/]+)$/.exec(p);
+      if (m) return (s.secrets || []).map((x) => (typeof x === "string" ? x : x.source)).includes(m[1]) ? null : `${p}: secret ${m[1]} not given to ${name}`;
+      const vol = (s.volumes || []).map((v) => (typeof v === "string" ? v.split(":")[1] : v.target)).find((t) => p === t || p.startsWith(`${t}/`));
+      return vol ? null : `${p} is neither a secret nor under a volume of ${name}`;
+    };
+    check("every file a compose service's env names is mounted in it (GXP_PUBLISHER_CONNINFO's sslrootcert in gxp-db)",
+      Object.keys(svcs).flatMap((n) => envFiles(composeEnv(n)).map((f) => {
+        const p = mountedFile(n, f.path);
+        return p && `${n}: ${f.var}: ${p}`;
+      })).concat(gfServices.flatMap(({ n }) => {
+        const root = /(?:^|\s)sslrootcert=(\S+)/.exec(composeEnv(n).GXP_PUBLISHER_CONNINFO || "")?.[1];
+        const p = root && mountedFile("gxp-db", root);
+        return p ? [`gxp-db: ${n}'s GXP_PUBLISHER_CONNINFO sslrootcert: ${p}`] : [];
+      })));
+    check("compose gives the tokens' private key to the backends only", Object.entries(svcs).flatMap(([n, s]) => {
+      const signing = (s.secrets || []).some((x) => (typeof x === "string" ? x : x.source) === "auth-signing-key");
+      const backend = /^backend-svc-\d$/.test(n);
+      if (signing && !backend) return [`${n} has the signing key`];
+      if (!signing && backend) return [`${n} has no signing key`];
+      return [];
+    }));
+  }
 
   // Compose and Kubernetes agree: same listen ports, same peers' ports, same images of the
   // databases and the broker, same settings for the same program.

@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SRC = process.env.GF_SOURCE_DIR || path.resolve(HERE, "../..");
-const COPY = ["deploy", "skaffold.yaml", "scripts/stack.sh", ".gitignore", ".dockerignore"];
+const COPY = ["deploy", "skaffold.yaml", "scripts/stack.sh", "scripts/pki.sh", ".gitignore", ".dockerignore"];
 
 const B = "deploy/k8s/base";
 const CASES = [
@@ -28,11 +28,11 @@ const CASES = [
     find: "value: \"30000\"", replace: "value: \"30 s\"",
     expect: "every service accepts its configuration (--check-config)" },
   { name: "a password written into a manifest", section: "k8s", file: `${B}/eventlog.yaml`,
-    find: "            - name: EVENTLOG_AMQP_PASSWORD\n              valueFrom:\n                secretKeyRef:\n                  name: rabbitmq-credentials\n                  key: password",
+    find: "            - name: EVENTLOG_AMQP_PASSWORD\n              valueFrom:\n                secretKeyRef:\n                  name: rabbitmq-credentials\n                  key: eventlog",
     replace: "            - name: EVENTLOG_AMQP_PASSWORD\n              value: guest",
     expect: "no credential is written in a manifest" },
   { name: "a secretKeyRef to a key the Secret lacks", section: "k8s", file: `${B}/eventlog.yaml`,
-    find: "name: eventlog-db-credentials\n                  key: password", replace: "name: eventlog-db-credentials\n                  key: pass",
+    find: "name: eventlog-db-credentials\n                  key: eventlog\n            - name: EVENTLOG_AMQP_URL", replace: "name: eventlog-db-credentials\n                  key: pass\n            - name: EVENTLOG_AMQP_URL",
     expect: "every secretKeyRef names a Secret that exists with that key" },
   { name: "a database opened to another service", section: "k8s", file: `${B}/networkpolicies.yaml`,
     find: "# gxp-db: gxp only.", replace: "# gxp-db: gxp only.", extra: (t) => t.replace(/(name: gxp-db[\s\S]*?app.kubernetes.io\/component: )gxp/, "$1backend"),
@@ -100,6 +100,25 @@ const CASES = [
   { name: "the Ingress stops handing the correlation id on", section: "compose", file: `${B}/ingress.yaml`,
     find: "      proxy_set_header X-Correlation-Id $gf_cid;\n", replace: "",
     expect: "hand X-Correlation-Id on" },
+  // The trust boundary (issue 18).
+  { name: "a database connection without TLS", section: "compose", file: "deploy/compose/docker-compose.yml",
+    find: "dbname=eventlog user=eventlog sslmode=verify-full", replace: "dbname=eventlog user=eventlog sslmode=prefer",
+    expect: "compose's services reach their databases and the broker over verified TLS" },
+  { name: "a service logs in to the broker as another service", section: "k8s", file: `${B}/eventlog.yaml`,
+    find: "value: amqps://eventlog@rabbitmq:5671/", replace: "value: amqps://backend@rabbitmq:5671/",
+    expect: "the services reach their databases and the broker over verified TLS, each as its own role" },
+  { name: "the subscription given the backend role's password", section: "k8s", file: `${B}/gxp.yaml`,
+    find: "name: backend-db-credentials\n                  key: gxp-replication", replace: "name: backend-db-credentials\n                  key: backend",
+    expect: "each service's password is the one its database or broker sets" },
+  { name: "the subscription's CA not mounted where gxp-db's server reads it", section: "k8s", file: `${B}/gxp.yaml`,
+    find: "user=gxp_replication sslmode=verify-full sslrootcert=/etc/gf/ca/ca.crt", replace: "user=gxp_replication sslmode=verify-full sslrootcert=/etc/gf/grpc-tls/ca.crt",
+    expect: "every file a container's env names is a mounted Secret's" },
+  { name: "a compose service's CA file not mounted", section: "compose", file: "deploy/compose/docker-compose.yml",
+    find: "    secrets: [ca]\n", replace: "",
+    expect: "every file a compose service's env names is mounted in it" },
+  { name: "the tokens' private key given to eventlog", section: "compose", file: "deploy/compose/docker-compose.yml",
+    find: "    secrets: [ca]\n", replace: "    secrets: [ca, auth-signing-key]\n",
+    expect: "compose gives the tokens' private key to the backends only" },
   { name: "an Ingress snippet nginx refuses", section: "compose", file: `${B}/ingress.yaml`,
     find: "      set $gf_cid \"\";\n", replace: "      set $gf_cid;\n",
     expect: "the Kubernetes Ingress's nginx snippets pass nginx -t" },
