@@ -67,10 +67,49 @@ struct rec {
 #define REC_REPLAYED 1 /* the answer said Idempotent-Replayed: true */
 #define REC_RESEND 2   /* a request that resends its X-Correlation-Id when it gets no answer */
 #define REC_PROBE 4    /* a probe buy of the driver (tests/chaos/chaos.sh, lock hold) */
+/* Who sent it (tokens.c): the operator's token unless one of these says otherwise. */
+#define REC_AS_USER 8   /* a user's own token, acting for itself */
+#define REC_MUST_401 16 /* no token: must be refused 401 */
+#define REC_MUST_403 32 /* a user's token acting for another user, or on an admin route: 403 */
+
+/* An answer's body as libcurl hands it in (CURLOPT_WRITEFUNCTION chaos_buf_write, WRITEDATA a
+ * struct buf): NUL-terminated; a body over BODY_MAX stops the transfer. */
+#define BODY_MAX (1 << 20)
+struct buf {
+    char p[BODY_MAX];
+    size_t len;
+};
+size_t chaos_buf_write(char *data, size_t size, size_t nmemb, void *ud);
 
 void rec_write(FILE *f, const struct rec *r);
 /* Reads a whole file of records; false (with a message) on a malformed line. */
 bool rec_read_file(const char *path, struct rec **out, size_t *n);
+
+/* ---- credentials (tokens.c) --------------------------------------------------------------------
+ * The operator and the users setup creates log in (POST /auth/login); their tokens go into a
+ * file, one line each: user id (0: the operator), name, when it was got (epoch ms), token. */
+#define TOKEN_MAX 4096
+#define ADMIN_NAME "admin"
+
+/* The password setup gives the user called name (its own login in the load). */
+void user_password(uint64_t seed, const char *name, char *out, size_t n);
+/* POST url/auth/login; true with the token, false with a sentence in why. */
+bool chaos_login(const char *url, const char *name, const char *password, char token[TOKEN_MAX],
+                 char *why, size_t why_n);
+/* Where logins go, the tokens file, the operator's password (read from its file now). */
+bool tokens_init(const char *url, const char *path, const char *admin_password_file, uint64_t seed);
+/* Logs in user (0: the operator, called ADMIN_NAME) and keeps its token; retried a few times. */
+bool tokens_login_add(int64_t user, const char *name);
+bool tokens_save(void);
+/* Reads the tokens file tokens_init named (it must hold the operator's). */
+bool tokens_read(void);
+size_t tokens_count(void);
+/* The index of user's token, -1 if it has none. */
+long tokens_index(int64_t user);
+int64_t tokens_user(size_t i);
+/* A copy of token i, renewed first (a login, the file rewritten) when it is old. Thread-safe. */
+void tokens_get(size_t i, char out[TOKEN_MAX]);
+void tokens_free(void);
 
 /* ---- subcommands ---------------------------------------------------------------------------- */
 int chaos_setup(int argc, char **argv);

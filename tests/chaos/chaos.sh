@@ -2,8 +2,12 @@
 # The chaos test: the whole local system (scripts/stack.sh) on free ports in a private state
 # directory, N clients sending a seeded random mix of create-user, add-gxp, buy and item PATCHes
 # through nginx (gf-chaos load) — some buys and add-gxps with an Idempotency-Key, retried with
-# it until a definite answer, some resending their X-Correlation-Id after no answer — while this
-# script follows a seeded fault schedule:
+# it until a definite answer, some resending their X-Correlation-Id after no answer; each with
+# a bearer token: the operator's (admin, who acts for anyone; its password is the stack's
+# secrets/admin.password), or for a buy often the buyer's own (setup creates the users with
+# passwords and logs each in); a few with none (must be 401) or with a user's token acting for
+# another user or on an admin route (must be 403) — while this script follows a seeded fault
+# schedule:
 #   kill    kill -9 of a service process (either backend replica, either gxp, eventlog), restart
 #   pg      an immediate stop of a PostgreSQL cluster, start
 #   broker  RabbitMQ closes every client connection
@@ -180,6 +184,13 @@ stack_up || {
     die "stack up"
 }
 say "stack up on free ports (ingress $GF_INGRESS_PORT)"
+# The operator's password (the backends create admin with it at their first start) and the
+# tokens setup gets by logging in (renewed by the load when old). PostgreSQL over TCP wants
+# postgres's password (scram): the PGPASSFILE `up` writes, for any connection not on a socket.
+ADMIN_PW=$GF_STATE_DIR/secrets/admin.password
+TOKENS=$WORK/tokens.tsv
+export PGPASSFILE=$GF_STATE_DIR/secrets/pgpass
+[[ -s $ADMIN_PW ]] || die "$ADMIN_PW is missing (scripts/stack.sh up writes it)"
 
 # The driver reaches the clusters over their Unix sockets (in their data directories), which the
 # network faults (TCP on loopback) do not touch; TCP when a path is too long for a socket.
@@ -362,6 +373,7 @@ fault_pause() {
     fi
     if [[ $item =~ ^[0-9]+$ ]]; then
         "$BIN" probe --url "http://127.0.0.1:$GF_BACKEND2_HTTP_PORT" --setup "$WORK/setup.tsv" \
+            --tokens "$TOKENS" --admin-password-file "$ADMIN_PW" \
             --item "$item" --seed "$SEED" --out "$WORK/probes.tsv" --max-ms $((ms + 20000)) \
             >"$WORK/probe.out" 2>>"$WORK/probe.log" &
         PROBE_PID=$!
@@ -425,8 +437,9 @@ watch_failpoints() {
 say "fault schedule (ms after the load starts, kind, target, down ms):"
 sed 's/^/chaos:        /' "$WORK/schedule" >&2
 
-"$BIN" setup --url "$INGRESS" --seed "$SEED" --out "$WORK/setup.tsv" || die "setup"
-say "setup done: $(wc -l <"$WORK/setup.tsv") requests"
+"$BIN" setup --url "$INGRESS" --seed "$SEED" --out "$WORK/setup.tsv" --tokens "$TOKENS" \
+    --admin-password-file "$ADMIN_PW" || die "setup"
+say "setup done: $(wc -l <"$WORK/setup.tsv") requests, $(wc -l <"$TOKENS") logins (admin and each user)"
 
 # Each backend stopped gracefully (SIGTERM: it drains) and started again with its failpoints.
 arm_failpoints() {
@@ -460,7 +473,7 @@ watch_failpoints 2>>"$WORK/watcher.log" &
 WATCHER_PID=$!
 "$BIN" load --url "$INGRESS" --seed "$SEED" --seconds "$SECONDS_LOAD" --clients "$CLIENTS" \
     --think-ms "$THINK_MS" --setup "$WORK/setup.tsv" --out "$WORK/load.tsv" \
-    --stop-file "$WORK/stop" &
+    --tokens "$TOKENS" --admin-password-file "$ADMIN_PW" --stop-file "$WORK/stop" &
 LOAD_PID=$!
 while read -r -u 3 at kind target down arg; do
     now=$(($(now_ms) - LOAD_T0))

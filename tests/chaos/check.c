@@ -90,6 +90,8 @@ enum inv {
     I_REQ_5XX,
     I_REQ_UNKNOWN,
     I_REQ_CID,
+    I_AUTH_REFUSED,
+    I_AUTH_ACCEPTED,
     I_PATCH,
     I_KEY_ONCE,
     I_KEY_ANSWER,
@@ -120,6 +122,9 @@ static const char *const inv_names[NINV] = {
     [I_REQ_5XX] = "a 5xx the service answered has no effect (per request)",
     [I_REQ_UNKNOWN] = "a request without an answer has all of its effect or none (per request)",
     [I_REQ_CID] = "an answer carries the correlation id sent (per answer)",
+    [I_AUTH_REFUSED] =
+        "no token: 401, a user's token out of its place: 403; no effect (per request)",
+    [I_AUTH_ACCEPTED] = "a valid token is never refused 401/403, restarts included (per answer)",
     [I_PATCH] = "item versions and names account for the PATCHes (per item)",
     [I_KEY_ONCE] = "at most one effect per Idempotency-Key, among all its attempts (per key)",
     [I_KEY_ANSWER] = "a key answered 2xx has one effect, the cid its answer names (per key)",
@@ -216,9 +221,10 @@ static void load_all(const char *bconn, const char *gconn, const char *econn)
                " FROM coord_transactions");
     table_load(&b_dec, b, "transaction_outbox",
                "SELECT correlation_id, state FROM transaction_outbox");
+    /* The buys' events; the operators' AdminActionEvents are the events test's. */
     table_load(&b_evout, b, "event_outbox",
                "SELECT correlation_id, count(*), count(published_at), min(event_name)"
-               " FROM event_outbox GROUP BY correlation_id");
+               " FROM event_outbox WHERE event_name = 'BuyItemEvent' GROUP BY correlation_id");
     table_load(&g_bal, g, "balance", "SELECT user_id, balance, reserved, incoming FROM balance");
     table_load(&g_tx, g, "gxp_transaction",
                "SELECT correlation_id, user_id, type, amount, status,"
@@ -230,7 +236,8 @@ static void load_all(const char *bconn, const char *gconn, const char *econn)
     table_load(&e_ev, e, "event",
                "SELECT message_id, count(*), min(user_id), min(event_name),"
                " min((data->>'userItemId')::bigint), min((data->>'itemId')::bigint),"
-               " bool_and(correlation_id = message_id) FROM event GROUP BY message_id");
+               " bool_and(correlation_id = message_id) FROM event"
+               " WHERE event_name = 'BuyItemEvent' GROUP BY message_id");
     PQfinish(b);
     PQfinish(g);
     PQfinish(e);
@@ -546,6 +553,36 @@ static int effect_of(const struct rec *r, char *why, size_t n)
 
 static long counts[NKINDS][NOUT];
 static long n_keyed, n_replayed, n_resent, n_probes;
+/* senders: [0] the operator, [1] a user for itself, [2] no token, [3] a user out of place */
+static long by_sender[4][NOUT];
+
+/* A request that must be refused (chaos.h: REC_MUST_401, REC_MUST_403): never a 2xx; a 4xx is
+ * the refusal wanted (or 408/429, which come before a look at the token); no effect whatever
+ * the answer, even none. */
+static void check_refused(const struct rec *r, enum outcome o)
+{
+    bool no_token = r->flags & REC_MUST_401;
+    int want = no_token ? 401 : 403;
+    const char *code = no_token ? "unauthenticated" : "forbidden";
+    bool answer_ok = o != O_2XX && (o != O_4XX || r->status == 408 || r->status == 429 ||
+                                    (r->status == want && strcmp(r->err, code) == 0));
+    char why[256];
+    int fx;
+    if (r->kind == K_PATCH_ITEM) { /* its name must not be the item's */
+        char id[24];
+        snprintf(id, sizeof id, "%" PRId64, r->item);
+        long it = row_of(&b_items, id);
+        fx = it >= 0 && strcmp(V(b_items.r, it, 1), r->name) == 0;
+        snprintf(why, sizeof why, "item %s named %s", id, it < 0 ? "-" : V(b_items.r, it, 1));
+    } else {
+        fx = effect_of(r, why, sizeof why);
+    }
+    check(I_AUTH_REFUSED, answer_ok && fx == 0,
+          "%s #%ld cid %s user %" PRId64 " sent %s answered %d %s (want %d %s), effect %s: %s",
+          kind_names[r->kind], r->seq, r->cid, r->user,
+          no_token ? "without a token" : "with a user's token out of its place", r->status,
+          r->err[0] ? r->err : "-", want, code, fx == 0 ? "none" : "some", why);
+}
 
 /* The record whose effect an answer speaks of: a replayed 2xx of a keyed request names the
  * correlation id of the attempt whose work committed. */
@@ -567,6 +604,19 @@ static void check_requests(const struct rec *v, size_t n)
         n_replayed += (r->flags & REC_REPLAYED) != 0;
         n_resent += (r->flags & REC_RESEND) && r->attempt > 1;
         n_probes += (r->flags & REC_PROBE) != 0;
+        bool must_fail = r->flags & (REC_MUST_401 | REC_MUST_403);
+        int sender = (r->flags & REC_MUST_401)   ? 2
+                     : (r->flags & REC_MUST_403) ? 3
+                     : (r->flags & REC_AS_USER)  ? 1
+                                                 : 0;
+        by_sender[sender][o]++;
+        if (must_fail)
+            check_refused(r, o);
+        else if (r->status != 0)
+            check(I_AUTH_ACCEPTED, r->status != 401 && r->status != 403,
+                  "%s #%ld cid %s with %s token answered %d %s", kind_names[r->kind], r->seq,
+                  r->cid, sender == 1 ? "the user's own" : "the operator's", r->status,
+                  r->err[0] ? r->err : "-");
         /* A keyed replay names the attempt that did the work: check_keys checks which. */
         if (r->status != 0 && r->resp_cid[0] && !(r->key[0] && (r->flags & REC_REPLAYED)))
             check(I_REQ_CID, strcmp(r->resp_cid, r->cid) == 0,
@@ -1077,6 +1127,19 @@ static void print_summary(uint64_t seed, int64_t timeout_ms, int64_t limit_ms, c
            "correlation id; %ld probe buys\n",
            n_keyed, keys_total, keys_2xx, keys_4xx, keys_unsettled, keys_attempts_max, n_replayed,
            n_resent, n_probes);
+    static const char *const senders[4] = {"the operator's token", "a user's own token",
+                                           "no token (must be 401)",
+                                           "a user's token out of place (must be 403)"};
+    printf("requests by token:\n");
+    for (int s = 0; s < 4; s++) {
+        long all = 0;
+        for (int o = 0; o < NOUT; o++)
+            all += by_sender[s][o];
+        printf("  %-42s %7ld (2xx %ld, 4xx %ld, 5xx %ld, no answer or later %ld)\n", senders[s],
+               all, by_sender[s][O_2XX], by_sender[s][O_4XX],
+               by_sender[s][O_5XX_SVC] + by_sender[s][O_5XX_INGRESS],
+               by_sender[s][O_NONE] + by_sender[s][O_LATER]);
+    }
     long nfaults;
     print_faults(&nfaults, timeout_ms, limit_ms);
     print_lock_probes(probes_path);

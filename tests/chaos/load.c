@@ -4,7 +4,9 @@
  * recorded (chaos.h) with the correlation id it sent and what identifies its effect. Some buys
  * and add-gxps carry an Idempotency-Key and are retried with it until a definite answer; some
  * resend their X-Correlation-Id after no answer, as a client resending its tracing id would.
- * `probe` buys one item again and again while the driver holds a backend paused. */
+ * Every request carries a bearer token (tokens.c): the operator's, or for a buy often the
+ * buyer's own; a few carry none or a user's token where it does not belong, and must be
+ * refused. `probe` buys one item again and again while the driver holds a backend paused. */
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -20,11 +22,10 @@
 
 #include "chaos.h"
 
-#define BODY_MAX (1 << 20)
 #define PROBE_USER "chaos-probe"
 
 struct opts {
-    const char *url, *out, *setup, *stop_file;
+    const char *url, *out, *setup, *stop_file, *tokens, *admin_password_file;
     uint64_t seed;
     long seconds, clients, think_ms, users, items;
 };
@@ -42,6 +43,10 @@ static void parse_opts(int argc, char **argv, struct opts *o)
             o->setup = v;
         else if (strcmp(k, "--stop-file") == 0)
             o->stop_file = v;
+        else if (strcmp(k, "--tokens") == 0)
+            o->tokens = v;
+        else if (strcmp(k, "--admin-password-file") == 0)
+            o->admin_password_file = v;
         else if (strcmp(k, "--seed") == 0)
             o->seed = strtoull(v, NULL, 10);
         else if (strcmp(k, "--seconds") == 0)
@@ -59,11 +64,6 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 
 /* ---- one HTTP exchange ---------------------------------------------------------------------- */
 
-struct buf {
-    char p[BODY_MAX];
-    size_t len;
-};
-
 struct http {
     CURL *h;
     struct buf body;
@@ -71,7 +71,7 @@ struct http {
     bool replayed; /* the last answer said Idempotent-Replayed: true */
 };
 
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+size_t chaos_buf_write(char *data, size_t size, size_t nmemb, void *ud)
 {
     struct buf *b = ud;
     size_t n = size * nmemb;
@@ -113,15 +113,20 @@ static int64_t json_id(json_t *o, const char *key)
     return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
 }
 
-/* Sends one request with the record's correlation id (and Idempotency-Key, if it has one) and
- * fills the record's answer fields. */
+/* Sends one request with the record's correlation id (and Idempotency-Key, if it has one), the
+ * bearer token (none when NULL), and fills the record's answer fields. */
 static void http_do(struct http *x, const char *method, const char *url, const char *body,
-                    const char *if_match, struct rec *r)
+                    const char *if_match, const char *token, struct rec *r)
 {
     struct curl_slist *hd = NULL;
     char h[128];
     snprintf(h, sizeof h, "X-Correlation-Id: %s", r->cid);
     hd = curl_slist_append(hd, h);
+    if (token) {
+        char a[TOKEN_MAX + 32];
+        snprintf(a, sizeof a, "Authorization: Bearer %s", token);
+        hd = curl_slist_append(hd, a);
+    }
     hd = curl_slist_append(hd, "Content-Type: application/json");
     hd = curl_slist_append(hd, "Expect:");
     if (if_match) {
@@ -147,7 +152,7 @@ static void http_do(struct http *x, const char *method, const char *url, const c
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, chaos_buf_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &x->body);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
@@ -236,16 +241,19 @@ static void rec_new(struct rec *r, struct rng *g, int client, enum rec_kind k)
 }
 
 /* ---- setup ---------------------------------------------------------------------------------
- * Items with small costs (one free: no two-phase commit, still an event), each on sale; one
- * item's stock is small so that it runs out under load; users with some GXP. Run before any
- * fault: every request must succeed. */
+ * The operator logs in; items with small costs (one free: no two-phase commit, still an
+ * event), each on sale; one item's stock is small so that it runs out under load; users with a
+ * password and some GXP, each logged in (their tokens and the operator's: --tokens). Run
+ * before any fault: every request must succeed. */
+
+static char setup_token[TOKEN_MAX]; /* the operator's */
 
 static bool setup_one(struct http *x, const char *url, const char *path, const char *body,
                       struct rec *r)
 {
     char u[512];
     snprintf(u, sizeof u, "%s%s", url, path);
-    http_do(x, "POST", u, body, NULL, r);
+    http_do(x, "POST", u, body, NULL, setup_token, r);
     record(r);
     if (r->status / 100 != 2) {
         fprintf(stderr, "chaos setup: POST %s %s -> %d (curl %d) %s\n", path, body, r->status,
@@ -259,8 +267,9 @@ int chaos_setup(int argc, char **argv)
 {
     struct opts o;
     parse_opts(argc, argv, &o);
-    if (!o.url || !o.out) {
-        fprintf(stderr, "chaos setup: --url and --out are required\n");
+    if (!o.url || !o.out || !o.tokens || !o.admin_password_file) {
+        fprintf(stderr, "chaos setup: --url, --out, --tokens and --admin-password-file are "
+                        "required\n");
         return 2;
     }
     out_f = fopen(o.out, "w");
@@ -272,9 +281,13 @@ int chaos_setup(int argc, char **argv)
     static struct http x;
     if (!http_init(&x))
         return 1;
+    if (!tokens_init(o.url, o.tokens, o.admin_password_file, o.seed) ||
+        !tokens_login_add(0, ADMIN_NAME))
+        return 1;
+    tokens_get(0, setup_token);
     struct rng g;
     rng_init(&g, o.seed, 0);
-    char body[512];
+    char body[2048], pw[NAME_MAX_LEN + 64];
     bool ok = true;
     for (long i = 1; ok && i <= o.items; i++) {
         struct rec r;
@@ -301,8 +314,9 @@ int chaos_setup(int argc, char **argv)
             snprintf(r.name, sizeof r.name, "%s", PROBE_USER);
         else
             snprintf(r.name, sizeof r.name, "chaos-user-%ld", i);
-        snprintf(body, sizeof body, "{\"name\":\"%s\"}", r.name);
-        ok = setup_one(&x, o.url, "/user/create", body, &r);
+        user_password(o.seed, r.name, pw, sizeof pw);
+        snprintf(body, sizeof body, "{\"name\":\"%s\",\"password\":\"%s\"}", r.name, pw);
+        ok = setup_one(&x, o.url, "/user/create", body, &r) && tokens_login_add(r.res_id, r.name);
         if (!ok)
             break;
         struct rec a;
@@ -315,9 +329,11 @@ int chaos_setup(int argc, char **argv)
                  a.amount);
         ok = setup_one(&x, o.url, "/user/gxp/add", body, &a);
     }
+    ok = ok && tokens_save();
     curl_easy_cleanup(x.h);
     curl_global_cleanup();
     fclose(out_f);
+    tokens_free();
     return ok ? 0 : 1;
 }
 
@@ -328,6 +344,8 @@ int chaos_setup(int argc, char **argv)
 
 static int64_t *setup_users, *setup_items;
 static size_t n_setup_users, n_setup_items;
+static size_t *user_toks, n_user_toks; /* the tokens of setup's users (not the probe's) */
+static long admin_tok;
 static struct opts g_opts;
 static int64_t deadline_ms, hard_deadline_ms;
 static atomic_bool stopping;
@@ -354,6 +372,8 @@ struct client {
     struct http x;
     int64_t own[MAX_OWN_USERS];
     int n_own, n_created;
+    char tok[TOKEN_MAX];      /* the token of the request being sent */
+    char read_tok[TOKEN_MAX]; /* the operator's, for the GET before a PATCH */
 };
 
 /* Draws the same numbers whatever happened before, so that a client's stream of operations
@@ -367,6 +387,34 @@ static int64_t pick_user(struct client *c)
     return setup_users[k % n_setup_users];
 }
 
+/* Who sends a request acting for user (0: an admin route, which acts for no one user): its
+ * token into c->tok (NULL: none) and the record's flags that say so. Most go with the
+ * operator's token; on a user route (buy) a setup user often acts for itself with its own; a
+ * few must be refused: no token (401), a user's token acting for another user or on an admin
+ * route (403). Draws the same numbers whatever it chooses. */
+static const char *pick_sender(struct client *c, int64_t user, struct rec *r)
+{
+    int64_t m = rng_range(&c->g, 0, 99);
+    uint64_t k = rng_next(&c->g);
+    long own = user > 0 ? tokens_index(user) : -1;
+    size_t i = (size_t)admin_tok;
+    if (m < 3) {
+        r->flags |= REC_MUST_401;
+        return NULL;
+    }
+    if (m < 6 && n_user_toks >= 2) {
+        i = user_toks[k % n_user_toks];
+        if (tokens_user(i) == user)
+            i = user_toks[(k + 1) % n_user_toks];
+        r->flags |= REC_MUST_403;
+    } else if (m < 40 && own >= 0) {
+        i = (size_t)own;
+        r->flags |= REC_AS_USER;
+    }
+    tokens_get(i, c->tok);
+    return c->tok;
+}
+
 static void op_create_user(struct client *c)
 {
     struct rec r;
@@ -375,10 +423,16 @@ static void op_create_user(struct client *c)
         memset(r.name, 'x', 300);
     else
         snprintf(r.name, sizeof r.name, "chaos-c%d-u%d", c->id, ++c->n_created);
-    char body[400], url[256];
-    snprintf(body, sizeof body, "{\"name\":\"%s\"}", r.name);
+    bool password = rng_chance(&c->g, 1, 4); /* one in four can log in (a hash: ~50 ms) */
+    const char *token = pick_sender(c, 0, &r);
+    char body[1024], url[256], pw[NAME_MAX_LEN + 64];
+    user_password(g_opts.seed, r.name, pw, sizeof pw);
+    if (password)
+        snprintf(body, sizeof body, "{\"name\":\"%s\",\"password\":\"%s\"}", r.name, pw);
+    else
+        snprintf(body, sizeof body, "{\"name\":\"%s\"}", r.name);
     snprintf(url, sizeof url, "%s/user/create", g_opts.url);
-    http_do(&c->x, "POST", url, body, NULL, &r);
+    http_do(&c->x, "POST", url, body, NULL, token, &r);
     record(&r);
     if (r.status == 200 && r.res_id > 0 && c->n_own < MAX_OWN_USERS)
         c->own[c->n_own++] = r.res_id;
@@ -417,7 +471,7 @@ static enum send_mode pick_mode(struct client *c, struct rec *r)
 /* Sends r (POST body to path) as its mode says, recording every attempt. The load's end does
  * not cut a keyed request short: it retries until a definite answer or KEY_RETRY_MAX_MS. */
 static void send_post(struct client *c, enum send_mode mode, const char *path, const char *body,
-                      struct rec *r)
+                      const char *token, struct rec *r)
 {
     char url[256];
     snprintf(url, sizeof url, "%s%s", g_opts.url, path);
@@ -426,7 +480,7 @@ static void send_post(struct client *c, enum send_mode mode, const char *path, c
         r->attempt = attempt;
         if (mode == SEND_KEYED && attempt > 1)
             rng_uuid(&c->retry_g, r->cid); /* every attempt has its own correlation id */
-        http_do(&c->x, "POST", url, body, NULL, r);
+        http_do(&c->x, "POST", url, body, NULL, token, r);
         record(r);
         if (mode == SEND_ONCE || rec_definite(r))
             return;
@@ -452,9 +506,10 @@ static void op_add_gxp(struct client *c)
     r.amount = rng_chance(&c->g, 1, 40) ? 0 : rng_range(&c->g, 1, 40); /* 0: 400 */
     char body[128];
     enum send_mode mode = pick_mode(c, &r);
+    const char *token = pick_sender(c, 0, &r); /* an admin route */
     snprintf(body, sizeof body, "{\"userId\":%" PRId64 ",\"amount\":%" PRId64 "}", r.user,
              r.amount);
-    send_post(c, mode, "/user/gxp/add", body, &r);
+    send_post(c, mode, "/user/gxp/add", body, token, &r);
 }
 
 static void op_buy(struct client *c)
@@ -465,8 +520,9 @@ static void op_buy(struct client *c)
     r.item = setup_items[rng_range(&c->g, 0, (int64_t)n_setup_items - 1)];
     char body[128];
     enum send_mode mode = pick_mode(c, &r);
+    const char *token = pick_sender(c, r.user, &r);
     snprintf(body, sizeof body, "{\"userId\":%" PRId64 ",\"itemId\":%" PRId64 "}", r.user, r.item);
-    send_post(c, mode, "/marketplace/item/buy", body, &r);
+    send_post(c, mode, "/marketplace/item/buy", body, token, &r);
 }
 
 /* GET the item for its ETag, then PATCH it naming that version (or a stale one: 412). The
@@ -481,10 +537,14 @@ static void op_patch_item(struct client *c)
     int64_t new_cost = rng_range(&c->g, 0, 15);
     snprintf(r.name, sizeof r.name, "chaos-item-%" PRId64 "-c%d-p%ld", r.item, c->id,
              (long)rng_range(&c->g, 0, 999999));
+    const char *token = pick_sender(c, 0, &r); /* an admin route */
     char url[256], body[512], if_match[32];
     snprintf(url, sizeof url, "%s/item/%" PRId64, g_opts.url, r.item);
+    /* A public route, but the ingress limits clients without a token per address: the
+     * operator's goes along (unread). */
     struct rec get = r;
-    http_do(&c->x, "GET", url, NULL, NULL, &get);
+    tokens_get((size_t)admin_tok, c->read_tok);
+    http_do(&c->x, "GET", url, NULL, NULL, c->read_tok, &get);
     if (get.status != 200 || c->x.etag < 0)
         return;
     r.aux = stale ? c->x.etag + 1000 : c->x.etag;
@@ -494,7 +554,7 @@ static void op_patch_item(struct client *c)
         snprintf(body, sizeof body, "{\"name\":\"%s\",\"cost\":%" PRId64 "}", r.name, new_cost);
     else
         snprintf(body, sizeof body, "{\"name\":\"%s\"}", r.name);
-    http_do(&c->x, "PATCH", url, body, if_match, &r);
+    http_do(&c->x, "PATCH", url, body, if_match, token, &r);
     record(&r);
 }
 
@@ -544,18 +604,39 @@ static bool read_setup(const char *path)
     return true;
 }
 
+/* The tokens setup got: the operator's, and those of the setup users (which act for
+ * themselves, and stand in for a user acting for another). */
+static bool read_tokens(void)
+{
+    if (!tokens_init(g_opts.url, g_opts.tokens, g_opts.admin_password_file, g_opts.seed) ||
+        !tokens_read())
+        return false;
+    admin_tok = tokens_index(0);
+    user_toks = calloc(n_setup_users + 1, sizeof *user_toks);
+    if (user_toks == NULL)
+        return false;
+    for (size_t i = 0; i < n_setup_users; i++) {
+        long t = tokens_index(setup_users[i]);
+        if (t >= 0)
+            user_toks[n_user_toks++] = (size_t)t;
+    }
+    return true;
+}
+
 int chaos_load(int argc, char **argv)
 {
     parse_opts(argc, argv, &g_opts);
-    if (!g_opts.url || !g_opts.out || !g_opts.setup || g_opts.clients < 1) {
-        fprintf(stderr, "chaos load: --url, --out, --setup and --clients >= 1 are required\n");
+    if (!g_opts.url || !g_opts.out || !g_opts.setup || !g_opts.tokens ||
+        !g_opts.admin_password_file || g_opts.clients < 1) {
+        fprintf(stderr, "chaos load: --url, --out, --setup, --tokens, --admin-password-file and "
+                        "--clients >= 1 are required\n");
         return 2;
     }
     /* The driver's trap stops us; should the driver be killed first, so are we. */
     pid_t parent = getppid();
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
         return 1;
-    if (!read_setup(g_opts.setup))
+    if (!read_setup(g_opts.setup) || !read_tokens())
         return 1;
     out_f = fopen(g_opts.out, "w");
     if (!out_f) {
@@ -594,6 +675,8 @@ int chaos_load(int argc, char **argv)
     free(cs);
     free(setup_users);
     free(setup_items);
+    free(user_toks);
+    tokens_free();
     curl_global_cleanup();
     fclose(out_f);
     return 0;
@@ -608,7 +691,7 @@ int chaos_load(int argc, char **argv)
  * like any other. Prints "blocked_ms=B probes=N status=S error=E". */
 int chaos_probe(int argc, char **argv)
 {
-    const char *url = NULL, *setup = NULL, *out = NULL;
+    const char *url = NULL, *setup = NULL, *out = NULL, *tokens = NULL, *admin_pw = NULL;
     int64_t item = 0, max_ms = 30000;
     uint64_t seed = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -625,9 +708,14 @@ int chaos_probe(int argc, char **argv)
             max_ms = strtoll(v, NULL, 10);
         else if (strcmp(k, "--seed") == 0)
             seed = strtoull(v, NULL, 10);
+        else if (strcmp(k, "--tokens") == 0)
+            tokens = v;
+        else if (strcmp(k, "--admin-password-file") == 0)
+            admin_pw = v;
     }
-    if (!url || !setup || !out || item <= 0) {
-        fprintf(stderr, "chaos probe: --url, --setup, --out and --item are required\n");
+    if (!url || !setup || !out || !tokens || !admin_pw || item <= 0) {
+        fprintf(stderr, "chaos probe: --url, --setup, --out, --tokens, --admin-password-file and "
+                        "--item are required\n");
         return 2;
     }
     struct rec *v = NULL;
@@ -643,6 +731,16 @@ int chaos_probe(int argc, char **argv)
         fprintf(stderr, "chaos probe: no %s user in %s\n", PROBE_USER, setup);
         return 1;
     }
+    /* The probe user buys for itself, with its own token. */
+    if (!tokens_init(url, tokens, admin_pw, seed) || !tokens_read())
+        return 1;
+    long tok = tokens_index(user);
+    if (tok < 0) {
+        fprintf(stderr, "chaos probe: no token of %s in %s\n", PROBE_USER, tokens);
+        return 1;
+    }
+    static char token[TOKEN_MAX];
+    tokens_get((size_t)tok, token);
     out_f = fopen(out, "a");
     if (!out_f) {
         perror(out);
@@ -665,8 +763,8 @@ int chaos_probe(int argc, char **argv)
         rec_new(&r, &g, -2, K_BUY);
         r.user = user;
         r.item = item;
-        r.flags = REC_PROBE;
-        http_do(&x, "POST", u, body, NULL, &r);
+        r.flags = REC_PROBE | REC_AS_USER;
+        http_do(&x, "POST", u, body, NULL, token, &r);
         record(&r);
         probes++;
         if (r.status >= 200 && r.status < 500)
@@ -678,5 +776,6 @@ int chaos_probe(int argc, char **argv)
     curl_easy_cleanup(x.h);
     curl_global_cleanup();
     fclose(out_f);
+    tokens_free();
     return 0;
 }

@@ -2,11 +2,14 @@
  * tests/chaos/chaos.sh drives it; each subcommand is one step of a run:
  *
  *   gf-chaos schedule --seed S --seconds T [--faults N]   the fault schedule, a line a fault
- *   gf-chaos setup    --url U --seed S --out F    users, items and stock before the faults
- *   gf-chaos load     --url U --seed S --seconds T --clients N --setup F --out F
+ *   gf-chaos setup    --url U --seed S --out F --tokens F --admin-password-file F
+ *                     users, items and stock before the faults; the logins' tokens
+ *   gf-chaos load     --url U --seed S --seconds T --clients N --setup F --out F --tokens F
+ *                     --admin-password-file F
  *   gf-chaos check    --records F... --faults F   the invariants, and the summary
- *   gf-chaos probe    --url U --setup F --item N --out F   buys of one item while a paused
- *                     backend may hold its locks: how long they were blocked
+ *   gf-chaos probe    --url U --setup F --tokens F --admin-password-file F --item N --out F
+ *                     buys of one item while a paused backend may hold its locks: how
+ *                     long they were blocked
  *   gf-chaos sample   --gxp-db C --backend-db C --out F --stop-file F   PENDING ages, open
  *                     transactions and lock waits, twice a second during the run
  */
