@@ -278,7 +278,9 @@ int main(void)
     snprintf(e5, sizeof e5, "GXP_BACKEND_ADDR=127.0.0.1:%d", coord_port);
     snprintf(e6, sizeof e6, "GXP_THREADS=%d", env_int("BENCH_GXP_THREADS", 16));
     snprintf(e7, sizeof e7, "GXP_DB_PIPELINES=%d", env_int("BENCH_GXP_PIPELINES", 2));
-    const char *env[] = {e1, e2, e3, e4, e5, e6, e7, "GXP_LOG_LEVEL=warn", NULL};
+    /* Plaintext gRPC: the harness's stand-in coordinator and this client speak no TLS. */
+    const char *env[] = {
+        e1, e2, e3, e4, e5, e6, e7, "GXP_LOG_LEVEL=warn", "GXP_GRPC_INSECURE=true", NULL};
     const char *argv[] = {bin, NULL};
     char log[600];
     snprintf(log, sizeof log, "%s/gxp.log", h_run_dir());

@@ -2,6 +2,11 @@
 local users = tonumber(os.getenv("USERS") or "1000")
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+-- BENCH_TOKEN (bench/suite.sh sets it when the stack has an operator): its bearer token.
+local token = os.getenv("BENCH_TOKEN") or ""
+if token ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. token
+end
 
 request = function()
   local body = string.format('{"userId":%d,"amount":1}', math.random(1, users))
