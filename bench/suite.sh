@@ -6,8 +6,8 @@
 # the same clusters at the same concurrency (bench/floor). Then the buy run again after loading
 # a million rows into the tables a buy grows.
 #
-# Authenticated like any client: the operator (admin, password in the stack's
-# secrets/admin.password) logs in, and every request carries its bearer token (admin acts for
+# Authenticated like any client: the operator (admin, its password in the admin.password file
+# of the stack's secrets directory) logs in, and every request carries its bearer token (admin acts for
 # every user). The backend verifies it on the routes that need one (the seeding, GET /user,
 # add-gxp, buy); GET /item is public, its token unread, but it goes with one too: the ingress
 # limits clients without a token per address (50 r/s) and those with one per token, which the

@@ -9,7 +9,8 @@
 #   k8s/overlays/local/secrets/auth/, compose/auth/
 #                                              the Ed25519 key pair of the access tokens:
 #                                              signing.key.pem (the backends only) and
-#                                              keys/token.pem (its public key: backends, eventlog)
+#                                              token.pem in keys/ (its public key: backends,
+#                                              eventlog)
 # Idempotent. Existing passwords are kept (a variable missing from an older .env is added), and
 # so are keys and certificates that are still valid: PostgreSQL's superuser password is set
 # only when its volume is first initialized, and a new token key would sign out every user.

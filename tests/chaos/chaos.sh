@@ -3,8 +3,8 @@
 # directory, N clients sending a seeded random mix of create-user, add-gxp, buy and item PATCHes
 # through nginx (gf-chaos load) — some buys and add-gxps with an Idempotency-Key, retried with
 # it until a definite answer, some resending their X-Correlation-Id after no answer; each with
-# a bearer token: the operator's (admin, who acts for anyone; its password is the stack's
-# secrets/admin.password), or for a buy often the buyer's own (setup creates the users with
+# a bearer token: the operator's (admin, who acts for anyone; its password is in the
+# admin.password file of the stack's secrets directory), or for a buy often the buyer's own (setup creates the users with
 # passwords and logs each in); a few with none (must be 401) or with a user's token acting for
 # another user or on an admin route (must be 403) — while this script follows a seeded fault
 # schedule:
