@@ -1,11 +1,12 @@
 /* Fuzz target: the JSON bodies of the backend's POST and PATCH routes (validate_body with each
  * route's own field table, backend/validate.c). Input: one digit choosing the body (the order
  * of enum validate_body_kind: 0 user create, 1 item create, 2 item patch, 3 marketplace item
- * create, 4 buy, 5 user item create, 6 add gxp), then the body's bytes. */
+ * create, 4 buy, 5 user item create, 6 add gxp, 7 login, 8 password), then the body's bytes. */
 #include <stdint.h>
 #include <string.h>
 
 #include "fuzz.h"
+#include "gf/auth.h"
 #include "validate.h"
 
 /* A value validate_body accepted is within its field's rules (SPEC §2). */
@@ -30,6 +31,10 @@ static void check_value(const struct validate_field *f, const struct validate_va
         FUZZ_CHECK(fuzz_json_text_ok(v->str)); /* it goes back out in JSON answers */
         break;
     }
+    case VALIDATE_SECRET: /* a password: any string of 1..1024 bytes, never echoed */
+        FUZZ_CHECK(v->str != NULL);
+        FUZZ_CHECK(strlen(v->str) >= 1 && strlen(v->str) <= GF_AUTH_PASSWORD_MAX);
+        break;
     }
 }
 
