@@ -270,6 +270,23 @@ static void expect_401(const char *token, const char *code, const char *what)
     free(after);
 }
 
+/* An admin's token signed with the key set of dir and signing_key under issuer and audience:
+ * 401 invalid_token, nothing changed. */
+static void expect_401_signed_by(const char *dir, const char *signing_key, const char *issuer,
+                                 const char *audience, const char *what)
+{
+    char why[256];
+    struct gf_auth_keys *k = gf_auth_keys_load(dir, signing_key, issuer, audience, why, sizeof why);
+    if (k == NULL)
+        fail_msg("%s: %s", what, why);
+    struct gf_auth_claims c = {.user_id = 1, .role = GF_ROLE_ADMIN, .name = "mallory"};
+    char *tok = NULL;
+    assert_int_equal(gf_auth_sign(k, &c, (int64_t)time(NULL), 600, &tok), GF_OK);
+    expect_401(tok, "invalid_token", what);
+    free(tok);
+    gf_auth_keys_free(k);
+}
+
 static char *b64url(const void *p, size_t n)
 {
     size_t cap = sodium_base64_encoded_len(n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
@@ -336,33 +353,18 @@ static void forged_expired_and_foreign_tokens_are_401_and_change_nothing(void **
     free(h64);
 
     /* A key of its own: unknown kid. Another issuer or audience with the right key. */
-    char dir[700], priv[700], pub[760], why[256];
+    char dir[700], priv[700], pub[760];
     snprintf(dir, sizeof dir, "%s/foreign", h_run_dir());
     snprintf(priv, sizeof priv, "%s/foreign.key.pem", h_run_dir());
     snprintf(pub, sizeof pub, "%s/foreign.pub.pem", dir);
     assert_int_equal(mkdir(dir, 0755) == 0 || errno == EEXIST, 1);
     assert_int_equal(gf_auth_keygen(priv, pub), GF_OK);
-    struct gf_auth_keys *foreign =
-        gf_auth_keys_load(dir, priv, "gf-svc", "gf-svc-api", why, sizeof why);
-    assert_non_null(foreign);
-    struct gf_auth_claims c = {.user_id = 1, .role = GF_ROLE_ADMIN, .name = "mallory"};
-    char *tok = NULL;
-    assert_int_equal(gf_auth_sign(foreign, &c, (int64_t)time(NULL), 600, &tok), GF_OK);
-    expect_401(tok, "invalid_token", "a token signed by a key the services do not hold");
-    free(tok);
-    gf_auth_keys_free(foreign);
-    struct gf_auth_keys *other_iss =
-        gf_auth_keys_load(W.auth_dir, W.auth_key, "someone-else", "gf-svc-api", why, sizeof why);
-    assert_int_equal(gf_auth_sign(other_iss, &c, (int64_t)time(NULL), 600, &tok), GF_OK);
-    expect_401(tok, "invalid_token", "a token of another issuer");
-    free(tok);
-    gf_auth_keys_free(other_iss);
-    struct gf_auth_keys *other_aud =
-        gf_auth_keys_load(W.auth_dir, W.auth_key, "gf-svc", "another-api", why, sizeof why);
-    assert_int_equal(gf_auth_sign(other_aud, &c, (int64_t)time(NULL), 600, &tok), GF_OK);
-    expect_401(tok, "invalid_token", "a token for another audience");
-    free(tok);
-    gf_auth_keys_free(other_aud);
+    expect_401_signed_by(dir, priv, "gf-svc", "gf-svc-api",
+                         "a token signed by a key the services do not hold");
+    expect_401_signed_by(W.auth_dir, W.auth_key, "someone-else", "gf-svc-api",
+                         "a token of another issuer");
+    expect_401_signed_by(W.auth_dir, W.auth_key, "gf-svc", "another-api",
+                         "a token for another audience");
 
     /* Not a bearer token at all. */
     expect_401("not-a-token", "invalid_token", "garbage");
