@@ -115,6 +115,9 @@ static const struct admin_action {
     {"gxp_minted", NEED_USER | NEED_AMOUNT},
     {"item_bought_for_user", NEED_USER | NEED_TARGET | NEED_ITEM},
     {"password_set", NEED_USER},
+    {"auction_created_for_user", NEED_USER | NEED_TARGET | NEED_ITEM},
+    {"auction_bid_for_user", NEED_USER | NEED_TARGET | NEED_AMOUNT},
+    {"auction_cancelled_for_user", NEED_USER | NEED_TARGET | NEED_ITEM},
 };
 
 /* s is valid UTF-8 (jansson checks it as json_string does), of 1..max bytes. */
@@ -186,6 +189,13 @@ static void admin_text(char *out, size_t n, const Backend__AdminActionEvent *e,
     else if (strcmp(act, "item_bought_for_user") == 0)
         snprintf(out, n, "bought item %u for user %u (user item %u, cost %u)", e->itemid, e->userid,
                  e->targetid, e->cost);
+    else if (strcmp(act, "auction_created_for_user") == 0)
+        snprintf(out, n, "auctioned a unit of item %u for user %u (auction %u)", e->itemid,
+                 e->userid, e->targetid);
+    else if (strcmp(act, "auction_bid_for_user") == 0)
+        snprintf(out, n, "bid %u GXP for user %u on auction %u", e->amount, e->userid, e->targetid);
+    else if (strcmp(act, "auction_cancelled_for_user") == 0)
+        snprintf(out, n, "cancelled auction %u for user %u", e->targetid, e->userid);
     else
         snprintf(out, n, "set the password of user %u", e->userid);
 }
@@ -290,9 +300,172 @@ out:
     return v;
 }
 
+/* ---- the auction saga's events (proto/backend.proto; SPEC §2b) ------------------------------ */
+
+/* A field of an event with its name as the proto spells it. */
+struct event_field {
+    const char *name;
+    uint32_t value;
+};
+
+/* Every one of the n fields is set (nonzero); else an invalid field naming the first that is
+ * not. */
+static enum event_verdict need_nonzero(const struct event_field *f, size_t n, char *why,
+                                       size_t whysz)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (f[i].value == 0) {
+            snprintf(why, whysz, "%s is missing or 0", f[i].name);
+            return EVENT_INVALID_FIELD;
+        }
+    }
+    return EVENT_OK;
+}
+
+/* r->data = {"name":value,...,"correlationId":...} of the n fields: NULL without memory. */
+static json_t *fields_json(const struct event_field *f, size_t n, const char *cid)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o != NULL && i < n; i++) {
+        if (json_object_set_new(o, f[i].name, json_integer((json_int_t)f[i].value)) != 0) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
+    if (o != NULL && json_object_set_new(o, "correlationId", json_string(cid)) != 0) {
+        json_decref(o);
+        o = NULL;
+    }
+    return o;
+}
+
+/* The common tail of the auction decoders: the correlation id, then the data. */
+static enum event_verdict auction_record(const char *cid, const struct event_field *f, size_t n,
+                                         struct event_record *r, char *why, size_t whysz)
+{
+    enum event_verdict v = correlation_id(cid, r->correlation_id, why, whysz);
+    if (v != EVENT_OK)
+        return v;
+    r->data = fields_json(f, n, r->correlation_id);
+    if (r->data == NULL) {
+        snprintf(why, whysz, "out of memory while decoding");
+        return EVENT_UNDECODABLE;
+    }
+    return EVENT_OK;
+}
+
+/* A bid outbid the user's leading bid; the saga refunds it. Stored as the outbid bidder's. */
+static enum event_verdict decode_auction_outbid(const void *body, size_t len,
+                                                struct event_record *r, char *why, size_t whysz)
+{
+    enum event_verdict v = EVENT_UNDECODABLE;
+    Backend__AuctionOutbidEvent *e = backend__auction_outbid_event__unpack(NULL, len, body);
+    if (e == NULL) {
+        snprintf(why, whysz, "the body (%zu bytes) is not a backend.AuctionOutbidEvent", len);
+        goto out;
+    }
+    const struct event_field f[] = {
+        {"auctionId", e->auctionid}, {"userId", e->userid},     {"bidId", e->bidid},
+        {"amount", e->amount},       {"newBidId", e->newbidid}, {"newAmount", e->newamount},
+        {"itemId", e->itemid}, /* not required: last */
+    };
+    v = need_nonzero(f, sizeof f / sizeof f[0] - 1, why, whysz);
+    if (v != EVENT_OK)
+        goto out;
+    v = auction_record(e->correlationid, f, sizeof f / sizeof f[0], r, why, whysz);
+    if (v != EVENT_OK)
+        goto out;
+    r->user_id = e->userid;
+    snprintf(r->text, sizeof r->text,
+             "user %u was outbid on auction %u: bid %u of %u GXP refunded, new bid %u of %u",
+             e->userid, e->auctionid, e->bidid, e->amount, e->newbidid, e->newamount);
+out:
+    if (e != NULL)
+        backend__auction_outbid_event__free_unpacked(e, NULL);
+    return v;
+}
+
+/* The auction ended: a winner paid and got the item, or without bids the item went back to the
+ * seller. Stored as the seller's. */
+static enum event_verdict decode_auction_settled(const void *body, size_t len,
+                                                 struct event_record *r, char *why, size_t whysz)
+{
+    enum event_verdict v = EVENT_UNDECODABLE;
+    Backend__AuctionSettledEvent *e = backend__auction_settled_event__unpack(NULL, len, body);
+    if (e == NULL) {
+        snprintf(why, whysz, "the body (%zu bytes) is not a backend.AuctionSettledEvent", len);
+        goto out;
+    }
+    const struct event_field f[] = {
+        {"auctionId", e->auctionid},   {"sellerId", e->sellerid}, {"itemId", e->itemid},
+        {"userItemId", e->useritemid}, {"winnerId", e->winnerid}, {"amount", e->amount},
+        {"bidId", e->bidid},
+    };
+    v = need_nonzero(f, 4, why, whysz); /* auctionId..userItemId; the winner's three below */
+    if (v != EVENT_OK)
+        goto out;
+    /* A winner comes with the winning bid and its amount; no winner, with neither. */
+    bool won = e->winnerid != 0;
+    if ((e->amount != 0) != won || (e->bidid != 0) != won) {
+        snprintf(why, whysz, "winnerId, amount and bidId are not all set or all 0");
+        v = EVENT_INVALID_FIELD;
+        goto out;
+    }
+    v = auction_record(e->correlationid, f, sizeof f / sizeof f[0], r, why, whysz);
+    if (v != EVENT_OK)
+        goto out;
+    r->user_id = e->sellerid;
+    if (won)
+        snprintf(r->text, sizeof r->text,
+                 "auction %u settled: user %u won item %u for %u GXP from user %u", e->auctionid,
+                 e->winnerid, e->itemid, e->amount, e->sellerid);
+    else
+        snprintf(r->text, sizeof r->text,
+                 "auction %u ended without bids: item %u went back to user %u", e->auctionid,
+                 e->itemid, e->sellerid);
+out:
+    if (e != NULL)
+        backend__auction_settled_event__free_unpacked(e, NULL);
+    return v;
+}
+
+/* The seller cancelled before any bid; the unit went back. Stored as the seller's. */
+static enum event_verdict decode_auction_cancelled(const void *body, size_t len,
+                                                   struct event_record *r, char *why, size_t whysz)
+{
+    enum event_verdict v = EVENT_UNDECODABLE;
+    Backend__AuctionCancelledEvent *e = backend__auction_cancelled_event__unpack(NULL, len, body);
+    if (e == NULL) {
+        snprintf(why, whysz, "the body (%zu bytes) is not a backend.AuctionCancelledEvent", len);
+        goto out;
+    }
+    const struct event_field f[] = {
+        {"auctionId", e->auctionid},
+        {"sellerId", e->sellerid},
+        {"itemId", e->itemid},
+        {"userItemId", e->useritemid},
+    };
+    v = need_nonzero(f, sizeof f / sizeof f[0], why, whysz);
+    if (v != EVENT_OK)
+        goto out;
+    v = auction_record(e->correlationid, f, sizeof f / sizeof f[0], r, why, whysz);
+    if (v != EVENT_OK)
+        goto out;
+    r->user_id = e->sellerid;
+    snprintf(r->text, sizeof r->text, "auction %u cancelled by user %u: item %u went back",
+             e->auctionid, e->sellerid, e->itemid);
+out:
+    if (e != NULL)
+        backend__auction_cancelled_event__free_unpacked(e, NULL);
+    return v;
+}
+
 static const struct event_kind kinds[] = {
     {GF_EVENT_BUY_ITEM, decode_buy_item},
     {GF_EVENT_ADMIN_ACTION, decode_admin_action},
+    {GF_EVENT_AUCTION_OUTBID, decode_auction_outbid},
+    {GF_EVENT_AUCTION_SETTLED, decode_auction_settled},
+    {GF_EVENT_AUCTION_CANCELLED, decode_auction_cancelled},
 };
 
 /* ---- the properties ------------------------------------------------------------------------- */

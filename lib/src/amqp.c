@@ -23,7 +23,9 @@
 
 /* Every event eventlog stores: an event whose name is missing here is returned to the relay
  * (no queue takes it) and waits in the outbox forever. */
-static const char *const eventlog_keys[] = {GF_EVENT_BUY_ITEM, GF_EVENT_ADMIN_ACTION};
+static const char *const eventlog_keys[] = {GF_EVENT_BUY_ITEM, GF_EVENT_ADMIN_ACTION,
+                                            GF_EVENT_AUCTION_OUTBID, GF_EVENT_AUCTION_SETTLED,
+                                            GF_EVENT_AUCTION_CANCELLED};
 const struct gf_amqp_queue gf_events_eventlog_queue = {
     .name = "eventlog.events",
     .exchange = GF_EVENTS_EXCHANGE,

@@ -15,8 +15,20 @@ struct events_log {
     struct gf_amqp_queue queue;
 };
 
-/* One line for an AdminActionEvent; false when the body is not one. The name is the token's,
- * made safe for the line. */
+/* One line per event, with its key fields; each returns false when the body is not the
+ * message its name says. */
+static bool log_buy_item(const struct gf_amqp_delivery *d)
+{
+    Backend__BuyItemEvent *e = backend__buy_item_event__unpack(NULL, d->len, d->body);
+    if (e == NULL)
+        return false;
+    GF_INFO("event received name=%s userId=%u itemId=%u userItemId=%u redelivered=%d", d->type,
+            e->userid, e->itemid, e->useritemid, d->redelivered);
+    backend__buy_item_event__free_unpacked(e, NULL);
+    return true;
+}
+
+/* The name is the token's, made safe for the line. */
 static bool log_admin_action(const struct gf_amqp_delivery *d)
 {
     Backend__AdminActionEvent *e = backend__admin_action_event__unpack(NULL, d->len, d->body);
@@ -32,22 +44,69 @@ static bool log_admin_action(const struct gf_amqp_delivery *d)
     return true;
 }
 
+static bool log_auction_outbid(const struct gf_amqp_delivery *d)
+{
+    Backend__AuctionOutbidEvent *e = backend__auction_outbid_event__unpack(NULL, d->len, d->body);
+    if (e == NULL)
+        return false;
+    GF_INFO("event received name=%s auctionId=%u userId=%u bidId=%u amount=%u newBidId=%u "
+            "newAmount=%u itemId=%u redelivered=%d",
+            d->type, e->auctionid, e->userid, e->bidid, e->amount, e->newbidid, e->newamount,
+            e->itemid, d->redelivered);
+    backend__auction_outbid_event__free_unpacked(e, NULL);
+    return true;
+}
+
+static bool log_auction_settled(const struct gf_amqp_delivery *d)
+{
+    Backend__AuctionSettledEvent *e = backend__auction_settled_event__unpack(NULL, d->len, d->body);
+    if (e == NULL)
+        return false;
+    GF_INFO("event received name=%s auctionId=%u sellerId=%u winnerId=%u itemId=%u amount=%u "
+            "bidId=%u userItemId=%u redelivered=%d",
+            d->type, e->auctionid, e->sellerid, e->winnerid, e->itemid, e->amount, e->bidid,
+            e->useritemid, d->redelivered);
+    backend__auction_settled_event__free_unpacked(e, NULL);
+    return true;
+}
+
+static bool log_auction_cancelled(const struct gf_amqp_delivery *d)
+{
+    Backend__AuctionCancelledEvent *e =
+        backend__auction_cancelled_event__unpack(NULL, d->len, d->body);
+    if (e == NULL)
+        return false;
+    GF_INFO("event received name=%s auctionId=%u sellerId=%u itemId=%u userItemId=%u "
+            "redelivered=%d",
+            d->type, e->auctionid, e->sellerid, e->itemid, e->useritemid, d->redelivered);
+    backend__auction_cancelled_event__free_unpacked(e, NULL);
+    return true;
+}
+
+static const struct {
+    const char *name;
+    bool (*log)(const struct gf_amqp_delivery *d);
+} loggers[] = {
+    {GF_EVENT_BUY_ITEM, log_buy_item},
+    {GF_EVENT_ADMIN_ACTION, log_admin_action},
+    {GF_EVENT_AUCTION_OUTBID, log_auction_outbid},
+    {GF_EVENT_AUCTION_SETTLED, log_auction_settled},
+    {GF_EVENT_AUCTION_CANCELLED, log_auction_cancelled},
+};
+
 static enum gf_status log_batch(void *arg, struct gf_amqp_delivery *d, int n)
 {
     (void)arg;
     for (int i = 0; i < n; i++) {
         gf_log_set_cid(d[i].correlation_id[0] ? d[i].correlation_id : NULL);
-        Backend__BuyItemEvent *e = NULL;
         bool logged = false;
-        if (strcmp(d[i].type, GF_EVENT_BUY_ITEM) == 0)
-            e = backend__buy_item_event__unpack(NULL, d[i].len, d[i].body);
-        else if (strcmp(d[i].type, GF_EVENT_ADMIN_ACTION) == 0)
-            logged = log_admin_action(&d[i]);
-        if (e != NULL) {
-            GF_INFO("event received name=%s userId=%u itemId=%u userItemId=%u redelivered=%d",
-                    d[i].type, e->userid, e->itemid, e->useritemid, d[i].redelivered);
-            backend__buy_item_event__free_unpacked(e, NULL);
-        } else if (!logged) {
+        for (size_t k = 0; k < sizeof loggers / sizeof loggers[0]; k++) {
+            if (strcmp(d[i].type, loggers[k].name) == 0) {
+                logged = loggers[k].log(&d[i]);
+                break;
+            }
+        }
+        if (!logged) {
             /* Only watched here: nothing to dead-letter, the event log keeps its own copy. */
             GF_LOG_RL(GF_LOG_WARN, 5000,
                       "event not understood type='%.64s' routing_key='%.64s' bytes=%zu", d[i].type,

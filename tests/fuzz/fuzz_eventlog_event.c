@@ -1,9 +1,9 @@
 /* Fuzz target: an AMQP delivery as eventlog's consumer gets it (event_decode, eventlog/event.c):
- * which event it is, its content type, the protobuf body (BuyItemEvent, AdminActionEvent) and
- * its fields, the message_id and the time; what it answers is either a record for the store or a
- * reason to dead-letter. Input: seven lines (routing key, content_type, type, message_id,
- * correlation_id, timestamp in s, header x-occurred-at-us; the numbers in C notation), then
- * the body's bytes. */
+ * which event it is, its content type, the protobuf body (BuyItemEvent, AdminActionEvent and the
+ * auction's AuctionOutbidEvent, AuctionSettledEvent, AuctionCancelledEvent) and its fields, the
+ * message_id and the time; what it answers is either a record for the store or a reason to
+ * dead-letter. Input: seven lines (routing key, content_type, type, message_id, correlation_id,
+ * timestamp in s, header x-occurred-at-us; the numbers in C notation), then the body's bytes. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

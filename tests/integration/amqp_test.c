@@ -1,6 +1,7 @@
 /* The shared library's RabbitMQ layer (gf/amqp.h) against the run's real node: connecting,
- * topology, publishing with confirms, and the consumer thread (properties, acks, dead
- * letters, redelivery after a failed batch, reconnection after the broker dropped it). */
+ * topology, publishing with confirms, the consumer thread (properties, acks, dead letters,
+ * redelivery after a failed batch, reconnection after the broker dropped it) and the services'
+ * event watcher (gf/events.h: its log lines). */
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -13,9 +14,13 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <fcntl.h>
+#include <unistd.h>
 
+#include "backend.pb-c.h"
 #include "gf/amqp.h"
 #include "gf/clock.h"
+#include "gf/events.h"
 #include "gf/log.h"
 #include "gf/metrics.h"
 #include "harness.h"
@@ -639,6 +644,105 @@ static void a_consumer_whose_queue_is_deleted_declares_it_again_and_goes_on(void
     gf_amqp_close(c);
 }
 
+/* Lines of file holding s. */
+static int file_lines_with(const char *file, const char *s)
+{
+    FILE *fp = fopen(file, "r");
+    if (fp == NULL)
+        return 0;
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, fp) != NULL)
+        n += strstr(line, s) != NULL;
+    fclose(fp);
+    return n;
+}
+
+/* The services' event watcher (lib/src/events_log.c) logs one line per event it receives, with
+ * the event's key fields and its correlation id; a body that is not the event its name says is
+ * logged as not understood. Shown for the auction's events. */
+static void the_event_watcher_logs_each_auction_event_with_its_fields(void **state)
+{
+    (void)state;
+    static const char cid[] = "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d";
+    Backend__AuctionOutbidEvent o = BACKEND__AUCTION_OUTBID_EVENT__INIT;
+    o.auctionid = 7, o.userid = 3, o.bidid = 12, o.amount = 50, o.newbidid = 13;
+    o.newamount = 60, o.itemid = 2, o.correlationid = (char *)cid;
+    Backend__AuctionSettledEvent st = BACKEND__AUCTION_SETTLED_EVENT__INIT;
+    st.auctionid = 7, st.sellerid = 3, st.winnerid = 4, st.itemid = 2, st.amount = 60;
+    st.bidid = 13, st.useritemid = 21, st.correlationid = (char *)cid;
+    Backend__AuctionCancelledEvent c = BACKEND__AUCTION_CANCELLED_EVENT__INIT;
+    c.auctionid = 8, c.sellerid = 3, c.itemid = 2, c.useritemid = 20, c.correlationid = (char *)cid;
+    static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff};
+    uint8_t bodies[3][128];
+    const ProtobufCMessage *pb[] = {&o.base, &st.base, &c.base};
+    const char *names[] = {GF_EVENT_AUCTION_OUTBID, GF_EVENT_AUCTION_SETTLED,
+                           GF_EVENT_AUCTION_CANCELLED, GF_EVENT_AUCTION_SETTLED};
+    const char *mids[] = {"watch-1", "watch-2", "watch-3", "watch-4"};
+    struct gf_amqp_message m[4];
+    for (int i = 0; i < 4; i++) {
+        m[i] = (struct gf_amqp_message){
+            .exchange = GF_EVENTS_WATCH_EXCHANGE,
+            .routing_key = names[i],
+            .body = i < 3 ? (const void *)bodies[i] : garbage,
+            .len = i < 3 ? protobuf_c_message_pack(pb[i], bodies[i]) : sizeof garbage,
+            .content_type = GF_EVENTS_CONTENT_TYPE,
+            .type = names[i],
+            .message_id = mids[i],
+            .correlation_id = cid,
+        };
+    }
+
+    /* The watcher's lines go to stderr: into a file for the length of the test. */
+    char log[700];
+    snprintf(log, sizeof log, "%s/watcher.log", h_run_dir());
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(saved >= 0 && fd >= 0);
+    assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+    close(fd);
+    gf_log_init("amqp-test", GF_LOG_INFO);
+    struct gf_amqp_options wo = {
+        .url = R.url, .name = "amqp-test-watcher", .timeout_ms = TIMEOUT_MS};
+    struct gf_amqp_consumer *w = gf_events_log_start("amqptest", &wo);
+    bool ready = w != NULL && wait_ready(w, WAIT_MS);
+    struct gf_amqp_conn *p = publisher_new();
+    /* Mandatory: confirmed only when routed, i.e. once the watcher's queue is bound. */
+    enum gf_status pst = ready ? gf_amqp_publish(p, m, 4, TIMEOUT_MS) : GF_EUNAVAILABLE;
+    int64_t deadline = gf_mono_ms() + WAIT_MS;
+    while (pst == GF_OK && file_lines_with(log, "msg=\"event ") < 4 && gf_mono_ms() < deadline)
+        gf_sleep_ms(20, NULL);
+    gf_amqp_close(p);
+    gf_amqp_consumer_stop(w);
+    gf_log_init("amqp-test", GF_LOG_WARN);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+
+    assert_true(ready);
+    assert_int_equal(pst, GF_OK);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(m[i].outcome, GF_AMQP_CONFIRMED);
+    static const char *const want[] = {
+        "cid=5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d msg=\"event received name=AuctionOutbidEvent "
+        "auctionId=7 userId=3 bidId=12 amount=50 newBidId=13 newAmount=60 itemId=2 "
+        "redelivered=0\"",
+        "cid=5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d msg=\"event received name=AuctionSettledEvent "
+        "auctionId=7 sellerId=3 winnerId=4 itemId=2 amount=60 bidId=13 userItemId=21 "
+        "redelivered=0\"",
+        "cid=5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d msg=\"event received "
+        "name=AuctionCancelledEvent auctionId=8 sellerId=3 itemId=2 userItemId=20 "
+        "redelivered=0\"",
+        "msg=\"event not understood type='AuctionSettledEvent' routing_key='AuctionSettledEvent' "
+        "bytes=4 ",
+    };
+    for (int i = 0; i < 4; i++) {
+        if (file_lines_with(log, want[i]) != 1)
+            fail_msg("not one line with %s in %s", want[i], log);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -654,6 +758,7 @@ int main(void)
         cmocka_unit_test(the_consumer_reconnects_after_the_broker_closed_it_and_loses_nothing),
         cmocka_unit_test(consumer_ready_follows_the_connection),
         cmocka_unit_test(a_consumer_whose_queue_is_deleted_declares_it_again_and_goes_on),
+        cmocka_unit_test(the_event_watcher_logs_each_auction_event_with_its_fields),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

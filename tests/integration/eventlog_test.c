@@ -816,6 +816,192 @@ static void a_restarted_database_loses_nothing(void **state)
     feeder_free(f);
 }
 
+/* ---- the auction saga's events ------------------------------------------------------------- */
+
+/* One event as the backend's relay publishes it: routing key and type the name, mandatory (so
+ * CONFIRMED proves that eventlog.events is bound to the name), message_id as given. */
+static void publish_event(const char *name, const ProtobufCMessage *pb, const char *message_id,
+                          const char *cid)
+{
+    uint8_t body[256];
+    assert_true(protobuf_c_message_get_packed_size(pb) <= sizeof body);
+    struct gf_amqp_message m = {
+        .exchange = GF_EVENTS_EXCHANGE,
+        .routing_key = name,
+        .body = body,
+        .len = protobuf_c_message_pack(pb, body),
+        .content_type = GF_EVENTS_CONTENT_TYPE,
+        .type = name,
+        .message_id = message_id,
+        .correlation_id = cid,
+        .occurred_at_us = gf_wall_us(),
+    };
+    assert_int_equal(gf_amqp_publish(W.pub, &m, 1, CONFIRM_MS), GF_OK);
+    assert_int_equal(m.outcome, GF_AMQP_CONFIRMED);
+}
+
+/* Lines of the eventlog log holding both a and b. */
+static int log_lines_with_both(const char *a, const char *b)
+{
+    FILE *fp = fopen(W.log, "r");
+    assert_non_null(fp);
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, fp) != NULL)
+        n += strstr(line, a) != NULL && strstr(line, b) != NULL;
+    fclose(fp);
+    return n;
+}
+
+/* The auction's three events, each published twice, are stored once each under the user they
+ * concern (the outbid bidder, the seller) with their fields and sentence, and served; invalid
+ * ones are dead-lettered with their reason and stored nowhere. */
+static void auction_events_are_stored_once_and_invalid_ones_dead_lettered(void **state)
+{
+    (void)state;
+    uint32_t bidder = fresh_user(), seller = fresh_user(), winner = fresh_user();
+    uint32_t nobody = fresh_user(); /* the invalid events' user: nothing may be stored for it */
+    long dead0 = h_rmq_queue_depth(&W.rmq, DEAD_QUEUE);
+    assert_true(dead0 >= 0);
+    double invalid0 = metric("eventlog_events_dead_lettered_total{reason=\"invalid_field\"}");
+    double badcid0 = metric("eventlog_events_dead_lettered_total{reason=\"bad_correlation_id\"}");
+    char outbid_cid[37], won_cid[37], unsold_cid[37], cancelled_cid[37];
+    new_cid(outbid_cid), new_cid(won_cid), new_cid(unsold_cid), new_cid(cancelled_cid);
+
+    Backend__AuctionOutbidEvent o = BACKEND__AUCTION_OUTBID_EVENT__INIT;
+    o.auctionid = 70, o.userid = bidder, o.bidid = 120, o.amount = 50, o.newbidid = 130;
+    o.newamount = 60, o.itemid = 2, o.correlationid = outbid_cid;
+    Backend__AuctionSettledEvent won = BACKEND__AUCTION_SETTLED_EVENT__INIT;
+    won.auctionid = 70, won.sellerid = seller, won.winnerid = winner, won.itemid = 2;
+    won.amount = 60, won.bidid = 130, won.useritemid = 210, won.correlationid = won_cid;
+    Backend__AuctionSettledEvent unsold = BACKEND__AUCTION_SETTLED_EVENT__INIT;
+    unsold.auctionid = 71, unsold.sellerid = seller, unsold.itemid = 2, unsold.useritemid = 200;
+    unsold.correlationid = unsold_cid;
+    Backend__AuctionCancelledEvent c = BACKEND__AUCTION_CANCELLED_EVENT__INIT;
+    c.auctionid = 72, c.sellerid = seller, c.itemid = 2, c.useritemid = 200;
+    c.correlationid = cancelled_cid;
+    for (int round = 0; round < 2; round++) { /* the second round: duplicates */
+        publish_event(GF_EVENT_AUCTION_OUTBID, &o.base, outbid_cid, outbid_cid);
+        publish_event(GF_EVENT_AUCTION_SETTLED, &won.base, won_cid, won_cid);
+        publish_event(GF_EVENT_AUCTION_SETTLED, &unsold.base, unsold_cid, unsold_cid);
+        publish_event(GF_EVENT_AUCTION_CANCELLED, &c.base, cancelled_cid, cancelled_cid);
+    }
+
+    /* Invalid: a required field 0 (invalid_field) and a correlation id that is no UUID
+     * (bad_correlation_id), one of each per event. */
+    struct {
+        const char *name;
+        ProtobufCMessage *pb;
+        char mid[48];
+        const char *reason;
+    } bad[6];
+    Backend__AuctionOutbidEvent bo[2] = {o, o};
+    bo[0].userid = nobody, bo[0].newamount = 0;
+    bo[1].userid = nobody, bo[1].correlationid = "bid-130";
+    Backend__AuctionSettledEvent bs[2] = {won, won};
+    bs[0].sellerid = nobody, bs[0].bidid = 0; /* a winner without the winning bid */
+    bs[1].sellerid = nobody, bs[1].correlationid = "";
+    Backend__AuctionCancelledEvent bc[2] = {c, c};
+    bc[0].sellerid = nobody, bc[0].useritemid = 0;
+    bc[1].sellerid = nobody, bc[1].correlationid = "72";
+    for (int i = 0; i < 6; i++) {
+        bad[i].reason = i % 2 == 0 ? "invalid_field" : "bad_correlation_id";
+        snprintf(bad[i].mid, sizeof bad[i].mid, "auction-poison-%d-%u", i, nobody);
+    }
+    bad[0].name = bad[1].name = GF_EVENT_AUCTION_OUTBID;
+    bad[0].pb = &bo[0].base, bad[1].pb = &bo[1].base;
+    bad[2].name = bad[3].name = GF_EVENT_AUCTION_SETTLED;
+    bad[2].pb = &bs[0].base, bad[3].pb = &bs[1].base;
+    bad[4].name = bad[5].name = GF_EVENT_AUCTION_CANCELLED;
+    bad[4].pb = &bc[0].base, bad[5].pb = &bc[1].base;
+    for (int i = 0; i < 6; i++)
+        publish_event(bad[i].name, bad[i].pb, bad[i].mid, NULL);
+
+    assert_int_equal(wait_user(bidder, 1), 1);
+    assert_int_equal(wait_user(seller, 3), 3);
+    assert_int_equal(wait_depth(DEAD_QUEUE, dead0 + 6), dead0 + 6);
+    assert_int_equal(wait_depth(gf_events_eventlog_queue.name, 0), 0);
+    gf_sleep_ms(300, NULL); /* a late double would show now */
+    assert_int_equal(count_user(bidder), 1);
+    assert_int_equal(count_user(seller), 3);
+    assert_int_equal(count_user(winner), 0); /* a settlement is the seller's */
+    assert_int_equal(count_user(nobody), 0);
+    assert_int_equal(
+        sql_ll(W.db,
+               "SELECT count(*) FROM event WHERE data->>'auctionId' IN ('70','71','72')"
+               " AND user_id NOT IN (%u, %u)",
+               bidder, seller),
+        0);
+    for (int i = 0; i < 6; i++) {
+        if (log_lines_with_both(bad[i].mid, bad[i].reason) != 1)
+            fail_msg("%s %s: not dead-lettered once with reason %s (log %s)", bad[i].name,
+                     bad[i].mid, bad[i].reason, W.log);
+    }
+    assert_true(metric("eventlog_events_dead_lettered_total{reason=\"invalid_field\"}") ==
+                invalid0 + 3);
+    assert_true(metric("eventlog_events_dead_lettered_total{reason=\"bad_correlation_id\"}") ==
+                badcid0 + 3);
+
+    /* Each row: name, identity, user, sentence and fields. */
+    static const char *const fmt_text[] = {
+        "user %u was outbid on auction 70: bid 120 of 50 GXP refunded, new bid 130 of 60",
+        "auction 70 settled: user %u won item 2 for 60 GXP from user %u",
+        "auction 71 ended without bids: item 2 went back to user %u",
+        "auction 72 cancelled by user %u: item 2 went back",
+    };
+    const char *cids[] = {outbid_cid, won_cid, unsold_cid, cancelled_cid};
+    const char *names[] = {GF_EVENT_AUCTION_OUTBID, GF_EVENT_AUCTION_SETTLED,
+                           GF_EVENT_AUCTION_SETTLED, GF_EVENT_AUCTION_CANCELLED};
+    char texts[4][160];
+    snprintf(texts[0], sizeof texts[0], fmt_text[0], bidder);
+    snprintf(texts[1], sizeof texts[1], fmt_text[1], winner, seller);
+    snprintf(texts[2], sizeof texts[2], fmt_text[2], seller);
+    snprintf(texts[3], sizeof texts[3], fmt_text[3], seller);
+    for (int i = 0; i < 4; i++) {
+        char sql[400];
+        snprintf(sql, sizeof sql,
+                 "SELECT event_name, message_id, user_id, text, data FROM event"
+                 " WHERE correlation_id = '%s'",
+                 cids[i]);
+        PGresult *q = sql_checked(PQexec(W.db, sql), sql);
+        assert_int_equal(PQntuples(q), 1);
+        assert_string_equal(PQgetvalue(q, 0, 0), names[i]);
+        assert_string_equal(PQgetvalue(q, 0, 1), cids[i]);
+        assert_int_equal(strtoll(PQgetvalue(q, 0, 2), NULL, 10), i == 0 ? bidder : seller);
+        assert_string_equal(PQgetvalue(q, 0, 3), texts[i]);
+        json_t *data = json_loads(PQgetvalue(q, 0, 4), 0, NULL);
+        assert_non_null(data);
+        assert_string_equal(json_string_value(json_object_get(data, "correlationId")), cids[i]);
+        assert_int_equal(json_integer_value(json_object_get(data, "auctionId")),
+                         70 + (i > 1) + (i > 2));
+        assert_int_equal(json_object_size(data), i < 3 ? 8 : 5);
+        if (i == 0) {
+            assert_int_equal(json_integer_value(json_object_get(data, "newBidId")), 130);
+            assert_int_equal(json_integer_value(json_object_get(data, "newAmount")), 60);
+        } else if (i == 1) {
+            assert_int_equal(json_integer_value(json_object_get(data, "winnerId")), winner);
+            assert_int_equal(json_integer_value(json_object_get(data, "userItemId")), 210);
+        }
+        json_decref(data);
+        PQclear(q);
+    }
+
+    /* Served: the seller's log holds its three auction events, newest first. */
+    char path[200];
+    snprintf(path, sizeof path, "/eventlog/events?userId=%u", seller);
+    struct res r;
+    assert_int_equal(get(path, &r), 200);
+    json_t *events = json_object_get(r.json, "events");
+    assert_int_equal(json_array_size(events), 3);
+    for (int i = 0; i < 3; i++) {
+        json_t *ev = json_array_get(events, (size_t)i);
+        assert_string_equal(json_string_value(json_object_get(ev, "event")), names[3 - i]);
+        assert_string_equal(json_string_value(json_object_get(ev, "text")), texts[3 - i]);
+        assert_string_equal(json_string_value(json_object_get(ev, "correlationId")), cids[3 - i]);
+    }
+    res_free(&r);
+}
+
 /* Newest first without after=; after= pages forward with next; filters. */
 static void http_pages_and_filters(void **state)
 {
@@ -1038,6 +1224,7 @@ int main(void)
         cmocka_unit_test(the_same_event_twice_is_stored_once),
         cmocka_unit_test(a_backlog_of_500_is_stored_exactly_once),
         cmocka_unit_test(poison_messages_are_dead_lettered_and_do_not_block),
+        cmocka_unit_test(auction_events_are_stored_once_and_invalid_ones_dead_lettered),
         cmocka_unit_test(a_dropped_broker_connection_loses_and_doubles_nothing),
         cmocka_unit_test(a_restarted_database_loses_nothing),
         cmocka_unit_test(http_pages_and_filters),

@@ -390,6 +390,12 @@ static void each_action_has_its_sentence_and_an_item_change_has_no_user(void **s
         {"item_bought_for_user", 5, 9, 7, 0, 0, 12, 0,
          "admin root (id 1) bought item 7 for user 5 (user item 9, cost 12)"},
         {"password_set", 5, 5, 0, 0, 0, 0, 0, "admin root (id 1) set the password of user 5"},
+        {"auction_created_for_user", 5, 11, 7, 0, 0, 0, 0,
+         "admin root (id 1) auctioned a unit of item 7 for user 5 (auction 11)"},
+        {"auction_bid_for_user", 5, 11, 7, 40, 0, 0, 0,
+         "admin root (id 1) bid 40 GXP for user 5 on auction 11"},
+        {"auction_cancelled_for_user", 5, 11, 7, 0, 0, 0, 0,
+         "admin root (id 1) cancelled auction 11 for user 5"},
     };
     char *both[] = {"name", "cost"};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -529,6 +535,244 @@ static void long_or_odd_actor_names_are_cut_at_a_character_in_the_text(void **st
     event_record_cleanup(&r);
 }
 
+/* ---- the auction saga's events -------------------------------------------------------------- */
+
+#define BID_CID "3c2b1a09-8f7e-4d6c-9b5a-4e3d2c1b0a99"
+
+/* A delivery of the event name with body m, as the relay publishes it: routing key and type
+ * the name, message_id = correlation_id = cid (SPEC §4). */
+static struct gf_amqp_delivery event_delivery(const char *name, const ProtobufCMessage *m,
+                                              const char *cid)
+{
+    assert_true(protobuf_c_message_get_packed_size(m) <= sizeof body_buf);
+    size_t len = protobuf_c_message_pack(m, body_buf);
+    return (struct gf_amqp_delivery){
+        .tag = 1,
+        .routing_key = name,
+        .content_type = GF_EVENTS_CONTENT_TYPE,
+        .type = name,
+        .message_id = cid,
+        .correlation_id = cid,
+        .occurred_at_us = 1700000000654321LL,
+        .body = body_buf,
+        .len = len,
+    };
+}
+
+static Backend__AuctionOutbidEvent outbid_event(void)
+{
+    Backend__AuctionOutbidEvent e = BACKEND__AUCTION_OUTBID_EVENT__INIT;
+    e.auctionid = 7, e.userid = 3, e.bidid = 12, e.amount = 50;
+    e.newbidid = 13, e.newamount = 60, e.itemid = 2;
+    e.correlationid = BID_CID;
+    return e;
+}
+
+static Backend__AuctionSettledEvent settled_event(bool won)
+{
+    Backend__AuctionSettledEvent e = BACKEND__AUCTION_SETTLED_EVENT__INIT;
+    e.auctionid = 7, e.sellerid = 3, e.itemid = 2;
+    e.useritemid = won ? 21 : 20;
+    if (won)
+        e.winnerid = 4, e.amount = 60, e.bidid = 13;
+    e.correlationid = CID;
+    return e;
+}
+
+static Backend__AuctionCancelledEvent cancelled_event(void)
+{
+    Backend__AuctionCancelledEvent e = BACKEND__AUCTION_CANCELLED_EVENT__INIT;
+    e.auctionid = 7, e.sellerid = 3, e.itemid = 2, e.useritemid = 20;
+    e.correlationid = CID;
+    return e;
+}
+
+/* Decodes d, which must be valid, and checks the record: name, user, text, data (sorted keys). */
+static void assert_record(const struct gf_amqp_delivery *d, const char *name, int64_t user,
+                          const char *cid, const char *text, const char *data)
+{
+    struct event_record r = {0};
+    char why[200];
+    enum event_verdict v = event_decode(d, NOW_US, &r, why, sizeof why);
+    if (v != EVENT_OK)
+        fail_msg("%s: %s (%s)", name, event_verdict_str(v), why);
+    assert_string_equal(r.name, name);
+    assert_true(r.user_id == user);
+    assert_string_equal(r.correlation_id, cid);
+    assert_string_equal(r.message_id, cid); /* the correlation id names the event */
+    assert_string_equal(r.text, text);
+    assert_true(r.occurred_at_us == 1700000000654321LL);
+    char *got = json_dumps(r.data, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(got, data);
+    free(got);
+    event_record_cleanup(&r);
+}
+
+static void auction_events_are_stored_with_every_field_and_their_sentence(void **state)
+{
+    (void)state;
+    Backend__AuctionOutbidEvent o = outbid_event();
+    struct gf_amqp_delivery d = event_delivery(GF_EVENT_AUCTION_OUTBID, &o.base, BID_CID);
+    assert_record(&d, "AuctionOutbidEvent", 3, BID_CID,
+                  "user 3 was outbid on auction 7: bid 12 of 50 GXP refunded, new bid 13 of 60",
+                  "{\"amount\":50,\"auctionId\":7,\"bidId\":12,\"correlationId\":\"" BID_CID
+                  "\",\"itemId\":2,\"newAmount\":60,\"newBidId\":13,\"userId\":3}");
+    /* itemId is not required (0: not sent). */
+    o.itemid = 0;
+    d = event_delivery(GF_EVENT_AUCTION_OUTBID, &o.base, BID_CID);
+    char why[200];
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_OK);
+
+    Backend__AuctionSettledEvent s = settled_event(true);
+    d = event_delivery(GF_EVENT_AUCTION_SETTLED, &s.base, CID);
+    assert_record(&d, "AuctionSettledEvent", 3, CID,
+                  "auction 7 settled: user 4 won item 2 for 60 GXP from user 3",
+                  "{\"amount\":60,\"auctionId\":7,\"bidId\":13,\"correlationId\":\"" CID
+                  "\",\"itemId\":2,\"sellerId\":3,\"userItemId\":21,\"winnerId\":4}");
+    s = settled_event(false);
+    d = event_delivery(GF_EVENT_AUCTION_SETTLED, &s.base, CID);
+    assert_record(&d, "AuctionSettledEvent", 3, CID,
+                  "auction 7 ended without bids: item 2 went back to user 3",
+                  "{\"amount\":0,\"auctionId\":7,\"bidId\":0,\"correlationId\":\"" CID
+                  "\",\"itemId\":2,\"sellerId\":3,\"userItemId\":20,\"winnerId\":0}");
+
+    Backend__AuctionCancelledEvent c = cancelled_event();
+    d = event_delivery(GF_EVENT_AUCTION_CANCELLED, &c.base, CID);
+    assert_record(&d, "AuctionCancelledEvent", 3, CID,
+                  "auction 7 cancelled by user 3: item 2 went back",
+                  "{\"auctionId\":7,\"correlationId\":\"" CID
+                  "\",\"itemId\":2,\"sellerId\":3,\"userItemId\":20}");
+}
+
+/* The largest ids still fit the text (EVENT_TEXT_MAX), and an uppercase id is normalized. */
+static void auction_events_with_the_largest_numbers_fit(void **state)
+{
+    (void)state;
+    const uint32_t M = UINT32_MAX;
+    const char *upper = "0B7F6F3E-2A4C-4D0E-9F51-3C1D2B7A9E10";
+    Backend__AuctionOutbidEvent o = outbid_event();
+    o.auctionid = o.userid = o.bidid = o.amount = o.newbidid = o.newamount = o.itemid = M;
+    o.correlationid = (char *)upper;
+    struct gf_amqp_delivery d = event_delivery(GF_EVENT_AUCTION_OUTBID, &o.base, upper);
+    struct event_record r = {0};
+    char why[200];
+    assert_int_equal(event_decode(&d, NOW_US, &r, why, sizeof why), EVENT_OK);
+    assert_string_equal(r.correlation_id, CID);
+    assert_true(r.user_id == 4294967295LL);
+    assert_string_equal(r.text, "user 4294967295 was outbid on auction 4294967295: bid 4294967295 "
+                                "of 4294967295 GXP refunded, new bid 4294967295 of 4294967295");
+    event_record_cleanup(&r);
+    Backend__AuctionSettledEvent s = settled_event(true);
+    s.auctionid = s.sellerid = s.winnerid = s.itemid = s.amount = s.bidid = s.useritemid = M;
+    d = event_delivery(GF_EVENT_AUCTION_SETTLED, &s.base, CID);
+    assert_int_equal(event_decode(&d, NOW_US, &r, why, sizeof why), EVENT_OK);
+    assert_string_equal(r.text, "auction 4294967295 settled: user 4294967295 won item 4294967295 "
+                                "for 4294967295 GXP from user 4294967295");
+    event_record_cleanup(&r);
+}
+
+/* Each required field at 0 is an invalid field naming it; so is a winner without its bid. */
+static void auction_events_without_a_required_field_are_invalid(void **state)
+{
+    (void)state;
+    char why[200];
+    struct gf_amqp_delivery d;
+    static const char *const outbid_fields[] = {"auctionId", "userId",   "bidId",
+                                                "amount",    "newBidId", "newAmount"};
+    for (size_t i = 0; i < sizeof outbid_fields / sizeof outbid_fields[0]; i++) {
+        Backend__AuctionOutbidEvent o = outbid_event();
+        uint32_t *zero[] = {&o.auctionid, &o.userid,   &o.bidid,
+                            &o.amount,    &o.newbidid, &o.newamount};
+        *zero[i] = 0;
+        d = event_delivery(GF_EVENT_AUCTION_OUTBID, &o.base, BID_CID);
+        assert_int_equal(decode(&d, why, sizeof why), EVENT_INVALID_FIELD);
+        assert_non_null(strstr(why, outbid_fields[i]));
+    }
+    static const char *const settled_fields[] = {"auctionId", "sellerId", "itemId", "userItemId"};
+    for (size_t i = 0; i < sizeof settled_fields / sizeof settled_fields[0]; i++) {
+        Backend__AuctionSettledEvent s = settled_event(true);
+        uint32_t *zero[] = {&s.auctionid, &s.sellerid, &s.itemid, &s.useritemid};
+        *zero[i] = 0;
+        d = event_delivery(GF_EVENT_AUCTION_SETTLED, &s.base, CID);
+        assert_int_equal(decode(&d, why, sizeof why), EVENT_INVALID_FIELD);
+        assert_non_null(strstr(why, settled_fields[i]));
+    }
+    /* winnerId, amount and bidId: all or none. */
+    for (int i = 0; i < 6; i++) {
+        Backend__AuctionSettledEvent s = settled_event(i < 3);
+        uint32_t *flip[] = {&s.winnerid, &s.amount, &s.bidid};
+        *flip[i % 3] = i < 3 ? 0 : 9;
+        d = event_delivery(GF_EVENT_AUCTION_SETTLED, &s.base, CID);
+        assert_int_equal(decode(&d, why, sizeof why), EVENT_INVALID_FIELD);
+        assert_non_null(strstr(why, "winnerId"));
+    }
+    static const char *const cancelled_fields[] = {"auctionId", "sellerId", "itemId", "userItemId"};
+    for (size_t i = 0; i < sizeof cancelled_fields / sizeof cancelled_fields[0]; i++) {
+        Backend__AuctionCancelledEvent c = cancelled_event();
+        uint32_t *zero[] = {&c.auctionid, &c.sellerid, &c.itemid, &c.useritemid};
+        *zero[i] = 0;
+        d = event_delivery(GF_EVENT_AUCTION_CANCELLED, &c.base, CID);
+        assert_int_equal(decode(&d, why, sizeof why), EVENT_INVALID_FIELD);
+        assert_non_null(strstr(why, cancelled_fields[i]));
+    }
+    /* An empty body is every field 0. */
+    static const char *const names[] = {GF_EVENT_AUCTION_OUTBID, GF_EVENT_AUCTION_SETTLED,
+                                        GF_EVENT_AUCTION_CANCELLED};
+    for (size_t i = 0; i < 3; i++) {
+        d = delivery(1, 2, 3, CID);
+        d.type = d.routing_key = names[i];
+        d.len = 0;
+        assert_int_equal(decode(&d, why, sizeof why), EVENT_INVALID_FIELD);
+    }
+}
+
+static void auction_events_need_a_uuid_correlation_id(void **state)
+{
+    (void)state;
+    char why[200];
+    Backend__AuctionOutbidEvent o = outbid_event();
+    o.correlationid = "bid-13";
+    struct gf_amqp_delivery d = event_delivery(GF_EVENT_AUCTION_OUTBID, &o.base, "");
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_BAD_CORRELATION_ID);
+    assert_non_null(strstr(why, "bid-13"));
+    Backend__AuctionSettledEvent s = settled_event(false);
+    s.correlationid = "";
+    d = event_delivery(GF_EVENT_AUCTION_SETTLED, &s.base, "");
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_BAD_CORRELATION_ID);
+    Backend__AuctionCancelledEvent c = cancelled_event();
+    c.correlationid = "0b7f6f3e2a4c4d0e9f513c1d2b7a9e10";
+    d = event_delivery(GF_EVENT_AUCTION_CANCELLED, &c.base, "");
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_BAD_CORRELATION_ID);
+    /* A message_id other than the correlation id (the outbid's is the new bid's). */
+    o = outbid_event();
+    d = event_delivery(GF_EVENT_AUCTION_OUTBID, &o.base, CID);
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_MESSAGE_ID_MISMATCH);
+}
+
+/* One auction event's body under another's name, or a name its routing key contradicts, is
+ * never stored. */
+static void auction_events_are_told_apart(void **state)
+{
+    (void)state;
+    char why[200];
+    Backend__AuctionCancelledEvent c = cancelled_event();
+    struct gf_amqp_delivery d = event_delivery(GF_EVENT_AUCTION_CANCELLED, &c.base, CID);
+    d.type = d.routing_key = GF_EVENT_AUCTION_OUTBID; /* field 5: a string, not newBidId */
+    assert_int_not_equal(decode(&d, why, sizeof why), EVENT_OK);
+    d = event_delivery(GF_EVENT_AUCTION_CANCELLED, &c.base, CID);
+    d.routing_key = GF_EVENT_AUCTION_SETTLED;
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_UNKNOWN_TYPE);
+    d.type = "AuctionCanceledEvent"; /* spelt otherwise: unknown */
+    d.routing_key = "AuctionCanceledEvent";
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_UNKNOWN_TYPE);
+    static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    d = event_delivery(GF_EVENT_AUCTION_SETTLED, &c.base, CID);
+    d.body = garbage;
+    d.len = sizeof garbage;
+    assert_int_equal(decode(&d, why, sizeof why), EVENT_UNDECODABLE);
+    assert_non_null(strstr(why, "backend.AuctionSettledEvent"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -548,6 +792,11 @@ int main(void)
         cmocka_unit_test(each_action_has_its_sentence_and_an_item_change_has_no_user),
         cmocka_unit_test(audit_events_without_what_their_action_needs_are_invalid),
         cmocka_unit_test(long_or_odd_actor_names_are_cut_at_a_character_in_the_text),
+        cmocka_unit_test(auction_events_are_stored_with_every_field_and_their_sentence),
+        cmocka_unit_test(auction_events_with_the_largest_numbers_fit),
+        cmocka_unit_test(auction_events_without_a_required_field_are_invalid),
+        cmocka_unit_test(auction_events_need_a_uuid_correlation_id),
+        cmocka_unit_test(auction_events_are_told_apart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
