@@ -28,10 +28,10 @@
 struct ctx {
     struct gf_http_ctx http;
     struct backend_app *app;
-    int64_t if_match;           /* the version If-Match names (PATCH) */
-    struct be_idem idem;        /* the Idempotency-Key (idem.key NULL: none) */
-    struct validate_value v[3]; /* the body's fields, in the order of the route's body fields */
-    int64_t list_user;          /* a list of user items cut to this user (0: everyone's) */
+    int64_t if_match;                             /* the version If-Match names (PATCH) */
+    struct be_idem idem;                          /* the Idempotency-Key (idem.key NULL: none) */
+    struct validate_value v[VALIDATE_FIELDS_MAX]; /* the body's fields, in the route's order */
+    int64_t list_user; /* a list of user items cut to this user (0: everyone's) */
 };
 
 static struct ctx *ctx_of(struct gf_http_ctx *h)
@@ -254,6 +254,113 @@ static void run_add_gxp(struct gf_http_ctx *h)
     reply_success(c, 0, replayed);
 }
 
+/* ---- auctions (auction.c) -------------------------------------------------------------- */
+
+static void run_auction_create(struct gf_http_ctx *h)
+{
+    struct ctx *c = ctx_of(h);
+    struct be_err err = {0};
+    int64_t id = 0;
+    c->idem.shape = BE_SHAPE_AUCTION;
+    if (c->v[3].num < AUCTION_DURATION_MIN_S || c->v[3].num > AUCTION_DURATION_MAX_S) {
+        reply_error(c, 400, "invalid_field",
+                    "\"durationSeconds\" must be an integer from 5 to 604800 (7 days)");
+        return;
+    }
+    if (!gf_http_api_may_act_for(h, c->v[0].num))
+        return;
+    enum gf_status st = auction_create(c->app, &h->who, c->v[0].num, c->v[1].num, c->v[2].num,
+                                       c->v[3].num, c->http.cid, &c->idem, &id, &err);
+    if (st != GF_OK) {
+        reply_status(c, st, &err);
+        return;
+    }
+    reply_success(c, id, false);
+}
+
+static void run_auction_bid(struct gf_http_ctx *h)
+{
+    struct ctx *c = ctx_of(h);
+    struct be_err err = {0};
+    int64_t id = 0;
+    bool replayed = false;
+    c->idem.shape = BE_SHAPE_CREATED;
+    c->idem.id_key = "bidId";
+    if (!gf_http_api_may_act_for(h, c->v[1].num))
+        return;
+    enum gf_status st = auction_bid(c->app, &h->who, c->v[0].num, c->v[1].num, c->v[2].num,
+                                    c->http.cid, &c->idem, &id, &replayed, &err);
+    if (st != GF_OK) {
+        reply_status(c, st, &err);
+        return;
+    }
+    reply_success(c, id, replayed);
+}
+
+static void run_auction_cancel(struct gf_http_ctx *h)
+{
+    struct ctx *c = ctx_of(h);
+    struct be_err err = {0};
+    c->idem.shape = BE_SHAPE_CREATED;
+    c->idem.id_key = "auctionId";
+    if (!gf_http_api_may_act_for(h, c->v[1].num))
+        return;
+    enum gf_status st =
+        auction_cancel(c->app, &h->who, c->v[0].num, c->v[1].num, c->http.cid, &c->idem, &err);
+    if (st != GF_OK) {
+        reply_status(c, st, &err);
+        return;
+    }
+    reply_success(c, c->v[0].num, false);
+}
+
+/* The answer body the store wrote (JSON text), or its error. */
+static void reply_text(struct ctx *c, enum gf_status st, const struct be_err *err, char *body,
+                       size_t len)
+{
+    if (st != GF_OK) {
+        reply_status(c, st, err);
+        return;
+    }
+    free(c->http.resp->body);
+    c->http.resp->status = 200;
+    c->http.resp->content_type = JSON_TYPE;
+    c->http.resp->body = body;
+    c->http.resp->body_len = len;
+}
+
+/* GET /auction?status=open|settled|cancelled&limit=&after= */
+static void run_auction_list(struct gf_http_ctx *h)
+{
+    struct ctx *c = ctx_of(h);
+    struct be_err err = {0};
+    struct be_page page = {0};
+    char *body = NULL;
+    size_t len = 0;
+    const char *status = gf_http_query(c->http.req, "status");
+    if (status != NULL && strcmp(status, "open") != 0 && strcmp(status, "settled") != 0 &&
+        strcmp(status, "cancelled") != 0) {
+        reply_error(c, 400, "invalid_field", "status must be open, settled or cancelled");
+        return;
+    }
+    enum gf_status st =
+        validate_page(gf_http_query(c->http.req, "limit"), gf_http_query(c->http.req, "after"),
+                      c->app->cfg->list_cap, &page, &err);
+    if (st == GF_OK)
+        st = auction_list(c->app, status, &page, &body, &len, &err);
+    reply_text(c, st, &err, body, len);
+}
+
+static void run_auction_get(struct gf_http_ctx *h)
+{
+    struct ctx *c = ctx_of(h);
+    struct be_err err = {0};
+    char *body = NULL;
+    size_t len = 0;
+    enum gf_status st = auction_get(c->app, c->http.path_id, &body, &len, &err);
+    reply_text(c, st, &err, body, len);
+}
+
 static void run_user_gxp(struct gf_http_ctx *h)
 {
     struct ctx *c = ctx_of(h);
@@ -467,6 +574,14 @@ static const struct gf_http_route routes[] = {
     {"/user/gxp", GF_HTTP_GET, true, NOBODY, run_user_gxp, SIGNED_IN},
     {"/gxp/get-all", GF_HTTP_GET, false, NOBODY, run_gxp_get_all, ADMIN},
     {"/gxp/transaction", GF_HTTP_GET, true, NOBODY, run_gxp_transaction, ADMIN},
+    {"/auction", GF_HTTP_GET, true, NOBODY, run_auction_list, SIGNED_IN},
+    {"/auction/create", GF_HTTP_POST, true, BODY(VALIDATE_BODY_AUCTION_CREATE), run_auction_create,
+     SIGNED_IN},
+    {"/auction/bid", GF_HTTP_POST, true, BODY(VALIDATE_BODY_AUCTION_BID), run_auction_bid,
+     SIGNED_IN},
+    {"/auction/cancel", GF_HTTP_POST, true, BODY(VALIDATE_BODY_AUCTION_CANCEL), run_auction_cancel,
+     SIGNED_IN},
+    {"/auction/:id", GF_HTTP_GET, true, NOBODY, run_auction_get, SIGNED_IN},
     {"/auth/login", GF_HTTP_POST, true, BODY(VALIDATE_BODY_LOGIN), run_login, PUBLIC},
     {"/auth/password", GF_HTTP_POST, true, BODY(VALIDATE_BODY_PASSWORD), run_password, SIGNED_IN},
     {"/item/svc-info", GF_HTTP_GET, false, NOBODY, run_svc_info, PUBLIC},

@@ -64,6 +64,10 @@ struct backend_config {
     int64_t login_max_failures;
     char *admin_name;
     char *admin_password;
+    int64_t saga_workers;
+    int64_t saga_poll_ms;
+    int64_t saga_lease_ms;
+    int64_t saga_batch;
 };
 extern const struct gf_config_def backend_config_defs[];
 extern const size_t backend_config_ndefs;
@@ -77,6 +81,7 @@ struct backend_app {
     struct gf_db_pool *pool;
     struct gf_grpc_client *gxp;
     struct relay *relay;
+    struct saga *saga;
     struct gf_auth_keys *keys; /* verify every token; sign those of POST /auth/login */
     atomic_bool migrated;
     /* The schema is in place and the first operator made: /readyz and the routes answer. */
@@ -106,7 +111,7 @@ enum gf_status be_db_failed(enum gf_status st, struct be_err *err);
 /* ---- idempotency.c: Idempotency-Key (the protocol is described at the top of the file) --- */
 /* The shape of a POST's 200 body: {"<id_key>":id,"correlationId"} (creates), the buy's
  * {"correlationId","buyItemResponse":{"userItemId","correlationId"}}, or {"correlationId"}. */
-enum be_shape { BE_SHAPE_CREATED, BE_SHAPE_BUY, BE_SHAPE_CID };
+enum be_shape { BE_SHAPE_CREATED, BE_SHAPE_BUY, BE_SHAPE_CID, BE_SHAPE_AUCTION };
 /* A request's Idempotency-Key and how its success answer looks. Operations that take one
  * (NULL or key NULL: none) store their answer in their own local transaction. */
 struct be_idem {
@@ -114,6 +119,7 @@ struct be_idem {
     const char *owner; /* the correlation id of this attempt, which holds the claim */
     enum be_shape shape;
     const char *id_key; /* BE_SHAPE_CREATED: "userId", "itemId", ... */
+    char ends_at[32];   /* BE_SHAPE_AUCTION: {"auctionId","correlationId","endsAt"} */
 };
 /* The 200 body of a POST (malloc'd; NULL without memory). */
 char *be_answer_body(const struct be_idem *idem, int64_t id, const char *cid);
@@ -324,6 +330,75 @@ enum gf_status events_admin_payload(const struct events_admin *a, const char *ci
                                     size_t n) GF_MUSTCHECK;
 /* Room for the text of an AdminActionEvent's payload. */
 #define EVENTS_ADMIN_HEX_MAX (2 * EVENTS_ADMIN_PAYLOAD_MAX + 3)
+
+/* The auction saga's events (proto/backend.proto). Outbid: user_id the outbid bidder, bid_id
+ * and amount its bid, new_bid_id and new_amount the bid that outbid it. Settled: user_id the
+ * seller, winner_id, bid_id and amount the winning bid (0: none), user_item_id where the unit
+ * went. Cancelled: user_id the seller, user_item_id where the unit went back. */
+enum events_auction_kind {
+    EVENTS_AUCTION_OUTBID,
+    EVENTS_AUCTION_SETTLED,
+    EVENTS_AUCTION_CANCELLED
+};
+struct events_auction {
+    enum events_auction_kind kind;
+    int64_t auction_id, user_id, item_id, bid_id, amount, new_bid_id, new_amount, winner_id,
+        user_item_id;
+    const char *cid; /* the event's correlation id, which names it */
+};
+#define EVENTS_AUCTION_PAYLOAD_MAX 128
+#define EVENTS_AUCTION_HEX_MAX (2 * EVENTS_AUCTION_PAYLOAD_MAX + 3)
+/* The event's name (its routing key). */
+const char *events_auction_name(enum events_auction_kind k);
+/* Encodes a as a bytea literal in hex, as events_buy_payload. GF_ERANGE for numbers past the
+ * proto's. */
+enum gf_status events_auction_payload(const struct events_auction *a, char *out,
+                                      size_t n) GF_MUSTCHECK;
+#define EVENTS_ACTION_AUCTION_CREATED_FOR_USER "auction_created_for_user"
+#define EVENTS_ACTION_AUCTION_BID_FOR_USER "auction_bid_for_user"
+#define EVENTS_ACTION_AUCTION_CANCELLED_FOR_USER "auction_cancelled_for_user"
+
+/* ---- auction.c: auctions, a durable saga (ARCHITECTURE.md §3d) --------------------------
+ * Requests run the saga's first steps in their own transactions; saga.c runs the rest. A user
+ * acts for itself (the caller checks who may act for user_id); an admin acting for another
+ * user is audited (AdminActionEvent auction_*_for_user). */
+#define AUCTION_DURATION_MIN_S 5
+#define AUCTION_DURATION_MAX_S 604800
+/* One unit of user item user_item_id (of user_id) into escrow, the auction open until now +
+ * duration_s, its settlement due then. *ends_at: ISO-8601. GF_ENOTFOUND (no such user item of
+ * that user), GF_ECONFLICT no_units / lock_conflict. */
+enum gf_status auction_create(struct backend_app *app, const struct gf_auth_claims *who,
+                              int64_t user_id, int64_t user_item_id, int64_t min_bid,
+                              int64_t duration_s, const char *cid, struct be_idem *idem,
+                              int64_t *auction_id, struct be_err *err) GF_MUSTCHECK;
+/* A bid: the bidder's GXP taken through the two-phase commit with gxp (SUBTRACT), the bid
+ * leading, a refund of the bid it outbid due at once. GF_ENOTFOUND auction_not_found /
+ * user_not_found, GF_ECONFLICT auction_closed / bid_too_low / seller_cannot_bid /
+ * insufficient_gxp / lock_conflict. */
+enum gf_status auction_bid(struct backend_app *app, const struct gf_auth_claims *who,
+                           int64_t auction_id, int64_t user_id, int64_t amount, const char *cid,
+                           const struct be_idem *idem, int64_t *bid_id, bool *replayed,
+                           struct be_err *err) GF_MUSTCHECK;
+/* The seller's cancellation before any bid: the unit goes back. GF_EFORBIDDEN not_seller,
+ * GF_ECONFLICT auction_closed / auction_has_bids. */
+enum gf_status auction_cancel(struct backend_app *app, const struct gf_auth_claims *who,
+                              int64_t auction_id, int64_t user_id, const char *cid,
+                              const struct be_idem *idem, struct be_err *err) GF_MUSTCHECK;
+/* {"auctions":[...]} of status (NULL: any), keyset-paged by id. */
+enum gf_status auction_list(struct backend_app *app, const char *status, const struct be_page *page,
+                            char **out, size_t *len, struct be_err *err) GF_MUSTCHECK;
+/* One auction with its bids and its saga's steps. GF_ENOTFOUND. */
+enum gf_status auction_get(struct backend_app *app, int64_t id, char **out, size_t *len,
+                           struct be_err *err) GF_MUSTCHECK;
+
+/* ---- saga.c: the saga's due steps, run by any replica ---------------------------------- */
+struct saga;
+/* Starts the step runners (BACKEND_SAGA_WORKERS threads, their own database connections): each
+ * claims due steps under a lease and runs them. NULL only on a resource failure. */
+struct saga *saga_start(struct backend_app *app);
+/* A step is due now (a bid wrote a refund): run it without waiting for the poll. */
+void saga_kick(struct saga *s);
+void saga_stop(struct saga *s);
 
 /* ---- relay.c: event_outbox → RabbitMQ (a few threads; safe with several replicas) ----- */
 struct relay;

@@ -119,6 +119,14 @@ const struct gf_config_def backend_config_defs[] = {
      "an operator (role admin) created at start when no one has this name (empty: none)"},
     {"BACKEND_ADMIN_PASSWORD", GF_CFG_STRING, "", 0, 0, true, F(admin_password),
      "that operator's first password (used only to create it)"},
+    {"BACKEND_SAGA_WORKERS", GF_CFG_INT, "2", 1, 16, false, F(saga_workers),
+     "threads that run the auction saga's due steps (settlements, refunds, payouts)"},
+    {"BACKEND_SAGA_POLL_MS", GF_CFG_INT, "200", 10, 60000, false, F(saga_poll_ms),
+     "how often an idle saga worker looks for due steps (a due settlement waits at most this)"},
+    {"BACKEND_SAGA_LEASE_MS", GF_CFG_INT, "15000", 1000, 600000, false, F(saga_lease_ms),
+     "how long a claimed step is its runner's; a dead replica's steps are taken over after it"},
+    {"BACKEND_SAGA_BATCH", GF_CFG_INT, "32", 1, 1000, false, F(saga_batch),
+     "due steps a worker claims at once"},
 };
 const size_t backend_config_ndefs = sizeof backend_config_defs / sizeof backend_config_defs[0];
 

@@ -9,7 +9,8 @@
 #include "coordinator.h"
 #include "gf/metrics.h"
 
-const char *const coord_kind_names[NKINDS] = {"buy", "add_gxp"};
+const char *const coord_kind_names[NKINDS] = {"buy", "add_gxp", "bid", "auction_refund",
+                                              "auction_payout"};
 const char *const coord_outcome_names[NOUTCOMES] = {"succeeded", "failed", "unknown"};
 
 enum outcome coord_outcome_of(const char *state)
@@ -33,7 +34,7 @@ enum prepare_result {
 static const char *const prepare_names[NPREP] = {"prepared", "refused", "unavailable", "timeout",
                                                  "error"};
 
-static const char *const decider_names[NDECIDERS] = {"buy", "add_gxp", "resolve"};
+static const char *const decider_names[NDECIDERS] = {"buy", "add_gxp", "resolve", "bid", "saga"};
 static const char *const resolve_names[NRESOLVE] = {"succeeded", "failed", "unavailable",
                                                     "invalid"};
 

@@ -49,8 +49,8 @@ static bool adds_in_flight(struct backend_app *app, int64_t user_id, const char 
  * (replication lag) — with back-off up to BACKEND_RYW_WAIT_MS: a client that adds then buys
  * expects to spend what it was told it has. Prepare is idempotent per id. A refusal that
  * stands ends the buy as a conflict with the balance: 409 insufficient_gxp (SPEC §2). */
-static enum gf_status prepare_subtract(struct backend_app *app, int64_t user_id, int64_t amount,
-                                       const char *cid, struct be_err *err)
+enum gf_status coord_prepare_subtract(struct backend_app *app, int64_t user_id, int64_t amount,
+                                      const char *cid, struct be_err *err)
 {
     enum gf_status st = GF_EINTERNAL;
     struct gf_deadline deadline = gf_deadline_in_ms(app->cfg->ryw_wait_ms);
@@ -72,8 +72,8 @@ static enum gf_status prepare_subtract(struct backend_app *app, int64_t user_id,
  * X-Correlation-Id names one transaction at most, so a reused id can never touch, decide or
  * answer for another request's transaction. GF_EEXISTS when cid names one already (see
  * settle_existing). */
-static enum gf_status claim(struct backend_app *app, const char *cid, enum tx_kind kind,
-                            int64_t user_id, int64_t item_id, int64_t amount, struct be_err *err)
+enum gf_status coord_claim(struct backend_app *app, const char *cid, enum tx_kind kind,
+                           int64_t user_id, int64_t item_id, int64_t amount, struct be_err *err)
 {
     char u[24], i[24], a[24];
     snprintf(u, sizeof u, "%" PRId64, user_id);
@@ -138,6 +138,11 @@ out:
     if (o == OUTCOME_UNKNOWN)
         GF_WARN("decision not recorded (gxp's resolver will ask) state=failed");
     return o;
+}
+
+enum outcome coord_decide_failed(struct backend_app *app, const char *cid, enum decider who)
+{
+    return decide_failed(app, cid, who, false);
 }
 
 /* A correlation id that names a transaction already (a client resent its X-Correlation-Id,
@@ -549,7 +554,7 @@ enum gf_status coord_buy(struct backend_app *app, const struct gf_auth_claims *w
     if (st != GF_OK)
         return st;
     /* Free buys claim their id too: it names their event, and one transaction at most. */
-    st = claim(app, cid, KIND_BUY, user_id, item_id, b.cost, err);
+    st = coord_claim(app, cid, KIND_BUY, user_id, item_id, b.cost, err);
     if (st == GF_EEXISTS)
         return settle_existing(app, cid, KIND_BUY, user_id, item_id, b.cost, user_item_id, replayed,
                                err);
@@ -557,7 +562,7 @@ enum gf_status coord_buy(struct backend_app *app, const struct gf_auth_claims *w
         return st;
     if (b.cost > 0) {
         coord_count_started(KIND_BUY);
-        st = prepare_subtract(app, user_id, b.cost, cid, err);
+        st = coord_prepare_subtract(app, user_id, b.cost, cid, err);
         coord_count_prepared(KIND_BUY, st);
         if (st != GF_OK) { /* it may have reached gxp: decide */
             coord_count_outcome(KIND_BUY, decide_failed(app, cid, DECIDER_BUY, false));
@@ -632,7 +637,7 @@ enum gf_status coord_add_gxp(struct backend_app *app, const struct gf_auth_claim
     enum gf_status st = store_user_exists(app, user_id, err);
     if (st != GF_OK)
         return st;
-    st = claim(app, cid, KIND_ADD_GXP, user_id, 0, amount, err);
+    st = coord_claim(app, cid, KIND_ADD_GXP, user_id, 0, amount, err);
     if (st == GF_EEXISTS) {
         int64_t none;
         return settle_existing(app, cid, KIND_ADD_GXP, user_id, 0, amount, &none, replayed, err);

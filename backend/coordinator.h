@@ -11,7 +11,8 @@
 #include "gxp.pb-c.h"
 
 /* The kinds of transaction the coordinator runs, as coord_transactions.kind names them. */
-enum tx_kind { KIND_BUY, KIND_ADD_GXP, NKINDS };
+/* bid, refund and payout are the auction saga's gxp steps (auction.c, saga.c). */
+enum tx_kind { KIND_BUY, KIND_ADD_GXP, KIND_BID, KIND_REFUND, KIND_PAYOUT, NKINDS };
 extern const char *const coord_kind_names[NKINDS];
 
 /* The decision that stands for a transaction; unknown when it could not be read (backend-db
@@ -22,8 +23,16 @@ extern const char *const coord_outcome_names[NOUTCOMES];
  * one place where its text is read. */
 enum outcome coord_outcome_of(const char *state);
 
-/* Who inserted a decision row: a buy or add-gxp, or ResolveTransaction (asked by gxp). */
-enum decider { DECIDER_BUY, DECIDER_ADD_GXP, DECIDER_RESOLVE, NDECIDERS };
+/* Who inserted a decision row: a buy, add-gxp or bid, a saga step (refund, payout), or
+ * ResolveTransaction (asked by gxp). */
+enum decider {
+    DECIDER_BUY,
+    DECIDER_ADD_GXP,
+    DECIDER_RESOLVE,
+    DECIDER_BID,
+    DECIDER_SAGA,
+    NDECIDERS
+};
 
 enum resolve_answer {
     RESOLVE_SUCCEEDED,
@@ -34,6 +43,19 @@ enum resolve_answer {
 };
 
 enum lock_event { LOCK_CONFLICT, LOCK_RETRY, LOCK_EXHAUSTED, NLOCK_EVENTS };
+
+/* ---- coordinator.c: the protocol's pieces that the auction saga shares ------------------- */
+/* Claims cid for one transaction (coord_transactions) before anything happens under it.
+ * GF_EEXISTS when cid names one already. item_id 0: none. */
+enum gf_status coord_claim(struct backend_app *app, const char *cid, enum tx_kind kind,
+                           int64_t user_id, int64_t item_id, int64_t amount,
+                           struct be_err *err) GF_MUSTCHECK;
+/* Prepares SUBTRACT of amount under cid, waiting out replication lag of the user's recent
+ * adds; a refusal that stands is GF_ECONFLICT insufficient_gxp. */
+enum gf_status coord_prepare_subtract(struct backend_app *app, int64_t user_id, int64_t amount,
+                                      const char *cid, struct be_err *err) GF_MUSTCHECK;
+/* Records 'failed' for cid unless a decision exists; answers the decision that stands. */
+enum outcome coord_decide_failed(struct backend_app *app, const char *cid, enum decider who);
 
 /* ---- coord_metrics.c: every series registered by coord_metrics_init (backend.h) or on the
  * first use of a gRPC code, so the hot path is one relaxed atomic add ----------------------- */

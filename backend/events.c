@@ -5,6 +5,7 @@
 
 #include "backend.h"
 #include "backend.pb-c.h"
+#include "gf/amqp.h"
 #include "gf/uuid.h"
 
 /* buf[0..len) as a bytea literal in hex ("\\x..."): out holds at least 2 * len + 3 bytes. */
@@ -77,6 +78,82 @@ enum gf_status events_admin_payload(const struct events_admin *a, const char *ci
     if (len > sizeof buf || n < 2 * len + 3)
         return GF_ETOOBIG;
     backend__admin_action_event__pack(&e, buf);
+    bytea_hex(buf, len, out);
+    return GF_OK;
+}
+
+const char *events_auction_name(enum events_auction_kind k)
+{
+    switch (k) {
+    case EVENTS_AUCTION_OUTBID:
+        return GF_EVENT_AUCTION_OUTBID;
+    case EVENTS_AUCTION_SETTLED:
+        return GF_EVENT_AUCTION_SETTLED;
+    case EVENTS_AUCTION_CANCELLED:
+        return GF_EVENT_AUCTION_CANCELLED;
+    }
+    return "";
+}
+
+enum gf_status events_auction_payload(const struct events_auction *a, char *out, size_t n)
+{
+    if (a->auction_id <= 0 || !u32(a->auction_id) || !u32(a->user_id) || !u32(a->item_id) ||
+        !u32(a->bid_id) || !u32(a->amount) || !u32(a->new_bid_id) || !u32(a->new_amount) ||
+        !u32(a->winner_id) || !u32(a->user_item_id))
+        return GF_ERANGE;
+    uint8_t buf[EVENTS_AUCTION_PAYLOAD_MAX];
+    size_t len = 0;
+    switch (a->kind) {
+    case EVENTS_AUCTION_OUTBID: {
+        Backend__AuctionOutbidEvent e = BACKEND__AUCTION_OUTBID_EVENT__INIT;
+        e.auctionid = (uint32_t)a->auction_id;
+        e.userid = (uint32_t)a->user_id;
+        e.bidid = (uint32_t)a->bid_id;
+        e.amount = (uint32_t)a->amount;
+        e.newbidid = (uint32_t)a->new_bid_id;
+        e.newamount = (uint32_t)a->new_amount;
+        e.itemid = (uint32_t)a->item_id;
+        e.correlationid = (char *)a->cid;
+        len = backend__auction_outbid_event__get_packed_size(&e);
+        if (len > sizeof buf)
+            return GF_ETOOBIG;
+        backend__auction_outbid_event__pack(&e, buf);
+        break;
+    }
+    case EVENTS_AUCTION_SETTLED: {
+        Backend__AuctionSettledEvent e = BACKEND__AUCTION_SETTLED_EVENT__INIT;
+        e.auctionid = (uint32_t)a->auction_id;
+        e.sellerid = (uint32_t)a->user_id;
+        e.winnerid = (uint32_t)a->winner_id;
+        e.itemid = (uint32_t)a->item_id;
+        e.amount = (uint32_t)a->amount;
+        e.bidid = (uint32_t)a->bid_id;
+        e.useritemid = (uint32_t)a->user_item_id;
+        e.correlationid = (char *)a->cid;
+        len = backend__auction_settled_event__get_packed_size(&e);
+        if (len > sizeof buf)
+            return GF_ETOOBIG;
+        backend__auction_settled_event__pack(&e, buf);
+        break;
+    }
+    case EVENTS_AUCTION_CANCELLED: {
+        Backend__AuctionCancelledEvent e = BACKEND__AUCTION_CANCELLED_EVENT__INIT;
+        e.auctionid = (uint32_t)a->auction_id;
+        e.sellerid = (uint32_t)a->user_id;
+        e.itemid = (uint32_t)a->item_id;
+        e.useritemid = (uint32_t)a->user_item_id;
+        e.correlationid = (char *)a->cid;
+        len = backend__auction_cancelled_event__get_packed_size(&e);
+        if (len > sizeof buf)
+            return GF_ETOOBIG;
+        backend__auction_cancelled_event__pack(&e, buf);
+        break;
+    }
+    default:
+        return GF_EINVAL;
+    }
+    if (n < 2 * len + 3)
+        return GF_ETOOBIG;
     bytea_hex(buf, len, out);
     return GF_OK;
 }

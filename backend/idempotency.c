@@ -73,6 +73,10 @@ char *be_answer_body(const struct be_idem *idem, int64_t id, const char *cid)
     case BE_SHAPE_CID:
         n = asprintf(&out, "{\"correlationId\":\"%s\"}", cid);
         break;
+    case BE_SHAPE_AUCTION:
+        n = asprintf(&out, "{\"auctionId\":%" PRId64 ",\"correlationId\":\"%s\",\"endsAt\":\"%s\"}",
+                     id, cid, idem->ends_at);
+        break;
     }
     return n < 0 ? NULL : out;
 }

@@ -91,6 +91,10 @@ int main(int argc, char **argv)
     app.relay = relay_start(&app);
     if (app.relay == NULL)
         goto out;
+    /* The auction saga's runners; they too wait for the schema by themselves. */
+    app.saga = saga_start(&app);
+    if (app.saga == NULL)
+        goto out;
     struct gf_amqp_options amqp = {.url = cfg.amqp_url,
                                    .password = cfg.amqp_password,
                                    .ca_file = cfg.amqp_ca,
@@ -135,6 +139,7 @@ out:
     gf_http_server_stop(http);
     gf_grpc_server_stop(grpc, (int)gf_deadline_left_ms(grace));
     gf_amqp_consumer_stop(event_log);
+    saga_stop(app.saga);
     relay_stop(app.relay);
     gf_grpc_client_free(app.gxp);
     gf_db_pool_free(app.pool);

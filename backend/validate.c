@@ -43,6 +43,17 @@ static const struct validate_field user_item_create[] = {
 static const struct validate_field gxp_add[] = {{"userId", VALIDATE_ID, true},
                                                 {"amount", VALIDATE_COUNT, true}};
 
+static const struct validate_field auction_create_body[] = {
+    {"userId", VALIDATE_ID, true},
+    {"userItemId", VALIDATE_ID, true},
+    {"minBid", VALIDATE_COUNT, true},
+    {"durationSeconds", VALIDATE_COUNT, true}};
+static const struct validate_field auction_bid_body[] = {{"auctionId", VALIDATE_ID, true},
+                                                         {"userId", VALIDATE_ID, true},
+                                                         {"amount", VALIDATE_COUNT, true}};
+static const struct validate_field auction_cancel_body[] = {{"auctionId", VALIDATE_ID, true},
+                                                            {"userId", VALIDATE_ID, true}};
+
 #define NFIELDS(f) (sizeof f / sizeof f[0])
 const struct validate_body_def validate_bodies[VALIDATE_NBODIES] = {
     [VALIDATE_BODY_USER_CREATE] = {user_create, NFIELDS(user_create)},
@@ -50,6 +61,9 @@ const struct validate_body_def validate_bodies[VALIDATE_NBODIES] = {
     [VALIDATE_BODY_ITEM_PATCH] = {item_patch, NFIELDS(item_patch)},
     [VALIDATE_BODY_MARKETPLACE_CREATE] = {marketplace_create, NFIELDS(marketplace_create)},
     [VALIDATE_BODY_BUY] = {buy, NFIELDS(buy)},
+    [VALIDATE_BODY_AUCTION_CREATE] = {auction_create_body, NFIELDS(auction_create_body)},
+    [VALIDATE_BODY_AUCTION_BID] = {auction_bid_body, NFIELDS(auction_bid_body)},
+    [VALIDATE_BODY_AUCTION_CANCEL] = {auction_cancel_body, NFIELDS(auction_cancel_body)},
     [VALIDATE_BODY_USER_ITEM_CREATE] = {user_item_create, NFIELDS(user_item_create)},
     [VALIDATE_BODY_GXP_ADD] = {gxp_add, NFIELDS(gxp_add)},
     [VALIDATE_BODY_LOGIN] = {login, NFIELDS(login)},

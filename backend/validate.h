@@ -48,9 +48,13 @@ enum validate_body_kind {
     VALIDATE_BODY_GXP_ADD,            /* POST /user/gxp/add {userId, amount} */
     VALIDATE_BODY_LOGIN,              /* POST /auth/login {name, password} */
     VALIDATE_BODY_PASSWORD,           /* POST /auth/password {password?, newPassword, userId?} */
+    VALIDATE_BODY_AUCTION_CREATE,     /* POST /auction/create {userId, userItemId, minBid,
+                                         durationSeconds} */
+    VALIDATE_BODY_AUCTION_BID,        /* POST /auction/bid {auctionId, userId, amount} */
+    VALIDATE_BODY_AUCTION_CANCEL,     /* POST /auction/cancel {auctionId, userId} */
     VALIDATE_NBODIES
 };
-#define VALIDATE_FIELDS_MAX 3 /* fields of the largest body */
+#define VALIDATE_FIELDS_MAX 4 /* fields of the largest body */
 
 struct validate_body_def {
     const struct validate_field *fields;

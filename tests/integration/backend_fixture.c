@@ -613,7 +613,9 @@ static int check_event_invariants(struct backend_world *w)
                                            " AND c.kind IS DISTINCT FROM 'buy'"),
                         "every outbox buy event belongs to a buy");
     bad += violation(sql_ll(w->backend, "SELECT count(*) FROM event_outbox WHERE event_name"
-                                        " NOT IN ('BuyItemEvent', 'AdminActionEvent')"),
+                                        " NOT IN ('BuyItemEvent', 'AdminActionEvent',"
+                                        " 'AuctionOutbidEvent', 'AuctionSettledEvent',"
+                                        " 'AuctionCancelledEvent')"),
                      "the outbox holds known events only");
     /* Published rows may have been pruned from the outbox: what must hold is that every
      * event still there is stored, every succeeded buy is stored, and nothing else is. */
@@ -645,6 +647,20 @@ static int check_event_invariants(struct backend_world *w)
     bad += violation(sql_ll_param(w->eventlog, audits_missing_sql, audits),
                      "every audit event of the outbox is stored in eventlog-db");
     free(audits);
+    /* The auction saga's events: each (name, correlation id) of the outbox stored once. */
+    char *auction = sql_dup(w->backend, "SELECT coalesce(string_agg(event_name || '=' ||"
+                                        " correlation_id, ','), '') FROM event_outbox"
+                                        " WHERE event_name LIKE 'Auction%%Event'");
+    static const char auction_missing_sql[] =
+        "SELECT count(*) FROM (SELECT split_part(x, '=', 1) AS name,"
+        " split_part(x, '=', 2)::uuid AS cid FROM unnest(string_to_array($1, ',')) x) o"
+        " WHERE (SELECT count(*) FROM event e WHERE e.correlation_id = o.cid"
+        " AND e.event_name = o.name) <> 1";
+    while (sql_ll_param(w->eventlog, auction_missing_sql, auction) != 0 && gf_mono_ms() < end)
+        usleep(20 * 1000);
+    bad += violation(sql_ll_param(w->eventlog, auction_missing_sql, auction),
+                     "every auction event of the outbox is stored in eventlog-db, once");
+    free(auction);
     bad += violation(sql_ll(w->eventlog, "SELECT count(*) FROM event a WHERE a.event_name ="
                                          " 'AdminActionEvent' AND a.data->>'action' ="
                                          " 'item_bought_for_user' AND NOT EXISTS (SELECT 1"
@@ -680,6 +696,103 @@ static int check_event_invariants(struct backend_world *w)
     bad += violation(sql_ll(w->backend, "SELECT count(*) FROM event_outbox"
                                         " WHERE published_at IS NULL") != 0,
                      "the relay published every event");
+    return bad;
+}
+
+int wait_saga_idle(struct backend_world *w, int timeout_ms)
+{
+    int64_t end = gf_mono_ms() + timeout_ms;
+    do {
+        if (sql_ll(w->backend, "SELECT count(*) FROM saga_steps WHERE state = 'pending'"
+                               " AND due_at < now() + interval '1 second'") == 0)
+            return 0;
+        usleep(50 * 1000);
+    } while (gf_mono_ms() < end);
+    fprintf(stderr, "saga steps still pending:\n");
+    PGresult *r = PQexec(w->backend, "SELECT id, auction_id, kind, attempts, due_at, lease_until,"
+                                     " last_error FROM saga_steps WHERE state = 'pending'");
+    for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r) && i < 20; i++)
+        fprintf(stderr, "  step %s auction %s %s attempts %s due %s lease %s error %s\n",
+                PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
+                PQgetvalue(r, i, 4), PQgetvalue(r, i, 5), PQgetvalue(r, i, 6));
+    PQclear(r);
+    return -1;
+}
+
+/* The succeeded decisions of backend-db's gxp transactions, signed as they move a user's GXP:
+ * (user_id, kind, delta). */
+#define LEDGER_CTE                                                                                 \
+    "WITH l AS (SELECT c.user_id, c.kind, CASE WHEN c.kind IN ('buy', 'bid') THEN -c.amount"       \
+    " ELSE c.amount END AS delta FROM coord_transactions c JOIN transaction_outbox o"              \
+    " USING (correlation_id) WHERE o.state = 'succeeded' AND c.amount > 0) "
+
+/* The auction saga (issue 16), at a quiescent point: GXP is conserved — for every user, the
+ * balance gxp holds = its credits − its buys − its bids + its refunds + its proceeds, all from
+ * backend-db's succeeded decisions; what the bids took and the saga has not paid back or out
+ * (escrow) = the leading bids of open auctions; every outbid bid refunded exactly once, every
+ * won auction paid out once; every unit auctioned has one owner; no auction open past its end;
+ * one event per settlement, outbid bid and cancellation. */
+static int check_auction_invariants(struct backend_world *w)
+{
+    int bad = violation(wait_saga_idle(w, 20000) != 0,
+                        "the saga's due steps all ran (none pending past its due time)");
+    assert_int_equal(wait_no_pending(w, 15000), 0);
+    char *ledger = sql_dup(w->backend, LEDGER_CTE
+                           "SELECT coalesce(string_agg(user_id || ':' || s, ','), '') FROM"
+                           " (SELECT user_id, sum(delta) s FROM l GROUP BY user_id) x");
+    bad += violation(
+        sql_ll_param(w->gxp,
+                     "WITH x AS (SELECT split_part(e, ':', 1)::bigint u,"
+                     " split_part(e, ':', 2)::bigint s FROM unnest(string_to_array($1, ',')) e)"
+                     " SELECT count(*) FROM balance b FULL JOIN x ON x.u = b.user_id"
+                     " WHERE coalesce(b.balance, 0) <> coalesce(x.s, 0)",
+                     ledger),
+        "GXP conserved: each balance = credits - buys - bids + refunds + proceeds");
+    free(ledger);
+    bad += violation(sql_ll(w->backend,
+                            LEDGER_CTE "SELECT (SELECT coalesce(-sum(delta), 0) FROM l"
+                                       " WHERE kind IN ('bid', 'auction_refund', 'auction_payout'))"
+                                       " - (SELECT coalesce(sum(leading_amount), 0) FROM auctions"
+                                       " WHERE status = 'open')") != 0,
+                     "escrow (bids - refunds - payouts) = the leading bids of open auctions");
+    bad += violation(
+        sql_ll(w->backend,
+               "SELECT count(*) FROM auction_bids b WHERE (b.outbid_by IS NOT NULL) <>"
+               " EXISTS (SELECT 1 FROM saga_steps s WHERE s.kind = 'refund' AND s.bid_id = b.id"
+               " AND s.state = 'done')"
+               " OR (SELECT count(*) FROM saga_steps s JOIN transaction_outbox o"
+               " ON o.correlation_id = s.correlation_id WHERE s.kind = 'refund'"
+               " AND s.bid_id = b.id AND o.state = 'succeeded') > 1"),
+        "every outbid bid refunded once (a done refund step), no other bid refunded");
+    bad += violation(sql_ll(w->backend,
+                            "SELECT count(*) FROM auctions a WHERE a.status = 'settled' AND"
+                            " (a.leading_bid_id IS NOT NULL) <> EXISTS (SELECT 1 FROM saga_steps s"
+                            " WHERE s.auction_id = a.id AND s.kind = 'payout' AND s.state = 'done'"
+                            " AND s.amount = a.leading_amount AND s.user_id = a.seller_id)"),
+                     "every won auction's seller paid out the winning amount once");
+    bad += violation(
+        sql_ll(w->backend,
+               "SELECT count(*) FROM auctions WHERE (status = 'open') = (result_user_item_id IS"
+               " NOT NULL) OR (status = 'open' AND ends_at < now() - interval '5 seconds')"
+               " OR (status = 'settled' AND leading_user_id IS NOT NULL AND"
+               " (SELECT user_id FROM user_items WHERE id = result_user_item_id)"
+               " <> leading_user_id)"),
+        "every auctioned unit has one owner (the winner, or the seller again); none open "
+        "past its end + 5 s");
+    bad += violation(
+        sql_ll(w->backend,
+               "SELECT (SELECT count(*) FROM auctions a WHERE status <> 'open' AND"
+               " (SELECT count(*) FROM event_outbox e WHERE e.correlation_id = a.correlation_id"
+               " AND e.event_name = CASE a.status WHEN 'settled' THEN 'AuctionSettledEvent'"
+               " ELSE 'AuctionCancelledEvent' END) <> 1)"
+               " + (SELECT count(*) FROM auction_bids b JOIN auction_bids n ON n.id = b.outbid_by"
+               " WHERE (SELECT count(*) FROM event_outbox e WHERE e.correlation_id ="
+               " n.correlation_id AND e.event_name = 'AuctionOutbidEvent') <> 1)"
+               " + (SELECT count(*) FROM event_outbox e WHERE e.event_name LIKE 'Auction%%Event'"
+               " AND NOT EXISTS (SELECT 1 FROM auctions a WHERE a.correlation_id ="
+               " e.correlation_id) AND NOT EXISTS (SELECT 1 FROM auction_bids b"
+               " WHERE b.correlation_id = e.correlation_id))"),
+        "one event per settlement, cancellation and outbid bid, and no other");
     return bad;
 }
 
@@ -728,10 +841,12 @@ int check_invariants(struct backend_world *w)
                      "every 'succeeded' decision of backend-db has a COMMITTED gxp transaction");
     free(outbox);
 
-    /* Stock: nothing created or lost — user items + marketplace stock = stock ever created. */
+    /* Stock: nothing created or lost — user items + marketplace stock + the units in escrow
+     * (one per open auction) = stock ever created. */
     long long stock =
         sql_ll(w->backend, "SELECT (SELECT coalesce(sum(count), 0) FROM user_items)"
-                           " + (SELECT coalesce(sum(count), 0) FROM marketplace_items)");
+                           " + (SELECT coalesce(sum(count), 0) FROM marketplace_items)"
+                           " + (SELECT count(*) FROM auctions WHERE status = 'open')");
     long long created = atomic_load(&w->stock_created);
     if (stock != created)
         fprintf(stderr, "stock: %lld in user items and marketplace, %lld created\n", stock,
@@ -747,6 +862,7 @@ int check_invariants(struct backend_world *w)
                                users),
                   "every backend user has a gxp balance");
     free(users);
+    bad += check_auction_invariants(w);
     if (w->opt.events && w->eventlog != NULL)
         bad += check_event_invariants(w);
     return bad;

@@ -157,6 +157,10 @@ int wait_until_finalized(struct backend_world *w, const char *cid, int timeout_m
 /* No PENDING transaction left on gxp-db. 0, or -1 after timeout_ms. */
 int wait_no_pending(struct backend_world *w, int timeout_ms);
 
+/* No auction saga step pending that is due (within a second). 0, or -1 after timeout_ms
+ * (prints what is left). */
+int wait_saga_idle(struct backend_world *w, int timeout_ms);
+
 /* SPEC §5 across both databases (waits for pending transactions first); prints each
  * violation and returns how many invariants failed. */
 int check_invariants(struct backend_world *w);
