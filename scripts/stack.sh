@@ -368,8 +368,8 @@ write_nginx_conf() {
     make_dir "$dir/tmp"
     cat >"$dir/nginx.conf.new" <<NGINX
 # Written by scripts/stack.sh at each 'up': the local ingress, with the Kubernetes Ingress's
-# routes (/gxp and /marketplace -> backend-svc-1, /item, /user and /auth -> backend-svc-2) and
-# /eventlog.
+# routes (/gxp, /marketplace and /auction -> backend-svc-1, /item, /user and /auth ->
+# backend-svc-2) and /eventlog.
 worker_processes 1;
 pid $dir/nginx.pid;
 error_log $STATE_DIR/log/$1.log warn;
@@ -435,6 +435,7 @@ http {
         location = /healthz { default_type text/plain; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 200 "ok\\n"; }
         location /gxp { proxy_pass http://backend_svc_1; }
         location /marketplace { proxy_pass http://backend_svc_1; }
+        location /auction { proxy_pass http://backend_svc_1; }
         location /item { proxy_pass http://backend_svc_2; }
         location /user { proxy_pass http://backend_svc_2; }
         location /auth { proxy_pass http://backend_svc_2; }

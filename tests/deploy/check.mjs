@@ -39,6 +39,7 @@ const CLI_DOCKERFILE = { image: "gf-cli", program: "gf", target: "gf-cli", docke
 const ROUTES = {
   "/gxp": "backend-svc-1",
   "/marketplace": "backend-svc-1",
+  "/auction": "backend-svc-1", // SPEC §2b
   "/item": "backend-svc-2",
   "/user": "backend-svc-2",
   "/auth": "backend-svc-2",
@@ -304,7 +305,7 @@ async function checkRendered(label, objs, { overlay }) {
     }
     if (!same(Object.entries(routes).map(String), Object.entries(ROUTES).map(String)))
       problems.push(`routes ${JSON.stringify(routes)} != ${JSON.stringify(ROUTES)}`);
-    check(`${label}: the Ingress has the original's routes plus /eventlog, to Services that serve them`, problems);
+    check(`${label}: the Ingress has the original's routes plus /eventlog and /auction, to Services that serve them`, problems);
   }
 
   // Probes and resources.

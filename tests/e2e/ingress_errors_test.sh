@@ -88,6 +88,15 @@ http_conf() {
     printf '    access_log %s/access.log;\n%s\n}\n' "$dir" "$2"
 }
 
+# error_log NAME: the ingress's error log (the local stack's names its own).
+error_log() {
+    if [[ $1 == stack ]]; then
+        printf '%s' "$TMP/stack-state/log/ingress.log"
+    else
+        printf '%s' "$TMP/$1/error.log"
+    fi
+}
+
 # The local stack's: scripts/stack.sh's own function, run with this test's ports.
 # shellcheck disable=SC2034 # the variables are write_nginx_conf's
 write_stack_conf() {
@@ -266,6 +275,20 @@ for name in stack compose k8s; do
     st=$(req "$port" "$o")
     expect_ok "$name" "dead upstream" "$o" 502 error
     ok "$name: a dead upstream answers 502 in the error body with X-Correlation-Id"
+
+    # /auction (SPEC §2b) goes to backend-svc-1 (the dead port here, as nginx's error log names
+    # it): the list with its query string, the POSTs and an auction by id.
+    for what in 'GET /auction' 'GET /auction?status=open&limit=5&after=3' 'POST /auction/create' \
+        'POST /auction/bid' 'POST /auction/cancel' 'GET /auction/7'; do
+        URL_PATH=${what#* }
+        body=()
+        [[ $what == POST* ]] && body=(-H 'Content-Type: application/json' -d '{}')
+        st=$(req "$port" "$o" -X "${what%% *}" "${body[@]}")
+        expect_ok "$name" "$what" "$o" 502 error
+        grep -qF "request: \"$what HTTP/1.1\", upstream: \"http://127.0.0.1:$DEAD/" \
+            "$(error_log "$name")" || fail "$name: $what did not go to backend-svc-1"
+    done
+    ok "$name: /auction, its query string and every path under it go to backend-svc-1"
 
     # An API's headers on a proxied answer and on one nginx makes itself; no version.
     for URL_PATH in /user/svc-info /no/such/path; do
