@@ -27,25 +27,31 @@ enum cli_exit {
 
 /* What a positional argument must be; numbers are checked against SPEC §2's ranges. */
 enum cli_arg_kind {
-    CLI_ARG_NAME,  /* a non-empty string */
-    CLI_ARG_ID,    /* 1..2^31-1 */
-    CLI_ARG_COUNT, /* 1..2^31-1 (counts and amounts) */
-    CLI_ARG_COST,  /* 0..2^31-1 */
-    CLI_ARG_CID,   /* a correlation id: a UUID */
+    CLI_ARG_NAME,     /* a non-empty string */
+    CLI_ARG_ID,       /* 1..2^31-1 */
+    CLI_ARG_COUNT,    /* 1..2^31-1 (counts and amounts) */
+    CLI_ARG_COST,     /* 0..2^31-1 */
+    CLI_ARG_CID,      /* a correlation id: a UUID */
+    CLI_ARG_DURATION, /* an auction's length in seconds: 5..604800 (7 days) */
 };
 
+/* An optional argument may stand before required ones ("auction-bid <auctionId> [userId]
+ * <amount>"): the arguments given fill the required ones, and the optional ones from the left
+ * only with those left over. */
 struct cli_arg {
     const char *name;
     enum cli_arg_kind kind;
     bool optional;
+    const char *omitted; /* an optional one: what leaving it out means (the usage says) */
 };
 
-#define CLI_MAX_ARGS 3
+#define CLI_MAX_ARGS 4
 
 /* The options a command accepts after its name (a bit set). */
 enum cli_opt {
     CLI_OPT_PASSWORD_STDIN = 1, /* --password-stdin: password lines from stdin, never a prompt */
     CLI_OPT_PASSWORD = 2,       /* --password: ask for a password (create-user) */
+    CLI_OPT_PAGE = 4,           /* --status S, --limit N, --after ID: a page of a list */
 };
 
 struct cli_inv;
@@ -77,11 +83,13 @@ struct cli_inv {
     const char *eventlog_url;      /* --eventlog-url, GF_EVENTLOG_URL, or url */
     bool json, help, version;
     bool password_stdin, password_ask; /* --password-stdin, --password */
-    int nargs;                         /* positional arguments given */
-    const char *text[CLI_MAX_ARGS];    /* each as written */
-    long long num[CLI_MAX_ARGS];       /* each as a number (numeric kinds) */
-    FILE *out, *err;                   /* where results and complaints go */
-    struct cli_login login;            /* the login for url (cli_login_load), sent to both urls */
+    const char *status;                /* --status: open, settled, cancelled; NULL: any */
+    long long limit, after;         /* --limit (0: the server's cap), --after (0: from the start) */
+    int nargs;                      /* positional arguments given */
+    const char *text[CLI_MAX_ARGS]; /* each as written, at its argument's place; NULL: not given */
+    long long num[CLI_MAX_ARGS];    /* each as a number (numeric kinds) */
+    FILE *out, *err;                /* where results and complaints go */
+    struct cli_login login;         /* the login for url (cli_login_load), sent to both urls */
 };
 
 /* Every command gf knows, in the order of the usage text. */
@@ -190,6 +198,19 @@ void format_events(const json_t *body, FILE *out);
 /* The life of one transaction: tx is GET /gxp/transaction's body, events GET /eventlog/events'
  * (NULL when the event log could not be read; why says why). */
 void format_trace(const json_t *tx, const json_t *events, const char *why, FILE *out);
+/* The answers of POST /auction/create, /auction/bid (the bid's auction, user and amount) and
+ * /auction/cancel. */
+void format_auction_created(const json_t *body, FILE *out);
+void format_auction_bid(long long auction, long long user, long long amount, const json_t *body,
+                        FILE *out);
+void format_auction_cancelled(const json_t *body, FILE *out);
+/* GET /auction as a table (its leading bids flattened), then, when the page is full (limit
+ * given and reached), how to ask for the next one (status: the --status it was asked with). */
+void format_auctions(const json_t *body, const char *status, long long limit, FILE *out);
+/* GET /auction/:id: the auction, its bids, and its saga's steps in the order they were due
+ * (when each ran, from the auction's creation; how late after it was due), then whether the
+ * saga is complete (no step pending) or what it still waits for. */
+void format_auction(const json_t *body, FILE *out);
 /* The one line on stderr for a refused request: its message and error code, or the status
  * alone when the body is not the standard error body. */
 void format_refusal(long status, const json_t *body, FILE *err);

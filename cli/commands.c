@@ -7,6 +7,9 @@
 #include "cli.h"
 
 #define ID_MAX 2147483647LL
+/* An auction's length in seconds, as the backend takes it (POST /auction/create). */
+#define DURATION_MIN 5LL
+#define DURATION_MAX 604800LL
 
 /* ---- helpers of the commands --------------------------------------------------------------- */
 
@@ -28,22 +31,66 @@ static int call(const struct cli_inv *inv, const char *base, const char *path, c
     return rc;
 }
 
+/* POST path with body (stolen) as call() does; *r is the caller's to clean up whatever the
+ * result. */
+static int post_reply(const struct cli_inv *inv, const char *path, json_t *body,
+                      struct cli_reply *r)
+{
+    if (body == NULL) {
+        memset(r, 0, sizeof *r);
+        fprintf(inv->err, "gf: out of memory\n");
+        return CLI_UNREACHABLE;
+    }
+    int rc = call(inv, inv->url, path, body, r);
+    json_decref(body);
+    return rc;
+}
+
 /* POST path with body (stolen), then print the answer's line with show. */
 static int post(const struct cli_inv *inv, const char *path, json_t *body,
                 void (*show)(const struct cli_inv *, const json_t *))
 {
     struct cli_reply r;
-    int rc = CLI_UNREACHABLE;
-    if (body == NULL) {
-        fprintf(inv->err, "gf: out of memory\n");
-        return rc;
-    }
-    rc = call(inv, inv->url, path, body, &r);
+    int rc = post_reply(inv, path, body, &r);
     if (rc == CLI_OK && !inv->json)
         show(inv, r.json);
-    json_decref(body);
     cli_reply_cleanup(&r);
     return rc;
+}
+
+/* A GET of path whose answer is printed by show (or raw with --json). */
+static int get(const struct cli_inv *inv, const char *path,
+               void (*show)(const struct cli_inv *, const json_t *))
+{
+    struct cli_reply r;
+    int rc = call(inv, inv->url, path, NULL, &r);
+    if (rc == CLI_OK && !inv->json)
+        show(inv, r.json);
+    cli_reply_cleanup(&r);
+    return rc;
+}
+
+/* The user a command acts for: its userId argument (argument i), else the logged-in user's
+ * own id, which a user's token names (an admin's names an operator, who is no user). gf only
+ * fills in what the server then checks: a user acts for itself alone. false after saying why;
+ * nothing was sent. */
+static bool acting_for(const struct cli_inv *inv, int i, long long *user)
+{
+    const struct cli_login *l = &inv->login;
+    if (inv->text[i] != NULL) {
+        *user = inv->num[i];
+        return true;
+    }
+    if (l->token != NULL && l->role != NULL && strcmp(l->role, "user") == 0 && l->user_id > 0) {
+        *user = l->user_id;
+        return true;
+    }
+    fprintf(inv->err, "gf: %s: missing argument <%s> (%s)\nTry 'gf %s --help'.\n", inv->cmd->name,
+            inv->cmd->args[i].name,
+            l->token == NULL ? "not logged in, so no user of your own"
+                             : "logged in as an admin, not as a user",
+            inv->cmd->name);
+    return false;
 }
 
 /* ---- the commands ---------------------------------------------------------------------------- */
@@ -147,6 +194,81 @@ static int run_buy(const struct cli_inv *inv)
                 show_bought);
 }
 
+static void show_auction_created(const struct cli_inv *inv, const json_t *b)
+{
+    format_auction_created(b, inv->out);
+}
+static void show_auction_cancelled(const struct cli_inv *inv, const json_t *b)
+{
+    format_auction_cancelled(b, inv->out);
+}
+static void show_auctions(const struct cli_inv *inv, const json_t *b)
+{
+    format_auctions(b, inv->status, inv->limit, inv->out);
+}
+static void show_auction(const struct cli_inv *inv, const json_t *b)
+{
+    format_auction(b, inv->out);
+}
+
+static int run_auction_create(const struct cli_inv *inv)
+{
+    long long user;
+    if (!acting_for(inv, 0, &user))
+        return CLI_USAGE;
+    return post(inv, "/auction/create",
+                json_pack("{s:I,s:I,s:I,s:I}", "userId", (json_int_t)user, "userItemId",
+                          (json_int_t)inv->num[1], "minBid", (json_int_t)inv->num[2],
+                          "durationSeconds", (json_int_t)inv->num[3]),
+                show_auction_created);
+}
+
+static int run_auction_bid(const struct cli_inv *inv)
+{
+    long long user;
+    if (!acting_for(inv, 1, &user))
+        return CLI_USAGE;
+    struct cli_reply r;
+    int rc = post_reply(inv, "/auction/bid",
+                        json_pack("{s:I,s:I,s:I}", "auctionId", (json_int_t)inv->num[0], "userId",
+                                  (json_int_t)user, "amount", (json_int_t)inv->num[2]),
+                        &r);
+    if (rc == CLI_OK && !inv->json)
+        format_auction_bid(inv->num[0], user, inv->num[2], r.json, inv->out);
+    cli_reply_cleanup(&r);
+    return rc;
+}
+
+static int run_auction_cancel(const struct cli_inv *inv)
+{
+    long long user;
+    if (!acting_for(inv, 1, &user))
+        return CLI_USAGE;
+    return post(
+        inv, "/auction/cancel",
+        json_pack("{s:I,s:I}", "auctionId", (json_int_t)inv->num[0], "userId", (json_int_t)user),
+        show_auction_cancelled);
+}
+
+static int run_auctions(const struct cli_inv *inv)
+{
+    /* The status is one of three words (cli_parse): nothing to escape. after=0 is the start. */
+    char path[128], status[32] = "", limit[32] = "";
+    if (inv->status != NULL)
+        snprintf(status, sizeof status, "&status=%s", inv->status);
+    if (inv->limit > 0)
+        snprintf(limit, sizeof limit, "&limit=%lld", inv->limit);
+    snprintf(path, sizeof path, "/auction?after=%lld%s%s", inv->after, status, limit);
+    return get(inv, path, show_auctions);
+}
+
+static int run_auction(const struct cli_inv *inv)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/auction/%lld", inv->num[0]);
+    return get(inv, path, show_auction);
+}
+
 static int run_user_gxp(const struct cli_inv *inv)
 {
     char path[64];
@@ -214,7 +336,13 @@ static int run_trace(const struct cli_inv *inv)
 
 #define ARG(n, k)                                                                                  \
     {                                                                                              \
-        n, CLI_ARG_##k, false                                                                      \
+        .name = n, .kind = CLI_ARG_##k                                                             \
+    }
+/* A userId that may be left out: the logged-in user's own then (acting_for). */
+#define SELF(n)                                                                                    \
+    {                                                                                              \
+        .name = n, .kind = CLI_ARG_ID, .optional = true,                                           \
+        .omitted = "yours, when gf is logged in as a user"                                         \
     }
 const struct cli_command cli_commands[] = {
     {"ls", "list users, items, marketplace and user items, gxp ledger", {}, 0, run_ls, 0},
@@ -260,13 +388,39 @@ const struct cli_command cli_commands[] = {
      2,
      run_buy,
      0},
+    {"auction-create",
+     "put one unit of a user item up for auction (held in escrow)",
+     {SELF("userId"), ARG("userItemId", ID), ARG("minBid", COUNT),
+      ARG("durationSeconds", DURATION)},
+     4,
+     run_auction_create,
+     0},
+    {"auction-bid",
+     "bid gxp on an auction (taken at once, refunded when outbid)",
+     {ARG("auctionId", ID), SELF("userId"), ARG("amount", COUNT)},
+     3,
+     run_auction_bid,
+     0},
+    {"auction-cancel",
+     "cancel an auction that has no bid (its seller)",
+     {ARG("auctionId", ID), SELF("userId")},
+     2,
+     run_auction_cancel,
+     0},
+    {"auctions", "list auctions with their leading bids", {}, 0, run_auctions, CLI_OPT_PAGE},
+    {"auction",
+     "one auction: its bids and its saga's steps in order",
+     {ARG("auctionId", ID)},
+     1,
+     run_auction,
+     0},
     {"marketplace-svc-info", "which replica serves /marketplace", {}, 0, run_svc_info, 0},
     {"user-svc-info", "which replica serves /user", {}, 0, run_svc_info, 0},
     {"item-svc-info", "which replica serves /item", {}, 0, run_svc_info, 0},
     {"gxp-svc-info", "which replica serves /gxp", {}, 0, run_svc_info, 0},
     {"events",
      "the event log, newest first (of one user when given)",
-     {{"userId", CLI_ARG_ID, true}},
+     {{.name = "userId", .kind = CLI_ARG_ID, .optional = true, .omitted = "every user's events"}},
      1,
      run_events,
      0},
@@ -328,8 +482,9 @@ bool cli_arg_check(enum cli_arg_kind kind, const char *s, long long *num)
     errno = 0;
     char *end;
     long long v = strtoll(s, &end, 10);
-    long long min = kind == CLI_ARG_COST ? 0 : 1;
-    if (errno != 0 || *end != '\0' || v < min || v > ID_MAX)
+    long long min = kind == CLI_ARG_COST ? 0 : kind == CLI_ARG_DURATION ? DURATION_MIN : 1;
+    long long max = kind == CLI_ARG_DURATION ? DURATION_MAX : ID_MAX;
+    if (errno != 0 || *end != '\0' || v < min || v > max)
         return false;
     *num = v;
     return true;
@@ -347,6 +502,8 @@ static const char *kind_text(enum cli_arg_kind kind)
         return "an integer from 0 to 2147483647";
     case CLI_ARG_CID:
         return "a UUID";
+    case CLI_ARG_DURATION:
+        return "an integer from 5 to 604800 (7 days)";
     }
     return "?";
 }
@@ -386,6 +543,65 @@ static const char *option_value(int argc, char **argv, int *i, const char *name)
 }
 
 #define USAGE(...) (snprintf(err, errsz, __VA_ARGS__), CLI_USAGE)
+
+/* a is the option name, as "--name" or "--name=VALUE". */
+static bool is_option(const char *a, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(a, name, n) == 0 && (a[n] == '\0' || a[n] == '=');
+}
+
+/* One of CLI_OPT_PAGE's options at argv[*i] (--status, --limit, --after) into inv, *i advanced
+ * past its value. CLI_OK; CLI_USAGE with err; -1 when argv[*i] is none of them. */
+static int page_option(int argc, char **argv, int *i, struct cli_inv *inv, char *err, size_t errsz)
+{
+    static const char *const names[] = {"--status", "--limit", "--after"};
+    const char *name = NULL;
+    for (size_t k = 0; k < sizeof names / sizeof names[0] && name == NULL; k++)
+        if (is_option(argv[*i], names[k]))
+            name = names[k];
+    if (name == NULL)
+        return -1;
+    const char *v = option_value(argc, argv, i, name);
+    const char *cmd = inv->cmd->name;
+    if (v == NULL || v[0] == '\0')
+        return USAGE("%s: option %s needs a value", cmd, name);
+    if (strcmp(name, "--status") == 0) {
+        if (strcmp(v, "open") != 0 && strcmp(v, "settled") != 0 && strcmp(v, "cancelled") != 0)
+            return USAGE("%s: --status must be open, settled or cancelled, not '%s'", cmd, v);
+        inv->status = v;
+    } else if (strcmp(name, "--limit") == 0) {
+        if (!cli_arg_check(CLI_ARG_COUNT, v, &inv->limit))
+            return USAGE("%s: --limit must be %s, not '%s'", cmd, kind_text(CLI_ARG_COUNT), v);
+    } else if (!cli_arg_check(CLI_ARG_COST, v, &inv->after)) {
+        return USAGE("%s: --after must be %s, not '%s'", cmd, kind_text(CLI_ARG_COST), v);
+    }
+    return CLI_OK;
+}
+
+/* The positional arguments given (n of them) put in their places: the required ones always,
+ * the optional ones from the left only with those left over (cli_arg), each checked. */
+static int place_args(const char **given, int n, struct cli_inv *inv, char *err, size_t errsz)
+{
+    const struct cli_command *cmd = inv->cmd;
+    int spare = n;
+    for (int k = 0; k < cmd->nargs; k++)
+        spare -= !cmd->args[k].optional;
+    int g = 0;
+    for (int k = 0; k < cmd->nargs; k++) {
+        const struct cli_arg *spec = &cmd->args[k];
+        if (spec->optional && spare-- <= 0)
+            continue;
+        if (g >= n)
+            return USAGE("%s: missing argument <%s>", cmd->name, spec->name);
+        if (!cli_arg_check(spec->kind, given[g], &inv->num[k]))
+            return USAGE("%s: %s must be %s, not '%s'", cmd->name, spec->name,
+                         kind_text(spec->kind), given[g]);
+        inv->text[k] = given[g++];
+    }
+    inv->nargs = n;
+    return CLI_OK;
+}
 
 int cli_parse(int argc, char **argv, const char *env_url, const char *env_eventlog_url,
               struct cli_inv *inv, char *err, size_t errsz)
@@ -434,6 +650,8 @@ int cli_parse(int argc, char **argv, const char *env_url, const char *env_eventl
     if (inv->help || inv->version)
         return CLI_OK;
     bool dashdash = false;
+    const char *given[CLI_MAX_ARGS];
+    int n = 0;
     for (i++; i < argc; i++) {
         const char *a = argv[i];
         if (!dashdash && (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)) {
@@ -453,19 +671,20 @@ int cli_parse(int argc, char **argv, const char *env_url, const char *env_eventl
             inv->password_ask = true;
             continue;
         }
+        if (!dashdash && (cmd->opts & CLI_OPT_PAGE)) {
+            int rc = page_option(argc, argv, &i, inv, err, errsz);
+            if (rc == CLI_OK)
+                continue;
+            if (rc != -1)
+                return rc;
+        }
         if (!dashdash && a[0] == '-' && a[1] != '\0' && (a[1] < '0' || a[1] > '9'))
             return USAGE("%s: unknown option '%s'", cmd->name, a);
-        if (inv->nargs >= cmd->nargs)
+        if (n >= cmd->nargs)
             return USAGE("%s: too many arguments", cmd->name);
-        const struct cli_arg *spec = &cmd->args[inv->nargs];
-        if (!cli_arg_check(spec->kind, a, &inv->num[inv->nargs]))
-            return USAGE("%s: %s must be %s, not '%s'", cmd->name, spec->name,
-                         kind_text(spec->kind), a);
-        inv->text[inv->nargs++] = a;
+        given[n++] = a;
     }
-    if (inv->nargs < cmd->nargs && !cmd->args[inv->nargs].optional)
-        return USAGE("%s: missing argument <%s>", cmd->name, cmd->args[inv->nargs].name);
-    return CLI_OK;
+    return place_args(given, n, inv, err, errsz);
 }
 
 static void command_line(const struct cli_command *cmd, FILE *out)
@@ -477,6 +696,8 @@ static void command_line(const struct cli_command *cmd, FILE *out)
         fprintf(out, " [--password[-stdin]]");
     else if (cmd->opts & CLI_OPT_PASSWORD_STDIN)
         fprintf(out, " [--password-stdin]");
+    if (cmd->opts & CLI_OPT_PAGE)
+        fprintf(out, " [--status S] [--limit N] [--after ID]");
 }
 
 void cli_command_usage(const struct cli_command *cmd, FILE *out)
@@ -484,9 +705,20 @@ void cli_command_usage(const struct cli_command *cmd, FILE *out)
     fprintf(out, "usage: gf [options] ");
     command_line(cmd, out);
     fprintf(out, "\n%s\n", cmd->summary);
-    for (int a = 0; a < cmd->nargs; a++)
-        fprintf(out, "  %-14s %s%s\n", cmd->args[a].name, kind_text(cmd->args[a].kind),
-                cmd->args[a].optional ? " (optional)" : "");
+    for (int a = 0; a < cmd->nargs; a++) {
+        const struct cli_arg *arg = &cmd->args[a];
+        fprintf(out, "  %-14s %s", arg->name, kind_text(arg->kind));
+        if (arg->optional && arg->omitted != NULL)
+            fprintf(out, " (optional; without it: %s)", arg->omitted);
+        else if (arg->optional)
+            fprintf(out, " (optional)");
+        fputc('\n', out);
+    }
+    if (cmd->opts & CLI_OPT_PAGE) {
+        fprintf(out, "  %-14s %s\n", "--status S", "only those open, settled or cancelled");
+        fprintf(out, "  %-14s %s\n", "--limit N", "at most N (the server caps it)");
+        fprintf(out, "  %-14s %s\n", "--after ID", "those after the auction ID (the next page)");
+    }
     if (cmd->opts & CLI_OPT_PASSWORD)
         fprintf(out, "  %-14s %s\n", "--password",
                 "ask for a password (the terminal, or a line of stdin)");
@@ -507,7 +739,11 @@ void cli_usage(FILE *out)
             continue;
         command_line(&cli_commands[i], m);
         fclose(m);
-        fprintf(out, "  %-42s  %s\n", line, cli_commands[i].summary);
+        /* A command line too long for the column has its summary on a line of its own. */
+        if (strlen(line) > 42)
+            fprintf(out, "  %s\n  %-42s  %s\n", line, "", cli_commands[i].summary);
+        else
+            fprintf(out, "  %-42s  %s\n", line, cli_commands[i].summary);
     }
     fprintf(out,
             "\n"

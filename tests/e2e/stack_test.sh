@@ -6,7 +6,8 @@
 # a token file of the test's own (never the user's ~/.config). Then the trust boundary through
 # the ingress (issue 18): no token, a user's own login, tokens for curl, /metrics and a wrong
 # password. Then: `up` twice changes nothing, a killed backend replica leaves the other paths
-# working and shows in `status`, `down` and `up` again keep the data.
+# working and shows in `status`, `down` and `up` again keep the data. Last, an auction's saga
+# from bids to settlement.
 #
 #   tests/e2e/stack_test.sh        (env: GF_BUILD_DIR, default build; GF_TEST_TMP)
 set -euo pipefail
@@ -187,5 +188,52 @@ bash "$STACK" up >/dev/null 2>&1 || fail "up after down"
 expect my-name "the data did not survive down and up" ls
 expect "balance 90" "the balance did not survive down and up" user-gxp 1
 ok "down then up keeps the data"
+
+# An auction through the ingress (/auction -> backend-svc-1), with gf as the admin: user 1 sells
+# the unit of user item 1 for 5 s, user 2 bids 20 and a new user 30; the saga settles it: the
+# unit to the winner, the outbid bid refunded, the winning amount paid to the seller.
+expect "user 3 created" "create-user auction-bidder" create-user auction-bidder
+gf_run user-gxp-add 3 100 >/dev/null
+for _ in $(seq 1 100); do # the add-gxp committed: the bid sees the balance
+    [[ $(gf_run user-gxp 3) == *"balance 100, reserved 0"* ]] && break
+    sleep 0.1
+done
+o=$(gf_run auction-create 1 1 10 5)
+re='^auction ([0-9]+) created, ends at '
+[[ $o =~ $re ]] || fail "auction-create said: $o"
+auction=${BASH_REMATCH[1]}
+expect "user 2 bid 20 on auction $auction: bid " "the first bid" auction-bid "$auction" 2 20
+expect "user 3 bid 30 on auction $auction: bid " "the second bid" auction-bid "$auction" 3 30
+refused 1 "auction_has_bids" "$GF" auction-cancel "$auction" 1
+step() { # OUTPUT KIND: "state userId amount" of the saga's step of that kind
+    awk -v k="$2" '/^saga steps$/ {s = 1; next} s && /^  / && $2 == k {print $3, $4, $5; exit}' <<<"$1"
+}
+for _ in $(seq 1 75); do # due 5 s after its creation; up to 15 s for a saga runner to settle it
+    o=$(gf_run auction "$auction")
+    grep -q "^saga complete: " <<<"$o" && break
+    sleep 0.2
+done
+grep -q "^saga complete: 7 steps, none pending$" <<<"$o" || fail "the auction's saga did not complete: $o"
+grep -q "^  status    settled$" <<<"$o" || fail "the auction is not settled: $o"
+[[ $(step "$o" refund) == "done 2 20" ]] || fail "the outbid bid's refund is not done: $o"
+[[ $(step "$o" payout) == "done 1 30" ]] || fail "the seller's payout is not done: $o"
+[[ $(step "$o" deliver) == "done 3 1" ]] || fail "the unit was not delivered to user 3: $o"
+re='the unit went to user item ([0-9]+)'
+[[ $o =~ $re ]] || fail "no result user item: $o"
+won=${BASH_REMATCH[1]}
+listing=$(gf_run ls)
+grep -Eq "^ +$won +3 +1 +1 " <<<"$listing" ||
+    fail "user 3 does not hold the unit of item 1 in user item $won: $listing"
+expect "settled" "gf auctions --status settled does not list it" auctions --status settled
+for _ in $(seq 1 100); do # gxp commits what the saga decided
+    [[ $(gf_run user-gxp 2) == *"balance 40, reserved 0"* &&
+        $(gf_run user-gxp 3) == *"balance 70, reserved 0"* &&
+        $(gf_run user-gxp 1) == *"balance 120, reserved 0"* ]] && break
+    sleep 0.1
+done
+expect "balance 40, reserved 0" "user 2's bid was not refunded" user-gxp 2
+expect "balance 70, reserved 0" "user 3 did not pay 30" user-gxp 3
+expect "balance 120, reserved 0" "the seller was not paid 30" user-gxp 1
+ok "an auction with gf: two bids, settled after 5 s, the unit to the winner, refund and payout done"
 
 printf 'e2e: all %d checks passed\n' "$checks"

@@ -1,8 +1,8 @@
 /* gf against the real system: logging in (an operator the backend makes at start), the token
  * file and its permissions, GF_TOKEN, then the seed's sequence run with the real binary
- * (GF_CLI_BIN) on a backend world with its event log, and passwords; asserting on what gf
- * prints and on its exit codes. Every gf keeps its tokens in this run's directory, never in
- * the user's ~/.config. */
+ * (GF_CLI_BIN) on a backend world with its event log, auctions from creation through bids to
+ * settlement or cancellation, and passwords; asserting on what gf prints and on its exit codes.
+ * Every gf keeps its tokens in this run's directory, never in the user's ~/.config. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -492,6 +492,420 @@ static void trace_shows_the_life_of_a_buy(void **state)
     run_free(&r);
 }
 
+/* ---- auctions ---------------------------------------------------------------------------- */
+
+/* The ids of the auction tests: the seller, the two bidders, the seller's user item (two units),
+ * the auction that is bid on and settles, the one its seller cancels. */
+static long long seller, bidder_a, bidder_b, seller_item, auction_bid_on, auction_cancelled;
+
+/* The number in "<prefix><number>" at the start of out (asserted). */
+static long long number_after(const char *out, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    if (strncmp(out, prefix, n) != 0)
+        fail_msg("'%s' does not start with '%s'", out, prefix);
+    return strtoll(out + n, NULL, 10);
+}
+
+/* n as an argument of gf (one of eight buffers, reused round-robin). */
+static const char *arg(long long n)
+{
+    static char bufs[8][24];
+    static int next;
+    char *b = bufs[next++ % 8];
+    snprintf(b, 24, "%lld", n);
+    return b;
+}
+
+/* "GF_TOKEN=<a token of user id>", for a gf's environment (one buffer per slot). */
+static const char *user_token_env(char buf[4200], long long id)
+{
+    char *t = world_token(&W, GF_ROLE_USER, id, 0, 600);
+    assert_non_null(t);
+    snprintf(buf, 4200, "GF_TOKEN=%s", t);
+    free(t);
+    return buf;
+}
+
+/* The fields of the row of kind `kind` in gf auction's "saga steps" table; 0 when none. */
+static int step_row(const char *out, const char *kind, char f[][64], int max)
+{
+    const char *p = strstr(out, "\nsaga steps\n");
+    assert_non_null(p);
+    p = strchr(p + 1, '\n') + 1;
+    p = strchr(p, '\n') + 1; /* past the header */
+    for (; strncmp(p, "  ", 2) == 0; p = strchr(p, '\n') + 1) {
+        const char *end = strchr(p, '\n');
+        assert_non_null(end);
+        int n = 0;
+        for (const char *q = p; q < end && n < max;) {
+            while (q < end && *q == ' ')
+                q++;
+            size_t len = strcspn(q, " \n");
+            if (len == 0)
+                break;
+            snprintf(f[n++], 64, "%.*s", (int)len, q);
+            q += len;
+        }
+        if (n >= 2 && strcmp(f[1], kind) == 0)
+            return n;
+    }
+    return 0;
+}
+
+/* gf auction ID until its step of kind `kind` is in state `state` (kind NULL: until its output
+ * holds `state`): the last output, asserted to. */
+static struct run auction_until(long long id, const char *kind, const char *state, int timeout_ms)
+{
+    struct run r = {0};
+    char f[12][64];
+    for (int waited = 0;; waited += 200) {
+        r = GF("auction", arg(id));
+        assert_ran(&r);
+        bool there = kind != NULL ? step_row(r.out, kind, f, 12) >= 3 && strcmp(f[2], state) == 0
+                                  : strstr(r.out, state) != NULL;
+        if (there)
+            return r;
+        if (waited >= timeout_ms)
+            fail_msg("gf auction %lld: no %s %s after %d ms:\n%s", id, kind != NULL ? kind : "",
+                     state, timeout_ms, r.out);
+        run_free(&r);
+        usleep(200 * 1000);
+    }
+}
+
+static void auction_arguments_are_checked_before_anything_is_sent(void **state)
+{
+    (void)state;
+    char before[4096], after[4096];
+    snapshot(&W, true, before, sizeof before);
+    static const struct {
+        const char *args[7];
+        const char *err;
+    } bad[] = {
+        {{"auction-create", "1", "1", "10", "4", NULL},
+         "gf: auction-create: durationSeconds must be an integer from 5 to 604800 (7 days), not "
+         "'4'\nTry 'gf auction-create --help'.\n"},
+        {{"auction-create", "1", "1", "10", "604801", NULL},
+         "gf: auction-create: durationSeconds must be an integer from 5 to 604800 (7 days), not "
+         "'604801'\n"},
+        {{"auction-create", "1", "1", "0", "60", NULL},
+         "gf: auction-create: minBid must be an integer from 1 to 2147483647, not '0'\n"},
+        {{"auction-create", "1", "1", "10", "60", "7", NULL}, "gf: auction-create: too many "},
+        {{"auction-bid", "1", NULL}, "gf: auction-bid: missing argument <amount>\n"},
+        {{"auction-bid", "x", "1", "5", NULL},
+         "gf: auction-bid: auctionId must be an integer from 1 to 2147483647, not 'x'\n"},
+        {{"auction-cancel", NULL}, "gf: auction-cancel: missing argument <auctionId>\n"},
+        {{"auction", NULL}, "gf: auction: missing argument <auctionId>\n"},
+        {{"auction", "0", NULL}, "gf: auction: auctionId must be an integer from 1 to "},
+        {{"auctions", "--status", "closed", NULL},
+         "gf: auctions: --status must be open, settled or cancelled, not 'closed'\n"
+         "Try 'gf auctions --help'.\n"},
+        {{"auctions", "--limit", "0", NULL},
+         "gf: auctions: --limit must be an integer from 1 to 2147483647, not '0'\n"},
+        {{"auctions", "--after", NULL}, "gf: auctions: option --after needs a value\n"},
+        {{"auctions", "7", NULL}, "gf: auctions: too many arguments\n"},
+        /* Left out, the userId is the logged-in user's own; the operator is no user. */
+        {{"auction-bid", "1", "5", NULL},
+         "gf: auction-bid: missing argument <userId> (logged in as an admin, not as a user)\n"
+         "Try 'gf auction-bid --help'.\n"},
+        {{"auction-cancel", "1", NULL}, "gf: auction-cancel: missing argument <userId> ("},
+        {{"auction-create", "1", "10", "60", NULL},
+         "gf: auction-create: missing argument <userId> ("},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct run r = gf_at(NULL, bad[i].args);
+        if (r.code != 2 || r.out[0] != '\0' || strncmp(r.err, bad[i].err, strlen(bad[i].err)) != 0)
+            fail_msg("gf %s ...: exited %d (want 2), '%s%s', want '%s'", bad[i].args[0], r.code,
+                     r.out, r.err, bad[i].err);
+        run_free(&r);
+    }
+    snapshot(&W, true, after, sizeof after);
+    assert_string_equal(before, after);
+
+    struct run r = GF("auction-bid", "--help");
+    assert_ran(&r);
+    assert_int_equal(
+        strncmp(r.out, "usage: gf [options] auction-bid <auctionId> [userId] <amount>\n", 62), 0);
+    assert_non_null(strstr(r.out, "(optional; without it: yours, when gf is logged in as a user)"));
+    run_free(&r);
+    r = GF("--help");
+    assert_ran(&r);
+    assert_non_null(strstr(r.out, "  auctions [--status S] [--limit N] [--after ID]\n"));
+    assert_non_null(strstr(r.out, "  auction <auctionId>  "));
+    run_free(&r);
+}
+
+static void an_auction_with_two_bidders_refunds_the_outbid_and_settles(void **state)
+{
+    (void)state;
+    /* The seller with two units of item 1, two bidders with 100 GXP each. */
+    struct run r = GF("create-user", "auction-seller");
+    assert_ran(&r);
+    seller = number_after(r.out, "user ");
+    run_free(&r);
+    r = GF("create-user", "bidder-a");
+    assert_ran(&r);
+    bidder_a = number_after(r.out, "user ");
+    run_free(&r);
+    r = GF("create-user", "bidder-b");
+    assert_ran(&r);
+    bidder_b = number_after(r.out, "user ");
+    run_free(&r);
+    r = GF("create-user-item", arg(seller), "1", "2");
+    assert_ran(&r);
+    seller_item = number_after(r.out, "user item ");
+    run_free(&r);
+    long long bidders[2] = {bidder_a, bidder_b};
+    for (int i = 0; i < 2; i++) {
+        char cid[37];
+        r = GF("user-gxp-add", arg(bidders[i]), "100");
+        assert_ran(&r);
+        cid_of(r.out, cid);
+        run_free(&r);
+        assert_int_equal(wait_until_finalized(&W, cid, 15000), 0);
+    }
+
+    /* 5 s: what needs the auction open comes first. */
+    r = GF("auction-create", arg(seller), arg(seller_item), "10", "5");
+    assert_ran(&r);
+    auction_bid_on = number_after(r.out, "auction ");
+    assert_non_null(strstr(r.out, " created, ends at 20"));
+    char cid_auction[37];
+    cid_of(r.out, cid_auction);
+    run_free(&r);
+    char id[24];
+    snprintf(id, sizeof id, "%lld", auction_bid_on);
+
+    r = GF("auction-bid", id, arg(bidder_a), "20");
+    assert_ran(&r);
+    char want[160];
+    snprintf(want, sizeof want, "user %lld bid 20 on auction %lld: bid ", bidder_a, auction_bid_on);
+    long long bid_a = number_after(r.out, want);
+    char cid_bid_a[37];
+    cid_of(r.out, cid_bid_a);
+    run_free(&r);
+
+    r = GF("auction-bid", id, arg(seller), "50");
+    assert_failed(&r, 1, "(seller_cannot_bid, HTTP 409)\n");
+    run_free(&r);
+    r = GF("auction-bid", id, arg(bidder_b), "20");
+    assert_failed(&r, 1, "(bid_too_low, HTTP 409)\n");
+    run_free(&r);
+
+    /* Bidder B with its own login bids for itself: no userId given. */
+    char tok[4200];
+    const char *const env_b[] = {user_token_env(tok, bidder_b), NULL};
+    r = GF_IN(NULL, env_b, "auction-bid", id, "30");
+    assert_ran(&r);
+    snprintf(want, sizeof want, "user %lld bid 30 on auction %lld: bid ", bidder_b, auction_bid_on);
+    long long bid_b = number_after(r.out, want);
+    run_free(&r);
+
+    r = GF("auction-cancel", id, arg(seller));
+    assert_failed(&r, 1, "(auction_has_bids, HTTP 409)\n");
+    assert_string_equal(strchr(r.err, '\n'), "\n"); /* one line */
+    run_free(&r);
+
+    r = GF("auctions", "--status", "open");
+    assert_ran(&r);
+    char f[12][64];
+    assert_int_equal(row(r.out, "auctions", 0, f, 12), 8);
+    assert_string_equal(f[0], id);
+    assert_string_equal(f[1], arg(seller));
+    assert_string_equal(f[2], "1");  /* the item */
+    assert_string_equal(f[3], "10"); /* min bid */
+    assert_string_equal(f[4], "30"); /* leading bid */
+    assert_string_equal(f[5], arg(bidder_b));
+    assert_string_equal(f[6], "open");
+    assert_iso8601_ms(f[7]);
+    run_free(&r);
+
+    /* The outbid bid's refund: due at once, run by the saga. */
+    r = auction_until(auction_bid_on, "refund", "done", 10000);
+    run_free(&r);
+    r = GF("auction", id);
+    assert_ran(&r);
+    snprintf(want, sizeof want, "auction %lld (correlation id %s)\n", auction_bid_on, cid_auction);
+    assert_int_equal(strncmp(r.out, want, strlen(want)), 0);
+    snprintf(want, sizeof want, "  seller    user %lld, user item %lld (item 1)\n", seller,
+             seller_item);
+    assert_non_null(strstr(r.out, want));
+    assert_non_null(strstr(r.out, "  min bid   10\n"));
+    snprintf(want, sizeof want, "  leading   bid %lld: 30 by user %lld\n", bid_b, bidder_b);
+    assert_non_null(strstr(r.out, want));
+    /* The bids, the first outbid by the second. */
+    assert_int_equal(row(r.out, "bids", 0, f, 12), 6);
+    assert_string_equal(f[0], arg(bid_a));
+    assert_string_equal(f[1], arg(bidder_a));
+    assert_string_equal(f[2], "20");
+    assert_string_equal(f[3], arg(bid_b));
+    assert_string_equal(f[5], cid_bid_a);
+    assert_int_equal(row(r.out, "bids", 1, f, 12), 6);
+    assert_string_equal(f[0], arg(bid_b));
+    assert_string_equal(f[3], "-");
+    /* The steps so far. */
+    assert_int_equal(step_row(r.out, "escrow_item", f, 12), 8);
+    assert_string_equal(f[2], "done");
+    assert_string_equal(f[3], arg(seller));
+    assert_int_equal(step_row(r.out, "refund", f, 12), 8);
+    assert_int_equal(f[0][0], '+');
+    assert_string_equal(f[3], arg(bidder_a));
+    assert_string_equal(f[4], "20");
+    assert_uuid(f[7]);
+    run_free(&r);
+
+    /* The settlement at the end: the unit to B, the refund and payout done, nothing pending. */
+    r = auction_until(auction_bid_on, NULL, "\nsaga complete: ", 20000);
+    assert_non_null(strstr(r.out, "  status    settled\n"));
+    assert_non_null(strstr(r.out, "  closed    20"));
+    assert_non_null(strstr(r.out, "  result    the unit went to user item "));
+    assert_non_null(strstr(r.out, "\nsaga complete: 7 steps, none pending\n"));
+    static const char *const kinds[] = {"escrow_item", "bid",     "refund",
+                                        "settle",      "deliver", "payout"};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        assert_int_equal(step_row(r.out, kinds[i], f, 12), 8);
+        assert_string_equal(f[2], "done");
+        assert_int_equal(f[0][0], '+');
+        assert_non_null(strchr(f[6], 's')); /* how late: a time */
+    }
+    assert_int_equal(step_row(r.out, "refund", f, 12), 8);
+    assert_string_equal(f[4], "20");
+    assert_int_equal(step_row(r.out, "deliver", f, 12), 8);
+    assert_string_equal(f[3], arg(bidder_b));
+    assert_int_equal(step_row(r.out, "payout", f, 12), 8);
+    assert_string_equal(f[3], arg(seller));
+    assert_string_equal(f[4], "30");
+    assert_uuid(f[7]);
+    /* In the order they were due: the settlement and its steps after the bids and the refund. */
+    assert_true(strstr(r.out, "  settle ") > strstr(r.out, "  refund "));
+    assert_true(strstr(r.out, "  deliver ") > strstr(r.out, "  settle "));
+    assert_true(strstr(r.out, "  payout ") > strstr(r.out, "  deliver "));
+    run_free(&r);
+
+    assert_int_equal(wait_no_pending(&W, 15000), 0);
+    snprintf(want, sizeof want, "user %lld: balance 100, reserved 0 ", bidder_a);
+    r = GF("user-gxp", arg(bidder_a));
+    assert_ran(&r);
+    assert_int_equal(strncmp(r.out, want, strlen(want)), 0);
+    run_free(&r);
+    snprintf(want, sizeof want, "user %lld: balance 70, reserved 0 ", bidder_b);
+    r = GF("user-gxp", arg(bidder_b));
+    assert_ran(&r);
+    assert_int_equal(strncmp(r.out, want, strlen(want)), 0);
+    run_free(&r);
+    snprintf(want, sizeof want, "user %lld: balance 30, reserved 0 ", seller);
+    r = GF("user-gxp", arg(seller));
+    assert_ran(&r);
+    assert_int_equal(strncmp(r.out, want, strlen(want)), 0);
+    run_free(&r);
+
+    r = GF("auctions", "--status", "settled");
+    assert_ran(&r);
+    assert_int_equal(row(r.out, "auctions", 0, f, 12), 8);
+    assert_string_equal(f[0], id);
+    assert_string_equal(f[6], "settled");
+    run_free(&r);
+    r = GF("auctions", "--status", "open");
+    assert_ran(&r);
+    assert_string_equal(r.out, "auctions\n  (none)\n");
+    run_free(&r);
+
+    /* --json: the body as the server sent it. */
+    r = GF("--json", "auction", id);
+    assert_ran(&r);
+    json_error_t e;
+    json_t *j = json_loads(r.out, 0, &e);
+    assert_non_null(j);
+    assert_int_equal(jint(j, "id"), auction_bid_on);
+    assert_string_equal(jstr(j, "status"), "settled");
+    assert_int_equal(json_array_size(jarr(j, "bids")), 2);
+    assert_int_equal(json_array_size(jarr(j, "steps")), 7);
+    json_decref(j);
+    run_free(&r);
+
+    r = GF("auction", "999999");
+    assert_failed(&r, 1, "(auction_not_found, HTTP 404)\n");
+    run_free(&r);
+}
+
+static void a_seller_cancels_its_own_auction_before_any_bid(void **state)
+{
+    (void)state;
+    char tok[4200], tok_a[4200];
+    const char *const env[] = {user_token_env(tok, seller), NULL};
+    const char *const env_a[] = {user_token_env(tok_a, bidder_a), NULL};
+    /* The seller's own login: no userId given. */
+    struct run r = GF_IN(NULL, env, "auction-create", arg(seller_item), "10", "3600");
+    assert_ran(&r);
+    auction_cancelled = number_after(r.out, "auction ");
+    run_free(&r);
+    char id[24];
+    snprintf(id, sizeof id, "%lld", auction_cancelled);
+
+    r = GF_IN(NULL, env_a, "auction-cancel", id);
+    assert_failed(&r, 1, "(not_seller, HTTP 403)\n");
+    run_free(&r);
+    r = GF_IN(NULL, env_a, "auction-cancel", id, arg(seller)); /* for another user */
+    assert_failed(&r, 1, "HTTP 403)\n");
+    run_free(&r);
+
+    r = GF_IN(NULL, env, "auction-cancel", id);
+    assert_ran(&r);
+    char want[96];
+    snprintf(want, sizeof want, "auction %lld cancelled (correlation id ", auction_cancelled);
+    assert_int_equal(strncmp(r.out, want, strlen(want)), 0);
+    run_free(&r);
+    r = GF_IN(NULL, env, "auction-cancel", id);
+    assert_failed(&r, 1, "(auction_closed, HTTP 409)\n");
+    run_free(&r);
+    r = GF_IN(NULL, env_a, "auction-bid", id, "40");
+    assert_failed(&r, 1, "(auction_closed, HTTP 409)\n");
+    run_free(&r);
+
+    r = GF("auction", id);
+    assert_ran(&r);
+    assert_non_null(strstr(r.out, "  status    cancelled\n"));
+    assert_non_null(strstr(r.out, "  leading   no bid\n"));
+    assert_non_null(strstr(r.out, "\nbids\n  (none)\n"));
+    snprintf(want, sizeof want, "  result    the unit went to user item %lld\n", seller_item);
+    assert_non_null(strstr(r.out, want));
+    char f[12][64];
+    assert_int_equal(step_row(r.out, "settle", f, 12), 8);
+    assert_string_equal(f[2], "skipped");
+    assert_string_equal(f[6], "-"); /* it did not run: not late */
+    assert_int_equal(step_row(r.out, "cancel", f, 12), 8);
+    assert_string_equal(f[2], "done");
+    assert_int_equal(step_row(r.out, "return_item", f, 12), 8);
+    assert_string_equal(f[3], arg(seller));
+    assert_non_null(strstr(r.out, "\nsaga complete: 4 steps, none pending\n"));
+    run_free(&r);
+
+    /* A page at a time: the first auction, then the one after it. */
+    r = GF("auctions", "--limit", "1");
+    assert_ran(&r);
+    assert_int_equal(row(r.out, "auctions", 0, f, 12), 8);
+    assert_string_equal(f[0], arg(auction_bid_on));
+    snprintf(want, sizeof want, "\n(a full page; the next: gf auctions --limit 1 --after %lld)\n",
+             auction_bid_on);
+    assert_non_null(strstr(r.out, want));
+    run_free(&r);
+    r = GF("auctions", "--limit=1", "--after", arg(auction_bid_on));
+    assert_ran(&r);
+    assert_int_equal(row(r.out, "auctions", 0, f, 12), 8);
+    assert_string_equal(f[0], id);
+    assert_string_equal(f[4], "-"); /* no leading bid */
+    assert_string_equal(f[5], "-");
+    assert_string_equal(f[6], "cancelled");
+    run_free(&r);
+    r = GF("auctions", "--status=cancelled");
+    assert_ran(&r);
+    assert_int_equal(row(r.out, "auctions", 0, f, 12), 8);
+    assert_string_equal(f[0], id);
+    assert_null(strstr(r.out, "(a full page"));
+    run_free(&r);
+}
+
 static void a_token_file_others_can_read_is_refused(void **state)
 {
     (void)state;
@@ -733,6 +1147,9 @@ int main(void)
         cmocka_unit_test(a_closed_port_exits_3),
         cmocka_unit_test(events_lists_the_users_buy),
         cmocka_unit_test(trace_shows_the_life_of_a_buy),
+        cmocka_unit_test(auction_arguments_are_checked_before_anything_is_sent),
+        cmocka_unit_test(an_auction_with_two_bidders_refunds_the_outbid_and_settles),
+        cmocka_unit_test(a_seller_cancels_its_own_auction_before_any_bid),
         cmocka_unit_test(a_token_file_others_can_read_is_refused),
         cmocka_unit_test(gf_token_is_sent_instead_of_the_file),
         cmocka_unit_test(an_expired_token_says_when_and_how_to_log_in_again),
