@@ -261,21 +261,22 @@ static void run_auction_create(struct gf_http_ctx *h)
     struct ctx *c = ctx_of(h);
     struct be_err err = {0};
     int64_t id = 0;
+    bool replayed = false;
     c->idem.shape = BE_SHAPE_AUCTION;
+    if (!gf_http_api_may_act_for(h, c->v[0].num))
+        return;
     if (c->v[3].num < AUCTION_DURATION_MIN_S || c->v[3].num > AUCTION_DURATION_MAX_S) {
         reply_error(c, 400, "invalid_field",
                     "\"durationSeconds\" must be an integer from 5 to 604800 (7 days)");
         return;
     }
-    if (!gf_http_api_may_act_for(h, c->v[0].num))
-        return;
     enum gf_status st = auction_create(c->app, &h->who, c->v[0].num, c->v[1].num, c->v[2].num,
-                                       c->v[3].num, c->http.cid, &c->idem, &id, &err);
+                                       c->v[3].num, c->http.cid, &c->idem, &id, &replayed, &err);
     if (st != GF_OK) {
         reply_status(c, st, &err);
         return;
     }
-    reply_success(c, id, false);
+    reply_success(c, id, replayed);
 }
 
 static void run_auction_bid(struct gf_http_ctx *h)
@@ -305,13 +306,14 @@ static void run_auction_cancel(struct gf_http_ctx *h)
     c->idem.id_key = "auctionId";
     if (!gf_http_api_may_act_for(h, c->v[1].num))
         return;
-    enum gf_status st =
-        auction_cancel(c->app, &h->who, c->v[0].num, c->v[1].num, c->http.cid, &c->idem, &err);
+    bool replayed = false;
+    enum gf_status st = auction_cancel(c->app, &h->who, c->v[0].num, c->v[1].num, c->http.cid,
+                                       &c->idem, &replayed, &err);
     if (st != GF_OK) {
         reply_status(c, st, &err);
         return;
     }
-    reply_success(c, c->v[0].num, false);
+    reply_success(c, c->v[0].num, replayed);
 }
 
 /* The answer body the store wrote (JSON text), or its error. */
@@ -709,6 +711,7 @@ struct gf_http_server *api_start(struct backend_app *app)
 {
     coord_metrics_init();
     store_metrics_init();
+    auction_metrics_init();
     int threads = (int)app->cfg->http_threads;
     int max_connections = (int)app->cfg->http_max_connections;
     /* By default a quarter of the threads stay free for the probes. Not capped by the

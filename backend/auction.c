@@ -22,9 +22,22 @@
 #include "gf/clock.h"
 #include "gf/failpoint.h"
 #include "gf/log.h"
+#include "gf/metrics.h"
 #include "gf/uuid.h"
 
 #define I64(buf, v) snprintf(buf, sizeof buf, "%" PRId64, (int64_t)(v))
+
+/* The optimistic locks of auctions: a unit's count at creation, the auction's version at a bid. */
+static struct gf_counter *m_conflict_create, *m_conflict_bid;
+
+void auction_metrics_init(void)
+{
+    static const char help[] =
+        "optimistic-lock conflicts: an update named a version that had changed, by operation";
+    m_conflict_create =
+        gf_metrics_counter("backend_lock_conflicts_total", help, "op=\"auction_create\"");
+    m_conflict_bid = gf_metrics_counter("backend_lock_conflicts_total", help, "op=\"auction_bid\"");
+}
 
 /* An event of the saga into event_outbox on c (inside the caller's transaction). */
 static enum gf_status put_event(struct gf_db_conn *c, const struct events_auction *e,
@@ -71,11 +84,45 @@ static enum gf_status audit_for(struct gf_db_conn *c, const struct gf_auth_claim
 
 /* ---- create ------------------------------------------------------------------------------ */
 
+/* The auction a resent correlation id created: its answer (*replayed) if it is the same request
+ * (seller, user item, minimum bid), else 409 correlation_id_reused. */
+static enum gf_status create_existing(struct backend_app *app, int64_t user_id,
+                                      int64_t user_item_id, int64_t min_bid, const char *cid,
+                                      struct be_idem *idem, int64_t *auction_id, bool *replayed,
+                                      struct be_err *err)
+{
+    char u[24], ui[24], mb[24];
+    I64(u, user_id);
+    I64(ui, user_item_id);
+    I64(mb, min_bid);
+    const char *params[4] = {cid, u, ui, mb};
+    PGresult *res = NULL;
+    enum gf_status st = store_exec(app, "au_create_existing",
+                                   "SELECT id, gf_iso(ends_at), seller_id = $2::bigint"
+                                   " AND user_item_id = $3::bigint AND min_bid = $4::bigint"
+                                   " FROM auctions WHERE correlation_id = $1::uuid",
+                                   4, params, &res, err);
+    if (st != GF_OK)
+        return st;
+    if (PQntuples(res) == 1 && PQgetvalue(res, 0, 2)[0] == 't') {
+        *auction_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        snprintf(idem->ends_at, sizeof idem->ends_at, "%s", PQgetvalue(res, 0, 1));
+        *replayed = true;
+        PQclear(res);
+        return GF_OK;
+    }
+    PQclear(res);
+    be_err_set(err, "correlation_id_reused",
+               "this correlation id already names another request: send a new one");
+    return GF_ECONFLICT;
+}
+
 enum gf_status auction_create(struct backend_app *app, const struct gf_auth_claims *who,
                               int64_t user_id, int64_t user_item_id, int64_t min_bid,
                               int64_t duration_s, const char *cid, struct be_idem *idem,
-                              int64_t *auction_id, struct be_err *err)
+                              int64_t *auction_id, bool *replayed, struct be_err *err)
 {
+    *replayed = false;
     char u[24], ui[24], mb[24], d[24];
     I64(u, user_id);
     I64(ui, user_item_id);
@@ -125,7 +172,7 @@ enum gf_status auction_create(struct backend_app *app, const struct gf_auth_clai
         taken = PQntuples(upd) == 1;
         PQclear(upd);
         if (!taken)
-            coord_count_buy_lock(LOCK_CONFLICT);
+            gf_counter_add(m_conflict_create, 1);
     }
     if (!taken) {
         be_err_set(err, "lock_conflict",
@@ -149,9 +196,13 @@ enum gf_status auction_create(struct backend_app *app, const struct gf_auth_clai
                    " k(kind, state, amount))"
                    " SELECT id, gf_iso(ends_at) FROM a",
                    6, p3, &res, err);
-    if (st == GF_EEXISTS)
-        be_err_set(err, "correlation_id_reused",
-                   "this correlation id already names another auction: send a new one");
+    if (st == GF_EEXISTS) { /* a resent correlation id: that auction's answer, if the same */
+        PQclear(res);
+        gf_db_rollback(c);
+        gf_db_release(app->pool, c);
+        return create_existing(app, user_id, user_item_id, min_bid, cid, idem, auction_id, replayed,
+                               err);
+    }
     if (st != GF_OK)
         goto rollback;
     int64_t id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -404,6 +455,22 @@ static enum gf_status bid_existing(struct backend_app *app, const struct bid *b,
     return GF_ECONFLICT;
 }
 
+/* Does cid name a transaction already? (false when it cannot be told: the caller answers as
+ * if not.) */
+static bool cid_claimed(struct backend_app *app, const char *cid)
+{
+    const char *params[1] = {cid};
+    PGresult *res = NULL;
+    struct be_err ignored;
+    if (store_exec(app, "au_cid_claimed",
+                   "SELECT 1 FROM coord_transactions WHERE correlation_id = $1::uuid", 1, params,
+                   &res, &ignored) != GF_OK)
+        return false;
+    bool claimed = PQntuples(res) == 1;
+    PQclear(res);
+    return claimed;
+}
+
 enum gf_status auction_bid(struct backend_app *app, const struct gf_auth_claims *who,
                            int64_t auction_id, int64_t user_id, int64_t amount, const char *cid,
                            const struct be_idem *idem, int64_t *bid_id, bool *replayed,
@@ -419,8 +486,11 @@ enum gf_status auction_bid(struct backend_app *app, const struct gf_auth_claims 
         return st;
     st = bid_refusal(res, &b, err);
     PQclear(res);
-    if (st != GF_OK)
-        return st;
+    if (st != GF_OK) {
+        /* A resent correlation id whose bid committed is refused by now (it leads, or the
+         * auction ended): its answer is that bid's. */
+        return cid_claimed(app, cid) ? bid_existing(app, &b, bid_id, replayed, err) : st;
+    }
     st = coord_claim(app, cid, KIND_BID, user_id, auction_id, amount, err);
     if (st == GF_EEXISTS)
         return bid_existing(app, &b, bid_id, replayed, err);
@@ -447,7 +517,7 @@ enum gf_status auction_bid(struct backend_app *app, const struct gf_auth_claims 
         gf_db_release(app->pool, c);
         if (out != BID_LOST_RACE)
             break;
-        coord_count_buy_lock(LOCK_CONFLICT);
+        gf_counter_add(m_conflict_bid, 1);
         gf_sleep_ms(gf_backoff_next(&bo), NULL);
     }
     if (out == BID_DONE) {
@@ -474,7 +544,6 @@ enum gf_status auction_bid(struct backend_app *app, const struct gf_auth_claims 
         return GF_EUNKNOWN;
     switch (out) {
     case BID_LOST_RACE:
-        coord_count_buy_lock(LOCK_EXHAUSTED);
         be_err_set(err, "lock_conflict",
                    "too many concurrent bids on auction %" PRId64 ", try again", auction_id);
         return GF_ECONFLICT;
@@ -493,8 +562,9 @@ enum gf_status auction_bid(struct backend_app *app, const struct gf_auth_claims 
 
 enum gf_status auction_cancel(struct backend_app *app, const struct gf_auth_claims *who,
                               int64_t auction_id, int64_t user_id, const char *cid,
-                              const struct be_idem *idem, struct be_err *err)
+                              const struct be_idem *idem, bool *replayed, struct be_err *err)
 {
+    *replayed = false;
     char a[24];
     I64(a, auction_id);
     struct gf_db_conn *c = NULL;
@@ -503,12 +573,15 @@ enum gf_status auction_cancel(struct backend_app *app, const struct gf_auth_clai
     enum gf_status st = store_begin(app, &c, err);
     if (st != GF_OK)
         return st;
-    const char *p1[1] = {a};
+    const char *p1[2] = {a, cid};
     /* The row lock orders the cancellation with bids and the settlement. */
     st = store_run(c, "au_cancel_read",
                    "SELECT seller_id, status, leading_bid_id IS NOT NULL, user_item_id, item_id,"
-                   " correlation_id FROM auctions WHERE id = $1::bigint FOR UPDATE",
-                   1, p1, &res, err);
+                   " correlation_id, ends_at > clock_timestamp(), EXISTS (SELECT 1 FROM"
+                   " saga_steps s WHERE s.auction_id = a.id AND s.kind = 'cancel'"
+                   " AND s.correlation_id = $2::uuid)"
+                   " FROM auctions a WHERE id = $1::bigint FOR UPDATE",
+                   2, p1, &res, err);
     if (st != GF_OK)
         goto rollback;
     if (PQntuples(res) == 0) {
@@ -522,9 +595,19 @@ enum gf_status auction_cancel(struct backend_app *app, const struct gf_auth_clai
         st = GF_EFORBIDDEN;
         goto rollback;
     }
+    if (PQgetvalue(res, 0, 7)[0] == 't') { /* a resent correlation id: this cancellation's */
+        *replayed = true;
+        goto rollback; /* st is GF_OK: nothing to change */
+    }
     if (strcmp(PQgetvalue(res, 0, 1), "open") != 0) {
         be_err_set(err, "auction_closed", "auction %" PRId64 " is %s already", auction_id,
                    PQgetvalue(res, 0, 1));
+        st = GF_ECONFLICT;
+        goto rollback;
+    }
+    if (PQgetvalue(res, 0, 6)[0] != 't') {
+        be_err_set(err, "auction_closed",
+                   "auction %" PRId64 " has ended: it is being settled, not cancelled", auction_id);
         st = GF_ECONFLICT;
         goto rollback;
     }

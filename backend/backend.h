@@ -362,15 +362,19 @@ enum gf_status events_auction_payload(const struct events_auction *a, char *out,
  * Requests run the saga's first steps in their own transactions; saga.c runs the rest. A user
  * acts for itself (the caller checks who may act for user_id); an admin acting for another
  * user is audited (AdminActionEvent auction_*_for_user). */
+/* Registers the auctions' metrics (their optimistic-lock conflicts): at start. */
+void auction_metrics_init(void);
 #define AUCTION_DURATION_MIN_S 5
 #define AUCTION_DURATION_MAX_S 604800
 /* One unit of user item user_item_id (of user_id) into escrow, the auction open until now +
- * duration_s, its settlement due then. *ends_at: ISO-8601. GF_ENOTFOUND (no such user item of
- * that user), GF_ECONFLICT no_units / lock_conflict. */
+ * duration_s, its settlement due then (idem->ends_at: ISO-8601). GF_ENOTFOUND (no such user item
+ * of that user), GF_ECONFLICT no_units / lock_conflict. A correlation id resent (X-Correlation-Id)
+ * answers the auction it made (*replayed) when the request is the same, else 409
+ * correlation_id_reused; bids and cancellations likewise. */
 enum gf_status auction_create(struct backend_app *app, const struct gf_auth_claims *who,
                               int64_t user_id, int64_t user_item_id, int64_t min_bid,
                               int64_t duration_s, const char *cid, struct be_idem *idem,
-                              int64_t *auction_id, struct be_err *err) GF_MUSTCHECK;
+                              int64_t *auction_id, bool *replayed, struct be_err *err) GF_MUSTCHECK;
 /* A bid: the bidder's GXP taken through the two-phase commit with gxp (SUBTRACT), the bid
  * leading, a refund of the bid it outbid due at once. GF_ENOTFOUND auction_not_found /
  * user_not_found, GF_ECONFLICT auction_closed / bid_too_low / seller_cannot_bid /
@@ -379,11 +383,12 @@ enum gf_status auction_bid(struct backend_app *app, const struct gf_auth_claims 
                            int64_t auction_id, int64_t user_id, int64_t amount, const char *cid,
                            const struct be_idem *idem, int64_t *bid_id, bool *replayed,
                            struct be_err *err) GF_MUSTCHECK;
-/* The seller's cancellation before any bid: the unit goes back. GF_EFORBIDDEN not_seller,
- * GF_ECONFLICT auction_closed / auction_has_bids. */
+/* The seller's cancellation before any bid and before the end: the unit goes back.
+ * GF_EFORBIDDEN not_seller, GF_ECONFLICT auction_closed / auction_has_bids. */
 enum gf_status auction_cancel(struct backend_app *app, const struct gf_auth_claims *who,
                               int64_t auction_id, int64_t user_id, const char *cid,
-                              const struct be_idem *idem, struct be_err *err) GF_MUSTCHECK;
+                              const struct be_idem *idem, bool *replayed,
+                              struct be_err *err) GF_MUSTCHECK;
 /* {"auctions":[...]} of status (NULL: any), keyset-paged by id. */
 enum gf_status auction_list(struct backend_app *app, const char *status, const struct be_page *page,
                             char **out, size_t *len, struct be_err *err) GF_MUSTCHECK;

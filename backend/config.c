@@ -133,6 +133,14 @@ const size_t backend_config_ndefs = sizeof backend_config_defs / sizeof backend_
 enum gf_status backend_config_check(const struct backend_config *cfg)
 {
     bool ok = true;
+    if (cfg->saga_lease_ms <= cfg->gxp_deadline_ms) {
+        /* A lease shorter than a gxp call would hand every slow step to a second runner (the
+         * fence keeps that correct, but it is work done twice). */
+        GF_ERROR("config invalid var=BACKEND_SAGA_LEASE_MS value=%lld rule='more than "
+                 "BACKEND_GXP_DEADLINE_MS (%lld)'",
+                 (long long)cfg->saga_lease_ms, (long long)cfg->gxp_deadline_ms);
+        ok = false;
+    }
     if (cfg->auth_keys_dir[0] == '\0') {
         GF_ERROR("config invalid var=BACKEND_AUTH_KEYS value='' rule='required: the directory of "
                  "the Ed25519 keys whose tokens are accepted (gf-keygen makes a pair)'");

@@ -7,7 +7,7 @@
 -- The saga's gxp steps are distributed transactions like a buy: claimed here under their
 -- correlation id, decided in transaction_outbox. bid: a bidder's GXP taken into escrow
 -- (SUBTRACT); auction_refund: an outbid bid paid back (ADD); auction_payout: the winning amount
--- credited to the seller (ADD).
+-- credited to the seller (ADD). For these three, item_id holds the auction's id.
 ALTER TABLE coord_transactions DROP CONSTRAINT IF EXISTS coord_transactions_kind_check;
 ALTER TABLE coord_transactions ADD CONSTRAINT coord_transactions_kind_check
     CHECK (kind IN ('buy', 'add_gxp', 'bid', 'auction_refund', 'auction_payout'));
@@ -82,8 +82,8 @@ CREATE INDEX saga_steps_auction ON saga_steps (auction_id, id);
 -- One step of each kind per auction (per bid for bids and refunds), whoever writes it.
 CREATE UNIQUE INDEX saga_steps_once ON saga_steps (auction_id, kind, coalesce(bid_id, 0));
 
--- The correlation id of attempt `attempt` of a gxp step (kind, ref: the bid it is about, 0 for
--- the payout) of the saga named saga_cid. Derived, not drawn: whoever runs the step again
+-- The correlation id of attempt `attempt` of a gxp step (kind, ref: the bid it is about — the
+-- outbid bid for a refund, the winning bid for the payout) of the saga named saga_cid. Derived, not drawn: whoever runs the step again
 -- prepares the same transaction on gxp, which prepare and decision make exactly-once. Shaped as
 -- a name-based UUID (version nibble 5, RFC 4122 variant).
 CREATE FUNCTION saga_step_cid(saga_cid uuid, kind text, ref bigint, attempt integer)

@@ -17,11 +17,12 @@
 
 #include "backend_fixture.h"
 #include "gf/clock.h"
+#include "gf/uuid.h"
 
 /* Short leases so that a killed runner's steps are taken over within the test. */
-#define LEASE "BACKEND_SAGA_LEASE_MS=2000"
+#define LEASE "BACKEND_SAGA_LEASE_MS=3000"
 #define POLL "BACKEND_SAGA_POLL_MS=50"
-#define DEADLINE "BACKEND_GXP_DEADLINE_MS=10000"
+#define DEADLINE "BACKEND_GXP_DEADLINE_MS=2500"
 static const char *const normal_env[] = {LEASE, POLL, DEADLINE, NULL};
 
 static int setup_world(void **state)
@@ -455,6 +456,67 @@ static void retries_with_a_key_replay(void **state)
     balance_is(&W, s, 40, 0);
 }
 
+/* A client that lost an answer resends its X-Correlation-Id: a create, a bid and a cancel each
+ * answer their first outcome again (the bid although it leads now, which a new bid of that
+ * amount could not), and a correlation id reused for another request is refused. */
+static void resent_correlation_ids_answer_the_first_outcome(void **state)
+{
+    (void)state;
+    long long item, lot;
+    long long s = seller("resend-seller", 2, &item, &lot);
+    long long u = bidder("resend-bidder", 300);
+    char cid[40], hdr[80], body[160];
+    struct http_res r1 = {0}, r2 = {0};
+    snprintf(body, sizeof body,
+             "{\"userId\":%lld,\"userItemId\":%lld,\"minBid\":5,\"durationSeconds\":3600}", s, lot);
+    gf_uuid_generate(cid);
+    snprintf(hdr, sizeof hdr, "X-Correlation-Id: %s", cid);
+    const char *h[] = {hdr, NULL};
+    assert_int_equal(http(&W, "POST", "/auction/create", body, h, &r1), 200);
+    assert_int_equal(http(&W, "POST", "/auction/create", body, h, &r2), 200);
+    assert_string_equal(r1.body, r2.body);
+    long long a = jint(r1.json, "auctionId");
+    http_res_free(&r1);
+    http_res_free(&r2);
+    assert_int_equal(units(s, item), 1);
+    /* The same id for another request. */
+    snprintf(body, sizeof body,
+             "{\"userId\":%lld,\"userItemId\":%lld,\"minBid\":6,\"durationSeconds\":3600}", s, lot);
+    http(&W, "POST", "/auction/create", body, h, &r1);
+    assert_error(&r1, 409, "correlation_id_reused");
+    http_res_free(&r1);
+    assert_int_equal(units(s, item), 1);
+
+    snprintf(body, sizeof body, "{\"auctionId\":%lld,\"userId\":%lld,\"amount\":50}", a, u);
+    gf_uuid_generate(cid);
+    snprintf(hdr, sizeof hdr, "X-Correlation-Id: %s", cid);
+    assert_int_equal(http(&W, "POST", "/auction/bid", body, h, &r1), 200);
+    assert_int_equal(http(&W, "POST", "/auction/bid", body, h, &r2), 200);
+    assert_int_equal(jint(r1.json, "bidId"), jint(r2.json, "bidId"));
+    http_res_free(&r1);
+    http_res_free(&r2);
+    assert_int_equal(
+        sql_ll(W.backend, "SELECT count(*) FROM auction_bids WHERE auction_id = %lld", a), 1);
+    /* Settle it now rather than in an hour. */
+    sql_ll(W.backend,
+           "WITH u AS (UPDATE auctions SET ends_at = now() WHERE id = %lld RETURNING 1),"
+           " s AS (UPDATE saga_steps SET due_at = now() WHERE auction_id = %lld AND kind ="
+           " 'settle' RETURNING 1) SELECT count(*) FROM u",
+           a, a);
+    wait_closed(a, 10000);
+
+    long long c = create_auction(s, lot, 5, 3600);
+    snprintf(body, sizeof body, "{\"auctionId\":%lld,\"userId\":%lld}", c, s);
+    gf_uuid_generate(cid);
+    snprintf(hdr, sizeof hdr, "X-Correlation-Id: %s", cid);
+    assert_int_equal(http(&W, "POST", "/auction/cancel", body, h, &r1), 200);
+    assert_int_equal(http(&W, "POST", "/auction/cancel", body, h, &r2), 200);
+    assert_string_equal(r1.body, r2.body);
+    http_res_free(&r1);
+    http_res_free(&r2);
+    assert_int_equal(units(s, item), 1);
+}
+
 /* ---- many bidders at once ----------------------------------------------------------------- */
 
 struct storm {
@@ -615,6 +677,7 @@ int main(void)
         cmocka_unit_test_teardown(without_bids_the_unit_goes_back, world_check),
         cmocka_unit_test_teardown(bad_input_changes_nothing, world_check),
         cmocka_unit_test_teardown(retries_with_a_key_replay, world_check),
+        cmocka_unit_test_teardown(resent_correlation_ids_answer_the_first_outcome, world_check),
         cmocka_unit_test_teardown(many_bidders_race, world_check),
         cmocka_unit_test_teardown(killed_after_the_bid_prepare, world_check),
         cmocka_unit_test_teardown(killed_after_the_bid_commit, world_check),

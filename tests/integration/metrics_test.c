@@ -58,6 +58,9 @@ static const char *const backend_metrics[] = {
     "backend_outbox_pending",
     "backend_outbox_oldest_pending_age_seconds",
     "backend_decisions_replication_lag_bytes",
+    /* the auction saga's runners */
+    "backend_saga_steps_total",
+    "backend_saga_step_delay_seconds",
     /* pools, the event-log watcher */
     "gf_db_pool_in_use",
     "gf_db_pool_open",
@@ -803,7 +806,7 @@ static void backend_metrics_count_the_2pc_the_locks_and_the_outbox(const struct 
     value_at_least(&sc, "gf_db_pool_in_use", "pool=\"main\"", 0);
     value_at_least(&sc, "gf_db_pool_open", "pool=\"relay\"", 1);
     value_at_least(&sc, "gf_db_pool_in_use", "pool=\"relay\"", 0);
-    pool_series_are_named(&sc, 2);
+    pool_series_are_named(&sc, 3); /* main, relay, saga */
     scrape_free(&sc);
     /* The watcher logs every event too. */
     wait_value("backend", W.http_port, "events_log_acked_total", "queue=\"backend.events.log\"",

@@ -1,4 +1,5 @@
-/* Unit tests of backend/events.c: the BuyItemEvent as it goes into event_outbox. */
+/* Unit tests of backend/events.c: the BuyItemEvent and the auction saga's events as they go
+ * into event_outbox. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -66,12 +67,88 @@ static void ids_outside_uint32_are_refused(void **state)
     assert_int_equal(events_buy_payload(1, 1, 1, CID, hex, 10), GF_ETOOBIG);
 }
 
+/* Each auction event decodes back with its fields; the largest ids fit; out of range refused. */
+static void auction_payloads_decode_to_their_events(void **state)
+{
+    (void)state;
+    char hex[EVENTS_AUCTION_HEX_MAX];
+    uint8_t buf[EVENTS_AUCTION_PAYLOAD_MAX];
+    struct events_auction o = {.kind = EVENTS_AUCTION_OUTBID,
+                               .auction_id = 7,
+                               .user_id = 3,
+                               .item_id = 2,
+                               .bid_id = 12,
+                               .amount = 50,
+                               .new_bid_id = 13,
+                               .new_amount = 60,
+                               .cid = CID};
+    assert_string_equal(events_auction_name(o.kind), "AuctionOutbidEvent");
+    assert_int_equal(events_auction_payload(&o, hex, sizeof hex), GF_OK);
+    size_t len = unhex(hex, buf, sizeof buf);
+    Backend__AuctionOutbidEvent *e = backend__auction_outbid_event__unpack(NULL, len, buf);
+    assert_non_null(e);
+    assert_int_equal(e->auctionid, 7);
+    assert_int_equal(e->userid, 3);
+    assert_int_equal(e->bidid, 12);
+    assert_int_equal(e->amount, 50);
+    assert_int_equal(e->newbidid, 13);
+    assert_int_equal(e->newamount, 60);
+    assert_int_equal(e->itemid, 2);
+    assert_string_equal(e->correlationid, CID);
+    backend__auction_outbid_event__free_unpacked(e, NULL);
+
+    struct events_auction st = {.kind = EVENTS_AUCTION_SETTLED,
+                                .auction_id = UINT32_MAX,
+                                .user_id = UINT32_MAX,
+                                .item_id = UINT32_MAX,
+                                .bid_id = UINT32_MAX,
+                                .amount = UINT32_MAX,
+                                .winner_id = UINT32_MAX,
+                                .user_item_id = UINT32_MAX,
+                                .cid = CID};
+    assert_string_equal(events_auction_name(st.kind), "AuctionSettledEvent");
+    assert_int_equal(events_auction_payload(&st, hex, sizeof hex), GF_OK);
+    len = unhex(hex, buf, sizeof buf);
+    Backend__AuctionSettledEvent *s = backend__auction_settled_event__unpack(NULL, len, buf);
+    assert_non_null(s);
+    assert_int_equal(s->winnerid, UINT32_MAX);
+    assert_int_equal(s->useritemid, UINT32_MAX);
+    backend__auction_settled_event__free_unpacked(s, NULL);
+
+    struct events_auction c = {.kind = EVENTS_AUCTION_CANCELLED,
+                               .auction_id = 9,
+                               .user_id = 4,
+                               .item_id = 5,
+                               .user_item_id = 6,
+                               .cid = CID};
+    assert_string_equal(events_auction_name(c.kind), "AuctionCancelledEvent");
+    assert_int_equal(events_auction_payload(&c, hex, sizeof hex), GF_OK);
+    len = unhex(hex, buf, sizeof buf);
+    Backend__AuctionCancelledEvent *x = backend__auction_cancelled_event__unpack(NULL, len, buf);
+    assert_non_null(x);
+    assert_int_equal(x->auctionid, 9);
+    assert_int_equal(x->sellerid, 4);
+    assert_int_equal(x->useritemid, 6);
+    backend__auction_cancelled_event__free_unpacked(x, NULL);
+
+    c.auction_id = 0;
+    assert_int_equal(events_auction_payload(&c, hex, sizeof hex), GF_ERANGE);
+    c.auction_id = (int64_t)UINT32_MAX + 1;
+    assert_int_equal(events_auction_payload(&c, hex, sizeof hex), GF_ERANGE);
+    c.auction_id = 9;
+    c.user_item_id = -1;
+    assert_int_equal(events_auction_payload(&c, hex, sizeof hex), GF_ERANGE);
+    c.user_item_id = 6;
+    assert_int_equal(events_auction_payload(&c, hex, 10), GF_ETOOBIG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(buy_payload_decodes_to_the_event_with_spec_field_numbers),
         cmocka_unit_test(the_largest_ids_fit_the_payload_buffer),
         cmocka_unit_test(ids_outside_uint32_are_refused),
+        cmocka_unit_test(auction_payloads_decode_to_their_events),
     };
     return cmocka_run_group_tests_name("unit_backend_events", tests, NULL, NULL);
 }
