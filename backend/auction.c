@@ -236,7 +236,10 @@ struct bid {
     int64_t auction_id, user_id, amount;
     const char *cid;
     const struct gf_auth_claims *who;
-    int64_t item_id, bid_id;
+    /* As read (bid_load): the auction's item and version, its leading bid (0: none), and the id
+     * the new bid takes (drawn with the read, so that one statement can write everything). */
+    int64_t item_id, bid_id, prev_bid, prev_user, prev_amount;
+    char version[24];
 };
 
 /* The reasons a bid is refused, whether before the prepare or after a lost race. */
@@ -272,137 +275,146 @@ static enum gf_status bid_refusal(const PGresult *res, const struct bid *b, stru
     return GF_OK;
 }
 
-static const char SQL_BID_READ[] =
-    "SELECT a.seller_id, a.status = 'open' AND a.ends_at > clock_timestamp(), a.min_bid,"
-    " coalesce(a.leading_amount, 0), EXISTS (SELECT 1 FROM users WHERE id = $2::bigint),"
-    " a.version, coalesce(a.leading_bid_id, 0), coalesce(a.leading_user_id, 0), a.item_id"
-    " FROM auctions a WHERE a.id = $1::bigint";
-
-/* Reads the auction for bid b: GF_ENOTFOUND auction_not_found, or *res (the caller's). */
-static enum gf_status bid_read(struct backend_app *app, struct gf_db_conn *c, const struct bid *b,
-                               PGresult **res, struct be_err *err)
+/* Reads the auction for bid b and says whether the bid may go in now: GF_ENOTFOUND
+ * auction_not_found, a refusal (bid_refusal), or GF_OK with b's read fields filled. */
+static enum gf_status bid_load(struct backend_app *app, struct bid *b, struct be_err *err)
 {
     char a[24], u[24];
     I64(a, b->auction_id);
     I64(u, b->user_id);
     const char *params[2] = {a, u};
-    enum gf_status st = c != NULL
-                            ? store_run(c, "au_bid_read", SQL_BID_READ, 2, params, res, err)
-                            : store_exec(app, "au_bid_read", SQL_BID_READ, 2, params, res, err);
+    PGresult *res = NULL;
+    enum gf_status st = store_exec(
+        app, "au_bid_read",
+        "SELECT a.seller_id, a.status = 'open' AND a.ends_at > clock_timestamp(), a.min_bid,"
+        " coalesce(a.leading_amount, 0), EXISTS (SELECT 1 FROM users WHERE id = $2::bigint),"
+        " a.version, coalesce(a.leading_bid_id, 0), coalesce(a.leading_user_id, 0), a.item_id,"
+        " nextval('auction_bids_id_seq') FROM auctions a WHERE a.id = $1::bigint",
+        2, params, &res, err);
     if (st != GF_OK)
         return st;
-    if (PQntuples(*res) == 0) {
-        PQclear(*res);
-        *res = NULL;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
         be_err_set(err, "auction_not_found", "no auction %" PRId64, b->auction_id);
         return GF_ENOTFOUND;
     }
-    return GF_OK;
+    st = bid_refusal(res, b, err);
+    if (st == GF_OK) {
+        b->prev_amount = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+        snprintf(b->version, sizeof b->version, "%s", PQgetvalue(res, 0, 5));
+        b->prev_bid = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
+        b->prev_user = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
+        b->item_id = strtoll(PQgetvalue(res, 0, 8), NULL, 10);
+        b->bid_id = strtoll(PQgetvalue(res, 0, 9), NULL, 10);
+    }
+    PQclear(res);
+    return st;
 }
 
-enum bid_local { BID_DONE, BID_LOST_RACE, BID_REFUSED, BID_DECIDED, BID_FAILED };
+enum bid_local { BID_DONE, BID_LOST_RACE, BID_DECIDED, BID_FAILED };
 
-/* The bid's local transaction on c: the commit point of its two-phase commit. */
-static enum bid_local bid_local(struct backend_app *app, struct gf_db_conn *c, struct bid *b,
-                                const struct be_idem *idem, bool *unknown, enum gf_status *st,
-                                struct be_err *err)
+/* The commit point of the bid's two-phase commit, one statement: the bid leads if the auction
+ * is as read (its version: the optimistic lock; the settlement's UPDATE takes the same row, so a
+ * bid and the end never both win) and still open; with it the bid, its decision 'succeeded',
+ * the refund of the bid it outbid (due now) and its AuctionOutbidEvent, the bid's step, and an
+ * operator's audit. With an Idempotency-Key, the key's answer in the same transaction. */
+static const char SQL_BID_COMMIT[] =
+    "WITH up AS (UPDATE auctions SET version = version + 1, updated_at = clock_timestamp(),"
+    " leading_bid_id = $6::bigint, leading_user_id = $2::bigint, leading_amount = $3::bigint"
+    " WHERE id = $1::bigint AND version = $5::bigint AND status = 'open'"
+    " AND ends_at > clock_timestamp() RETURNING id, correlation_id),"
+    " bid AS (INSERT INTO auction_bids (id, auction_id, user_id, amount, correlation_id)"
+    " SELECT $6::bigint, id, $2::bigint, $3::bigint, $4::uuid FROM up RETURNING id),"
+    " decision AS (INSERT INTO transaction_outbox (correlation_id, state)"
+    " SELECT $4::uuid, 'succeeded' FROM bid),"
+    " prev AS (UPDATE auction_bids SET outbid_by = $6::bigint"
+    " WHERE id = $7::bigint AND EXISTS (SELECT 1 FROM bid) RETURNING id, user_id, amount),"
+    " steps AS (INSERT INTO saga_steps (auction_id, kind, state, bid_id, user_id, amount,"
+    " correlation_id, done_at)"
+    " SELECT $1::bigint, 'bid', 'done', id, $2::bigint, $3::bigint, $4::uuid,"
+    " clock_timestamp() FROM bid"
+    " UNION ALL SELECT $1::bigint, 'refund', 'pending', prev.id, prev.user_id, prev.amount,"
+    " saga_step_cid(up.correlation_id, 'refund', prev.id, 0), NULL FROM prev, up),"
+    " ev AS (INSERT INTO event_outbox (event_name, correlation_id, payload)"
+    " SELECT e.name, $4::uuid, e.payload FROM bid, (VALUES"
+    " (1, '" GF_EVENT_AUCTION_OUTBID "', $8::bytea),"
+    " (2, '" GF_EVENT_ADMIN_ACTION "', $9::bytea)) e(ord, name, payload)"
+    " WHERE e.payload IS NOT NULL ORDER BY e.ord)"
+    " SELECT count(*) FROM bid";
+
+static enum bid_local bid_commit(struct backend_app *app, const struct bid *b,
+                                 const struct be_idem *idem, bool *unknown, enum gf_status *st,
+                                 struct be_err *err)
 {
-    PGresult *res = NULL;
-    *st = bid_read(app, c, b, &res, err);
-    if (*st != GF_OK)
-        goto failed;
-    *st = bid_refusal(res, b, err);
-    if (*st != GF_OK) {
-        PQclear(res);
-        gf_db_rollback(c);
-        return BID_REFUSED;
-    }
-    char a[24], u[24], amt[24];
+    char a[24], u[24], amt[24], id[24], prev[24];
+    char outbid[EVENTS_AUCTION_HEX_MAX], audit[EVENTS_ADMIN_HEX_MAX];
     I64(a, b->auction_id);
     I64(u, b->user_id);
     I64(amt, b->amount);
-    char version[24], prev_bid[24], prev_user[24], prev_amount[24];
-    snprintf(version, sizeof version, "%s", PQgetvalue(res, 0, 5));
-    snprintf(prev_bid, sizeof prev_bid, "%s", PQgetvalue(res, 0, 6));
-    snprintf(prev_user, sizeof prev_user, "%s", PQgetvalue(res, 0, 7));
-    snprintf(prev_amount, sizeof prev_amount, "%s", PQgetvalue(res, 0, 3));
-    b->item_id = strtoll(PQgetvalue(res, 0, 8), NULL, 10);
-    PQclear(res);
-    res = NULL;
-    /* The bid leads if the auction is as read (version) and still open: the auction row's
-     * optimistic lock; the settlement's UPDATE takes the same row, so a bid and the end never
-     * both win. The bid, its step, the decision: one statement. */
-    const char *p[5] = {a, u, amt, b->cid, version};
-    *st = store_run(
-        c, "au_bid_lead",
-        "WITH up AS (UPDATE auctions SET version = version + 1, updated_at = clock_timestamp()"
-        " WHERE id = $1::bigint AND version = $5::bigint AND status = 'open'"
-        " AND ends_at > clock_timestamp() RETURNING id),"
-        " bid AS (INSERT INTO auction_bids (auction_id, user_id, amount, correlation_id)"
-        " SELECT id, $2::bigint, $3::bigint, $4::uuid FROM up RETURNING id),"
-        " decision AS (INSERT INTO transaction_outbox (correlation_id, state)"
-        " SELECT $4::uuid, 'succeeded' FROM bid)"
-        " SELECT id FROM bid",
-        5, p, &res, err);
-    if (*st == GF_EEXISTS) { /* the decision: gxp's resolver recorded 'failed' first */
-        gf_db_rollback(c);
-        return BID_DECIDED;
+    I64(id, b->bid_id);
+    I64(prev, b->prev_bid);
+    *unknown = false;
+    struct events_auction e = {.kind = EVENTS_AUCTION_OUTBID,
+                               .auction_id = b->auction_id,
+                               .user_id = b->prev_user,
+                               .item_id = b->item_id,
+                               .bid_id = b->prev_bid,
+                               .amount = b->prev_amount,
+                               .new_bid_id = b->bid_id,
+                               .new_amount = b->amount,
+                               .cid = b->cid};
+    bool admin = b->who != NULL && b->who->role == GF_ROLE_ADMIN;
+    struct events_admin ad = {.action = EVENTS_ACTION_AUCTION_BID_FOR_USER,
+                              .who = b->who,
+                              .user_id = b->user_id,
+                              .target_id = b->auction_id,
+                              .item_id = b->item_id,
+                              .amount = b->amount};
+    if ((b->prev_bid > 0 && events_auction_payload(&e, outbid, sizeof outbid) != GF_OK) ||
+        (admin && events_admin_payload(&ad, b->cid, audit, sizeof audit) != GF_OK)) {
+        GF_ERROR("bid events not encoded (a number past the proto's) auction=%" PRId64,
+                 b->auction_id);
+        *st = be_db_failed(GF_EINTERNAL, err);
+        return BID_FAILED;
     }
-    if (*st != GF_OK)
-        goto failed;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        gf_db_rollback(c);
-        return BID_LOST_RACE;
-    }
-    b->bid_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    res = NULL;
-    char bid[24];
-    I64(bid, b->bid_id);
-    const char *p2[6] = {a, bid, u, amt, prev_bid, b->cid};
-    /* The leader, the bid's own step, and the refund of the bid it outbid (due now). */
-    *st = store_run(
-        c, "au_bid_steps",
-        "WITH lead AS (UPDATE auctions SET leading_bid_id = $2::bigint,"
-        " leading_user_id = $3::bigint, leading_amount = $4::bigint WHERE id = $1::bigint),"
-        " prev AS (UPDATE auction_bids SET outbid_by = $2::bigint WHERE id = $5::bigint"
-        " RETURNING id, user_id, amount)"
-        " INSERT INTO saga_steps (auction_id, kind, state, bid_id, user_id, amount,"
-        " correlation_id, done_at)"
-        " SELECT $1::bigint, 'bid', 'done', $2::bigint, $3::bigint, $4::bigint, $6::uuid,"
-        " clock_timestamp()"
-        " UNION ALL SELECT $1::bigint, 'refund', 'pending', prev.id, prev.user_id, prev.amount,"
-        " saga_step_cid(a.correlation_id, 'refund', prev.id, 0), NULL"
-        " FROM prev, auctions a WHERE a.id = $1::bigint",
-        6, p2, NULL, err);
-    if (*st != GF_OK)
-        goto failed;
-    if (strcmp(prev_bid, "0") != 0) {
-        struct events_auction e = {.kind = EVENTS_AUCTION_OUTBID,
-                                   .auction_id = b->auction_id,
-                                   .user_id = strtoll(prev_user, NULL, 10),
-                                   .item_id = b->item_id,
-                                   .bid_id = strtoll(prev_bid, NULL, 10),
-                                   .amount = strtoll(prev_amount, NULL, 10),
-                                   .new_bid_id = b->bid_id,
-                                   .new_amount = b->amount,
-                                   .cid = b->cid};
-        *st = put_event(c, &e, err);
+    const char *p[9] = {a,
+                        u,
+                        amt,
+                        b->cid,
+                        b->version,
+                        id,
+                        prev,
+                        b->prev_bid > 0 ? outbid : NULL,
+                        admin ? audit : NULL};
+    PGresult *res = NULL;
+    struct gf_db_conn *c = NULL;
+    bool keyed = idem != NULL && idem->key != NULL;
+    if (keyed) {
+        *st = store_begin(app, &c, err);
         if (*st != GF_OK)
-            goto failed;
+            return BID_FAILED;
+        *st = store_run(c, "au_bid_commit", SQL_BID_COMMIT, 9, p, &res, err);
+    } else { /* one statement, its own transaction */
+        *st = store_write(app, "au_bid_commit", SQL_BID_COMMIT, 9, p, &res, err);
+        *unknown = *st == GF_EUNKNOWN;
     }
-    *st = audit_for(c, b->who, EVENTS_ACTION_AUCTION_BID_FOR_USER, b->user_id, b->auction_id,
-                    b->item_id, b->amount, b->cid, err);
-    if (*st != GF_OK)
-        goto failed;
-    gf_failpoint("auction.bid_before_commit");
-    *st = idem_commit(c, idem, b->bid_id, unknown, err);
-    return *st == GF_OK ? BID_DONE : BID_FAILED;
-failed:
+    enum bid_local out = BID_FAILED;
+    if (*st == GF_EEXISTS) /* the decision: gxp's resolver recorded 'failed' first */
+        out = BID_DECIDED;
+    else if (*st == GF_OK)
+        out = strcmp(PQgetvalue(res, 0, 0), "1") == 0 ? BID_DONE : BID_LOST_RACE;
     PQclear(res);
-    gf_db_rollback(c);
-    return BID_FAILED;
+    if (keyed) {
+        if (out == BID_DONE) {
+            gf_failpoint("auction.bid_before_commit");
+            *st = idem_commit(c, idem, b->bid_id, unknown, err);
+            out = *st == GF_OK ? BID_DONE : BID_FAILED;
+        } else {
+            gf_db_rollback(c);
+        }
+        gf_db_release(app->pool, c);
+    }
+    return out;
 }
 
 /* A correlation id that names a transaction already: this bid's again (the bid committed:
@@ -480,16 +492,13 @@ enum gf_status auction_bid(struct backend_app *app, const struct gf_auth_claims 
         .auction_id = auction_id, .user_id = user_id, .amount = amount, .cid = cid, .who = who};
     *replayed = false;
     /* Refused before anything is reserved: unknown, closed, too low, the seller's own. */
-    PGresult *res = NULL;
-    enum gf_status st = bid_read(app, NULL, &b, &res, err);
-    if (st != GF_OK)
-        return st;
-    st = bid_refusal(res, &b, err);
-    PQclear(res);
+    enum gf_status st = bid_load(app, &b, err);
     if (st != GF_OK) {
         /* A resent correlation id whose bid committed is refused by now (it leads, or the
          * auction ended): its answer is that bid's. */
-        return cid_claimed(app, cid) ? bid_existing(app, &b, bid_id, replayed, err) : st;
+        if (st == GF_ECONFLICT && cid_claimed(app, cid))
+            return bid_existing(app, &b, bid_id, replayed, err);
+        return st;
     }
     st = coord_claim(app, cid, KIND_BID, user_id, auction_id, amount, err);
     if (st == GF_EEXISTS)
@@ -504,21 +513,22 @@ enum gf_status auction_bid(struct backend_app *app, const struct gf_auth_claims 
         return st;
     }
     gf_failpoint("auction.bid_after_prepare");
-    bool unknown = false;
+    bool unknown = false, refused = false;
     enum bid_local out = BID_FAILED;
     struct gf_backoff bo;
     gf_backoff_init(&bo, 2, 50);
     for (int attempt = 0; attempt < app->cfg->lock_retries; attempt++) {
-        struct gf_db_conn *c = NULL;
-        st = store_begin(app, &c, err);
-        if (st != GF_OK)
-            break;
-        out = bid_local(app, c, &b, idem, &unknown, &st, err);
-        gf_db_release(app->pool, c);
+        out = bid_commit(app, &b, idem, &unknown, &st, err);
         if (out != BID_LOST_RACE)
             break;
         gf_counter_add(m_conflict_bid, 1);
         gf_sleep_ms(gf_backoff_next(&bo), NULL);
+        /* Another bid (or the end) came first: read again; a refusal now ends the bid. */
+        st = bid_load(app, &b, err);
+        if (st != GF_OK) {
+            refused = true;
+            break;
+        }
     }
     if (out == BID_DONE) {
         gf_failpoint("auction.bid_after_commit");
@@ -535,13 +545,18 @@ enum gf_status auction_bid(struct backend_app *app, const struct gf_auth_claims 
     enum outcome o = coord_decide_failed(app, cid, DECIDER_BID);
     coord_count_outcome(KIND_BID, o);
     if (o == OUTCOME_SUCCEEDED) { /* our COMMIT happened; only its answer was lost */
-        st = bid_existing(app, &b, bid_id, replayed, err);
-        *replayed = false;
+        struct be_err ignored;
         saga_kick(app->saga);
-        return st == GF_OK ? GF_OK : be_db_failed(GF_EUNKNOWN, err);
+        if (bid_existing(app, &b, bid_id, replayed, &ignored) == GF_OK) {
+            *replayed = false;
+            return GF_OK;
+        }
+        return be_db_failed(GF_EUNKNOWN, err);
     }
     if (o == OUTCOME_UNKNOWN && unknown)
         return GF_EUNKNOWN;
+    if (refused)
+        return st; /* closed, or another bid leads now (err says which) */
     switch (out) {
     case BID_LOST_RACE:
         be_err_set(err, "lock_conflict",
@@ -551,10 +566,8 @@ enum gf_status auction_bid(struct backend_app *app, const struct gf_auth_claims 
         be_err_set(err, "transaction_aborted",
                    "the bid was aborted while it waited (timed out), try again");
         return GF_ECONFLICT;
-    case BID_FAILED:
-        return unknown ? be_db_failed(GF_EUNAVAILABLE, err) : st;
     default:
-        return st; /* refused after a race: closed, or another bid leads now */
+        return unknown ? be_db_failed(GF_EUNAVAILABLE, err) : st;
     }
 }
 
