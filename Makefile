@@ -86,14 +86,16 @@ compose-up: deps
 compose-down:
 	@bash scripts/compose.sh down $(if $(VOLUMES),--volumes)
 
-# The benchmark suite: the whole system through nginx beside its SQL floor (bench/suite.sh).
+# The benchmark suite: the whole system through nginx beside its SQL floor, auction bids and
+# the settlement of 1,000 auctions that end together (bench/suite.sh).
 bench: deps build
 	@bash bench/suite.sh
 
-# The chaos test: load through nginx (with Idempotency-Key retries and resent correlation ids)
-# while processes are killed and paused, clusters restarted, broker connections closed, network
-# links cut and delayed (tests/harness/netfault.sh: iptables, so as root) and failpoints fire in
-# every window of the protocol; then every invariant checked (tests/chaos/chaos.sh). CHAOS_SEED
+# The chaos test: load through nginx (buys, add-gxps, auctions of 5-10 s with many bidders;
+# with Idempotency-Key retries and resent correlation ids) while processes are killed and
+# paused, clusters restarted, broker connections closed, network links cut and delayed
+# (tests/harness/netfault.sh: iptables, so as root) and failpoints fire in every window of the
+# protocol and of the auction saga; then every invariant checked (tests/chaos/chaos.sh). CHAOS_SEED
 # (random when unset) replays a run's operations and faults; CHAOS_SECONDS, CHAOS_CLIENTS.
 CHAOS_SECONDS ?= 120
 CHAOS_CLIENTS ?= 16

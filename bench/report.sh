@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Turns the tables bench/suite.sh measured (runs.tsv, floor.tsv, lags.tsv, rss.tsv in DIR) into
-# the Markdown report on stdout and two plots, DIR/throughput.png and DIR/latency.png
+# the Markdown report on stdout (with bids.tsv and settle.tsv: the auctions' figures) and two
+# plots, DIR/throughput.png and DIR/latency.png
 # (gnuplot): throughput and p99 latency against concurrency, ours beside the floor.
 # A run of a part of the suite (BENCH_ONLY) reports what it measured.
 #   bench/report.sh DIR
@@ -13,7 +14,7 @@ echo
 echo "$(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)); everything on this"
 echo "machine: 3 PostgreSQL clusters, RabbitMQ, 2 gxp, eventlog, 2 backends, nginx and wrk."
 echo "Requests go through nginx (the ingress); each run lasts ${BENCH_SECONDS:-10} s."
-if [[ -s parts && $(<parts) != "auth get-item get-user add-gxp buy floor big" ]]; then
+if [[ -s parts && $(<parts) != "auth get-item get-user add-gxp buy bid settle floor big" ]]; then
     echo "Only a part of the suite ran (BENCH_ONLY): $(<parts)."
 fi
 echo
@@ -101,6 +102,42 @@ echo "transaction, so an upper bound) to finalized_at on gxp-db. Event lag: the 
 echo "(the event's occurredAt) to eventlog's commit."
 echo
 
+# ---- auctions (bids.tsv, settle.tsv: absent in a run before auctions) -------------------------
+if [[ $(wc -l <bids.tsv 2>/dev/null || echo 0) -gt 1 || $(wc -l <settle.tsv 2>/dev/null || echo 0) -gt 1 ]]; then
+    echo "## Auctions"
+    echo
+fi
+if [[ $(wc -l <bids.tsv 2>/dev/null || echo 0) -gt 1 ]]; then
+    echo "| conns | bids accepted/s (200) | refused/s (409) | other answers | refund p50 ms | refund p99 ms | refunds |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|"
+    awk -F'\t' 'NR > 1 { printf "| %s | %.0f | %.1f | %d | %s | %s | %s |\n", $1, $3 / $2, $4 / $2, $5, $6, $7, $8 }' bids.tsv
+    echo
+    echo "Bids through nginx on ${BENCH_AUCTIONS:-256} open auctions, each bid above the last one sent to its"
+    echo "auction (wrk/bid.lua): a 409 is a bid that lost a race (bid_too_low, or lock_conflict after the"
+    echo "auction row's optimistic lock gave up). Each bid is a two-phase commit with gxp (its GXP taken),"
+    echo "and outbids the one before it, whose refund is a saga step (another two-phase commit, run in"
+    echo "the background by the backends' saga workers): refund = from the commit of the bid that outbid"
+    echo "it to the refund's commit. The route's row above (bid) counts every answer; its CPU per"
+    echo "request includes the refunds."
+    echo
+fi
+if [[ $(wc -l <settle.tsv 2>/dev/null || echo 0) -gt 1 ]]; then
+    echo "| auctions | created in s | bid on in s | their ends spread over ms | all settled after the first end s | all paid out s | payout p50 s | payout p99 s | payouts applied on gxp s |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    awk -F'\t' 'NR > 1 { printf "| %s | %.1f | %.1f | %s | %.2f | %.2f | %.2f | %.2f | %.2f (%s) |\n",
+        $1, $2 / 1000, $3 / 1000, $4, $5 / 1000, $6 / 1000, $7 / 1000, $8 / 1000, $9 / 1000, $10 }' settle.tsv
+    echo
+    echo "Auctions that all end in the same second (each creation's durationSeconds is that second"
+    echo "minus its own start), each with one bid, settled by the saga: at its end a 'settle' step (a"
+    echo "local transaction: the unit to the winner, the payout step written), then a 'payout' step (a"
+    echo "two-phase commit crediting the seller), run by the saga workers of both backends"
+    echo "(BACKEND_SAGA_WORKERS, BACKEND_SAGA_BATCH, BACKEND_SAGA_POLL_MS: the defaults, 2, 32 and"
+    echo "200 ms). Times from backend-db's own clock: from the first auction's end to the last"
+    echo "settlement (closed_at) and to the last payout step's commit (done_at); payout p50/p99: per"
+    echo "auction, from its end to its payout; applied: to the last payout's COMMITTED on gxp-db."
+    echo
+fi
+
 echo "## Peak memory (VmHWM)"
 echo
 echo "| process | peak RSS MiB |"
@@ -147,6 +184,16 @@ awk -F'\t' '
         if (big != "") row("buy p99 after the large-table load", sprintf("%.2f ms (before: %.2f ms)", p99[big], p99["buy" k]),
                            "no growth (<= 1.5x)", p99[big] <= 1.5 * p99["buy" k])
     }' floor.tsv runs.tsv lags.tsv rss.tsv
+have() { if [[ -f $1 ]]; then echo "$1"; else echo /dev/null; fi; }
+awk -F'\t' '
+    function row(what, got, want, ok) { printf "| %s | %s | %s | %s |\n", what, got, want, ok ? "met" : "**not met**" }
+    FNR == 1 { next }
+    FILENAME == "bids.tsv" { if ($1 + 0 >= maxc) { maxc = $1 + 0; rate = $3 / $2 } next }
+    FILENAME == "settle.tsv" { n = $1; paid = $6 / 1000 }
+    END {
+        if (maxc > 0) row("bids accepted at c=" maxc, sprintf("%.0f/s", rate), ">= 300/s", rate >= 300)
+        if (n > 0) row(n " auctions ending together: settled and paid out", sprintf("%.2f s", paid), "<= 10 s", paid <= 10)
+    }' "$(have bids.tsv)" "$(have settle.tsv)"
 
 # ---- plots ------------------------------------------------------------------------------------
 awk -F'\t' '
@@ -165,13 +212,13 @@ set output "throughput.png"
 set title "gf-svc through nginx: throughput (ours, and the SQL floor)"
 set ylabel "requests/s"
 set logscale y
-plot for [r in "buy add-gxp GET/item GET/user"] "< grep '^".r." ' plot.dat" using 2:3 with linespoints title r, \
+plot for [r in "buy add-gxp bid GET/item GET/user"] "< grep '^".r." ' plot.dat" using 2:3 with linespoints title r, \
      "< grep '^buy ' plot.dat" using 2:5 with linespoints dashtype 2 title "buy floor", \
      "< grep '^add-gxp ' plot.dat" using 2:5 with linespoints dashtype 2 title "add-gxp floor"
 set output "latency.png"
 set title "gf-svc through nginx: p99 latency"
 set ylabel "p99 ms"
-plot for [r in "buy add-gxp GET/item GET/user"] "< grep '^".r." ' plot.dat" using 2:4 with linespoints title r
+plot for [r in "buy add-gxp bid GET/item GET/user"] "< grep '^".r." ' plot.dat" using 2:4 with linespoints title r
 GP
 echo
 echo "Plots: throughput.png and latency.png beside this report."

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # make bench: the whole system as `make up` runs it (scripts/stack.sh: three clusters, RabbitMQ,
 # two gxp, eventlog, two backends, nginx), on free ports and a private state directory, measured
-# through nginx at 1, 8 and 32 connections with wrk: buy, add-gxp, GET /item, GET /user.
+# through nginx at 1, 8 and 32 connections with wrk: buy, add-gxp, GET /item, GET /user, and
+# auction bids (each one above the last on its auction; the 200s and the 409s of lost races
+# counted apart). Then the auction saga's settlement: 1,000 auctions that end in the same
+# second, each with one bid, timed from their end until every one is settled and its seller
+# paid out.
 # Beside our figures, the floor: pgbench running exactly the SQL of a buy and of an add-gxp on
 # the same clusters at the same concurrency (bench/floor). Then the buy run again after loading
 # a million rows into the tables a buy grows.
@@ -22,8 +26,11 @@
 # BENCH_ITEMS (32: the buys spread over this many items, in the runs and the floor alike — one
 # item would make every buy race for one stock row, which measures the optimistic lock's
 # back-off rather than the system), BENCH_BIG_ROWS (1000000; 0 skips the large-table run), GF_BUILD_DIR (build),
-# BENCH_ONLY (all: a part of the suite, any of: auth get-item get-user add-gxp buy floor big;
-# e.g. "get-item buy" for the throughput of those two), BENCH_PORT_BASE (unset: a free block at
+# BENCH_ONLY (all: a part of the suite, any of: auth get-item get-user add-gxp buy bid settle
+# floor big; e.g. "get-item buy" for the throughput of those two), BENCH_SELLERS (32: users
+# 1..32 sell, the others bid), BENCH_AUCTIONS (256: the open auctions the bids go to),
+# BENCH_SETTLE_AUCTIONS (1000), BENCH_SETTLE_LEAD_S (30: the auctions end this long after their
+# creation starts; creation and bids must be done by then), BENCH_PORT_BASE (unset: a free block at
 # random; else the stack's 17 ports from there), GF_BENCH_TMP (/tmp/gf-bench-<uid>: the stack's
 # state goes to its stack/).
 set -euo pipefail
@@ -36,12 +43,16 @@ CONCURRENCY=${BENCH_CONCURRENCY:-"1 8 32"}
 USERS=${BENCH_USERS:-1000}
 ITEMS=${BENCH_ITEMS:-32}
 BIG_ROWS=${BENCH_BIG_ROWS:-1000000}
-ONLY=${BENCH_ONLY:-auth get-item get-user add-gxp buy floor big}
+SELLERS=${BENCH_SELLERS:-32}
+AUCTIONS=${BENCH_AUCTIONS:-256}
+SETTLE_AUCTIONS=${BENCH_SETTLE_AUCTIONS:-1000}
+SETTLE_LEAD_S=${BENCH_SETTLE_LEAD_S:-30}
+ONLY=${BENCH_ONLY:-auth get-item get-user add-gxp buy bid settle floor big}
 for part in $ONLY; do
     case $part in
-    auth | get-item | get-user | add-gxp | buy | floor | big) ;;
+    auth | get-item | get-user | add-gxp | buy | bid | settle | floor | big) ;;
     *)
-        printf 'bench: BENCH_ONLY: unknown part %s (auth get-item get-user add-gxp buy floor big)\n' \
+        printf 'bench: BENCH_ONLY: unknown part %s (auth get-item get-user add-gxp buy bid settle floor big)\n' \
             "$part" >&2
         exit 2
         ;;
@@ -204,21 +215,25 @@ export USERS ITEMS
 
 # Waits until gxp has nothing PENDING and eventlog has stored every event: a quiet system.
 quiesce() {
-    local deadline=$((SECONDS + 120)) pending events outbox
+    local deadline=$((SECONDS + 120)) pending events outbox steps
     while ((SECONDS < deadline)); do
         pending=$(psql_at "$GF_GXP_DB_PORT" "SELECT count(*) FROM gxp_transaction WHERE status = 0")
         outbox=$(psql_at "$GF_BACKEND_DB_PORT" "SELECT count(*) FROM event_outbox WHERE published_at IS NULL")
         events=$(psql_at "$GF_EVENTLOG_DB_PORT" "SELECT count(*) FROM event")
-        [[ $pending == 0 && $outbox == 0 && $events == "${LAST_EVENTS:-x}" ]] && return 0
+        steps=$(psql_at "$GF_BACKEND_DB_PORT" "SELECT count(*) FROM saga_steps
+            WHERE state = 'pending' AND due_at <= now()")
+        [[ $pending == 0 && $outbox == 0 && $steps == 0 && $events == "${LAST_EVENTS:-x}" ]] &&
+            return 0
         LAST_EVENTS=$events
         sleep 1
     done
-    say "the system did not quiesce in 120 s (pending=$pending outbox=$outbox)"
+    say "the system did not quiesce in 120 s (pending=$pending outbox=$outbox saga steps due=$steps)"
 }
 
 # ---- one wrk run ------------------------------------------------------------------------------
-# run_wrk LABEL SCRIPT PATH CONNS: appends a line to $OUT/runs.tsv. Every request carries the
-# operator's bearer token (a fresh one: BENCH_TOKEN, the wrk scripts read it).
+# run_wrk LABEL SCRIPT PATH CONNS: appends a line to $OUT/runs.tsv; wrk's whole output stays in
+# WRK_RAW (a script's own report lines). Every request carries the operator's bearer token (a
+# fresh one: BENCH_TOKEN, the wrk scripts read it); WRK_THREADS tells a script wrk's -t.
 printf 'label\tconns\trps\tp50\tp90\tp99\tmax\terrors\tnon2xx\tcpu\n' >"$OUT/runs.tsv"
 run_wrk() {
     local label=$1 script=$2 path=$3 c=$4 threads line
@@ -226,9 +241,9 @@ run_wrk() {
     login
     quiesce
     cpu_mark
-    line=$(GF_WRK_REPORT=$WRK_DIR/report.lua BENCH_TOKEN=$TOKEN wrk -t"$threads" -c"$c" \
-        -d"${SECS}s" --timeout 5s -s "$WRK_DIR/$script" "$INGRESS$path" 2>&1 |
-        sed -n 's/^GFBENCH //p')
+    WRK_RAW=$(GF_WRK_REPORT=$WRK_DIR/report.lua BENCH_TOKEN=$TOKEN WRK_THREADS=$threads \
+        wrk -t"$threads" -c"$c" -d"${SECS}s" --timeout 5s -s "$WRK_DIR/$script" "$INGRESS$path" 2>&1)
+    line=$(sed -n 's/^GFBENCH //p' <<<"$WRK_RAW")
     [[ -n $line ]] || die "wrk printed no report for $label c=$c"
     field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$line"; }
     local rps p50 p90 p99 max errors non2xx
@@ -262,6 +277,160 @@ ev_lag() { # -> "p50 p99 n" in ms
         FROM (SELECT extract(epoch FROM stored_at - occurred_at) * 1000 AS d FROM event WHERE id > $EV0) x"
 }
 
+# ---- auctions ---------------------------------------------------------------------------------
+# curl_posts PATH: one POST of each JSON body read from stdin (a line each), 8 at a time over
+# kept-alive connections, with the operator's token.
+curl_posts() {
+    local body first=1 cfg=$TMP/posts.curl
+    while IFS= read -r body; do
+        ((first)) || echo next
+        first=0
+        printf 'url = "%s%s"\nheader = "Content-Type: application/json"\ndata = "%s"\n' \
+            "$INGRESS" "$1" "${body//\"/\\\"}"
+        printf 'output = "/dev/null"\nfail\nsilent\nshow-error\n'
+        [[ -z $TOKEN ]] || printf 'header = "Authorization: Bearer %s"\n' "$TOKEN"
+    done >"$cfg"
+    curl --no-progress-meter -Z --parallel-max 8 -K "$cfg"
+}
+
+# Users 1..SELLERS hold units of an item not on sale (bench-auction-item): the sellers. Each
+# auction puts one unit of one of them up (minimum bid 1); the others bid.
+declare -A SELLER_UI=()
+auction_setup() {
+    local item i u ui
+    login
+    item=$(curl -fsS -H 'Content-Type: application/json' "${AUTH_HDR[@]}" \
+        -d '{"name":"bench-auction-item","cost":1}' "$INGRESS/item/create" | jq -er .itemId) ||
+        die "creating the auctions' item failed"
+    for ((i = 1; i <= SELLERS; i++)); do
+        printf '{"userId":%d,"itemId":%d,"count":1000000}\n' "$i" "$item"
+    done | curl_posts /user/item/create || die "giving the sellers their units failed"
+    while IFS='|' read -r u ui; do
+        SELLER_UI[$u]=$ui
+    done < <(psql_at "$GF_BACKEND_DB_PORT" "SELECT user_id, id FROM user_items WHERE item_id = $item")
+    ((${#SELLER_UI[@]} == SELLERS)) || die "${#SELLER_UI[@]} sellers have units, want $SELLERS"
+}
+# create_auctions FROM TO DURATION: auctions FROM..TO-1 (seller: 1 + the number mod SELLERS).
+create_auctions() {
+    local i s
+    for ((i = $1; i < $2; i++)); do
+        s=$((1 + i % SELLERS))
+        printf '{"userId":%d,"userItemId":%d,"minBid":1,"durationSeconds":%d}\n' "$s" \
+            "${SELLER_UI[$s]}" "$3"
+    done | curl_posts /auction/create
+}
+max_auction() { psql_at "$GF_BACKEND_DB_PORT" "SELECT coalesce(max(id), 0) FROM auctions"; }
+
+# The auctions the bids go to: AUCTIONS of them, open for a day (the suite ends first).
+BID_FIRST=0
+bid_setup() {
+    local mark got
+    mark=$(max_auction)
+    login
+    create_auctions 0 "$AUCTIONS" 86400 || die "creating the auctions to bid on failed"
+    got=$(psql_at "$GF_BACKEND_DB_PORT" "SELECT count(*) || ' ' || (max(id) - min(id) + 1)
+        FROM auctions WHERE id > $mark")
+    [[ $got == "$AUCTIONS $AUCTIONS" ]] || die "auctions to bid on: $got made, want $AUCTIONS in a row"
+    BID_FIRST=$((mark + 1))
+    say "$AUCTIONS open auctions to bid on (ids $BID_FIRST..$((BID_FIRST + AUCTIONS - 1)))"
+}
+
+# run_bid CONNS: bids through wrk (bid.lua), each above the last one on its auction; the 200s
+# and 409s apart, and how long the refunds of the outbid bids took (a saga step each, from the
+# commit of the bid that outbid it: done_at - created_at) into bids.tsv.
+run_bid() {
+    local c=$1 s0 n200 n409 nother
+    s0=$(psql_at "$GF_BACKEND_DB_PORT" "SELECT coalesce(max(id), 0) FROM saga_steps")
+    BID_BASE=$(psql_at "$GF_BACKEND_DB_PORT" "SELECT coalesce(max(leading_amount), 0) + 1
+        FROM auctions WHERE id >= $BID_FIRST AND id < $((BID_FIRST + AUCTIONS))")
+    AUCTION_FIRST=$BID_FIRST
+    export AUCTION_FIRST AUCTIONS SELLERS BID_BASE
+    run_wrk bid bid.lua / "$c"
+    n200=$(sed -n 's/^GFBID .*n200=\([0-9]*\).*/\1/p' <<<"$WRK_RAW")
+    n409=$(sed -n 's/^GFBID .*n409=\([0-9]*\).*/\1/p' <<<"$WRK_RAW")
+    nother=$(sed -n 's/^GFBID .*nother=\([0-9]*\).*/\1/p' <<<"$WRK_RAW")
+    [[ -n $n200 && -n $n409 && -n $nother ]] || die "bid.lua printed no GFBID line"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$SECS" "$n200" "$n409" "$nother" \
+        "$(psql_at "$GF_BACKEND_DB_PORT" "SELECT
+            coalesce(round((percentile_cont(0.5) WITHIN GROUP (ORDER BY d))::numeric, 1), 0) || E'\t' ||
+            coalesce(round((percentile_cont(0.99) WITHIN GROUP (ORDER BY d))::numeric, 1), 0) || E'\t' ||
+            count(*) FROM (SELECT extract(epoch FROM done_at - created_at) * 1000 AS d
+            FROM saga_steps WHERE id > $s0 AND kind = 'refund' AND state = 'done') x")" \
+        >>"$OUT/bids.tsv"
+    say "bid c=$c: $(awk -v n="$n200" -v s="$SECS" 'BEGIN { printf "%.0f", n / s }') accepted/s," \
+        "$(awk -v n="$n409" -v s="$SECS" 'BEGIN { printf "%.0f", n / s }') refused 409/s, other $nother"
+}
+
+# The settlement: SETTLE_AUCTIONS auctions that end in the same second, SETTLE_LEAD_S after
+# the start (each creation's durationSeconds is that second minus its own start), then one bid
+# on each; timed from their end until every one is settled and every payout done, from
+# backend-db's own times (closed_at, the payout step's done_at) and gxp-db's (the payouts'
+# finalized_at).
+settle_bench() {
+    local n=$SETTLE_AUCTIONS mark end_s t0 t1 t2 k dur open paid deadline cids ends0 row applied
+    quiesce
+    login
+    mark=$(max_auction)
+    t0=$(date +%s%3N)
+    end_s=$((t0 / 1000 + SETTLE_LEAD_S))
+    for ((k = 0; k < n; k += 100)); do
+        dur=$((end_s - $(date +%s)))
+        ((dur >= 5)) || die "settle: creating $n auctions took too long for BENCH_SETTLE_LEAD_S=$SETTLE_LEAD_S"
+        create_auctions "$k" "$((k + 100 < n ? k + 100 : n))" "$dur" ||
+            die "settle: creating auctions failed"
+    done
+    t1=$(date +%s%3N)
+    [[ $(psql_at "$GF_BACKEND_DB_PORT" "SELECT count(*) FROM auctions WHERE id > $mark") == "$n" ]] ||
+        die "settle: not $n auctions made"
+    psql_at "$GF_BACKEND_DB_PORT" "SELECT id FROM auctions WHERE id > $mark ORDER BY id" |
+        awk -v s="$SELLERS" -v u="$USERS" \
+            '{ printf "{\"auctionId\":%d,\"userId\":%d,\"amount\":1}\n", $1, s + 1 + NR % (u - s) }' |
+        curl_posts /auction/bid || die "settle: bidding failed"
+    t2=$(date +%s%3N)
+    [[ $(psql_at "$GF_BACKEND_DB_PORT" "SELECT count(*) FROM auction_bids b JOIN auctions a
+        ON a.id = b.auction_id WHERE a.id > $mark AND b.created_at < a.ends_at") == "$n" ]] ||
+        die "settle: not $n bids before the end (BENCH_SETTLE_LEAD_S=$SETTLE_LEAD_S too short?)"
+    say "settle: $n auctions created in $((t1 - t0)) ms and bid on in $((t2 - t1)) ms; they end at $(date -u -d "@$end_s" +%H:%M:%S)"
+    deadline=$((end_s + 180))
+    while :; do
+        read -r open paid <<<"$(psql_at "$GF_BACKEND_DB_PORT" "SELECT
+            (SELECT count(*) FROM auctions WHERE id > $mark AND status = 'open') || ' ' ||
+            (SELECT count(*) FROM saga_steps WHERE auction_id > $mark AND kind = 'payout'
+             AND state = 'done')")"
+        [[ $open == 0 && $paid == "$n" ]] && break
+        (($(date +%s) < deadline)) || die "settle: $open still open, $paid of $n paid out 180 s after the end"
+        sleep 0.25
+    done
+    quiesce # the payouts applied on gxp
+    row=$(psql_at "$GF_BACKEND_DB_PORT" "SELECT
+        round((extract(epoch FROM max(a.ends_at) - min(a.ends_at)) * 1000)::numeric) || E'\t' ||
+        round((extract(epoch FROM max(a.closed_at) - min(a.ends_at)) * 1000)::numeric) || E'\t' ||
+        round((extract(epoch FROM max(p.done_at) - min(a.ends_at)) * 1000)::numeric) || E'\t' ||
+        round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM p.done_at - a.ends_at)))::numeric * 1000) || E'\t' ||
+        round((percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM p.done_at - a.ends_at)))::numeric * 1000)
+        FROM auctions a JOIN saga_steps p ON p.auction_id = a.id AND p.kind = 'payout'
+        WHERE a.id > $mark")
+    ends0=$(psql_at "$GF_BACKEND_DB_PORT" "SELECT extract(epoch FROM min(ends_at)) FROM auctions WHERE id > $mark")
+    cids=$(psql_at "$GF_BACKEND_DB_PORT" "SELECT string_agg(correlation_id::text, ',') FROM saga_steps
+        WHERE auction_id > $mark AND kind = 'payout'")
+    applied=$(psql_at "$GF_GXP_DB_PORT" "SELECT round(((extract(epoch FROM max(finalized_at)) - $ends0) * 1000)::numeric)
+        || ' ' || count(*) FILTER (WHERE status = 2) FROM gxp_transaction
+        WHERE correlation_id = ANY (string_to_array('$cids', ',')::uuid[])")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$((t1 - t0))" "$((t2 - t1))" "$row" \
+        "${applied% *}" "${applied#* }" >>"$OUT/settle.tsv"
+    say "settle: $n auctions ending within $(cut -f1 <<<"$row") ms of each other: all settled $(cut -f2 <<<"$row") ms and all paid out $(cut -f3 <<<"$row") ms after the first end"
+}
+
+if wanted bid || wanted settle; then
+    auction_setup
+fi
+printf 'conns\tsecs\tn200\tn409\tnother\trefund_p50\trefund_p99\trefunds\n' >"$OUT/bids.tsv"
+printf 'auctions\tcreate_ms\tbid_ms\tends_spread_ms\tsettled_ms\tpaid_ms\tpaid_p50_ms\tpaid_p99_ms\tapplied_ms\tapplied_n\n' \
+    >"$OUT/settle.tsv"
+if wanted bid; then
+    bid_setup
+fi
+
 printf 'label\tconns\tfin_p50\tfin_p99\tfin_n\tev_p50\tev_p99\tev_n\n' >"$OUT/lags.tsv"
 for c in $CONCURRENCY; do
     if wanted get-item; then run_wrk "GET /item" get.lua /item "$c"; fi
@@ -280,7 +449,16 @@ for c in $CONCURRENCY; do
         read -r ep50 ep99 en <<<"$(ev_lag)"
         printf 'buy\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$fp50" "$fp99" "$fn" "$ep50" "$ep99" "$en" >>"$OUT/lags.tsv"
     fi
+    if wanted bid; then
+        fin_mark
+        run_bid "$c"
+        read -r fp50 fp99 fn <<<"$(fin_latency)"
+        printf 'bid\t%s\t%s\t%s\t%s\t-\t-\t0\n' "$c" "$fp50" "$fp99" "$fn" >>"$OUT/lags.tsv"
+    fi
 done
+if wanted settle; then
+    settle_bench
+fi
 
 # ---- the floor: the same SQL with no service in between --------------------------------------
 printf 'op\tconns\ttps\tbackend_tps\tgxp_tps\n' >"$OUT/floor.tsv"

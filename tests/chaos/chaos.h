@@ -39,6 +39,11 @@ enum rec_kind {
                       res_ver = the answer's ETag version */
     K_CREATE_ITEM, /* name, amount = cost; res_id = itemId (setup) */
     K_MKT_CREATE,  /* item, amount = count; res_id = marketplaceItemId (setup) */
+    K_UI_CREATE,   /* user, item, amount = count; res_id = userItemId (setup: sellers' units) */
+    K_AU_CREATE,   /* user = seller, item = userItemId, amount = minBid, aux = durationSeconds;
+                      res_id = auctionId */
+    K_BID,         /* user, item = auctionId, amount; res_id = bidId */
+    K_AU_CANCEL,   /* user, item = auctionId; res_id = auctionId */
     NKINDS
 };
 extern const char *const kind_names[NKINDS];

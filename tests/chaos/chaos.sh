@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The chaos test: the whole local system (scripts/stack.sh) on free ports in a private state
-# directory, N clients sending a seeded random mix of create-user, add-gxp, buy and item PATCHes
-# through nginx (gf-chaos load) — some buys and add-gxps with an Idempotency-Key, retried with
-# it until a definite answer, some resending their X-Correlation-Id after no answer; each with
+# directory, N clients sending a seeded random mix of create-user, add-gxp, buy, item PATCHes
+# and auctions (sellers put a unit up for 5-10 s, many bidders outbid each other, a few
+# cancellations) through nginx (gf-chaos load) — some buys, add-gxps, bids, auction creations
+# and cancellations with an Idempotency-Key, retried with it until a definite answer, some buys,
+# add-gxps and bids resending their X-Correlation-Id after no answer; each with
 # a bearer token: the operator's (admin, who acts for anyone; its password is in the
 # admin.password file of the stack's secrets directory), or for a buy often the buyer's own (setup creates the users with
 # passwords and logs each in); a few with none (must be 401) or with a user's token acting for
@@ -21,19 +23,27 @@
 #           long the locks blocked them
 # and the backends run with failpoints armed at small probabilities (kills in every window of
 # the protocol: after prepare, after commit, inside ResolveTransaction, in the relay between
-# publish and mark); a program that died at a failpoint is restarted at once and counted as
+# publish and mark, and the auction saga's: a bid's, a settlement's before and after its commit,
+# a refund's and a payout's after prepare and after commit); a program that died at a failpoint
+# is restarted at once and counted as
 # killed. gf-chaos sample records the oldest PENDING transaction, open transactions and lock
-# waits twice a second. Then the load stops, the system quiesces, and gf-chaos check verifies
-# SPEC §5's invariants, every request's effect against its answer, at most one effect per
-# Idempotency-Key (the one its 2xx names), nothing PENDING past timeout + lag after a fault
-# ended, and prints the summary. Exit 0 only with zero violations.
+# waits twice a second. Then the load stops, the system quiesces (every auction ended, no saga
+# step pending), and gf-chaos check verifies SPEC §5's invariants, the auction saga's (GXP
+# conserved per user, escrow = leading bids of open auctions, each outbid bid refunded once, each
+# won auction paid out once, each unit one owner, one event per settlement, cancellation and
+# outbid bid, each settlement in time after its end or the fault then), every request's effect
+# against its answer, at most one effect per Idempotency-Key (the one its 2xx names), nothing
+# PENDING past timeout + lag after a fault ended, and prints the summary. Exit 0 only with zero
+# violations.
 #
 #   tests/chaos/chaos.sh            (make chaos; ctest chaos_short runs a short one)
 #
 # Environment: CHAOS_SEED (random when unset; printed), CHAOS_SECONDS (120), CHAOS_CLIENTS (16),
 # CHAOS_THINK_MS (100: a client's pause between requests, at most), CHAOS_PENDING_TIMEOUT_MS
 # (2000: gxp's GXP_PENDING_TIMEOUT_MS here), CHAOS_LAG_MS (15000: the replication, resolver and
-# fault-recovery lag allowed on top of it), CHAOS_FAULTS (one per 6 s of load; at least 10: one
+# fault-recovery lag allowed on top of it), CHAOS_SETTLE_LIMIT_MS (LAG_MS + 15000, the backends'
+# BACKEND_SAGA_LEASE_MS: how late a settlement may come after its auction's end or after the
+# fault going on then), CHAOS_FAULTS (one per 6 s of load; at least 10: one
 # kill, pg, broker, delay and pause, and a cut of each link), CHAOS_QUIESCE_S (90),
 # CHAOS_FAILPOINTS_1 / CHAOS_FAILPOINTS_2 (GF_FAILPOINTS of backend-svc-1 / -2; "" disarms),
 # CHAOS_LOCK_WAIT_S (20: how long a pause of backend-svc-1 waits for a buy at buy.before_commit),
@@ -57,6 +67,8 @@ PENDING_TIMEOUT_MS=${CHAOS_PENDING_TIMEOUT_MS:-2000}
 LAG_MS=${CHAOS_LAG_MS:-15000}
 QUIESCE_S=${CHAOS_QUIESCE_S:-90}
 LOCK_WAIT_S=${CHAOS_LOCK_WAIT_S:-20}
+# A settlement whose runner died holding its lease waits for the lease to expire (15 s).
+SETTLE_LIMIT_MS=${CHAOS_SETTLE_LIMIT_MS:-$((LAG_MS + 15000))}
 # Failpoints (lib/include/gf/failpoint.h), each window of the protocol: backend-svc-1 serves the
 # buys (nginx routes /marketplace to it), backend-svc-2 the add-gxps; both answer gxp's
 # ResolveTransaction and run a relay. buy.before_commit pauses rather than kills: a pause of
@@ -64,9 +76,16 @@ LOCK_WAIT_S=${CHAOS_LOCK_WAIT_S:-20}
 # About one kill a window per minute of load at this load's rates. Resolutions come in bursts
 # after each partition (hundreds), and a restarted backend is asked at once: a higher
 # probability kills it again while it starts.
+# The auctions' requests go to backend-svc-1 (nginx routes /auction to it), their saga steps
+# to whichever replica claims them first: the saga's failpoints are armed in both (a step runs
+# in one of them). At this load's rates (12 clients: bids ~11/s, auctions ~2.5/s, so
+# settlements ~2/s, refunds ~3.5/s, payouts ~1.5/s) that is again about one kill a window per
+# minute of load. A settlement killed before its commit waits for its lease (15 s).
 FP_COMMON=resolve.before_decide=kill@0.005,resolve.after_decide=kill@0.005,relay.after_publish=kill@0.0005
-FAILPOINTS_1=${CHAOS_FAILPOINTS_1-buy.after_prepare=kill@0.0005,buy.before_commit=pause:3000@0.01,buy.after_commit=kill@0.0005,$FP_COMMON}
-FAILPOINTS_2=${CHAOS_FAILPOINTS_2-add_gxp.after_prepare=kill@0.001,add_gxp.after_commit=kill@0.001,$FP_COMMON}
+FP_SAGA=saga.settle_before_commit=kill@0.008,saga.settle_after_commit=kill@0.008,saga.refund_after_prepare=kill@0.005,saga.refund_after_commit=kill@0.005,saga.payout_after_prepare=kill@0.01,saga.payout_after_commit=kill@0.01
+FP_AUCTION=auction.create_before_commit=kill@0.006,auction.bid_after_prepare=kill@0.0015,auction.bid_before_commit=kill@0.0015,auction.bid_after_commit=kill@0.0015
+FAILPOINTS_1=${CHAOS_FAILPOINTS_1-buy.after_prepare=kill@0.0005,buy.before_commit=pause:3000@0.01,buy.after_commit=kill@0.0005,$FP_AUCTION,$FP_SAGA,$FP_COMMON}
+FAILPOINTS_2=${CHAOS_FAILPOINTS_2-add_gxp.after_prepare=kill@0.001,add_gxp.after_commit=kill@0.001,$FP_SAGA,$FP_COMMON}
 if [[ -z ${CHAOS_SEED:-} ]]; then
     CHAOS_SEED=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
 fi
@@ -502,7 +521,8 @@ wait "$LOAD_PID" || load_rc=$?
 LOAD_PID=''
 ((load_rc == 0)) || die "the load generator failed (exit $load_rc)"
 
-# ---- quiescence: every program up, nothing PENDING, the outbox drained, every event stored -------
+# ---- quiescence: every program up, nothing PENDING, every auction ended and its saga done, the
+# outbox drained, every event stored -------------------------------------------------------------
 # (Failpoints stay armed: a resolution or a publish may still kill a backend, and the watcher
 # restarts it.)
 stack_up || die "the stack could not be brought back up (see $WORK/stack.log)"
@@ -517,12 +537,15 @@ while ((SECONDS < deadline)); do
     decisions=$(psql_at "$GF_BACKEND_DB_PORT" "SELECT count(*) FROM transaction_outbox")
     replicated=$(psql_at "$GF_GXP_DB_PORT" "SELECT count(*) FROM transaction_outbox")
     stored=$(psql_at "$GF_EVENTLOG_DB_PORT" "SELECT count(*) FROM event")
+    auctions=$(psql_at "$GF_BACKEND_DB_PORT" "SELECT count(*) FROM auctions WHERE status = 'open'")
+    steps=$(psql_at "$GF_BACKEND_DB_PORT" "SELECT count(*) FROM saga_steps WHERE state = 'pending'")
     consumer=$(curl -s -m 2 "http://127.0.0.1:$GF_EVENTLOG_HTTP_PORT/metrics" |
         awk '$1 == "eventlog_consumer_connected" {print $2}')
     state="pending=$pending unpublished=$unpublished decisions=$decisions/$replicated"
-    state+=" events=$stored/$outbox consumer=${consumer:-?}"
+    state+=" events=$stored/$outbox consumer=${consumer:-?} open-auctions=$auctions"
+    state+=" pending-saga-steps=$steps"
     if [[ $pending == 0 && $unpublished == 0 && -n $decisions && $decisions == "$replicated" &&
-        -n $stored && $stored == "$outbox" ]]; then
+        -n $stored && $stored == "$outbox" && $auctions == 0 && $steps == 0 ]]; then
         quiet=1
         break
     fi
@@ -557,6 +580,7 @@ check_rc=0
     --records "$WORK/probes.tsv" --faults "$WORK/faults.tsv" --samples "$WORK/samples.tsv" \
     --failpoints "$WORK/failpoints.tsv" --lock-probes "$WORK/lock-probes.tsv" \
     --pending-timeout-ms "$PENDING_TIMEOUT_MS" --pending-limit-ms $((PENDING_TIMEOUT_MS + LAG_MS)) \
+    --settle-limit-ms "$SETTLE_LIMIT_MS" \
     --backend-db "$(conninfo "$GF_BACKEND_DB_PORT")" --gxp-db "$(conninfo "$GF_GXP_DB_PORT")" \
     --eventlog-db "$(conninfo "$GF_EVENTLOG_DB_PORT")" | tee "$WORK/summary.txt" || check_rc=$?
 failed_faults=$(awk '$4 != "ok" && $2 != "fpkill"' "$WORK/faults.tsv" | wc -l)

@@ -1,7 +1,8 @@
 /* The chaos test's checker: reads the three databases once the system is quiet and checks
- * SPEC §5's invariants, and for every recorded request that its answer tells the truth: a 2xx
- * has its whole effect, a 4xx (or a 5xx the service answered) none, a request without an answer
- * all of it or none. Prints the summary; exits 1 on any violation. */
+ * SPEC §5's invariants (the auction saga's: check_auction.c), and for every recorded request
+ * that its answer tells the truth: a 2xx has its whole effect, a 4xx (or a 5xx the service
+ * answered) none, a request without an answer all of it or none. Prints the summary; exits 1
+ * on any violation. */
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdarg.h>
@@ -10,14 +11,9 @@
 #include <string.h>
 
 #include "chaos.h"
+#include "check.h"
 
 /* ---- a map from correlation id (or any short string) to an index ----------------------------- */
-
-struct map {
-    char (*keys)[40];
-    long *vals;
-    size_t cap;
-};
 
 static uint64_t hash_str(const char *s)
 {
@@ -27,7 +23,7 @@ static uint64_t hash_str(const char *s)
     return h;
 }
 
-static void map_init(struct map *m, size_t n)
+void map_init(struct map *m, size_t n)
 {
     m->cap = 64;
     while (m->cap < 2 * n + 64)
@@ -40,13 +36,13 @@ static void map_init(struct map *m, size_t n)
     }
 }
 
-static void map_free(struct map *m)
+void map_free(struct map *m)
 {
     free(m->keys);
     free(m->vals);
 }
 
-static void map_put(struct map *m, const char *k, long v)
+void map_put(struct map *m, const char *k, long v)
 {
     size_t i = hash_str(k) & (m->cap - 1);
     while (m->keys[i][0] && strcmp(m->keys[i], k) != 0)
@@ -55,7 +51,7 @@ static void map_put(struct map *m, const char *k, long v)
     m->vals[i] = v;
 }
 
-static long map_get(const struct map *m, const char *k)
+long map_get(const struct map *m, const char *k)
 {
     size_t i = hash_str(k) & (m->cap - 1);
     while (m->keys[i][0]) {
@@ -67,38 +63,6 @@ static long map_get(const struct map *m, const char *k)
 }
 
 /* ---- invariants and their tallies ------------------------------------------------------------ */
-
-enum inv {
-    I_BALANCE,
-    I_RESERVED,
-    I_INCOMING,
-    I_BOUNDS,
-    I_STATUS,
-    I_PENDING,
-    I_GXP_DECISION,
-    I_REPLICA,
-    I_USER_BALANCE,
-    I_ORPHAN_BALANCE,
-    I_STOCK,
-    I_USER_ITEMS,
-    I_BUY_2PC,
-    I_BUY_EVENT,
-    I_EVENT_BUY,
-    I_OUTBOX,
-    I_REQ_2XX,
-    I_REQ_4XX,
-    I_REQ_5XX,
-    I_REQ_UNKNOWN,
-    I_REQ_CID,
-    I_AUTH_REFUSED,
-    I_AUTH_ACCEPTED,
-    I_PATCH,
-    I_KEY_ONCE,
-    I_KEY_ANSWER,
-    I_PENDING_AFTER,
-    I_FAULTS_TIMED,
-    NINV
-};
 
 static const char *const inv_names[NINV] = {
     [I_BALANCE] = "balance = sum committed ADD - sum committed SUBTRACT (per user)",
@@ -117,6 +81,15 @@ static const char *const inv_names[NINV] = {
     [I_BUY_EVENT] = "every successful buy has exactly one stored BuyItemEvent (per buy)",
     [I_EVENT_BUY] = "every stored event belongs to a committed buy (per event)",
     [I_OUTBOX] = "event outbox drained: every event published (per outbox row)",
+    [I_AU_ENDED] = "every auction ended (settled or cancelled), no saga step pending (per auction)",
+    [I_AU_TIMELY] = "settled within the limit after its end or the last fault then (per auction)",
+    [I_AU_GXP] = "GXP conserved: balance = credits - buys - bids + refunds + payouts (per user)",
+    [I_AU_ESCROW] = "escrow (bids - refunds - payouts) = leading bids of open auctions (per run)",
+    [I_AU_REFUND] = "an outbid bid refunded once, a bid not outbid leads, never refunded (per bid)",
+    [I_AU_PAYOUT] = "a won auction's seller paid the winning amount once, no other (per auction)",
+    [I_AU_UNIT] = "an auctioned unit has one owner: the winner, or the seller again (per auction)",
+    [I_AU_EVENT] =
+        "one stored event per settlement, cancellation, outbid bid; no other (per event)",
     [I_REQ_2XX] = "a 2xx request has its whole effect (per request)",
     [I_REQ_4XX] = "a 4xx request has no effect (per request)",
     [I_REQ_5XX] = "a 5xx the service answered has no effect (per request)",
@@ -135,8 +108,7 @@ static const char *const inv_names[NINV] = {
 static long checked[NINV], violated[NINV];
 static int verbose_left = 200; /* violation lines printed at most */
 
-static void check(enum inv i, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void check(enum inv i, bool ok, const char *fmt, ...)
+void check(enum inv i, bool ok, const char *fmt, ...)
 {
     checked[i]++;
     if (ok)
@@ -154,7 +126,7 @@ static void check(enum inv i, bool ok, const char *fmt, ...)
 
 /* ---- database snapshots ---------------------------------------------------------------------- */
 
-static PGresult *query(PGconn *c, const char *what, const char *sql)
+PGresult *check_query(PGconn *c, const char *what, const char *sql)
 {
     PGresult *r = PQexec(c, sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -174,39 +146,29 @@ static PGconn *connect_db(const char *conninfo)
     return c;
 }
 
-#define V(r, i, j) PQgetvalue((r), (i), (j))
-#define NUM(r, i, j) strtoll(PQgetvalue((r), (i), (j)), NULL, 10)
-#define NUL(r, i, j) PQgetisnull((r), (i), (j))
-
-/* A result with a map on its first column. */
-struct table {
-    PGresult *r;
-    struct map m;
-    long n;
-};
-
-static void table_load(struct table *t, PGconn *c, const char *what, const char *sql)
+void table_load(struct table *t, PGconn *c, const char *what, const char *sql)
 {
-    t->r = query(c, what, sql);
+    t->r = check_query(c, what, sql);
     t->n = PQntuples(t->r);
     map_init(&t->m, (size_t)t->n);
     for (long i = 0; i < t->n; i++)
         map_put(&t->m, V(t->r, i, 0), i);
 }
 
-static void table_free(struct table *t)
+void table_free(struct table *t)
 {
     PQclear(t->r);
     map_free(&t->m);
 }
 
-static long row_of(const struct table *t, const char *key)
+long row_of(const struct table *t, const char *key)
 {
     return map_get(&t->m, key);
 }
 
-static struct table b_users, b_items, b_mkt, b_uitems, b_coord, b_dec, b_evout;
-static struct table g_bal, g_tx, g_dec, g_rep, e_ev;
+struct table b_uitems, b_dec, g_bal, g_tx; /* check.h: the auctions' checks read them */
+static struct table b_users, b_items, b_mkt, b_coord, b_evout;
+static struct table g_dec, g_rep, e_ev;
 
 static void load_all(const char *bconn, const char *gconn, const char *econn)
 {
@@ -238,6 +200,7 @@ static void load_all(const char *bconn, const char *gconn, const char *econn)
                " min((data->>'userItemId')::bigint), min((data->>'itemId')::bigint),"
                " bool_and(correlation_id = message_id) FROM event"
                " WHERE event_name = 'BuyItemEvent' GROUP BY message_id");
+    auction_load(b, e);
     PQfinish(b);
     PQfinish(g);
     PQfinish(e);
@@ -246,7 +209,7 @@ static void load_all(const char *bconn, const char *gconn, const char *econn)
 /* ---- SPEC §5 on gxp-db ------------------------------------------------------------------------
  */
 
-static const char *dec_of(const char *cid)
+const char *dec_of(const char *cid)
 {
     long i = row_of(&b_dec, cid);
     return i < 0 ? "none" : V(b_dec.r, i, 1);
@@ -380,12 +343,29 @@ static bool buy_absent(const struct buy_fx *f)
     return !f->outbox && !f->event && !f->decided_ok && !f->gxp_committed && !f->gxp_open;
 }
 
-static void check_buys(void)
+/* The per-(user, item) count a key names in per_ui (a new one at 0 when it names none). */
+static long *ui_slot(struct map *per_ui, long *ui_counts, long *nkeys, int64_t user, int64_t item)
 {
-    /* Committed buys per (user, item), from the outbox (rows are kept a day). */
+    char key[48];
+    snprintf(key, sizeof key, "%" PRId64 "/%" PRId64, user, item);
+    long k = map_get(per_ui, key);
+    if (k < 0) {
+        k = (*nkeys)++;
+        map_put(per_ui, key, k);
+    }
+    return &ui_counts[k];
+}
+
+static void check_buys(const struct rec *v, size_t n)
+{
+    /* Units per (user, item): committed buys, from the outbox (rows are kept a day), and the
+     * units setup gave (sellers'); auctions move them (auction_units_of). */
+    size_t n_ui = 0;
+    for (size_t i = 0; i < n; i++)
+        n_ui += v[i].kind == K_UI_CREATE;
     struct map per_ui;
-    map_init(&per_ui, (size_t)b_uitems.n + (size_t)b_evout.n);
-    long *ui_counts = calloc((size_t)b_evout.n + (size_t)b_uitems.n + 1, sizeof *ui_counts);
+    map_init(&per_ui, (size_t)b_uitems.n + (size_t)b_evout.n + n_ui);
+    long *ui_counts = calloc((size_t)b_evout.n + (size_t)b_uitems.n + n_ui + 1, sizeof *ui_counts);
     long nkeys = 0;
     for (long i = 0; i < b_evout.n; i++) {
         const char *cid = V(b_evout.r, i, 0);
@@ -405,15 +385,11 @@ static void check_buys(void)
                   "event of buy %s names user %s item %s, the buy was user %" PRId64
                   " item %" PRId64,
                   cid, V(e_ev.r, e, 2), V(e_ev.r, e, 5), f.user, f.item);
-        char key[48];
-        snprintf(key, sizeof key, "%" PRId64 "/%" PRId64, f.user, f.item);
-        long k = map_get(&per_ui, key);
-        if (k < 0) {
-            k = nkeys++;
-            map_put(&per_ui, key, k);
-        }
-        ui_counts[k]++;
+        (*ui_slot(&per_ui, ui_counts, &nkeys, f.user, f.item))++;
     }
+    for (size_t i = 0; i < n; i++)
+        if (v[i].kind == K_UI_CREATE && v[i].status == 200)
+            *ui_slot(&per_ui, ui_counts, &nkeys, v[i].user, v[i].item) += v[i].amount;
     for (long i = 0; i < e_ev.n; i++) {
         const char *cid = V(e_ev.r, i, 0);
         check(I_EVENT_BUY,
@@ -431,35 +407,54 @@ static void check_buys(void)
     }
     for (long i = 0; i < b_uitems.n; i++) {
         long k = map_get(&per_ui, V(b_uitems.r, i, 0));
-        long want = k < 0 ? 0 : ui_counts[k];
-        check(I_USER_ITEMS, NUM(b_uitems.r, i, 4) == want,
-              "user item %s (user/item %s): count %s, committed buys %ld", V(b_uitems.r, i, 1),
-              V(b_uitems.r, i, 0), V(b_uitems.r, i, 4), want);
+        long got = k < 0 ? 0 : ui_counts[k];
+        int64_t taken = 0, returned = 0;
+        auction_units_of(V(b_uitems.r, i, 1), &taken, &returned);
+        check(I_USER_ITEMS, NUM(b_uitems.r, i, 4) == got - taken + returned,
+              "user item %s (user/item %s): count %s, but committed buys and setup's units %ld,"
+              " auctions took %" PRId64 " and gave back or delivered %" PRId64,
+              V(b_uitems.r, i, 1), V(b_uitems.r, i, 0), V(b_uitems.r, i, 4), got, taken, returned);
         if (k >= 0)
             ui_counts[k] = -1; /* seen */
     }
     for (long k = 0; k < nkeys; k++)
-        if (ui_counts[k] >= 0)
-            check(I_USER_ITEMS, false, "%ld committed buys without their user item", ui_counts[k]);
+        if (ui_counts[k] > 0)
+            check(I_USER_ITEMS, false,
+                  "%ld committed buys or setup's units without their user item", ui_counts[k]);
     free(ui_counts);
     map_free(&per_ui);
 }
 
+/* Per item: stock on sale + units users hold + units in escrow (one per open auction) = the
+ * stock setup put on sale + the units it gave users. */
 static void check_stock(const struct rec *v, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (v[i].kind != K_MKT_CREATE || v[i].status != 200)
-            continue;
-        char item[24];
-        snprintf(item, sizeof item, "%" PRId64, v[i].item);
-        long m = row_of(&b_mkt, item);
-        int64_t stock = m < 0 ? -1 : NUM(b_mkt.r, m, 1), held = 0;
+    for (long it = 0; it < b_items.n; it++) {
+        int64_t id = NUM(b_items.r, it, 0), created = 0;
+        bool on_sale = false, given = false;
+        for (size_t i = 0; i < n; i++) {
+            if (v[i].status != 200 || v[i].item != id)
+                continue;
+            if (v[i].kind == K_MKT_CREATE) {
+                created += v[i].amount;
+                on_sale = true;
+            } else if (v[i].kind == K_UI_CREATE) {
+                created += v[i].amount;
+                given = true;
+            }
+        }
+        if (!on_sale && !given)
+            continue; /* not setup's */
+        long m = row_of(&b_mkt, V(b_items.r, it, 0));
+        int64_t stock = m < 0 ? 0 : NUM(b_mkt.r, m, 1), held = 0;
         for (long j = 0; j < b_uitems.n; j++)
-            if (NUM(b_uitems.r, j, 3) == v[i].item)
+            if (NUM(b_uitems.r, j, 3) == id)
                 held += NUM(b_uitems.r, j, 4);
-        check(I_STOCK, stock >= 0 && stock + held == v[i].amount,
-              "item %s: stock %" PRId64 " + user items %" PRId64 " != %" PRId64 " created", item,
-              stock, held, v[i].amount);
+        int64_t escrow = auction_escrowed(id);
+        check(I_STOCK, (m >= 0 || !on_sale) && stock + held + escrow == created,
+              "item %" PRId64 ": stock %" PRId64 "%s + user items %" PRId64 " + in escrow %" PRId64
+              " != %" PRId64 " created",
+              id, stock, m < 0 && on_sale ? " (no marketplace row)" : "", held, escrow, created);
     }
 }
 
@@ -545,6 +540,10 @@ static int effect_of(const struct rec *r, char *why, size_t n)
             return -1;
         return 1;
     }
+    case K_AU_CREATE:
+    case K_BID:
+    case K_AU_CANCEL:
+        return auction_effect(r, why, n);
     default:
         snprintf(why, n, "-");
         return 1;
@@ -613,7 +612,10 @@ static void check_requests(const struct rec *v, size_t n)
         if (must_fail)
             check_refused(r, o);
         else if (r->status != 0)
-            check(I_AUTH_ACCEPTED, r->status != 401 && r->status != 403,
+            /* (a cancel by another than the seller is refused 403 not_seller: not the token) */
+            check(I_AUTH_ACCEPTED,
+                  r->status != 401 && (r->status != 403 || (r->kind == K_AU_CANCEL &&
+                                                            strcmp(r->err, "not_seller") == 0)),
                   "%s #%ld cid %s with %s token answered %d %s", kind_names[r->kind], r->seq,
                   r->cid, sender == 1 ? "the user's own" : "the operator's", r->status,
                   r->err[0] ? r->err : "-");
@@ -622,7 +624,8 @@ static void check_requests(const struct rec *v, size_t n)
             check(I_REQ_CID, strcmp(r->resp_cid, r->cid) == 0,
                   "%s request #%ld sent %s, answer says %s", kind_names[r->kind], r->seq, r->cid,
                   r->resp_cid);
-        if (r->kind == K_PATCH_ITEM || r->kind == K_CREATE_ITEM || r->kind == K_MKT_CREATE)
+        if (r->kind == K_PATCH_ITEM || r->kind == K_CREATE_ITEM || r->kind == K_MKT_CREATE ||
+            r->kind == K_UI_CREATE)
             continue; /* items: check_patches; setup: check_stock */
         if (r->kind == K_CREATE_USER && strlen(r->name) > 255) /* must be refused */
             check(I_REQ_2XX, o != O_2XX, "create_user #%ld with a 300-byte name answered %d",
@@ -870,6 +873,15 @@ static void load_faults(const char *path)
     fclose(f);
 }
 
+int64_t fault_end_between(int64_t from_ms, int64_t to_ms)
+{
+    int64_t end = 0;
+    for (size_t i = 0; i < n_faults; i++)
+        if (faults[i].t0 <= to_ms && faults[i].t1 >= from_ms && faults[i].t1 > end)
+            end = faults[i].t1;
+    return end;
+}
+
 /* A database sample (gf-chaos sample). */
 struct sample {
     int64_t t, pend_n, pend_max, open_tx, lock_waits, lock_wait_max;
@@ -1105,10 +1117,10 @@ static void print_summary(uint64_t seed, int64_t timeout_ms, int64_t limit_ms, c
     for (int o = 0; o < NOUT; o++)
         printf("%s%s %ld", o ? ", " : "", outcome_names[o], by[o]);
     printf(")\n");
-    printf("  %-12s %8s %8s %13s %13s %10s %12s\n", "kind", "2xx", "4xx", "5xx(service)",
+    printf("  %-16s %8s %8s %13s %13s %10s %12s\n", "kind", "2xx", "4xx", "5xx(service)",
            "5xx(ingress)", "no-answer", "retry-later");
     for (int k = 0; k < NKINDS; k++)
-        printf("  %-12s %8ld %8ld %13ld %13ld %10ld %12ld\n", kind_names[k], counts[k][O_2XX],
+        printf("  %-16s %8ld %8ld %13ld %13ld %10ld %12ld\n", kind_names[k], counts[k][O_2XX],
                counts[k][O_4XX], counts[k][O_5XX_SVC], counts[k][O_5XX_INGRESS], counts[k][O_NONE],
                counts[k][O_LATER]);
     long resolver = 0, asked = 0;
@@ -1121,7 +1133,8 @@ static void print_summary(uint64_t seed, int64_t timeout_ms, int64_t limit_ms, c
     printf("gxp transactions: %ld (stuck PENDING and resolved with the coordinator: %ld, of which "
            "gxp's resolver applied the decision before replication brought it: %ld)\n",
            g_tx.n, asked, resolver);
-    printf("committed buys: %ld; stored events: %ld\n", b_evout.n, e_ev.n);
+    printf("committed buys: %ld; stored buy events: %ld\n", b_evout.n, e_ev.n);
+    auction_print_summary();
     printf("retries: %ld keyed attempts over %ld Idempotency-Keys (answered 2xx %ld, refused %ld, "
            "unsettled %ld; at most %ld attempts), %ld replayed answers; %ld resends of a "
            "correlation id; %ld probe buys\n",
@@ -1163,7 +1176,7 @@ int chaos_check(int argc, char **argv)
 {
     const char *bconn = NULL, *gconn = NULL, *econn = NULL, *faults_path = NULL;
     const char *samples_path = NULL, *fp_path = NULL, *probes_path = NULL;
-    int64_t limit_ms = 30000, timeout_ms = 2000;
+    int64_t limit_ms = 30000, timeout_ms = 2000, settle_limit_ms = 45000;
     uint64_t seed = 0;
     struct rec *v = NULL;
     size_t n = 0;
@@ -1187,6 +1200,8 @@ int chaos_check(int argc, char **argv)
             timeout_ms = strtoll(val, NULL, 10);
         else if (strcmp(k, "--pending-limit-ms") == 0)
             limit_ms = strtoll(val, NULL, 10);
+        else if (strcmp(k, "--settle-limit-ms") == 0)
+            settle_limit_ms = strtoll(val, NULL, 10);
         else if (strcmp(k, "--seed") == 0)
             seed = strtoull(val, NULL, 10);
         else if (strcmp(k, "--records") == 0) {
@@ -1198,16 +1213,17 @@ int chaos_check(int argc, char **argv)
         fprintf(stderr, "chaos check: --backend-db, --gxp-db and --eventlog-db are required\n");
         return 2;
     }
+    load_faults(faults_path);
+    load_samples(samples_path);
     load_all(bconn, gconn, econn);
     check_ledger(limit_ms);
-    check_buys();
+    check_buys(v, n);
     check_stock(v, n);
+    check_auctions(settle_limit_ms);
     check_requests(v, n);
     check_patches(v, n);
     check_keys(v, n);
     check_resends(v, n);
-    load_faults(faults_path);
-    load_samples(samples_path);
     if (samples_path)
         check_pending_over_time(limit_ms, timeout_ms);
     print_summary(seed, timeout_ms, limit_ms, fp_path, probes_path);
@@ -1219,6 +1235,7 @@ int chaos_check(int argc, char **argv)
                            &b_evout, &g_bal,   &g_tx,  &g_dec,    &g_rep,   &e_ev};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         table_free(all[i]);
+    auction_free();
     free(v);
     free(faults);
     free(samples);

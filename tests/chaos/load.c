@@ -200,6 +200,16 @@ static void http_do(struct http *x, const char *method, const char *url, const c
     case K_BUY:
         r->res_id = json_id(json_object_get(j, "buyItemResponse"), "userItemId");
         break;
+    case K_UI_CREATE:
+        r->res_id = json_id(j, "userItemId");
+        break;
+    case K_AU_CREATE:
+    case K_AU_CANCEL:
+        r->res_id = json_id(j, "auctionId");
+        break;
+    case K_BID:
+        r->res_id = json_id(j, "bidId");
+        break;
     case K_PATCH_ITEM:
         r->res_ver = x->etag;
         break;
@@ -243,8 +253,12 @@ static void rec_new(struct rec *r, struct rng *g, int client, enum rec_kind k)
 /* ---- setup ---------------------------------------------------------------------------------
  * The operator logs in; items with small costs (one free: no two-phase commit, still an
  * event), each on sale; one item's stock is small so that it runs out under load; users with a
- * password and some GXP, each logged in (their tokens and the operator's: --tokens). Run
- * before any fault: every request must succeed. */
+ * password and some GXP, each logged in (their tokens and the operator's: --tokens); and the
+ * auctions' goods: an item not on sale (AUCTION_ITEM) of which every user holds SELLER_UNITS
+ * units, to put up for auction. Run before any fault: every request must succeed. */
+
+#define AUCTION_ITEM "chaos-auction-item"
+#define SELLER_UNITS 40
 
 static char setup_token[TOKEN_MAX]; /* the operator's */
 
@@ -306,6 +320,9 @@ int chaos_setup(int argc, char **argv)
                  m.amount);
         ok = setup_one(&x, o.url, "/marketplace/item/create", body, &m);
     }
+    int64_t *made = calloc((size_t)o.users + 1, sizeof *made); /* the users, probe excluded */
+    long n_made = 0;
+    ok = ok && made != NULL;
     for (long i = 0; ok && i <= o.users; i++) {
         struct rec r;
         rec_new(&r, &g, -1, K_CREATE_USER);
@@ -319,6 +336,8 @@ int chaos_setup(int argc, char **argv)
         ok = setup_one(&x, o.url, "/user/create", body, &r) && tokens_login_add(r.res_id, r.name);
         if (!ok)
             break;
+        if (i > 0)
+            made[n_made++] = r.res_id;
         struct rec a;
         rec_new(&a, &g, -1, K_ADD_GXP);
         a.user = r.res_id;
@@ -329,6 +348,25 @@ int chaos_setup(int argc, char **argv)
                  a.amount);
         ok = setup_one(&x, o.url, "/user/gxp/add", body, &a);
     }
+    /* The auctions' item: not on sale; each user holds units of it to auction. */
+    struct rec ai;
+    rec_new(&ai, &g, -1, K_CREATE_ITEM);
+    ai.amount = 5;
+    snprintf(ai.name, sizeof ai.name, "%s", AUCTION_ITEM);
+    snprintf(body, sizeof body, "{\"name\":\"%s\",\"cost\":%" PRId64 "}", ai.name, ai.amount);
+    ok = ok && setup_one(&x, o.url, "/item/create", body, &ai);
+    for (long i = 0; ok && i < n_made; i++) {
+        struct rec u;
+        rec_new(&u, &g, -1, K_UI_CREATE);
+        u.user = made[i];
+        u.item = ai.res_id;
+        u.amount = SELLER_UNITS;
+        snprintf(body, sizeof body,
+                 "{\"userId\":%" PRId64 ",\"itemId\":%" PRId64 ",\"count\":%" PRId64 "}", u.user,
+                 u.item, u.amount);
+        ok = setup_one(&x, o.url, "/user/item/create", body, &u);
+    }
+    free(made);
     ok = ok && tokens_save();
     curl_easy_cleanup(x.h);
     curl_global_cleanup();
@@ -344,6 +382,9 @@ int chaos_setup(int argc, char **argv)
 
 static int64_t *setup_users, *setup_items;
 static size_t n_setup_users, n_setup_items;
+/* Sellers: a user and its user item of the auctions' item (setup's K_UI_CREATE). */
+static int64_t *seller_users, *seller_uis;
+static size_t n_sellers;
 static size_t *user_toks, n_user_toks; /* the tokens of setup's users (not the probe's) */
 static long admin_tok;
 static struct opts g_opts;
@@ -558,19 +599,189 @@ static void op_patch_item(struct client *c)
     record(&r);
 }
 
+/* ---- auctions ----------------------------------------------------------------------------
+ * Sellers (setup's users, each with units of the auctions' item) put one unit up for 5-10 s;
+ * bidders read an open auction's leading bid and bid above it (a few at or below it: 409), with
+ * their own token or the operator's; now and then a seller cancels its newest auction (which
+ * has no bid yet, or 409). The auctions created are shared by the clients (their ids are known
+ * only from the answers, so which auction a bid goes to depends on timing). */
+
+struct auction_ref {
+    int64_t id, seller, min_bid, ends_ms;
+};
+#define AUCTIONS_MAX 100000
+static pthread_mutex_t auctions_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct auction_ref *auctions;
+static size_t n_auctions;
+
+static void auction_add(const struct rec *r)
+{
+    pthread_mutex_lock(&auctions_mu);
+    if (auctions == NULL)
+        auctions = calloc(AUCTIONS_MAX, sizeof *auctions);
+    if (auctions != NULL && n_auctions < AUCTIONS_MAX)
+        auctions[n_auctions++] = (struct auction_ref){.id = r->res_id,
+                                                      .seller = r->user,
+                                                      .min_bid = r->amount,
+                                                      .ends_ms = r->t0_ms + r->aux * 1000};
+    pthread_mutex_unlock(&auctions_mu);
+}
+
+/* An auction to bid on: one of the newest still open (by pick), else the newest (closed: 409);
+ * newest: the newest of all. false when none was created yet. */
+static bool auction_pick(uint64_t pick, bool newest, struct auction_ref *out)
+{
+    bool found = false;
+    pthread_mutex_lock(&auctions_mu);
+    if (n_auctions > 0) {
+        *out = auctions[n_auctions - 1];
+        found = true;
+        size_t open[64], n_open = 0;
+        int64_t soon = now_ms() + 300;
+        for (size_t i = n_auctions; !newest && i > 0 && n_auctions - i < 256 && n_open < 64; i--)
+            if (auctions[i - 1].ends_ms > soon)
+                open[n_open++] = i - 1;
+        if (n_open > 0)
+            *out = auctions[open[pick % n_open]];
+    }
+    pthread_mutex_unlock(&auctions_mu);
+    return found;
+}
+
+/* Idempotency-Key or once: a resent correlation id is a buy's and a bid's way (their answer is
+ * replayed), not a create's or a cancel's (their second attempt is refused 409). */
+static enum send_mode pick_mode_no_resend(struct client *c, struct rec *r)
+{
+    enum send_mode m = pick_mode(c, r);
+    if (m != SEND_RESEND)
+        return m;
+    r->flags &= ~REC_RESEND;
+    return SEND_ONCE;
+}
+
+static void op_auction_create(struct client *c)
+{
+    struct rec r;
+    rec_new(&r, &c->g, c->id, K_AU_CREATE);
+    size_t k = (size_t)rng_range(&c->g, 0, (int64_t)n_sellers - 1);
+    r.user = seller_users[k];
+    r.item = seller_uis[k];
+    r.aux = rng_chance(&c->g, 1, 25) ? 3 : rng_range(&c->g, 5, 10); /* under 5 s: 400 */
+    r.amount = rng_range(&c->g, 1, 5);
+    enum send_mode mode = pick_mode_no_resend(c, &r);
+    const char *token = pick_sender(c, r.user, &r);
+    /* A duration out of range is refused 400 before the token's 403 (acting for another
+     * user): one refusal at a time. */
+    if ((r.flags & REC_MUST_403) && r.aux < 5)
+        r.aux = 5;
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"userId\":%" PRId64 ",\"userItemId\":%" PRId64 ",\"minBid\":%" PRId64
+             ",\"durationSeconds\":%" PRId64 "}",
+             r.user, r.item, r.amount, r.aux);
+    send_post(c, mode, "/auction/create", body, token, &r);
+    if (r.status == 200 && r.res_id > 0)
+        auction_add(&r);
+}
+
+/* The auction's minimum and leading bid (GET /auction/:id, not recorded: it changes nothing);
+ * false when it could not be read. */
+static bool auction_read(struct client *c, int64_t id, int64_t *min_bid, int64_t *leading)
+{
+    struct rec get;
+    rec_new(&get, &c->retry_g, c->id, K_BID);
+    char url[256];
+    snprintf(url, sizeof url, "%s/auction/%" PRId64, g_opts.url, id);
+    tokens_get((size_t)admin_tok, c->read_tok);
+    http_do(&c->x, "GET", url, NULL, NULL, c->read_tok, &get);
+    if (get.status != 200)
+        return false;
+    json_t *j = json_loadb(c->x.body.p, c->x.body.len, 0, NULL);
+    bool ok = json_is_object(j);
+    if (ok) {
+        *min_bid = json_id(j, "minBid");
+        json_t *lead = json_object_get(j, "leadingBid");
+        *leading = json_is_object(lead) ? json_id(lead, "amount") : 0;
+    }
+    json_decref(j);
+    return ok;
+}
+
+static void op_bid(struct client *c)
+{
+    struct rec r;
+    rec_new(&r, &c->g, c->id, K_BID);
+    uint64_t pick = rng_next(&c->g);
+    r.user = rng_chance(&c->g, 1, 30) ? UNKNOWN_USER : pick_user(c);
+    bool low = rng_chance(&c->g, 1, 10); /* at the leading bid (or under the minimum): 409 */
+    int64_t inc = rng_range(&c->g, 1, 3);
+    enum send_mode mode = pick_mode(c, &r);
+    const char *token = pick_sender(c, r.user, &r);
+    struct auction_ref a;
+    if (!auction_pick(pick, false, &a))
+        return; /* none created yet */
+    r.item = a.id;
+    int64_t min_bid = a.min_bid, leading = 0;
+    if (!auction_read(c, a.id, &min_bid, &leading))
+        leading = 0;
+    if (low)
+        r.amount = leading > 0 ? leading : min_bid - 1;
+    else
+        r.amount = leading >= min_bid ? leading + inc : min_bid + inc - 1;
+    if (r.amount < 1)
+        r.amount = 1;
+    char body[192];
+    snprintf(body, sizeof body,
+             "{\"auctionId\":%" PRId64 ",\"userId\":%" PRId64 ",\"amount\":%" PRId64 "}", r.item,
+             r.user, r.amount);
+    send_post(c, mode, "/auction/bid", body, token, &r);
+}
+
+static void op_auction_cancel(struct client *c)
+{
+    struct rec r;
+    rec_new(&r, &c->g, c->id, K_AU_CANCEL);
+    bool wrong = rng_chance(&c->g, 1, 10); /* not the seller: 403 not_seller */
+    uint64_t other = rng_next(&c->g);
+    enum send_mode mode = pick_mode_no_resend(c, &r);
+    struct auction_ref a;
+    if (!auction_pick(0, true, &a)) {
+        (void)pick_sender(c, 0, &r); /* the same draws as a cancel sent */
+        return;
+    }
+    r.item = a.id;
+    r.user = a.seller;
+    if (wrong) {
+        r.user = seller_users[other % n_sellers];
+        if (r.user == a.seller)
+            r.user = seller_users[(other + 1) % n_sellers];
+    }
+    const char *token = pick_sender(c, r.user, &r);
+    char body[128];
+    snprintf(body, sizeof body, "{\"auctionId\":%" PRId64 ",\"userId\":%" PRId64 "}", r.item,
+             r.user);
+    send_post(c, mode, "/auction/cancel", body, token, &r);
+}
+
 static void *client_main(void *arg)
 {
     struct client *c = arg;
     while (keep_going()) {
         int64_t op = rng_range(&c->g, 0, 99);
-        if (op < 45)
+        if (op < 35)
             op_buy(c);
-        else if (op < 70)
+        else if (op < 53)
             op_add_gxp(c);
-        else if (op < 82)
+        else if (op < 63)
             op_create_user(c);
-        else
+        else if (op < 75)
             op_patch_item(c);
+        else if (op < 80)
+            op_auction_create(c);
+        else if (op < 99)
+            op_bid(c);
+        else
+            op_auction_cancel(c);
         if (g_opts.think_ms > 0) {
             int64_t ms = rng_range(&c->g, 0, g_opts.think_ms);
             struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -588,17 +799,27 @@ static bool read_setup(const char *path)
         return false;
     setup_users = calloc(n + 1, sizeof *setup_users);
     setup_items = calloc(n + 1, sizeof *setup_items);
+    seller_users = calloc(n + 1, sizeof *seller_users);
+    seller_uis = calloc(n + 1, sizeof *seller_uis);
+    if (!setup_users || !setup_items || !seller_users || !seller_uis) {
+        free(v);
+        return false;
+    }
     for (size_t i = 0; i < n; i++) {
         if (v[i].status != 200)
             continue;
         if (v[i].kind == K_CREATE_USER && strcmp(v[i].name, PROBE_USER) != 0)
             setup_users[n_setup_users++] = v[i].res_id;
-        else if (v[i].kind == K_CREATE_ITEM)
+        else if (v[i].kind == K_CREATE_ITEM && strcmp(v[i].name, AUCTION_ITEM) != 0)
             setup_items[n_setup_items++] = v[i].res_id;
+        else if (v[i].kind == K_UI_CREATE) {
+            seller_users[n_sellers] = v[i].user;
+            seller_uis[n_sellers++] = v[i].res_id;
+        }
     }
     free(v);
-    if (n_setup_users == 0 || n_setup_items == 0) {
-        fprintf(stderr, "chaos load: %s holds no users or no items\n", path);
+    if (n_setup_users == 0 || n_setup_items == 0 || n_sellers == 0) {
+        fprintf(stderr, "chaos load: %s holds no users, no items or no sellers\n", path);
         return false;
     }
     return true;
@@ -675,6 +896,9 @@ int chaos_load(int argc, char **argv)
     free(cs);
     free(setup_users);
     free(setup_items);
+    free(seller_users);
+    free(seller_uis);
+    free(auctions);
     free(user_toks);
     tokens_free();
     curl_global_cleanup();

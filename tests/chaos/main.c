@@ -21,8 +21,9 @@
 
 #include "chaos.h"
 
-const char *const kind_names[NKINDS] = {"create_user", "add_gxp",     "buy",
-                                        "patch_item",  "create_item", "mkt_create"};
+const char *const kind_names[NKINDS] = {
+    "create_user",      "add_gxp",        "buy", "patch_item",    "create_item", "mkt_create",
+    "user_item_create", "auction_create", "bid", "auction_cancel"};
 
 int64_t now_ms(void)
 {
