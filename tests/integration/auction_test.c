@@ -629,45 +629,23 @@ static void killed_between_steps(const char *fp, bool bid_dies)
     assert_int_equal(check_invariants(&W), 0);
 }
 
-static void killed_after_the_bid_prepare(void **state)
+/* One failpoint per window of the saga; bid_dies: the bid's own request dies with it. */
+struct window {
+    const char *failpoint;
+    bool bid_dies;
+};
+static struct window windows[] = {
+    {"auction.bid_after_prepare", true},  {"auction.bid_after_commit", true},
+    {"saga.refund_after_prepare", false}, {"saga.refund_after_commit", false},
+    {"saga.settle_before_commit", false}, {"saga.settle_after_commit", false},
+    {"saga.payout_after_prepare", false}, {"saga.payout_after_commit", false},
+};
+
+static void killed_in_a_window(void **state)
 {
-    (void)state;
-    killed_between_steps("auction.bid_after_prepare", true);
-}
-static void killed_after_the_bid_commit(void **state)
-{
-    (void)state;
-    killed_between_steps("auction.bid_after_commit", true);
-}
-static void killed_after_the_refund_prepare(void **state)
-{
-    (void)state;
-    killed_between_steps("saga.refund_after_prepare", false);
-}
-static void killed_after_the_refund_commit(void **state)
-{
-    (void)state;
-    killed_between_steps("saga.refund_after_commit", false);
-}
-static void killed_before_the_settle_commit(void **state)
-{
-    (void)state;
-    killed_between_steps("saga.settle_before_commit", false);
-}
-static void killed_after_the_settle_commit(void **state)
-{
-    (void)state;
-    killed_between_steps("saga.settle_after_commit", false);
-}
-static void killed_after_the_payout_prepare(void **state)
-{
-    (void)state;
-    killed_between_steps("saga.payout_after_prepare", false);
-}
-static void killed_after_the_payout_commit(void **state)
-{
-    (void)state;
-    killed_between_steps("saga.payout_after_commit", false);
+    const struct window *w = *state;
+    print_message("failpoint %s\n", w->failpoint);
+    killed_between_steps(w->failpoint, w->bid_dies);
 }
 
 int main(void)
@@ -679,14 +657,22 @@ int main(void)
         cmocka_unit_test_teardown(retries_with_a_key_replay, world_check),
         cmocka_unit_test_teardown(resent_correlation_ids_answer_the_first_outcome, world_check),
         cmocka_unit_test_teardown(many_bidders_race, world_check),
-        cmocka_unit_test_teardown(killed_after_the_bid_prepare, world_check),
-        cmocka_unit_test_teardown(killed_after_the_bid_commit, world_check),
-        cmocka_unit_test_teardown(killed_after_the_refund_prepare, world_check),
-        cmocka_unit_test_teardown(killed_after_the_refund_commit, world_check),
-        cmocka_unit_test_teardown(killed_before_the_settle_commit, world_check),
-        cmocka_unit_test_teardown(killed_after_the_settle_commit, world_check),
-        cmocka_unit_test_teardown(killed_after_the_payout_prepare, world_check),
-        cmocka_unit_test_teardown(killed_after_the_payout_commit, world_check),
+        cmocka_unit_test_prestate_setup_teardown(killed_in_a_window, NULL, world_check,
+                                                 &windows[0]),
+        cmocka_unit_test_prestate_setup_teardown(killed_in_a_window, NULL, world_check,
+                                                 &windows[1]),
+        cmocka_unit_test_prestate_setup_teardown(killed_in_a_window, NULL, world_check,
+                                                 &windows[2]),
+        cmocka_unit_test_prestate_setup_teardown(killed_in_a_window, NULL, world_check,
+                                                 &windows[3]),
+        cmocka_unit_test_prestate_setup_teardown(killed_in_a_window, NULL, world_check,
+                                                 &windows[4]),
+        cmocka_unit_test_prestate_setup_teardown(killed_in_a_window, NULL, world_check,
+                                                 &windows[5]),
+        cmocka_unit_test_prestate_setup_teardown(killed_in_a_window, NULL, world_check,
+                                                 &windows[6]),
+        cmocka_unit_test_prestate_setup_teardown(killed_in_a_window, NULL, world_check,
+                                                 &windows[7]),
     };
     return cmocka_run_group_tests(tests, setup_world, world_teardown);
 }
