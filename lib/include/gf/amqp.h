@@ -20,8 +20,8 @@
 #define GF_EVENTS_EXCHANGE "topic_exchange"
 #define GF_EVENTS_WATCH_EXCHANGE "topic_exchange.watchers"
 #define GF_EVENT_BUY_ITEM "BuyItemEvent"
-#define GF_EVENT_ADMIN_ACTION "AdminActionEvent" /* the audit of an operator's change */
-#define GF_EVENT_AUCTION_OUTBID "AuctionOutbidEvent"       /* the auction saga's (issue 16) */
+#define GF_EVENT_ADMIN_ACTION "AdminActionEvent"     /* the audit of an operator's change */
+#define GF_EVENT_AUCTION_OUTBID "AuctionOutbidEvent" /* the auction saga's (issue 16) */
 #define GF_EVENT_AUCTION_SETTLED "AuctionSettledEvent"
 #define GF_EVENT_AUCTION_CANCELLED "AuctionCancelledEvent"
 #define GF_EVENTS_CONTENT_TYPE "application/x-protobuf"
