@@ -344,7 +344,8 @@ static void a_buy_racing_a_price_change_is_charged_the_price_at_its_commit(void 
     snprintf(path, sizeof path, "/item/%lld", item);
 
     /* 1: prepared at 10, the price becomes 20 before the local transaction. */
-    const char *env1[] = {DEADLINE, "GF_FAILPOINTS=buy.after_prepare=pause:3000", NULL};
+    /* Long enough for the PATCH to land first on a loaded machine (a CI run once took over 3 s). */
+    const char *env1[] = {DEADLINE, "GF_FAILPOINTS=buy.after_prepare=pause:8000", NULL};
     restart_backend(env1);
     struct call buy = {.path = "/marketplace/item/buy", .body = body};
     pthread_t th;
