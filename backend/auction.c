@@ -40,8 +40,8 @@ void auction_metrics_init(void)
 }
 
 /* An event of the saga into event_outbox on c (inside the caller's transaction). */
-static enum gf_status put_event(struct gf_db_conn *c, const struct events_auction *e,
-                                struct be_err *err)
+enum gf_status auction_put_event(struct gf_db_conn *c, const struct events_auction *e,
+                                 struct be_err *err)
 {
     char payload[EVENTS_AUCTION_HEX_MAX];
     if (events_auction_payload(e, payload, sizeof payload) != GF_OK) {
@@ -54,15 +54,6 @@ static enum gf_status put_event(struct gf_db_conn *c, const struct events_auctio
                      "INSERT INTO event_outbox (event_name, correlation_id, payload)"
                      " VALUES ($1, $2::uuid, $3::bytea)",
                      3, params, NULL, err);
-}
-
-/* Exported for saga.c through this file's one declaration below. */
-enum gf_status auction_put_event(struct gf_db_conn *c, const struct events_auction *e,
-                                 struct be_err *err);
-enum gf_status auction_put_event(struct gf_db_conn *c, const struct events_auction *e,
-                                 struct be_err *err)
-{
-    return put_event(c, e, err);
 }
 
 /* An admin acting for another user leaves its audit in the same transaction. */
@@ -659,7 +650,7 @@ enum gf_status auction_cancel(struct backend_app *app, const struct gf_auth_clai
                    2, p2, NULL, err);
     if (st != GF_OK)
         goto rollback;
-    st = put_event(c, &e, err);
+    st = auction_put_event(c, &e, err);
     if (st == GF_OK)
         st = audit_for(c, who, EVENTS_ACTION_AUCTION_CANCELLED_FOR_USER, user_id, auction_id,
                        e.item_id, 0, cid, err);

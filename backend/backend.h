@@ -396,6 +396,11 @@ enum gf_status auction_list(struct backend_app *app, const char *status, const s
 enum gf_status auction_get(struct backend_app *app, int64_t id, char **out, size_t *len,
                            struct be_err *err) GF_MUSTCHECK;
 
+/* Writes the saga's event e into event_outbox on c, inside the caller's transaction (the
+ * event exists iff the change it announces commits). Kick the relay after the COMMIT. */
+enum gf_status auction_put_event(struct gf_db_conn *c, const struct events_auction *e,
+                                 struct be_err *err) GF_MUSTCHECK;
+
 /* ---- saga.c: the saga's due steps, run by any replica ---------------------------------- */
 struct saga;
 /* Starts the step runners (BACKEND_SAGA_WORKERS threads, their own database connections): each

@@ -31,9 +31,6 @@
 #define SAGA_WORKERS_MAX 16
 #define GXP_RETRY_S "1" /* a gxp step that could not reach gxp is due again after this */
 
-enum gf_status auction_put_event(struct gf_db_conn *c, const struct events_auction *e,
-                                 struct be_err *err);
-
 enum step_kind { STEP_SETTLE, STEP_REFUND, STEP_PAYOUT, NSTEP_KINDS };
 static const char *const step_names[NSTEP_KINDS] = {"settle", "refund", "payout"};
 enum step_result { STEP_DONE, STEP_RETRY, STEP_LOST, STEP_FAILED, NSTEP_RESULTS };
