@@ -17,12 +17,17 @@
 #define FP_MAX 32
 #define FP_NAME_MAX 64
 
-enum fp_action { FP_KILL, FP_PAUSE };
+enum fp_action { FP_KILL, FP_PAUSE, FP_WAIT };
+
+/* How long a wait: point waits for its file at most: a test that dies before creating it
+ * does not leave the process stuck for ever. */
+#define FP_WAIT_MAX_MS (120 * 1000)
 
 struct fp {
     char name[FP_NAME_MAX];
     enum fp_action action;
     int64_t pause_ms;
+    char path[128];     /* wait: the file whose existence releases the thread */
     double probability; /* 0 < p <= 1 */
     atomic_ulong hits;
 };
@@ -39,7 +44,7 @@ static atomic_uint threads; /* ordinal of each thread's first draw, for the seed
 /* One "NAME=ACTION[:ARG][@P]" entry into *p; false when malformed. */
 static bool parse_entry(const char *s, size_t len, struct fp *p)
 {
-    char buf[160];
+    char buf[320];
     if (len == 0 || len >= sizeof buf)
         return false;
     memcpy(buf, s, len);
@@ -83,6 +88,12 @@ static bool parse_entry(const char *s, size_t len, struct fp *p)
         p->pause_ms = ms;
         return true;
     }
+    if (strcmp(action, "wait") == 0 && arg != NULL && arg[0] == '/' &&
+        strlen(arg) < sizeof p->path) {
+        p->action = FP_WAIT;
+        memcpy(p->path, arg, strlen(arg) + 1);
+        return true;
+    }
     return false;
 }
 
@@ -110,8 +121,9 @@ static void parse(void)
         size_t len = comma ? (size_t)(comma - s) : strlen(s);
         if (n == FP_MAX || !parse_entry(s, len, &points[n])) { /* an empty entry too */
             valid = false;
-            GF_ERROR("GF_FAILPOINTS is invalid (NAME=kill[:P] or NAME=pause:MS[@P], comma "
-                     "separated, at most %d): every failpoint stays off",
+            GF_ERROR("GF_FAILPOINTS is invalid (NAME=kill[:P], NAME=pause:MS[@P] or "
+                     "NAME=wait:/ABSOLUTE/PATH[@P], comma separated, at most %d): every "
+                     "failpoint stays off",
                      FP_MAX);
             return;
         }
@@ -123,9 +135,12 @@ static void parse(void)
     }
     npoints = n;
     for (int i = 0; i < n; i++)
-        GF_WARN("failpoint armed name=%s action=%s pause_ms=%lld probability=%.3f", points[i].name,
-                points[i].action == FP_KILL ? "kill" : "pause", (long long)points[i].pause_ms,
-                points[i].probability);
+        GF_WARN("failpoint armed name=%s action=%s pause_ms=%lld path=%s probability=%.3f",
+                points[i].name,
+                points[i].action == FP_KILL    ? "kill"
+                : points[i].action == FP_PAUSE ? "pause"
+                                               : "wait",
+                (long long)points[i].pause_ms, points[i].path, points[i].probability);
     atomic_store(&enabled, n > 0);
 }
 
@@ -176,6 +191,14 @@ void gf_failpoint(const char *name)
             GF_WARN("failpoint fired name=%s action=kill", name);
             raise(SIGKILL);
             _exit(137); /* not reached */
+        }
+        if (p->action == FP_WAIT) {
+            GF_WARN("failpoint fired name=%s action=wait path=%s", name, p->path);
+            int64_t end = gf_mono_ms() + FP_WAIT_MAX_MS;
+            while (access(p->path, F_OK) != 0 && gf_mono_ms() < end)
+                gf_sleep_ms(10, NULL);
+            GF_WARN("failpoint released name=%s path=%s", name, p->path);
+            return;
         }
         GF_WARN("failpoint fired name=%s action=pause ms=%lld", name, (long long)p->pause_ms);
         gf_sleep_ms(p->pause_ms, NULL);

@@ -1,7 +1,8 @@
 /* Failpoints (lib/src/failpoint.c): an armed kill ends the process as kill -9 would, a pause
- * sleeps and counts, a probability fires about that often and repeats under a seed, and an
- * invalid GF_FAILPOINTS arms nothing. GF_FAILPOINTS is read once per process, so each case
- * runs in a child of its own. */
+ * sleeps and counts, a wait holds the thread until its file exists, a probability fires about
+ * that often and repeats under a seed, and an invalid GF_FAILPOINTS arms nothing.
+ * GF_FAILPOINTS is read once per process, so each case runs in a child of its own. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -104,14 +105,58 @@ static int init_verdict(int fd)
 static void an_invalid_spec_is_refused_and_arms_nothing(void **state)
 {
     (void)state;
-    static const char *const bad[] = {"a=bogus", "a=pause",    "a=kill@2",  "=kill",
-                                      "a",       "a=pause:-1", "a=kill:0",  "a=pause:5@x",
-                                      "a=kill,", "a=kill,b",   "a=pause:1x"};
+    static const char *const bad[] = {"a=bogus", "a=pause",        "a=kill@2",   "=kill",
+                                      "a",       "a=pause:-1",     "a=kill:0",   "a=pause:5@x",
+                                      "a=kill,", "a=kill,b",       "a=pause:1x", "a=wait",
+                                      "a=wait:", "a=wait:rel/path"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int st = in_child(bad[i], NULL, init_verdict, NULL, 0);
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
             fail_msg("GF_FAILPOINTS=%s was not refused (status %d)", bad[i], st);
     }
+}
+
+/* The path a wait point waits for (set by the parent before the fork). */
+static char wait_path[128];
+
+static int wait_until_released(int fd)
+{
+    int64_t t0 = gf_mono_ms();
+    gf_failpoint("fp.wait");
+    dprintf(fd, "%lld", (long long)(gf_mono_ms() - t0));
+    return gf_failpoint_hits("fp.wait") == 1 ? 0 : 1;
+}
+
+static void *release_later(void *arg)
+{
+    (void)arg;
+    usleep(300 * 1000);
+    FILE *f = fopen(wait_path, "w");
+    if (f != NULL)
+        fclose(f);
+    return NULL;
+}
+
+static void a_wait_holds_the_thread_until_its_file_exists(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/gf-fp-XXXXXX", spec[200], out[32];
+    assert_non_null(mkdtemp(dir));
+    snprintf(wait_path, sizeof wait_path, "%s/go", dir);
+    snprintf(spec, sizeof spec, "fp.wait=wait:%s", wait_path);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, release_later, NULL), 0);
+    assert_int_equal(in_child(spec, NULL, wait_until_released, out, sizeof out), 0);
+    pthread_join(th, NULL);
+    long long waited = atoll(out);
+    if (waited < 250 || waited > 5000)
+        fail_msg("the wait point held the thread %lld ms, not until its file appeared (300 ms)",
+                 waited);
+    /* The file is there already: the point passes at once. */
+    assert_int_equal(in_child(spec, NULL, wait_until_released, out, sizeof out), 0);
+    assert_true(atoll(out) < 250);
+    unlink(wait_path);
+    rmdir(dir);
 }
 
 /* 2,000 draws at p = 0.5: which fired, as a string of 0 and 1 (the first 64) and the count. */
@@ -151,6 +196,7 @@ int main(void)
         cmocka_unit_test(an_armed_kill_ends_the_process_as_kill_9_would),
         cmocka_unit_test(a_pause_sleeps_its_time_and_counts_its_hits),
         cmocka_unit_test(an_invalid_spec_is_refused_and_arms_nothing),
+        cmocka_unit_test(a_wait_holds_the_thread_until_its_file_exists),
         cmocka_unit_test(a_probability_fires_that_often_and_repeats_under_a_seed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
