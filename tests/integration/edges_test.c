@@ -97,6 +97,46 @@ static int wait_log(const char *needle, int timeout_ms)
     return -1;
 }
 
+/* Drops this thread's kept-alive connection, so that its next request opens a new one: a
+ * libmicrohttpd pool thread serves only its own connections, and while it is held inside a
+ * paused request every request on a connection it accepted waits too (STACK-NOTES); the
+ * backend's readiness probe may have left this thread's connection on exactly that thread. */
+static void new_connection(void)
+{
+    http_thread_done();
+}
+
+/* A failpoint's "wait:" file for this run: the paused thread goes on once it exists. */
+static void release_path(const char *name, char *path, size_t n)
+{
+    snprintf(path, n, "%s/release-%s-%d", h_run_dir(), name, W.http_port);
+    unlink(path);
+}
+
+static void release(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+}
+
+/* Releases a waiting failpoint once the backend has logged needle (from a thread: the test's
+ * own thread is inside a request that needs the release). */
+struct releaser {
+    const char *needle, *path;
+    int found;
+};
+
+static void *release_on_log(void *arg)
+{
+    struct releaser *r = arg;
+    r->found = wait_log(r->needle, 30000) == 0;
+    FILE *f = fopen(r->path, "w");
+    if (f != NULL)
+        fclose(f);
+    return NULL;
+}
+
 static long long user_items(long long u)
 {
     return sql_ll(W.backend, "SELECT coalesce(sum(count), 0) FROM user_items WHERE user_id = %lld",
@@ -222,21 +262,30 @@ static void a_paused_first_attempt_is_fenced_off_by_the_takeover(void **state)
     long long u, item;
     char body[96];
     shop("paused-first", 10, &u, &item, body);
-    /* The pause leaves the retry almost 5 s to claim the key (a busy machine under ASan took
-     * 2 s once, and the retry replayed the first attempt's answer); the sessions' idle-in-
-     * transaction limit (DEADLINE + 3 s) is longer still, and the retry waits for the first
-     * attempt's locks for longer than the default lock_timeout (2 s). */
-    const char *env[] = {TAKEOVER, DEADLINE, "BACKEND_DB_LOCK_TIMEOUT_MS=10000",
-                         "GF_FAILPOINTS=buy.before_commit=pause:6000", NULL};
+    /* The first attempt waits, holding its locks, until the retry has taken the key over (a
+     * fixed pause once ran out first on a loaded machine, and the retry replayed the first
+     * attempt's answer); the retry waits for those locks for longer than the default
+     * lock_timeout (2 s), and the sessions' idle-in-transaction limit (DEADLINE + 3 s) is
+     * longer than the whole staging. */
+    char go[512], fp[600];
+    release_path("takeover", go, sizeof go);
+    snprintf(fp, sizeof fp, "GF_FAILPOINTS=buy.before_commit=wait:%s", go);
+    const char *env[] = {TAKEOVER, DEADLINE, "BACKEND_DB_LOCK_TIMEOUT_MS=10000", fp, NULL};
     restart_backend(env);
     struct call first = {.path = "/marketplace/item/buy", .body = body, .key = "paused"};
-    pthread_t th;
+    pthread_t th, rel;
     assert_int_equal(pthread_create(&th, NULL, post_thread, &first), 0);
     assert_int_equal(wait_log("failpoint fired name=buy.before_commit", 5000), 0);
     usleep(1100 * 1000);
+    struct releaser r = {.needle = "idempotency key taken over", .path = go};
+    assert_int_equal(pthread_create(&rel, NULL, release_on_log, &r), 0);
     struct call retry = first;
     memset(&retry.r, 0, sizeof retry.r);
-    if (post(&retry) != 200 || retry.replayed[0] != '\0')
+    new_connection();
+    long status = post(&retry);
+    pthread_join(rel, NULL);
+    assert_true(r.found);
+    if (status != 200 || retry.replayed[0] != '\0')
         fail_msg("the retry that takes the key over: %ld replayed=%s %s", retry.r.status,
                  retry.replayed, retry.r.body);
     pthread_join(th, NULL);
@@ -343,9 +392,13 @@ static void a_buy_racing_a_price_change_is_charged_the_price_at_its_commit(void 
     char path[64], patch[64], ifm[64];
     snprintf(path, sizeof path, "/item/%lld", item);
 
-    /* 1: prepared at 10, the price becomes 20 before the local transaction. */
-    /* Long enough for the PATCH to land first on a loaded machine (a CI run once took over 3 s). */
-    const char *env1[] = {DEADLINE, "GF_FAILPOINTS=buy.after_prepare=pause:8000", NULL};
+    /* 1: prepared at 10, the price becomes 20 before the local transaction: the buy waits
+     * after its prepare until the PATCH has answered (fixed pauses of 3 s, then 8 s, both ran
+     * out before the PATCH on loaded CI runs). */
+    char go[512], fp[600];
+    release_path("price", go, sizeof go);
+    snprintf(fp, sizeof fp, "GF_FAILPOINTS=buy.after_prepare=wait:%s", go);
+    const char *env1[] = {DEADLINE, fp, NULL};
     restart_backend(env1);
     struct call buy = {.path = "/marketplace/item/buy", .body = body};
     pthread_t th;
@@ -355,9 +408,11 @@ static void a_buy_racing_a_price_change_is_charged_the_price_at_its_commit(void 
              sql_ll(W.backend, "SELECT version FROM items WHERE id = %lld", item));
     const char *h[] = {ifm, NULL};
     struct http_res r;
+    new_connection();
     http(&W, "PATCH", path, "{\"cost\":20}", h, &r);
     assert_int_equal(r.status, 200);
     http_res_free(&r);
+    release(go);
     pthread_join(th, NULL);
     if (buy.r.status != 409 || strcmp(jstr(buy.r.json, "error"), "price_changed") != 0)
         fail_msg("a buy prepared at the old price answered %ld %s", buy.r.status, buy.r.body);
@@ -374,6 +429,7 @@ static void a_buy_racing_a_price_change_is_charged_the_price_at_its_commit(void 
     snprintf(ifm, sizeof ifm, "If-Match: \"%lld\"",
              sql_ll(W.backend, "SELECT version FROM items WHERE id = %lld", item));
     snprintf(patch, sizeof patch, "{\"cost\":30}");
+    new_connection();
     http(&W, "PATCH", path, patch, h, &r);
     assert_int_equal(r.status, 200);
     http_res_free(&r);
