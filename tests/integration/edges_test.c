@@ -99,8 +99,9 @@ static int wait_log(const char *needle, int timeout_ms)
 
 /* Drops this thread's kept-alive connection, so that its next request opens a new one: a
  * libmicrohttpd pool thread serves only its own connections, and while it is held inside a
- * paused request every request on a connection it accepted waits too (STACK-NOTES); the
- * backend's readiness probe may have left this thread's connection on exactly that thread. */
+ * paused request every request on a connection it accepted waits too (ARCHITECTURE.md,
+ * thread model of the backend); the backend's readiness probe may have left this thread's
+ * connection on exactly that thread. */
 static void new_connection(void)
 {
     http_thread_done();
