@@ -27,7 +27,7 @@ struct fp {
     char name[FP_NAME_MAX];
     enum fp_action action;
     int64_t pause_ms;
-    char path[128];     /* wait: the file whose existence releases the thread */
+    char path[256];     /* wait: the file whose existence releases the thread */
     double probability; /* 0 < p <= 1 */
     atomic_ulong hits;
 };

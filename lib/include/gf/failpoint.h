@@ -14,9 +14,9 @@
  *   pause:MS     the calling thread sleeps MS milliseconds (holding whatever it holds)
  *   pause:MS@P   the same with probability P
  *   wait:PATH    the calling thread waits (holding whatever it holds) until the file PATH (an
- *                absolute path, no ',' or '@') exists, at most 120 s: a test releases it
- *                exactly when the race it stages is in place, instead of guessing a pause
- *                long enough for a loaded machine
+ *                absolute path under 256 bytes, no ',' or '@') exists, at most 120 s: a test
+ *                releases it exactly when the race it stages is in place, instead of
+ *                guessing a pause long enough for a loaded machine
  * An invalid GF_FAILPOINTS is reported once at start and ignored as a whole. A disabled point
  * costs one relaxed atomic load. GF_FAILPOINTS_SEED (an integer) seeds the probability draws,
  * so that a run can be replayed (per thread, in the order threads first draw); without it they
