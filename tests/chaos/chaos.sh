@@ -290,7 +290,12 @@ fault_kill_locked() {
     kill -KILL "$pid"
     say "killed $name (pid $pid); restarting it in $down ms"
     sleep_ms "$down"
-    stack_up_locked || return 1
+    # The new process may die at once at a failpoint (a saga step due at its start): that
+    # death is the failpoint's (its log says so), and `up` again brings it back.
+    for ((i = 0; i < 5; i++)); do
+        stack_up_locked && break
+    done
+    ((i < 5)) || return 1
     new=$(prog_pid "$name")
     if [[ -z $new || $new == "$pid" ]] || ! kill -0 "$new" 2>/dev/null; then
         return 1
