@@ -196,6 +196,9 @@ static void response_cleanup(struct gf_http_response *resp)
 {
     free(resp->body);
     resp->body = NULL;
+    if (resp->stream != NULL) /* never queued */
+        gf_sse__abandon(resp->stream);
+    resp->stream = NULL;
     for (int i = 0; i < resp->nheaders; i++) {
         free(resp->header_names[i]);
         free(resp->header_values[i]);
@@ -216,7 +219,10 @@ static enum MHD_Result queue(struct gf_http_request *req, struct gf_http_respons
         free(resp->body);
         resp->body = NULL;
     }
-    if (resp->body != NULL && resp->body_len > 0) {
+    if (resp->stream != NULL && status == 200) {
+        r = gf_sse__response(resp->stream, req->conn);
+        resp->stream = NULL; /* the response owns it now, or it was freed */
+    } else if (resp->body != NULL && resp->body_len > 0) {
         r = MHD_create_response_from_buffer(resp->body_len, resp->body, MHD_RESPMEM_MUST_FREE);
         if (r != NULL)
             resp->body = NULL; /* MHD frees it with the response */
@@ -604,7 +610,8 @@ struct gf_http_server *gf_http_server_start(const struct gf_http_server_options 
      * threads slept on until the next idle timeout (18 s measured with 3,000; for ever with
      * none). */
     unsigned int flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+        MHD_ALLOW_SUSPEND_RESUME; /* event streams (sse.c) wait suspended, not on a thread */
     if (srv->sa.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     /* MHD warns about a pool of one thread, so the pool size is only given when > 1: an

@@ -59,4 +59,13 @@ bool gf_http__conn_set(struct gf_http__conn *t, enum gf_http__phase phase);
 /* The server took body bytes just now; left of them are still to come (-1: not known). */
 void gf_http__conn_progress(struct gf_http__conn *t, long long left);
 
+/* Server-sent events (sse.c): the streaming response of a client made by gf_http_reply_sse,
+ * bound to its connection (NULL, the client freed, when it cannot be made); and the release
+ * of a client whose response is never queued. */
+struct MHD_Connection;
+struct MHD_Response;
+struct gf_sse__client;
+struct MHD_Response *gf_sse__response(struct gf_sse__client *c, struct MHD_Connection *conn);
+void gf_sse__abandon(struct gf_sse__client *c);
+
 #endif

@@ -11,6 +11,7 @@
 #include "gf/status.h"
 
 struct gf_http_request;
+struct gf_sse__client;
 
 /* The answer a handler fills in. body is malloc'd by the handler (or NULL) and freed by
  * the server; headers are copied when set. */
@@ -23,6 +24,7 @@ struct gf_http_response {
     int nheaders;
     char *header_names[GF_HTTP_MAX_HEADERS];
     char *header_values[GF_HTTP_MAX_HEADERS];
+    struct gf_sse__client *stream; /* set by gf_http_reply_sse (gf/sse.h): body is ignored */
 };
 
 /* Called once per request, after the whole body arrived, on a server thread. */
