@@ -301,6 +301,11 @@ enum gf_status gf_amqp_declare_queue(struct gf_amqp_conn *c, const struct gf_amq
             .key = amqp_cstring_bytes("x-max-length"),
             .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = q->max_length}};
     }
+    if (q->expires_ms > 0) {
+        args[nargs++] = (amqp_table_entry_t){
+            .key = amqp_cstring_bytes("x-expires"),
+            .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = q->expires_ms}};
+    }
     amqp_table_t table = {.num_entries = nargs, .entries = args};
     amqp_queue_declare(c->state, CHANNEL, amqp_cstring_bytes(q->name), 0, q->transient ? 0 : 1, 0,
                        0, table);

@@ -155,11 +155,12 @@ struct gf_sse_hub *gf_sse_hub_new(const char *name, int max_clients, size_t max_
     return h;
 }
 
-void gf_sse_hub_free(struct gf_sse_hub *h)
+/* Ends every stream and waits (at most FREE_WAIT_MS) until the server let go of them; the
+ * streams still held then. */
+static int close_streams(struct gf_sse_hub *h)
 {
-    if (h == NULL)
-        return;
     pthread_mutex_lock(&h->mu);
+    bool first = !h->closing;
     h->closing = true;
     pthread_cond_broadcast(&h->cv);
     for (struct gf_sse__client *c = h->head; c != NULL; c = c->next) {
@@ -170,7 +171,8 @@ void gf_sse_hub_free(struct gf_sse_hub *h)
         }
     }
     pthread_mutex_unlock(&h->mu);
-    pthread_join(h->heartbeat, NULL);
+    if (first)
+        pthread_join(h->heartbeat, NULL);
     pthread_mutex_lock(&h->mu);
     struct timespec until = gf_deadline_mono_ts(gf_deadline_in_ms(FREE_WAIT_MS), -1);
     int rc = 0;
@@ -178,6 +180,20 @@ void gf_sse_hub_free(struct gf_sse_hub *h)
         rc = pthread_cond_timedwait(&h->cv, &h->mu, &until);
     int left = h->nclients;
     pthread_mutex_unlock(&h->mu);
+    return left;
+}
+
+void gf_sse_hub_close(struct gf_sse_hub *h)
+{
+    if (h != NULL)
+        (void)close_streams(h);
+}
+
+void gf_sse_hub_free(struct gf_sse_hub *h)
+{
+    if (h == NULL)
+        return;
+    int left = close_streams(h);
     if (left > 0) {
         /* The server still holds streams of this hub: freeing it would leave them a dangling
          * pointer. Leaked instead (a shutdown that is ending the process anyway). */

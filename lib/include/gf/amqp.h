@@ -49,8 +49,10 @@ struct gf_amqp_queue {
     int nkeys;
     const char *dead_letter_queue;
     int64_t max_length;
-    bool transient; /* not durable: gone with a broker restart (declared again on reconnect) and
-                       its messages never written to disk; for watchers that only log */
+    bool transient;     /* not durable: gone with a broker restart (declared again on reconnect) and
+                           its messages never written to disk; for watchers that only log */
+    int64_t expires_ms; /* > 0: the broker deletes the queue once it has had no consumer for
+                           this long (x-expires): for a queue of one process, named after it */
     const char *unbind_exchange; /* when set, the routing keys are also unbound from this
                                     exchange (declared first): bindings an earlier version made */
 };

@@ -26,8 +26,10 @@ struct gf_sse_hub;
  * gf_sse_dropped_total{hub}). NULL (logged) when out of memory or a thread cannot start. */
 struct gf_sse_hub *gf_sse_hub_new(const char *name, int max_clients, size_t max_backlog);
 
-/* Ends every stream, waits (at most 5 s) until the server has let go of them, and frees the
- * hub. Call it before the HTTP server stops. NULL is a no-op. */
+/* Ends every stream and refuses new ones (503), waiting (at most 5 s) until the server has let
+ * go of them: before the HTTP server stops, while routes may still run. NULL is a no-op. */
+void gf_sse_hub_close(struct gf_sse_hub *h);
+/* Closes (if not yet) and frees the hub, once no route can reach it. NULL is a no-op. */
 void gf_sse_hub_free(struct gf_sse_hub *h);
 
 /* Sends one event to every open stream: "event: <event>\ndata: <data>\n\n". data must be one

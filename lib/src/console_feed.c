@@ -1,0 +1,278 @@
+/* See console_feed.h. Notes wait in one bounded array under a mutex; the feeder thread swaps
+ * it for an empty one, serializes the batch into one message and publishes it (best effort,
+ * confirmed) on its own broker connection, reconnecting with back-off. */
+#include "gf/console_feed.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gf/clock.h"
+#include "gf/log.h"
+#include "gf/metrics.h"
+
+#define PUBLISH_TIMEOUT_MS 2000
+#define STATS_EVERY_MS 1000
+#define NOTES_PER_MESSAGE 1000 /* a message stays well under the broker's frame sizes */
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    json_t **notes;
+    int n;
+    bool running, stopping;
+    pthread_t thread;
+    struct gf_console_feed_options opt;
+    char conn_name[96];
+    struct gf_counter *dropped, *sent;
+} F = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static atomic_bool g_on;
+
+void gf_console_replica(char *out, size_t n)
+{
+    char host[64] = "";
+    if (gethostname(host, sizeof host) != 0)
+        host[0] = '\0';
+    host[sizeof host - 1] = '\0';
+    snprintf(out, n, "%s:%d", host[0] ? host : "localhost", (int)getpid());
+}
+
+void gf_console_note(json_t *note)
+{
+    if (note == NULL)
+        return;
+    if (!atomic_load_explicit(&g_on, memory_order_relaxed)) {
+        json_decref(note);
+        return;
+    }
+    pthread_mutex_lock(&F.mu);
+    bool kept = F.running && F.n < GF_CONSOLE_NOTES_MAX;
+    if (kept)
+        F.notes[F.n++] = note;
+    pthread_mutex_unlock(&F.mu);
+    if (!kept) {
+        json_decref(note);
+        gf_counter_add(F.dropped, 1);
+    }
+}
+
+void gf_console_note_tx(const char *cid, const char *kind, long long user_id, long long item_id,
+                        long long amount, const char *stage, json_t *detail)
+{
+    if (!atomic_load_explicit(&g_on, memory_order_relaxed)) {
+        json_decref(detail);
+        return;
+    }
+    char at[25];
+    gf_iso8601_ms(gf_wall_us(), at);
+    json_t *n =
+        json_pack("{s:s,s:s,s:s,s:I,s:o,s:I,s:s,s:s,s:o}", "t", "tx", "correlationId", cid, "kind",
+                  kind, "userId", (json_int_t)user_id, "itemId",
+                  item_id >= 0 ? json_integer(item_id) : json_null(), "amount", (json_int_t)amount,
+                  "stage", stage, "at", at, "detail", detail != NULL ? detail : json_object());
+    gf_console_note(n);
+}
+
+/* Takes the waiting notes (at most NOTES_PER_MESSAGE) into *out; how many. */
+static int take(json_t ***out)
+{
+    pthread_mutex_lock(&F.mu);
+    int n = F.n < NOTES_PER_MESSAGE ? F.n : NOTES_PER_MESSAGE;
+    *out = NULL;
+    if (n > 0) {
+        *out = malloc((size_t)n * sizeof **out);
+        if (*out != NULL) {
+            memcpy(*out, F.notes, (size_t)n * sizeof **out);
+            memmove(F.notes, F.notes + n, (size_t)(F.n - n) * sizeof *F.notes);
+            F.n -= n;
+        } else {
+            n = 0;
+        }
+    }
+    pthread_mutex_unlock(&F.mu);
+    return n;
+}
+
+static struct gf_amqp_conn *connect_feed(void)
+{
+    enum gf_status st;
+    struct gf_amqp_conn *c = gf_amqp_connect(&F.opt.amqp, &st);
+    if (c == NULL)
+        return NULL;
+    if (gf_amqp_confirm_select(c) != GF_OK ||
+        gf_amqp_declare_exchange(c, GF_CONSOLE_EXCHANGE) != GF_OK) {
+        gf_amqp_close(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* One message: {"service","replica","notes":[...],"stats":{...}}; false when it was not sent
+ * (the connection is then closed). */
+static bool send_batch(struct gf_amqp_conn **c, json_t *notes, json_t *stats)
+{
+    json_t *msg = json_pack("{s:s,s:s,s:o}", "service", F.opt.service, "replica", F.opt.replica,
+                            "notes", notes);
+    if (msg != NULL && stats != NULL)
+        json_object_set_new(msg, "stats", stats);
+    else
+        json_decref(stats);
+    char *body = msg != NULL ? json_dumps(msg, JSON_COMPACT) : NULL;
+    json_decref(msg);
+    if (body == NULL)
+        return false;
+    char key[64], id[48];
+    static unsigned long long seq;
+    snprintf(key, sizeof key, "console.%s", F.opt.service);
+    snprintf(id, sizeof id, "console-%llu", ++seq);
+    struct gf_amqp_message m = {.exchange = GF_CONSOLE_EXCHANGE,
+                                .routing_key = key,
+                                .body = body,
+                                .len = strlen(body),
+                                .content_type = "application/json",
+                                .type = "ConsoleNotes",
+                                .message_id = id,
+                                .occurred_at_us = gf_wall_us(),
+                                .best_effort = true};
+    enum gf_status st = gf_amqp_publish(*c, &m, 1, PUBLISH_TIMEOUT_MS);
+    free(body);
+    if (st != GF_OK) {
+        gf_amqp_close(*c);
+        *c = NULL;
+        return false;
+    }
+    return true;
+}
+
+static void *feeder_run(void *arg)
+{
+    (void)arg;
+    gf_log_set_cid(NULL);
+    struct gf_amqp_conn *c = NULL;
+    struct gf_backoff bo;
+    gf_backoff_init(&bo, 200, 5000);
+    int64_t next_connect = 0, next_stats = gf_mono_ms() + STATS_EVERY_MS;
+    int flush = F.opt.flush_ms > 0 ? F.opt.flush_ms : 200;
+    for (;;) {
+        pthread_mutex_lock(&F.mu);
+        struct timespec until = gf_deadline_mono_ts(gf_deadline_in_ms(flush), -1);
+        int rc = 0;
+        while (!F.stopping && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&F.cv, &F.mu, &until);
+        bool stopping = F.stopping;
+        pthread_mutex_unlock(&F.mu);
+        int64_t now = gf_mono_ms();
+        if (c == NULL && now >= next_connect) {
+            c = connect_feed();
+            if (c == NULL)
+                next_connect = now + gf_backoff_next(&bo);
+            else
+                gf_backoff_reset(&bo);
+        }
+        json_t *stats = NULL;
+        if (now >= next_stats && F.opt.stats != NULL) {
+            stats = F.opt.stats(F.opt.stats_arg);
+            next_stats = now + STATS_EVERY_MS;
+        }
+        json_t **batch;
+        int n;
+        do {
+            n = take(&batch);
+            if (n == 0 && stats == NULL)
+                break;
+            json_t *arr = json_array();
+            for (int i = 0; i < n; i++)
+                json_array_append_new(arr, batch[i]);
+            free(batch);
+            if (c == NULL || arr == NULL) { /* the broker is away: dropped, not queued */
+                json_decref(arr);
+                json_decref(stats);
+                gf_counter_add(F.dropped, (uint64_t)n);
+                stats = NULL;
+                break;
+            }
+            bool sent = send_batch(&c, arr, stats); /* takes arr and stats */
+            stats = NULL;
+            if (!sent) {
+                gf_counter_add(F.dropped, (uint64_t)n);
+                next_connect = gf_mono_ms() + gf_backoff_next(&bo);
+                break;
+            }
+            gf_counter_add(F.sent, (uint64_t)n);
+        } while (n == NOTES_PER_MESSAGE);
+        json_decref(stats);
+        if (stopping)
+            break;
+    }
+    gf_amqp_close(c);
+    return NULL;
+}
+
+enum gf_status gf_console_feed_start(const struct gf_console_feed_options *opt)
+{
+    pthread_mutex_lock(&F.mu);
+    if (F.running) {
+        pthread_mutex_unlock(&F.mu);
+        return GF_EINTERNAL;
+    }
+    if (F.dropped == NULL) {
+        F.dropped = gf_metrics_counter(
+            "gf_console_notes_dropped_total",
+            "Console notes dropped: the broker was away or the buffer was full.", "");
+        F.sent = gf_metrics_counter("gf_console_notes_sent_total",
+                                    "Console notes sent to the gf.console exchange.", "");
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&F.cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    F.notes = calloc(GF_CONSOLE_NOTES_MAX, sizeof *F.notes);
+    if (F.notes == NULL) {
+        pthread_mutex_unlock(&F.mu);
+        return GF_ENOMEM;
+    }
+    F.opt = *opt;
+    snprintf(F.conn_name, sizeof F.conn_name, "%s-console-feed", opt->service);
+    F.opt.amqp.name = F.conn_name;
+    F.n = 0;
+    F.stopping = false;
+    F.running = true;
+    if (pthread_create(&F.thread, NULL, feeder_run, NULL) != 0) {
+        F.running = false;
+        free(F.notes);
+        F.notes = NULL;
+        pthread_mutex_unlock(&F.mu);
+        return GF_EINTERNAL;
+    }
+    atomic_store(&g_on, true);
+    pthread_mutex_unlock(&F.mu);
+    return GF_OK;
+}
+
+void gf_console_feed_stop(void)
+{
+    pthread_mutex_lock(&F.mu);
+    if (!F.running) {
+        pthread_mutex_unlock(&F.mu);
+        return;
+    }
+    atomic_store(&g_on, false);
+    F.stopping = true;
+    pthread_cond_broadcast(&F.cv);
+    pthread_mutex_unlock(&F.mu);
+    pthread_join(F.thread, NULL);
+    pthread_mutex_lock(&F.mu);
+    for (int i = 0; i < F.n; i++)
+        json_decref(F.notes[i]);
+    free(F.notes);
+    F.notes = NULL;
+    F.n = 0;
+    F.running = false;
+    pthread_mutex_unlock(&F.mu);
+}
