@@ -523,7 +523,7 @@ enum gf_status auction_bid(struct backend_app *app, const struct gf_auth_claims 
     }
     if (out == BID_DONE) {
         gf_failpoint("auction.bid_after_commit");
-        coord_count_decided(DECIDER_BID, OUTCOME_SUCCEEDED);
+        coord_count_decided(DECIDER_BID, OUTCOME_SUCCEEDED, cid);
         coord_count_outcome(KIND_BID, OUTCOME_SUCCEEDED);
         relay_kick(app->relay);
         saga_kick(app->saga); /* the refund of the bid it outbid is due */

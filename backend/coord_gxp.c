@@ -4,6 +4,7 @@
 
 #include "coordinator.h"
 #include "gf/clock.h"
+#include "gf/console_feed.h"
 #include "gf/log.h"
 
 enum gf_status coord_gxp_failed(grpc_status_code code, const char *details, struct be_err *err)
@@ -93,8 +94,13 @@ enum gf_status coord_prepare(struct backend_app *app, int64_t user_id, int type,
     req.amount = (uint32_t)amount;
     req.correlationid = (char *)cid;
     req.correlationtimestamp = &ts;
-    return gxp_command(app, "/gxp.Gxp/TransactionPrepare", &req.base,
-                       &gxp__transaction_prepare_response__descriptor, cid, err);
+    enum gf_status st = gxp_command(app, "/gxp.Gxp/TransactionPrepare", &req.base,
+                                    &gxp__transaction_prepare_response__descriptor, cid, err);
+    if (st == GF_OK)
+        gf_console_note_tx(cid, "", user_id, -1, amount, "prepared",
+                           json_pack("{s:s,s:s}", "status", "PENDING", "type",
+                                     type == GXP__TRANSACTION_TYPE__ADD ? "ADD" : "SUBTRACT"));
+    return st;
 }
 
 enum gf_status coord_create_balance(struct backend_app *app, int64_t user_id, const char *cid,

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "coordinator.h"
+#include "gf/console_feed.h"
 #include "gf/metrics.h"
 
 const char *const coord_kind_names[NKINDS] = {"buy", "add_gxp", "bid", "auction_refund",
@@ -169,10 +170,16 @@ void coord_count_outcome(enum tx_kind k, enum outcome o)
     gf_counter_add(m_outcome[k][o], 1);
 }
 
-void coord_count_decided(enum decider who, enum outcome o)
+void coord_count_decided(enum decider who, enum outcome o, const char *cid)
 {
-    if (o != OUTCOME_UNKNOWN)
-        gf_counter_add(m_decided[who][o == OUTCOME_SUCCEEDED ? 0 : 1], 1);
+    static const char *const deciders[] = {"buy", "add_gxp", "resolver", "bid", "saga"};
+    if (o == OUTCOME_UNKNOWN)
+        return;
+    gf_counter_add(m_decided[who][o == OUTCOME_SUCCEEDED ? 0 : 1], 1);
+    gf_console_note_tx(
+        cid, "", 0, -1, 0, "decided",
+        json_pack("{s:s,s:s}", "outcome", coord_outcome_names[o], "by",
+                  (unsigned)who < sizeof deciders / sizeof deciders[0] ? deciders[who] : "?"));
 }
 
 void coord_count_resolve(enum resolve_answer a)

@@ -14,6 +14,7 @@
 #include "coordinator.h"
 #include "gf/amqp.h"
 #include "gf/clock.h"
+#include "gf/console_feed.h"
 #include "gf/failpoint.h"
 #include "gf/log.h"
 #include "validate.h"
@@ -85,6 +86,9 @@ enum gf_status coord_claim(struct backend_app *app, const char *cid, enum tx_kin
                                    " (correlation_id, kind, user_id, item_id, amount)"
                                    " VALUES ($1::uuid, $2, $3::bigint, $4::bigint, $5::bigint)",
                                    5, params, NULL, err);
+    if (st == GF_OK)
+        gf_console_note_tx(cid, coord_kind_names[kind], user_id, item_id > 0 ? item_id : -1, amount,
+                           "claimed", NULL);
     return st; /* GF_EEXISTS: claimed already */
 }
 
@@ -124,7 +128,7 @@ static enum outcome decide_failed(struct backend_app *app, const char *cid, enum
                   1, params, &ins, &ignored) != GF_OK)
         goto out;
     if (strcmp(PQcmdTuples(ins), "1") == 0)
-        coord_count_decided(who, OUTCOME_FAILED);
+        coord_count_decided(who, OUTCOME_FAILED, cid);
     if (store_run(c, "be_read_decision",
                   "SELECT state FROM transaction_outbox WHERE correlation_id = $1::uuid", 1, params,
                   &res, &ignored) == GF_OK &&
@@ -512,7 +516,7 @@ static enum gf_status buy_not_done(struct backend_app *app, const struct buy *b,
     if (o == OUTCOME_SUCCEEDED) {
         /* Our COMMIT did happen; only its answer was lost. */
         if (b->cost > 0)
-            coord_count_decided(DECIDER_BUY, OUTCOME_SUCCEEDED);
+            coord_count_decided(DECIDER_BUY, OUTCOME_SUCCEEDED, b->cid);
         *user_item_id = b->user_item_id;
         return GF_OK;
     }
@@ -580,7 +584,7 @@ enum gf_status coord_buy(struct backend_app *app, const struct gf_auth_claims *w
         return buy_not_done(app, &b, out, unknown, st, user_item_id, err);
     gf_failpoint("buy.after_commit");
     if (b.cost > 0) {
-        coord_count_decided(DECIDER_BUY, OUTCOME_SUCCEEDED);
+        coord_count_decided(DECIDER_BUY, OUTCOME_SUCCEEDED, cid);
         coord_count_outcome(KIND_BUY, OUTCOME_SUCCEEDED);
     }
     relay_kick(app->relay); /* publish the event now rather than at the next poll */
@@ -659,7 +663,7 @@ enum gf_status coord_add_gxp(struct backend_app *app, const struct gf_auth_claim
     if (st == GF_OK) {
         relay_kick(app->relay);
         gf_failpoint("add_gxp.after_commit");
-        coord_count_decided(DECIDER_ADD_GXP, OUTCOME_SUCCEEDED);
+        coord_count_decided(DECIDER_ADD_GXP, OUTCOME_SUCCEEDED, cid);
         coord_count_outcome(KIND_ADD_GXP, OUTCOME_SUCCEEDED);
         GF_INFO("gxp added user=%" PRId64 " amount=%" PRId64, user_id, amount);
         return GF_OK;
@@ -673,7 +677,8 @@ enum gf_status coord_add_gxp(struct backend_app *app, const struct gf_auth_claim
     enum outcome o = decide_failed(app, cid, DECIDER_ADD_GXP, false);
     coord_count_outcome(KIND_ADD_GXP, o);
     if (o == OUTCOME_SUCCEEDED) {
-        coord_count_decided(DECIDER_ADD_GXP, OUTCOME_SUCCEEDED); /* ours; the answer was lost */
+        coord_count_decided(DECIDER_ADD_GXP, OUTCOME_SUCCEEDED,
+                            cid); /* ours; the answer was lost */
         return GF_OK;
     }
     if (o == OUTCOME_FAILED && unknown) /* the COMMIT did not happen after all */

@@ -64,7 +64,8 @@ void coord_count_started(enum tx_kind k);
 void coord_count_prepared(enum tx_kind k, enum gf_status st);
 void coord_count_outcome(enum tx_kind k, enum outcome o);
 /* A decision row this process inserted (o: succeeded or failed). */
-void coord_count_decided(enum decider who, enum outcome o);
+/* A decision written by us (counted by who wrote it) and noted for the console's feed. */
+void coord_count_decided(enum decider who, enum outcome o, const char *cid);
 void coord_count_resolve(enum resolve_answer a);
 void coord_count_prepare_retry(void);
 void coord_count_buy_lock(enum lock_event e);

@@ -368,7 +368,7 @@ static enum step_result run_gxp_step(struct saga *s, struct gf_db_conn *c, const
     else
         gf_failpoint("saga.payout_after_commit");
     if (none) {
-        coord_count_decided(DECIDER_SAGA, OUTCOME_SUCCEEDED);
+        coord_count_decided(DECIDER_SAGA, OUTCOME_SUCCEEDED, st->cid);
         coord_count_outcome(kind, OUTCOME_SUCCEEDED);
     }
     GF_INFO("saga step done kind=%s auction=%" PRId64 " user=%" PRId64 " amount=%" PRId64,

@@ -9,6 +9,7 @@
 
 #include "eventlog.h"
 #include "gf/clock.h"
+#include "gf/console_feed.h"
 #include "gf/log.h"
 #include "gf/metrics.h"
 
@@ -29,6 +30,7 @@ static struct gf_histogram *m_batch, *m_lag;
  * event stored and when a batch last stored one (-1: none yet), and the outage flag. */
 static _Atomic int64_t last_lag_us = -1, last_stored_us = -1;
 static atomic_bool store_outage;
+static _Atomic long long dead_lettered; /* since start, for the console */
 
 static double last_lag_gauge(void *arg)
 {
@@ -138,6 +140,25 @@ static void log_cid(const struct item *it, const struct gf_amqp_delivery *d)
         gf_log_set_cid(NULL);
 }
 
+/* The console's feed (gf/console_feed.h): an event stored is the last stage of the
+ * transaction that wrote it, and a line of the console's event stream. */
+static void note_stored(const struct event_record *r)
+{
+    char at[25];
+    gf_iso8601_ms(gf_wall_us(), at);
+    gf_console_note_tx(r->correlation_id, "", r->user_id, -1, 0, "stored",
+                       json_pack("{s:s}", "event", r->name));
+    gf_console_note(json_pack("{s:s,s:s,s:s,s:I,s:s,s:s}", "t", "event", "name", r->name,
+                              "correlationId", r->correlation_id, "userId", (json_int_t)r->user_id,
+                              "text", r->text, "at", at));
+}
+
+json_t *consumer_console_stats(void *arg)
+{
+    (void)arg;
+    return json_pack("{s:I}", "deadLettered", (json_int_t)atomic_load(&dead_lettered));
+}
+
 /* Logs, counts and marks each delivery of a batch that was handled. */
 static void settle(struct item *items, struct gf_amqp_delivery *d, int n)
 {
@@ -157,6 +178,7 @@ static void settle(struct item *items, struct gf_amqp_delivery *d, int n)
                     (unsigned long long)d[i].tag, mid[0] ? mid : "-", d[i].redelivered ? 1 : 0,
                     event_verdict_str(it->verdict), it->why);
             gf_counter_add(m_dead[it->verdict], 1);
+            atomic_fetch_add(&dead_lettered, 1);
             d[i].disposition = GF_AMQP_DEAD_LETTER;
             continue;
         }
@@ -169,6 +191,7 @@ static void settle(struct item *items, struct gf_amqp_delivery *d, int n)
             atomic_store(&last_stored_us, gf_wall_us());
             GF_DEBUG("consumer stored event=%s user=%lld lag_us=%lld", it->rec.name,
                      (long long)it->rec.user_id, (long long)it->rec.lag_us);
+            note_stored(&it->rec);
         } else {
             gf_counter_add(m_duplicates, 1);
             GF_DEBUG("consumer duplicate event=%s redelivered=%d", it->rec.name,

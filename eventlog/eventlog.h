@@ -138,6 +138,8 @@ enum gf_status store_list(struct gf_db_pool *pool, const struct events_query *q,
 /* Registers the consumer's metrics and starts its thread (gf_amqp_consumer_start on
  * gf_events_eventlog_queue). NULL on a resource failure. */
 struct consumer *consumer_start(struct eventlog_app *app);
+/* The consumer's figures for the console feed (gf_console_feed_options.stats). */
+json_t *consumer_console_stats(void *arg);
 /* Stops: the batch in hand is finished (stored and acked, or left to the broker). NULL is a
  * no-op. */
 void consumer_stop(struct consumer *c);

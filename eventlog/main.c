@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "eventlog.h"
+#include "gf/console_feed.h"
 #include "gf/http.h"
 #include "gf/log.h"
 #include "gf/migrate.h"
@@ -28,6 +29,7 @@ int main(int argc, char **argv)
     struct eventlog_app app = {.cfg = &cfg, .consumer_mu = PTHREAD_MUTEX_INITIALIZER};
     struct gf_http_server *http = NULL;
     struct consumer *consumer = NULL;
+    bool feeding = false;
 
     int early = gf_service_configure(argc, argv, "eventlog", eventlog_config_defs,
                                      eventlog_config_ndefs, &cfg, check_config);
@@ -76,6 +78,22 @@ int main(int argc, char **argv)
     }
     atomic_store(&app.migrated, true);
 
+    /* The console's feed (gf/console_feed.h): each event stored, best effort. */
+    char replica[64];
+    gf_console_replica(replica, sizeof replica);
+    struct gf_console_feed_options fopt = {.amqp = {.url = cfg.amqp_url,
+                                                    .password = cfg.amqp_password,
+                                                    .ca_file = cfg.amqp_ca,
+                                                    .heartbeat_s = (int)cfg.amqp_heartbeat_s,
+                                                    .timeout_ms = 5000},
+                                           .service = "eventlog",
+                                           .replica = replica,
+                                           .stats = consumer_console_stats};
+    feeding = gf_console_feed_start(&fopt) == GF_OK;
+    if (!feeding) {
+        GF_ERROR("cannot start the console feed");
+        goto out;
+    }
     /* Only now: a batch needs the table. Until then the broker keeps the events. */
     consumer = consumer_start(&app);
     if (consumer == NULL)
@@ -97,6 +115,8 @@ out:
     app.consumer = NULL;
     pthread_mutex_unlock(&app.consumer_mu);
     consumer_stop(consumer);
+    if (feeding)
+        gf_console_feed_stop();
     gf_http_server_stop(http);
     gf_db_pool_free(app.pool);
     gf_auth_keys_free(app.keys);

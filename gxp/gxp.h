@@ -3,6 +3,7 @@
 #ifndef GXP_H
 #define GXP_H
 
+#include <jansson.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -108,5 +109,16 @@ void subscription_stop(struct subscription *s);
 /* ---- health.c: /healthz, /readyz, /metrics ---------------------------------------------- */
 struct gf_http_server;
 struct gf_http_server *health_start(struct gxp_app *app);
+
+/* ---- console.c: gxp's part of the console feed (gf/console_feed.h) -------------------------- */
+struct gxp_console;
+/* Starts the thread that LISTENs for gxp_finalized and notes each finalization; NULL (logged)
+ * when it cannot. */
+struct gxp_console *gxp_console_start(struct gxp_app *app);
+void gxp_console_stop(struct gxp_console *c); /* NULL is a no-op */
+/* gxp's figures for the feed, once a second (gf_console_feed_options.stats). */
+json_t *gxp_console_stats(void *arg);
+/* The PENDING transactions the resolver counted at its last pass; -1 before the first. */
+int64_t resolver_pending_rows(void);
 
 #endif

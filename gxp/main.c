@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gf/console_feed.h"
 #include "gf/events.h"
 #include "gf/http.h"
 #include "gf/log.h"
@@ -32,6 +33,8 @@ int main(int argc, char **argv)
     struct resolver *resolver = NULL;
     struct subscription *subscription = NULL;
     struct gf_amqp_consumer *event_log = NULL;
+    struct gxp_console *console = NULL;
+    bool feeding = false;
     struct gf_grpc_tls *tls = NULL; /* both gRPC sides: gxp.Gxp and the resolver's channel */
 
     int early = gf_service_configure(argc, argv, "gxp", gxp_config_defs, gxp_config_ndefs, &cfg,
@@ -129,6 +132,16 @@ int main(int argc, char **argv)
                                    .timeout_ms = 5000};
     if (cfg.event_log && (event_log = gf_events_log_start("gxp", &amqp)) == NULL)
         goto out;
+    /* The console's feed: every finalization, heard on gxp-db (console.c), best effort. */
+    char replica[64];
+    gf_console_replica(replica, sizeof replica);
+    struct gf_console_feed_options fopt = {
+        .amqp = amqp, .service = "gxp", .replica = replica, .stats = gxp_console_stats};
+    feeding = gf_console_feed_start(&fopt) == GF_OK;
+    if (!feeding || (console = gxp_console_start(&app)) == NULL) {
+        GF_ERROR("cannot start the console feed");
+        goto out;
+    }
     GF_INFO("gxp ready");
 
     gf_service_wait_signal(&signals, -1);
@@ -143,6 +156,9 @@ out:
     resolver_stop(resolver);
     subscription_stop(subscription);
     gf_amqp_consumer_stop(event_log);
+    gxp_console_stop(console);
+    if (feeding)
+        gf_console_feed_stop();
     gf_http_server_stop(http);
     gf_db_pipeline_free(app.pipeline);
     gf_db_pool_free(app.pool);

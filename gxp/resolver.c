@@ -248,3 +248,8 @@ void resolver_stop(struct resolver *r)
     gf_grpc_client_free(r->backend);
     free(r);
 }
+
+int64_t resolver_pending_rows(void)
+{
+    return atomic_load(&pending.rows);
+}
