@@ -403,6 +403,17 @@ static void run_gxp_transaction(struct gf_http_ctx *h)
     reply_json(c, 200, out);
 }
 
+/* The console's live stream (console.c): server-sent events, for operators only. */
+static void run_console_stream(struct gf_http_ctx *h)
+{
+    struct ctx *c = ctx_of(h);
+    if (c->app->console == NULL || !console_stream(c->app->console, h->resp, c->http.cid)) {
+        struct be_err err = {0};
+        be_err_set(&err, "unavailable", "the console's stream cannot be opened now");
+        reply_status(c, GF_EUNAVAILABLE, &err);
+    }
+}
+
 static void run_gxp_get_all(struct gf_http_ctx *h)
 {
     struct ctx *c = ctx_of(h);
@@ -576,6 +587,7 @@ static const struct gf_http_route routes[] = {
     {"/user/gxp", GF_HTTP_GET, true, NOBODY, run_user_gxp, SIGNED_IN},
     {"/gxp/get-all", GF_HTTP_GET, false, NOBODY, run_gxp_get_all, ADMIN},
     {"/gxp/transaction", GF_HTTP_GET, true, NOBODY, run_gxp_transaction, ADMIN},
+    {"/console/api/stream", GF_HTTP_GET, true, NOBODY, run_console_stream, ADMIN},
     {"/auction", GF_HTTP_GET, true, NOBODY, run_auction_list, SIGNED_IN},
     {"/auction/create", GF_HTTP_POST, true, BODY(VALIDATE_BODY_AUCTION_CREATE), run_auction_create,
      SIGNED_IN},

@@ -82,6 +82,7 @@ struct backend_app {
     struct gf_grpc_client *gxp;
     struct relay *relay;
     struct saga *saga;
+    struct console *console;   /* the operators' console (console.c); NULL until it runs */
     struct gf_auth_keys *keys; /* verify every token; sign those of POST /auth/login */
     atomic_bool migrated;
     /* The schema is in place and the first operator made: /readyz and the routes answer. */
@@ -444,5 +445,17 @@ enum gf_status auth_change_password(struct backend_app *app, const struct gf_aut
 /* Creates the operator BACKEND_ADMIN_NAME with BACKEND_ADMIN_PASSWORD when it does not exist
  * (after the migrations; a no-op when the name is unset). */
 enum gf_status auth_bootstrap_admin(struct backend_app *app) GF_MUSTCHECK;
+
+/* ---- console.c: the operators' console, server side (issue 17) ------------------------- */
+struct console;
+struct gf_amqp_options;
+struct gf_http_response;
+/* Consumes the console feed (gf.console) and serves its streams; NULL (logged) on failure. */
+struct console *console_start(struct backend_app *app, const struct gf_amqp_options *amqp);
+/* Ends the open streams and refuses new ones: before the HTTP server stops. */
+void console_close(struct console *c);
+void console_stop(struct console *c); /* NULL is a no-op */
+/* Answers GET /console/api/stream: a snapshot, then every note (server-sent events). */
+bool console_stream(struct console *c, struct gf_http_response *resp, const char *cid);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "backend.h"
+#include "gf/console_feed.h"
 #include "gf/events.h"
 #include "gf/http.h"
 #include "gf/log.h"
@@ -29,6 +30,7 @@ int main(int argc, char **argv)
     struct gf_http_server *http = NULL;
     struct gf_grpc_server *grpc = NULL;
     struct gf_amqp_consumer *event_log = NULL;
+    bool feeding = false;
     struct gf_grpc_tls *tls = NULL; /* both gRPC sides: the gxp channel and ResolveTransaction */
     struct gf_deadline grace;       /* of the drain */
 
@@ -103,6 +105,16 @@ int main(int argc, char **argv)
                                    .timeout_ms = 5000};
     if (cfg.event_log && (event_log = gf_events_log_start("backend", &amqp)) == NULL)
         goto out;
+    /* The console: this process's notes go out on the feed (gf/console_feed.h), and every
+     * process's notes come back to its streams (console.c). Both best effort. */
+    char replica[64];
+    gf_console_replica(replica, sizeof replica);
+    struct gf_console_feed_options fopt = {.amqp = amqp, .service = "backend", .replica = replica};
+    feeding = gf_console_feed_start(&fopt) == GF_OK;
+    if (!feeding || (app.console = console_start(&app, &amqp)) == NULL) {
+        GF_ERROR("cannot start the console");
+        goto out;
+    }
     enum gf_startup started = gf_service_migrate(app.pool, "backend", backend_migrations,
                                                  backend_migrations_count, &signals);
     if (started != GF_STARTED) {
@@ -136,9 +148,13 @@ out:
     /* Drain, bounded by the watchdog: in-flight HTTP requests and gRPC calls finish first
      * (sharing the grace period), then the pools. */
     grace = gf_service_drain_begin(cfg.shutdown_grace_ms);
+    console_close(app.console); /* its streams would hold the HTTP server's stop */
     gf_http_server_stop(http);
     gf_grpc_server_stop(grpc, (int)gf_deadline_left_ms(grace));
     gf_amqp_consumer_stop(event_log);
+    console_stop(app.console);
+    if (feeding)
+        gf_console_feed_stop();
     saga_stop(app.saga);
     relay_stop(app.relay);
     gf_grpc_client_free(app.gxp);

@@ -151,3 +151,9 @@ void relay_backlog_register_metrics(void)
                             labels, slot_status_gauge, (void *)(intptr_t)i);
     }
 }
+
+void relay_backlog_figures(int64_t *outbox_rows, int64_t *slot_lag_bytes)
+{
+    *outbox_rows = atomic_load(&backlog.rows);
+    *slot_lag_bytes = atomic_load(&decisions_lag_bytes);
+}

@@ -18,9 +18,13 @@
 #             both exchanges; its event-log watcher declares backend.events.log, binds it to the
 #             watchers' exchange (and unbinds it from topic_exchange) and consumes it. It may not
 #             consume eventlog.events.
-#   gxp       the event-log watcher only: gxp.events.log as above. It may publish nowhere.
+#             For the console (issue 17) it declares and publishes to gf.console (its notes),
+#             and declares, binds to gf.console and consumes its own backend.console.<replica>.
+#   gxp       the event-log watcher: gxp.events.log as above; and the console's notes: it
+#             declares gf.console and publishes there. It may publish nowhere else.
 #   eventlog  declares topic_exchange, eventlog.events and eventlog.events.dead, binds
-#             eventlog.events to topic_exchange and consumes it. It may publish nowhere.
+#             eventlog.events to topic_exchange and consumes it; declares gf.console and
+#             publishes its console notes there. It may publish nowhere else.
 # Declaring a NEW queue with a dead-letter exchange also needs read on the queue and write on the
 # default exchange (amq.default, i.e. publishing to any queue by name): eventlog.events is
 # declared here instead, so neither backend nor eventlog needs those rights.
@@ -65,16 +69,16 @@ user() { # NAME CONFIGURE WRITE READ
 
 USERS=() PERMS=()
 user backend \
-    '^(topic_exchange|topic_exchange\.watchers|eventlog\.events|eventlog\.events\.dead|backend\.events\.log)$' \
-    '^(topic_exchange|topic_exchange\.watchers|eventlog\.events|backend\.events\.log)$' \
-    '^(topic_exchange|topic_exchange\.watchers|backend\.events\.log)$'
+    '^(topic_exchange|topic_exchange\.watchers|eventlog\.events|eventlog\.events\.dead|backend\.events\.log|gf\.console|backend\.console\..+)$' \
+    '^(topic_exchange|topic_exchange\.watchers|eventlog\.events|backend\.events\.log|gf\.console|backend\.console\..+)$' \
+    '^(topic_exchange|topic_exchange\.watchers|backend\.events\.log|gf\.console|backend\.console\..+)$'
 user gxp \
-    '^(topic_exchange|topic_exchange\.watchers|gxp\.events\.log)$' \
-    '^gxp\.events\.log$' \
+    '^(topic_exchange|topic_exchange\.watchers|gxp\.events\.log|gf\.console)$' \
+    '^(gxp\.events\.log|gf\.console)$' \
     '^(topic_exchange|topic_exchange\.watchers|gxp\.events\.log)$'
 user eventlog \
-    '^(topic_exchange|eventlog\.events|eventlog\.events\.dead)$' \
-    '^eventlog\.events$' \
+    '^(topic_exchange|eventlog\.events|eventlog\.events\.dead|gf\.console)$' \
+    '^(eventlog\.events|gf\.console)$' \
     '^(topic_exchange|eventlog\.events)$'
 
 v=$(json_string "$VHOST")
@@ -88,7 +92,8 @@ cat <<JSON
  "permissions": [$(join "${PERMS[@]}")],
  "exchanges": [
   {"name": "topic_exchange", "vhost": $v, "type": "topic", "durable": true, "auto_delete": false, "internal": false, "arguments": {}},
-  {"name": "topic_exchange.watchers", "vhost": $v, "type": "topic", "durable": true, "auto_delete": false, "internal": false, "arguments": {}}],
+  {"name": "topic_exchange.watchers", "vhost": $v, "type": "topic", "durable": true, "auto_delete": false, "internal": false, "arguments": {}},
+  {"name": "gf.console", "vhost": $v, "type": "topic", "durable": true, "auto_delete": false, "internal": false, "arguments": {}}],
  "queues": [
   {"name": "eventlog.events.dead", "vhost": $v, "durable": true, "auto_delete": false, "arguments": {}},
   {"name": "eventlog.events", "vhost": $v, "durable": true, "auto_delete": false,

@@ -473,6 +473,16 @@ static void broker_users_do_their_job_and_no_other(void **state)
     declares_as("backend", &gf_events_eventlog_queue, GF_EVENTS_WATCH_EXCHANGE);
     declares_as("backend", &backend_log, NULL);
     declares_as("gxp", &gxp_log, NULL);
+    /* The console (issue 17): a backend's own queue on gf.console. */
+    static const char *const console_keys[] = {"console.#"};
+    const struct gf_amqp_queue console_q = {.name = "backend.console.roles-test:1",
+                                            .exchange = "gf.console",
+                                            .routing_keys = console_keys,
+                                            .nkeys = 1,
+                                            .max_length = 20000,
+                                            .transient = true,
+                                            .expires_ms = 60000};
+    declares_as("backend", &console_q, NULL);
 
     amqp_connection_state_t b = amqp_login_as("backend", NULL);
     amqp_connection_state_t g = amqp_login_as("gxp", NULL);
@@ -486,6 +496,12 @@ static void broker_users_do_their_job_and_no_other(void **state)
     assert_int_equal(consume(e, "eventlog.events"), 0);
     assert_int_equal(consume(b, "backend.events.log"), 0);
     assert_int_equal(consume(g, "gxp.events.log"), 0);
+    /* Every service sends its console notes to gf.console; only a backend reads them. */
+    assert_int_equal(publish(b, "gf.console", "console.backend"), 0);
+    assert_int_equal(publish(g, "gf.console", "console.gxp"), 0);
+    assert_int_equal(publish(e, "gf.console", "console.eventlog"), 0);
+    assert_int_equal(consume(b, "backend.console.roles-test:1"), 0);
+    assert_int_equal(consume(g, "backend.console.roles-test:1"), 403);
     /* Nobody else publishes events, or through the default exchange into any queue. */
     assert_int_equal(publish(e, GF_EVENTS_EXCHANGE, GF_EVENT_BUY_ITEM), 403);
     assert_int_equal(publish(g, GF_EVENTS_EXCHANGE, GF_EVENT_BUY_ITEM), 403);
