@@ -3,14 +3,15 @@
 #
 #   scripts/compose.sh up [--no-build]   an engine (the one that answers, or one of our own),
 #                                        the compose plugins, the base images, the passwords,
-#                                        the images; then up, and wait until every container is
-#                                        healthy and every service ready
+#                                        the console's files, the images; then up, and wait
+#                                        until every container is healthy and every service ready
 #   scripts/compose.sh down [--volumes]  the stack down (its data kept unless --volumes), then
 #                                        the engine up started, if it started one
 #   scripts/compose.sh status | logs [SERVICE]
 #   scripts/compose.sh env               the exports that point docker at that engine:
 #                                        eval "$(scripts/compose.sh env)"; docker compose ps
 #   scripts/compose.sh wait              (DOCKER_HOST set) wait until the project is ready
+#   scripts/compose.sh console-files     only the console's files for the gf-ingress image
 #
 # Environment: GF_COMPOSE_STATE (default /var/lib/gf-svc/compose: our engine's images and
 # volumes, the docker configuration with the plugins), GF_INGRESS_PORT (default 30080),
@@ -72,6 +73,18 @@ wait_ready() {
     done
 }
 
+# The operator console's files, which the gf-ingress image copies in
+# (deploy/docker/ingress.Dockerfile): built here on the host by scripts/console-build.sh (npm ci
+# of the pinned uPlot; a docker build reaches no npm registry) into deploy/docker/console-dist/
+# (git-ignored; replaced whole, readable by all). A failed build stops `up` before any image is
+# built.
+CONSOLE_DIST=$REPO/deploy/docker/console-dist
+console_files() {
+    say "building the console's files (scripts/console-build.sh)"
+    bash "$REPO/scripts/console-build.sh" "$CONSOLE_DIST" >&2 ||
+        die "the console's build failed (scripts/console-build.sh)"
+}
+
 up() {
     local build=1
     [[ ${1:-} == --no-build ]] && build=0
@@ -81,6 +94,7 @@ up() {
     [[ -s $ENV_FILE ]] || bash "$REPO/deploy/make-secrets.sh" >&2
     if ((build)); then
         bash "$REPO/deploy/docker/base-images.sh" >&2
+        console_files
         say "building the images"
         compose build >&2
     fi
@@ -109,6 +123,7 @@ up) up "$@" ;;
 down) down "$@" ;;
 status) engine && compose ps ;;
 wait) wait_ready ;;
+console-files) console_files ;;
 logs) engine && compose logs --no-color "$@" ;;
 env)
     engine

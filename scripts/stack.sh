@@ -58,7 +58,8 @@ unit_prog() {
 
 # unit_nginx NAME PORT: nginx (Debian's /usr/sbin/nginx) as the ingress on PORT, with the
 # Kubernetes Ingress's routes; its configuration is written to data/NAME/nginx.conf by `up`
-# (see write_nginx_conf); ready when /healthz (answered by nginx itself) says 200.
+# (see write_nginx_conf), the operator console's files built for it by ensure_console; ready
+# when /healthz (answered by nginx itself) says 200.
 unit_nginx() {
     UNITS+=("$1")
     KIND[$1]=prog BINARY[$1]=${GF_NGINX_BIN:-/usr/sbin/nginx} PORT[$1]=$2 HTTP_PORT[$1]=$2
@@ -164,6 +165,11 @@ mapfile -t env_lines < <(backend_env backend-svc-2 "$BACKEND2_HTTP_PORT" "$BACKE
 unit_prog backend-svc-2 backend "$BACKEND2_GRPC_PORT" "$BACKEND2_HTTP_PORT" "${env_lines[@]}"
 # The ingress: the Kubernetes Ingress's routes (deploy/), plus /eventlog.
 unit_nginx ingress "$INGRESS_PORT"
+# The operator console's files, which the ingress serves at /console/ itself: built by `up` into
+# run/console with scripts/console-build.sh (see ensure_console), or GF_CONSOLE_DIST, a directory
+# of files built already (served as they are, never rebuilt).
+CONSOLE_DIR=${GF_CONSOLE_DIST:-$STATE_DIR/run/console}
+CONSOLE_FILES=(index.html app.js style.css vendor/uPlot.iife.min.js vendor/uPlot.min.css vendor/uPlot.LICENSE)
 # -----------------------------------------------------------------------------------------------
 
 say() { printf 'stack: %s\n' "$*" >&2; }
@@ -360,16 +366,56 @@ start_rmq() {
     : >"$marker"
 }
 
+# The operator console's files in $CONSOLE_DIR: built by scripts/console-build.sh (npm ci of
+# the pinned uPlot in a scratch copy of console/) when there are none yet or a file under
+# console/ or the build script is newer than the last build; otherwise kept. Built beside the
+# served directory and swapped in whole, readable by nginx's workers (nobody, when we are
+# root). A build that fails or lacks a file fails `up`: nginx never serves a broken console.
+ensure_console() {
+    local new=$STATE_DIR/run/console.new stamp=$STATE_DIR/run/console.stamp f changed
+    if [[ -n ${GF_CONSOLE_DIST:-} ]]; then
+        for f in "${CONSOLE_FILES[@]}"; do
+            [[ -s $GF_CONSOLE_DIST/$f ]] || die "GF_CONSOLE_DIST=$GF_CONSOLE_DIST has no $f"
+        done
+        return 0
+    fi
+    [[ -f $REPO/scripts/console-build.sh ]] || die "scripts/console-build.sh is missing"
+    if [[ -f $stamp && -d $CONSOLE_DIR ]]; then
+        changed=$(find "$REPO/console" "$REPO/scripts/console-build.sh" -name node_modules -prune \
+            -o -newer "$stamp" -print -quit 2>/dev/null)
+        [[ -z $changed ]] && return 0
+    fi
+    say "building the console (scripts/console-build.sh) into $CONSOLE_DIR"
+    rm -rf "$new"
+    make_dir "$new"
+    local log=$STATE_DIR/log/console-build.log
+    if ! bash "$REPO/scripts/console-build.sh" "$new" >"$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        rm -rf "$new"
+        die "the console's build failed (scripts/console-build.sh; log: $log)"
+    fi
+    for f in "${CONSOLE_FILES[@]}"; do
+        if [[ ! -s $new/$f ]]; then
+            rm -rf "$new"
+            die "the console's build made no $f (scripts/console-build.sh; log: $log)"
+        fi
+    done
+    chmod -R a+rX "$new"
+    rm -rf "$CONSOLE_DIR" "$stamp"
+    mv "$new" "$CONSOLE_DIR"
+    : >"$stamp"
+}
+
 # The ingress's configuration: SPEC §6's routes, as the Kubernetes Ingress has them.
 write_nginx_conf() {
-    local dir
+    local dir console=${CONSOLE_DIR:-$STATE_DIR/run/console}
     dir=$(datadir "$1")
     make_dir "$dir"
     make_dir "$dir/tmp"
     cat >"$dir/nginx.conf.new" <<NGINX
 # Written by scripts/stack.sh at each 'up': the local ingress, with the Kubernetes Ingress's
-# routes (/gxp, /marketplace and /auction -> backend-svc-1, /item, /user and /auth ->
-# backend-svc-2) and /eventlog.
+# routes (/gxp, /marketplace, /auction and /console/api -> backend-svc-1, /item, /user and
+# /auth -> backend-svc-2), /eventlog, and the operator console's files at /console/.
 worker_processes 1;
 pid $dir/nginx.pid;
 error_log $STATE_DIR/log/$1.log warn;
@@ -384,6 +430,9 @@ http {
     fastcgi_temp_path $dir/tmp/fastcgi;
     uwsgi_temp_path $dir/tmp/uwsgi;
     scgi_temp_path $dir/tmp/scgi;
+    # File types for the console's files, as Debian's nginx.conf (compose's image) has them.
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
     # Correlation ids, the body limit and nginx's own error answers: as deploy/nginx/ingress.conf
     # (read the reasons there).
     map \$http_x_correlation_id \$gf_client_cid {
@@ -445,6 +494,21 @@ http {
             proxy_pass http://backend_svc_2;
         }
         location /eventlog { proxy_pass http://eventlog_svc; }
+        # The operator console, as deploy/nginx/ingress.conf serves it (read the reasons there):
+        # its API, among it server-sent events (GET /console/api/stream), unbuffered and
+        # waited for up to an hour between two writes; its page, static files from
+        # $console (ensure_console) with a CSP that lets the page run.
+        location /console/api { proxy_pass http://backend_svc_1; proxy_buffering off; proxy_cache off; proxy_read_timeout 1h; }
+        location = /console { absolute_redirect off; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 301 /console/; }
+        location /console/ {
+            alias $console/;
+            index index.html;
+            try_files \$uri \$uri/ =404;
+            absolute_redirect off;
+            charset utf-8;
+            if (\$request_method !~ ^(GET|HEAD)\$) { return 405; }
+            add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-cache always; add_header Cross-Origin-Resource-Policy same-origin always;
+        }
         location / { return 404; }
         error_page 400 = @gf_400;
         error_page 404 = @gf_404;
@@ -458,18 +522,18 @@ http {
         error_page 502 = @gf_502;
         error_page 503 = @gf_503;
         error_page 504 = @gf_504;
-        location @gf_400 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 400 '{"message":"malformed request","error":"bad_request","correlationId":"\$gf_cid"}'; }
-        location @gf_404 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 404 '{"message":"no route for this path","error":"not_found","correlationId":"\$gf_cid"}'; }
-        location @gf_405 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 405 '{"message":"method not allowed","error":"method_not_allowed","correlationId":"\$gf_cid"}'; }
-        location @gf_408 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 408 '{"message":"the request did not arrive in time","error":"request_timeout","correlationId":"\$gf_cid"}'; }
-        location @gf_413 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 413 '{"message":"request body too large","error":"payload_too_large","correlationId":"\$gf_cid"}'; }
-        location @gf_414 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 414 '{"message":"request URL too long","error":"uri_too_long","correlationId":"\$gf_cid"}'; }
-        location @gf_429 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; add_header Retry-After 1 always; return 429 '{"message":"too many requests: retry later","error":"rate_limited","correlationId":"\$gf_cid"}'; }
-        location @gf_431 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 431 '{"message":"request header too large","error":"header_too_large","correlationId":"\$gf_cid"}'; }
-        location @gf_500 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 500 '{"message":"internal error","error":"internal","correlationId":"\$gf_cid"}'; }
-        location @gf_502 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; add_header Retry-After 1 always; return 502 '{"message":"the service behind this path is unavailable: retry later","error":"bad_gateway","correlationId":"\$gf_cid"}'; }
-        location @gf_503 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; add_header Retry-After 1 always; return 503 '{"message":"the service is unavailable: retry later","error":"unavailable","correlationId":"\$gf_cid"}'; }
-        location @gf_504 { default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 504 '{"message":"the service did not answer in time: the outcome is unknown","error":"gateway_timeout","correlationId":"\$gf_cid"}'; }
+        location @gf_400 { types { } default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 400 '{"message":"malformed request","error":"bad_request","correlationId":"\$gf_cid"}'; }
+        location @gf_404 { types { } default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 404 '{"message":"no route for this path","error":"not_found","correlationId":"\$gf_cid"}'; }
+        location @gf_405 { types { } default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 405 '{"message":"method not allowed","error":"method_not_allowed","correlationId":"\$gf_cid"}'; }
+        location @gf_408 { types { } default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 408 '{"message":"the request did not arrive in time","error":"request_timeout","correlationId":"\$gf_cid"}'; }
+        location @gf_413 { types { } default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 413 '{"message":"request body too large","error":"payload_too_large","correlationId":"\$gf_cid"}'; }
+        location @gf_414 { types { } default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 414 '{"message":"request URL too long","error":"uri_too_long","correlationId":"\$gf_cid"}'; }
+        location @gf_429 { types { } default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; add_header Retry-After 1 always; return 429 '{"message":"too many requests: retry later","error":"rate_limited","correlationId":"\$gf_cid"}'; }
+        location @gf_431 { types { } default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 431 '{"message":"request header too large","error":"header_too_large","correlationId":"\$gf_cid"}'; }
+        location @gf_500 { types { } default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 500 '{"message":"internal error","error":"internal","correlationId":"\$gf_cid"}'; }
+        location @gf_502 { types { } default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; add_header Retry-After 1 always; return 502 '{"message":"the service behind this path is unavailable: retry later","error":"bad_gateway","correlationId":"\$gf_cid"}'; }
+        location @gf_503 { types { } default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; add_header Retry-After 1 always; return 503 '{"message":"the service is unavailable: retry later","error":"unavailable","correlationId":"\$gf_cid"}'; }
+        location @gf_504 { types { } default_type application/json; add_header X-Correlation-Id \$gf_cid always; add_header X-Content-Type-Options nosniff always; add_header X-Frame-Options DENY always; add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always; add_header Referrer-Policy no-referrer always; add_header Cache-Control no-store always; add_header Cross-Origin-Resource-Policy same-origin always; return 504 '{"message":"the service did not answer in time: the outcome is unknown","error":"gateway_timeout","correlationId":"\$gf_cid"}'; }
     }
 }
 NGINX
@@ -478,6 +542,8 @@ NGINX
 
 start_prog() {
     local name=$1 log envs=() args=() port
+    # The console's files first, also when nginx runs already: it reads them from disk.
+    [[ $name == "${NGINX_UNIT:-}" ]] && ensure_console
     [[ -n $(prog_pid "$name") ]] && return 0
     [[ $name == "${NGINX_UNIT:-}" ]] && write_nginx_conf "$name"
     if [[ -n ${ARGS[$name]:-} ]]; then

@@ -153,6 +153,10 @@ bash "$REPO/deploy/docker/base-images.sh" >"$W/base-images.log" 2>&1 || {
 }
 ok "base images ready in $((SECONDS - t)) s ($(tr '\n' ';' <"$W/base-images.log"))"
 t=$SECONDS
+bash "$REPO/scripts/compose.sh" console-files >"$W/console-build.log" 2>&1 || {
+    cat "$W/console-build.log" >&2
+    fail "the console's files (scripts/console-build.sh)"
+}
 compose build >"$W/build.log" 2>&1 || {
     tail -n 40 "$W/build.log" >&2
     fail "compose build"

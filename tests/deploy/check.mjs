@@ -15,7 +15,7 @@ import YAML from "yaml";
 import { validateK8s } from "./lib/k8s.mjs";
 import { validateCompose } from "./lib/compose.mjs";
 import { lintDockerfile } from "./lib/dockerfile.mjs";
-import { ingresses, serverBlock, sizeBytes } from "./lib/ingress.mjs";
+import { directiveText, findDirectives, ingresses, nginxLocations, parseNginx, serverBlock, sizeBytes } from "./lib/ingress.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SRC = process.env.GF_SOURCE_DIR || path.resolve(HERE, "../..");
@@ -32,7 +32,8 @@ const PROGRAMS = {
 const INFRA = {
   "gf-postgres": { dockerfile: "deploy/docker/postgres.Dockerfile", k8s: true },
   "gf-rabbitmq": { dockerfile: "deploy/docker/rabbitmq.Dockerfile", k8s: true },
-  "gf-ingress": { dockerfile: "deploy/docker/ingress.Dockerfile", k8s: false },
+  // compose's ingress, and in Kubernetes the console's pod (ingress-nginx routes there).
+  "gf-ingress": { dockerfile: "deploy/docker/ingress.Dockerfile", k8s: true },
 };
 const imageDockerfile = (image) => (PROGRAMS[image] || INFRA[image])?.dockerfile;
 const CLI_DOCKERFILE = { image: "gf-cli", program: "gf", target: "gf-cli", dockerfile: "deploy/docker/gf.Dockerfile" };
@@ -44,6 +45,22 @@ const ROUTES = {
   "/user": "backend-svc-2",
   "/auth": "backend-svc-2",
   "/eventlog": "eventlog-svc",
+  "/console/api": "backend-svc-1", // the operator console's API (SPEC §2b): server-sent events
+};
+// The operator console's page (SPEC §2b): static files that nginx serves itself at /console/
+// (the local stack from scripts/console-build.sh's output, compose from the gf-ingress image),
+// in Kubernetes the console Service (the gf-ingress image's nginx) behind the Ingress's /console.
+const CONSOLE = {
+  path: "/console/", k8sPath: "/console", service: "console", image: "gf-ingress",
+  root: "/usr/share/gf-console/", dist: "deploy/docker/console-dist",
+  files: ["index.html", "app.js", "style.css", "vendor/uPlot.iife.min.js", "vendor/uPlot.min.css", "vendor/uPlot.LICENSE"],
+  // The answers' headers: the API's, but a CSP that lets the page run and no-cache.
+  headers: {
+    "X-Correlation-Id": "$gf_cid", "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache", "Cross-Origin-Resource-Policy": "same-origin",
+  },
+  sseReadTimeoutS: 3600, // the stream's read timeout, at least
 };
 // Database -> the workloads whose pods may connect to it (NetworkPolicy).
 const DB_CLIENTS = {
@@ -253,7 +270,7 @@ async function checkRendered(label, objs, { overlay }) {
   const want = [["Deployment", "backend-svc-1"], ["Deployment", "backend-svc-2"], ["Deployment", "gxp-svc"],
     ["Deployment", "eventlog-svc"], ["StatefulSet", "backend-db"], ["StatefulSet", "gxp-db"],
     ["StatefulSet", "eventlog-db"], ["StatefulSet", "rabbitmq"], ["Ingress", "gf-ingress"],
-    ["PodDisruptionBudget", "gxp-svc"]];
+    ["PodDisruptionBudget", "gxp-svc"], ["Deployment", CONSOLE.service], ["Service", CONSOLE.service]];
   check(`${label}: every component of SPEC §6 is there`, want.filter(([k, n]) => !byName(k, n)).map(([k, n]) => `missing ${k}/${n}`));
   check(`${label}: gxp-svc runs 2 replicas`, byName("Deployment", "gxp-svc")?.spec.replicas === 2 ? null : "replicas != 2");
   check(`${label}: each backend Deployment sets DEPLOYMENT_NAME to its own name`,
@@ -289,13 +306,18 @@ async function checkRendered(label, objs, { overlay }) {
   check(`${label}: every workload's selector matches its own pod template`, workloads.map((w) =>
     labelSelectorMatches(w.spec.selector, podLabels(w)) ? null : `${id(w)}: selector does not match its template labels`));
 
-  // Ingress routes.
+  // Ingress routes: every Ingress's paths (the console's have Ingresses of their own) but the
+  // fallback's "/".
   const ing = byName("Ingress", "gf-ingress");
   if (ing) {
     const routes = {};
     const problems = [];
-    if (ing.spec.ingressClassName !== "nginx") problems.push(`ingressClassName is ${ing.spec.ingressClassName}`);
-    for (const r of ing.spec.rules || []) for (const p of r.http?.paths || []) {
+    for (const o of objs.filter((x) => x.kind === "Ingress")) {
+      if (o.spec.ingressClassName !== "nginx") problems.push(`${id(o)}: ingressClassName is ${o.spec.ingressClassName}`);
+    }
+    for (const o of objs.filter((x) => x.kind === "Ingress")) for (const r of o.spec.rules || []) for (const p of r.http?.paths || []) {
+      if (o.metadata.name === "gf-ingress-fallback" && p.path === "/") continue;
+      if (routes[p.path]) problems.push(`${p.path}: routed by two Ingresses`);
       routes[p.path] = p.backend.service.name;
       const s = byName("Service", p.backend.service.name);
       if (!s) problems.push(`${p.path} -> missing Service ${p.backend.service.name}`);
@@ -303,10 +325,38 @@ async function checkRendered(label, objs, { overlay }) {
         problems.push(`${p.path} -> ${s.metadata.name}: port ${JSON.stringify(p.backend.service.port)} not served`);
       if (p.pathType !== "Prefix") problems.push(`${p.path}: pathType ${p.pathType}`);
     }
-    if (!same(Object.entries(routes).map(String), Object.entries(ROUTES).map(String)))
-      problems.push(`routes ${JSON.stringify(routes)} != ${JSON.stringify(ROUTES)}`);
-    check(`${label}: the Ingress has the original's routes plus /eventlog and /auction, to Services that serve them`, problems);
+    const want = { ...ROUTES, [CONSOLE.k8sPath]: CONSOLE.service };
+    if (!same(Object.entries(routes).map(String), Object.entries(want).map(String)))
+      problems.push(`routes ${JSON.stringify(routes)} != ${JSON.stringify(want)}`);
+    check(`${label}: the Ingress has the original's routes plus /eventlog, /auction and the console's, to Services that serve them`, problems);
   }
+  check(`${label}: the console's pod serves its files as compose's ingress does: the ${CONSOLE.image} image with a ConfigMap's nginx.conf, non-root, read-only, without privileges`, (() => {
+    const w = byName("Deployment", CONSOLE.service);
+    if (!w) return `no Deployment ${CONSOLE.service}`;
+    const out = [];
+    const c = containers(w)[0];
+    const pod = w.spec.template.spec;
+    if (containers(w).length !== 1 || c.image.split(":")[0] !== CONSOLE.image) out.push(`${id(w)} runs ${containers(w).map((x) => x.image)}, not ${CONSOLE.image}`);
+    const conf = consolePodConf(objs);
+    out.push(...conf.problems);
+    const sc = c.securityContext || {};
+    const ps = pod.securityContext || {};
+    if (!ps.runAsNonRoot || ps.runAsUser !== 10001) out.push(`runAsNonRoot ${ps.runAsNonRoot}, runAsUser ${ps.runAsUser} (the image's user is 10001)`);
+    if (sc.allowPrivilegeEscalation !== false || sc.readOnlyRootFilesystem !== true || !sc.capabilities?.drop?.includes("ALL"))
+      out.push(`securityContext ${JSON.stringify(sc)}: not read-only without privileges`);
+    // What nginx writes (its pid file, temporary files) is on an emptyDir: the root is read-only.
+    if (conf.tree) {
+      const written = [...findDirectives(conf.tree, "pid"), ...["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].flatMap((t) => findDirectives(conf.tree, `${t}_temp_path`))];
+      if (written.length < 6) out.push("nginx.conf does not place its pid file and every temporary path");
+      for (const d of written) {
+        const m = (c.volumeMounts || []).find((x) => d.args[0].startsWith(`${x.mountPath}/`));
+        const v = m && (pod.volumes || []).find((x) => x.name === m.name);
+        if (!v?.emptyDir || m.readOnly) out.push(`${d.name} ${d.args[0]}: not on a writable emptyDir`);
+      }
+    }
+    if (c.readinessProbe?.httpGet?.path !== CONSOLE.path) out.push(`readiness is ${c.readinessProbe?.httpGet?.path}, not the page (${CONSOLE.path})`);
+    return out;
+  })());
 
   // Probes and resources.
   check(`${label}: every container has CPU and memory requests and limits`, workloads.flatMap((w) => containers(w).map((c) => {
@@ -464,18 +514,62 @@ async function checkRendered(label, objs, { overlay }) {
 }
 
 // ---- nginx routes (local stack and compose) -----------------------------------------------
-function nginxRoutes(text) {
+// The routes of an nginx configuration (parsed): path -> {upstream, host, port} for a
+// proxy_pass to an upstream block or to a variable set in the location (compose: a name
+// resolved at request time), {static: directory} for files nginx serves itself (alias or root).
+// Exact (=) and named (@) locations and "/" are nginx's own answers, not routes.
+function nginxRoutes(tree) {
   const upstreams = {};
-  for (const m of text.matchAll(/upstream\s+(\S+)\s*\{([^}]*)\}/g)) {
-    const s = /server\s+(\S+?):(\S+?)[\s;]/.exec(m[2]);
-    upstreams[m[1]] = s && { host: s[1], port: s[2] };
+  for (const u of findDirectives(tree, "upstream")) {
+    const server = (u.block || []).find((d) => d.name === "server");
+    const m = server && /^(.+):(\d+)$/.exec(server.args[0]);
+    upstreams[u.args[0]] = m && { host: m[1], port: m[2] };
   }
   const routes = {};
-  for (const m of text.matchAll(/location\s+(\/[a-z]+)\s*\{\s*proxy_pass\s+http:\/\/([a-z0-9_]+)\s*;/g)) routes[m[1]] = upstreams[m[2]] ? { upstream: m[2], ...upstreams[m[2]] } : { upstream: m[2] };
-  // Resolved at request time (compose, nginx 1.22): location /p { set $v host:port; proxy_pass http://$v; }
-  for (const m of text.matchAll(/location\s+(\/[a-z]+)\s*\{\s*set\s+\$(\w+)\s+([a-z0-9.-]+):(\d+)\s*;\s*proxy_pass\s+http:\/\/\$(\w+)\s*;\s*\}/g))
-    routes[m[1]] = m[2] === m[5] ? { upstream: m[3].replaceAll("-", "_"), host: m[3], port: m[4] } : { upstream: `$${m[5]}` };
+  for (const [key, loc] of Object.entries(nginxLocations(tree))) {
+    if (!key.startsWith("/") || key === "/") continue;
+    const get = (name) => (loc.block || []).find((d) => d.name === name);
+    const pp = get("proxy_pass");
+    const files = get("alias") || get("root");
+    if (pp) {
+      const m = /^http:\/\/(\$?)([A-Za-z0-9_.-]+)$/.exec(pp.args[0]);
+      if (!m) routes[key] = { upstream: pp.args[0] };
+      else if (m[1]) {
+        const set = (loc.block || []).find((d) => d.name === "set" && d.args[0] === `$${m[2]}`);
+        const hp = set && /^([a-z0-9.-]+):(\d+)$/.exec(set.args[1]);
+        routes[key] = hp ? { upstream: hp[1].replaceAll("-", "_"), host: hp[1], port: hp[2] } : { upstream: `$${m[2]}` };
+      } else routes[key] = upstreams[m[2]] ? { upstream: m[2], ...upstreams[m[2]] } : { upstream: m[2] };
+    } else if (files) routes[key] = { static: files.args[0], how: files.name };
+  }
   return routes;
+}
+// The nginx.conf scripts/stack.sh writes (write_nginx_conf's here-document), with its shell
+// expansions made inert: \$ is nginx's $; ${...} and $NAME are the script's, but the console's
+// directory, $console, which stays recognizable as @console@.
+function stackNginx(stack) {
+  const m = /<<NGINX\n([\s\S]*?)\nNGINX\n/.exec(stack);
+  if (!m) return "";
+  return m[1].replace(/(?<!\\)\$\{[^}]*\}/g, "SHELL")
+    .replace(/(?<!\\)\$([A-Za-z_][A-Za-z0-9_]*)/g, (_, v) => (v === "console" ? "@console@" : "SHELL"))
+    .replace(/\\\$/g, "$");
+}
+// The console pod's nginx.conf: the ConfigMap key its container's `-c` names where it is mounted.
+function consolePodConf(objs) {
+  const w = objs.find((o) => o.kind === "Deployment" && o.metadata.name === CONSOLE.service);
+  if (!w) return { problems: [`no Deployment ${CONSOLE.service}`] };
+  const c = containers(w)[0];
+  const args = c.args || [];
+  const file = args.includes("-c") ? args[args.indexOf("-c") + 1] : undefined;
+  const m = file && (c.volumeMounts || []).find((x) => file.startsWith(`${x.mountPath}/`));
+  const v = m && (w.spec.template.spec.volumes || []).find((x) => x.name === m.name);
+  const cm = v?.configMap && objs.find((o) => o.kind === "ConfigMap" && o.metadata.name === v.configMap.name);
+  const text = cm?.data?.[file.slice(m.mountPath.length + 1)];
+  if (text === undefined) return { problems: [`${id(w)}: nginx -c ${file}: not a key of a ConfigMap mounted there`] };
+  try {
+    return { text, tree: parseNginx(text), problems: [] };
+  } catch (e) {
+    return { text, problems: [`ConfigMap ${cm.metadata.name}: ${e.message}`] };
+  }
 }
 const upstreamToService = (u) => u.replaceAll("_", "-");
 
@@ -507,6 +601,13 @@ async function sectionK8s() {
   const built = (sk.build?.artifacts || []).map((a) => a.image);
   const used = new Set(local.filter(isWorkload).flatMap((w) => containers(w).map((c) => c.image.split(":")[0])).filter((i) => i.startsWith("gf-")));
   check("skaffold builds exactly the gf images the manifests run", same(built, used) ? null : `built ${show(built)}, used ${show(used)}`);
+  check(`skaffold builds the console's files (scripts/console-build.sh ${CONSOLE.dist}) before ${CONSOLE.image}`, (() => {
+    const a = (sk.build?.artifacts || []).find((x) => x.image === CONSOLE.image);
+    if (!a) return `skaffold does not build ${CONSOLE.image}`;
+    const cmds = (a.hooks?.before || []).map((h) => (h.command || []).join(" "));
+    return cmds.some((cmd) => cmd.includes("scripts/console-build.sh") && cmd.includes(CONSOLE.dist)) ? null
+      : `no before-hook runs scripts/console-build.sh ${CONSOLE.dist} (hooks: ${JSON.stringify(cmds)})`;
+  })());
   check("every image skaffold builds has its Dockerfile, with the repository root as context", (sk.build?.artifacts || []).map((a) => {
     const df = a.docker?.dockerfile;
     if ((a.context || ".") !== ".") return `${a.image}: context ${a.context}`;
@@ -645,11 +746,13 @@ async function sectionCompose() {
     if (!/listen\s+30080;/.test(composeConf)) out.push("ingress.conf does not listen on 30080");
     return out;
   })());
-  const composeRoutes = nginxRoutes(composeConf);
+  const composeTree = parseNginx(composeConf);
+  const composeRoutes = nginxRoutes(composeTree);
   const k8sSvcToCompose = (s) => K8S_TO_COMPOSE[s];
   check("compose's nginx routes are the Ingress's, to the same services and ports", (() => {
     const out = [];
-    if (!same(Object.keys(composeRoutes), Object.keys(ROUTES))) out.push(`paths ${show(Object.keys(composeRoutes))}`);
+    if (!same(Object.keys(composeRoutes), [...Object.keys(ROUTES), CONSOLE.path])) out.push(`paths ${show(Object.keys(composeRoutes))}`);
+    if (composeRoutes[CONSOLE.path]?.static !== CONSOLE.root) out.push(`${CONSOLE.path}: ${JSON.stringify(composeRoutes[CONSOLE.path])}, want the files in ${CONSOLE.root}`);
     for (const [p, svc] of Object.entries(ROUTES)) {
       const r = composeRoutes[p];
       if (!r) continue;
@@ -660,10 +763,12 @@ async function sectionCompose() {
     return out;
   })());
   const stack = read("scripts/stack.sh");
-  const stackRoutes = nginxRoutes(stack.replace(/\$[A-Z0-9_]+/g, "1"));
+  const stackTree = parseNginx(stackNginx(stack));
+  const stackRoutes = nginxRoutes(stackTree);
   check("the local stack's nginx (scripts/stack.sh) routes the same paths to the same services", (() => {
-    if (!same(Object.keys(stackRoutes), Object.keys(ROUTES))) return `paths ${show(Object.keys(stackRoutes))}`;
-    return Object.entries(ROUTES).map(([p, svc]) => (upstreamToService(stackRoutes[p].upstream) === svc ? null : `${p} -> ${stackRoutes[p].upstream}, want ${svc}`));
+    if (!same(Object.keys(stackRoutes), [...Object.keys(ROUTES), CONSOLE.path])) return `paths ${show(Object.keys(stackRoutes))}`;
+    return Object.entries(ROUTES).map(([p, svc]) => (upstreamToService(stackRoutes[p].upstream || "") === svc ? null : `${p} -> ${stackRoutes[p].upstream}, want ${svc}`))
+      .concat(stackRoutes[CONSOLE.path].static === "@console@/" ? [] : [`${CONSOLE.path}: ${JSON.stringify(stackRoutes[CONSOLE.path])}, want the built files ($console/)`]);
   })());
   check("compose's nginx configuration passes nginx -t", (() => {
     // The host's nginx is the image's (Debian's 1.22); only the log paths move.
@@ -689,7 +794,143 @@ async function sectionCompose() {
     return out;
   })());
   checkIngressErrors(composeConf, stack);
+  checkConsole(composeTree, stackTree, stack);
 }
+
+// The operator console (SPEC §2b) in the three ingresses: its page served by nginx itself with
+// the page's headers, its API on backend-svc-1 fit for server-sent events, its files built by
+// scripts/console-build.sh wherever an nginx serves them.
+function checkConsole(composeTree, stackTree, stack) {
+  const ings = ingresses(path.join(SRC, "deploy/k8s/base/ingress.yaml"));
+  const ann = (o, k) => o?.metadata.annotations?.[`nginx.ingress.kubernetes.io/${k}`];
+  const routing = (p) => ings.find((o) => o.spec.rules?.some((r) => r.http?.paths?.some((x) => x.path === p)));
+  const pod = consolePodConf(k8sObjects().base);
+  const trees = { compose: composeTree, "scripts/stack.sh": stackTree, "the console's pod": pod.tree };
+  const roots = { compose: CONSOLE.root, "scripts/stack.sh": "@console@/", "the console's pod": CONSOLE.root };
+  const headers = (loc) => Object.fromEntries((loc.block || []).filter((d) => d.name === "add_header")
+    .map((d) => [d.args[0], d.args.at(-1) === "always" ? d.args.slice(1, -1).join(" ") : `${d.args.slice(1).join(" ")} (not always)`]));
+  // A location's text with its files' directory left out, to compare the flavours'.
+  const pageText = (loc) => directiveText({ ...loc, block: loc.block.map((d) => (d.name === "alias" || d.name === "root" ? { ...d, args: ["ROOT"] } : d)) });
+
+  check("the three ingresses serve the console's page themselves: GET and HEAD, index.html, its CSP and the API's other security headers, /console redirected", (() => {
+    const out = [...pod.problems];
+    const ref = nginxLocations(composeTree)[CONSOLE.path];
+    for (const [name, tree] of Object.entries(trees)) {
+      if (!tree) continue;
+      const locs = nginxLocations(tree);
+      const loc = locs[CONSOLE.path];
+      if (!loc?.block) { out.push(`${name}: no location ${CONSOLE.path}`); continue; }
+      const get = (n) => loc.block.filter((d) => d.name === n).map((d) => d.args.join(" "));
+      const where = [...get("alias"), ...get("root")];
+      if (where.length !== 1 || where[0] !== roots[name] || get("root").length) out.push(`${name}: files from ${show(where)}, want alias ${roots[name]}`);
+      if (!get("index").includes("index.html")) out.push(`${name}: no index index.html`);
+      if (!loc.block.some((d) => directiveText(d) === "if ($request_method !~ ^(GET|HEAD)$) { return 405; }")) out.push(`${name}: methods other than GET and HEAD are not answered 405`);
+      const h = headers(loc);
+      if (JSON.stringify(Object.entries(h).sort()) !== JSON.stringify(Object.entries(CONSOLE.headers).sort()))
+        out.push(`${name}: headers ${JSON.stringify(h)}, want ${JSON.stringify(CONSOLE.headers)} (each always)`);
+      if (ref && name !== "compose" && pageText(loc) !== pageText(ref)) out.push(`${name}: location ${CONSOLE.path} differs from compose's: ${pageText(loc)}`);
+      const redirect = locs[`= ${CONSOLE.path.slice(0, -1)}`];
+      if (!redirect?.block?.some((d) => directiveText(d) === `return 301 ${CONSOLE.path};`) ||
+          !redirect.block.some((d) => directiveText(d) === "absolute_redirect off;"))
+        out.push(`${name}: ${CONSOLE.path.slice(0, -1)} is not redirected to ${CONSOLE.path} (relative)`);
+      if (name !== "compose" && !findDirectives(tree, "include").some((d) => /\/mime\.types$/.test(d.args[0])))
+        out.push(`${name}: no mime.types (compose's image has Debian's nginx.conf, which includes it)`);
+    }
+    // Kubernetes: the page's headers are the pod's. The console's location adds only the
+    // correlation id (any add_header there keeps the server snippet's API headers, among them
+    // the API's CSP, off the page) and hides the pod's copy of it.
+    const o = routing(CONSOLE.k8sPath);
+    let t = [];
+    try { t = parseNginx(ann(o, "configuration-snippet") || ""); } catch (e) { out.push(`Ingress ${o?.metadata.name}: ${e.message}`); }
+    const added = t.filter((d) => d.name === "add_header").map((d) => d.args.join(" "));
+    if (!o) out.push(`no Ingress routes ${CONSOLE.k8sPath}`);
+    else if (JSON.stringify(added) !== JSON.stringify(["X-Correlation-Id $gf_cid always"]) ||
+        !t.some((d) => directiveText(d) === "proxy_hide_header X-Correlation-Id;"))
+      out.push(`Ingress ${o.metadata.name}: its snippet must hide the pod's X-Correlation-Id and add only its own (adds ${show(added)})`);
+    return out;
+  })());
+
+  check("the three ingresses proxy the console's API fit for server-sent events (unbuffered, HTTP/1.1, an hour's read timeout) with the API paths' limits and correlation id", (() => {
+    const out = [];
+    const seconds = (v) => { const m = /^(\d+)(ms|s|m|h)?$/.exec(String(v ?? "")); return m ? Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[m[2] || "s"] : NaN; };
+    for (const [name, tree] of Object.entries({ compose: composeTree, "scripts/stack.sh": stackTree })) {
+      const loc = nginxLocations(tree)["/console/api"];
+      if (!loc?.block) { out.push(`${name}: no location /console/api`); continue; }
+      const get = (n) => loc.block.find((d) => d.name === n)?.args.join(" ");
+      if (get("proxy_buffering") !== "off") out.push(`${name}: proxy_buffering ${get("proxy_buffering")}`);
+      if (get("proxy_cache") !== "off") out.push(`${name}: proxy_cache ${get("proxy_cache")}`);
+      if (!(seconds(get("proxy_read_timeout")) >= CONSOLE.sseReadTimeoutS)) out.push(`${name}: proxy_read_timeout ${get("proxy_read_timeout")}, want at least ${CONSOLE.sseReadTimeoutS} s`);
+      const version = get("proxy_http_version") || findDirectives(tree, "proxy_http_version").filter((d) => !d.parents.some((p) => p.name === "location")).at(-1)?.args[0];
+      if (version !== "1.1") out.push(`${name}: proxy_http_version ${version}`);
+      // These would replace what the location inherits (the correlation id handed on, the
+      // limits, the headers, nginx's error pages in the error body).
+      for (const n of ["proxy_set_header", "limit_req", "add_header", "error_page"]) if (get(n) !== undefined) out.push(`${name}: ${n} in the location drops the server's`);
+    }
+    // The local stack keeps connections to the backends alive: Connection "" to the upstream.
+    if (!findDirectives(stackTree, "proxy_set_header").some((d) => d.args[0] === "Connection" && d.args[1] === "" && !d.parents.some((p) => p.name === "location")))
+      out.push('scripts/stack.sh: no proxy_set_header Connection "" for its upstreams\' keep-alive');
+    const o = routing("/console/api");
+    const main = ings.find((x) => x.metadata.name === "gf-ingress");
+    if (!o) out.push("no Ingress routes /console/api");
+    else {
+      if (ann(o, "proxy-buffering") !== "off") out.push(`Ingress ${o.metadata.name}: proxy-buffering ${ann(o, "proxy-buffering")}`);
+      if (!(Number(ann(o, "proxy-read-timeout")) >= CONSOLE.sseReadTimeoutS)) out.push(`Ingress ${o.metadata.name}: proxy-read-timeout ${ann(o, "proxy-read-timeout")}`);
+      if ((ann(o, "proxy-http-version") || "1.1") !== "1.1") out.push(`Ingress ${o.metadata.name}: proxy-http-version ${ann(o, "proxy-http-version")}`);
+    }
+    // Every Ingress that proxies (not the fallback) limits as gf-ingress does.
+    for (const x of ings.filter((i) => i.metadata.name !== "gf-ingress-fallback"))
+      for (const k of ["limit-rps", "limit-burst-multiplier", "limit-connections", "proxy-connect-timeout"])
+        if (ann(x, k) !== ann(main, k)) out.push(`Ingress ${x.metadata.name}: ${k} ${ann(x, k)}, gf-ingress's is ${ann(main, k)}`);
+    return out;
+  })());
+
+  check("the console's files reach every nginx that serves them: scripts/console-build.sh in the local stack and before compose's images, copied into the gf-ingress image", (() => {
+    const out = [];
+    // The image copies exactly the built files into the directory its nginx serves.
+    const copied = instructions(read(imageDockerfile(CONSOLE.image))).filter((i) => i.op === "COPY")
+      .flatMap((i) => { const a = i.arg.split(/\s+/); return a.slice(0, -1).map((src) => ({ src, dest: a.at(-1) })); })
+      .filter((c) => c.src.startsWith(`${CONSOLE.dist}/`));
+    const files = copied.map((c) => c.src.slice(CONSOLE.dist.length + 1));
+    if (!same(files, CONSOLE.files)) out.push(`the image copies ${show(files)} from ${CONSOLE.dist}, want ${show(CONSOLE.files)}`);
+    for (const c of copied) {
+      const want = CONSOLE.root + path.posix.dirname(c.src.slice(CONSOLE.dist.length + 1)).replace(/^\.$/, "");
+      if (c.dest.replace(/\/$/, "") !== want.replace(/\/$/, "")) out.push(`COPY ${c.src} ${c.dest}: not into ${want}`);
+    }
+    const ignore = read(".dockerignore").split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#") && !l.startsWith("!"));
+    for (const l of ignore) if (`${CONSOLE.dist}/`.startsWith(`${l.replace(/\/$/, "")}/`)) out.push(`.dockerignore's ${l} keeps ${CONSOLE.dist} out of the context`);
+    // scripts/compose.sh builds them into that directory before it builds the images.
+    const compose = read("scripts/compose.sh");
+    const up = /\nup\(\) \{\n([\s\S]*?)\n\}\n/.exec(compose)?.[1] || "";
+    const fn = /\nconsole_files\(\) \{\n([\s\S]*?)\n\}\n/.exec(compose)?.[1] || "";
+    const at = (re) => { const m = re.exec(up); return m ? m.index : -1; };
+    if (!/bash "\$REPO\/scripts\/console-build\.sh" "\$CONSOLE_DIST"/.test(fn) || !compose.includes(`\nCONSOLE_DIST=$REPO/${CONSOLE.dist}\n`))
+      out.push(`scripts/compose.sh: console_files does not build with scripts/console-build.sh into ${CONSOLE.dist}`);
+    const build = at(/^\s*compose build\b/m);
+    const first = at(/^\s*console_files\s*$/m);
+    if (build < 0 || first < 0 || first > build) out.push("scripts/compose.sh up: console_files does not run before compose build");
+    // scripts/stack.sh builds them into the directory its nginx serves (its $console).
+    const list = /\nCONSOLE_FILES=\(([^)]*)\)/.exec(stack)?.[1].trim().split(/\s+/) || [];
+    if (!same(list, CONSOLE.files)) out.push(`scripts/stack.sh: CONSOLE_FILES ${show(list)}, want ${show(CONSOLE.files)}`);
+    const ensure = /\nensure_console\(\) \{\n([\s\S]*?)\n\}\n/.exec(stack)?.[1] || "";
+    if (!/bash "\$REPO\/scripts\/console-build\.sh" "\$new"/.test(ensure) || !/mv "\$new" "\$CONSOLE_DIR"/.test(ensure))
+      out.push("scripts/stack.sh: ensure_console does not build with scripts/console-build.sh into $CONSOLE_DIR");
+    if (!/\n {4}local dir console=\$\{CONSOLE_DIR:-\$STATE_DIR\/run\/console\}\n/.test(stack) || !/\nCONSOLE_DIR=\$\{GF_CONSOLE_DIST:-\$STATE_DIR\/run\/console\}\n/.test(stack))
+      out.push("scripts/stack.sh: the nginx configuration's $console is not where ensure_console builds ($CONSOLE_DIR)");
+    if (!/\n {4}\[\[ \$name == "\$\{NGINX_UNIT:-\}" \]\] && ensure_console\n/.test(stack)) out.push("scripts/stack.sh: start_prog does not build the console for nginx");
+    return out;
+  })());
+
+  check("the console pod's nginx.conf passes nginx -t", (() => {
+    if (!pod.text) return pod.problems;
+    const dir = path.join(tmp(), "nginx-t-console");
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, "nginx.conf"), pod.text.replaceAll("/tmp/", `${dir}/`)
+      .replace(/^(\s*)access_log\s+\/dev\/stdout/m, `$1access_log ${dir}/access.log`));
+    const r = spawnSync("nginx", ["-t", "-q", "-e", `${dir}/error.log`, "-c", `${dir}/nginx.conf`], { encoding: "utf8" });
+    return r.status === 0 ? null : `nginx -t: ${(r.stderr || String(r.error)).trim()}`;
+  })());
+}
+
 
 // nginx's own answers (issue 20, items 8 and 10): the three ingresses answer the errors nginx
 // makes itself in the services' error body with X-Correlation-Id, hand that id to the services,
@@ -701,15 +942,17 @@ function checkIngressErrors(composeConf, stack) {
   const ann = (name, k) => ings.find((o) => o.metadata.name === name)?.metadata.annotations?.[`nginx.ingress.kubernetes.io/${k}`] || "";
   const stackConf = stack.replace(/\\\$/g, "$");
   const errorLines = (text) => text.split("\n").map((l) => l.trim()).filter((l) => /^(error_page |location @gf_)/.test(l));
-  const confs = { compose: composeConf, "scripts/stack.sh": stackConf, "the Ingress's server snippet": ann("gf-ingress", "server-snippet") };
+  const confs = { compose: composeConf, "scripts/stack.sh": stackConf, "the Ingress's server snippet": ann("gf-ingress", "server-snippet"),
+    "the console's pod": consolePodConf(k8sObjects().base).text || "" };
   check("the three ingresses answer nginx's own errors alike, in the error body with the correlation id", (() => {
     const out = [];
     const c = errorLines(composeConf);
     for (const code of [404, 413, 502, 503, 504])
       if (!c.some((l) => l.startsWith(`error_page ${code} = @gf_`))) out.push(`compose: no error_page for ${code}`);
     for (const l of c.filter((x) => x.startsWith("location @gf_"))) {
+      // types { }: JSON whatever the path's extension (mime.types would make /x.js's 404 JavaScript).
       if (!l.includes('"correlationId":"$gf_cid"}') || !l.includes("add_header X-Correlation-Id $gf_cid always;") ||
-          !l.includes("default_type application/json;"))
+          !l.includes("types { } default_type application/json;"))
         out.push(`compose: ${l.slice(0, 24)}...: not a JSON error body with the correlation id`);
     }
     for (const [name, text] of Object.entries(confs))
@@ -728,8 +971,9 @@ function checkIngressErrors(composeConf, stack) {
       const sizes = [...text.matchAll(/client_max_body_size\s+(\S+);/g)].map((m) => sizeBytes(m[1]));
       if (sizes.length === 0 || sizes.some((b) => b !== 65536)) out.push(`${name}: client_max_body_size ${sizes}`);
     }
-    if (!/proxy_set_header X-Correlation-Id \$gf_cid;/.test(ann("gf-ingress", "configuration-snippet")))
-      out.push("the Ingress does not hand $gf_cid on");
+    for (const o of ings.filter((x) => x.metadata.name !== "gf-ingress-fallback"))
+      if (!/proxy_set_header X-Correlation-Id \$gf_cid;/.test(ann(o.metadata.name, "configuration-snippet")))
+        out.push(`Ingress ${o.metadata.name} does not hand $gf_cid on`);
     for (const o of ings)
       if (sizeBytes(o.metadata.annotations?.["nginx.ingress.kubernetes.io/proxy-body-size"]) !== 65536)
         out.push(`Ingress ${o.metadata.name}: proxy-body-size ${o.metadata.annotations?.["nginx.ingress.kubernetes.io/proxy-body-size"]}`);

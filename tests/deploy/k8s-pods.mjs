@@ -9,7 +9,8 @@
 // Secret values in env are left as ${SECRET[secret-name/key]} for the caller's associative
 // array. Secret volumes are what OVERLAY's secretGenerator makes of its files: each Secret's
 // files are copied into OUTDIR/<secret>/<key> (readable by all, as the pods' fsGroup makes
-// them readable by the pod's user) and bind-mounted read-only where the pod mounts the volume.
+// them readable by the pod's user) and bind-mounted read-only where the pod mounts the volume;
+// ConfigMap volumes likewise, from the ConfigMaps in BASE (OUTDIR/configmap-<name>/<key>).
 import fs from "node:fs";
 import path from "node:path";
 import YAML from "yaml";
@@ -39,9 +40,23 @@ function secretDir(name) {
   }
   return d;
 }
-const docs = fs.readdirSync(dir).filter((f) => f.endsWith(".yaml") && f !== "kustomization.yaml")
+const objects = fs.readdirSync(dir).filter((f) => f.endsWith(".yaml") && f !== "kustomization.yaml")
   .flatMap((f) => YAML.parseAllDocuments(fs.readFileSync(path.join(dir, f), "utf8")).map((d) => d.toJS()))
-  .filter((o) => o && (o.kind === "Deployment" || o.kind === "StatefulSet"));
+  .filter(Boolean);
+const docs = objects.filter((o) => o.kind === "Deployment" || o.kind === "StatefulSet");
+// A ConfigMap volume's files (its data keys), readable by all, as a ConfigMap's files are.
+function configMapDir(name) {
+  const cm = objects.find((o) => o.kind === "ConfigMap" && o.metadata?.name === name);
+  if (!cm) throw new Error(`ConfigMap ${name} is not in ${dir}`);
+  const d = path.join(outdir, `configmap-${name}`);
+  fs.mkdirSync(d, { recursive: true, mode: 0o755 });
+  fs.chmodSync(d, 0o755);
+  for (const [key, text] of Object.entries(cm.data || {})) {
+    fs.writeFileSync(path.join(d, key), text);
+    fs.chmodSync(path.join(d, key), 0o644);
+  }
+  return d;
+}
 
 // Single-quoted for bash; ${SECRET[...]} must stay expandable, so it is spliced outside quotes.
 const q = (s) => `'${String(s).replaceAll("'", `'\\''`)}'`;
@@ -76,6 +91,7 @@ for (const w of docs) {
     for (const m of c.volumeMounts || []) {
       const v = (spec.volumes || []).find((x) => x.name === m.name);
       if (v?.secret) args.push("--mount", q(`type=bind,src=${secretDir(v.secret.secretName)},dst=${m.mountPath},readonly`));
+      else if (v?.configMap) args.push("--mount", q(`type=bind,src=${configMapDir(v.configMap.name)},dst=${m.mountPath},readonly`));
       else args.push("--mount", q(`type=volume,dst=${m.mountPath}`));
     }
     for (const e of c.env || []) {

@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SRC = process.env.GF_SOURCE_DIR || path.resolve(HERE, "../..");
-const COPY = ["deploy", "skaffold.yaml", "scripts/stack.sh", "scripts/pki.sh", ".gitignore", ".dockerignore"];
+const COPY = ["deploy", "skaffold.yaml", "scripts/stack.sh", "scripts/compose.sh", "scripts/pki.sh", ".gitignore", ".dockerignore"];
 
 const B = "deploy/k8s/base";
 const CASES = [
@@ -122,6 +122,63 @@ const CASES = [
   { name: "an Ingress snippet nginx refuses", section: "compose", file: `${B}/ingress.yaml`,
     find: "      set $gf_cid \"\";\n", replace: "      set $gf_cid;\n",
     expect: "the Kubernetes Ingress's nginx snippets pass nginx -t" },
+  // The operator console (SPEC §2b): its API on backend-svc-1 fit for server-sent events, its
+  // page served by nginx itself with its own headers, its files built wherever nginx serves them.
+  { name: "console: the Ingress sends the console's API to another backend", section: "k8s", file: `${B}/ingress.yaml`,
+    find: "          - path: /console/api\n            pathType: Prefix\n            backend:\n              service:\n                name: backend-svc-1",
+    replace: "          - path: /console/api\n            pathType: Prefix\n            backend:\n              service:\n                name: backend-svc-2",
+    expect: "the Ingress has the original's routes" },
+  { name: "console: the Ingress loses the console's page", section: "k8s", file: `${B}/ingress.yaml`,
+    find: "          - path: /console\n", replace: "          - path: /consoles\n",
+    expect: "the Ingress has the original's routes" },
+  { name: "console: compose's nginx sends the console's API to another backend", section: "compose", file: "deploy/nginx/ingress.conf",
+    find: "location /console/api { set $gf_service backend-svc-1:30080;", replace: "location /console/api { set $gf_service backend-svc-2:30080;",
+    expect: "compose's nginx routes are the Ingress's" },
+  { name: "console: compose's nginx loses the console's API", section: "compose", file: "deploy/nginx/ingress.conf",
+    find: "location /console/api {", replace: "location /console/apis {",
+    expect: "compose's nginx routes are the Ingress's" },
+  { name: "console: the local stack sends the console's API to another backend", section: "compose", file: "scripts/stack.sh",
+    find: "location /console/api { proxy_pass http://backend_svc_1;", replace: "location /console/api { proxy_pass http://backend_svc_2;",
+    expect: "the local stack's nginx (scripts/stack.sh) routes the same paths" },
+  { name: "console: the local stack serves the page from another directory than the one it builds", section: "compose", file: "scripts/stack.sh",
+    find: "            alias $console/;\n", replace: "            alias $STATE_DIR/console/;\n",
+    expect: "the local stack's nginx (scripts/stack.sh) routes the same paths" },
+  { name: "console: compose buffers the server-sent events", section: "compose", file: "deploy/nginx/ingress.conf",
+    find: "proxy_pass http://$gf_service; proxy_buffering off; proxy_cache off;", replace: "proxy_pass http://$gf_service; proxy_cache off;",
+    expect: "proxy the console's API fit for server-sent events" },
+  { name: "console: the local stack ends the stream after its API's read timeout", section: "compose", file: "scripts/stack.sh",
+    find: "proxy_buffering off; proxy_cache off; proxy_read_timeout 1h; }", replace: "proxy_buffering off; proxy_cache off; }",
+    expect: "proxy the console's API fit for server-sent events" },
+  { name: "console: the Ingress buffers the server-sent events", section: "compose", file: `${B}/ingress.yaml`,
+    find: 'nginx.ingress.kubernetes.io/proxy-buffering: "off"', replace: 'nginx.ingress.kubernetes.io/proxy-buffering: "on"',
+    expect: "proxy the console's API fit for server-sent events" },
+  { name: "console: the console's API Ingress loses the rate limits", section: "compose", file: `${B}/ingress.yaml`,
+    find: '    nginx.ingress.kubernetes.io/proxy-http-version: "1.1"\n    nginx.ingress.kubernetes.io/limit-rps: "50"\n', replace: '    nginx.ingress.kubernetes.io/proxy-http-version: "1.1"\n',
+    expect: "proxy the console's API fit for server-sent events" },
+  { name: "console: compose's page allows inline scripts", section: "compose", file: "deploy/nginx/ingress.conf",
+    find: "script-src 'self'; style-src 'self';", replace: "script-src 'self' 'unsafe-inline'; style-src 'self';",
+    expect: "serve the console's page themselves" },
+  { name: "console: the console's pod drifts from compose's page", section: "compose", file: `${B}/console.yaml`,
+    find: "                charset utf-8;\n", replace: "",
+    expect: "serve the console's page themselves" },
+  { name: "console: the Ingress adds the API's headers to the page", section: "compose", file: `${B}/ingress.yaml`,
+    find: "      proxy_hide_header X-Correlation-Id;\n      add_header X-Correlation-Id $gf_cid always;\n", replace: "",
+    expect: "serve the console's page themselves" },
+  { name: "console: the ingress image misses a console file", section: "compose", file: "deploy/docker/ingress.Dockerfile",
+    find: " deploy/docker/console-dist/app.js", replace: "",
+    expect: "the console's files reach every nginx that serves them" },
+  { name: "console: compose's images built before the console's files", section: "compose", file: "scripts/compose.sh",
+    find: "        console_files\n", replace: "",
+    expect: "the console's files reach every nginx that serves them" },
+  { name: "console: the local stack starts nginx without building the console", section: "compose", file: "scripts/stack.sh",
+    find: '    [[ $name == "${NGINX_UNIT:-}" ]] && ensure_console\n', replace: "",
+    expect: "the console's files reach every nginx that serves them" },
+  { name: "console: the console's pod writes to its root", section: "k8s", file: `${B}/console.yaml`,
+    find: "readOnlyRootFilesystem: true", replace: "readOnlyRootFilesystem: false",
+    expect: "the console's pod serves its files as compose's ingress does" },
+  { name: "console: skaffold builds gf-ingress without the console's files", section: "k8s", file: "skaffold.yaml",
+    find: '          - command: ["bash", "scripts/console-build.sh", "deploy/docker/console-dist"]\n', replace: '          - command: ["true"]\n',
+    expect: "skaffold builds the console's files" },
 ];
 
 function run(c, root) {

@@ -13,7 +13,11 @@
 #   - send an API's security headers (nosniff, DENY, a CSP of 'none', no-referrer, no-store) on
 #     every answer, and no nginx version;
 #   - (local stack and compose) limit logins per client (429 rate_limited, Retry-After), pass
-#     300 quick requests with a token, and limit the same without one.
+#     300 quick requests with a token, and limit the same without one;
+#   - serve the operator console's page (stand-in files; Kubernetes: the console pod's nginx
+#     from its ConfigMap behind the Ingress) with the page's headers, each once (its CSP, not the
+#     API's), the files' types, /console redirected, GET and HEAD only, and send /console/api to
+#     backend-svc-1.
 # Issue 20, items 8 and 10: before, the 404 had no correlationId and no header, and bodies over
 # the limit reached the backend (1m at nginx), which sometimes made nginx answer 502 HTML.
 #
@@ -42,9 +46,9 @@ ok() {
 
 # shellcheck source=../harness/ports.sh
 source "$HERE/../harness/ports.sh"
-mapfile -t P < <(pick_ports 6) || fail "no block of free ports"
-((${#P[@]} == 6)) || fail "no block of free ports"
-UP=${P[3]} DEAD=${P[4]} DEAD2=${P[5]}
+mapfile -t P < <(pick_ports 7) || fail "no block of free ports"
+((${#P[@]} == 7)) || fail "no block of free ports"
+UP=${P[3]} DEAD=${P[4]} DEAD2=${P[5]} CONSOLE_POD=${P[6]}
 declare -A LISTEN=([stack]=${P[0]} [compose]=${P[1]} [k8s]=${P[2]})
 
 PIDS=()
@@ -78,6 +82,16 @@ started() {
 "$PYTHON" "$HERE/fake_upstream.py" "$UP" >"$TMP/upstream.log" 2>&1 &
 started $! "$(readlink -f "$PYTHON")"
 
+# Stand-ins for the console's files (scripts/console-build.sh's output), which every ingress
+# serves: the local stack's and compose's nginx themselves, Kubernetes' its console pod.
+CONSOLE=$TMP/console-dist
+mkdir -p "$CONSOLE/vendor"
+printf '<!doctype html><title>console</title><script src="app.js"></script>\n' >"$CONSOLE/index.html"
+printf 'console.log("app");\n' >"$CONSOLE/app.js"
+printf 'body { margin: 0; }\n' >"$CONSOLE/style.css"
+printf 'var uPlot = {};\n' >"$CONSOLE/vendor/uPlot.iife.min.js"
+printf '.uplot { width: 100%%; }\n' >"$CONSOLE/vendor/uPlot.min.css"
+
 # http_block NAME SERVER-TEXT: a whole nginx.conf around a server block (or an http include).
 http_conf() {
     local dir=$TMP/$1
@@ -101,7 +115,7 @@ error_log() {
 # shellcheck disable=SC2034 # the variables are write_nginx_conf's
 write_stack_conf() {
     local STATE_DIR=$TMP/stack-state BACKEND1_HTTP_PORT=$DEAD BACKEND2_HTTP_PORT=$UP
-    local EVENTLOG_HTTP_PORT=$DEAD2
+    local EVENTLOG_HTTP_PORT=$DEAD2 CONSOLE_DIR=$CONSOLE
     local -A PORT=([ingress]=${LISTEN[stack]})
     datadir() { printf '%s/data/%s' "$STATE_DIR" "$1"; }
     make_dir() { mkdir -p "$1"; }
@@ -123,24 +137,35 @@ sed -e '/^resolver /d' \
     -e "s/ eventlog:30070;/ 127.0.0.1:$DEAD2;/" \
     -e "s/listen 30080;/listen 127.0.0.1:${LISTEN[compose]};/" \
     -e "s|/var/log/nginx/|$TMP/compose/|" \
+    -e "s|alias /usr/share/gf-console/;|alias $CONSOLE/;|" \
     "$REPO/deploy/nginx/ingress.conf" >"$TMP/compose.server.conf"
-http_conf compose "include $TMP/compose.server.conf;" >"$TMP/compose/nginx.conf.new"
+# The image's http block is Debian's nginx.conf's: the file types of mime.types.
+http_conf compose "include /etc/nginx/mime.types; default_type application/octet-stream;
+include $TMP/compose.server.conf;" >"$TMP/compose/nginx.conf.new"
 mv "$TMP/compose/nginx.conf.new" "$TMP/compose/nginx.conf"
 
-# Kubernetes': the Ingress objects' routes, annotations and snippets in one server.
+# Kubernetes': the Ingress objects' routes, annotations and snippets in one server, /console to
+# the console pod's nginx (its ConfigMap's nginx.conf, with this test's port and paths).
+mkdir -p "$TMP/console-pod"
+node "$HERE/../deploy/lib/ingress.mjs" --configmap "$REPO/deploy/k8s/base/console.yaml" console-nginx nginx.conf |
+    sed -e "s|listen 30080;|listen 127.0.0.1:$CONSOLE_POD;|" -e "s|/tmp/|$TMP/console-pod/|g" \
+        -e "s|alias /usr/share/gf-console/;|alias $CONSOLE/;|" \
+        -e "s|access_log /dev/stdout |access_log $TMP/console-pod/access.log |" >"$TMP/console-pod/nginx.conf"
 node "$HERE/../deploy/lib/ingress.mjs" "$REPO/deploy/k8s/base/ingress.yaml" \
     "127.0.0.1:${LISTEN[k8s]}" "backend-svc-1=127.0.0.1:$DEAD" "backend-svc-2=127.0.0.1:$UP" \
-    "eventlog-svc=127.0.0.1:$DEAD2" >"$TMP/k8s.server.conf"
-http_conf k8s "include $TMP/k8s.server.conf;" >"$TMP/k8s/nginx.conf.new"
+    "eventlog-svc=127.0.0.1:$DEAD2" "console=127.0.0.1:$CONSOLE_POD" >"$TMP/k8s.server.conf"
+# ingress-nginx's http block has the file types of mime.types too.
+http_conf k8s "include /etc/nginx/mime.types; default_type application/octet-stream;
+include $TMP/k8s.server.conf;" >"$TMP/k8s/nginx.conf.new"
 mv "$TMP/k8s/nginx.conf.new" "$TMP/k8s/nginx.conf"
 
-for name in stack compose k8s; do
+for name in stack compose k8s console-pod; do
     conf=$TMP/$name/nginx.conf
     "$NGINX" -t -q -c "$conf" -e "$TMP/$name/error.log" || fail "$name: nginx -t"
     "$NGINX" -c "$conf" -e "$TMP/$name/error.log" -g 'daemon off;' &
     started $! "$NGINX"
 done
-for port in "${LISTEN[@]}" "$UP"; do
+for port in "${LISTEN[@]}" "$UP" "$CONSOLE_POD"; do
     for _ in $(seq 100); do
         port_free "$port" || break
         sleep 0.05
@@ -212,6 +237,43 @@ burst() {
     done >"$codes.cfg"
     curl -s --parallel --parallel-immediate --parallel-max 50 --max-time 20 \
         -w '%{http_code}\n' "$@" -K "$codes.cfg" >"$codes" || true
+}
+
+# page_verdict OUT TYPE [CID]: the answer in OUT.h has the console page's headers, each exactly
+# once (the page's CSP, no-cache, the API's other security headers), a content type starting
+# with TYPE and one X-Correlation-Id, a UUID (CID when given). Prints "ok" or what is wrong.
+page_verdict() {
+    "$PYTHON" - "$@" <<'PY'
+import re, sys
+out, ctype = sys.argv[1], sys.argv[2]
+want_cid = sys.argv[3] if len(sys.argv) > 3 else None
+head = open(out + ".h", encoding="latin-1", newline="").read().split("\r\n\r\n")
+head = [h for h in head if h.strip()][-1]
+hdrs = {}
+for line in head.split("\r\n")[1:]:
+    if ":" in line:
+        k, v = line.split(":", 1)
+        hdrs.setdefault(k.strip().lower(), []).append(v.strip())
+want = {
+    "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "cache-control": "no-cache", "x-content-type-options": "nosniff", "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer", "cross-origin-resource-policy": "same-origin",
+}
+problems = []
+for k, v in want.items():
+    if hdrs.get(k) != [v]:
+        problems.append(f"{k}: {hdrs.get(k)}")
+types = hdrs.get("content-type", [])
+if len(types) != 1 or not types[0].startswith(ctype):
+    problems.append(f"content-type {types}, want {ctype}")
+cids = hdrs.get("x-correlation-id", [])
+uuid = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+if len(cids) != 1 or not uuid.match(cids[0]) or (want_cid and cids[0].lower() != want_cid.lower()):
+    problems.append(f"x-correlation-id {cids}")
+if any(s.startswith("nginx/") for s in hdrs.get("server", [])):
+    problems.append("Server names nginx's version")
+print("; ".join(problems) if problems else "ok")
+PY
 }
 
 expect_ok() { # NAME WHAT OUT STATUS KIND [CID]
@@ -301,6 +363,43 @@ for name in stack compose k8s; do
         tr -d '\r' <"$o.h" | grep -qi '^Server: nginx/' && fail "$name: Server names nginx's version"
     done
     ok "$name: security headers on proxied answers and nginx's own, no version in Server"
+
+    # The operator console's page: nginx's files, each header once (the page's CSP, never the
+    # API's beside it), the client's correlation id, the files' types; /console redirected to
+    # /console/; other methods 405 and unknown files 404 in the error body.
+    for what in '/console/ text/html' '/console/index.html text/html' '/console/app.js application/javascript' \
+        '/console/style.css text/css' '/console/vendor/uPlot.iife.min.js application/javascript' \
+        '/console/vendor/uPlot.min.css text/css'; do
+        URL_PATH=${what% *}
+        st=$(req "$port" "$o" -I -H "X-Correlation-Id: $CLIENT_CID")
+        v=$(page_verdict "$o" "${what#* }" "$CLIENT_CID")
+        [[ $st == 200 && $v == ok ]] || fail "$name: HEAD $URL_PATH: $st: $v"
+        st=$(req "$port" "$o")
+        v=$(page_verdict "$o" "${what#* }")
+        [[ $st == 200 && $v == ok ]] || fail "$name: GET $URL_PATH: $st: $v"
+        file=${URL_PATH#/console/}
+        cmp -s "$o.b" "$CONSOLE/${file:-index.html}" || fail "$name: GET $URL_PATH is not the console's file"
+    done
+    URL_PATH=/console
+    st=$(req "$port" "$o")
+    if [[ $st != 301 ]] || ! tr -d '\r' <"$o.h" | grep -qix 'Location: /console/'; then
+        fail "$name: /console answered $st, not a redirect to /console/ ($(tr '\r\n' '  ' <"$o.h"))"
+    fi
+    URL_PATH=/console/
+    st=$(req "$port" "$o" -X POST -H 'Content-Type: application/json' -d '{}')
+    expect_ok "$name" "POST /console/" "$o" 405 error
+    URL_PATH=/console/no-such-file.js
+    st=$(req "$port" "$o")
+    expect_ok "$name" "a file the console lacks" "$o" 404 error
+    ok "$name: the console's page: its files with their types and the page's headers (each once), /console redirected, POST 405, a missing file 404"
+
+    # Its API goes to backend-svc-1 (the dead port here), in the API's error body.
+    URL_PATH=/console/api/stream
+    st=$(req "$port" "$o" -H 'Accept: text/event-stream')
+    expect_ok "$name" "GET /console/api/stream" "$o" 502 error
+    grep -qF "request: \"GET /console/api/stream HTTP/1.1\", upstream: \"http://127.0.0.1:$DEAD/" \
+        "$(error_log "$name")" || fail "$name: /console/api/stream did not go to backend-svc-1"
+    ok "$name: /console/api goes to backend-svc-1, its errors in the API's error body"
 
     [[ $name == k8s ]] && continue # ingress-nginx's limit annotations are the controller's
     # Logins are limited per client (2/s, burst 20): 60 at once get some 429 rate_limited with

@@ -5,9 +5,9 @@
 # nginx exactly as the seed's README lists the sequence, logged in by `up` as the operator into
 # a token file of the test's own (never the user's ~/.config). Then the trust boundary through
 # the ingress (issue 18): no token, a user's own login, tokens for curl, /metrics and a wrong
-# password. Then: `up` twice changes nothing, a killed backend replica leaves the other paths
-# working and shows in `status`, `down` and `up` again keep the data. Last, an auction's saga
-# from bids to settlement.
+# password. The operator console's page and API through the ingress. Then: `up` twice changes
+# nothing, a killed backend replica leaves the other paths working and shows in `status`,
+# `down` and `up` again keep the data. Last, an auction's saga from bids to settlement.
 #
 #   tests/e2e/stack_test.sh        (env: GF_BUILD_DIR, default build; GF_TEST_TMP)
 set -euo pipefail
@@ -152,6 +152,33 @@ for _ in $(seq 10); do
         "$GF_URL/user/create" >/dev/null
 done
 ok "the ingress: 404 and 413 in the error body with X-Correlation-Id; the backend uses nginx's id"
+
+# The operator console through the ingress: its page is the files `up` built
+# (scripts/console-build.sh into run/console), served by nginx with the page's CSP (once) and
+# its script as JavaScript; its API (backend-svc-1) answers a request without a token 401.
+CONSOLE_CSP="default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+header() { tr -d '\r' <"$H" | sed -n "s/^$1: //Ip"; }
+for f in index.html app.js style.css vendor/uPlot.iife.min.js vendor/uPlot.min.css; do
+    [[ -s $GF_STATE_DIR/run/console/$f ]] || fail "up did not build the console's $f"
+done
+st=$(curl -s -o "$B" -D "$H" -w '%{http_code}' --max-time 20 "$GF_URL/console/")
+[[ $st == 200 ]] || fail "GET /console/ answered $st: $(head -c 200 "$B")"
+[[ $(header Content-Type) == text/html* ]] || fail "GET /console/: Content-Type $(header Content-Type)"
+[[ $(header Content-Security-Policy) == "$CONSOLE_CSP" ]] ||
+    fail "GET /console/: Content-Security-Policy $(header Content-Security-Policy)"
+[[ $(header Cache-Control) == no-cache ]] || fail "GET /console/: Cache-Control $(header Cache-Control)"
+cmp -s "$B" "$GF_STATE_DIR/run/console/index.html" || fail "GET /console/ is not the built index.html"
+st=$(curl -s -o "$B" -D "$H" -w '%{http_code}' --max-time 20 "$GF_URL/console")
+[[ $st == 301 && $(header Location) == /console/ ]] || fail "GET /console answered $st, Location $(header Location)"
+st=$(curl -s -o "$B" -D "$H" -w '%{http_code}' --max-time 20 "$GF_URL/console/app.js")
+[[ $st == 200 && $(header Content-Type) == application/javascript* ]] ||
+    fail "GET /console/app.js answered $st, Content-Type $(header Content-Type)"
+[[ $(header Content-Security-Policy) == "$CONSOLE_CSP" ]] || fail "GET /console/app.js: not the page's CSP"
+cmp -s "$B" "$GF_STATE_DIR/run/console/app.js" || fail "GET /console/app.js is not the built app.js"
+answer 401 -H 'Accept: text/event-stream' "$GF_URL/console/api/stream" >/dev/null
+[[ $(header Content-Type) == application/json* ]] || fail "GET /console/api/stream without a token: Content-Type $(header Content-Type)"
+grep -q '"error":"unauthenticated"' "$B" || fail "GET /console/api/stream without a token: $(head -c 200 "$B")"
+ok "the console: /console/ is the built page with its CSP, app.js is JavaScript; /console/api/stream without a token is 401 JSON"
 
 # up again: nothing changes.
 before=$(bash "$STACK" status)
