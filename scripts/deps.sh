@@ -15,6 +15,7 @@ PACKAGES=(
     rabbitmq-server librabbitmq-dev
     nginx
     docker.io mmdebstrap
+    chromium fonts-dejavu-core
 )
 CREATECLUSTER_CONF=/etc/postgresql-common/createcluster.conf
 POLICY_RC=/usr/sbin/policy-rc.d
@@ -83,16 +84,19 @@ install_missing() {
     printf 'deps: done\n'
 }
 
-# The deployment checks' packages, exactly as tests/deploy/package-lock.json pins them.
+# The node packages of the deployment checks and of the console's browser test, exactly as
+# their package-lock.json files pin them.
 node_packages() {
-    local dir
-    dir=$(cd "$(dirname "$0")/.." && pwd)/tests/deploy
-    if [[ $dir/node_modules/.package-lock.json -nt $dir/package-lock.json ]]; then
-        printf 'deps: node packages of tests/deploy are installed, nothing to do\n'
-        return 0
-    fi
-    printf 'deps: npm ci in tests/deploy\n'
-    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+    local root dir
+    root=$(cd "$(dirname "$0")/.." && pwd)
+    for dir in "$root/tests/deploy" "$root/tests/browser"; do
+        if [[ $dir/node_modules/.package-lock.json -nt $dir/package-lock.json ]]; then
+            printf 'deps: node packages of %s are installed, nothing to do\n' "${dir#"$root"/}"
+            continue
+        fi
+        printf 'deps: npm ci in %s\n' "${dir#"$root"/}"
+        npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+    done
 }
 
 if ((${#missing[@]} == 0)); then

@@ -1,0 +1,190 @@
+// The operators' console in a real browser (issue 17): Debian's headless Chromium driven by
+// puppeteer-core, against the whole local stack behind nginx (started by
+// tests/e2e/console_test.sh, which passes what it knows in the environment):
+//   1. the page loads (login form), an operator signs in, the stream goes live — and nothing
+//      is ever logged as an error in the page's console;
+//   2. a buy made through the API appears with its correlation id and reaches "finalized"
+//      within 2 s of its answer, without a reload;
+//   3. with every gxp stopped (SIGKILL) a buy's transaction shows "stuck"; once gxp is back it
+//      shows "resolved";
+//   4. the transaction's page shows every stage of the first buy.
+// A screenshot of each state goes to SHOTS_DIR (kept: the harness keeps the directory of a
+// failing run). Prints one "console: ok N - ..." line per check; exits non-zero on failure.
+//
+// Environment: GF_URL (the ingress, e.g. http://127.0.0.1:30080), GF_ADMIN_NAME,
+// GF_ADMIN_PASSWORD, SHOTS_DIR, CHROMIUM (default /usr/bin/chromium), GXP_KILL and GXP_START
+// (shell commands that stop every gxp process and start them again).
+import { execSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import puppeteer from 'puppeteer-core';
+
+const env = (k, d) => {
+  const v = process.env[k] ?? d;
+  if (v === undefined) throw new Error(`console test: ${k} is not set`);
+  return v;
+};
+const BASE = env('GF_URL');
+const ADMIN = env('GF_ADMIN_NAME');
+const PASSWORD = env('GF_ADMIN_PASSWORD');
+const SHOTS = env('SHOTS_DIR');
+const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium');
+const GXP_KILL = env('GXP_KILL');
+const GXP_START = env('GXP_START');
+mkdirSync(SHOTS, { recursive: true });
+
+let checks = 0;
+const ok = (what) => console.log(`console: ok ${++checks} - ${what}`);
+
+/* ---- the API, as a client of its own (fetch through the same ingress) ---------------------- */
+let token = null;
+async function api(method, path, body, headers = {}) {
+  const res = await fetch(BASE + path, {
+    method,
+    headers: {
+      ...(token ? { Authorization: `Bearer ${token}` } : {}),
+      ...(body ? { 'Content-Type': 'application/json' } : {}),
+      ...headers,
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: res.status, json, text };
+}
+async function must(method, path, body, headers) {
+  const r = await api(method, path, body, headers);
+  if (r.status !== 200) throw new Error(`${method} ${path}: ${r.status} ${r.text}`);
+  return r.json;
+}
+
+/* ---- the browser -------------------------------------------------------------------------- */
+const problems = [];
+const browser = await puppeteer.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--window-size=1440,960'],
+  defaultViewport: { width: 1440, height: 960 },
+});
+let page;
+let shot = 0;
+async function screenshot(name) {
+  const file = `${SHOTS}/${String(++shot).padStart(2, '0')}-${name}.png`;
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
+
+async function waitFor(what, fn, ms) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const rowState = (cid) => page.evaluate((c) => {
+  const row = document.querySelector(`tr[data-cid="${c}"]`);
+  if (!row) return null;
+  const reached = [...row.querySelectorAll('td[data-stage][data-reached="true"]')].map((td) => td.dataset.stage);
+  return { state: row.dataset.state, reached, label: row.querySelector('td.state')?.textContent ?? '' };
+}, cid);
+
+try {
+  page = await browser.newPage();
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('requestfailed', (r) => {
+    const f = r.failure()?.errorText ?? '';
+    if (!/ERR_ABORTED/.test(f)) problems.push(`request failed: ${r.url()} ${f}`);
+  });
+
+  // 1. Load, sign in, live.
+  await page.goto(`${BASE}/console/`, { waitUntil: 'load' });
+  await page.waitForSelector('[data-testid="login-form"]', { visible: true, timeout: 10000 });
+  await screenshot('login');
+  await page.type('[data-testid="login-form"] [name="name"]', ADMIN);
+  await page.type('[data-testid="login-form"] [name="password"]', PASSWORD);
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('[data-testid="conn-state"][data-state="live"]', { timeout: 10000 });
+  ok('the console loads, the operator signs in, the stream is live');
+  await screenshot('live');
+
+  // The API's own login, and a shop: a user with GXP, an item with stock.
+  token = (await must('POST', '/auth/login', { name: ADMIN, password: PASSWORD })).token;
+  const tag = Date.now().toString(36);
+  const userId = (await must('POST', '/user/create', { name: `console-${tag}` })).userId;
+  await must('POST', '/user/gxp/add', { userId, amount: 1000 });
+  const itemId = (await must('POST', '/item/create', { name: `console-item-${tag}`, cost: 7 })).itemId;
+  await must('POST', '/marketplace/item/create', { itemId, count: 50 });
+  // Watch them: the panel shows the balance and the stock, and follows the buy.
+  await page.evaluate(() => { location.hash = '#/'; });
+  const watch = await page.$('[data-testid="watch"]');
+  if (watch) {
+    const inputs = await watch.$$('input');
+    if (inputs.length >= 2) {
+      await inputs[0].click({ clickCount: 3 });
+      await inputs[0].type(String(userId));
+      await inputs[1].click({ clickCount: 3 });
+      await inputs[1].type(String(itemId));
+      await inputs[1].press('Enter');
+    }
+  }
+
+  // 2. A buy: its row appears and reaches "finalized" within 2 s of the answer.
+  const bought = await must('POST', '/marketplace/item/buy', { userId, itemId });
+  const t0 = Date.now();
+  const cid = bought.correlationId;
+  await waitFor(`the row of ${cid}`, async () => (await rowState(cid)) !== null, 2000);
+  await waitFor(`${cid} finalized`, async () => (await rowState(cid))?.reached.includes('finalized'), 2000 - (Date.now() - t0));
+  const finalizedMs = Date.now() - t0;
+  ok(`a buy appears with its correlation id and reaches finalized ${finalizedMs} ms after its answer, without a reload`);
+  await screenshot('buy-finalized');
+  await waitFor(`${cid} stored`, async () => (await rowState(cid))?.reached.includes('stored'), 10000);
+  await waitFor('the watched balance', () => page.evaluate((u) => {
+    const b = document.querySelector('[data-testid="watch-balance"]');
+    return b && b.dataset.userId === String(u) && b.dataset.balance === '993';
+  }, userId), 5000);
+  ok('the watched balance follows the buy (1000 - 7)');
+
+  // 3. Every gxp killed mid-buy: stuck, then resolved once gxp is back.
+  execSync(GXP_KILL, { stdio: 'inherit' });
+  const stuckCid = randomUUID();
+  const answer = await api('POST', '/marketplace/item/buy', { userId, itemId },
+    { 'X-Correlation-Id': stuckCid });
+  if (answer.status === 200) throw new Error(`a buy with no gxp alive answered 200: ${answer.text}`);
+  await waitFor(`${stuckCid} stuck`, async () => (await rowState(stuckCid))?.state === 'stuck', 10000);
+  ok(`with gxp down the buy (${answer.status} ${answer.json?.error}) shows stuck`);
+  await screenshot('stuck');
+  execSync(GXP_START, { stdio: 'inherit' });
+  await waitFor(`${stuckCid} resolved`, async () => {
+    const s = await rowState(stuckCid);
+    return s && s.state === 'resolved' && s.reached.includes('finalized');
+  }, 60000);
+  ok(`once gxp is back it shows resolved (${(await rowState(stuckCid)).label})`);
+  await screenshot('resolved');
+
+  // 4. The transaction's page: every stage of the first buy.
+  await page.click(`tr[data-cid="${cid}"] a`);
+  await page.waitForSelector('[data-testid="tx-page"]', { visible: true, timeout: 5000 });
+  const stages = await waitFor('every stage on the transaction page', () => page.evaluate(() => {
+    const rows = [...document.querySelectorAll('[data-testid="tx-page"] tr[data-stage][data-reached="true"]')];
+    const s = new Set(rows.map((r) => r.dataset.stage));
+    return ['claimed', 'prepared', 'decided', 'finalized', 'stored'].every((x) => s.has(x)) ? [...s] : null;
+  }), 10000);
+  ok(`the transaction page shows every stage (${stages.join(', ')})`);
+  await screenshot('transaction');
+
+  if (problems.length) throw new Error(`the page logged problems:\n  ${problems.join('\n  ')}`);
+  ok('no errors in the page\'s console');
+  console.log(`console: ${checks} checks passed; screenshots in ${SHOTS}`);
+} catch (e) {
+  if (page) await screenshot('failure').catch(() => {});
+  console.error(`console: FAILED: ${e.message}`);
+  if (problems.length) console.error(`  page problems:\n  ${problems.join('\n  ')}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
