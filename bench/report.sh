@@ -184,6 +184,13 @@ awk -F'\t' '
         if (big != "") row("buy p99 after the large-table load", sprintf("%.2f ms (before: %.2f ms)", p99[big], p99["buy" k]),
                            "no growth (<= 1.5x)", p99[big] <= 1.5 * p99["buy" k])
     }' floor.tsv runs.tsv lags.tsv rss.tsv
+if [[ -s console.tsv ]]; then
+    awk -F'\t' 'NR == 2 {
+        drop = $2 > 0 ? 100 * ($2 - $3) / $2 : 0
+        printf "| buy throughput with the console open (c=%s, %d stage frames streamed) | %.0f/s vs %.0f/s closed: %.1f %% less | <= 5 %% less | %s |\n",
+            $1, $4, $3, $2, drop, ($4 > 0 && drop <= 5) ? "met" : "**not met**"
+    }' console.tsv
+fi
 have() { if [[ -f $1 ]]; then echo "$1"; else echo /dev/null; fi; }
 awk -F'\t' '
     function row(what, got, want, ok) { printf "| %s | %s | %s | %s |\n", what, got, want, ok ? "met" : "**not met**" }

@@ -27,7 +27,7 @@
 # item would make every buy race for one stock row, which measures the optimistic lock's
 # back-off rather than the system), BENCH_BIG_ROWS (1000000; 0 skips the large-table run), GF_BUILD_DIR (build),
 # BENCH_ONLY (all: a part of the suite, any of: auth get-item get-user add-gxp buy bid settle
-# floor big; e.g. "get-item buy" for the throughput of those two), BENCH_SELLERS (32: users
+# console floor big; e.g. "get-item buy" for the throughput of those two), BENCH_SELLERS (32: users
 # 1..32 sell, the others bid), BENCH_AUCTIONS (256: the open auctions the bids go to),
 # BENCH_SETTLE_AUCTIONS (1000), BENCH_SETTLE_LEAD_S (30: the auctions end this long after their
 # creation starts; creation and bids must be done by then), BENCH_PORT_BASE (unset: a free block at
@@ -47,12 +47,12 @@ SELLERS=${BENCH_SELLERS:-32}
 AUCTIONS=${BENCH_AUCTIONS:-256}
 SETTLE_AUCTIONS=${BENCH_SETTLE_AUCTIONS:-1000}
 SETTLE_LEAD_S=${BENCH_SETTLE_LEAD_S:-30}
-ONLY=${BENCH_ONLY:-auth get-item get-user add-gxp buy bid settle floor big}
+ONLY=${BENCH_ONLY:-auth get-item get-user add-gxp buy bid settle console floor big}
 for part in $ONLY; do
     case $part in
-    auth | get-item | get-user | add-gxp | buy | bid | settle | floor | big) ;;
+    auth | get-item | get-user | add-gxp | buy | bid | settle | console | floor | big) ;;
     *)
-        printf 'bench: BENCH_ONLY: unknown part %s (auth get-item get-user add-gxp buy bid settle floor big)\n' \
+        printf 'bench: BENCH_ONLY: unknown part %s (auth get-item get-user add-gxp buy bid settle console floor big)\n' \
             "$part" >&2
         exit 2
         ;;
@@ -458,6 +458,29 @@ for c in $CONCURRENCY; do
 done
 if wanted settle; then
     settle_bench
+fi
+
+# ---- the console's cost: the buy at the highest concurrency, console closed, then open -------
+# Open = an operator's stream (GET /console/api/stream through the ingress, as the console's
+# page reads it) receiving every stage of every buy for the whole run; the frames it got are
+# counted, so that a stream that was not streaming cannot pass for a cheap one.
+if wanted console; then
+    cmax=0
+    for c in $CONCURRENCY; do ((c > cmax)) && cmax=$c; done
+    run_wrk "buy (console closed)" buy.lua / "$cmax"
+    closed=$(awk -F'\t' -v l="buy (console closed)" -v c="$cmax" '$1 == l && $2 == c { r = $3 } END { print r }' "$OUT/runs.tsv")
+    login
+    stream=$OUT/console-stream.txt
+    curl -sN --max-time $((SECS + 60)) -H "Authorization: Bearer $TOKEN" "$INGRESS/console/api/stream" >"$stream" &
+    stream_pid=$!
+    sleep 1
+    run_wrk "buy (console open)" buy.lua / "$cmax"
+    kill "$stream_pid" 2>/dev/null || true
+    wait "$stream_pid" 2>/dev/null || true
+    opened=$(awk -F'\t' -v l="buy (console open)" -v c="$cmax" '$1 == l && $2 == c { r = $3 } END { print r }' "$OUT/runs.tsv")
+    frames=$(grep -c '^event: tx' "$stream" || true)
+    printf 'conns\tclosed_rps\topen_rps\ttx_frames\n%s\t%s\t%s\t%s\n' "$cmax" "$closed" "$opened" "$frames" >"$OUT/console.tsv"
+    say "console: buy c=$cmax $closed/s closed, $opened/s open ($frames stage frames streamed)"
 fi
 
 # ---- the floor: the same SQL with no service in between --------------------------------------
