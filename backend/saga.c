@@ -23,6 +23,7 @@
 
 #include "coordinator.h"
 #include "gf/clock.h"
+#include "gf/console_feed.h"
 #include "gf/failpoint.h"
 #include "gf/log.h"
 #include "gf/metrics.h"
@@ -314,6 +315,9 @@ static enum step_result run_gxp_step(struct saga *s, struct gf_db_conn *c, const
                   " ON CONFLICT DO NOTHING",
                   5, pc, NULL, &err) != GF_OK)
         return STEP_FAILED;
+    /* The console's claim note (item = the auction), once per attempt that runs the step. */
+    gf_console_note_tx(st->cid, coord_kind_names[kind], st->user_id, st->auction_id, st->amount,
+                       "claimed", NULL);
     bool none = false;
     enum outcome o = decision_of(c, st->cid, &none);
     if (!none && o == OUTCOME_FAILED)
