@@ -31,6 +31,7 @@
 #define CONSOLE_BACKLOG (1 << 20)
 #define CONSOLE_QUEUE_MAX 20000 /* notes messages waiting at most; the oldest are dropped */
 #define LATENCY_WINDOW 2048     /* finalization samples of the last seconds */
+#define CONSUME_IDLE_MS 60000   /* the feed is consumed this long after the last stream */
 #define ORPHANS 64              /* stored notes waiting for their claim */
 #define ORPHAN_KEEP_US 5000000
 #define STAGE_STORED 4
@@ -64,7 +65,12 @@ struct sample {
 struct console {
     struct backend_app *app;
     struct gf_sse_hub *hub;
-    struct gf_amqp_consumer *consumer;
+    /* The feed is consumed only while streams are open (and a minute after the last one):
+     * a console nobody watches costs the backends nothing but their own notes. */
+    pthread_mutex_t cmu;
+    struct gf_amqp_consumer *consumer; /* NULL while nobody watches */
+    struct gf_amqp_consumer_options copt;
+    int64_t idle_since_ms;
     struct gf_amqp_queue queue;
     char qname[128];
     const char *keys[1];
@@ -417,6 +423,8 @@ static void recheck(struct console *c)
     }
 }
 
+static void stop_consuming_when_idle(struct console *c);
+
 static void *ticker_run(void *arg)
 {
     struct console *c = arg;
@@ -433,6 +441,7 @@ static void *ticker_run(void *arg)
             recheck(c);
         }
         json_decref(f);
+        stop_consuming_when_idle(c);
     }
     return NULL;
 }
@@ -457,20 +466,20 @@ struct console *console_start(struct backend_app *app, const struct gf_amqp_opti
                                       .max_length = CONSOLE_QUEUE_MAX,
                                       .transient = true,
                                       .expires_ms = 60000};
-    struct gf_amqp_consumer_options o = {.conn = *amqp,
-                                         .queue = &c->queue,
-                                         .prefetch = 64,
-                                         .batch_max = 32,
-                                         .batch_wait_ms = 0,
-                                         .handle = handle_batch,
-                                         .arg = c,
-                                         .metrics_prefix = "backend_console_consumer"};
-    o.conn.name = "backend-console";
-    if (c->hub == NULL || (c->consumer = gf_amqp_consumer_start(&o)) == NULL ||
-        pthread_create(&c->ticker, NULL, ticker_run, c) != 0) {
+    c->copt = (struct gf_amqp_consumer_options){.conn = *amqp,
+                                                .queue = &c->queue,
+                                                .prefetch = 64,
+                                                .batch_max = 32,
+                                                .batch_wait_ms = 0,
+                                                .handle = handle_batch,
+                                                .arg = c,
+                                                .metrics_prefix = "backend_console_consumer"};
+    c->copt.conn.name = "backend-console";
+    pthread_mutex_init(&c->cmu, NULL);
+    if (c->hub == NULL || pthread_create(&c->ticker, NULL, ticker_run, c) != 0) {
         GF_ERROR("console: cannot start");
-        gf_amqp_consumer_stop(c->consumer);
         gf_sse_hub_free(c->hub);
+        pthread_mutex_destroy(&c->cmu);
         pthread_mutex_destroy(&c->mu);
         free(c);
         return NULL;
@@ -491,6 +500,7 @@ void console_stop(struct console *c)
     atomic_store(&c->stop, true);
     pthread_join(c->ticker, NULL);
     gf_amqp_consumer_stop(c->consumer);
+    pthread_mutex_destroy(&c->cmu);
     gf_sse_hub_free(c->hub);
     for (int i = 0; i < CONSOLE_RECENT; i++) {
         for (int s = 0; s < NSTAGES; s++)
@@ -565,8 +575,42 @@ static char *hello(struct console *c)
     return frame;
 }
 
+/* Starts consuming the feed if nobody did, and waits (at most 2 s) until the queue is bound:
+ * a buy right after the stream opened is on it. */
+static void start_consuming(struct console *c)
+{
+    pthread_mutex_lock(&c->cmu);
+    if (c->consumer == NULL && (c->consumer = gf_amqp_consumer_start(&c->copt)) == NULL)
+        GF_ERROR("console: cannot start consuming the feed");
+    struct gf_amqp_consumer *k = c->consumer;
+    c->idle_since_ms = 0;
+    pthread_mutex_unlock(&c->cmu);
+    int64_t end = gf_mono_ms() + 2000;
+    while (k != NULL && !gf_amqp_consumer_ready(k) && gf_mono_ms() < end)
+        gf_sleep_ms(10, NULL);
+}
+
+/* From the ticker: no stream for a minute, the consumer goes (its queue expires a minute
+ * later, with the notes nobody read). */
+static void stop_consuming_when_idle(struct console *c)
+{
+    int64_t now = gf_mono_ms();
+    pthread_mutex_lock(&c->cmu);
+    if (gf_sse_clients(c->hub) > 0 || c->consumer == NULL) {
+        c->idle_since_ms = 0;
+    } else if (c->idle_since_ms == 0) {
+        c->idle_since_ms = now;
+    } else if (now - c->idle_since_ms > CONSUME_IDLE_MS) {
+        gf_amqp_consumer_stop(c->consumer);
+        c->consumer = NULL;
+        c->idle_since_ms = 0;
+    }
+    pthread_mutex_unlock(&c->cmu);
+}
+
 bool console_stream(struct console *c, struct gf_http_response *resp, const char *cid)
 {
+    start_consuming(c);
     char *first = hello(c);
     if (first == NULL)
         return false;

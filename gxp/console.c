@@ -22,6 +22,9 @@
 
 #define WAKE_MS 200
 #define CIDS_MAX 512 /* notified ids read back per query */
+#define BATCH_MS 100 /* after a wake-up, notifications gathered this long before the query */
+#define LISTENER_RETRY_MS 5000
+#define LISTENER_LOCK "7077017" /* pg_try_advisory_lock key of gxp's one console listener */
 
 struct gxp_console {
     struct gxp_app *app;
@@ -62,6 +65,19 @@ static void note_finalized(struct gf_db_conn *conn, const char *arr)
     PQclear(res);
 }
 
+/* Whether this session became gxp-db's one console listener (a session advisory lock, gone
+ * with the session). */
+static bool take_listener_lock(struct gf_db_conn *conn)
+{
+    PGresult *res = NULL;
+    bool got =
+        gf_db_exec(conn, "console_listener_lock", "SELECT pg_try_advisory_lock(" LISTENER_LOCK ")",
+                   0, NULL, &res) == GF_OK &&
+        PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return got;
+}
+
 /* Drains the notifications waiting on pg into one query's worth of ids; how many. */
 static int collect(PGconn *pg, char *arr, size_t cap)
 {
@@ -94,10 +110,19 @@ static void *listen_run(void *arg)
     gf_backoff_init(&bo, 200, 5000);
     while (!atomic_load(&c->stop)) {
         struct gf_db_conn *conn = NULL;
-        if (gf_db_acquire(c->listen_pool, &conn) != GF_OK ||
-            gf_db_exec_simple(conn, "LISTEN gxp_finalized") != GF_OK) {
-            if (conn != NULL)
-                gf_db_release(c->listen_pool, conn);
+        if (gf_db_acquire(c->listen_pool, &conn) != GF_OK) {
+            gf_sleep_ms(gf_backoff_next(&bo), &c->stop);
+            continue;
+        }
+        /* One listener per gxp-db, whichever replica holds the session lock: every replica
+         * would hear and read back the same finalizations. The others try again later. */
+        if (!take_listener_lock(conn)) {
+            gf_db_release(c->listen_pool, conn);
+            gf_sleep_ms(LISTENER_RETRY_MS, &c->stop);
+            continue;
+        }
+        if (gf_db_exec_simple(conn, "LISTEN gxp_finalized") != GF_OK) {
+            gf_db_release(c->listen_pool, conn);
             gf_sleep_ms(gf_backoff_next(&bo), &c->stop);
             continue;
         }
@@ -109,6 +134,10 @@ static void *listen_run(void *arg)
             int rc = poll(&p, 1, WAKE_MS);
             if (rc < 0 && errno != EINTR)
                 broken = true;
+            /* Woken: the notifications of the next BATCH_MS are read back with these, in one
+             * query, rather than one query per finalization. */
+            if (rc > 0 && !gf_sleep_ms(BATCH_MS, &c->stop))
+                break;
             if (rc > 0 && PQconsumeInput(pg) == 0)
                 broken = true;
             int n;
@@ -121,7 +150,8 @@ static void *listen_run(void *arg)
         }
         if (broken)
             GF_LOG_RL(GF_LOG_WARN, 10000, "console: the LISTEN connection to gxp-db broke");
-        if (!broken && gf_db_exec_simple(conn, "UNLISTEN *") != GF_OK)
+        if (!broken && (gf_db_exec_simple(conn, "UNLISTEN *") != GF_OK ||
+                        gf_db_exec_simple(conn, "SELECT pg_advisory_unlock_all()") != GF_OK))
             GF_DEBUG(
                 "console: UNLISTEN failed (the connection goes back to the pool all the same)");
         gf_db_release(c->listen_pool, conn);
