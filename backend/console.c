@@ -84,6 +84,7 @@ struct console {
     struct sample samples[LATENCY_WINDOW];
     int nsamples, next_sample;
     json_t *gxp_stats, *eventlog_stats;
+    int64_t heard_ms[3];            /* when backend, gxp, eventlog were last heard on the feed */
     struct orphan orphans[ORPHANS]; /* a ring */
     int next_orphan;
     pthread_t ticker;
@@ -278,6 +279,11 @@ static void take_message(struct console *c, const char *body, size_t len)
     size_t i;
     json_t *n;
     pthread_mutex_lock(&c->mu);
+    static const char *const services[3] = {"backend", "gxp", "eventlog"};
+    for (int k = 0; k < 3 && service != NULL; k++) {
+        if (strcmp(service, services[k]) == 0)
+            c->heard_ms[k] = gf_mono_ms();
+    }
     if (json_is_object(stats) && service != NULL) {
         json_t **slot = strcmp(service, "gxp") == 0        ? &c->gxp_stats
                         : strcmp(service, "eventlog") == 0 ? &c->eventlog_stats
@@ -351,6 +357,16 @@ static json_t *stat_of(json_t *stats, const char *key)
     return v != NULL ? json_incref(v) : json_null();
 }
 
+/* How many of the three services were heard on the feed in the last 2 s (3: every stage of a
+ * transaction will be on the streams). Locked. */
+static int feeding(const struct console *c)
+{
+    int n = 0;
+    for (int k = 0; k < 3; k++)
+        n += c->heard_ms[k] != 0 && gf_mono_ms() - c->heard_ms[k] < 2000;
+    return n;
+}
+
 /* Once a second: the figures of the last second (latencies over the last 5 s). Locked. */
 static json_t *figures(struct console *c, double secs)
 {
@@ -359,10 +375,10 @@ static json_t *figures(struct console *c, double secs)
     char at[25];
     gf_iso8601_ms(now, at);
     json_t *f = json_pack(
-        "{s:s,s:f,s:f,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "at", at, "buysPerSec",
-        (double)c->decided_buys / secs, "addGxpPerSec", (double)c->decided_adds / secs,
-        "finalizeP50Ms", quantile_ms(c, now - 5000000, false, 0.5), "finalizeP99Ms",
-        quantile_ms(c, now - 5000000, false, 0.99), "replicationLagMs",
+        "{s:s,s:i,s:f,s:f,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "at", at, "feeding", feeding(c),
+        "buysPerSec", (double)c->decided_buys / secs, "addGxpPerSec",
+        (double)c->decided_adds / secs, "finalizeP50Ms", quantile_ms(c, now - 5000000, false, 0.5),
+        "finalizeP99Ms", quantile_ms(c, now - 5000000, false, 0.99), "replicationLagMs",
         quantile_ms(c, now - 5000000, true, 0.5), "replicationLagBytes",
         lag_bytes >= 0 ? json_integer(lag_bytes) : json_null(), "relayBacklog",
         rows >= 0 ? json_integer(rows) : json_null(), "dlq",

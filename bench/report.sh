@@ -208,6 +208,8 @@ awk -F'\t' '
     FILENAME == "floor.tsv" { f[$1 "/" $2] = $3; next }
     { gsub(/ /, "", $1); print $1, $2, $3, $6, ($1 == "buy" ? f["buy/" $2] : $1 == "add-gxp" ? f["add/" $2] : "NaN") }
 ' floor.tsv runs.tsv | grep -v '(+' >plot.dat || true
+# Only the routes the plots draw, by concurrency: a run of other parts alone has none to plot.
+if grep -Eq '^(buy|add-gxp|bid|GET/item|GET/user) ' plot.dat; then
 gnuplot <<'GP'
 set terminal png size 900,560 noenhanced
 set datafile missing "NaN"
@@ -227,5 +229,6 @@ set title "gf-svc through nginx: p99 latency"
 set ylabel "p99 ms"
 plot for [r in "buy add-gxp bid GET/item GET/user"] "< grep '^".r." ' plot.dat" using 2:4 with linespoints title r
 GP
+fi
 echo
 echo "Plots: throughput.png and latency.png beside this report."

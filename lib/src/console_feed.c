@@ -18,6 +18,7 @@
 #define PUBLISH_TIMEOUT_MS 2000
 #define STATS_EVERY_MS 1000
 #define NOTES_PER_MESSAGE 1000 /* a message stays well under the broker's frame sizes */
+#define PROBE_MS 500           /* while nobody watches: how often the feeder asks again */
 
 static struct {
     pthread_mutex_t mu;
@@ -31,6 +32,10 @@ static struct {
     struct gf_counter *dropped, *sent;
 } F = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
+/* Notes are taken only while a console watches: a backend with open streams has a queue bound
+ * to gf.console. The feeder learns it from the broker's routing: its messages are mandatory,
+ * and one returned (routed to no queue) means nobody watches; then it sends an empty probe
+ * every PROBE_MS, and the first one routed turns the notes back on. */
 static atomic_bool g_on;
 
 void gf_console_replica(char *out, size_t n)
@@ -78,6 +83,16 @@ void gf_console_note_tx(const char *cid, const char *kind, long long user_id, lo
     gf_console_note(n);
 }
 
+/* Drops the notes waiting (nobody watches them any more). */
+static void drop_all(void)
+{
+    pthread_mutex_lock(&F.mu);
+    for (int i = 0; i < F.n; i++)
+        json_decref(F.notes[i]);
+    F.n = 0;
+    pthread_mutex_unlock(&F.mu);
+}
+
 /* Takes the waiting notes (at most NOTES_PER_MESSAGE) into *out; how many. */
 static int take(json_t ***out)
 {
@@ -114,7 +129,7 @@ static struct gf_amqp_conn *connect_feed(void)
 
 /* One message: {"service","replica","notes":[...],"stats":{...}}; false when it was not sent
  * (the connection is then closed). */
-static bool send_batch(struct gf_amqp_conn **c, json_t *notes, json_t *stats)
+static bool send_batch(struct gf_amqp_conn **c, json_t *notes, json_t *stats, bool *watched)
 {
     json_t *msg = json_pack("{s:s,s:s,s:o}", "service", F.opt.service, "replica", F.opt.replica,
                             "notes", notes);
@@ -138,9 +153,11 @@ static bool send_batch(struct gf_amqp_conn **c, json_t *notes, json_t *stats)
                                 .type = "ConsoleNotes",
                                 .message_id = id,
                                 .occurred_at_us = gf_wall_us(),
-                                .best_effort = true};
+                                .best_effort = false};
     enum gf_status st = gf_amqp_publish(*c, &m, 1, PUBLISH_TIMEOUT_MS);
     free(body);
+    if (st == GF_OK)
+        *watched = m.outcome == GF_AMQP_CONFIRMED;
     if (st != GF_OK) {
         gf_amqp_close(*c);
         *c = NULL;
@@ -156,7 +173,7 @@ static void *feeder_run(void *arg)
     struct gf_amqp_conn *c = NULL;
     struct gf_backoff bo;
     gf_backoff_init(&bo, 200, 5000);
-    int64_t next_connect = 0, next_stats = gf_mono_ms() + STATS_EVERY_MS;
+    int64_t next_connect = 0, next_stats = gf_mono_ms() + STATS_EVERY_MS, next_probe = 0;
     int flush = F.opt.flush_ms > 0 ? F.opt.flush_ms : 200;
     for (;;) {
         pthread_mutex_lock(&F.mu);
@@ -173,6 +190,23 @@ static void *feeder_run(void *arg)
                 next_connect = now + gf_backoff_next(&bo);
             else
                 gf_backoff_reset(&bo);
+        }
+        bool watched = atomic_load(&g_on);
+        if (!watched) {
+            /* Nobody watches: no notes are taken; an empty probe now and then. */
+            if (c != NULL && now >= next_probe) {
+                next_probe = now + PROBE_MS;
+                bool w = false;
+                if (send_batch(&c, json_array(), NULL, &w) && w) {
+                    atomic_store(&g_on, true);
+                    next_stats = 0; /* the figures at once */
+                } else if (c == NULL) {
+                    next_connect = gf_mono_ms() + gf_backoff_next(&bo);
+                }
+            }
+            if (stopping)
+                break;
+            continue;
         }
         json_t *stats = NULL;
         if (now >= next_stats && F.opt.stats != NULL) {
@@ -196,11 +230,17 @@ static void *feeder_run(void *arg)
                 stats = NULL;
                 break;
             }
-            bool sent = send_batch(&c, arr, stats); /* takes arr and stats */
+            bool w = true;
+            bool sent = send_batch(&c, arr, stats, &w); /* takes arr and stats */
             stats = NULL;
             if (!sent) {
                 gf_counter_add(F.dropped, (uint64_t)n);
                 next_connect = gf_mono_ms() + gf_backoff_next(&bo);
+                break;
+            }
+            if (!w) { /* routed nowhere: the last watcher went */
+                atomic_store(&g_on, false);
+                drop_all();
                 break;
             }
             gf_counter_add(F.sent, (uint64_t)n);
@@ -250,7 +290,7 @@ enum gf_status gf_console_feed_start(const struct gf_console_feed_options *opt)
         pthread_mutex_unlock(&F.mu);
         return GF_EINTERNAL;
     }
-    atomic_store(&g_on, true);
+    atomic_store(&g_on, false); /* until a probe finds a watcher */
     pthread_mutex_unlock(&F.mu);
     return GF_OK;
 }

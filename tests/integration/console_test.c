@@ -197,6 +197,9 @@ static void a_buy_shows_every_stage_on_an_open_stream(void **state)
     assert_true(stream_wait(&s, "event: hello\ndata: {", 5000));
     assert_non_null(strstr(s.buf, "HTTP/1.1 200"));
     assert_non_null(strstr(s.buf, "Content-Type: text/event-stream"));
+    /* The feed starts when a console watches: every service is heard within a second or so
+     * (their probes), and the figures say so. */
+    assert_true(stream_wait(&s, "\"feeding\":3", 10000));
     char cid[40];
     int64_t t0 = gf_mono_ms();
     buy(cid);
