@@ -199,7 +199,7 @@ static json_t *merge_tx(struct console *c, json_t *note)
     bool first = t->at_us[s] == 0;
     if (first)
         t->at_us[s] = at > 0 ? at : gf_wall_us();
-    json_t *frame = json_deep_copy(note);
+    json_t *frame = json_copy(note); /* shallow: the detail is shared, never changed */
     if (frame == NULL)
         return NULL;
     json_object_del(frame, "t");
@@ -245,8 +245,9 @@ static void publish(struct console *c, const char *event, json_t *obj)
     free(data);
 }
 
-/* The stored notes kept aside for cid, merged now that its record exists. Locked. */
-static void adopt_orphans(struct console *c, const char *cid)
+/* The stored notes kept aside for cid, merged now that its record exists; their frames go
+ * to txs. Locked. */
+static void adopt_orphans(struct console *c, const char *cid, json_t *txs)
 {
     int64_t now = gf_wall_us();
     for (int i = 0; i < ORPHANS; i++) {
@@ -257,13 +258,15 @@ static void adopt_orphans(struct console *c, const char *cid)
         o->note = NULL;
         json_t *frame = merge_tx(c, note);
         if (frame != NULL)
-            publish(c, "tx", frame);
-        json_decref(frame);
+            json_array_append_new(txs, frame);
         json_decref(note);
     }
 }
 
-/* One message of the feed: {"service","replica","notes":[...],"stats"?}. */
+/* One message of the feed: {"service","replica","notes":[...],"stats"?}. Its notes go to the
+ * streams as one "txs" frame (an array of transaction stages) and one "events" frame: a
+ * message carries a process's notes of 200 ms, and one frame each keeps a busy system's
+ * streams to a few frames a second. */
 static void take_message(struct console *c, const char *body, size_t len)
 {
     json_error_t jerr;
@@ -293,27 +296,32 @@ static void take_message(struct console *c, const char *body, size_t len)
             *slot = json_incref(stats);
         }
     }
+    json_t *txs = json_array(), *events = json_array();
     json_array_foreach(notes, i, n)
     {
         const char *t = json_string_value(json_object_get(n, "t"));
         if (t != NULL && strcmp(t, "tx") == 0) {
             json_t *frame = merge_tx(c, n);
-            if (frame != NULL)
-                publish(c, "tx", frame);
-            json_decref(frame);
-            if (frame != NULL)
-                adopt_orphans(c, json_string_value(json_object_get(n, "correlationId")));
+            if (frame != NULL) {
+                json_array_append_new(txs, frame);
+                adopt_orphans(c, json_string_value(json_object_get(n, "correlationId")), txs);
+            }
         } else if (t != NULL && strcmp(t, "event") == 0) {
-            json_t *ev = json_deep_copy(n);
+            json_t *ev = json_copy(n);
             if (ev != NULL) {
                 json_object_del(ev, "t");
                 keep_event(c, ev);
-                publish(c, "event", ev);
+                json_array_append_new(events, ev);
             }
-            json_decref(ev);
         }
     }
+    if (json_array_size(txs) > 0)
+        publish(c, "txs", txs);
+    if (json_array_size(events) > 0)
+        publish(c, "events", events);
     pthread_mutex_unlock(&c->mu);
+    json_decref(txs);
+    json_decref(events);
     json_decref(msg);
 }
 
@@ -432,9 +440,10 @@ static void recheck(struct console *c)
         pthread_mutex_lock(&c->mu);
         json_t *frame = note != NULL ? merge_tx(c, note) : NULL;
         pthread_mutex_unlock(&c->mu);
-        if (frame != NULL)
-            publish(c, "tx", frame);
-        json_decref(frame);
+        json_t *txs = frame != NULL ? json_pack("[o]", frame) : NULL;
+        if (txs != NULL)
+            publish(c, "txs", txs);
+        json_decref(txs);
         json_decref(note);
     }
 }

@@ -484,7 +484,8 @@ if wanted console; then
     run_wrk "buy (console open)" buy.lua / "$cmax"
     kill "$stream_pid" 2>/dev/null || true
     wait "$stream_pid" 2>/dev/null || true
-    frames=$(grep -c '^event: tx' "$stream" || true)
+    # the stages in the "txs" frames (each frame carries a feed message's worth)
+    frames=$(awk '/^event: txs$/ { getline; n += gsub(/"stage":/, "") } END { print n + 0 }' "$stream")
     say "console: waiting 125 s for the feed to stop after the stream closed"
     sleep 125
     run_wrk "buy (console closed, after)" buy.lua / "$cmax"

@@ -323,8 +323,11 @@
     try {
       switch (name) {
         case 'hello': onHello(d); state.delay = RETRY_FIRST_MS; break;
-        case 'tx': applyTx(d); break;
-        case 'event': addEvent(d); updateCounts(); break;
+        case 'txs': for (const tx of Array.isArray(d) ? d : []) applyTx(tx); break;
+        case 'events':
+          for (const ev of Array.isArray(d) ? d : []) addEvent(ev);
+          updateCounts();
+          break;
         case 'stats': onStats(d); break;
         default: break; /* a newer server's event: ignored */
       }

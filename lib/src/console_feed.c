@@ -1,6 +1,7 @@
-/* See console_feed.h. Notes wait in one bounded array under a mutex; the feeder thread swaps
- * it for an empty one, serializes the batch into one message and publishes it (best effort,
- * confirmed) on its own broker connection, reconnecting with back-off. */
+/* See console_feed.h. Notes are written as JSON text when they are taken (a transaction's
+ * stage by one snprintf, no JSON objects on a request's path) and wait in one bounded array
+ * under a mutex; the feeder thread takes the batch, joins it into one message and publishes it
+ * (best effort, confirmed) on its own broker connection, reconnecting with back-off. */
 #include "gf/console_feed.h"
 
 #include <errno.h>
@@ -23,7 +24,8 @@
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    json_t **notes;
+    char **notes; /* each one JSON object's text */
+    char *head;   /* '{"service":...,"replica":...,"notes":[' */
     int n;
     bool running, stopping;
     pthread_t thread;
@@ -38,6 +40,11 @@ static struct {
  * every PROBE_MS, and the first one routed turns the notes back on. */
 static atomic_bool g_on;
 
+bool gf_console_feed_watched(void)
+{
+    return atomic_load_explicit(&g_on, memory_order_relaxed);
+}
+
 void gf_console_replica(char *out, size_t n)
 {
     char host[64] = "";
@@ -45,6 +52,24 @@ void gf_console_replica(char *out, size_t n)
         host[0] = '\0';
     host[sizeof host - 1] = '\0';
     snprintf(out, n, "%s:%d", host[0] ? host : "localhost", (int)getpid());
+}
+
+/* Keeps one note's text (taken); frees it when it cannot be kept. */
+static void keep_text(char *text)
+{
+    if (text == NULL) {
+        gf_counter_add(F.dropped, 1);
+        return;
+    }
+    pthread_mutex_lock(&F.mu);
+    bool kept = F.running && F.n < GF_CONSOLE_NOTES_MAX;
+    if (kept)
+        F.notes[F.n++] = text;
+    pthread_mutex_unlock(&F.mu);
+    if (!kept) {
+        free(text);
+        gf_counter_add(F.dropped, 1);
+    }
 }
 
 void gf_console_note(json_t *note)
@@ -55,15 +80,22 @@ void gf_console_note(json_t *note)
         json_decref(note);
         return;
     }
-    pthread_mutex_lock(&F.mu);
-    bool kept = F.running && F.n < GF_CONSOLE_NOTES_MAX;
-    if (kept)
-        F.notes[F.n++] = note;
-    pthread_mutex_unlock(&F.mu);
-    if (!kept) {
-        json_decref(note);
-        gf_counter_add(F.dropped, 1);
+    char *text = json_is_object(note) ? json_dumps(note, JSON_COMPACT) : NULL;
+    json_decref(note);
+    keep_text(text);
+}
+
+/* Whether s may stand in a JSON string as it is: our own names and ids (letters, digits, '_',
+ * '-'), never anything a client chose unchecked. */
+static bool plain(const char *s)
+{
+    for (; *s != '\0'; s++) {
+        char ch = *s;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '-'))
+            return false;
     }
+    return true;
 }
 
 void gf_console_note_tx(const char *cid, const char *kind, long long user_id, long long item_id,
@@ -75,12 +107,29 @@ void gf_console_note_tx(const char *cid, const char *kind, long long user_id, lo
     }
     char at[25];
     gf_iso8601_ms(gf_wall_us(), at);
-    json_t *n =
-        json_pack("{s:s,s:s,s:s,s:I,s:o,s:I,s:s,s:s,s:o}", "t", "tx", "correlationId", cid, "kind",
-                  kind, "userId", (json_int_t)user_id, "itemId",
-                  item_id >= 0 ? json_integer(item_id) : json_null(), "amount", (json_int_t)amount,
-                  "stage", stage, "at", at, "detail", detail != NULL ? detail : json_object());
-    gf_console_note(n);
+    if (cid == NULL || kind == NULL || stage == NULL || !plain(cid) || strlen(cid) > 64 ||
+        !plain(kind) || strlen(kind) > 32 || !plain(stage) || strlen(stage) > 32) {
+        /* Not one of ours: jansson escapes it. */
+        gf_console_note(json_pack("{s:s?,s:s?,s:s?,s:I,s:o,s:I,s:s?,s:s,s:o}", "t", "tx",
+                                  "correlationId", cid, "kind", kind, "userId", (json_int_t)user_id,
+                                  "itemId", item_id >= 0 ? json_integer(item_id) : json_null(),
+                                  "amount", (json_int_t)amount, "stage", stage, "at", at, "detail",
+                                  detail != NULL ? detail : json_object()));
+        return;
+    }
+    char *d = detail != NULL ? json_dumps(detail, JSON_COMPACT) : NULL;
+    json_decref(detail);
+    char item[24] = "null";
+    if (item_id >= 0)
+        snprintf(item, sizeof item, "%lld", item_id);
+    char *text = NULL;
+    if (asprintf(&text,
+                 "{\"t\":\"tx\",\"correlationId\":\"%s\",\"kind\":\"%s\",\"userId\":%lld,"
+                 "\"itemId\":%s,\"amount\":%lld,\"stage\":\"%s\",\"at\":\"%s\",\"detail\":%s}",
+                 cid, kind, user_id, item, amount, stage, at, d != NULL ? d : "{}") < 0)
+        text = NULL;
+    free(d);
+    keep_text(text);
 }
 
 /* Drops the notes waiting (nobody watches them any more). */
@@ -88,13 +137,13 @@ static void drop_all(void)
 {
     pthread_mutex_lock(&F.mu);
     for (int i = 0; i < F.n; i++)
-        json_decref(F.notes[i]);
+        free(F.notes[i]);
     F.n = 0;
     pthread_mutex_unlock(&F.mu);
 }
 
 /* Takes the waiting notes (at most NOTES_PER_MESSAGE) into *out; how many. */
-static int take(json_t ***out)
+static int take(char ***out)
 {
     pthread_mutex_lock(&F.mu);
     int n = F.n < NOTES_PER_MESSAGE ? F.n : NOTES_PER_MESSAGE;
@@ -127,18 +176,47 @@ static struct gf_amqp_conn *connect_feed(void)
     return c;
 }
 
-/* One message: {"service","replica","notes":[...],"stats":{...}}; false when it was not sent
- * (the connection is then closed). */
-static bool send_batch(struct gf_amqp_conn **c, json_t *notes, json_t *stats, bool *watched)
+/* The message's head, '{"service":...,"replica":...,"notes":[', escaped once at start. */
+static char *message_head(void)
 {
-    json_t *msg = json_pack("{s:s,s:s,s:o}", "service", F.opt.service, "replica", F.opt.replica,
-                            "notes", notes);
-    if (msg != NULL && stats != NULL)
-        json_object_set_new(msg, "stats", stats);
-    else
-        json_decref(stats);
-    char *body = msg != NULL ? json_dumps(msg, JSON_COMPACT) : NULL;
-    json_decref(msg);
+    json_t *h = json_pack("{s:s,s:s}", "service", F.opt.service, "replica", F.opt.replica);
+    char *text = h != NULL ? json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(h);
+    size_t len = text != NULL ? strlen(text) : 0;
+    char *head = NULL;
+    if (len >= 2 && asprintf(&head, "%.*s,\"notes\":[", (int)(len - 1), text) < 0)
+        head = NULL;
+    free(text);
+    return head;
+}
+
+/* One message: {"service","replica","notes":[...],"stats":{...}}, the n notes' texts joined
+ * (freed here, with stats); false when it was not sent (the connection is then closed). */
+static bool send_batch(struct gf_amqp_conn **c, char **notes, int n, json_t *stats, bool *watched)
+{
+    const char *head = F.head;
+    char *st = stats != NULL ? json_dumps(stats, JSON_COMPACT) : NULL;
+    json_decref(stats);
+    size_t len = (head != NULL ? strlen(head) : 0) + 16 + (st != NULL ? strlen(st) + 10 : 0);
+    for (int i = 0; i < n; i++)
+        len += strlen(notes[i]) + 1;
+    char *body = head != NULL ? malloc(len) : NULL;
+    size_t at = 0;
+    if (body != NULL) {
+        at = (size_t)snprintf(body, len, "%s", head);
+        for (int i = 0; i < n; i++) {
+            size_t l = strlen(notes[i]);
+            if (i > 0)
+                body[at++] = ',';
+            memcpy(body + at, notes[i], l);
+            at += l;
+        }
+        at += (size_t)snprintf(body + at, len - at, "]%s%s}", st != NULL ? ",\"stats\":" : "",
+                               st != NULL ? st : "");
+    }
+    for (int i = 0; i < n; i++)
+        free(notes[i]);
+    free(st);
     if (body == NULL)
         return false;
     char key[64], id[48];
@@ -148,17 +226,17 @@ static bool send_batch(struct gf_amqp_conn **c, json_t *notes, json_t *stats, bo
     struct gf_amqp_message m = {.exchange = GF_CONSOLE_EXCHANGE,
                                 .routing_key = key,
                                 .body = body,
-                                .len = strlen(body),
+                                .len = at,
                                 .content_type = "application/json",
                                 .type = "ConsoleNotes",
                                 .message_id = id,
                                 .occurred_at_us = gf_wall_us(),
                                 .best_effort = false};
-    enum gf_status st = gf_amqp_publish(*c, &m, 1, PUBLISH_TIMEOUT_MS);
+    enum gf_status rc = gf_amqp_publish(*c, &m, 1, PUBLISH_TIMEOUT_MS);
     free(body);
-    if (st == GF_OK)
+    if (rc == GF_OK)
         *watched = m.outcome == GF_AMQP_CONFIRMED;
-    if (st != GF_OK) {
+    if (rc != GF_OK) {
         gf_amqp_close(*c);
         *c = NULL;
         return false;
@@ -197,7 +275,7 @@ static void *feeder_run(void *arg)
             if (c != NULL && now >= next_probe) {
                 next_probe = now + PROBE_MS;
                 bool w = false;
-                if (send_batch(&c, json_array(), NULL, &w) && w) {
+                if (send_batch(&c, NULL, 0, NULL, &w) && w) {
                     atomic_store(&g_on, true);
                     next_stats = 0; /* the figures at once */
                 } else if (c == NULL) {
@@ -213,25 +291,24 @@ static void *feeder_run(void *arg)
             stats = F.opt.stats(F.opt.stats_arg);
             next_stats = now + STATS_EVERY_MS;
         }
-        json_t **batch;
+        char **batch;
         int n;
         do {
             n = take(&batch);
             if (n == 0 && stats == NULL)
                 break;
-            json_t *arr = json_array();
-            for (int i = 0; i < n; i++)
-                json_array_append_new(arr, batch[i]);
-            free(batch);
-            if (c == NULL || arr == NULL) { /* the broker is away: dropped, not queued */
-                json_decref(arr);
+            if (c == NULL) { /* the broker is away: dropped, not queued */
+                for (int i = 0; i < n; i++)
+                    free(batch[i]);
+                free(batch);
                 json_decref(stats);
                 gf_counter_add(F.dropped, (uint64_t)n);
                 stats = NULL;
                 break;
             }
             bool w = true;
-            bool sent = send_batch(&c, arr, stats, &w); /* takes arr and stats */
+            bool sent = send_batch(&c, batch, n, stats, &w); /* frees the notes and stats */
+            free(batch);
             stats = NULL;
             if (!sent) {
                 gf_counter_add(F.dropped, (uint64_t)n);
@@ -278,6 +355,13 @@ enum gf_status gf_console_feed_start(const struct gf_console_feed_options *opt)
         return GF_ENOMEM;
     }
     F.opt = *opt;
+    F.head = message_head();
+    if (F.head == NULL) {
+        free(F.notes);
+        F.notes = NULL;
+        pthread_mutex_unlock(&F.mu);
+        return GF_ENOMEM;
+    }
     snprintf(F.conn_name, sizeof F.conn_name, "%s-console-feed", opt->service);
     F.opt.amqp.name = F.conn_name;
     F.n = 0;
@@ -287,6 +371,8 @@ enum gf_status gf_console_feed_start(const struct gf_console_feed_options *opt)
         F.running = false;
         free(F.notes);
         F.notes = NULL;
+        free(F.head);
+        F.head = NULL;
         pthread_mutex_unlock(&F.mu);
         return GF_EINTERNAL;
     }
@@ -309,10 +395,12 @@ void gf_console_feed_stop(void)
     pthread_join(F.thread, NULL);
     pthread_mutex_lock(&F.mu);
     for (int i = 0; i < F.n; i++)
-        json_decref(F.notes[i]);
+        free(F.notes[i]);
     free(F.notes);
     F.notes = NULL;
     F.n = 0;
+    free(F.head);
+    F.head = NULL;
     F.running = false;
     pthread_mutex_unlock(&F.mu);
 }

@@ -98,8 +98,8 @@ static bool stream_wait(struct stream *s, const char *needle, int ms)
     }
 }
 
-/* The tx frames of cid on the stream so far: which stages arrived (a bit per stage of
- * "claimed,prepared,decided,finalized,stored"), the last frame of each kept in frames. */
+/* The stages of cid in the stream's "txs" frames so far: which arrived (a bit per stage of
+ * "claimed,prepared,decided,finalized,stored"), the last of each kept in frames. */
 static unsigned stages_of(struct stream *s, const char *cid, json_t *frames[5])
 {
     static const char *const names[5] = {"claimed", "prepared", "decided", "finalized", "stored"};
@@ -107,26 +107,31 @@ static unsigned stages_of(struct stream *s, const char *cid, json_t *frames[5])
     pthread_mutex_lock(&s->mu);
     char *copy = strdup(s->buf != NULL ? s->buf : "");
     pthread_mutex_unlock(&s->mu);
-    for (char *p = copy; (p = strstr(p, "event: tx\ndata: ")) != NULL;) {
-        p += strlen("event: tx\ndata: ");
+    for (char *p = copy; (p = strstr(p, "event: txs\ndata: ")) != NULL;) {
+        p += strlen("event: txs\ndata: ");
         char *nl = strchr(p, '\n');
         if (nl == NULL)
             break;
         *nl = '\0';
-        json_t *f = json_loads(p, 0, NULL);
+        json_t *arr = json_loads(p, 0, NULL);
         p = nl + 1;
-        const char *c = json_string_value(json_object_get(f, "correlationId"));
-        const char *st = json_string_value(json_object_get(f, "stage"));
-        for (int i = 0; c != NULL && st != NULL && strcmp(c, cid) == 0 && i < 5; i++) {
-            if (strcmp(st, names[i]) == 0) {
-                got |= 1u << i;
-                if (frames != NULL) {
-                    json_decref(frames[i]);
-                    frames[i] = json_incref(f);
+        size_t k;
+        json_t *f;
+        json_array_foreach(arr, k, f)
+        {
+            const char *c = json_string_value(json_object_get(f, "correlationId"));
+            const char *st = json_string_value(json_object_get(f, "stage"));
+            for (int i = 0; c != NULL && st != NULL && strcmp(c, cid) == 0 && i < 5; i++) {
+                if (strcmp(st, names[i]) == 0) {
+                    got |= 1u << i;
+                    if (frames != NULL) {
+                        json_decref(frames[i]);
+                        frames[i] = json_incref(f);
+                    }
                 }
             }
         }
-        json_decref(f);
+        json_decref(arr);
     }
     free(copy);
     return got;
@@ -243,7 +248,7 @@ static void a_buy_shows_every_stage_on_an_open_stream(void **state)
     /* The stored event is on the event stream too. */
     char needle[80];
     snprintf(needle, sizeof needle, "\"correlationId\":\"%s\"", cid);
-    assert_true(stream_wait(&s, "event: event\ndata: {", 5000));
+    assert_true(stream_wait(&s, "event: events\ndata: [{", 5000));
     /* Figures once a second. */
     assert_true(stream_wait(&s, "event: stats\ndata: {", 3000));
     stream_close(&s);

@@ -45,7 +45,12 @@ void gf_console_replica(char *out, size_t n);
  * runs. Thread-safe; never blocks on the broker. */
 void gf_console_note(json_t *note);
 
-/* A transaction reached a stage (the console's "tx" frame): kind "buy", "add_gxp", ...;
+/* Whether a console watches (a backend's queue is bound to gf.console, as the broker's
+ * routing of this process's last message told): a process may skip the work of its notes,
+ * not only the notes, while it does not. */
+bool gf_console_feed_watched(void);
+
+/* A transaction reached a stage (in the console's "txs" frames): kind "buy", "add_gxp", ...;
  * item_id < 0 for none; detail an object (taken) or NULL. The time is now. */
 void gf_console_note_tx(const char *cid, const char *kind, long long user_id, long long item_id,
                         long long amount, const char *stage, json_t *detail);
