@@ -5,11 +5,12 @@
  * — the backends their claims, prepares and decisions, gxp each finalization (heard with LISTEN
  * on gxp-db, console.c there), eventlog each event stored — and sends its notes to the topic
  * exchange gf.console. Each backend consumes them on a queue of its own (transient, bounded,
- * deleted by the broker a minute after the process is gone), merges them per correlation id
- * into the newest CONSOLE_RECENT transactions, and fans each note out to the open streams (a
- * gf/sse.h hub). A stream starts with a snapshot ("hello"); a ticker sends the figures
- * ("stats") once a second. Nothing here is on a request's path: a console that is not open
- * costs the notes and their messages, nothing else. */
+ * deleted by the broker 15 s after its consumer is gone), merges them per correlation id
+ * into the newest CONSOLE_RECENT transactions, and fans the notes out to the open streams (a
+ * gf/sse.h hub): a feed message's stages as one "txs" frame, its events as one "events". A
+ * stream starts with a snapshot ("hello"); a ticker sends the figures ("stats") once a second.
+ * Nothing here is on a request's path: a console that is not open costs the notes and their
+ * messages, nothing else. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -31,7 +32,8 @@
 #define CONSOLE_BACKLOG (1 << 20)
 #define CONSOLE_QUEUE_MAX 20000 /* notes messages waiting at most; the oldest are dropped */
 #define LATENCY_WINDOW 2048     /* finalization samples of the last seconds */
-#define CONSUME_IDLE_MS 60000   /* the feed is consumed this long after the last stream */
+#define CONSUME_IDLE_MS 10000   /* the feed is consumed this long after the last stream */
+#define QUEUE_EXPIRES_MS 15000  /* the queue outlives its consumer this long (x-expires) */
 #define ORPHANS 64              /* stored notes waiting for their claim */
 #define ORPHAN_KEEP_US 5000000
 #define STAGE_STORED 4
@@ -65,8 +67,9 @@ struct sample {
 struct console {
     struct backend_app *app;
     struct gf_sse_hub *hub;
-    /* The feed is consumed only while streams are open (and a minute after the last one):
-     * a console nobody watches costs the backends nothing but their own notes. */
+    /* The feed is consumed only while streams are open (and 10 s after the last one, time
+     * for a page to reconnect): a console nobody watches costs the backends nothing but
+     * their own notes. */
     pthread_mutex_t cmu;
     struct gf_amqp_consumer *consumer; /* NULL while nobody watches */
     struct gf_amqp_consumer_options copt;
@@ -490,7 +493,7 @@ struct console *console_start(struct backend_app *app, const struct gf_amqp_opti
                                       .nkeys = 1,
                                       .max_length = CONSOLE_QUEUE_MAX,
                                       .transient = true,
-                                      .expires_ms = 60000};
+                                      .expires_ms = QUEUE_EXPIRES_MS};
     c->copt = (struct gf_amqp_consumer_options){.conn = *amqp,
                                                 .queue = &c->queue,
                                                 .prefetch = 64,
@@ -615,8 +618,8 @@ static void start_consuming(struct console *c)
         gf_sleep_ms(10, NULL);
 }
 
-/* From the ticker: no stream for a minute, the consumer goes (its queue expires a minute
- * later, with the notes nobody read). */
+/* From the ticker: no stream for CONSUME_IDLE_MS, the consumer goes (its queue expires
+ * QUEUE_EXPIRES_MS later, with the notes nobody read). */
 static void stop_consuming_when_idle(struct console *c)
 {
     int64_t now = gf_mono_ms();
