@@ -16,7 +16,7 @@
   const CHART_WINDOW_S = 300;       /* the charts show the last 5 minutes */
   const RETRY_FIRST_MS = 1000;      /* stream reconnection: 1 s, 2 s, 4 s, ... at most 10 s */
   const RETRY_MAX_MS = 10000;
-  const WATCH_GAP_MS = 200;         /* watch reads start at most this often (a burst of frames) */
+  const WATCH_GAP_MS = 1000;        /* watch reads start at most once a second (a burst of frames) */
   const MARKETPLACE_PAGE = 1000;    /* marketplace rows read per request when looking for an item */
   const MARKETPLACE_PAGES_MAX = 200;
   const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
