@@ -14,7 +14,7 @@
 
 /* ---- a map from a short string (a correlation id, an id) to an index ------------------------ */
 struct map {
-    char (*keys)[40];
+    char (*keys)[48]; /* a correlation id, or "user/item" of two 64-bit ids */
     long *vals;
     size_t cap;
 };
