@@ -82,7 +82,7 @@ struct gf_grpc_client *gf_grpc_client_new_tls(const char *target, const struct g
     /* round_robin: a target that resolves to several servers (ipv4:a:p,b:p, or a DNS name
      * with several addresses, as a headless Kubernetes Service has) spreads the calls over
      * all of them, and a server that goes away is skipped; one address works as before. */
-    grpc_arg a[6] = {
+    grpc_arg a[8] = {
         {.type = GRPC_ARG_STRING,
          .key = (char *)GRPC_ARG_SERVICE_CONFIG,
          .value.string = (char *)"{\"loadBalancingConfig\":[{\"round_robin\":{}}]}"},
@@ -100,6 +100,13 @@ struct gf_grpc_client *gf_grpc_client_new_tls(const char *target, const struct g
         {.type = GRPC_ARG_INTEGER,
          .key = (char *)GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA,
          .value.integer = 0},
+        /* A server that is back is found within a second (GF_GRPC_CLIENT_MAX_BACKOFF_MS). */
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+         .value.integer = GF_GRPC_CLIENT_INITIAL_BACKOFF_MS},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+         .value.integer = GF_GRPC_CLIENT_MAX_BACKOFF_MS},
         {.type = GRPC_ARG_STRING,
          .key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
          .value.string = server_name},

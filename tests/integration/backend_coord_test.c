@@ -463,6 +463,45 @@ static void with_gxp_down_a_buy_is_503_and_changes_nothing_then_works_again(void
     api_create_user(&W, "after-gxp-is-back");
 }
 
+/* A backend that kept trying gxp through a long outage reaches it again within seconds of its
+ * return: gRPC's own reconnect back-off grows to 120 s, and after 40 s of outage the backend
+ * answered 503 for 26 s more; the client caps it at GF_GRPC_CLIENT_MAX_BACKOFF_MS (1 s). */
+static void after_a_long_gxp_outage_the_backend_reconnects_within_seconds(void **state)
+{
+    (void)state;
+    long long u = api_create_user(&W, "reconnect");
+    api_add_gxp(&W, u, 10, NULL);
+    char path[64];
+    snprintf(path, sizeof path, "/user/gxp?userId=%lld", u);
+    assert_int_equal(world_stop_gxp(&W), 0);
+    /* 30 s of calls that fail: with gRPC's default back-off the next attempt would then be
+     * 10 s or more away. */
+    int64_t end = gf_mono_ms() + 30000;
+    struct http_res r;
+    while (gf_mono_ms() < end) {
+        http(&W, "GET", path, NULL, NULL, &r);
+        if (r.status != 503 && r.status != 504)
+            fail_msg("GET %s with gxp down: %ld %s", path, r.status, r.body);
+        http_res_free(&r);
+        usleep(500 * 1000);
+    }
+    assert_int_equal(world_start_gxp(&W), 0); /* gxp answers its /readyz */
+    int64_t back = gf_mono_ms();
+    long status = 0;
+    while (status != 200 && gf_mono_ms() - back < 20000) {
+        http(&W, "GET", path, NULL, NULL, &r);
+        status = r.status;
+        http_res_free(&r);
+        if (status != 200)
+            usleep(100 * 1000);
+    }
+    int64_t took = gf_mono_ms() - back;
+    printf("the backend reached gxp again %lld ms after gxp was ready\n", (long long)took);
+    assert_int_equal(status, 200);
+    if (took > 4000)
+        fail_msg("the backend took %lld ms to reach gxp again (at most 4000)", (long long)took);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -484,6 +523,9 @@ int main(void)
                                         setup_default, world_check_and_stop),
         cmocka_unit_test_setup_teardown(
             with_gxp_down_a_buy_is_503_and_changes_nothing_then_works_again, setup_default,
+            world_check_and_stop),
+        cmocka_unit_test_setup_teardown(
+            after_a_long_gxp_outage_the_backend_reconnects_within_seconds, setup_default,
             world_check_and_stop),
     };
     /* GF_TEST_FILTER=pattern (cmocka's * and ?) runs the matching tests only. */

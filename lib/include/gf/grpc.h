@@ -31,6 +31,13 @@
 #define GF_GRPC_KEEPALIVE_TIMEOUT_MS 5000
 #define GF_GRPC_SERVER_MIN_PING_INTERVAL_MS 1000
 
+/* A peer that comes back is reconnected to within about GF_GRPC_CLIENT_MAX_BACKOFF_MS. gRPC's
+ * own reconnect back-off grows by 1.6 a failure up to 120 s, so a backend that had been
+ * trying gxp for 40 s answered 503 for 26 s more after gxp was back. A connect attempt a
+ * second to a server that is down costs nothing worth saving. */
+#define GF_GRPC_CLIENT_INITIAL_BACKOFF_MS 200
+#define GF_GRPC_CLIENT_MAX_BACKOFF_MS 1000
+
 /* ---- mutual TLS ---------------------------------------------------------------------- */
 
 /* A process's TLS material, read once at start from three PEM files: the private CA that
