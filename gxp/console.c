@@ -6,8 +6,9 @@
  * LISTEN on a connection of its own, reads the notified transactions back in one query per
  * wake-up (status, source, amounts) and notes them "finalized"; and once a second it gives
  * the feed gxp's own figures: the PENDING transactions and the replication's last message.
- * Only while a console watches (gf_console_feed_watched): otherwise nobody LISTENs, and
- * gxp-db's notifications go nowhere. */
+ * While no console watches (gf_console_feed_watched) the notifications are drained and
+ * nothing is read back; the LISTEN itself stays, so a console that opens hears the very next
+ * finalization (a LISTEN begun then would miss those of its first moments). */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -111,10 +112,6 @@ static void *listen_run(void *arg)
     struct gf_backoff bo;
     gf_backoff_init(&bo, 200, 5000);
     while (!atomic_load(&c->stop)) {
-        if (!gf_console_feed_watched()) { /* no console open: nobody LISTENs */
-            gf_sleep_ms(WAKE_MS, &c->stop);
-            continue;
-        }
         struct gf_db_conn *conn = NULL;
         if (gf_db_acquire(c->listen_pool, &conn) != GF_OK) {
             gf_sleep_ms(gf_backoff_next(&bo), &c->stop);
@@ -135,7 +132,7 @@ static void *listen_run(void *arg)
         gf_backoff_reset(&bo);
         PGconn *pg = gf_db_pgconn(conn);
         bool broken = false;
-        while (!atomic_load(&c->stop) && !broken && gf_console_feed_watched()) {
+        while (!atomic_load(&c->stop) && !broken) {
             struct pollfd p = {.fd = PQsocket(pg), .events = POLLIN};
             int rc = poll(&p, 1, WAKE_MS);
             if (rc < 0 && errno != EINTR)
@@ -148,6 +145,8 @@ static void *listen_run(void *arg)
                 broken = true;
             int n;
             while (!broken && (n = collect(pg, arr, sizeof arr)) > 0) {
+                if (!gf_console_feed_watched())
+                    continue; /* drained, not read back: nobody watches */
                 note_finalized(conn, arr);
                 broken = PQstatus(pg) != CONNECTION_OK;
                 if (n < CIDS_MAX)

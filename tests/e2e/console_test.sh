@@ -42,6 +42,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The browser test holds one buy after its prepare while it kills every gxp: backend-svc-1's
+# failpoint buy.after_prepare waits while the gate file is missing (it exists from the start,
+# so every other buy goes straight on).
+export BUY_GATE=$GF_STATE_DIR/buy-gate
+touch "$BUY_GATE"
+export GF_EXTRA_ENV_BACKEND_SVC_1="GF_FAILPOINTS=buy.after_prepare=wait:$BUY_GATE"
 out=$(bash "$STACK" up 2>&1) || {
     printf '%s\n' "$out" >&2
     fail "stack up"
@@ -53,6 +59,8 @@ run=$GF_STATE_DIR/run
 # missing and leaves the rest.
 export GXP_KILL="kill -9 \$(cat '$run/gxp-1.pid' '$run/gxp-2.pid')"
 export GXP_START="bash '$STACK' up >/dev/null"
+[[ -s $GF_STATE_DIR/secrets/pgpass ]] && export PGPASSFILE=$GF_STATE_DIR/secrets/pgpass
+export GXP_PSQL="${GF_PG_BIN:-/usr/lib/postgresql/15/bin}/psql -X -q -A -t -h 127.0.0.1 -p $GF_GXP_DB_PORT -U postgres -d postgres -v ON_ERROR_STOP=1"
 export GF_ADMIN_NAME=admin
 GF_ADMIN_PASSWORD=$(<"$GF_STATE_DIR/secrets/admin.password")
 export GF_ADMIN_PASSWORD

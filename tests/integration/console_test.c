@@ -173,7 +173,7 @@ static void buy(char cid[40])
 static void the_stream_is_for_operators_only(void **state)
 {
     (void)state;
-    struct stream s;
+    static struct stream s; /* static: a failed assertion leaves its reader running */
     stream_open(&s, NULL);
     assert_true(stream_wait(&s, "\r\n\r\n", 5000));
     assert_non_null(strstr(s.buf, "HTTP/1.1 401"));
@@ -197,7 +197,7 @@ static void a_buy_shows_every_stage_on_an_open_stream(void **state)
 {
     (void)state;
     shop();
-    struct stream s;
+    static struct stream s; /* static: a failed assertion leaves its reader running */
     stream_open(&s, W.admin_token);
     assert_true(stream_wait(&s, "event: hello\ndata: {", 5000));
     assert_non_null(strstr(s.buf, "HTTP/1.1 200"));
@@ -282,7 +282,7 @@ static void a_buy_shows_every_stage_on_an_open_stream(void **state)
 static void a_full_hub_answers_503_and_frees_up(void **state)
 {
     (void)state;
-    struct stream s[17];
+    static struct stream s[17];
     /* Streams the earlier tests closed count until the server notices (at their next bytes:
      * the figures, every second), so a 503 while filling the hub is retried a while. */
     int64_t until = gf_mono_ms() + 15000;
@@ -306,7 +306,7 @@ static void a_full_hub_answers_503_and_frees_up(void **state)
     int64_t end = gf_mono_ms() + 10000;
     bool opened = false;
     while (!opened && gf_mono_ms() < end) {
-        struct stream t;
+        static struct stream t;
         stream_open(&t, W.admin_token);
         opened = stream_wait(&t, "event: hello", 2000);
         stream_close(&t);
