@@ -46,6 +46,7 @@
 # fault going on then), CHAOS_FAULTS (one per 6 s of load; at least 10: one
 # kill, pg, broker, delay and pause, and a cut of each link), CHAOS_QUIESCE_S (90),
 # CHAOS_FAILPOINTS_1 / CHAOS_FAILPOINTS_2 (GF_FAILPOINTS of backend-svc-1 / -2; "" disarms),
+# CHAOS_FP_SAGA (the saga's failpoints in both, by default the rates below),
 # CHAOS_LOCK_WAIT_S (20: how long a pause of backend-svc-1 waits for a buy at buy.before_commit),
 # GF_BUILD_DIR (build), CHAOS_BIN (gf-chaos), GF_TEST_TMP (set by ctest: the state goes under
 # it; otherwise a new mktemp directory). Needs root (iptables) for the network faults.
@@ -82,7 +83,11 @@ SETTLE_LIMIT_MS=${CHAOS_SETTLE_LIMIT_MS:-$((LAG_MS + 15000))}
 # settlements ~2/s, refunds ~3.5/s, payouts ~1.5/s) that is again about one kill a window per
 # minute of load. A settlement killed before its commit waits for its lease (15 s).
 FP_COMMON=resolve.before_decide=kill@0.005,resolve.after_decide=kill@0.005,relay.after_publish=kill@0.0005
-FP_SAGA=saga.settle_before_commit=kill@0.008,saga.settle_after_commit=kill@0.008,saga.refund_after_prepare=kill@0.005,saga.refund_after_commit=kill@0.005,saga.payout_after_prepare=kill@0.01,saga.payout_after_commit=kill@0.01
+# A restarted backend claims at once the due steps whose leases ran out (up to 32 per runner),
+# so at these rates a start dies at a saga failpoint about half the time, and while the load
+# keeps making steps the deaths can feed each other: CHAOS_FP_SAGA sets other rates (the
+# short run in `make test` takes a quarter of these, see tests/chaos/CMakeLists.txt).
+FP_SAGA=${CHAOS_FP_SAGA:-saga.settle_before_commit=kill@0.008,saga.settle_after_commit=kill@0.008,saga.refund_after_prepare=kill@0.005,saga.refund_after_commit=kill@0.005,saga.payout_after_prepare=kill@0.01,saga.payout_after_commit=kill@0.01}
 FP_AUCTION=auction.create_before_commit=kill@0.006,auction.bid_after_prepare=kill@0.0015,auction.bid_before_commit=kill@0.0015,auction.bid_after_commit=kill@0.0015
 FAILPOINTS_1=${CHAOS_FAILPOINTS_1-buy.after_prepare=kill@0.0005,buy.before_commit=pause:3000@0.01,buy.after_commit=kill@0.0005,$FP_AUCTION,$FP_SAGA,$FP_COMMON}
 FAILPOINTS_2=${CHAOS_FAILPOINTS_2-add_gxp.after_prepare=kill@0.001,add_gxp.after_commit=kill@0.001,$FP_SAGA,$FP_COMMON}
