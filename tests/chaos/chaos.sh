@@ -264,6 +264,30 @@ alive() {
     [[ ${stat:0:1} != Z ]]
 }
 
+# running_pid NAME: waits (at most 120 s) until NAME runs and prints its pid. The failpoints
+# may kill it again and again for a while (a restarted backend is asked at once about every
+# transaction a partition left PENDING, and claims the saga's due steps), so it is looked at
+# every 100 ms, between the failpoint watcher's restarts, and not only after a whole `up`
+# (one of which waits for every program, and under the sanitizers fails whenever any of them
+# dies during its start: five rounds of `up` once went by without finding it alive). `up`
+# runs every 5 s in case nobody else starts it.
+running_pid() {
+    local name=$1 pid i
+    for ((i = 0; i < 1200; i++)); do
+        pid=$(prog_pid "$name")
+        if alive "$pid"; then
+            printf '%s' "$pid"
+            return 0
+        fi
+        if ((i % 50 == 0)); then
+            stack_up || true
+        else
+            sleep 0.1
+        fi
+    done
+    return 1
+}
+
 sleep_ms() { sleep "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"; }
 
 # A fault record: T_REL KIND TARGET RESULT T0 T1 (epoch ms) [DETAIL].
@@ -283,10 +307,10 @@ fault_kill() {
 }
 fault_kill_locked() {
     local name=$1 down=$2 pid new i
-    for ((i = 0; i < 5; i++)); do # a program a failpoint killed comes back first
-        stack_up_locked || true
+    for ((i = 0; i < 15; i++)); do # a program a failpoint killed comes back first
         pid=$(prog_pid "$name")
         alive "$pid" && break
+        stack_up_once || true # looked at after each `up`, not after three (see running_pid)
     done
     if ! alive "$pid"; then
         say "kill $name: not running"
@@ -295,14 +319,16 @@ fault_kill_locked() {
     kill -KILL "$pid"
     say "killed $name (pid $pid); restarting it in $down ms"
     sleep_ms "$down"
-    # The new process may die at once at a failpoint (a saga step due at its start): that
-    # death is the failpoint's (its log says so), and `up` again brings it back.
-    for ((i = 0; i < 5; i++)); do
-        stack_up_locked && break
+    # The new process may die at once at a failpoint (a saga step due at its start, a burst
+    # of resolutions): that death is the failpoint's (its log says so), and `up` again brings
+    # it back. The target is looked at after each `up`: one that fails because another
+    # program died during its start may well have brought the target back.
+    for ((i = 0; i < 15; i++)); do
+        stack_up_once || true
+        new=$(prog_pid "$name")
+        [[ -n $new && $new != "$pid" ]] && alive "$new" && break
     done
-    ((i < 5)) || return 1
-    new=$(prog_pid "$name")
-    if [[ -z $new || $new == "$pid" ]] || ! kill -0 "$new" 2>/dev/null; then
+    if [[ -z $new || $new == "$pid" ]] || ! alive "$new"; then
         return 1
     fi
     say "$name back (pid $new)"
@@ -362,13 +388,8 @@ fault_delay() {
 # LOCK_WAIT_S for one), and probe buys of that item through backend-svc-2 measure how long
 # the locks blocked other buyers (lock-probes.tsv).
 fault_pause() {
-    local name=$1 ms=$2 pid log off line='' cid='' item='' deadline t0 out i
-    for ((i = 0; i < 5; i++)); do # a failpoint may kill it at any moment: bring it back
-        stack_up || true
-        pid=$(prog_pid "$name")
-        alive "$pid" && break
-    done
-    alive "$pid" || {
+    local name=$1 ms=$2 pid log off line='' cid='' item='' deadline t0 out
+    pid=$(running_pid "$name") || { # a failpoint may kill it at any moment
         say "pause $name: not running"
         return 1
     }
@@ -388,11 +409,7 @@ fault_pause() {
             say "pause $name: no buy reached buy.before_commit in $LOCK_WAIT_S s; a plain pause"
         fi
     fi
-    for ((i = 0; i < 5; i++)); do # a failpoint may have killed it meanwhile
-        pid=$(prog_pid "$name")
-        alive "$pid" && break
-        stack_up || true
-    done
+    pid=$(running_pid "$name") || return 1 # a failpoint may have killed it meanwhile
     kill -STOP "$pid" || return 1
     t0=$(now_ms)
     printf '%s\n' "$pid" >>"$WORK/paused"
