@@ -48,7 +48,8 @@ static const char *const gxp_paths[] = {"/gxp.Gxp/TransactionPrepare", "/gxp.Gxp
 
 static struct gf_counter *m_started[NKINDS], *m_prepared[NKINDS][NPREP],
     *m_outcome[NKINDS][NOUTCOMES], *m_decided[NDECIDERS][2], *m_resolve[NRESOLVE],
-    *m_prepare_retries, *m_lock_buy[NLOCK_EVENTS];
+    *m_prepare_retries;
+static struct gf_histogram *m_stock_wait;
 static struct gf_histogram *m_gxp_latency[NGXP_PATHS];
 static _Atomic(struct gf_counter *) m_gxp_calls[NGXP_PATHS][NGRPC_CODES];
 
@@ -96,17 +97,9 @@ void coord_metrics_init(void)
         "backend_2pc_prepare_retries_total",
         "SUBTRACT prepares sent again after insufficient funds (a just-added GXP may lag)",
         "kind=\"buy\"");
-    m_lock_buy[LOCK_CONFLICT] = gf_metrics_counter(
-        "backend_lock_conflicts_total",
-        "optimistic-lock conflicts: an update named a version that had changed, by operation",
-        "op=\"buy\"");
-    m_lock_buy[LOCK_RETRY] =
-        gf_metrics_counter("backend_lock_retries_total",
-                           "transactions re-run after an optimistic-lock conflict", "op=\"buy\"");
-    m_lock_buy[LOCK_EXHAUSTED] = gf_metrics_counter(
-        "backend_lock_exhausted_total",
-        "operations that lost every optimistic-lock retry (answered 409 lock_conflict)",
-        "op=\"buy\"");
+    m_stock_wait = gf_metrics_histogram(
+        "backend_buy_stock_take_seconds",
+        "a buy's conditional UPDATE of the stock row, its wait for the row lock included", "");
     for (size_t p = 0; p < NGXP_PATHS; p++) {
         snprintf(labels, sizeof labels, "method=\"%s\"", gxp_paths[p]);
         m_gxp_latency[p] = gf_metrics_histogram("backend_gxp_call_duration_seconds",
@@ -192,7 +185,7 @@ void coord_count_prepare_retry(void)
     gf_counter_add(m_prepare_retries, 1);
 }
 
-void coord_count_buy_lock(enum lock_event e)
+void coord_time_stock_take(int64_t us)
 {
-    gf_counter_add(m_lock_buy[e], 1);
+    gf_histogram_observe_us(m_stock_wait, us);
 }

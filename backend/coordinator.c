@@ -331,17 +331,20 @@ static enum gf_status buy_check(struct backend_app *app, struct buy *b, struct b
 enum local_outcome {
     LOCAL_DONE,
     LOCAL_OUT_OF_STOCK,
-    LOCAL_LOST_RACE,
     LOCAL_PRICE_CHANGED, /* the cost changed since it was prepared */
     LOCAL_DECIDED,       /* a decision stood already: 'failed', by the resolver or a settle */
     LOCAL_ANSWERED,      /* idem_commit refused or lost the COMMIT: err says so */
     LOCAL_FAILED
 };
 
-/* One attempt of the local transaction: user item + 1, the decision and the event, then
- * stock − 1 naming the version read — all or nothing. The cost is read with the stock and
- * must be the one prepared: a PATCH of the price moves the stock row's version too, so a buy
- * commits only at the price in force at its commit. */
+/* The local transaction: user item + 1, the decision and the event, then stock − 1 — all or
+ * nothing. The stock is taken by a conditional UPDATE (count > 0), not under optimistic
+ * locking: buyers of one item do not edit what they read, they decrement a counter, so a
+ * concurrent buyer waits for the row lock (for one commit) instead of losing a race and running
+ * the whole transaction again (ARCHITECTURE §3, "Hot rows"). The cost is read once the row is
+ * locked, in a statement of its own (a fresh snapshot): a PATCH of the price locks the stock row
+ * too, so the cost read then is the one in force at this buy's commit, and it must be the one
+ * prepared. */
 static enum local_outcome buy_local(struct gf_db_conn *c, struct buy *b, const struct be_idem *idem,
                                     bool *unknown, enum gf_status *st, struct be_err *err)
 {
@@ -353,24 +356,6 @@ static enum local_outcome buy_local(struct gf_db_conn *c, struct buy *b, const s
     enum local_outcome out = LOCAL_FAILED;
 
     *unknown = false;
-    *st = store_run(c, "be_stock_read",
-                    "SELECT m.count, m.version, i.cost FROM marketplace_items m"
-                    " JOIN items i ON i.id = m.item_id WHERE m.item_id = $1::bigint",
-                    1, pi, &res, err);
-    if (*st != GF_OK)
-        goto rollback;
-    if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
-        out = LOCAL_OUT_OF_STOCK;
-        goto rollback;
-    }
-    if (strtoll(PQgetvalue(res, 0, 2), NULL, 10) != b->cost) {
-        out = LOCAL_PRICE_CHANGED;
-        goto rollback;
-    }
-    char version[24];
-    snprintf(version, sizeof version, "%s", PQgetvalue(res, 0, 1));
-    PQclear(res);
-    res = NULL;
     const char *pu[2] = {u, i};
     *st = store_run(c, "be_user_item_add",
                     "INSERT INTO user_items (user_id, item_id, count) VALUES ($1::bigint,"
@@ -443,17 +428,27 @@ static enum local_outcome buy_local(struct gf_db_conn *c, struct buy *b, const s
     if (*st != GF_OK)
         goto rollback;
     /* The stock last: its row stays locked only from here to COMMIT, the window in which
-     * every other buyer of the item must wait (and then loses the race). */
-    const char *pv[2] = {i, version};
+     * every other buyer of the item waits. */
+    int64_t t0 = gf_mono_us();
     *st = store_run(c, "be_stock_take",
                     "UPDATE marketplace_items SET count = count - 1, version = version + 1,"
-                    " updated_at = now() WHERE item_id = $1::bigint AND version = $2::bigint"
-                    " AND count > 0 RETURNING 1",
-                    2, pv, &res, err);
+                    " updated_at = now() WHERE item_id = $1::bigint AND count > 0 RETURNING 1",
+                    1, pi, &res, err);
+    coord_time_stock_take(gf_mono_us() - t0);
     if (*st != GF_OK)
         goto rollback;
     if (PQntuples(res) == 0) {
-        out = LOCAL_LOST_RACE; /* another buyer changed the row since we read it */
+        out = LOCAL_OUT_OF_STOCK; /* sold out (or off the marketplace) since buy_check */
+        goto rollback;
+    }
+    PQclear(res);
+    res = NULL;
+    *st = store_run(c, "be_cost_read", "SELECT cost FROM items WHERE id = $1::bigint", 1, pi, &res,
+                    err);
+    if (*st != GF_OK)
+        goto rollback;
+    if (PQntuples(res) == 0 || strtoll(PQgetvalue(res, 0, 0), NULL, 10) != b->cost) {
+        out = LOCAL_PRICE_CHANGED;
         goto rollback;
     }
     PQclear(res);
@@ -477,29 +472,18 @@ static int failpoint_buy_pause_ms(void)
 #endif
 }
 
-/* The local transaction, re-run while it loses optimistic-lock races. */
+/* The local transaction on a connection of its own. */
 static enum local_outcome buy_commit(struct backend_app *app, struct buy *b,
                                      const struct be_idem *idem, bool *unknown, enum gf_status *st,
                                      struct be_err *err)
 {
-    struct gf_backoff bo;
-    gf_backoff_init(&bo, 2, 50);
-    enum local_outcome out = LOCAL_FAILED;
+    struct gf_db_conn *c = NULL;
     *unknown = false;
-    for (int attempt = 0; attempt < app->cfg->lock_retries; attempt++) {
-        struct gf_db_conn *c = NULL;
-        *st = store_begin(app, &c, err);
-        if (*st != GF_OK)
-            return LOCAL_FAILED;
-        out = buy_local(c, b, idem, unknown, st, err);
-        gf_db_release(app->pool, c);
-        if (out != LOCAL_LOST_RACE)
-            break;
-        coord_count_buy_lock(LOCK_CONFLICT);
-        if (attempt + 1 < app->cfg->lock_retries)
-            coord_count_buy_lock(LOCK_RETRY);
-        gf_sleep_ms(gf_backoff_next(&bo), NULL);
-    }
+    *st = store_begin(app, &c, err);
+    if (*st != GF_OK)
+        return LOCAL_FAILED;
+    enum local_outcome out = buy_local(c, b, idem, unknown, st, err);
+    gf_db_release(app->pool, c);
     return out;
 }
 
@@ -531,11 +515,6 @@ static enum gf_status buy_not_done(struct backend_app *app, const struct buy *b,
                    "the price of item %" PRId64 " changed during the buy; nothing was charged, "
                    "buy again at the new price",
                    b->item_id);
-        return GF_ECONFLICT;
-    case LOCAL_LOST_RACE:
-        coord_count_buy_lock(LOCK_EXHAUSTED);
-        be_err_set(err, "lock_conflict",
-                   "too many concurrent changes of item %" PRId64 ", try again", b->item_id);
         return GF_ECONFLICT;
     case LOCAL_DECIDED:
         be_err_set(err, "transaction_aborted",

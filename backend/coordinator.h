@@ -42,8 +42,6 @@ enum resolve_answer {
     NRESOLVE
 };
 
-enum lock_event { LOCK_CONFLICT, LOCK_RETRY, LOCK_EXHAUSTED, NLOCK_EVENTS };
-
 /* ---- coordinator.c: the protocol's pieces that the auction saga shares ------------------- */
 /* Claims cid for one transaction (coord_transactions) before anything happens under it.
  * GF_EEXISTS when cid names one already. item_id 0: none. */
@@ -68,7 +66,8 @@ void coord_count_outcome(enum tx_kind k, enum outcome o);
 void coord_count_decided(enum decider who, enum outcome o, const char *cid);
 void coord_count_resolve(enum resolve_answer a);
 void coord_count_prepare_retry(void);
-void coord_count_buy_lock(enum lock_event e);
+/* The stock take of a buy (its wait for the row lock included) took us. */
+void coord_time_stock_take(int64_t us);
 /* One attempt of a call to gxp: counted by method and code, timed. */
 void coord_count_gxp_call(const char *path, grpc_status_code code, int64_t us);
 

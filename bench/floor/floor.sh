@@ -12,9 +12,8 @@
 # and exits non-zero (without that line) if the setup fails, a pgbench fails (exit status, an
 # aborted client, "number of failed transactions" > 0) or the run cannot be trusted (see below).
 #
-# backend_tps counts the requests that succeeded: a buy that lost the stock race
-# BACKEND_LOCK_RETRIES times fails as in the service (409 lock_conflict, decision 'failed');
-# such buys are left out of the rate and counted on stderr. gxp_tps is the rate of gxp's
+# backend_tps counts the requests that succeeded: a request whose decision is 'failed' is left
+# out of the rate and counted on stderr (the fixture makes none). gxp_tps is the rate of gxp's
 # request-path work (TransactionPrepare). Latencies are pgbench's averages per script.
 #
 # Finalization (see README.md). In the real system gxp-db finalizes each decision in ONE
@@ -39,8 +38,6 @@
 #   PG_BIN (/usr/lib/postgresql/15/bin)           psql and pgbench from there
 #   FLOOR_USERS (1000)   users the requests are spread over (bench/wrk: BENCH_USERS, 1000)
 #   FLOOR_ITEMS (1)      items the buys are spread over (bench/suite.sh passes BENCH_ITEMS)
-#   FLOOR_BACKOFF (1)    1: a buy that lost the stock race sleeps like the coordinator before
-#                        its next attempt; 0: it retries at once
 #   FLOOR_HEADSTART_RATE (1000)  head start of the gxp side, in requests per second of the run
 #                        (how much faster than the gxp side the backend side may be); a pass in
 #                        which more than 1% of the decisions still arrived before their
@@ -78,7 +75,6 @@ GXP_DB_NAME=${GXP_DB_NAME:-postgres}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 FLOOR_USERS=${FLOOR_USERS:-1000}
 FLOOR_ITEMS=${FLOOR_ITEMS:-1}
-FLOOR_BACKOFF=${FLOOR_BACKOFF:-1}
 FLOOR_HEADSTART_RATE=${FLOOR_HEADSTART_RATE:-1000}
 FLOOR_REPLICATION_WAIT=${FLOOR_REPLICATION_WAIT:-120}
 FLOOR_RATE_BACKEND=${FLOOR_RATE_BACKEND:-}
@@ -99,7 +95,6 @@ fail_usage() {
     fail_usage "FLOOR_USERS must be in 1..1000000"
 [[ $FLOOR_ITEMS =~ ^[1-9][0-9]*$ ]] && ((FLOOR_ITEMS <= 1000)) ||
     fail_usage "FLOOR_ITEMS must be in 1..1000"
-[[ $FLOOR_BACKOFF == 0 || $FLOOR_BACKOFF == 1 ]] || fail_usage "FLOOR_BACKOFF must be 0 or 1"
 [[ $FLOOR_HEADSTART_RATE =~ ^[0-9]+$ && $FLOOR_REPLICATION_WAIT =~ ^[1-9][0-9]*$ ]] ||
     fail_usage "FLOOR_HEADSTART_RATE and FLOOR_REPLICATION_WAIT must be integers"
 [[ $FLOOR_RATE_BACKEND =~ ^([1-9][0-9]*)?$ && $FLOOR_RATE_GXP =~ ^([1-9][0-9]*)?$ ]] ||
@@ -180,7 +175,7 @@ run_pgbench() { # NAME PORT DBNAME SCRIPT RUN FIRST_N RATE(empty: none) [CLIENTS
     "$PG_BIN/pgbench" -n -M prepared -r -c "$c" -j "$((c < 2 ? c : 2))" -T "$SECONDS_" "${rate[@]}" \
         -h "$PGHOST" -p "$2" -U "$PGUSER" -f "$HERE/$4" \
         -D base=$BASE -D users="$FLOOR_USERS" -D items="$FLOOR_ITEMS" -D cost=$COST \
-        -D amount=$AMOUNT -D cts="$CTS" -D backoff="$FLOOR_BACKOFF" -D window="$WINDOW" \
+        -D amount=$AMOUNT -D cts="$CTS" -D window="$WINDOW" \
         -D finalizers="$FLOOR_FINALIZERS" -D pause=50 \
         -D run="$5" -D n="$6" "$3" >"$TMP/$1.out" 2>"$TMP/$1.err"
 }
@@ -289,7 +284,7 @@ END \$\$;" 2>&1) || die "the head start on gxp-db failed: $out"
          WHERE c.$FLOOR_RANGE AND c.created_at >= '$start'") ||
         die "cannot count the run's decisions on backend-db"
     if ((failed_decided > 0)); then
-        note "$failed_decided of $((succeeded + failed_decided)) ${OP}s failed (lost the stock race 30 times: 409 lock_conflict in the service); left out of backend_tps"
+        note "$failed_decided of $((succeeded + failed_decided)) ${OP}s failed ; left out of backend_tps"
     fi
 
     # -- decisions 'succeeded' that reached gxp-db before the gxp side had prepared their id

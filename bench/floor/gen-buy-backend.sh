@@ -1,12 +1,10 @@
 #!/usr/bin/env bash
-# Writes bench/floor/buy-backend.sql (the pgbench script of one buy on backend-db). The local
-# transaction of a buy is retried on a lost optimistic-lock race, BACKEND_LOCK_RETRIES (30)
-# attempts at most with the coordinator's jittered back-off; pgbench has no loops, so the
-# attempt block is written out 30 times by this generator. Run it after changing the SQL:
+# Writes bench/floor/buy-backend.sql (the pgbench script of one buy on backend-db): the
+# statements of backend/coordinator.c, with the protobuf varints of the event computed by
+# pgbench (a generator, so that those lines are written once). Run it after changing the SQL:
 #   bash bench/floor/gen-buy-backend.sh
 set -euo pipefail
 cd "$(dirname "$0")"
-ATTEMPTS=30 # backend/config.c: BACKEND_LOCK_RETRIES default
 
 # pgbench lines that compute the protobuf varint of :$1 into :$1_n (the varint's bytes as one
 # big-endian integer) and :$1_l (its length in bytes); values up to 2^35 - 1 (ids are uint32).
@@ -16,17 +14,6 @@ varint() {
     printf '%s\n' "\\set ${x}_n ((((:${x} & 127) | (case when :${x} >= 128 then 128 else 0 end)) << 32) | ((((:${x} >> 7) & 127) | (case when :${x} >= 16384 then 128 else 0 end)) << 24) | ((((:${x} >> 14) & 127) | (case when :${x} >= 2097152 then 128 else 0 end)) << 16) | ((((:${x} >> 21) & 127) | (case when :${x} >= 268435456 then 128 else 0 end)) << 8) | ((:${x} >> 28) & 127)) >> (8 * (5 - :${x}_l))"
 }
 
-# The back-off before attempt k+1 after attempt k lost the race (lib/src/clock.c
-# gf_backoff_next with gf_backoff_init(2, 50) as in coord_buy): base 2, 4, 8, 16, 32, 50, 50...
-# ms, delay uniform in [base/2, base], at least 1 ms.
-backoff_half_ms() {
-    local k=$1 base=2 i
-    for ((i = 1; i < k; i++)); do
-        base=$((base * 2 > 50 ? 50 : base * 2))
-    done
-    echo $((base / 2))
-}
-
 {
     cat <<'HEAD'
 -- pgbench script: ONE successful buy (POST /marketplace/item/buy) on backend-db, statement for
@@ -34,8 +21,7 @@ backoff_half_ms() {
 --
 -- Variables (floor.sh passes them with -D): base (first floor id - 1), users, items (the buyer
 -- is base + random(1, users), the item base + random(1, items), as bench/wrk/buy.lua spreads
--- buys over BENCH_USERS users), backoff (1: sleep between lost races like the coordinator,
--- 0: retry at once), run and n (the correlation id of this client's n-th buy is
+-- buys over BENCH_USERS users), run and n (the correlation id of this client's n-th buy is
 -- md5(run-client_id-n)::uuid: buy-gxp.sql prepares the same ids, see README.md).
 --
 -- statement                                       mirrors
@@ -43,32 +29,25 @@ backoff_half_ms() {
 -- 2 INSERT INTO coord_transactions ... 'buy'    backend/coordinator.c claim      (be_claim)
 --   [gxp TransactionPrepare happens here, on gxp-db: buy-gxp.sql]
 -- 3 BEGIN                                       backend/coordinator.c buy_local
--- 4 SELECT count, version FROM marketplace_items   buy_local (be_stock_read)
--- 5 INSERT INTO user_items ... ON CONFLICT DO UPDATE ... RETURNING id   buy_local (be_user_item_add)
--- 6 WITH decision AS (INSERT INTO transaction_outbox ... 'succeeded')
+-- 4 INSERT INTO user_items ... ON CONFLICT DO UPDATE ... RETURNING id   buy_local (be_user_item_add)
+-- 5 WITH decision AS (INSERT INTO transaction_outbox ... 'succeeded')
 --   INSERT INTO event_outbox ('BuyItemEvent', cid, payload)             buy_local (be_decide_succeeded)
--- 7 UPDATE marketplace_items SET count - 1, version + 1 WHERE version = <read> AND count > 0
---   RETURNING 1                                                         buy_local (be_stock_take)
--- 8 COMMIT                       -- or, no row from 7 (lost race): ROLLBACK, back-off
---                                   (coord_buy: gf_backoff_init(2, 50)), 3..8 again, at most
---                                   BACKEND_LOCK_RETRIES = 30 attempts (backend/config.c);
---                                   after the 30th: 9 and 10.
--- 9 INSERT INTO transaction_outbox (cid, 'failed') ON CONFLICT DO NOTHING   decide_failed (be_decide_failed)
--- 10 SELECT state FROM transaction_outbox WHERE correlation_id = cid        decide_failed (be_read_decision)
+-- 6 UPDATE marketplace_items SET count - 1, version + 1 WHERE item_id = <item> AND count > 0
+--   RETURNING 1 (a concurrent buyer of the item waits here for the row lock)  buy_local (be_stock_take)
+-- 7 SELECT cost FROM items WHERE id = <item>    buy_local (be_cost_read: the cost must be the one
+--                                               prepared, else ROLLBACK, 409 price_changed)
+-- 8 COMMIT
 -- Each of 1 and 2 runs alone (autocommit) on a pooled connection (store_exec); 3..8 on one
 -- connection (gf_db_acquire). Every statement is a prepared statement there as here (-M prepared).
 --
 -- Deviations, none of which adds a round trip (see README.md):
 -- * the correlation id (a UUID the backend makes in C) is md5(run-client_id-n)::uuid, computed
---   in statement 2, which returns it (RETURNING ... \gset) for 6 as a text parameter;
+--   in statement 2, which returns it (RETURNING ... \gset) for 5 as a text parameter;
 -- * the event payload (protobuf BuyItemEvent{userId, itemId, userItemId, correlationId}, hex-
 --   encoded in C by backend/events.c) is the same bytes built by decode(... 'hex') from varints
 --   that pgbench computes client-side; kind 'buy' is a literal instead of a text parameter;
--- * the checks the coordinator makes on the answers (404 / out of stock) end the script with
---   an error instead of an HTTP answer: the floor fixture never triggers them;
--- * a buy that lost the race 30 times fails as in the service (the decision 'failed', then the
---   read of the decision that stands: backend/coordinator.c decide_failed); its script ends
---   normally, and floor.sh counts only the buys whose decision is 'succeeded'.
+-- * the checks the coordinator makes on the answers (404 / out of stock / price changed) end the
+--   script with an error instead of an HTTP answer: the floor fixture never triggers them.
 \set uid :base + random(1, :users)
 \set iid :base + random(1, :items)
 \set n :n + 1
@@ -83,48 +62,22 @@ SELECT ('floor: buyer ' || :uid::text || ' or the stock of item ' || :iid::text 
 \endif
 -- 2. claim (be_claim)
 INSERT INTO coord_transactions (correlation_id, kind, user_id, item_id, amount) VALUES (md5(:run::text || '-' || :client_id::text || '-' || :n::text)::uuid, 'buy', :uid::bigint, :iid::bigint, :cost::bigint) RETURNING correlation_id AS cid \gset
-\set done 0
 BODY
-    for ((k = 1; k <= ATTEMPTS; k++)); do
-        printf -- '-- attempt %d of the local transaction (buy_local)\n' "$k"
-        if ((k > 1)); then
-            echo '\if :done = 0'
-        fi
-        cat <<'ATTEMPT'
-\set took 0
+    cat <<'LOCAL'
+-- 3..8 the local transaction (buy_local)
 BEGIN;
-SELECT count AS stock, version FROM marketplace_items WHERE item_id = :iid::bigint \gset
 INSERT INTO user_items (user_id, item_id, count) VALUES (:uid::bigint, :iid::bigint, 1) ON CONFLICT (user_id, item_id) DO UPDATE SET count = user_items.count + 1, version = user_items.version + 1, updated_at = now() RETURNING id AS uiid \gset
-ATTEMPT
-        varint uiid
-        cat <<'ATTEMPT'
+LOCAL
+    varint uiid
+    cat <<'LOCAL'
 WITH decision AS (INSERT INTO transaction_outbox (correlation_id, state) VALUES (:cid::uuid, 'succeeded')) INSERT INTO event_outbox (event_name, correlation_id, payload) VALUES ('BuyItemEvent', :cid::uuid, decode('08' || lpad(to_hex(:uid_n::bigint), 2 * :uid_l::int, '0') || '10' || lpad(to_hex(:iid_n::bigint), 2 * :iid_l::int, '0') || '18' || lpad(to_hex(:uiid_n::bigint), 2 * :uiid_l::int, '0') || '2224' || encode(convert_to(:cid::text, 'UTF8'), 'hex'), 'hex'));
-UPDATE marketplace_items SET count = count - 1, version = version + 1, updated_at = now() WHERE item_id = :iid::bigint AND version = :version::bigint AND count > 0 RETURNING 1 AS took \aset
-\if :took
-COMMIT;
-\set done 1
-\else
-ROLLBACK;
-ATTEMPT
-        if ((k < ATTEMPTS)); then
-            half=$(backoff_half_ms "$k")
-            printf '%s\n' "\\set pause :backoff * greatest(1000, ($half + random(0, $half)) * 1000)"
-            echo '\sleep :pause us'
-        fi
-        echo '\endif'
-        if ((k > 1)); then
-            echo '\endif'
-        fi
-    done
-    cat <<'TAIL'
--- 30 lost races: the buy fails (409 lock_conflict): coord_buy records the decision 'failed'
--- unless one exists and reads the decision that stands (decide_failed: be_decide_failed,
--- be_read_decision). floor.sh counts such buys from the decisions and leaves them out of the rate.
-\if :done = 0
-INSERT INTO transaction_outbox (correlation_id, state) VALUES (:cid::uuid, 'failed') ON CONFLICT DO NOTHING;
-SELECT state FROM transaction_outbox WHERE correlation_id = :cid::uuid;
+UPDATE marketplace_items SET count = count - 1, version = version + 1, updated_at = now() WHERE item_id = :iid::bigint AND count > 0 RETURNING 1 AS took \gset
+SELECT cost AS cost_now FROM items WHERE id = :iid::bigint \gset
+\if :cost_now != :cost
+SELECT ('floor: the cost of item ' || :iid::text || ' changed during the run')::int;
 \endif
-TAIL
+COMMIT;
+LOCAL
 } >buy-backend.sql.new
 mv buy-backend.sql.new buy-backend.sql
 echo "written: $(pwd)/buy-backend.sql"

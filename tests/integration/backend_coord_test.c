@@ -190,6 +190,54 @@ static void concurrent_buys_of_a_scarce_item_sell_exactly_the_stock(void **state
     }
 }
 
+/* backend_buy_stock_take_seconds_count from the backend's /metrics. */
+static long long stock_takes(void)
+{
+    struct http_res r;
+    long st = http(&W, "GET", "/metrics", NULL, NULL, &r);
+    if (st != 200)
+        fail_msg("/metrics answered %ld: %s", st, r.error);
+    const char *line = strstr(r.body, "\nbackend_buy_stock_take_seconds_count ");
+    if (line == NULL)
+        fail_msg("/metrics has no backend_buy_stock_take_seconds_count");
+    long long n = strtoll(line + strlen("\nbackend_buy_stock_take_seconds_count "), NULL, 10);
+    http_res_free(&r);
+    return n;
+}
+
+#define HOT_BUYERS 32
+
+/* Buyers of one item queue on its stock row (a conditional UPDATE) instead of losing an
+ * optimistic-lock race and running the local transaction again: 32 at once all succeed, each
+ * taking the stock exactly once. */
+static void buyers_of_one_item_wait_for_the_row_instead_of_retrying(void **state)
+{
+    (void)state;
+    static struct buyer b[HOT_BUYERS];
+    memset(b, 0, sizeof b);
+    long long item = api_create_item(&W, "hot", 10);
+    api_create_marketplace_item(&W, item, 100);
+    for (int i = 0; i < HOT_BUYERS; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "hot-buyer-%d", i);
+        b[i].user = api_create_user(&W, name);
+        b[i].item = item;
+        api_add_gxp(&W, b[i].user, 10, NULL);
+    }
+    long long takes = stock_takes();
+    buy_all(b, HOT_BUYERS);
+    for (int i = 0; i < HOT_BUYERS; i++)
+        if (b[i].status != 200)
+            fail_msg("buyer %d: %ld %s %s", i, b[i].status, b[i].code, b[i].error);
+    assert_int_equal(stock_takes() - takes, HOT_BUYERS);
+    assert_int_equal(
+        sql_ll(W.backend, "SELECT count FROM marketplace_items WHERE item_id = %lld", item),
+        100 - HOT_BUYERS);
+    assert_int_equal(wait_no_pending(&W, 15000), 0);
+    for (int i = 0; i < HOT_BUYERS; i++)
+        balance_is(&W, b[i].user, 0, 0);
+}
+
 static void concurrent_buys_never_overdraw_a_balance(void **state)
 {
     (void)state;
@@ -506,6 +554,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(concurrent_buys_of_a_scarce_item_sell_exactly_the_stock,
+                                        setup_every_request_handled, world_check_and_stop),
+        cmocka_unit_test_setup_teardown(buyers_of_one_item_wait_for_the_row_instead_of_retrying,
                                         setup_every_request_handled, world_check_and_stop),
         cmocka_unit_test_setup_teardown(concurrent_buys_never_overdraw_a_balance,
                                         setup_every_request_handled, world_check_and_stop),

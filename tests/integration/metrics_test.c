@@ -43,8 +43,8 @@ static const char *const backend_metrics[] = {
     "backend_resolve_transaction_total",
     /* optimistic locking */
     "backend_lock_conflicts_total",
-    "backend_lock_retries_total",
-    "backend_lock_exhausted_total",
+    /* the buy's conditional stock update */
+    "backend_buy_stock_take_seconds",
     /* outbox, relay, replication of the decisions */
     "backend_relay_published_total",
     "backend_relay_returned_total",
@@ -782,9 +782,8 @@ static void backend_metrics_count_the_2pc_the_locks_and_the_outbox(const struct 
              "method=\"/gxp.Gxp/TransactionPrepare\"", 6);
 
     value_is(&sc, "backend_lock_conflicts_total", "op=\"item_patch\"", 1);
-    value_is(&sc, "backend_lock_conflicts_total", "op=\"buy\"", 0);
-    value_is(&sc, "backend_lock_retries_total", "op=\"buy\"", 0);
-    value_is(&sc, "backend_lock_exhausted_total", "op=\"buy\"", 0);
+    /* Buys wait for the stock row's lock instead of retrying: one take, the one buy's. */
+    value_is(&sc, "backend_buy_stock_take_seconds_count", "", 1);
 
     value_is(&sc, "backend_http_errors_total", "status=\"409\",error=\"insufficient_gxp\"", 1);
     value_is(&sc, "backend_http_errors_total", "status=\"412\",error=\"version_mismatch\"", 1);
