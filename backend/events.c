@@ -56,7 +56,7 @@ enum gf_status events_admin_payload(const struct events_admin *a, const char *ci
         !u32(a->cost) || a->version < 0 || a->nfields > 2)
         return GF_ERANGE;
     char event_id[GF_UUID_STRLEN + 1];
-    gf_uuid_generate(event_id);
+    gf_uuid_generate_v7(event_id);
     Backend__AdminActionEvent e = BACKEND__ADMIN_ACTION_EVENT__INIT;
     e.eventid = event_id;
     e.action = (char *)a->action;

@@ -311,7 +311,7 @@ static struct gf_http_request *request_new(struct MHD_Connection *conn, const ch
      * anything else could be used to forge or flood log lines, so it is replaced. */
     const char *cid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, CID_HEADER);
     if (cid == NULL || !gf_uuid_normalize(cid, strlen(cid), req->cid))
-        gf_uuid_generate(req->cid);
+        gf_uuid_generate_v7(req->cid); /* a key in every table it names: time-ordered */
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     req->track = ci != NULL ? ci->socket_context : NULL;

@@ -2,7 +2,9 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -19,6 +21,36 @@ static void generated_uuids_are_valid_v4_and_distinct(void **state)
     assert_string_not_equal(a, b);
     assert_int_equal(a[14], '4');               /* version 4 */
     assert_true(strchr("89ab", a[19]) != NULL); /* RFC 4122 variant */
+}
+
+/* Version 7: valid, distinct, and ordered by time (the first 48 bits are Unix milliseconds):
+ * an id made later sorts after one made a few milliseconds before, as text and as PostgreSQL's
+ * uuid (both compare the bytes in order). */
+static void v7_uuids_are_valid_distinct_and_ordered_by_time(void **state)
+{
+    (void)state;
+    char a[37], b[37], c[37];
+    gf_uuid_generate_v7(a);
+    gf_uuid_generate_v7(b);
+    struct timespec two_ms = {0, 2 * 1000 * 1000};
+    nanosleep(&two_ms, NULL);
+    gf_uuid_generate_v7(c);
+    assert_true(gf_uuid_valid(a, 36));
+    assert_string_not_equal(a, b);
+    assert_int_equal(a[14], '7');               /* version 7 */
+    assert_true(strchr("89ab", a[19]) != NULL); /* RFC 9562 variant */
+    assert_true(strcmp(a, c) < 0);
+    assert_true(strcmp(b, c) < 0);
+    /* The time: the first 12 hex digits are now in milliseconds, give or take a second. */
+    char hex[13];
+    memcpy(hex, a, 8);
+    memcpy(hex + 8, a + 9, 4);
+    hex[12] = '\0';
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long long ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    long long got = strtoll(hex, NULL, 16);
+    assert_true(got <= ms && got > ms - 1000);
 }
 
 static void validation_accepts_only_the_canonical_form(void **state)
@@ -58,6 +90,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(generated_uuids_are_valid_v4_and_distinct),
+        cmocka_unit_test(v7_uuids_are_valid_distinct_and_ordered_by_time),
         cmocka_unit_test(validation_accepts_only_the_canonical_form),
         cmocka_unit_test(normalize_lowercases_and_leaves_out_untouched_on_failure),
     };
