@@ -290,25 +290,32 @@ struct buy {
     int64_t user_item_id;
 };
 
-/* Looks up the buyer, the item's cost and its stock; 404 and out-of-stock before anything
- * is reserved. */
-static enum gf_status buy_check(struct backend_app *app, struct buy *b, struct be_err *err)
+/* Looks up the buyer, the item's cost and its stock, and claims cid for the buy when they
+ * allow it — one statement, one round trip: 404 and out-of-stock before anything is claimed or
+ * reserved; GF_EEXISTS when cid names a transaction already (coord_claim's answer). */
+static enum gf_status buy_check_and_claim(struct backend_app *app, struct buy *b,
+                                          struct be_err *err)
 {
     char u[24], i[24];
     snprintf(u, sizeof u, "%" PRId64, b->user_id);
     snprintf(i, sizeof i, "%" PRId64, b->item_id);
-    const char *params[2] = {u, i};
+    const char *params[3] = {b->cid, u, i};
     PGresult *res = NULL;
-    enum gf_status st = store_exec(app, "be_buy_check",
-                                   "SELECT (SELECT count(*) FROM users WHERE id = $1::bigint),"
-                                   " i.cost, m.count"
-                                   " FROM (SELECT 1) one"
-                                   " LEFT JOIN items i ON i.id = $2::bigint"
-                                   " LEFT JOIN marketplace_items m ON m.item_id = i.id",
-                                   2, params, &res, err);
+    enum gf_status st = store_exec(
+        app, "be_buy_check_claim",
+        "WITH chk AS (SELECT EXISTS (SELECT 1 FROM users WHERE id = $2::bigint) AS user_found,"
+        " i.cost, m.count FROM (SELECT 1) one"
+        " LEFT JOIN items i ON i.id = $3::bigint"
+        " LEFT JOIN marketplace_items m ON m.item_id = i.id),"
+        " claim AS (INSERT INTO coord_transactions (correlation_id, kind, user_id, item_id, amount)"
+        " SELECT $1::uuid, 'buy', $2::bigint, $3::bigint, chk.cost FROM chk"
+        " WHERE chk.user_found AND chk.count > 0"
+        " ON CONFLICT (correlation_id) DO NOTHING RETURNING 1)"
+        " SELECT chk.user_found, chk.cost, chk.count, (SELECT count(*) FROM claim) FROM chk",
+        3, params, &res, err);
     if (st != GF_OK)
         return st;
-    if (strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
+    if (PQgetvalue(res, 0, 0)[0] != 't') {
         be_err_set(err, "user_not_found", "no user %" PRId64, b->user_id);
         st = GF_ENOTFOUND;
     } else if (PQgetisnull(res, 0, 1)) {
@@ -323,6 +330,11 @@ static enum gf_status buy_check(struct backend_app *app, struct buy *b, struct b
         st = GF_ECONFLICT;
     } else {
         b->cost = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        if (strcmp(PQgetvalue(res, 0, 3), "1") == 0)
+            gf_console_note_tx(b->cid, coord_kind_names[KIND_BUY], b->user_id, b->item_id, b->cost,
+                               "claimed", NULL);
+        else
+            st = GF_EEXISTS; /* claimed already */
     }
     PQclear(res);
     return st;
@@ -533,11 +545,8 @@ enum gf_status coord_buy(struct backend_app *app, const struct gf_auth_claims *w
 {
     struct buy b = {.user_id = user_id, .item_id = item_id, .cid = cid, .who = who};
     *replayed = false;
-    enum gf_status st = buy_check(app, &b, err);
-    if (st != GF_OK)
-        return st;
     /* Free buys claim their id too: it names their event, and one transaction at most. */
-    st = coord_claim(app, cid, KIND_BUY, user_id, item_id, b.cost, err);
+    enum gf_status st = buy_check_and_claim(app, &b, err);
     if (st == GF_EEXISTS)
         return settle_existing(app, cid, KIND_BUY, user_id, item_id, b.cost, user_item_id, replayed,
                                err);
@@ -612,15 +621,45 @@ static enum gf_status decide_added(struct backend_app *app, const struct events_
     return st;
 }
 
+/* Looks up the user and claims cid for the add when it exists — one statement, one round trip:
+ * 404 before anything is claimed; GF_EEXISTS when cid names a transaction already. */
+static enum gf_status add_check_and_claim(struct backend_app *app, const char *cid, int64_t user_id,
+                                          int64_t amount, struct be_err *err)
+{
+    char u[24], a[24];
+    snprintf(u, sizeof u, "%" PRId64, user_id);
+    snprintf(a, sizeof a, "%" PRId64, amount);
+    const char *params[3] = {cid, u, a};
+    PGresult *res = NULL;
+    enum gf_status st = store_exec(
+        app, "be_add_check_claim",
+        "WITH chk AS (SELECT EXISTS (SELECT 1 FROM users WHERE id = $2::bigint) AS user_found),"
+        " claim AS (INSERT INTO coord_transactions (correlation_id, kind, user_id, amount)"
+        " SELECT $1::uuid, 'add_gxp', $2::bigint, $3::bigint FROM chk WHERE chk.user_found"
+        " ON CONFLICT (correlation_id) DO NOTHING RETURNING 1)"
+        " SELECT chk.user_found, (SELECT count(*) FROM claim) FROM chk",
+        3, params, &res, err);
+    if (st != GF_OK)
+        return st;
+    if (PQgetvalue(res, 0, 0)[0] != 't') {
+        be_err_set(err, "user_not_found", "no user %" PRId64, user_id);
+        st = GF_ENOTFOUND;
+    } else if (strcmp(PQgetvalue(res, 0, 1), "1") == 0) {
+        gf_console_note_tx(cid, coord_kind_names[KIND_ADD_GXP], user_id, -1, amount, "claimed",
+                           NULL);
+    } else {
+        st = GF_EEXISTS; /* claimed already */
+    }
+    PQclear(res);
+    return st;
+}
+
 enum gf_status coord_add_gxp(struct backend_app *app, const struct gf_auth_claims *who,
                              int64_t user_id, int64_t amount, const char *cid,
                              const struct be_idem *idem, bool *replayed, struct be_err *err)
 {
     *replayed = false;
-    enum gf_status st = store_user_exists(app, user_id, err);
-    if (st != GF_OK)
-        return st;
-    st = coord_claim(app, cid, KIND_ADD_GXP, user_id, 0, amount, err);
+    enum gf_status st = add_check_and_claim(app, cid, user_id, amount, err);
     if (st == GF_EEXISTS) {
         int64_t none;
         return settle_existing(app, cid, KIND_ADD_GXP, user_id, 0, amount, &none, replayed, err);

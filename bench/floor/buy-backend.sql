@@ -7,8 +7,11 @@
 -- md5(run-client_id-n)::uuid: buy-gxp.sql prepares the same ids, see README.md).
 --
 -- statement                                       mirrors
--- 1 SELECT (count users), cost, stock           backend/coordinator.c buy_check  (be_buy_check)
--- 2 INSERT INTO coord_transactions ... 'buy'    backend/coordinator.c claim      (be_claim)
+-- 1 WITH chk AS (SELECT user found, cost, stock), claim AS (INSERT INTO coord_transactions ...
+--   'buy' ... WHERE found AND stock > 0 ON CONFLICT DO NOTHING) SELECT ...
+--                                               backend/coordinator.c buy_check_and_claim
+--                                               (be_buy_check_claim)
+-- 2 (none: the claim is statement 1's)
 --   [gxp TransactionPrepare happens here, on gxp-db: buy-gxp.sql]
 -- 3 BEGIN                                       backend/coordinator.c buy_local
 -- 4 INSERT INTO user_items ... ON CONFLICT DO UPDATE ... RETURNING id   buy_local (be_user_item_add)
@@ -19,7 +22,7 @@
 -- 7 SELECT cost FROM items WHERE id = <item>    buy_local (be_cost_read: the cost must be the one
 --                                               prepared, else ROLLBACK, 409 price_changed)
 -- 8 COMMIT
--- Each of 1 and 2 runs alone (autocommit) on a pooled connection (store_exec); 3..8 on one
+-- 1 runs alone (autocommit) on a pooled connection (store_exec); 3..8 on one
 -- connection (gf_db_acquire). Every statement is a prepared statement there as here (-M prepared).
 --
 -- Deviations, none of which adds a round trip (see README.md):
@@ -37,13 +40,11 @@
 \set uid_n ((((:uid & 127) | (case when :uid >= 128 then 128 else 0 end)) << 32) | ((((:uid >> 7) & 127) | (case when :uid >= 16384 then 128 else 0 end)) << 24) | ((((:uid >> 14) & 127) | (case when :uid >= 2097152 then 128 else 0 end)) << 16) | ((((:uid >> 21) & 127) | (case when :uid >= 268435456 then 128 else 0 end)) << 8) | ((:uid >> 28) & 127)) >> (8 * (5 - :uid_l))
 \set iid_l case when :iid >= 268435456 then 5 when :iid >= 2097152 then 4 when :iid >= 16384 then 3 when :iid >= 128 then 2 else 1 end
 \set iid_n ((((:iid & 127) | (case when :iid >= 128 then 128 else 0 end)) << 32) | ((((:iid >> 7) & 127) | (case when :iid >= 16384 then 128 else 0 end)) << 24) | ((((:iid >> 14) & 127) | (case when :iid >= 2097152 then 128 else 0 end)) << 16) | ((((:iid >> 21) & 127) | (case when :iid >= 268435456 then 128 else 0 end)) << 8) | ((:iid >> 28) & 127)) >> (8 * (5 - :iid_l))
--- 1. buy_check (be_buy_check)
-SELECT (SELECT count(*) FROM users WHERE id = :uid::bigint) AS user_found, i.cost AS cost, m.count AS stock FROM (SELECT 1) one LEFT JOIN items i ON i.id = :iid::bigint LEFT JOIN marketplace_items m ON m.item_id = i.id \gset
-\if :user_found = 0 or :stock = 0
-SELECT ('floor: buyer ' || :uid::text || ' or the stock of item ' || :iid::text || ' is missing: run the setup')::int;
+-- 1. the checks and the claim, one statement (be_buy_check_claim)
+WITH chk AS (SELECT EXISTS (SELECT 1 FROM users WHERE id = :uid::bigint) AS user_found, i.cost, m.count FROM (SELECT 1) one LEFT JOIN items i ON i.id = :iid::bigint LEFT JOIN marketplace_items m ON m.item_id = i.id), claim AS (INSERT INTO coord_transactions (correlation_id, kind, user_id, item_id, amount) SELECT md5(:run::text || '-' || :client_id::text || '-' || :n::text)::uuid, 'buy', :uid::bigint, :iid::bigint, chk.cost FROM chk WHERE chk.user_found AND chk.count > 0 ON CONFLICT (correlation_id) DO NOTHING RETURNING correlation_id) SELECT chk.user_found::int AS user_found, chk.cost AS cost, coalesce(chk.count, 0) AS stock, (SELECT count(*) FROM claim) AS claimed, coalesce((SELECT correlation_id::text FROM claim), '') AS cid FROM chk \gset
+\if :user_found = 0 or :stock = 0 or :claimed = 0
+SELECT ('floor: buyer ' || :uid::text || ' or the stock of item ' || :iid::text || ' is missing (run the setup), or the id was claimed already')::int;
 \endif
--- 2. claim (be_claim)
-INSERT INTO coord_transactions (correlation_id, kind, user_id, item_id, amount) VALUES (md5(:run::text || '-' || :client_id::text || '-' || :n::text)::uuid, 'buy', :uid::bigint, :iid::bigint, :cost::bigint) RETURNING correlation_id AS cid \gset
 -- 3..8 the local transaction (buy_local)
 BEGIN;
 INSERT INTO user_items (user_id, item_id, count) VALUES (:uid::bigint, :iid::bigint, 1) ON CONFLICT (user_id, item_id) DO UPDATE SET count = user_items.count + 1, version = user_items.version + 1, updated_at = now() RETURNING id AS uiid \gset

@@ -25,8 +25,11 @@ varint() {
 -- md5(run-client_id-n)::uuid: buy-gxp.sql prepares the same ids, see README.md).
 --
 -- statement                                       mirrors
--- 1 SELECT (count users), cost, stock           backend/coordinator.c buy_check  (be_buy_check)
--- 2 INSERT INTO coord_transactions ... 'buy'    backend/coordinator.c claim      (be_claim)
+-- 1 WITH chk AS (SELECT user found, cost, stock), claim AS (INSERT INTO coord_transactions ...
+--   'buy' ... WHERE found AND stock > 0 ON CONFLICT DO NOTHING) SELECT ...
+--                                               backend/coordinator.c buy_check_and_claim
+--                                               (be_buy_check_claim)
+-- 2 (none: the claim is statement 1's)
 --   [gxp TransactionPrepare happens here, on gxp-db: buy-gxp.sql]
 -- 3 BEGIN                                       backend/coordinator.c buy_local
 -- 4 INSERT INTO user_items ... ON CONFLICT DO UPDATE ... RETURNING id   buy_local (be_user_item_add)
@@ -37,7 +40,7 @@ varint() {
 -- 7 SELECT cost FROM items WHERE id = <item>    buy_local (be_cost_read: the cost must be the one
 --                                               prepared, else ROLLBACK, 409 price_changed)
 -- 8 COMMIT
--- Each of 1 and 2 runs alone (autocommit) on a pooled connection (store_exec); 3..8 on one
+-- 1 runs alone (autocommit) on a pooled connection (store_exec); 3..8 on one
 -- connection (gf_db_acquire). Every statement is a prepared statement there as here (-M prepared).
 --
 -- Deviations, none of which adds a round trip (see README.md):
@@ -55,13 +58,11 @@ HEAD
     varint uid
     varint iid
     cat <<'BODY'
--- 1. buy_check (be_buy_check)
-SELECT (SELECT count(*) FROM users WHERE id = :uid::bigint) AS user_found, i.cost AS cost, m.count AS stock FROM (SELECT 1) one LEFT JOIN items i ON i.id = :iid::bigint LEFT JOIN marketplace_items m ON m.item_id = i.id \gset
-\if :user_found = 0 or :stock = 0
-SELECT ('floor: buyer ' || :uid::text || ' or the stock of item ' || :iid::text || ' is missing: run the setup')::int;
+-- 1. the checks and the claim, one statement (be_buy_check_claim)
+WITH chk AS (SELECT EXISTS (SELECT 1 FROM users WHERE id = :uid::bigint) AS user_found, i.cost, m.count FROM (SELECT 1) one LEFT JOIN items i ON i.id = :iid::bigint LEFT JOIN marketplace_items m ON m.item_id = i.id), claim AS (INSERT INTO coord_transactions (correlation_id, kind, user_id, item_id, amount) SELECT md5(:run::text || '-' || :client_id::text || '-' || :n::text)::uuid, 'buy', :uid::bigint, :iid::bigint, chk.cost FROM chk WHERE chk.user_found AND chk.count > 0 ON CONFLICT (correlation_id) DO NOTHING RETURNING correlation_id) SELECT chk.user_found::int AS user_found, chk.cost AS cost, coalesce(chk.count, 0) AS stock, (SELECT count(*) FROM claim) AS claimed, coalesce((SELECT correlation_id::text FROM claim), '') AS cid FROM chk \gset
+\if :user_found = 0 or :stock = 0 or :claimed = 0
+SELECT ('floor: buyer ' || :uid::text || ' or the stock of item ' || :iid::text || ' is missing (run the setup), or the id was claimed already')::int;
 \endif
--- 2. claim (be_claim)
-INSERT INTO coord_transactions (correlation_id, kind, user_id, item_id, amount) VALUES (md5(:run::text || '-' || :client_id::text || '-' || :n::text)::uuid, 'buy', :uid::bigint, :iid::bigint, :cost::bigint) RETURNING correlation_id AS cid \gset
 BODY
     cat <<'LOCAL'
 -- 3..8 the local transaction (buy_local)
