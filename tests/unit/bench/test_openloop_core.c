@@ -136,6 +136,10 @@ static void chunked_response(void **state)
         parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n", false,
               &r),
         OL_PARSE_ERROR);
+    /* a chunk of 1 byte followed by "000": not "0" as the last chunk two bytes on */
+    assert_int_equal(
+        parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx000\r\n\r\n", false, &r),
+        OL_PARSE_ERROR);
     assert_int_equal(
         parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", false, &r),
         OL_PARSE_ERROR);
