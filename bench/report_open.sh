@@ -56,6 +56,8 @@ set ytics nomirror
 set y2tics
 set key left top
 set grid
+set xrange [0:*]
+set yrange [0:*]
 plot "< grep '^buy ' open-plot.dat" using 2:3 with linespoints lw 2 title "buy goodput", \
      "< grep '^add-gxp ' open-plot.dat" using 2:3 with linespoints lw 2 title "add-gxp goodput", \
      "< grep '^buy ' open-plot.dat" using 2:4 axes x1y2 with linespoints dashtype 2 title "buy p99 (2xx)", \

@@ -171,8 +171,9 @@ pct() { # SQL of a column d over rows: "p50 p99 n"
 }
 FIN0=$(psql_at "$GF_GXP_DB_PORT" "SELECT coalesce(max(id), 0) FROM gxp_transaction")
 EV0=$(psql_at "$GF_EVENTLOG_DB_PORT" "SELECT coalesce(max(id), 0) FROM event")
-last_row() { # FILE: the generator's last 30-second row: ok shed p50 p99
-    awk -F'\t' 'NR > 1 { r = $3 " " $4 " " $9 " " $10 } END { print (r == "" ? "0 0 0 0" : r) }' "$1"
+iv_row() { # FILE T: the generator's row of the interval that ended at T s: ok shed p50 p99
+    awk -F'\t' -v t="$2" 'NR > 1 && $1 + 0 == t { r = $3 " " $4 " " $9 " " $10 }
+        END { print (r == "" ? "0 0 0 0" : r) }' "$1"
 }
 
 printf 't_s\tbackend_db_bytes\tgxp_db_bytes\teventlog_db_bytes\twal_retained_bytes\trss_backend1_kib\trss_backend2_kib\trss_gxp1_kib\trss_gxp2_kib\trss_eventlog_kib\tbuy_ok\tbuy_shed\tbuy_p50_ms\tbuy_p99_ms\tadd_ok\tadd_shed\tadd_p50_ms\tadd_p99_ms\tfin_p50_ms\tfin_p99_ms\tfin_n\tev_p50_ms\tev_p99_ms\tev_n\n' \
@@ -199,7 +200,7 @@ sample() { # T: one row of soak.tsv, the tables of each cluster into soak-tables
     row=("$t" "${sizes[@]}" "$wal")
     for u in "${SERVICES[@]}"; do row+=("$(rss "${PID[$u]}")"); done
     # shellcheck disable=SC2206,SC2207 # words of numbers
-    row+=($(last_row "$OUT/soak-buy.tsv") $(last_row "$OUT/soak-add-gxp.tsv") $fin $ev)
+    row+=($(iv_row "$OUT/soak-buy.tsv" "$t") $(iv_row "$OUT/soak-add-gxp.tsv" "$t") $fin $ev)
     (IFS=$'\t' && echo "${row[*]}") >>"$OUT/soak.tsv"
     say "t=${t}s: dbs $((sizes[0] >> 20))/$((sizes[1] >> 20))/$((sizes[2] >> 20)) MiB, WAL retained $((wal >> 20)) MiB, buy p99 ${row[13]} ms, finalization p99 ${row[19]} ms, event lag p99 ${row[22]} ms"
 }

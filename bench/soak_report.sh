@@ -46,12 +46,12 @@ awk -F'\t' -v n="$rows" '
         m = split("backend_db_bytes gxp_db_bytes eventlog_db_bytes wal_retained_bytes", k, " ")
         for (i = 1; i <= m; i++) {
             x = a[col[k[i]]] / 1048576; y = b[col[k[i]]] / 1048576
-            printf "| %s MiB | %.1f | %.1f | %s |\n", k[i], x, y, x > 0 ? sprintf("%+.0f %%", 100 * (y - x) / x) : "–"
+            printf "| %s MiB | %.1f | %.1f | %s |\n", k[i], x, y, (x > 0 ? sprintf("%+.0f %%", 100 * (y - x) / x) : "–")
         }
         m = split("buy_p99_ms add_p99_ms fin_p99_ms ev_p99_ms", k, " ")
         for (i = 1; i <= m; i++) {
             x = a[col[k[i]]]; y = b[col[k[i]]]
-            printf "| %s | %s | %s | %s |\n", k[i], x, y, x > 0 ? sprintf("%+.0f %%", 100 * (y - x) / x) : "–"
+            printf "| %s | %s | %s | %s |\n", k[i], x, y, (x > 0 ? sprintf("%+.0f %%", 100 * (y - x) / x) : "–")
         }
     }' soak.tsv
 echo
