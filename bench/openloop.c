@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -406,8 +407,7 @@ static void conn_read(struct conn *c, int64_t now)
     conn_free(c, now);
 }
 
-/* ---- per-interval rows ------------------------------------------------------------------------
- */
+/* ---- per-interval rows ------------------------------------------------------------------- */
 static FILE *tsv;
 
 static void interval_row(double at_s)
@@ -433,6 +433,11 @@ static void interval_row(double at_s)
 
 static void report(int64_t end)
 {
+    /* the generator's own CPU (user + system): that it was not the bottleneck */
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                   (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
     ol_sort_u32(total.ok_lat.v, total.ok_lat.n);
     ol_sort_u32(total.all_lat.v, total.all_lat.n);
     ol_sort_u32(gen_lag.v, gen_lag.n);
@@ -442,18 +447,17 @@ static void report(int64_t end)
            " s4xx=%" PRIu64 " s5xx=%" PRIu64 " other=%" PRIu64 " errors=%" PRIu64
            " timeouts=%" PRIu64 " unfinished=%zu p50=%.2f p90=%.2f p99=%.2f max=%.2f"
            " all_p50=%.2f all_p90=%.2f all_p99=%.2f all_max=%.2f queue_max=%" PRIu64
-           " gen_lag_p99=%.3f drain_s=%.2f\n",
+           " gen_lag_p99=%.3f drain_s=%.2f cpu_s=%.2f\n",
            ops[cfg.op], cfg.rate, cfg.seconds, cfg.conns, cfg.poisson, total.arrivals / cfg.seconds,
            total.ok_in_window / cfg.seconds, total.arrivals, total.ok, total.shed, total.s503_other,
            total.s4xx, total.s5xx, total.other, total.errors, total.timeouts, q.n + busy,
            lats_ms(&total.ok_lat, 50), lats_ms(&total.ok_lat, 90), lats_ms(&total.ok_lat, 99),
            lats_ms(&total.ok_lat, 100), lats_ms(&total.all_lat, 50), lats_ms(&total.all_lat, 90),
            lats_ms(&total.all_lat, 99), lats_ms(&total.all_lat, 100), queue_max,
-           lats_ms(&gen_lag, 99), end > t_end ? (end - t_end) / 1e9 : 0.0);
+           lats_ms(&gen_lag, 99), end > t_end ? (end - t_end) / 1e9 : 0.0, cpu_s);
 }
 
-/* ---- the command line -------------------------------------------------------------------------
- */
+/* ---- the command line -------------------------------------------------------------------- */
 static double num(const char *opt, const char *s, double lo, double hi)
 {
     char *e;

@@ -148,7 +148,7 @@ enum ol_parse ol_http_parse(const char *buf, size_t len, bool eof, struct ol_res
 {
     size_t hlen = headers_end(buf, len);
     if (hlen == 0)
-        return len > OL_MAX_HEADERS || (eof && len > 0) ? OL_PARSE_ERROR : OL_PARSE_MORE;
+        return len > OL_MAX_HEADERS || eof ? OL_PARSE_ERROR : OL_PARSE_MORE;
     if (hlen > OL_MAX_HEADERS)
         return OL_PARSE_ERROR;
     /* HTTP/1.x SSS */

@@ -52,8 +52,9 @@ struct ol_response {
 };
 
 /* Parses the response at the start of buf[0..len). eof: the peer closed the connection after
- * these bytes, which ends a response delimited by its close (no length, not chunked). *out is
- * written only when the answer is OL_PARSE_DONE. */
+ * these bytes, which ends a response delimited by its close (no length, not chunked) and makes
+ * any other incomplete one (no bytes at all included) an error: with eof the answer is never
+ * OL_PARSE_MORE. *out is written only when the answer is OL_PARSE_DONE. */
 enum ol_parse ol_http_parse(const char *buf, size_t len, bool eof, struct ol_response *out);
 
 /* The services' error code: the value of the first "error":"..." in body[0..len) copied into

@@ -100,11 +100,11 @@ static void content_length_response(void **state)
     assert_int_equal(r.total, strlen(s));
     assert_int_equal(r.header_len, strlen(s) - 5);
     assert_true(r.keep_alive);
-    /* every shorter prefix wants more, and is an error when the peer closed there */
+    /* every shorter prefix wants more, and is an error when the peer closed there (a close
+     * before any byte of the answer included: waiting on would wait forever) */
     for (size_t n = 0; n < strlen(s); n++) {
         assert_int_equal(ol_http_parse(s, n, false, &r), OL_PARSE_MORE);
-        if (n > 0)
-            assert_int_equal(ol_http_parse(s, n, true, &r), OL_PARSE_ERROR);
+        assert_int_equal(ol_http_parse(s, n, true, &r), OL_PARSE_ERROR);
     }
     /* a next response after it is not swallowed */
     char two[256];
