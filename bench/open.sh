@@ -85,12 +85,12 @@ open_run() {
         ep50=- ep99=- en=0
     fi
     of() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$line"; }
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
         "$op" "$factor" "$peak" "$(of offered)" "$(of goodput)" "$(of ok)" "$(of shed)" \
         "$(of s503_other)" "$(($(of s4xx) + $(of s5xx) + $(of other)))" "$(of errors)" \
         "$(of timeouts)" "$(of unfinished)" "$(of p50)" "$(of p99)" "$(of all_p50)" \
         "$(of all_p99)" "$fp50" "$fp99" "$fn" "$ep50" "$ep99" "$en" "$(of gen_lag_p99)" \
-        "$(of queue_max)" >>"$OUT/open.tsv"
+        "$(of queue_max)" "$(of arrivals)" "$(of cpu_s)" >>"$OUT/open.tsv"
     say "open $op at ${factor}x peak ($rate/s offered $(of offered)): goodput $(of goodput)/s," \
         "shed $(of shed), p50 $(of p50) ms, p99 $(of p99) ms from arrival; finalization p99" \
         "$fp99 ms, event lag p99 $ep99 ms"
@@ -99,7 +99,7 @@ open_run() {
 open_part() {
     open_check
     local buy_peak add_peak f
-    printf 'op\tfactor\tpeak\toffered\tgoodput\tok\tshed\ts503_other\tother_status\terrors\ttimeouts\tunfinished\tp50\tp99\tall_p50\tall_p99\tfin_p50\tfin_p99\tfin_n\tev_p50\tev_p99\tev_n\tgen_lag_p99\tqueue_max\n' \
+    printf 'op\tfactor\tpeak\toffered\tgoodput\tok\tshed\ts503_other\tother_status\terrors\ttimeouts\tunfinished\tp50\tp99\tall_p50\tall_p99\tfin_p50\tfin_p99\tfin_n\tev_p50\tev_p99\tev_n\tgen_lag_p99\tqueue_max\tarrivals\tgen_cpu_s\n' \
         >"$OUT/open.tsv"
     buy_peak=$(open_peak buy buy buy.lua)
     add_peak=$(open_peak add-gxp add-gxp add_gxp.lua)

@@ -9,11 +9,12 @@ cd "$1"
 
 echo "## Open loop: a fixed arrival rate, latency from the arrival"
 echo
-echo "| op | × peak | offered/s | goodput/s | shed (503 overloaded) | other 503 | other non-2xx | errors | p50 ms | p99 ms | p99 of all ms | finalization p99 ms | event lag p99 ms | generator lag p99 ms |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| op | × peak | offered/s | goodput/s | shed (503 overloaded) | other 503 | other non-2xx | errors | p50 ms | p99 ms | p99 of all ms | finalization p99 ms | event lag p99 ms | generator lag p99 ms | generator CPU µs/request |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 awk -F'\t' 'NR > 1 {
-    printf "| %s | %s | %.0f | %.0f | %d | %d | %d | %d | %.1f | %.1f | %.1f | %s | %s | %s |\n",
-        $1, $2, $4, $5, $7, $8, $9, $10 + $11 + $12, $13, $14, $16, $18, $21, $23 }' open.tsv
+    printf "| %s | %s | %.0f | %.0f | %d | %d | %d | %d | %.1f | %.1f | %.1f | %s | %s | %s | %s |\n",
+        $1, $2, $4, $5, $7, $8, $9, $10 + $11 + $12, $13, $14, $16, $18, $21, $23,
+        ($25 > 0 ? sprintf("%.0f", $26 * 1e6 / $25) : "–") }' open.tsv
 echo
 echo "The open-loop generator (bench/openloop.c) sends requests at a fixed rate, a multiple of the"
 echo "op's closed-loop peak (wrk at c=${BENCH_OPEN_PEAK_CONNS:-32}: $(awk -F'\t' 'NR > 1 && !s[$1]++ { printf "%s%s %.0f/s", n++ ? ", " : "", $1, $3 }' open.tsv)),"
@@ -25,7 +26,8 @@ echo "second. Shed: 503 with error \"overloaded\" (admission control), never ret
 echo "connections, timeouts (10 s) and requests still unanswered after the drain. p50/p99: of the"
 echo "2xx answers; p99 of all: every answer. Finalization and event lag as in the closed-loop"
 echo "table, for the transactions of the run (after it settled). Generator lag: how late the"
-echo "generator itself sent requests that found a free connection (its own share of the latency)."
+echo "generator itself sent requests that found a free connection (its own share of the latency,"
+echo "large when the machine's cores are busy), and the CPU it used per request."
 echo
 
 echo "| target (fresh under overload) | measured | wanted | |"
