@@ -221,6 +221,11 @@ for ((k = 1; k * SAMPLE <= SOAK_SECONDS; k++)); do
     wait_ns=$((start + (k * SAMPLE + 1) * 1000000000 - $(date +%s%N)))
     ((wait_ns <= 0)) || sleep "$(awk -v n="$wait_ns" 'BEGIN { printf "%.3f", n / 1e9 }')"
     sample $((k * SAMPLE))
+    if ((k * SAMPLE < SOAK_SECONDS)); then # before the end, a generator gone is a failure
+        for p in "${GEN_PIDS[@]}"; do
+            kill -0 "$p" 2>/dev/null || die "a generator stopped early (see $OUT/openloop-*.txt)"
+        done
+    fi
 done
 for p in "${GEN_PIDS[@]}"; do wait "$p" || die "a generator failed (see $OUT/openloop-*.txt)"; done
 GEN_PIDS=()
