@@ -104,6 +104,14 @@ chaos: deps build
 	CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_CLIENTS=$(CHAOS_CLIENTS) GF_BUILD_DIR=$(abspath $(BUILD)) \
 	  bash tests/chaos/chaos.sh
 
+# The soak: 30 minutes (SOAK_SECONDS) of open-loop buys and add-gxps at half the peak against
+# a stack of its own, disk use, memory and latency sampled every 30 s and plotted (bench/soak.sh).
+# SOAK_ENV="VAR=value ..." reaches every service: short retention periods, so that the run
+# reaches its steady state. Not part of `make test`.
+.PHONY: soak
+soak: deps build
+	GF_BUILD_DIR=$(abspath $(BUILD)) bash bench/soak.sh
+
 # gxp alone: TransactionPrepare over gRPC beside pgbench on gxp-db (bench/gxp_bench.c).
 bench-gxp: deps build
 	@bash bench/gxp.sh

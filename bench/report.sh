@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Turns the tables bench/suite.sh measured (runs.tsv, floor.tsv, lags.tsv, rss.tsv in DIR) into
-# the Markdown report on stdout (with bids.tsv and settle.tsv: the auctions' figures) and two
+# the Markdown report on stdout (with bids.tsv and settle.tsv: the auctions' figures; with open.tsv
+# the open-loop runs and open.png, by bench/report_open.sh) and two
 # plots, DIR/throughput.png and DIR/latency.png
 # (gnuplot): throughput and p99 latency against concurrency, ours beside the floor.
 # A run of a part of the suite (BENCH_ONLY) reports what it measured.
 #   bench/report.sh DIR
 set -euo pipefail
 DIR=$1
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$DIR"
 
 echo "# gf-svc benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -137,6 +139,9 @@ if [[ $(wc -l <settle.tsv 2>/dev/null || echo 0) -gt 1 ]]; then
     echo "auction, from its end to its payout; applied: to the last payout's COMMITTED on gxp-db."
     echo
 fi
+
+# ---- open loop (open.tsv, the part `open`): its own section and plot, open.png -------------
+bash "$BENCH_DIR/report_open.sh" .
 
 echo "## Peak memory (VmHWM)"
 echo

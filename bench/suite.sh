@@ -27,12 +27,13 @@
 # item would make every buy race for one stock row, which measures the optimistic lock's
 # back-off rather than the system), BENCH_BIG_ROWS (1000000; 0 skips the large-table run), GF_BUILD_DIR (build),
 # BENCH_ONLY (all: a part of the suite, any of: auth get-item get-user add-gxp buy bid settle
-# console floor big; e.g. "get-item buy" for the throughput of those two), BENCH_SELLERS (32: users
+# console floor big open; e.g. "get-item buy" for the throughput of those two), BENCH_SELLERS (32: users
 # 1..32 sell, the others bid), BENCH_AUCTIONS (256: the open auctions the bids go to),
 # BENCH_SETTLE_AUCTIONS (1000), BENCH_SETTLE_LEAD_S (30: the auctions end this long after their
 # creation starts; creation and bids must be done by then), BENCH_PORT_BASE (unset: a free block at
 # random; else the stack's 17 ports from there), GF_BENCH_TMP (/tmp/gf-bench-<uid>: the stack's
-# state goes to its stack/).
+# state goes to its stack/). The part `open` (buys and add-gxps at a fixed arrival rate, 0.5x, 1x
+# and 2x the closed-loop peak) has its own settings: see bench/open.sh.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -47,12 +48,12 @@ SELLERS=${BENCH_SELLERS:-32}
 AUCTIONS=${BENCH_AUCTIONS:-256}
 SETTLE_AUCTIONS=${BENCH_SETTLE_AUCTIONS:-1000}
 SETTLE_LEAD_S=${BENCH_SETTLE_LEAD_S:-30}
-ONLY=${BENCH_ONLY:-auth get-item get-user add-gxp buy bid settle console floor big}
+ONLY=${BENCH_ONLY:-auth get-item get-user add-gxp buy bid settle console floor big open}
 for part in $ONLY; do
     case $part in
-    auth | get-item | get-user | add-gxp | buy | bid | settle | console | floor | big) ;;
+    auth | get-item | get-user | add-gxp | buy | bid | settle | console | floor | big | open) ;;
     *)
-        printf 'bench: BENCH_ONLY: unknown part %s (auth get-item get-user add-gxp buy bid settle console floor big)\n' \
+        printf 'bench: BENCH_ONLY: unknown part %s (auth get-item get-user add-gxp buy bid settle console floor big open)\n' \
             "$part" >&2
         exit 2
         ;;
@@ -458,6 +459,13 @@ for c in $CONCURRENCY; do
 done
 if wanted settle; then
     settle_bench
+fi
+
+# ---- open loop: a fixed arrival rate at 0.5x, 1x and 2x the peak (bench/open.sh) --------------
+if wanted open; then
+    # shellcheck source=bench/open.sh
+    source "$REPO/bench/open.sh"
+    open_part
 fi
 
 # ---- the console's cost: the buy at the highest concurrency, console closed and open ---------
