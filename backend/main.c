@@ -1,7 +1,8 @@
 /* backend: the core system behind the HTTP API, and the coordinator of the two-phase commit
  * with gxp. The story: command line (--help, --check-config) → logging → config → TLS
- * material → database pool and gxp channel → HTTP API → event relay and event log → schema →
- * gRPC (ResolveTransaction) → wait for SIGTERM/SIGINT → drain → clean up. */
+ * material → database pool and gxp channel → admission control → HTTP API → event relay and
+ * event log → schema → gRPC (ResolveTransaction) → wait for SIGTERM/SIGINT → drain → clean
+ * up. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
