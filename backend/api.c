@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admission.h"
 #include "backend.h"
 #include "gf/clock.h"
 #include "gf/http.h"
@@ -680,8 +681,37 @@ static bool claim_key(struct ctx *c, const char *key)
     return false;
 }
 
-/* After lib's routing and readiness gate: the method's headers, the body, the key's claim,
- * then the route. */
+/* The routes whose work queues behind gxp's apply worker (a decision) or the relay (an event),
+ * and that a client makes at a rate: buys, add-gxp, auction bids and creates. Reads, probes,
+ * /metrics, the console, logins and the operators' rare changes are never shed. */
+static bool sheddable(const struct gf_http_route *r)
+{
+    return r->run == run_buy || r->run == run_add_gxp || r->run == run_auction_bid ||
+           r->run == run_auction_create;
+}
+
+/* Admission control (admission.c), before anything is written: no claim of the key or the
+ * correlation id, so the same request retried later runs as if first sent. false:
+ * c->http.resp holds the 503 overloaded. */
+static bool admit(struct ctx *c)
+{
+    if (!sheddable(c->http.route))
+        return true;
+    enum admission_reason why = admission_check(c->app->admission);
+    if (why == ADMISSION_OPEN)
+        return true;
+    char ra[24], msg[160];
+    snprintf(ra, sizeof ra, "%lld", (long long)c->app->cfg->admit_retry_after_s);
+    gf_http_add_header(c->http.resp, "Retry-After", ra);
+    snprintf(msg, sizeof msg, "the service is overloaded (%s); nothing was done: retry after %s s",
+             admission_reason_text(why), ra);
+    reply_error(c, 503, "overloaded", msg);
+    c->http.expected = true; /* counted in backend_shed_total; one log line per state change */
+    return false;
+}
+
+/* After lib's routing and readiness gate: the method's headers, the body, admission, the
+ * key's claim, then the route. */
 static void serve(struct ctx *c)
 {
     const struct gf_http_route *r = c->http.route;
@@ -699,6 +729,10 @@ static void serve(struct ctx *c)
             reply_status(c, GF_EINVAL, &err);
             return;
         }
+    }
+    if (!admit(c)) {
+        json_decref(root);
+        return;
     }
     if (key == NULL) {
         r->run(&c->http);

@@ -68,6 +68,12 @@ struct backend_config {
     int64_t saga_poll_ms;
     int64_t saga_lease_ms;
     int64_t saga_batch;
+    bool admit; /* admission control (admission.c) */
+    int64_t admit_interval_ms;
+    int64_t admit_lag_ms;
+    int64_t admit_outbox_age_ms;
+    int64_t admit_resume_pct;
+    int64_t admit_retry_after_s;
 };
 extern const struct gf_config_def backend_config_defs[];
 extern const size_t backend_config_ndefs;
@@ -82,8 +88,9 @@ struct backend_app {
     struct gf_grpc_client *gxp;
     struct relay *relay;
     struct saga *saga;
-    struct console *console;   /* the operators' console (console.c); NULL until it runs */
-    struct gf_auth_keys *keys; /* verify every token; sign those of POST /auth/login */
+    struct console *console;     /* the operators' console (console.c); NULL until it runs */
+    struct admission *admission; /* admission.c; NULL admits everything */
+    struct gf_auth_keys *keys;   /* verify every token; sign those of POST /auth/login */
     atomic_bool migrated;
     /* The schema is in place and the first operator made: /readyz and the routes answer. */
     atomic_bool serving;

@@ -127,6 +127,21 @@ const struct gf_config_def backend_config_defs[] = {
      "how long a claimed step is its runner's; a dead replica's steps are taken over after it"},
     {"BACKEND_SAGA_BATCH", GF_CFG_INT, "32", 1, 1000, false, F(saga_batch),
      "due steps a worker claims at once"},
+    {"BACKEND_ADMIT", GF_CFG_BOOL, "true", 0, 0, false, F(admit),
+     "admission control: buys, add-gxp and auction bids/creates are answered 503 overloaded "
+     "(with Retry-After) while gxp's replication or the event outbox is behind (false: never)"},
+    {"BACKEND_ADMIT_INTERVAL_MS", GF_CFG_INT, "25", 5, 1000, false, F(admit_interval_ms),
+     "how often admission control measures both (one query on a connection of its own)"},
+    {"BACKEND_ADMIT_LAG_MS", GF_CFG_INT, "60", 1, 600000, false, F(admit_lag_ms),
+     "shed while the oldest backend-db WAL gxp's subscription has not applied is older than "
+     "this (the delay a decision made now waits before gxp finalizes it)"},
+    {"BACKEND_ADMIT_OUTBOX_AGE_MS", GF_CFG_INT, "150", 1, 600000, false, F(admit_outbox_age_ms),
+     "shed while the oldest unpublished event_outbox row is older than this"},
+    {"BACKEND_ADMIT_RESUME_PCT", GF_CFG_INT, "50", 1, 100, false, F(admit_resume_pct),
+     "once shedding, admit again only when both figures are under this percentage of their "
+     "bounds (hysteresis; 100 = none)"},
+    {"BACKEND_ADMIT_RETRY_AFTER_S", GF_CFG_INT, "1", 1, 60, false, F(admit_retry_after_s),
+     "the Retry-After (seconds) of a 503 overloaded"},
 };
 const size_t backend_config_ndefs = sizeof backend_config_defs / sizeof backend_config_defs[0];
 

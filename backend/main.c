@@ -1,11 +1,13 @@
 /* backend: the core system behind the HTTP API, and the coordinator of the two-phase commit
  * with gxp. The story: command line (--help, --check-config) → logging → config → TLS
- * material → database pool and gxp channel → HTTP API → event relay and event log → schema →
- * gRPC (ResolveTransaction) → wait for SIGTERM/SIGINT → drain → clean up. */
+ * material → database pool and gxp channel → admission control → HTTP API → event relay and
+ * event log → schema → gRPC (ResolveTransaction) → wait for SIGTERM/SIGINT → drain → clean
+ * up. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "admission.h"
 #include "backend.h"
 #include "gf/console_feed.h"
 #include "gf/events.h"
@@ -86,6 +88,10 @@ int main(int argc, char **argv)
         goto out;
     }
     gf_db_pool_register_metrics(app.pool, "main"); /* the relay registers its own */
+    /* Before the API: the routes read its state from their first request. */
+    app.admission = admission_start(&app);
+    if (app.admission == NULL)
+        goto out;
     http = api_start(&app);
     if (http == NULL)
         goto out;
@@ -157,6 +163,7 @@ out:
         gf_console_feed_stop();
     saga_stop(app.saga);
     relay_stop(app.relay);
+    admission_stop(app.admission);
     gf_grpc_client_free(app.gxp);
     gf_db_pool_free(app.pool);
     gf_grpc_tls_free(tls);

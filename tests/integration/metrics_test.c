@@ -58,6 +58,11 @@ static const char *const backend_metrics[] = {
     "backend_outbox_pending",
     "backend_outbox_oldest_pending_age_seconds",
     "backend_decisions_replication_lag_bytes",
+    /* admission control (off in the fixture: registered all the same) */
+    "backend_shed_total",
+    "backend_admission_state",
+    "backend_admission_decisions_lag_seconds",
+    "backend_admission_outbox_age_seconds",
     /* the auction saga's runners */
     "backend_saga_steps_total",
     "backend_saga_step_delay_seconds",
@@ -747,6 +752,8 @@ static void backend_metrics_count_the_2pc_the_locks_and_the_outbox(const struct 
     value_at_least(&sc, "backend_decisions_replication_lag_bytes", NULL, 0);
     value_is(&sc, "backend_relay_lag_seconds_count", NULL, EVENTS);
     value_at_least(&sc, "backend_relay_connected", NULL, 1);
+    value_is(&sc, "backend_admission_state", NULL, 0); /* off here: never sheds */
+    value_is(&sc, "backend_shed_total", "reason=\"decisions_lag\"", 0);
 
     value_is(&sc, "backend_2pc_started_total", "kind=\"add_gxp\"", 1);
     value_is(&sc, "backend_2pc_started_total", "kind=\"buy\"", 2);

@@ -1,0 +1,276 @@
+/* Admission control (issue 19, "fresh under overload"): while gxp's subscription is behind on
+ * the decisions, or the event outbox backs up, a buy and an add-gxp are answered 503
+ * overloaded with Retry-After, before anything is written; reads still answer; once the lag
+ * clears, the very same requests (same Idempotency-Key, same correlation id) run normally. The
+ * lag is real: gxp's subscription disabled with a decision committed behind it, or the relay
+ * held by a failpoint with events waiting. A world per test, checked against SPEC §5. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "backend_fixture.h"
+#include "gf/clock.h"
+
+/* The bound of the signal under test is well above the noise of a loaded 2-core machine; the
+ * other one is out of reach, so the reason answered is the one provoked. */
+static const char *const lag_env[] = {"BACKEND_ADMIT=true", "BACKEND_ADMIT_LAG_MS=300",
+                                      "BACKEND_ADMIT_OUTBOX_AGE_MS=600000", NULL};
+static const char *const outbox_env[] = {"BACKEND_ADMIT=true",
+                                         "BACKEND_ADMIT_LAG_MS=600000",
+                                         "BACKEND_ADMIT_OUTBOX_AGE_MS=300",
+                                         "BACKEND_ADMIT_RETRY_AFTER_S=2",
+                                         "BACKEND_FAILPOINT_RELAY_HOLD=1",
+                                         NULL};
+static const char *const outbox_released_env[] = {
+    "BACKEND_ADMIT=true", "BACKEND_ADMIT_LAG_MS=600000", "BACKEND_ADMIT_OUTBOX_AGE_MS=300",
+    "BACKEND_ADMIT_RETRY_AFTER_S=2", NULL};
+
+static int setup_lag(void **state)
+{
+    (void)state;
+    struct world_options o = {.extra_env = lag_env};
+    return world_start(&W, &o);
+}
+
+static int setup_outbox(void **state)
+{
+    (void)state;
+    struct world_options o = {.failpoints = true, .extra_env = outbox_env};
+    return world_start(&W, &o);
+}
+
+/* The value of one series of the backend's /metrics ("name{labels}" as written), or -1. */
+static double metric(const char *series)
+{
+    struct http_res r;
+    double v = -1;
+    if (http(&W, "GET", "/metrics", NULL, NULL, &r) == 200) {
+        size_t n = strlen(series);
+        for (const char *p = r.body; p != NULL && *p; p = strchr(p, '\n'), p = p ? p + 1 : p) {
+            if (strncmp(p, series, n) == 0 && p[n] == ' ') {
+                v = strtod(p + n + 1, NULL);
+                break;
+            }
+        }
+    }
+    http_res_free(&r);
+    return v;
+}
+
+/* Waits until backend_admission_state is want (1 shedding, 0 admitting). 0, or -1. */
+static int wait_state(int want, int timeout_ms)
+{
+    int64_t end = gf_mono_ms() + timeout_ms;
+    while (gf_mono_ms() < end) {
+        if (metric("backend_admission_state") == want)
+            return 0;
+        usleep(20 * 1000);
+    }
+    fprintf(stderr, "backend_admission_state never became %d; log: %s\n", want, W.backend_log);
+    return -1;
+}
+
+/* What a shed request may not change, as one comparable line, without waiting for gxp (its
+ * subscription may be off): every row and sum a buy or an add-gxp touches on both sides. */
+static void state_line(char *out, size_t n)
+{
+    char b[512], g[256];
+    sql_text(W.backend, b, sizeof b,
+             "SELECT format('coord=%%s decisions=%%s keys=%%s events=%%s mp=%%s ui=%%s/%%s',"
+             " (SELECT count(*) FROM coord_transactions),"
+             " (SELECT count(*) FROM transaction_outbox),"
+             " (SELECT count(*) FROM idempotency_keys), (SELECT count(*) FROM event_outbox),"
+             " (SELECT coalesce(sum(count), 0) FROM marketplace_items),"
+             " (SELECT count(*) FROM user_items),"
+             " (SELECT coalesce(sum(count), 0) FROM user_items))");
+    sql_text(W.gxp, g, sizeof g,
+             "SELECT format('sum=%%s reserved=%%s tx=%%s',"
+             " (SELECT coalesce(sum(balance), 0) FROM balance),"
+             " (SELECT coalesce(sum(reserved), 0) FROM balance),"
+             " (SELECT count(*) FROM gxp_transaction))");
+    snprintf(out, n, "%s | %s", b, g);
+}
+
+/* POST path body with an Idempotency-Key (key, may be NULL) and an X-Correlation-Id (cid, may
+ * be NULL); *replayed tells whether the answer said Idempotent-Replayed. */
+static long post(const char *path, const char *body, const char *key, const char *cid,
+                 struct http_res *r, bool *replayed)
+{
+    char kh[128], ch[96], rp[16];
+    const char *h[3];
+    int n = 0;
+    if (key != NULL) {
+        snprintf(kh, sizeof kh, "Idempotency-Key: %s", key);
+        h[n++] = kh;
+    }
+    if (cid != NULL) {
+        snprintf(ch, sizeof ch, "X-Correlation-Id: %s", cid);
+        h[n++] = ch;
+    }
+    h[n] = NULL;
+    http(&W, "POST", path, body, h, r);
+    if (replayed != NULL)
+        *replayed = http_header(r, "Idempotent-Replayed", rp, sizeof rp) != NULL;
+    return r->status;
+}
+
+/* A 503 overloaded with a Retry-After of at least min_s seconds, naming why. */
+static void assert_shed(const char *path, const char *body, const char *key, const char *cid,
+                        long min_s, const char *why)
+{
+    struct http_res r;
+    post(path, body, key, cid, &r, NULL);
+    if (r.status != 503)
+        fail_msg("%s while overloaded: %ld %s", path, r.status, r.body);
+    assert_error(&r, 503, "overloaded");
+    char ra[16];
+    assert_non_null(http_header(&r, "Retry-After", ra, sizeof ra));
+    assert_true(atol(ra) >= min_s);
+    if (strstr(jstr(r.json, "message"), why) == NULL)
+        fail_msg("the message does not say why (%s): %s", why, jstr(r.json, "message"));
+    http_res_free(&r);
+}
+
+/* A request admitted again: 200, run now (not a replay of anything stored by the 503). */
+static void assert_runs(const char *path, const char *body, const char *key, const char *cid)
+{
+    struct http_res r;
+    bool replayed = true;
+    post(path, body, key, cid, &r, &replayed);
+    if (r.status != 200)
+        fail_msg("%s after the overload: %ld %s", path, r.status, r.body);
+    assert_false(replayed);
+    http_res_free(&r);
+}
+
+/* The reads a shedding backend keeps answering: catalog, a balance (from gxp), probes. */
+static void reads_answer(long long user)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/user/gxp?userId=%lld", user);
+    const char *const paths[] = {"/item",    "/marketplace/item", path,
+                                 "/healthz", "/readyz",           "/metrics"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        struct http_res r;
+        http(&W, "GET", paths[i], NULL, NULL, &r);
+        if (r.status != 200)
+            fail_msg("GET %s while shedding: %ld %s", paths[i], r.status, r.body);
+        http_res_free(&r);
+    }
+}
+
+static void buys_and_add_gxp_are_shed_while_replication_lags_and_run_once_it_clears(void **state)
+{
+    (void)state;
+    long long u = api_create_user(&W, "admitted-later");
+    long long item = api_create_item(&W, "lagging-item", 10);
+    api_create_marketplace_item(&W, item, 5);
+    api_add_gxp(&W, u, 100, NULL);
+    assert_int_equal(wait_state(0, 5000), 0);
+
+    /* The apply worker stops (its slot goes inactive); a decision is then committed behind it,
+     * admitted while the lag is still young. */
+    sql_exec(W.gxp, "ALTER SUBSCRIPTION transaction_outbox_sub DISABLE");
+    int64_t end = gf_mono_ms() + 10000;
+    while (sql_ll(W.backend, "SELECT count(*) FROM pg_replication_slots WHERE slot_name ="
+                             " 'transaction_outbox_sub' AND active") != 0) {
+        assert_true(gf_mono_ms() < end);
+        usleep(20 * 1000);
+    }
+    char body[96];
+    struct http_res r;
+    snprintf(body, sizeof body, "{\"userId\":%lld,\"amount\":1}", u);
+    assert_int_equal(post("/user/gxp/add", body, NULL, NULL, &r, NULL), 200);
+    http_res_free(&r);
+    assert_int_equal(wait_state(1, 5000), 0);
+
+    char before[800], after[800], cid[37];
+    state_line(before, sizeof before);
+    new_cid(cid);
+    char buy[96], add[96];
+    snprintf(buy, sizeof buy, "{\"userId\":%lld,\"itemId\":%lld}", u, item);
+    snprintf(add, sizeof add, "{\"userId\":%lld,\"amount\":5}", u);
+    const char *why = "replication";
+    assert_shed("/marketplace/item/buy", buy, "adm-buy-1", NULL, 1, why);
+    assert_shed("/user/gxp/add", add, "adm-add-1", NULL, 1, why);
+    assert_shed("/marketplace/item/buy", buy, NULL, cid, 1, why);
+    reads_answer(u);
+    state_line(after, sizeof after);
+    assert_string_equal(before, after);
+    assert_int_equal(sql_ll(W.backend, "SELECT count(*) FROM idempotency_keys WHERE key LIKE"
+                                       " 'adm-%%'"),
+                     0);
+    assert_int_equal(sql_ll(W.backend,
+                            "SELECT count(*) FROM coord_transactions WHERE correlation_id = '%s'",
+                            cid),
+                     0);
+    assert_true(metric("backend_shed_total{reason=\"decisions_lag\"}") >= 3);
+    assert_true(metric("backend_admission_decisions_lag_seconds") >= 0.3);
+
+    sql_exec(W.gxp, "ALTER SUBSCRIPTION transaction_outbox_sub ENABLE");
+    assert_int_equal(wait_state(0, 15000), 0);
+    assert_runs("/marketplace/item/buy", buy, "adm-buy-1", NULL);
+    assert_runs("/user/gxp/add", add, "adm-add-1", NULL);
+    assert_runs("/marketplace/item/buy", buy, NULL, cid);
+    assert_int_equal(wait_no_pending(&W, 15000), 0);
+    balance_is(&W, u, 100 + 1 + 5 - 10 - 10, 0);
+    assert_int_equal(sql_ll(W.backend,
+                            "SELECT coalesce(sum(count), 0) FROM marketplace_items"
+                            " WHERE item_id = %lld",
+                            item),
+                     3);
+}
+
+static void a_buy_is_shed_while_the_event_outbox_backs_up_and_runs_once_it_drains(void **state)
+{
+    (void)state;
+    /* The relay is held from the start: the operator's audit events of these creates wait. */
+    long long u = api_create_user(&W, "outbox-buyer");
+    long long item = api_create_item(&W, "outbox-item", 10);
+    api_create_marketplace_item(&W, item, 5);
+    assert_int_equal(wait_state(1, 5000), 0);
+
+    char before[800], after[800], buy[96], add[96];
+    state_line(before, sizeof before);
+    snprintf(buy, sizeof buy, "{\"userId\":%lld,\"itemId\":%lld}", u, item);
+    snprintf(add, sizeof add, "{\"userId\":%lld,\"amount\":20}", u);
+    const char *why = "outbox";
+    assert_shed("/marketplace/item/buy", buy, "adm-outbox-buy", NULL, 2, why);
+    assert_shed("/user/gxp/add", add, "adm-outbox-add", NULL, 2, why);
+    reads_answer(u);
+    state_line(after, sizeof after);
+    assert_string_equal(before, after);
+    assert_true(metric("backend_shed_total{reason=\"outbox_backlog\"}") >= 2);
+    assert_true(metric("backend_admission_outbox_age_seconds") >= 0.3);
+
+    /* The relay let go (a backend without the failpoint): the outbox drains. */
+    assert_int_equal(world_crash_backend(&W), 0);
+    http_thread_done();
+    assert_int_equal(world_start_backend(&W, true, outbox_released_env), 0);
+    assert_int_equal(wait_state(0, 15000), 0);
+    assert_runs("/user/gxp/add", add, "adm-outbox-add", NULL);
+    assert_runs("/marketplace/item/buy", buy, "adm-outbox-buy", NULL);
+    assert_int_equal(wait_no_pending(&W, 15000), 0);
+    balance_is(&W, u, 20 - 10, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            buys_and_add_gxp_are_shed_while_replication_lags_and_run_once_it_clears, setup_lag,
+            world_check_and_stop),
+        cmocka_unit_test_setup_teardown(
+            a_buy_is_shed_while_the_event_outbox_backs_up_and_runs_once_it_drains, setup_outbox,
+            world_check_and_stop),
+    };
+    if (getenv("GF_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("GF_TEST_FILTER"));
+    return cmocka_run_group_tests_name("admission", tests, NULL, NULL);
+}
