@@ -118,9 +118,10 @@ struct cli_reply {
 };
 
 /* One request to base + path: a GET when body is NULL, else a POST of body as JSON, with
- * "Authorization: Bearer <token>" when token is not NULL. Connect timeout 5 s, total 30 s.
- * Returns the exit code the answer means (cli_exit_for). Free *r with cli_reply_cleanup
- * whatever the result. */
+ * "Authorization: Bearer <token>" when token is not NULL. Connect timeout 5 s, total 30 s. A
+ * 503 overloaded (shed before anything was written) is sent again after its Retry-After (1-5
+ * s), 5 tries at most, saying so on stderr. Returns the exit code the answer means (cli_exit_for).
+ * Free *r with cli_reply_cleanup whatever the result. */
 int cli_http(const char *base, const char *path, const json_t *body, const char *token,
              struct cli_reply *r);
 void cli_reply_cleanup(struct cli_reply *r);

@@ -1,7 +1,9 @@
 /* gf's one HTTP client: a GET or a JSON POST with libcurl, the answer read into memory (up to
  * a cap) and parsed when it is JSON. One easy handle per request: gf makes a handful. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -32,10 +34,12 @@ static bool header_safe(const char *s)
     return true;
 }
 
-int cli_http(const char *base, const char *path, const json_t *body, const char *token,
-             struct cli_reply *r)
+/* One request; *retry_after_s: the answer's Retry-After in seconds (-1: none). */
+static int http_once(const char *base, const char *path, const json_t *body, const char *token,
+                     struct cli_reply *r, long *retry_after_s)
 {
     memset(r, 0, sizeof *r);
+    *retry_after_s = -1;
     struct gf_buf b;
     gf_buf_init(&b, BODY_MAX);
     char *url = NULL, *payload = NULL, *auth = NULL;
@@ -92,6 +96,9 @@ int cli_http(const char *base, const char *path, const json_t *body, const char 
         goto out;
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_off_t ra = -1;
+    if (curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
+        *retry_after_s = (long)ra;
     if (gf_buf_len(&b) > 0)
         r->json = json_loadb(gf_buf_str(&b), gf_buf_len(&b), JSON_DECODE_ANY, NULL);
 out:
@@ -107,6 +114,34 @@ out:
     if (c != NULL)
         curl_easy_cleanup(c);
     return cli_exit_for(r->status);
+}
+
+/* A 503 overloaded: the backend shed the request before it wrote anything (admission control,
+ * ARCHITECTURE "Admission control"), so sending it again is safe, after the Retry-After it
+ * names (1-5 s), a few times; any other answer is the answer. */
+#define OVERLOADED_TRIES 5
+
+static bool shed(const struct cli_reply *r)
+{
+    json_t *code = r->status == 503 ? json_object_get(r->json, "error") : NULL;
+    return json_is_string(code) && strcmp(json_string_value(code), "overloaded") == 0;
+}
+
+int cli_http(const char *base, const char *path, const json_t *body, const char *token,
+             struct cli_reply *r)
+{
+    for (int attempt = 1;; attempt++) {
+        long wait_s;
+        int rc = http_once(base, path, body, token, r, &wait_s);
+        if (!shed(r) || attempt == OVERLOADED_TRIES)
+            return rc;
+        wait_s = wait_s < 1 ? 1 : wait_s > 5 ? 5 : wait_s;
+        fprintf(stderr, "gf: the system is overloaded; sending again in %ld s\n", wait_s);
+        cli_reply_cleanup(r);
+        struct timespec ts = {.tv_sec = wait_s};
+        while (nanosleep(&ts, &ts) != 0)
+            ;
+    }
 }
 
 void cli_reply_cleanup(struct cli_reply *r)

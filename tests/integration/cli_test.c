@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <cmocka.h>
 
 #include "backend_fixture.h"
+#include "gf/clock.h"
 
 /* ---- running gf --------------------------------------------------------------------------------
  */
@@ -447,6 +449,73 @@ static void a_closed_port_exits_3(void **state)
     snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(a.sin_port));
     struct run r = gf_at(url, (const char *const[]){"ls", NULL});
     assert_failed(&r, 3, "gf: cannot reach http://127.0.0.1:");
+    run_free(&r);
+}
+
+/* A server that sheds the first request (503 overloaded, Retry-After: 1) and answers the
+ * next ones 200: gf must wait and send again, since a shed request changed nothing. */
+struct shedder {
+    int fd;
+    int served;
+};
+
+static void *shedder_run(void *arg)
+{
+    struct shedder *sh = arg;
+    for (int i = 0; i < 2; i++) {
+        int c = accept(sh->fd, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        char req[4096];
+        size_t got = 0;
+        while (got < sizeof req - 1) { /* a GET: the head is the whole request */
+            ssize_t n = read(c, req + got, sizeof req - 1 - got);
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+            req[got] = '\0';
+            if (strstr(req, "\r\n\r\n") != NULL)
+                break;
+        }
+        static const char shed[] =
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            "Retry-After: 1\r\nConnection: close\r\nContent-Length: 64\r\n\r\n"
+            "{\"message\":\"overloaded, retry later\",\"error\":\"overloaded\",\"x\":1}";
+        static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                 "Connection: close\r\nContent-Length: 11\r\n\r\n{\"ok\":true}";
+        const char *answer = i == 0 ? shed : ok;
+        size_t len = i == 0 ? sizeof shed - 1 : sizeof ok - 1;
+        if (write(c, answer, len) != (ssize_t)len)
+            fprintf(stderr, "shedder: short write\n");
+        close(c);
+        sh->served++;
+    }
+    return NULL;
+}
+
+static void a_shed_request_is_sent_again_after_retry_after(void **state)
+{
+    (void)state;
+    struct shedder sh = {.fd = socket(AF_INET, SOCK_STREAM, 0)};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(sh.fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(sh.fd, 4), 0);
+    assert_int_equal(getsockname(sh.fd, (struct sockaddr *)&a, &len), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, shedder_run, &sh), 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    int64_t t0 = gf_mono_ms();
+    struct run r = gf_at(url, (const char *const[]){"--json", "user-svc-info", NULL});
+    int64_t took = gf_mono_ms() - t0;
+    pthread_join(th, NULL);
+    close(sh.fd);
+    if (r.code != 0 || strstr(r.err, "overloaded; sending again in 1 s") == NULL)
+        fail_msg("gf exited %d: %s%s", r.code, r.out, r.err);
+    assert_int_equal(sh.served, 2);
+    assert_string_equal(r.out, "{\"ok\":true}\n");
+    assert_true(took >= 1000); /* it waited the Retry-After */
     run_free(&r);
 }
 
@@ -1145,6 +1214,7 @@ int main(void)
         cmocka_unit_test(a_refused_request_exits_1_with_the_servers_message),
         cmocka_unit_test(bad_usage_exits_2_and_sends_nothing),
         cmocka_unit_test(a_closed_port_exits_3),
+        cmocka_unit_test(a_shed_request_is_sent_again_after_retry_after),
         cmocka_unit_test(events_lists_the_users_buy),
         cmocka_unit_test(trace_shows_the_life_of_a_buy),
         cmocka_unit_test(auction_arguments_are_checked_before_anything_is_sent),
