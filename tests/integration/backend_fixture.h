@@ -28,6 +28,8 @@ struct world_options {
     const char *deployment;       /* DEPLOYMENT_NAME, default backend-svc-test */
     const char *const *extra_env; /* more "K=V" for the backend (replacing a default of the
                                      same name), NULL-terminated, may be NULL */
+    const char *const *gxp_env;      /* more "K=V" for gxp, NULL-terminated (4 at most) */
+    const char *const *eventlog_env; /* the same for eventlog */
     bool events;                  /* also eventlog-db and eventlog; invariants cover events */
     bool watchers_off; /* gxp and the backend do not log events: eventlog's is the only queue */
 };
