@@ -168,6 +168,17 @@ static void only_what_is_due_goes(void **state)
              " created_at) VALUES ('%s', 'buy', %lld, %lld, 10, " OLD ")",
              undecided, u, item);
 
+    /* Decisions gxp-db recorded without a transaction, as old: one that applied nothing (it
+     * goes), one whose application failed (it stays: the resolver and the operators need it). */
+    char no_prepare[37], errored[37];
+    new_cid(no_prepare);
+    new_cid(errored);
+    sql_exec(W.gxp,
+             "INSERT INTO decision (correlation_id, state, source, outcome, received_at) VALUES"
+             " ('%s', 'failed', 'replication', 'no_prepare', " OLD "),"
+             " ('%s', 'failed', 'replication', 'error: planted', " OLD ")",
+             no_prepare, errored);
+
     /* Old: the add-gxp, buys 0-2 and free buy 0, on both sides (on gxp-db the oldest ids). */
     char old[4][37], in_old[256], in_recent[512];
     memcpy(old[0], add_cid, 37);
@@ -199,6 +210,8 @@ static void only_what_is_due_goes(void **state)
                "SELECT count(*) FROM gxp_transaction WHERE correlation_id IN (%s)", in_old);
     wait_count(W.gxp, "old decisions left on gxp-db", 0, 5000,
                "SELECT count(*) FROM decision WHERE correlation_id IN (%s)", in_old);
+    wait_count(W.gxp, "the old decision that applied nothing", 0, 5000,
+               "SELECT count(*) FROM decision WHERE correlation_id = '%s'", no_prepare);
     wait_count(W.gxp, "old rows left in gxp-db's replica", 0, 15000,
                "SELECT count(*) FROM transaction_outbox WHERE correlation_id IN (%s)", in_old);
     let_passes_run();
@@ -222,8 +235,11 @@ static void only_what_is_due_goes(void **state)
     assert_int_equal(sql_ll(W.gxp, "SELECT status FROM gxp_transaction WHERE correlation_id = '%s'",
                             pending),
                      0);
-    assert_int_equal(
-        sql_ll(W.gxp, "SELECT count(*) FROM decision WHERE correlation_id IN (%s)", in_recent), 3);
+    assert_int_equal(sql_ll(W.gxp,
+                            "SELECT count(*) FROM decision WHERE correlation_id IN (%s, '%s')",
+                            in_recent, errored),
+                     4);
+    sql_exec(W.gxp, "DELETE FROM decision WHERE correlation_id = '%s'", errored);
     /* What went is carried: +1000 added, 3 × 10 bought. */
     assert_int_equal(
         sql_ll(W.gxp, "SELECT net FROM balance_pruned WHERE user_id = %lld", u), 1000 - 30);
