@@ -57,7 +57,8 @@ static const char SQL_AUCTIONS[] =
 
 /* Decisions gxp-db has applied (their transaction is older than the newest mark the slot has
  * confirmed: xmin compared by age, which is wraparound-safe; a frozen row's age is the largest),
- * with their claims. A saga's only once its auction is gone: the saga reads its steps' decisions. */
+ * with their claims. A saga's only once its auction is gone: the saga reads its steps'
+ * decisions. */
 static const char SQL_DECISIONS[] =
     "WITH h AS (SELECT m.snap_xmin, m.taken_at FROM retention_marks m"
     "   JOIN pg_replication_slots s ON s.slot_name = 'transaction_outbox_sub'"
@@ -110,8 +111,7 @@ struct gf_pruner *retention_start(struct backend_app *app)
 {
     const struct backend_config *cfg = app->cfg;
     snprintf(retention_s, sizeof retention_s, "%" PRId64, cfg->retention_s);
-    snprintf(auction_retention_s, sizeof auction_retention_s, "%" PRId64,
-             cfg->auction_retention_s);
+    snprintf(auction_retention_s, sizeof auction_retention_s, "%" PRId64, cfg->auction_retention_s);
     struct gf_pruner_options opt = {
         .service = "backend",
         .pool = app->pool,

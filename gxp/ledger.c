@@ -33,11 +33,11 @@ enum prepare_result {
     PREPARE_ERROR,
     NPREPARE
 };
-static const char *const prepare_names[NPREPARE] = {
-    "prepared",           "replayed",        "no_balance",
-    "insufficient_funds", "already_decided", "other_arguments",
-    "balance_limit",      "already_finalized", "unavailable",
-    "error"};
+static const char *const prepare_names[NPREPARE] = {"prepared",        "replayed",
+                                                    "no_balance",      "insufficient_funds",
+                                                    "already_decided", "other_arguments",
+                                                    "balance_limit",   "already_finalized",
+                                                    "unavailable",     "error"};
 
 static struct gf_counter *m_prepares[2][NPREPARE]; /* [type: ADD, SUBTRACT] */
 static atomic_long in_flight;                      /* statements submitted, not yet answered */
@@ -245,7 +245,7 @@ static enum gf_status prepared(struct stmt *s, PGresult *res)
     struct gf_grpc_call *call = s->call;
     int code = atoi(PQgetvalue(res, 0, 0));
     count_prepare(s, code >= 0 && code <= PREPARE_FINALIZED ? (enum prepare_result)code
-                                                                : PREPARE_ERROR);
+                                                            : PREPARE_ERROR);
     switch (code) {
     case 0:
     case 1:

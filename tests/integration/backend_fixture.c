@@ -835,8 +835,8 @@ int check_invariants(struct backend_world *w)
                "         coalesce(sum(amount) FILTER (WHERE status = 0 AND type = 0), 0) AS inc"
                "    FROM gxp_transaction t WHERE t.user_id = b.user_id) s ON true"
                " LEFT JOIN balance_pruned p ON p.user_id = b.user_id"
-               " WHERE b.balance <> s.net + coalesce(p.net, 0) OR b.reserved <> s.res OR b.incoming <> s.inc"
-               "    OR b.reserved < 0 OR b.reserved > b.balance"),
+               " WHERE b.balance <> s.net + coalesce(p.net, 0) OR b.reserved <> s.res"
+               "    OR b.incoming <> s.inc OR b.reserved < 0 OR b.reserved > b.balance"),
         "gxp balances match their committed and pending transactions");
     bad += violation(sql_ll(w->gxp, "SELECT count(*) FROM gxp_transaction t"
                                     " LEFT JOIN decision d USING (correlation_id)"

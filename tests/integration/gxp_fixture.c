@@ -250,8 +250,8 @@ void check_invariants(struct gxp_world *w)
         "         coalesce(sum(amount) FILTER (WHERE status = 0 AND type = 0), 0) AS inc"
         "    FROM gxp_transaction t WHERE t.user_id = b.user_id) s ON true"
         " LEFT JOIN balance_pruned p ON p.user_id = b.user_id"
-        " WHERE b.balance <> s.net + coalesce(p.net, 0) OR b.reserved <> s.res OR b.incoming <> s.inc"
-        "    OR b.reserved < 0 OR b.reserved > b.balance");
+        " WHERE b.balance <> s.net + coalesce(p.net, 0) OR b.reserved <> s.res"
+        "    OR b.incoming <> s.inc OR b.reserved < 0 OR b.reserved > b.balance");
     assert_int_equal(bad, 0);
     /* COMMITTED iff the decision is succeeded, ABORTED iff failed. */
     bad = sql_ll(

@@ -23,11 +23,13 @@
 
 #define OLD "now() - interval '30 days'"
 
-static const char *const backend_env[] = {
-    "BACKEND_RETENTION_INTERVAL_MS=200", "BACKEND_RETENTION_BATCH=3",
-    "BACKEND_RETENTION_ROUNDS=1000",     "BACKEND_SAGA_LEASE_MS=3000",
-    "BACKEND_SAGA_POLL_MS=50",           "BACKEND_GXP_DEADLINE_MS=2500",
-    NULL};
+static const char *const backend_env[] = {"BACKEND_RETENTION_INTERVAL_MS=200",
+                                          "BACKEND_RETENTION_BATCH=3",
+                                          "BACKEND_RETENTION_ROUNDS=1000",
+                                          "BACKEND_SAGA_LEASE_MS=3000",
+                                          "BACKEND_SAGA_POLL_MS=50",
+                                          "BACKEND_GXP_DEADLINE_MS=2500",
+                                          NULL};
 static const char *const gxp_env[] = {"GXP_RETENTION_INTERVAL_MS=200", "GXP_RETENTION_BATCH=3",
                                       "GXP_RETENTION_ROUNDS=1000", NULL};
 static const char *const eventlog_env[] = {"EVENTLOG_RETENTION_INTERVAL_MS=200",
@@ -49,8 +51,7 @@ static int setup_world(void **state)
 /* ---- helpers ------------------------------------------------------------------------------ */
 
 /* POST buy of item by user under cid; the status, *replayed set from Idempotent-Replayed. */
-static long buy(long long user, long long item, const char *cid, struct http_res *r,
-                bool *replayed)
+static long buy(long long user, long long item, const char *cid, struct http_res *r, bool *replayed)
 {
     char body[96], ch[96], rep[16];
     snprintf(body, sizeof body, "{\"userId\":%lld,\"itemId\":%lld}", user, item);
@@ -81,10 +82,10 @@ static void cid_list(char *out, size_t n, char (*cids)[37], int count)
 }
 
 /* Waits until sql (a count on c) answers want; fails the test after timeout_ms. */
-static void wait_count(PGconn *c, const char *what, long long want, int timeout_ms,
-                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void wait_count(PGconn *c, const char *what, long long want, int timeout_ms,
-                       const char *fmt, ...)
+static void wait_count(PGconn *c, const char *what, long long want, int timeout_ms, const char *fmt,
+                       ...) __attribute__((format(printf, 5, 6)));
+static void wait_count(PGconn *c, const char *what, long long want, int timeout_ms, const char *fmt,
+                       ...)
 {
     char sql[4096];
     va_list ap;
@@ -142,9 +143,8 @@ static void only_what_is_due_goes(void **state)
      * decided, and kept from the resolver. */
     char pending[37];
     new_cid(pending);
-    assert_int_equal(sql_ll(W.gxp, "SELECT gxp_prepare(%lld, 1::smallint, 5, '%s', now())", u,
-                            pending),
-                     0);
+    assert_int_equal(
+        sql_ll(W.gxp, "SELECT gxp_prepare(%lld, 1::smallint, 5, '%s', now())", u, pending), 0);
     sql_exec(W.gxp,
              "UPDATE gxp_transaction SET created_at = " OLD ", next_resolve_at = now() + interval"
              " '1 day' WHERE correlation_id = '%s'",
@@ -186,14 +186,16 @@ static void only_what_is_due_goes(void **state)
         memcpy(old[i + 1], buys[i], 37);
     cid_list(in_old, sizeof in_old, old, 4);
     cid_list(in_recent, sizeof in_recent, buys + 3, 3);
-    sql_exec(W.backend, "UPDATE transaction_outbox SET created_at = " OLD
-                        " WHERE correlation_id IN (%s)",
+    sql_exec(W.backend,
+             "UPDATE transaction_outbox SET created_at = " OLD " WHERE correlation_id IN (%s)",
              in_old);
-    sql_exec(W.backend, "UPDATE coord_transactions SET created_at = " OLD
-                        " WHERE correlation_id IN (%s, '%s')",
+    sql_exec(W.backend,
+             "UPDATE coord_transactions SET created_at = " OLD
+             " WHERE correlation_id IN (%s, '%s')",
              in_old, frees[0]);
-    sql_exec(W.gxp, "UPDATE gxp_transaction SET created_at = " OLD ", finalized_at = " OLD
-                    " WHERE correlation_id IN (%s)",
+    sql_exec(W.gxp,
+             "UPDATE gxp_transaction SET created_at = " OLD ", finalized_at = " OLD
+             " WHERE correlation_id IN (%s)",
              in_old);
     sql_exec(W.gxp, "UPDATE decision SET received_at = " OLD " WHERE correlation_id IN (%s)",
              in_old);
@@ -232,17 +234,17 @@ static void only_what_is_due_goes(void **state)
                             " (%s, '%s')",
                             in_recent, pending),
                      4);
-    assert_int_equal(sql_ll(W.gxp, "SELECT status FROM gxp_transaction WHERE correlation_id = '%s'",
-                            pending),
-                     0);
+    assert_int_equal(
+        sql_ll(W.gxp, "SELECT status FROM gxp_transaction WHERE correlation_id = '%s'", pending),
+        0);
     assert_int_equal(sql_ll(W.gxp,
                             "SELECT count(*) FROM decision WHERE correlation_id IN (%s, '%s')",
                             in_recent, errored),
                      4);
     sql_exec(W.gxp, "DELETE FROM decision WHERE correlation_id = '%s'", errored);
     /* What went is carried: +1000 added, 3 × 10 bought. */
-    assert_int_equal(
-        sql_ll(W.gxp, "SELECT net FROM balance_pruned WHERE user_id = %lld", u), 1000 - 30);
+    assert_int_equal(sql_ll(W.gxp, "SELECT net FROM balance_pruned WHERE user_id = %lld", u),
+                     1000 - 30);
     gxp_ledger_holds();
     balance_is(&W, u, 1000 - 60, 5);
 
@@ -271,31 +273,33 @@ static void only_what_is_due_goes(void **state)
              buys[3]);
     wait_count(W.backend, "forgotten decision", 0, 15000,
                "SELECT count(*) FROM transaction_outbox WHERE correlation_id = '%s'", buys[3]);
-    long long stock = sql_ll(W.backend, "SELECT count FROM marketplace_items WHERE item_id = %lld",
-                             item);
+    long long stock =
+        sql_ll(W.backend, "SELECT count FROM marketplace_items WHERE item_id = %lld", item);
     assert_int_equal(buy(u, item, buys[3], &r, &replayed), 409);
     assert_error(&r, 409, "correlation_id_reused");
     http_res_free(&r);
     assert_int_equal(
         sql_ll(W.backend, "SELECT count FROM marketplace_items WHERE item_id = %lld", item), stock);
     balance_is(&W, u, 1000 - 60, 5);
-    assert_int_equal(sql_ll(W.gxp, "SELECT status FROM gxp_transaction WHERE correlation_id = '%s'",
-                            buys[3]),
-                     2);
+    assert_int_equal(
+        sql_ll(W.gxp, "SELECT status FROM gxp_transaction WHERE correlation_id = '%s'", buys[3]),
+        2);
 
     /* Leave the databases as SPEC §5 wants them: the planted PENDING one decided (the
      * backend answers the resolver 'failed'), the refused resend's attempt gone from both. */
     sql_exec(W.gxp, "UPDATE gxp_transaction SET next_resolve_at = NULL WHERE correlation_id = '%s'",
              pending);
     assert_int_equal(wait_until_finalized(&W, pending, 15000), 0);
-    sql_exec(W.gxp, "UPDATE gxp_transaction SET created_at = " OLD ", finalized_at = " OLD
-                    " WHERE correlation_id = '%s'",
+    sql_exec(W.gxp,
+             "UPDATE gxp_transaction SET created_at = " OLD ", finalized_at = " OLD
+             " WHERE correlation_id = '%s'",
              buys[3]);
-    sql_exec(W.backend, "UPDATE transaction_outbox SET created_at = " OLD
-                        " WHERE correlation_id = '%s'",
+    sql_exec(W.backend,
+             "UPDATE transaction_outbox SET created_at = " OLD " WHERE correlation_id = '%s'",
              buys[3]);
-    sql_exec(W.backend, "UPDATE coord_transactions SET created_at = " OLD
-                        " WHERE correlation_id IN ('%s', '%s')",
+    sql_exec(W.backend,
+             "UPDATE coord_transactions SET created_at = " OLD
+             " WHERE correlation_id IN ('%s', '%s')",
              buys[3], undecided);
     sql_exec(W.backend, "DELETE FROM coord_transactions WHERE correlation_id = '%s'", undecided);
     wait_count(W.gxp, "forgotten transaction on gxp-db", 0, 15000,
@@ -327,14 +331,12 @@ static void a_decision_waits_for_gxp(void **state)
                             "SELECT count(*) FROM transaction_outbox WHERE correlation_id = '%s'",
                             cid),
                      1);
-    assert_int_equal(sql_ll(W.gxp, "SELECT status FROM gxp_transaction WHERE correlation_id = '%s'",
-                            cid),
-                     0);
+    assert_int_equal(
+        sql_ll(W.gxp, "SELECT status FROM gxp_transaction WHERE correlation_id = '%s'", cid), 0);
     sql_exec(W.gxp, "ALTER SUBSCRIPTION transaction_outbox_sub ENABLE");
     assert_int_equal(wait_until_finalized(&W, cid, 15000), 0);
-    assert_int_equal(sql_ll(W.gxp, "SELECT status FROM gxp_transaction WHERE correlation_id = '%s'",
-                            cid),
-                     2);
+    assert_int_equal(
+        sql_ll(W.gxp, "SELECT status FROM gxp_transaction WHERE correlation_id = '%s'", cid), 2);
     wait_count(W.backend, "the applied decision", 0, 30000,
                "SELECT count(*) FROM transaction_outbox WHERE correlation_id = '%s'", cid);
     gxp_ledger_holds();
@@ -346,8 +348,8 @@ static long long auction(long long seller_id, long long user_item, int duration_
 {
     char body[160];
     snprintf(body, sizeof body,
-             "{\"userId\":%lld,\"userItemId\":%lld,\"minBid\":5,\"durationSeconds\":%d}",
-             seller_id, user_item, duration_s);
+             "{\"userId\":%lld,\"userItemId\":%lld,\"minBid\":5,\"durationSeconds\":%d}", seller_id,
+             user_item, duration_s);
     struct http_res r = {0};
     if (http(&W, "POST", "/auction/create", body, NULL, &r) != 200)
         fail_msg("auction create: %ld %s", r.status, r.body);
@@ -389,10 +391,10 @@ static void finished_auctions_go(void **state)
              "UPDATE saga_steps SET state = 'pending', due_at = now() + interval '1 day'"
              " WHERE id = (SELECT max(id) FROM saga_steps WHERE auction_id = %lld)",
              stuck);
-    long long saga_claims =
-        sql_ll(W.backend, "SELECT count(*) FROM coord_transactions WHERE item_id = %lld"
-                          " AND kind IN ('bid', 'auction_refund', 'auction_payout')",
-               done);
+    long long saga_claims = sql_ll(W.backend,
+                                   "SELECT count(*) FROM coord_transactions WHERE item_id = %lld"
+                                   " AND kind IN ('bid', 'auction_refund', 'auction_payout')",
+                                   done);
     assert_true(saga_claims >= 2); /* the bid and the payout */
     sql_exec(W.backend,
              "UPDATE auctions SET closed_at = now() - interval '60 days' WHERE id IN (%lld, %lld)",
@@ -403,7 +405,8 @@ static void finished_auctions_go(void **state)
              "   AND kind IN ('bid', 'auction_refund', 'auction_payout'))",
              done, open, stuck);
     sql_exec(W.backend,
-             "UPDATE coord_transactions SET created_at = " OLD " WHERE item_id IN (%lld, %lld, %lld)"
+             "UPDATE coord_transactions SET created_at = " OLD
+             " WHERE item_id IN (%lld, %lld, %lld)"
              " AND kind IN ('bid', 'auction_refund', 'auction_payout')",
              done, open, stuck);
 
@@ -418,11 +421,11 @@ static void finished_auctions_go(void **state)
                " AND kind IN ('bid', 'auction_refund', 'auction_payout')",
                done);
     let_passes_run();
-    assert_int_equal(sql_ll(W.backend, "SELECT count(*) FROM auctions WHERE id IN (%lld, %lld)",
-                            open, stuck),
-                     2);
-    assert_true(sql_ll(W.backend, "SELECT count(*) FROM saga_steps WHERE auction_id = %lld",
-                       stuck) > 0);
+    assert_int_equal(
+        sql_ll(W.backend, "SELECT count(*) FROM auctions WHERE id IN (%lld, %lld)", open, stuck),
+        2);
+    assert_true(
+        sql_ll(W.backend, "SELECT count(*) FROM saga_steps WHERE auction_id = %lld", stuck) > 0);
     assert_true(sql_ll(W.backend,
                        "SELECT count(*) FROM transaction_outbox o JOIN coord_transactions c"
                        " USING (correlation_id) WHERE c.item_id = %lld AND c.kind = 'bid'",
@@ -442,11 +445,12 @@ static void old_events_go(void **state)
                                               " ORDER BY id LIMIT 5) x");
     long long newest = sql_ll(W.eventlog, "SELECT max(id) FROM event");
     long long recent = sql_ll(W.eventlog, "SELECT count(*) FROM event WHERE id > %lld", newest_old);
-    sql_exec(W.eventlog, "UPDATE event SET stored_at = now() - interval '60 days'"
-                         " WHERE id <= %lld",
+    sql_exec(W.eventlog,
+             "UPDATE event SET stored_at = now() - interval '60 days'"
+             " WHERE id <= %lld",
              newest_old);
-    wait_count(W.eventlog, "old events", 0, 15000,
-               "SELECT count(*) FROM event WHERE id <= %lld", newest_old);
+    wait_count(W.eventlog, "old events", 0, 15000, "SELECT count(*) FROM event WHERE id <= %lld",
+               newest_old);
     let_passes_run();
     assert_int_equal(sql_ll(W.eventlog, "SELECT count(*) FROM event WHERE id > %lld AND id <= %lld",
                             newest_old, newest),
@@ -497,8 +501,8 @@ static void pruning_during_buys_breaks_nothing(void **state)
         b[i] = (struct buyer){.user = api_create_user(&W, name), .item = item};
         api_add_gxp(&W, b[i].user, 1000, NULL);
     }
-    long long before = sql_ll(W.backend, "SELECT count FROM marketplace_items WHERE item_id = %lld",
-                              item);
+    long long before =
+        sql_ll(W.backend, "SELECT count FROM marketplace_items WHERE item_id = %lld", item);
     for (int i = 0; i < 4; i++)
         assert_int_equal(pthread_create(&t[i], NULL, buyer_run, &b[i]), 0);
     int64_t end = gf_mono_ms() + 60000;

@@ -16,9 +16,9 @@
 #define GF_PRUNE_TABLES_MAX 4
 
 /* One pruning statement. $1 is the batch (rows of its driving table a run deletes at most),
- * $2.. its params (text; typically the retention in seconds). It answers one row: the rows it deleted in each table, in the
- * order of tables[] (NULL-terminated); the first is the driving table, and a count below the
- * batch there means nothing more is due this pass. */
+ * $2.. its params (text; typically the retention in seconds). It answers one row: the rows it
+ * deleted in each table, in the order of tables[] (NULL-terminated); the first is the driving
+ * table, and a count below the batch there means nothing more is due this pass. */
 struct gf_prune_stmt {
     const char *name; /* prepared statement name */
     const char *sql;
@@ -28,12 +28,12 @@ struct gf_prune_stmt {
 };
 
 struct gf_pruner_options {
-    const char *service;      /* counters <service>_pruned_total{table} */
-    struct gf_db_pool *pool;  /* one connection is taken per pass */
-    int64_t interval_ms;      /* between two passes */
-    int64_t batch;            /* $1 of every statement */
-    int64_t rounds;           /* runs of each statement per pass at most */
-    int64_t lock_key;         /* pg_try_advisory_xact_lock key of this service's pruning */
+    const char *service;     /* counters <service>_pruned_total{table} */
+    struct gf_db_pool *pool; /* one connection is taken per pass */
+    int64_t interval_ms;     /* between two passes */
+    int64_t batch;           /* $1 of every statement */
+    int64_t rounds;          /* runs of each statement per pass at most */
+    int64_t lock_key;        /* pg_try_advisory_xact_lock key of this service's pruning */
     const struct gf_prune_stmt *stmts;
     size_t nstmts;
     const atomic_bool *ready; /* may be NULL: passes wait until it is true (schema migrated) */
