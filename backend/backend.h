@@ -53,6 +53,11 @@ struct backend_config {
     int64_t relay_confirm_timeout_ms;
     int64_t outbox_retention_s;
     int64_t outbox_prune_interval_ms;
+    int64_t retention_s;
+    int64_t auction_retention_s;
+    int64_t retention_interval_ms;
+    int64_t retention_batch;
+    int64_t retention_rounds;
     bool event_log;
     int log_level;
     char *auth_keys_dir;
@@ -428,6 +433,13 @@ struct relay *relay_start(struct backend_app *app);
 void relay_kick(struct relay *r);
 /* Stops the thread (the batch in hand is finished) and frees. NULL is a no-op. */
 void relay_stop(struct relay *r);
+
+/* ---- retention.c: decided transactions and finished auctions deleted past their retention,
+ * in batches, by one replica at a time (safety conditions at the top of the file) ---------- */
+struct gf_pruner;
+/* Starts the passes (every BACKEND_RETENTION_INTERVAL_MS, once the schema is in place); NULL
+ * when it cannot. Stop with gf_pruner_stop (gf/prune.h). */
+struct gf_pruner *retention_start(struct backend_app *app);
 /* True while the relay has a working broker connection (for /readyz and /metrics). */
 bool relay_connected(const struct relay *r);
 

@@ -96,6 +96,20 @@ const struct gf_config_def backend_config_defs[] = {
     {"BACKEND_OUTBOX_PRUNE_INTERVAL_MS", GF_CFG_INT, "60000", 100, 86400000, false,
      F(outbox_prune_interval_ms),
      "how often the relay deletes published events past the retention"},
+    {"BACKEND_RETENTION_S", GF_CFG_INT, "604800", 60, 31536000, false, F(retention_s),
+     "decided transactions (claim and decision) are deleted this many seconds after their "
+     "decision, once gxp has applied it: a resent correlation id is deduplicated this long "
+     "(keep it below GXP_RETENTION_S)"},
+    {"BACKEND_AUCTION_RETENTION_S", GF_CFG_INT, "2592000", 60, 31536000, false,
+     F(auction_retention_s),
+     "a settled or cancelled auction whose steps are all done is deleted (with its bids and "
+     "steps) this many seconds after it closed"},
+    {"BACKEND_RETENTION_INTERVAL_MS", GF_CFG_INT, "60000", 100, 86400000, false,
+     F(retention_interval_ms), "how often a retention pass runs (one replica at a time)"},
+    {"BACKEND_RETENTION_BATCH", GF_CFG_INT, "2000", 1, 100000, false, F(retention_batch),
+     "rows a retention statement deletes at most (one short transaction each)"},
+    {"BACKEND_RETENTION_ROUNDS", GF_CFG_INT, "10", 1, 10000, false, F(retention_rounds),
+     "batches per table and pass at most"},
     {"BACKEND_EVENT_LOG", GF_CFG_BOOL, "true", 0, 0, false, F(event_log),
      "subscribe to the events (queue backend.events.log) and log each one"},
     {"BACKEND_LOG_LEVEL", GF_CFG_LOGLEVEL, "info", 0, 0, false, F(log_level),

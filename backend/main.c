@@ -14,6 +14,7 @@
 #include "gf/http.h"
 #include "gf/log.h"
 #include "gf/migrate.h"
+#include "gf/prune.h"
 #include "gf/service.h"
 
 extern const struct gf_migration backend_migrations[];
@@ -32,6 +33,7 @@ int main(int argc, char **argv)
     struct gf_http_server *http = NULL;
     struct gf_grpc_server *grpc = NULL;
     struct gf_amqp_consumer *event_log = NULL;
+    struct gf_pruner *retention = NULL;
     bool feeding = false;
     struct gf_grpc_tls *tls = NULL; /* both gRPC sides: the gxp channel and ResolveTransaction */
     struct gf_deadline grace;       /* of the drain */
@@ -103,6 +105,9 @@ int main(int argc, char **argv)
     app.saga = saga_start(&app);
     if (app.saga == NULL)
         goto out;
+    /* Retention: waits for the schema by itself, like the two above. */
+    if ((retention = retention_start(&app)) == NULL)
+        goto out;
     struct gf_amqp_options amqp = {.url = cfg.amqp_url,
                                    .password = cfg.amqp_password,
                                    .ca_file = cfg.amqp_ca,
@@ -161,6 +166,7 @@ out:
     console_stop(app.console);
     if (feeding)
         gf_console_feed_stop();
+    gf_pruner_stop(retention);
     saga_stop(app.saga);
     relay_stop(app.relay);
     admission_stop(app.admission);

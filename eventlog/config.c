@@ -53,6 +53,15 @@ const struct gf_config_def eventlog_config_defs[] = {
      "a request body must arrive, and its answer be taken, within this, or the connection is cut"},
     {"EVENTLOG_LIST_CAP", GF_CFG_INT, "1000", 1, 100000, false, F(list_cap),
      "events one GET /eventlog/events answers at most (larger limits are cut to it)"},
+    {"EVENTLOG_RETENTION_S", GF_CFG_INT, "2592000", 60, 315360000, false, F(retention_s),
+     "events are deleted this many seconds after they were stored; a redelivery of an older "
+     "event is stored again (not deduplicated)"},
+    {"EVENTLOG_RETENTION_INTERVAL_MS", GF_CFG_INT, "60000", 100, 86400000, false,
+     F(retention_interval_ms), "how often a retention pass runs (one replica at a time)"},
+    {"EVENTLOG_RETENTION_BATCH", GF_CFG_INT, "2000", 1, 100000, false, F(retention_batch),
+     "events a retention statement deletes at most (one short transaction each)"},
+    {"EVENTLOG_RETENTION_ROUNDS", GF_CFG_INT, "10", 1, 10000, false, F(retention_rounds),
+     "batches per pass at most"},
     {"EVENTLOG_SHUTDOWN_GRACE_MS", GF_CFG_INT, "10000", 100, 600000, false, F(shutdown_grace_ms),
      "on SIGTERM, the batch in hand and in-flight requests get this long; a drain not over 1 s "
      "after that ends the process anyway (status 1)"},

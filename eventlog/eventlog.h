@@ -40,6 +40,10 @@ struct eventlog_config {
     int64_t http_header_timeout_ms;
     int64_t http_body_timeout_ms;
     int64_t list_cap;
+    int64_t retention_s;
+    int64_t retention_interval_ms;
+    int64_t retention_batch;
+    int64_t retention_rounds;
     int64_t shutdown_grace_ms;
     int log_level;
     char *auth_keys_dir;
@@ -63,6 +67,13 @@ struct eventlog_app {
     pthread_mutex_t consumer_mu;
     struct consumer *consumer; /* under consumer_mu; NULL until started and after stopping */
 };
+
+/* ---- retention.c: events deleted past EVENTLOG_RETENTION_S, in batches, by one replica at
+ * a time ------------------------------------------------------------------------------------ */
+struct gf_pruner;
+/* Starts the passes (once the schema is in place); NULL when it cannot. Stop with
+ * gf_pruner_stop (gf/prune.h). */
+struct gf_pruner *retention_start(struct eventlog_app *app);
 
 /* ---- event.c: a delivery decoded and validated (pure; unit-tested) ------------------------ */
 #define EVENT_TEXT_MAX 160

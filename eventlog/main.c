@@ -12,6 +12,7 @@
 #include "gf/http.h"
 #include "gf/log.h"
 #include "gf/migrate.h"
+#include "gf/prune.h"
 #include "gf/service.h"
 
 extern const struct gf_migration eventlog_migrations[];
@@ -29,6 +30,7 @@ int main(int argc, char **argv)
     struct eventlog_app app = {.cfg = &cfg, .consumer_mu = PTHREAD_MUTEX_INITIALIZER};
     struct gf_http_server *http = NULL;
     struct consumer *consumer = NULL;
+    struct gf_pruner *retention = NULL;
     bool feeding = false;
 
     int early = gf_service_configure(argc, argv, "eventlog", eventlog_config_defs,
@@ -98,6 +100,8 @@ int main(int argc, char **argv)
     consumer = consumer_start(&app);
     if (consumer == NULL)
         goto out;
+    if ((retention = retention_start(&app)) == NULL)
+        goto out;
     pthread_mutex_lock(&app.consumer_mu);
     app.consumer = consumer;
     pthread_mutex_unlock(&app.consumer_mu);
@@ -115,6 +119,7 @@ out:
     app.consumer = NULL;
     pthread_mutex_unlock(&app.consumer_mu);
     consumer_stop(consumer);
+    gf_pruner_stop(retention);
     if (feeding)
         gf_console_feed_stop();
     gf_http_server_stop(http);

@@ -41,6 +41,10 @@ struct gxp_config {
     int64_t resolve_interval_ms;
     int64_t resolve_batch;
     int64_t getall_cap;
+    int64_t retention_s;
+    int64_t retention_interval_ms;
+    int64_t retention_batch;
+    int64_t retention_rounds;
     int64_t shutdown_grace_ms;
     char *amqp_url;
     char *amqp_password;
@@ -67,6 +71,13 @@ struct gxp_app {
     atomic_bool subscribed;          /* transaction_outbox_sub exists and carries the table */
     atomic_bool stopping;            /* set once at shutdown; threads watch it */
 };
+
+/* ---- retention.c: finalized transactions and their decisions deleted past GXP_RETENTION_S,
+ * in batches, by one replica at a time (safety conditions at the top of the file) ---------- */
+struct gf_pruner;
+/* Starts the passes (once the schema is in place); NULL when it cannot. Stop with
+ * gf_pruner_stop (gf/prune.h). */
+struct gf_pruner *retention_start(struct gxp_app *app);
 
 /* ---- ledger.c: the RPC handlers -------------------------------------------------------- */
 /* Registers the ledger's metrics (gxp_prepares_total, gxp_pipeline_in_flight): at start. */

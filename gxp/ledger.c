@@ -19,7 +19,7 @@
 
 /* ---- metrics: registered at start, then one relaxed atomic add per call ------------------ */
 
-/* What a TransactionPrepare came to: the codes of gxp_prepare (0..6), then the failures. */
+/* What a TransactionPrepare came to: the codes of gxp_prepare (0..7), then the failures. */
 enum prepare_result {
     PREPARE_PREPARED,
     PREPARE_REPLAYED,
@@ -28,14 +28,16 @@ enum prepare_result {
     PREPARE_ALREADY_DECIDED,
     PREPARE_OTHER_ARGUMENTS,
     PREPARE_BALANCE_LIMIT,
+    PREPARE_FINALIZED,   /* the id names a transaction finalized earlier (sql/gxp/003) */
     PREPARE_UNAVAILABLE, /* gxp-db did not answer (or in time) */
     PREPARE_ERROR,
     NPREPARE
 };
-static const char *const prepare_names[NPREPARE] = {
-    "prepared",           "replayed",        "no_balance",
-    "insufficient_funds", "already_decided", "other_arguments",
-    "balance_limit",      "unavailable",     "error"};
+static const char *const prepare_names[NPREPARE] = {"prepared",        "replayed",
+                                                    "no_balance",      "insufficient_funds",
+                                                    "already_decided", "other_arguments",
+                                                    "balance_limit",   "already_finalized",
+                                                    "unavailable",     "error"};
 
 static struct gf_counter *m_prepares[2][NPREPARE]; /* [type: ADD, SUBTRACT] */
 static atomic_long in_flight;                      /* statements submitted, not yet answered */
@@ -242,8 +244,8 @@ static enum gf_status prepared(struct stmt *s, PGresult *res)
     Gxp__TransactionPrepareResponse *resp = (Gxp__TransactionPrepareResponse *)s->resp;
     struct gf_grpc_call *call = s->call;
     int code = atoi(PQgetvalue(res, 0, 0));
-    count_prepare(s, code >= 0 && code <= PREPARE_BALANCE_LIMIT ? (enum prepare_result)code
-                                                                : PREPARE_ERROR);
+    count_prepare(s, code >= 0 && code <= PREPARE_FINALIZED ? (enum prepare_result)code
+                                                            : PREPARE_ERROR);
     switch (code) {
     case 0:
     case 1:
@@ -266,6 +268,11 @@ static enum gf_status prepared(struct stmt *s, PGresult *res)
     case 6:
         gf_grpc_set_error(call, "the balance of user %s would exceed 4294967295", s->user);
         return GF_ERANGE;
+    case 7:
+        /* ALREADY_EXISTS, as another request's id: the coordinator that sends it has forgotten
+         * the transaction (its retention), so to it the id names another one. */
+        gf_grpc_set_error(call, "correlation id %s names a transaction finalized earlier", s->cid);
+        return GF_EEXISTS;
     }
     GF_ERROR("gxp_prepare answered an unknown code=%d", code);
     gf_grpc_set_error(call, "internal error");

@@ -12,6 +12,7 @@
 #include "gf/http.h"
 #include "gf/log.h"
 #include "gf/migrate.h"
+#include "gf/prune.h"
 #include "gf/service.h"
 #include "gxp.h"
 
@@ -31,6 +32,7 @@ int main(int argc, char **argv)
     struct gf_http_server *http = NULL;
     struct gf_grpc_server *grpc = NULL;
     struct resolver *resolver = NULL;
+    struct gf_pruner *retention = NULL;
     struct subscription *subscription = NULL;
     struct gf_amqp_consumer *event_log = NULL;
     struct gxp_console *console = NULL;
@@ -123,6 +125,8 @@ int main(int argc, char **argv)
     resolver = resolver_start(&app);
     if (resolver == NULL)
         goto out;
+    if ((retention = retention_start(&app)) == NULL)
+        goto out;
     subscription = subscription_start(&app);
     struct gf_amqp_options amqp = {.url = cfg.amqp_url,
                                    .password = cfg.amqp_password,
@@ -154,6 +158,7 @@ out:
     app.stopping = true;
     gf_grpc_server_stop(grpc, (int)cfg.shutdown_grace_ms);
     resolver_stop(resolver);
+    gf_pruner_stop(retention);
     subscription_stop(subscription);
     gf_amqp_consumer_stop(event_log);
     gxp_console_stop(console);

@@ -21,14 +21,16 @@
 
 /* How a world is started; zero values mean the defaults noted. */
 struct world_options {
-    bool failpoints;              /* run GF_BACKEND_FP_BIN instead of GF_BACKEND_BIN */
-    int buy_pause_ms;             /* BACKEND_FAILPOINT_BUY_PAUSE_MS (failpoint binary only) */
-    int pending_timeout_ms;       /* GXP_PENDING_TIMEOUT_MS, default 60000 */
-    int resolve_interval_ms;      /* GXP_RESOLVE_INTERVAL_MS, default 100 */
-    const char *deployment;       /* DEPLOYMENT_NAME, default backend-svc-test */
-    const char *const *extra_env; /* more "K=V" for the backend (replacing a default of the
-                                     same name), NULL-terminated, may be NULL */
-    bool events;                  /* also eventlog-db and eventlog; invariants cover events */
+    bool failpoints;                 /* run GF_BACKEND_FP_BIN instead of GF_BACKEND_BIN */
+    int buy_pause_ms;                /* BACKEND_FAILPOINT_BUY_PAUSE_MS (failpoint binary only) */
+    int pending_timeout_ms;          /* GXP_PENDING_TIMEOUT_MS, default 60000 */
+    int resolve_interval_ms;         /* GXP_RESOLVE_INTERVAL_MS, default 100 */
+    const char *deployment;          /* DEPLOYMENT_NAME, default backend-svc-test */
+    const char *const *extra_env;    /* more "K=V" for the backend (replacing a default of the
+                                        same name), NULL-terminated, may be NULL */
+    const char *const *gxp_env;      /* more "K=V" for gxp, NULL-terminated (4 at most) */
+    const char *const *eventlog_env; /* the same for eventlog */
+    bool events;                     /* also eventlog-db and eventlog; invariants cover events */
     bool watchers_off; /* gxp and the backend do not log events: eventlog's is the only queue */
 };
 
