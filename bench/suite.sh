@@ -7,8 +7,7 @@
 # second, each with one bid, timed from their end until every one is settled and its seller
 # paid out.
 # Beside our figures, the floor: pgbench running exactly the SQL of a buy and of an add-gxp on
-# the same clusters at the same concurrency (bench/floor). Then the buy run again after loading
-# a million rows into the tables a buy grows.
+# the same clusters at the same concurrency (bench/floor).
 # Hot items (part hot): buys over 8 items only, at 8 and 32 connections, with the lock
 # conflicts and retries the backends counted (their /metrics before and after) per buy.
 # A read floor (part reads): pgbench running GET /user?limit=100's and GET /item's SELECT on
@@ -32,7 +31,8 @@
 # Environment: BENCH_SECONDS (10 per run), BENCH_CONCURRENCY ("1 8 32"), BENCH_USERS (1000),
 # BENCH_ITEMS (32: the buys spread over this many items, in the runs and the floor alike — one
 # item would make every buy race for one stock row, which measures the optimistic lock's
-# back-off rather than the system), BENCH_BIG_ROWS (1000000; 0 skips the large-table run), GF_BUILD_DIR (build),
+# back-off rather than the system), BENCH_BIG_ROWS (1000000: BENCH_HISTORY is "0 BENCH_BIG_ROWS"
+# unless set; 0 and no BENCH_HISTORY skip the history sizes), GF_BUILD_DIR (build),
 # BENCH_ONLY (all: a part of the suite, any of: auth get-item get-user add-gxp buy bid settle
 # console floor big hot reads; e.g. "get-item buy" for the throughput of those two), BENCH_SELLERS (32: users
 # 1..32 sell, the others bid), BENCH_AUCTIONS (256: the open auctions the bids go to),
