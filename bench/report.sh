@@ -167,7 +167,7 @@ if (($(rows_in reads.tsv) > 0)); then
         FILENAME == "runs.tsv" { rps[$1 "/" $2] = $3; p99[$1 "/" $2] = $6; next }
         { k = $1 "/" $2
           printf "| %s | %s | %.0f | %.2f | %.0f | %.3f | %s | %.0f %% |\n", $1, $2, rps[k], p99[k], $3, $4, $5,
-              $3 > 0 ? 100 * rps[k] / $3 : 0 }' runs.tsv reads.tsv
+              ($3 > 0 ? 100 * rps[k] / $3 : 0) }' runs.tsv reads.tsv
     echo
     echo "The floor: pgbench on backend-db running the route's one SELECT (bench/floor/get-item.sql,"
     echo "get-user.sql: prepared, the same parameters) with as many clients, right after the route's"
@@ -182,7 +182,7 @@ if (($(rows_in history.tsv) > 0)); then
     echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     awk -F'\t' 'NR > 1 { if (!($2 in r0)) { r0[$2] = $4; q0[$2] = $6 }
         printf "| %s | %s | %s | %.0f | %.0f %% | %.2f | %.2f | %.2f | %s | %s | %s |\n", $1, $2, $3, $4,
-            r0[$2] > 0 ? 100 * $4 / r0[$2] : 0, $5, $6, q0[$2] > 0 ? $6 / q0[$2] : 0, $7, $8, $9 }' history.tsv
+            (r0[$2] > 0 ? 100 * $4 / r0[$2] : 0), $5, $6, (q0[$2] > 0 ? $6 / q0[$2] : 0), $7, $8, $9 }' history.tsv
     echo
     echo "Each size is a total: bench/load_rows.sh adds the rows (users with one add-gxp each, their"
     echo "decision replicated to gxp-db, their event; in chunks, each replicated before the next:"
