@@ -359,7 +359,7 @@ set terminal png size 900,560 noenhanced
 set output "history.png"
 set title "gf-svc through nginx as history grows (the highest concurrency)"
 set xlabel "rows of history"
-set format x "%.0s%c"
+set format x "%.1s%c"
 set ylabel "requests/s"
 set y2label "p99 ms"
 set ytics nomirror
