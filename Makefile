@@ -10,7 +10,7 @@ CMAKE_ARGS ?=
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 
-.PHONY: all build deps test test-release test-asan test-fuzz fuzz fuzz-build unit up down status logs bench bench-gxp format \
+.PHONY: all build deps test test-release test-asan test-fuzz fuzz fuzz-build unit up down status logs bench bench-gxp history format \
         compose-up compose-down \
         format-check clean install
 
@@ -111,6 +111,19 @@ chaos: deps build
 .PHONY: soak
 soak: deps build
 	GF_BUILD_DIR=$(abspath $(BUILD)) bash bench/soak.sh
+
+# ROWS rows of history (users, their add-gxp, its decision replicated to gxp-db, its event) added
+# to the stack `make up` started, through the same tables and replication as the real thing
+# (bench/load_rows.sh; in chunks, each replicated before the next), so that anyone can grow a
+# local system and watch it stay fast. The stack's ports and postgres's password are those
+# scripts/stack.sh used (the same GF_*_PORT and GF_STATE_DIR, default .gf).
+ROWS ?=
+history:
+	@[ -n "$(ROWS)" ] || { echo "make history ROWS=N: the rows of history to add (e.g. ROWS=1000000)" >&2; exit 2; }
+	@bash scripts/stack.sh status | awk '$$1 ~ /-db$$/ && $$NF != "ok" { bad = 1; print "history: " $$1 " is not up: make up first" > "/dev/stderr" } END { exit bad }'
+	PGPASSFILE=$${GF_STATE_DIR:-$(CURDIR)/.gf}/secrets/pgpass \
+	  BACKEND_DB_PORT=$${GF_BACKEND_DB_PORT:-30541} GXP_DB_PORT=$${GF_GXP_DB_PORT:-30542} \
+	  EVENTLOG_DB_PORT=$${GF_EVENTLOG_DB_PORT:-30543} bash bench/load_rows.sh $(ROWS)
 
 # gxp alone: TransactionPrepare over gRPC beside pgbench on gxp-db (bench/gxp_bench.c).
 bench-gxp: deps build

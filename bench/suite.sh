@@ -7,8 +7,14 @@
 # second, each with one bid, timed from their end until every one is settled and its seller
 # paid out.
 # Beside our figures, the floor: pgbench running exactly the SQL of a buy and of an add-gxp on
-# the same clusters at the same concurrency (bench/floor). Then the buy run again after loading
-# a million rows into the tables a buy grows.
+# the same clusters at the same concurrency (bench/floor).
+# Hot items (part hot): buys over 8 items only, at 8 and 32 connections, with the lock
+# conflicts and retries the backends counted (their /metrics before and after) per buy.
+# A read floor (part reads): pgbench running GET /user?limit=100's and GET /item's SELECT on
+# backend-db at the same concurrency, right after the same route's run through nginx.
+# History sizes (part big, BENCH_HISTORY): the tables grown step by step (bench/load_rows.sh),
+# buy and add-gxp at the highest concurrency after each step, and pg_stat_statements' top
+# statements and every index's size per database at each size.
 #
 # Authenticated like any client: the operator (admin, its password in the admin.password file
 # of the stack's secrets directory) logs in, and every request carries its bearer token (admin acts for
@@ -25,15 +31,20 @@
 # Environment: BENCH_SECONDS (10 per run), BENCH_CONCURRENCY ("1 8 32"), BENCH_USERS (1000),
 # BENCH_ITEMS (32: the buys spread over this many items, in the runs and the floor alike — one
 # item would make every buy race for one stock row, which measures the optimistic lock's
-# back-off rather than the system), BENCH_BIG_ROWS (1000000; 0 skips the large-table run), GF_BUILD_DIR (build),
+# back-off rather than the system), BENCH_BIG_ROWS (1000000: BENCH_HISTORY is "0 BENCH_BIG_ROWS"
+# unless set; 0 and no BENCH_HISTORY skip the history sizes), GF_BUILD_DIR (build),
 # BENCH_ONLY (all: a part of the suite, any of: auth get-item get-user add-gxp buy bid settle
-# console floor big open; e.g. "get-item buy" for the throughput of those two), BENCH_SELLERS (32: users
+# console floor big hot reads open; e.g. "get-item buy" for the throughput of those two), BENCH_SELLERS (32: users
 # 1..32 sell, the others bid), BENCH_AUCTIONS (256: the open auctions the bids go to),
 # BENCH_SETTLE_AUCTIONS (1000), BENCH_SETTLE_LEAD_S (30: the auctions end this long after their
 # creation starts; creation and bids must be done by then), BENCH_PORT_BASE (unset: a free block at
 # random; else the stack's 17 ports from there), GF_BENCH_TMP (/tmp/gf-bench-<uid>: the stack's
 # state goes to its stack/). The part `open` (buys and add-gxps at a fixed arrival rate, 0.5x, 1x
 # and 2x the closed-loop peak) has its own settings: see bench/open.sh.
+# BENCH_HOT_ITEMS (8: the items the hot run's buys go to), BENCH_HOT_CONCURRENCY ("8 32"),
+# BENCH_READS_CONCURRENCY (32: the read floor's clients), BENCH_HISTORY (history sizes in rows,
+# ascending, each a total; "0 $BENCH_BIG_ROWS" by default, e.g. "0 1000000 3000000 10000000"),
+# BENCH_PGSS (1 when big is wanted: the clusters load pg_stat_statements; 0: they do not).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -48,18 +59,43 @@ SELLERS=${BENCH_SELLERS:-32}
 AUCTIONS=${BENCH_AUCTIONS:-256}
 SETTLE_AUCTIONS=${BENCH_SETTLE_AUCTIONS:-1000}
 SETTLE_LEAD_S=${BENCH_SETTLE_LEAD_S:-30}
-ONLY=${BENCH_ONLY:-auth get-item get-user add-gxp buy bid settle console floor big open}
+ONLY=${BENCH_ONLY:-auth get-item get-user add-gxp buy bid settle console floor big hot reads open}
 for part in $ONLY; do
     case $part in
-    auth | get-item | get-user | add-gxp | buy | bid | settle | console | floor | big | open) ;;
+    auth | get-item | get-user | add-gxp | buy | bid | settle | console | floor | big | hot | reads | open) ;;
     *)
-        printf 'bench: BENCH_ONLY: unknown part %s (auth get-item get-user add-gxp buy bid settle console floor big open)\n' \
+        printf 'bench: BENCH_ONLY: unknown part %s (auth get-item get-user add-gxp buy bid settle console floor big hot reads open)\n' \
             "$part" >&2
         exit 2
         ;;
     esac
 done
 wanted() { [[ " $ONLY " == *" $1 "* ]]; }
+
+# ---- settings of the parts hot, reads and big (history sizes) -------------------------------
+HOT_ITEMS=${BENCH_HOT_ITEMS:-8}
+HOT_CONCURRENCY=${BENCH_HOT_CONCURRENCY:-"8 32"}
+READS_C=${BENCH_READS_CONCURRENCY:-32}
+HISTORY=${BENCH_HISTORY:-"0 $BIG_ROWS"}
+((BIG_ROWS > 0)) || [[ -n ${BENCH_HISTORY:-} ]] || HISTORY=''
+PGSS=${BENCH_PGSS:-$(wanted big && [[ -n $HISTORY ]] && echo 1 || echo 0)}
+bad_setting() {
+    printf 'bench: %s\n' "$*" >&2
+    exit 2
+}
+[[ $HOT_ITEMS =~ ^[1-9][0-9]*$ ]] && ((HOT_ITEMS <= ${BENCH_ITEMS:-32})) ||
+    bad_setting "BENCH_HOT_ITEMS must be in 1..BENCH_ITEMS (the items the suite creates)"
+for c in $HOT_CONCURRENCY $READS_C; do
+    [[ $c =~ ^[1-9][0-9]*$ ]] && ((c <= 1000)) ||
+        bad_setting "BENCH_HOT_CONCURRENCY and BENCH_READS_CONCURRENCY must be connection counts (1..1000)"
+done
+prev=-1
+for h in $HISTORY; do
+    [[ $h =~ ^(0|[1-9][0-9]{0,9})$ ]] && ((h > prev && h <= 1000000000)) ||
+        bad_setting "BENCH_HISTORY must be row counts in ascending order (e.g. \"0 1000000 3000000\"), at most 1000000000"
+    prev=$h
+done
+[[ $PGSS == 0 || $PGSS == 1 ]] || bad_setting "BENCH_PGSS must be 0 or 1"
 PG_BIN=${GF_PG_BIN:-/usr/lib/postgresql/15/bin}
 OUT=$REPO/bench/results/$(date -u +%Y%m%dT%H%M%SZ)
 TMP=${GF_BENCH_TMP:-/tmp/gf-bench-$(id -u)}
@@ -108,6 +144,14 @@ rm -rf "$GF_STATE_DIR"
 cleanup() { bash "$STACK" down >"$OUT/stack-down.log" 2>&1 || true; }
 trap cleanup EXIT
 say "starting the stack on ports $GF_GXP_DB_PORT.. (state: $GF_STATE_DIR)"
+# pg_stat_statements for the history sizes' "where the time goes": loaded at the clusters'
+# start (it needs shared memory), every statement counted, those inside gxp's functions and
+# triggers too (track = all). Its cost per statement is a hash lookup and a spinlock.
+if ((PGSS)); then
+    export GF_PG_EXTRA_CONF="shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = all
+pg_stat_statements.max = 2000"
+fi
 bash "$STACK" up >"$OUT/stack-up.log" 2>&1 || die "stack up failed: see $OUT/stack-up.log"
 
 # PostgreSQL over TCP wants postgres's password (scram): the PGPASSFILE `up` wrote, for psql
@@ -189,6 +233,22 @@ cpu_per_req() {
 # ---- seed: users with plenty of GXP, ITEMS items of cost 1 with stock that cannot run out ----
 say "seeding $USERS users"
 seed_cfg=$TMP/seed.curl
+# seed_send CFG: curl's parallel POSTs of CFG, sent again whole (up to 10 times, 1 s apart) while
+# any failed: admission control sheds POSTs with 503 overloaded when replication or the outbox
+# falls behind (ARCHITECTURE §3, "Admission control"), and each request carries its own
+# Idempotency-Key, so what succeeded before is only replayed.
+SEED_RUN=$$-$(date +%s)
+seed_send() {
+    local try
+    for try in 1 2 3 4 5 6 7 8 9 10; do
+        curl --no-progress-meter -Z --parallel-max 8 -K "$1" 2>"$TMP/seed.err" && return 0
+        say "seeding: $(grep -c . "$TMP/seed.err") requests failed (try $try), sending again"
+        sleep 1
+    done
+    cat "$TMP/seed.err" >&2
+    return 1
+}
+
 # curl_each PATH BODY-FORMAT: one POST per user (the format gets the user's number), 8 at a
 # time over kept-alive connections. `next` starts each request's own options.
 curl_each() {
@@ -198,9 +258,10 @@ curl_each() {
         # shellcheck disable=SC2059 # the format is the caller's
         printf "url = \"%s%s\"\nheader = \"Content-Type: application/json\"\ndata = \"$2\"\noutput = \"/dev/null\"\nfail\nsilent\nshow-error\n" \
             "$INGRESS" "$1" "$i"
+        printf 'header = "Idempotency-Key: bench-%s-%s-%d"\n' "$SEED_RUN" "${1//\//-}" "$i"
         [[ -z $TOKEN ]] || printf 'header = "Authorization: Bearer %s"\n' "$TOKEN"
     done >"$seed_cfg"
-    curl --no-progress-meter -Z --parallel-max 8 -K "$seed_cfg"
+    seed_send "$seed_cfg"
 }
 curl_each /user/create '{\\"name\\":\\"bench-user-%d\\"}' || die "creating users failed"
 users_made=$(psql_at "$GF_BACKEND_DB_PORT" "SELECT count(*) FROM users")
@@ -220,7 +281,9 @@ quiesce() {
     while ((SECONDS < deadline)); do
         pending=$(psql_at "$GF_GXP_DB_PORT" "SELECT count(*) FROM gxp_transaction WHERE status = 0")
         outbox=$(psql_at "$GF_BACKEND_DB_PORT" "SELECT count(*) FROM event_outbox WHERE published_at IS NULL")
-        events=$(psql_at "$GF_EVENTLOG_DB_PORT" "SELECT count(*) FROM event")
+        # the newest event's id (an identity: it only grows), not count(*), which read the
+        # whole table every second once history had grown it (0.75 s at 2M rows)
+        events=$(psql_at "$GF_EVENTLOG_DB_PORT" "SELECT coalesce(max(id), 0) FROM event")
         steps=$(psql_at "$GF_BACKEND_DB_PORT" "SELECT count(*) FROM saga_steps
             WHERE state = 'pending' AND due_at <= now()")
         [[ $pending == 0 && $outbox == 0 && $steps == 0 && $events == "${LAST_EVENTS:-x}" ]] &&
@@ -282,16 +345,19 @@ ev_lag() { # -> "p50 p99 n" in ms
 # curl_posts PATH: one POST of each JSON body read from stdin (a line each), 8 at a time over
 # kept-alive connections, with the operator's token.
 curl_posts() {
-    local body first=1 cfg=$TMP/posts.curl
+    local body first=1 cfg=$TMP/posts.curl n=0 batch
+    batch=$(date +%s%N) # this call's: a key names one request of one call
     while IFS= read -r body; do
         ((first)) || echo next
         first=0
+        n=$((n + 1))
         printf 'url = "%s%s"\nheader = "Content-Type: application/json"\ndata = "%s"\n' \
             "$INGRESS" "$1" "${body//\"/\\\"}"
         printf 'output = "/dev/null"\nfail\nsilent\nshow-error\n'
+        printf 'header = "Idempotency-Key: bench-%s-%s-%d-%d"\n' "$SEED_RUN" "${1//\//-}" "$batch" "$n"
         [[ -z $TOKEN ]] || printf 'header = "Authorization: Bearer %s"\n' "$TOKEN"
     done >"$cfg"
-    curl --no-progress-meter -Z --parallel-max 8 -K "$cfg"
+    seed_send "$cfg"
 }
 
 # Users 1..SELLERS hold units of an item not on sale (bench-auction-item): the sellers. Each
@@ -432,10 +498,46 @@ if wanted bid; then
     bid_setup
 fi
 
+# ---- the read floor (part reads) -------------------------------------------------------------
+# read_floor ROUTE: pgbench on backend-db running the SELECT the backend runs for ROUTE
+# (bench/floor/get-item.sql, get-user.sql) with READS_C clients, right after the route's own run
+# through nginx at READS_C (the main loop's, or read_route's), so that both see the same
+# machine; a line in reads.tsv. The route's answer and the SELECT must give as many rows.
+printf 'route\tconns\tfloor_tps\tfloor_lat_ms\trows\n' >"$OUT/reads.tsv"
+LIST_CAP=10000 # BACKEND_LIST_CAP's default (backend/config.c), which scripts/stack.sh leaves
+read_floor() {
+    local route=$1 script limit sql path key out tps lat rows api_rows
+    case $route in
+    "GET /item") script=get-item.sql limit=$LIST_CAP path=/item key=items
+        sql="SELECT count(*) FROM (SELECT id FROM items WHERE id > 0 ORDER BY id LIMIT $limit) x" ;;
+    "GET /user") script=get-user.sql limit=100 path="/user?limit=100" key=users
+        sql="SELECT count(*) FROM (SELECT id FROM users WHERE id > 0 ORDER BY id LIMIT $limit) x" ;;
+    esac
+    rows=$(psql_at "$GF_BACKEND_DB_PORT" "$sql")
+    api_rows=$(curl -fsS "${AUTH_HDR[@]}" "$INGRESS$path" | jq -er ".$key | length") ||
+        die "reads: $route failed"
+    [[ $rows == "$api_rows" ]] || die "reads: $route answered $api_rows rows, its SELECT $rows"
+    quiesce
+    out=$("$PG_BIN/pgbench" -n -M prepared -c "$READS_C" -j "$((READS_C < 2 ? READS_C : 2))" \
+        -T "$SECS" -h 127.0.0.1 -p "$GF_BACKEND_DB_PORT" -U postgres -D limit="$limit" \
+        -f "$REPO/bench/floor/$script" postgres 2>&1) || die "reads: pgbench for $route failed: $out"
+    tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -n 1)
+    lat=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' <<<"$out" | head -n 1)
+    [[ -n $tps && -n $lat ]] || die "reads: no tps in pgbench's output for $route: $out"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$route" "$READS_C" "$tps" "$lat" "$rows" >>"$OUT/reads.tsv"
+    say "read floor $route c=$READS_C: $tps SELECTs/s ($rows rows each)"
+}
+# read_route ROUTE PATH [C]: the route's run through nginx, then its floor when the part is
+# wanted and C is the floor's concurrency.
+read_route() {
+    run_wrk "$1" get.lua "$2" "$3"
+    if wanted reads && (($3 == READS_C)); then read_floor "$1"; fi
+}
+
 printf 'label\tconns\tfin_p50\tfin_p99\tfin_n\tev_p50\tev_p99\tev_n\n' >"$OUT/lags.tsv"
 for c in $CONCURRENCY; do
-    if wanted get-item; then run_wrk "GET /item" get.lua /item "$c"; fi
-    if wanted get-user; then run_wrk "GET /user" get.lua "/user?limit=100" "$c"; fi
+    if wanted get-item; then read_route "GET /item" /item "$c"; fi
+    if wanted get-user; then read_route "GET /user" "/user?limit=100" "$c"; fi
     if wanted add-gxp; then
         fin_mark
         run_wrk add-gxp add_gxp.lua / "$c"
@@ -457,6 +559,53 @@ for c in $CONCURRENCY; do
         printf 'bid\t%s\t%s\t%s\t%s\t-\t-\t0\n' "$c" "$fp50" "$fp99" "$fn" >>"$OUT/lags.tsv"
     fi
 done
+# The read floor of a route the main loop did not run at READS_C: both runs here.
+if wanted reads; then
+    if ! wanted get-item || [[ " $CONCURRENCY " != *" $READS_C "* ]]; then
+        read_route "GET /item" /item "$READS_C"
+    fi
+    if ! wanted get-user || [[ " $CONCURRENCY " != *" $READS_C "* ]]; then
+        read_route "GET /user" "/user?limit=100" "$READS_C"
+    fi
+fi
+
+# ---- hot items (part hot) ---------------------------------------------------------------------
+# Buys over HOT_ITEMS items only (1..HOT_ITEMS, each with a stock that cannot run out), at each
+# of HOT_CONCURRENCY: many buys meet on one stock row. A buy takes the stock with a conditional
+# UPDATE and waits for the row's lock (ARCHITECTURE §3, "Hot rows"); what the backends measured of
+# that meanwhile, from their /metrics before and after: backend_buy_stock_take_seconds (the
+# UPDATE, its wait for the lock included), its count and sum.
+stock_takes() { # -> "count sum_seconds", both backends summed
+    local p m n=0 sum=0 c s
+    for p in "$GF_BACKEND1_HTTP_PORT" "$GF_BACKEND2_HTTP_PORT"; do
+        m=$(curl -fsS --max-time 5 "http://127.0.0.1:$p/metrics") || die "hot: no /metrics on port $p"
+        c=$(awk '$1 == "backend_buy_stock_take_seconds_count" { print $2 }' <<<"$m")
+        s=$(awk '$1 == "backend_buy_stock_take_seconds_sum" { print $2 }' <<<"$m")
+        n=$((n + ${c:-0}))
+        sum=$(awk -v a="$sum" -v b="${s:-0}" 'BEGIN { printf "%.6f", a + b }')
+    done
+    echo "$n $sum"
+}
+printf 'conns\titems\tbuys\trps\tp50\tp99\tnon2xx\ttakes\ttake_mean_ms\n' >"$OUT/hot.tsv"
+if wanted hot; then
+    all_items=$ITEMS
+    ITEMS=$HOT_ITEMS # buy.lua's items: 1..ITEMS
+    for c in $HOT_CONCURRENCY; do
+        read -r n0 s0 <<<"$(stock_takes)"
+        run_wrk "buy (hot, $HOT_ITEMS items)" buy.lua / "$c"
+        read -r n1 s1 <<<"$(stock_takes)"
+        line=$(sed -n 's/^GFBENCH //p' <<<"$WRK_RAW")
+        read -r rps p50 p99 non2xx < <(awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+            print v["rps"], v["p50"], v["p99"], v["non2xx"] }' <<<"$line")
+        buys=$(awk -v r="$rps" -v s="$SECS" 'BEGIN { printf "%d", r * s }')
+        take_ms=$(awk -v n="$((n1 - n0))" -v a="$s0" -v b="$s1" 'BEGIN { printf "%.3f", n > 0 ? 1000 * (b - a) / n : 0 }')
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$HOT_ITEMS" "$buys" "$rps" "$p50" "$p99" \
+            "$non2xx" "$((n1 - n0))" "$take_ms" >>"$OUT/hot.tsv"
+        say "hot c=$c: $rps buys/s, p99 $p99 ms; $((n1 - n0)) stock takes, $take_ms ms each on average (the row lock's wait included)"
+    done
+    ITEMS=$all_items
+fi
+
 if wanted settle; then
     settle_bench
 fi
@@ -562,20 +711,92 @@ for op in $floor_ops; do
     done
 done
 
-# ---- a million rows later ---------------------------------------------------------------------
+# ---- history sizes (part big) -----------------------------------------------------------------
+# For each size of BENCH_HISTORY (a total of history rows), grown to it by bench/load_rows.sh
+# (through the same tables and replication as the real thing, in chunks), the buy and the add-gxp
+# runs at the highest concurrency, with their finalization and event lag: a line each in
+# history.tsv. With pg_stat_statements (PGSS), its counters are reset before each size's runs
+# and read after them: the statements of those runs alone, by total time, per database
+# (pgss-<rows>-<cluster>.tsv), and every index's size (indexes-<rows>-<cluster>.tsv).
 big_c=$(tr ' ' '\n' <<<"$CONCURRENCY" | tail -1)
-if ((BIG_ROWS > 0)) && wanted big; then
-    say "loading $BIG_ROWS rows into the tables a buy grows"
-    BACKEND_DB_PORT=$GF_BACKEND_DB_PORT GXP_DB_PORT=$GF_GXP_DB_PORT EVENTLOG_DB_PORT=$GF_EVENTLOG_DB_PORT \
-        bash "$REPO/bench/load_rows.sh" "$BIG_ROWS" >"$OUT/load-rows.log" 2>&1 ||
-        die "loading rows failed: see $OUT/load-rows.log"
-    fin_mark
-    ev_mark
-    run_wrk "buy (+${BIG_ROWS} rows)" buy.lua / "$big_c"
-    read -r fp50 fp99 fn <<<"$(fin_latency)"
-    read -r ep50 ep99 en <<<"$(ev_lag)"
-    printf 'buy (+%s rows)\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$BIG_ROWS" "$big_c" "$fp50" "$fp99" "$fn" \
-        "$ep50" "$ep99" "$en" >>"$OUT/lags.tsv"
+HIST_DBS=(backend-db gxp-db eventlog-db)
+declare -A HIST_PORT=([backend-db]=$GF_BACKEND_DB_PORT [gxp-db]=$GF_GXP_DB_PORT
+    [eventlog-db]=$GF_EVENTLOG_DB_PORT)
+pgss_reset() {
+    local db
+    ((PGSS)) || return 0
+    for db in "${HIST_DBS[@]}"; do
+        psql_at "${HIST_PORT[$db]}" "SELECT pg_stat_statements_reset()" >/dev/null
+    done
+}
+# history_stats ROWS: the statements since pgss_reset (the 25 with the most time, their calls,
+# mean and total ms, rows and shared blocks hit and read per call; toplevel f = run inside a
+# function or trigger) and the indexes' sizes, per database. Only the services' statements
+# (their roles, and the subscription's apply worker): the suite's own, as postgres (quiesce,
+# the latencies), are left out.
+history_stats() {
+    local db port
+    for db in "${HIST_DBS[@]}"; do
+        port=${HIST_PORT[$db]}
+        "$PG_BIN/psql" -X -q -A -F $'\t' -h 127.0.0.1 -p "$port" -U postgres -d postgres \
+            -v ON_ERROR_STOP=1 -c "SELECT relname AS table, indexrelname AS index,
+                pg_relation_size(indexrelid) AS bytes, idx_scan AS scans
+            FROM pg_stat_user_indexes ORDER BY pg_relation_size(indexrelid) DESC" \
+            -P footer=off >"$OUT/indexes-$1-$db.tsv"
+        ((PGSS)) || continue
+        "$PG_BIN/psql" -X -q -A -F $'\t' -h 127.0.0.1 -p "$port" -U postgres -d postgres \
+            -v ON_ERROR_STOP=1 -c "SELECT queryid, toplevel, calls,
+                round(mean_exec_time::numeric, 4) AS mean_ms, round(total_exec_time::numeric, 1) AS total_ms,
+                round(rows::numeric / calls, 2) AS rows_per_call,
+                round(shared_blks_hit::numeric / calls, 2) AS hit_per_call,
+                round(shared_blks_read::numeric / calls, 2) AS read_per_call,
+                regexp_replace(left(query, 300), '\s+', ' ', 'g') AS query
+            FROM pg_stat_statements WHERE calls > 0 AND userid <> 'postgres'::regrole
+            ORDER BY total_exec_time DESC LIMIT 25" -P footer=off >"$OUT/pgss-$1-$db.tsv"
+    done
+}
+printf 'rows\top\tconns\trps\tp50\tp99\tfin_p99\tev_p99\tload_s\n' >"$OUT/history.tsv"
+if [[ -n $HISTORY ]] && wanted big; then
+    if ((PGSS)); then
+        for db in "${HIST_DBS[@]}"; do
+            psql_at "${HIST_PORT[$db]}" "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null ||
+                die "cannot create pg_stat_statements on $db"
+        done
+    fi
+    loaded=0
+    for rows in $HISTORY; do
+        load_s=0
+        if ((rows > loaded)); then
+            say "history: adding $((rows - loaded)) rows ($rows in all)"
+            t0=$SECONDS
+            BACKEND_DB_PORT=$GF_BACKEND_DB_PORT GXP_DB_PORT=$GF_GXP_DB_PORT EVENTLOG_DB_PORT=$GF_EVENTLOG_DB_PORT \
+                bash "$REPO/bench/load_rows.sh" "$((rows - loaded))" >>"$OUT/load-rows.log" 2>&1 ||
+                die "loading rows failed: see $OUT/load-rows.log"
+            load_s=$((SECONDS - t0))
+            say "history: $rows rows after $load_s s ($(tail -n 1 "$OUT/load-rows.log"))"
+            loaded=$rows
+        fi
+        pgss_reset
+        for op in buy add-gxp; do
+            fin_mark
+            ev_mark
+            if [[ $op == buy ]]; then
+                run_wrk "buy (history $rows)" buy.lua / "$big_c"
+            else
+                run_wrk "add-gxp (history $rows)" add_gxp.lua / "$big_c"
+            fi
+            read -r fp50 fp99 fn <<<"$(fin_latency)"
+            if [[ $op == buy ]]; then read -r ep50 ep99 en <<<"$(ev_lag)"; else ep50=- ep99=- en=0; fi
+            printf '%s (history %s)\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$op" "$rows" "$big_c" "$fp50" "$fp99" \
+                "$fn" "$ep50" "$ep99" "$en" >>"$OUT/lags.tsv"
+            line=$(sed -n 's/^GFBENCH //p' <<<"$WRK_RAW")
+            awk -v rows="$rows" -v op="$op" -v c="$big_c" -v f="$fp99" -v e="$ep99" -v l="$load_s" '{
+                for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+                printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", rows, op, c, v["rps"], v["p50"], v["p99"], f, e, l
+            }' <<<"$line" >>"$OUT/history.tsv"
+        done
+        history_stats "$rows"
+    done
 fi
 
 # ---- peak memory ------------------------------------------------------------------------------

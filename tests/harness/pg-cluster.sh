@@ -15,7 +15,8 @@
 # for administration. `roles` applies sql/roles/roles.sql over that socket as postgres, with
 # gf.cluster = CLUSTER (backend-db, gxp-db, eventlog-db) and, for every SECRETS_DIR/NAME.password
 # (NAME of [a-z_]), gf.NAME_password set to the file's content: the services' login roles.
-# Environment: PG_TEMPLATE_DIR (template cache), GF_PG_BIN (default /usr/lib/postgresql/15/bin).
+# Environment: PG_TEMPLATE_DIR (template cache), GF_PG_BIN (default /usr/lib/postgresql/15/bin),
+# GF_PG_EXTRA_CONF (lines added to each cluster's configuration at its start).
 set -euo pipefail
 
 PG_BIN=${GF_PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -156,6 +157,9 @@ write_conf() {
             printf 'max_logical_replication_workers = 4\nmax_worker_processes = 16\n'
             printf "wal_retrieve_retry_interval = '500ms'\n"
         fi
+        # GF_PG_EXTRA_CONF: lines of configuration of the caller's (bench/suite.sh loads
+        # pg_stat_statements with it), after the settings above, so that they win.
+        [[ -z ${GF_PG_EXTRA_CONF:-} ]] || printf '%s\n' "$GF_PG_EXTRA_CONF"
         if ((SCRAM)); then
             printf "password_encryption = 'scram-sha-256'\n"
             printf "hba_file = '%s'\n" "${DATADIR//\'/\'\'}/$HBA_NAME"
