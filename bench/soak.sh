@@ -19,8 +19,8 @@
 #
 # Writes under bench/results/soak-<time>/: soak.tsv (a row per sample), soak-tables.tsv (the
 # largest tables of each cluster per sample), the generators' own 30-second rows
-# (soak-buy.tsv, soak-add-gxp.tsv), soak.md (the report) and the plots soak-disk.png,
-# soak-latency.png and soak-rss.png.
+# (soak-buy.tsv, soak-add-gxp.tsv), the Markdown report (bench/soak_report.sh) and the plots
+# soak-disk.png, soak-latency.png and soak-rss.png.
 #
 # Environment: SOAK_SECONDS (1800; at most 3000: the bearer token lives an hour),
 # SOAK_SAMPLE_SECONDS (30), SOAK_PEAK_SECONDS (10), SOAK_BUY_RATE, SOAK_ADD_RATE, SOAK_ENV,
