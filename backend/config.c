@@ -146,7 +146,7 @@ const struct gf_config_def backend_config_defs[] = {
      "(with Retry-After) while gxp's replication or the event outbox is behind (false: never)"},
     {"BACKEND_ADMIT_INTERVAL_MS", GF_CFG_INT, "25", 5, 1000, false, F(admit_interval_ms),
      "how often admission control measures both (one query on a connection of its own)"},
-    {"BACKEND_ADMIT_LAG_MS", GF_CFG_INT, "60", 1, 600000, false, F(admit_lag_ms),
+    {"BACKEND_ADMIT_LAG_MS", GF_CFG_INT, "150", 1, 600000, false, F(admit_lag_ms),
      "shed while the oldest backend-db WAL gxp's subscription has not applied is older than "
      "this (the delay a decision made now waits before gxp finalizes it)"},
     {"BACKEND_ADMIT_OUTBOX_AGE_MS", GF_CFG_INT, "150", 1, 600000, false, F(admit_outbox_age_ms),

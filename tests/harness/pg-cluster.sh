@@ -156,6 +156,12 @@ write_conf() {
         if ((SUBSCRIBER)); then
             printf 'max_logical_replication_workers = 4\nmax_worker_processes = 16\n'
             printf "wal_retrieve_retry_interval = '500ms'\n"
+            # The apply worker commits asynchronously (a subscription's synchronous_commit is
+            # off) and reports as flushed only what the WAL writer has flushed: every 200 ms by
+            # default, so the slot on the publisher would confirm applied decisions up to 200 ms
+            # late, and the backend's admission control (which reads that slot) would see a lag
+            # that is not there. 10 ms keeps the confirmation within a few ms of the apply.
+            printf "wal_writer_delay = '10ms'\n"
         fi
         # GF_PG_EXTRA_CONF: lines of configuration of the caller's (bench/suite.sh loads
         # pg_stat_statements with it), after the settings above, so that they win.

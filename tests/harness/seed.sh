@@ -19,12 +19,18 @@ seed_token() { # URL NAME PASSWORD_FILE: a token from POST URL/auth/login (curl)
     printf '%s\n' "$token"
 }
 
-gf_run() { # gf's output; a non-zero exit fails the test
-    local o
-    o=$("${GF_CMD[@]}" "$@" 2>&1) || {
+gf_run() { # gf's output (stdout); a non-zero exit fails the test. What gf says on stderr (its
+    # errors, or a notice such as "the system is overloaded; sending again in 1 s") goes to the
+    # test's stderr, not into the output the test compares.
+    local o e rc=0
+    e=$(mktemp)
+    o=$("${GF_CMD[@]}" "$@" 2>"$e") || rc=$?
+    cat "$e" >&2
+    rm -f "$e"
+    if ((rc != 0)); then
         printf '%s\n' "$o" >&2
         fail "gf $* exited non-zero"
-    }
+    fi
     printf '%s\n' "$o"
 }
 
