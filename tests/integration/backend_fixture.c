@@ -830,18 +830,8 @@ int check_invariants(struct backend_world *w)
     /* gxp-db: balance = Σ committed ADD − Σ committed SUBTRACT (with what retention pruned of
      * them: balance_pruned); reserved = Σ pending SUBTRACT; incoming = Σ pending ADD;
      * 0 ≤ reserved ≤ balance. */
-    bad += violation(
-        sql_ll(w->gxp,
-               "SELECT count(*) FROM balance b LEFT JOIN LATERAL ("
-               "  SELECT coalesce(sum(CASE WHEN status = 2 AND type = 0 THEN amount"
-               "                           WHEN status = 2 AND type = 1 THEN -amount END), 0) net,"
-               "         coalesce(sum(amount) FILTER (WHERE status = 0 AND type = 1), 0) AS res,"
-               "         coalesce(sum(amount) FILTER (WHERE status = 0 AND type = 0), 0) AS inc"
-               "    FROM gxp_transaction t WHERE t.user_id = b.user_id) s ON true"
-               " LEFT JOIN balance_pruned p ON p.user_id = b.user_id"
-               " WHERE b.balance <> s.net + coalesce(p.net, 0) OR b.reserved <> s.res"
-               "    OR b.incoming <> s.inc OR b.reserved < 0 OR b.reserved > b.balance"),
-        "gxp balances match their committed and pending transactions");
+    bad += violation(sql_ll(w->gxp, GXP_LEDGER_VIOLATIONS_SQL),
+                     "gxp balances match their committed and pending transactions");
     bad += violation(sql_ll(w->gxp, "SELECT count(*) FROM gxp_transaction t"
                                     " LEFT JOIN decision d USING (correlation_id)"
                                     " WHERE (t.status = 2 AND d.state IS DISTINCT FROM 'succeeded')"

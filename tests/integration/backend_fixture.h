@@ -171,4 +171,18 @@ int check_invariants(struct backend_world *w);
  * the answer's state. */
 grpc_status_code rpc_resolve(struct backend_world *w, const char *cid, char *state, size_t n);
 
+/* SPEC §5 on gxp-db: the balances that do not match their transactions (balance = Σ committed
+ * ADD − Σ committed SUBTRACT, with what retention carried out of the history in balance_pruned;
+ * reserved = Σ pending SUBTRACT; incoming = Σ pending ADD; 0 ≤ reserved ≤ balance), counted. */
+#define GXP_LEDGER_VIOLATIONS_SQL                                                                  \
+    "SELECT count(*) FROM balance b LEFT JOIN LATERAL ("                                           \
+    "  SELECT coalesce(sum(CASE WHEN status = 2 AND type = 0 THEN amount"                          \
+    "                           WHEN status = 2 AND type = 1 THEN -amount END), 0) net,"           \
+    "         coalesce(sum(amount) FILTER (WHERE status = 0 AND type = 1), 0) AS res,"             \
+    "         coalesce(sum(amount) FILTER (WHERE status = 0 AND type = 0), 0) AS inc"              \
+    "    FROM gxp_transaction t WHERE t.user_id = b.user_id) s ON true"                            \
+    " LEFT JOIN balance_pruned p ON p.user_id = b.user_id"                                         \
+    " WHERE b.balance <> s.net + coalesce(p.net, 0) OR b.reserved <> s.res"                        \
+    "    OR b.incoming <> s.inc OR b.reserved < 0 OR b.reserved > b.balance"
+
 #endif
