@@ -13,8 +13,13 @@
 # and event lags of the run's transactions read (fin_mark/fin_latency, ev_mark/ev_lag). One row
 # per run in open.tsv; the generator's per-second figures in open-<op>-<factor>.tsv.
 #
+# Admission control: the suite runs the system with it off, so that its closed-loop rates are
+# the unthrottled peak the targets compare with. This part restarts both backends with it on
+# (BACKEND_ADMIT=true, and BENCH_OPEN_ENV's VAR=value words after it, e.g.
+# BENCH_OPEN_ENV="BACKEND_ADMIT_LAG_MS=60" for another bound), and with it off again at its end.
+#
 # Uses the suite's login, quiesce, run_wrk, fin_*, ev_*, say, die, OUT, INGRESS, TOKEN,
-# USERS, ITEMS, GF_BUILD_DIR.
+# USERS, ITEMS, GF_BUILD_DIR, STACK, PID, PEAK_KIB, pid_of_prog.
 
 OPEN_SECONDS=${BENCH_OPEN_SECONDS:-20}
 OPEN_FACTORS=${BENCH_OPEN_FACTORS:-"0.5 1 2"}
@@ -30,6 +35,10 @@ open_check() {
     if ! [[ $OPEN_CONNS =~ ^[0-9]+$ ]] || ((OPEN_CONNS == 0 || OPEN_CONNS > 4096)); then
         die "BENCH_OPEN_CONNS must be 1..4096, not '$OPEN_CONNS'"
     fi
+    local kv
+    for kv in ${BENCH_OPEN_ENV:-}; do
+        [[ $kv =~ ^[A-Z_][A-Z0-9_]*=[^[:space:]]*$ ]] || die "BENCH_OPEN_ENV: '$kv' is not VAR=value"
+    done
     if ! [[ $OPEN_PEAK_CONNS =~ ^[0-9]+$ ]] || ((OPEN_PEAK_CONNS == 0)); then
         die "BENCH_OPEN_PEAK_CONNS must be a number of connections > 0, not '$OPEN_PEAK_CONNS'"
     fi
@@ -40,6 +49,30 @@ open_check() {
             die "BENCH_OPEN_FACTORS: '$f' is not a factor > 0"
         fi
     done
+}
+
+# open_backends ADMIT: both backends stopped (SIGTERM, by the pid the suite knows) and started
+# again by scripts/stack.sh with BACKEND_ADMIT=ADMIT (the last word of GF_EXTRA_ENV wins); their
+# peak memory so far is kept for the suite's table.
+open_backends() {
+    local u pid k i env
+    for u in backend-svc-1 backend-svc-2; do
+        pid=${PID[$u]}
+        k=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+        ((k > ${PEAK_KIB[$u]:-0})) && PEAK_KIB[$u]=$k
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 150; i++)); do
+            [[ -d /proc/$pid ]] || break
+            sleep 0.1
+        done
+        [[ ! -d /proc/$pid ]] || die "open: $u (pid $pid) still runs 15 s after SIGTERM"
+    done
+    env="${GF_EXTRA_ENV:-} BACKEND_ADMIT=$1"
+    [[ $1 == false ]] || env+=" ${BENCH_OPEN_ENV:-}"
+    GF_EXTRA_ENV=$env bash "$STACK" up >>"$OUT/stack-up.log" 2>&1 ||
+        die "open: the backends did not start again: see $OUT/stack-up.log"
+    for u in backend-svc-1 backend-svc-2; do PID[$u]=$(pid_of_prog "$u"); done
+    say "open: backends restarted with BACKEND_ADMIT=$1${BENCH_OPEN_ENV:+ ($BENCH_OPEN_ENV)}"
 }
 
 open_rps_of() { # LABEL CONNS: the last closed-loop rate of LABEL at CONNS in runs.tsv
@@ -104,6 +137,8 @@ open_part() {
     buy_peak=$(open_peak buy buy buy.lua)
     add_peak=$(open_peak add-gxp add-gxp add_gxp.lua)
     say "open: peaks (closed loop, c=$OPEN_PEAK_CONNS): buy $buy_peak/s, add-gxp $add_peak/s"
+    open_backends true
     for f in $OPEN_FACTORS; do open_run buy "$f" "$buy_peak"; done
     for f in $OPEN_FACTORS; do open_run add-gxp "$f" "$add_peak"; done
+    open_backends false
 }

@@ -56,6 +56,10 @@ awk -F'\t' '
             $1, $2, $3, $4, $5, $6, $7, $8 + 0, f != "" ? sprintf("%.0f", f) : "–", pct
     }' floor.tsv runs.tsv
 echo
+echo "req/s: the 2xx answers per second (errors: the others, and broken connections). These"
+echo "closed-loop runs are of the unthrottled system: admission control is off in them (the open"
+echo "loop below judges it)."
+echo
 echo "The floor is pgbench running the SQL of one buy (or add-gxp) on backend-db and on gxp-db at"
 echo "once, each with the same number of clients, with no service in between: its rate is the"
 echo "slower of the two (bench/floor)."

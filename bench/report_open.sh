@@ -17,7 +17,8 @@ awk -F'\t' 'NR > 1 {
         ($25 > 0 ? sprintf("%.0f", $26 * 1e6 / $25) : "–") }' open.tsv
 echo
 echo "The open-loop generator (bench/openloop.c) sends requests at a fixed rate, a multiple of the"
-echo "op's closed-loop peak (wrk at c=${BENCH_OPEN_PEAK_CONNS:-32}: $(awk -F'\t' 'NR > 1 && !s[$1]++ { printf "%s%s %.0f/s", n++ ? ", " : "", $1, $3 }' open.tsv)),"
+echo "op's unthrottled closed-loop peak (wrk at c=${BENCH_OPEN_PEAK_CONNS:-32}, admission control off: $(awk -F'\t' 'NR > 1 && !s[$1]++ { printf "%s%s %.0f/s", n++ ? ", " : "", $1, $3 }' open.tsv)),"
+echo "with admission control on in both backends (BACKEND_ADMIT=true${BENCH_OPEN_ENV:+, $BENCH_OPEN_ENV}),"
 echo "over ${BENCH_OPEN_CONNS:-128} kept-alive connections through nginx, for ${BENCH_OPEN_SECONDS:-20} s each; an arrival"
 echo "that finds no free connection waits, and its latency runs from its scheduled arrival to the"
 echo "end of its response, so a server that falls behind shows as latency (wrk's closed loop would"
