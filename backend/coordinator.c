@@ -285,6 +285,7 @@ out:
 
 struct buy {
     int64_t user_id, item_id, cost;
+    char price_version[24]; /* the stock row's version when the cost was read (buy_local) */
     const char *cid;
     const struct gf_auth_claims *who; /* an admin's buy for a user is audited */
     int64_t user_item_id;
@@ -304,14 +305,15 @@ static enum gf_status buy_check_and_claim(struct backend_app *app, struct buy *b
     enum gf_status st = store_exec(
         app, "be_buy_check_claim",
         "WITH chk AS (SELECT EXISTS (SELECT 1 FROM users WHERE id = $2::bigint) AS user_found,"
-        " i.cost, m.count FROM (SELECT 1) one"
+        " i.cost, m.count, m.version FROM (SELECT 1) one"
         " LEFT JOIN items i ON i.id = $3::bigint"
         " LEFT JOIN marketplace_items m ON m.item_id = i.id),"
         " claim AS (INSERT INTO coord_transactions (correlation_id, kind, user_id, item_id, amount)"
         " SELECT $1::uuid, 'buy', $2::bigint, $3::bigint, chk.cost FROM chk"
         " WHERE chk.user_found AND chk.count > 0"
         " ON CONFLICT (correlation_id) DO NOTHING RETURNING 1)"
-        " SELECT chk.user_found, chk.cost, chk.count, (SELECT count(*) FROM claim) FROM chk",
+        " SELECT chk.user_found, chk.cost, chk.count, (SELECT count(*) FROM claim), chk.version"
+        " FROM chk",
         3, params, &res, err);
     if (st != GF_OK)
         return st;
@@ -330,6 +332,7 @@ static enum gf_status buy_check_and_claim(struct backend_app *app, struct buy *b
         st = GF_ECONFLICT;
     } else {
         b->cost = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        snprintf(b->price_version, sizeof b->price_version, "%s", PQgetvalue(res, 0, 4));
         if (strcmp(PQgetvalue(res, 0, 3), "1") == 0)
             gf_console_note_tx(b->cid, coord_kind_names[KIND_BUY], b->user_id, b->item_id, b->cost,
                                "claimed", NULL);
@@ -353,10 +356,13 @@ enum local_outcome {
  * nothing. The stock is taken by a conditional UPDATE (count > 0), not under optimistic
  * locking: buyers of one item do not edit what they read, they decrement a counter, so a
  * concurrent buyer waits for the row lock (for one commit) instead of losing a race and running
- * the whole transaction again (ARCHITECTURE §3, "Hot rows"). The cost is read once the row is
- * locked, in a statement of its own (a fresh snapshot): a PATCH of the price locks the stock row
- * too, so the cost read then is the one in force at this buy's commit, and it must be the one
- * prepared. */
+ * the whole transaction again (ARCHITECTURE §3, "Hot rows"). The price is checked once the row
+ * is locked: a PATCH of the price bumps the stock row's version in the same statement (store.c),
+ * and nothing else changes that version, so the version the UPDATE returns (the row's newest,
+ * after any wait for its lock) equals the one read with the cost in buy_check_and_claim iff no
+ * price change has committed since. Only when it moved is the cost read again, in a statement of
+ * its own (a fresh snapshot, after the lock): the cost in force at this buy's commit must be the
+ * one prepared. */
 static enum local_outcome buy_local(struct gf_db_conn *c, struct buy *b, const struct be_idem *idem,
                                     bool *unknown, enum gf_status *st, struct be_err *err)
 {
@@ -440,11 +446,12 @@ static enum local_outcome buy_local(struct gf_db_conn *c, struct buy *b, const s
     if (*st != GF_OK)
         goto rollback;
     /* The stock last: its row stays locked only from here to COMMIT, the window in which
-     * every other buyer of the item waits. */
+     * every other buyer of the item waits. A buy leaves the version alone: it counts the
+     * item's price changes. */
     int64_t t0 = gf_mono_us();
     *st = store_run(c, "be_stock_take",
-                    "UPDATE marketplace_items SET count = count - 1, version = version + 1,"
-                    " updated_at = now() WHERE item_id = $1::bigint AND count > 0 RETURNING 1",
+                    "UPDATE marketplace_items SET count = count - 1, updated_at = now()"
+                    " WHERE item_id = $1::bigint AND count > 0 RETURNING version",
                     1, pi, &res, err);
     coord_time_stock_take(gf_mono_us() - t0);
     if (*st != GF_OK)
@@ -453,18 +460,21 @@ static enum local_outcome buy_local(struct gf_db_conn *c, struct buy *b, const s
         out = LOCAL_OUT_OF_STOCK; /* sold out (or off the marketplace) since buy_check */
         goto rollback;
     }
+    bool repriced = strcmp(PQgetvalue(res, 0, 0), b->price_version) != 0;
     PQclear(res);
     res = NULL;
-    *st = store_run(c, "be_cost_read", "SELECT cost FROM items WHERE id = $1::bigint", 1, pi, &res,
-                    err);
-    if (*st != GF_OK)
-        goto rollback;
-    if (PQntuples(res) == 0 || strtoll(PQgetvalue(res, 0, 0), NULL, 10) != b->cost) {
-        out = LOCAL_PRICE_CHANGED;
-        goto rollback;
+    if (repriced) { /* a PATCH of the item committed since the cost was read: read it again */
+        *st = store_run(c, "be_cost_read", "SELECT cost FROM items WHERE id = $1::bigint", 1, pi,
+                        &res, err);
+        if (*st != GF_OK)
+            goto rollback;
+        if (PQntuples(res) == 0 || strtoll(PQgetvalue(res, 0, 0), NULL, 10) != b->cost) {
+            out = LOCAL_PRICE_CHANGED;
+            goto rollback;
+        }
+        PQclear(res);
+        res = NULL;
     }
-    PQclear(res);
-    res = NULL;
     gf_failpoint("buy.before_commit"); /* the stock row and the decision are locked here */
     *st = idem_commit(c, idem, b->user_item_id, unknown, err);
     return *st == GF_OK ? LOCAL_DONE : LOCAL_ANSWERED;

@@ -411,12 +411,12 @@ enum gf_status store_patch_item(struct backend_app *app, const struct gf_auth_cl
     const char *params[6] = {i, v, name, cost < 0 ? NULL : c, cid, payload};
     PGresult *res = NULL;
     /* The version named by If-Match is the one the client read: optimistic locking. A new
-     * cost also updates the item's stock row (its version), in the same statement, so it takes
-     * that row's lock: a buy reads the cost only once it holds the stock row (buy_local), so a
-     * buy that committed first was charged the price in force at its commit (this UPDATE waited
-     * for its row lock), and one that comes after this change reads the new cost and refuses
-     * with price_changed. The audit event is written by the same statement, for the row
-     * changed only. */
+     * cost also bumps the item's stock row's version (which counts price changes only), in the
+     * same statement, so it takes that row's lock: a buy checks the version only once it holds
+     * the stock row (buy_local), so a buy that committed first was charged the price in force
+     * at its commit (this UPDATE waited for its row lock), and one that comes after this change
+     * sees the version moved, reads the new cost and refuses with price_changed. The audit
+     * event is written by the same statement, for the row changed only. */
     enum gf_status st = store_write(
         app, "be_patch_item",
         "WITH i AS (UPDATE items SET name = coalesce($3, name),"

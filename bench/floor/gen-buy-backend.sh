@@ -25,7 +25,7 @@ varint() {
 -- md5(run-client_id-n)::uuid: buy-gxp.sql prepares the same ids, see README.md).
 --
 -- statement                                       mirrors
--- 1 WITH chk AS (SELECT user found, cost, stock), claim AS (INSERT INTO coord_transactions ...
+-- 1 WITH chk AS (SELECT user found, cost, stock, price version), claim AS (INSERT INTO coord_transactions ...
 --   'buy' ... WHERE found AND stock > 0 ON CONFLICT DO NOTHING) SELECT ...
 --                                               backend/coordinator.c buy_check_and_claim
 --                                               (be_buy_check_claim)
@@ -35,10 +35,11 @@ varint() {
 -- 4 INSERT INTO user_items ... ON CONFLICT DO UPDATE ... RETURNING id   buy_local (be_user_item_add)
 -- 5 WITH decision AS (INSERT INTO transaction_outbox ... 'succeeded')
 --   INSERT INTO event_outbox ('BuyItemEvent', cid, payload)             buy_local (be_decide_succeeded)
--- 6 UPDATE marketplace_items SET count - 1, version + 1 WHERE item_id = <item> AND count > 0
---   RETURNING 1 (a concurrent buyer of the item waits here for the row lock)  buy_local (be_stock_take)
--- 7 SELECT cost FROM items WHERE id = <item>    buy_local (be_cost_read: the cost must be the one
---                                               prepared, else ROLLBACK, 409 price_changed)
+-- 6 UPDATE marketplace_items SET count - 1 WHERE item_id = <item> AND count > 0
+--   RETURNING version (a concurrent buyer of the item waits here for the row lock)
+--                                               buy_local (be_stock_take)
+-- 7 (none: the version is the one statement 1 read, so the price did not change; only when it
+--   moved does buy_local read the cost again, be_cost_read, which the floor never meets)
 -- 8 COMMIT
 -- 1 runs alone (autocommit) on a pooled connection (store_exec); 3..8 on one
 -- connection (gf_db_acquire). Every statement is a prepared statement there as here (-M prepared).
@@ -59,7 +60,7 @@ HEAD
     varint iid
     cat <<'BODY'
 -- 1. the checks and the claim, one statement (be_buy_check_claim)
-WITH chk AS (SELECT EXISTS (SELECT 1 FROM users WHERE id = :uid::bigint) AS user_found, i.cost, m.count FROM (SELECT 1) one LEFT JOIN items i ON i.id = :iid::bigint LEFT JOIN marketplace_items m ON m.item_id = i.id), claim AS (INSERT INTO coord_transactions (correlation_id, kind, user_id, item_id, amount) SELECT md5(:run::text || '-' || :client_id::text || '-' || :n::text)::uuid, 'buy', :uid::bigint, :iid::bigint, chk.cost FROM chk WHERE chk.user_found AND chk.count > 0 ON CONFLICT (correlation_id) DO NOTHING RETURNING correlation_id) SELECT chk.user_found::int AS user_found, chk.cost AS cost, coalesce(chk.count, 0) AS stock, (SELECT count(*) FROM claim) AS claimed, coalesce((SELECT correlation_id::text FROM claim), '') AS cid FROM chk \gset
+WITH chk AS (SELECT EXISTS (SELECT 1 FROM users WHERE id = :uid::bigint) AS user_found, i.cost, m.count, m.version FROM (SELECT 1) one LEFT JOIN items i ON i.id = :iid::bigint LEFT JOIN marketplace_items m ON m.item_id = i.id), claim AS (INSERT INTO coord_transactions (correlation_id, kind, user_id, item_id, amount) SELECT md5(:run::text || '-' || :client_id::text || '-' || :n::text)::uuid, 'buy', :uid::bigint, :iid::bigint, chk.cost FROM chk WHERE chk.user_found AND chk.count > 0 ON CONFLICT (correlation_id) DO NOTHING RETURNING correlation_id) SELECT chk.user_found::int AS user_found, chk.cost AS cost, coalesce(chk.count, 0) AS stock, (SELECT count(*) FROM claim) AS claimed, coalesce((SELECT correlation_id::text FROM claim), '') AS cid, chk.version AS price_version FROM chk \gset
 \if :user_found = 0 or :stock = 0 or :claimed = 0
 SELECT ('floor: buyer ' || :uid::text || ' or the stock of item ' || :iid::text || ' is missing (run the setup), or the id was claimed already')::int;
 \endif
@@ -72,10 +73,9 @@ LOCAL
     varint uiid
     cat <<'LOCAL'
 WITH decision AS (INSERT INTO transaction_outbox (correlation_id, state) VALUES (:cid::uuid, 'succeeded')) INSERT INTO event_outbox (event_name, correlation_id, payload) VALUES ('BuyItemEvent', :cid::uuid, decode('08' || lpad(to_hex(:uid_n::bigint), 2 * :uid_l::int, '0') || '10' || lpad(to_hex(:iid_n::bigint), 2 * :iid_l::int, '0') || '18' || lpad(to_hex(:uiid_n::bigint), 2 * :uiid_l::int, '0') || '2224' || encode(convert_to(:cid::text, 'UTF8'), 'hex'), 'hex'));
-UPDATE marketplace_items SET count = count - 1, version = version + 1, updated_at = now() WHERE item_id = :iid::bigint AND count > 0 RETURNING 1 AS took \gset
-SELECT cost AS cost_now FROM items WHERE id = :iid::bigint \gset
-\if :cost_now != :cost
-SELECT ('floor: the cost of item ' || :iid::text || ' changed during the run')::int;
+UPDATE marketplace_items SET count = count - 1, updated_at = now() WHERE item_id = :iid::bigint AND count > 0 RETURNING version AS version_now \gset
+\if :version_now != :price_version
+SELECT ('floor: the price of item ' || :iid::text || ' changed during the run')::int;
 \endif
 COMMIT;
 LOCAL
