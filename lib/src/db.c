@@ -267,7 +267,8 @@ void gf_db_release(struct gf_db_pool *p, struct gf_db_conn *c)
 {
     if (c == NULL)
         return;
-    bool keep = PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+    bool keep = PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) == PQTRANS_IDLE &&
+                PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF;
     pthread_mutex_lock(&p->mu);
     p->in_use--;
     if (keep) {
@@ -337,19 +338,27 @@ static bool ok_result(const PGresult *res)
     return t == PGRES_TUPLES_OK || t == PGRES_COMMAND_OK;
 }
 
+static bool is_prepared(const struct gf_db_conn *c, const char *name)
+{
+    for (int i = 0; i < c->nprepared; i++) {
+        if (c->prepared[i] == name || strcmp(c->prepared[i], name) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void note_prepared(struct gf_db_conn *c, const char *name)
+{
+    if (c->nprepared < MAX_PREPARED)
+        c->prepared[c->nprepared++] = name;
+}
+
 enum gf_status gf_db_exec(struct gf_db_conn *c, const char *name, const char *sql, int nparams,
                           const char *const *params, PGresult **res_out)
 {
     enum gf_status st = GF_EINTERNAL;
     PGresult *res = NULL;
-    bool prepared = false;
-    for (int i = 0; i < c->nprepared; i++) {
-        if (c->prepared[i] == name || strcmp(c->prepared[i], name) == 0) {
-            prepared = true;
-            break;
-        }
-    }
-    if (!prepared) {
+    if (!is_prepared(c, name)) {
         res = PQprepare(c->pg, name, sql, nparams, NULL);
         if (!ok_result(res)) {
             st = fail(c, name, res);
@@ -357,8 +366,7 @@ enum gf_status gf_db_exec(struct gf_db_conn *c, const char *name, const char *sq
         }
         PQclear(res);
         res = NULL;
-        if (c->nprepared < MAX_PREPARED)
-            c->prepared[c->nprepared++] = name;
+        note_prepared(c, name);
     }
     res = PQexecPrepared(c->pg, name, nparams, params, NULL, NULL, 0);
     if (!ok_result(res)) {
@@ -374,6 +382,107 @@ enum gf_status gf_db_exec(struct gf_db_conn *c, const char *name, const char *sq
 out:
     PQclear(res);
     return st;
+}
+
+/* One result of a batch: GF_OK, or the failure it reports (the first one is logged and kept);
+ * a statement skipped after an earlier failure (PGRES_PIPELINE_ABORTED) is not a new one. */
+static enum gf_status batch_result(struct gf_db_conn *c, const char *what, PGresult *r,
+                                   enum gf_status *first)
+{
+    if (r == NULL) { /* the answer never came: the connection broke */
+        if (*first == GF_OK)
+            *first = fail(c, what, NULL);
+        return GF_EUNAVAILABLE;
+    }
+    if (ok_result(r))
+        return GF_OK;
+    if (PQresultStatus(r) != PGRES_PIPELINE_ABORTED && *first == GF_OK)
+        *first = fail(c, what, r);
+    return GF_EINTERNAL;
+}
+
+enum gf_status gf_db_exec_batch(struct gf_db_conn *c, const struct gf_db_stmt *s, int n,
+                                PGresult **res, int *failed)
+{
+    bool prep[GF_DB_BATCH_MAX];
+    if (n < 1 || n > GF_DB_BATCH_MAX)
+        return GF_EINVAL;
+    for (int i = 0; res != NULL && i < n; i++)
+        res[i] = NULL;
+    if (failed)
+        *failed = n;
+    PGconn *pg = c->pg;
+    if (PQenterPipelineMode(pg) != 1)
+        return fail(c, s[0].name, NULL);
+    bool sent = true;
+    for (int i = 0; i < n && sent; i++) {
+        prep[i] = !is_prepared(c, s[i].name);
+        if (prep[i])
+            sent = PQsendPrepare(pg, s[i].name, s[i].sql, s[i].nparams, NULL) == 1;
+        sent = sent &&
+               PQsendQueryPrepared(pg, s[i].name, s[i].nparams, s[i].params, NULL, NULL, 0) == 1;
+    }
+    if (!sent || PQpipelineSync(pg) != 1) {
+        /* Only a broken connection refuses to queue or flush: the pool drops it (release). */
+        enum gf_status st = fail(c, "pipeline send", NULL);
+        return st == GF_OK ? GF_EUNAVAILABLE : st;
+    }
+    enum gf_status first = GF_OK;
+    int bad = n;
+    bool broken = false;
+    /* Each statement's results in order (its Parse's, then its Execute's), each followed by a
+     * NULL; then the Sync's. */
+    for (int i = 0; i < n && !broken; i++) {
+        PGresult *r;
+        if (prep[i]) {
+            r = PQgetResult(pg);
+            broken = r == NULL;
+            if (batch_result(c, s[i].name, r, &first) == GF_OK)
+                note_prepared(c, s[i].name);
+            else if (bad == n)
+                bad = i;
+            PQclear(r);
+            if (!broken && PQgetResult(pg) != NULL)
+                broken = true;
+            if (broken)
+                break;
+        }
+        r = PQgetResult(pg);
+        broken = r == NULL;
+        if (batch_result(c, s[i].name, r, &first) == GF_OK && res != NULL) {
+            res[i] = r;
+            r = NULL;
+        } else if (!ok_result(r) && bad == n) {
+            bad = i;
+        }
+        PQclear(r);
+        if (!broken && PQgetResult(pg) != NULL)
+            broken = true;
+    }
+    if (!broken) {
+        PGresult *sync = PQgetResult(pg);
+        broken = sync == NULL || PQresultStatus(sync) != PGRES_PIPELINE_SYNC;
+        PQclear(sync);
+    }
+    if (broken || PQexitPipelineMode(pg) != 1) {
+        /* Left in pipeline mode with answers unread: not reusable. The pool drops it on
+         * release (it keeps only idle connections out of pipeline mode). */
+        if (first == GF_OK)
+            first = fail(c, "pipeline", NULL);
+        if (first == GF_OK)
+            first = GF_EUNAVAILABLE;
+    }
+    if (first != GF_OK) {
+        for (int i = 0; res != NULL && i < n; i++) {
+            PQclear(res[i]);
+            res[i] = NULL;
+        }
+        if (failed)
+            *failed = bad;
+        return first;
+    }
+    c->last_sqlstate[0] = '\0';
+    return GF_OK;
 }
 
 enum gf_status gf_db_exec_simple(struct gf_db_conn *c, const char *sql)

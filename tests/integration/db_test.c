@@ -223,6 +223,68 @@ struct pl_worker {
 };
 
 /* Even workers insert a fresh row, odd ones a duplicate key: failures must stay their own. */
+/* gf_db_exec_batch: statements sent together run in order; the first failure ends the batch,
+ * names its index and leaves the connection usable; outside a transaction the batch is all or
+ * nothing. */
+static void batched_statements_run_in_order_and_stop_at_the_first_failure(void **state)
+{
+    (void)state;
+    struct gf_db_pool *p = pool_new(1, 5000);
+    struct gf_db_conn *c = NULL;
+    assert_int_equal(gf_db_acquire(p, &c), GF_OK);
+    assert_int_equal(gf_db_exec_simple(c, "CREATE TABLE bt (id int PRIMARY KEY, v int)"), GF_OK);
+    const char *one[1] = {"1"}, *two[1] = {"2"}, *three[1] = {"3"};
+    const char *ins = "INSERT INTO bt VALUES ($1::int, 0) RETURNING id * 10";
+    PGresult *r[3];
+    int failed = -1;
+
+    /* BEGIN and a first statement in one round trip; the transaction stays open. */
+    struct gf_db_stmt open[2] = {{"bt_begin", "BEGIN", 0, NULL}, {"bt_ins", ins, 1, one}};
+    assert_int_equal(gf_db_exec_batch(c, open, 2, r, &failed), GF_OK);
+    assert_int_equal(failed, 2);
+    assert_string_equal(PQgetvalue(r[1], 0, 0), "10");
+    PQclear(r[0]);
+    PQclear(r[1]);
+    assert_int_equal(PQtransactionStatus(gf_db_pgconn(c)), PQTRANS_INTRANS);
+    assert_int_equal(gf_db_exec_simple(c, "COMMIT"), GF_OK);
+
+    /* Outside a transaction: one implicit transaction. The duplicate fails, so 2 is not kept
+     * either, and nothing after the failure runs. */
+    struct gf_db_stmt dup[3] = {{"bt_ins", ins, 1, two},
+                                {"bt_ins", ins, 1, one},
+                                {"bt_upd", "UPDATE bt SET v = v + 1", 0, NULL}};
+    assert_int_equal(gf_db_exec_batch(c, dup, 3, r, &failed), GF_EEXISTS);
+    assert_int_equal(failed, 1);
+    for (int i = 0; i < 3; i++)
+        assert_null(r[i]);
+    assert_int_equal(PQtransactionStatus(gf_db_pgconn(c)), PQTRANS_IDLE);
+
+    /* Inside a transaction: the failure aborts it; ROLLBACK, and the connection goes on. */
+    struct gf_db_stmt in_tx[3] = {
+        {"bt_begin", "BEGIN", 0, NULL}, {"bt_ins", ins, 1, one}, {"bt_ins", ins, 1, three}};
+    assert_int_equal(gf_db_exec_batch(c, in_tx, 3, NULL, &failed), GF_EEXISTS);
+    assert_int_equal(failed, 1);
+    assert_int_equal(PQtransactionStatus(gf_db_pgconn(c)), PQTRANS_INERROR);
+    gf_db_rollback(c);
+
+    /* A statement the server cannot parse fails the batch at its index too. */
+    struct gf_db_stmt bad[2] = {{"bt_ins", ins, 1, three}, {"bt_bad", "SELEC 1", 0, NULL}};
+    assert_int_equal(gf_db_exec_batch(c, bad, 2, r, &failed), GF_EINTERNAL);
+    assert_int_equal(failed, 1);
+    assert_int_equal(gf_db_exec_batch(c, bad, 0, r, &failed), GF_EINVAL);
+    gf_db_release(p, c);
+
+    /* The pool kept the connection (idle, out of pipeline mode): it answers, and only the
+     * first BEGIN's row is there. */
+    assert_int_equal(scalar(p, "SELECT count(*) * 100 + sum(v) * 10 + max(id) FROM bt"), 101);
+    assert_int_equal(gf_db_acquire(p, &c), GF_OK);
+    assert_int_equal(gf_db_exec_batch(c, dup + 2, 1, r, &failed), GF_OK);
+    assert_string_equal(PQcmdTuples(r[0]), "1");
+    PQclear(r[0]);
+    gf_db_release(p, c);
+    gf_db_pool_free(p);
+}
+
 static void *pl_work(void *arg)
 {
     struct pl_worker *w = arg;
@@ -315,6 +377,7 @@ int main(void)
         cmocka_unit_test(transactions_rerun_on_serialization_failure_but_not_on_constraint_errors),
         cmocka_unit_test(the_pool_lends_at_most_size_connections_and_times_out),
         cmocka_unit_test(the_pool_fails_fast_while_the_database_is_down_and_recovers),
+        cmocka_unit_test(batched_statements_run_in_order_and_stop_at_the_first_failure),
         cmocka_unit_test(pipelined_statements_are_separate_transactions_under_concurrency),
         cmocka_unit_test(the_pipeline_fails_fast_while_the_database_is_down_and_recovers),
     };

@@ -83,6 +83,27 @@ PGconn *gf_db_pgconn(struct gf_db_conn *conn);
 enum gf_status gf_db_exec(struct gf_db_conn *conn, const char *name, const char *sql, int nparams,
                           const char *const *params, PGresult **res_out) GF_MUSTCHECK;
 
+/* One statement of gf_db_exec_batch: gf_db_exec's arguments. */
+struct gf_db_stmt {
+    const char *name, *sql;
+    int nparams;
+    const char *const *params;
+};
+
+#define GF_DB_BATCH_MAX 8
+
+/* Runs n (1..GF_DB_BATCH_MAX) statements as gf_db_exec would, one after the other, in one
+ * round trip: they are sent together (libpq's pipeline mode, one Sync after the last) and the
+ * server runs them back to back. For statements whose parameters do not depend on each other's
+ * answers: a transaction's BEGIN and its first statement, or two writes. Outside a transaction
+ * they form one implicit transaction (all or nothing), as a multi-statement text would. The
+ * first that fails ends the batch: the server skips those after it, its status is returned
+ * (logged and mapped as gf_db_exec's) and *failed (may be NULL) gets its index; on success
+ * *failed = n. res (may be NULL) gets each statement's result (caller PQclears; NULL for one
+ * that did not succeed). */
+enum gf_status gf_db_exec_batch(struct gf_db_conn *conn, const struct gf_db_stmt *stmts, int n,
+                                PGresult **res, int *failed) GF_MUSTCHECK;
+
 /* Runs an SQL text with no parameters (simple query protocol; may hold several statements). */
 enum gf_status gf_db_exec_simple(struct gf_db_conn *conn, const char *sql) GF_MUSTCHECK;
 
