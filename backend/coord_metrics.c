@@ -99,7 +99,9 @@ void coord_metrics_init(void)
         "kind=\"buy\"");
     m_stock_wait = gf_metrics_histogram(
         "backend_buy_stock_take_seconds",
-        "a buy's conditional UPDATE of the stock row, its wait for the row lock included", "");
+        "the round trip of a buy's decision and conditional UPDATE of the stock row (sent"
+        " together), its wait for the row lock included",
+        "");
     for (size_t p = 0; p < NGXP_PATHS; p++) {
         snprintf(labels, sizeof labels, "method=\"%s\"", gxp_paths[p]);
         m_gxp_latency[p] = gf_metrics_histogram("backend_gxp_call_duration_seconds",

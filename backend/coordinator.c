@@ -362,7 +362,8 @@ enum local_outcome {
  * after any wait for its lock) equals the one read with the cost in buy_check_and_claim iff no
  * price change has committed since. Only when it moved is the cost read again, in a statement of
  * its own (a fresh snapshot, after the lock): the cost in force at this buy's commit must be the
- * one prepared. */
+ * one prepared. Three round trips in all: BEGIN with the user item, the decision with the stock
+ * (gf_db_exec_batch), COMMIT. */
 static enum local_outcome buy_local(struct gf_db_conn *c, struct buy *b, const struct be_idem *idem,
                                     bool *unknown, enum gf_status *st, struct be_err *err)
 {
@@ -374,18 +375,24 @@ static enum local_outcome buy_local(struct gf_db_conn *c, struct buy *b, const s
     enum local_outcome out = LOCAL_FAILED;
 
     *unknown = false;
+    /* Round trip 1: BEGIN and the user item, sent together (gf_db_exec_batch). */
     const char *pu[2] = {u, i};
-    *st = store_run(c, "be_user_item_add",
-                    "INSERT INTO user_items (user_id, item_id, count) VALUES ($1::bigint,"
-                    " $2::bigint, 1) ON CONFLICT (user_id, item_id) DO UPDATE"
-                    " SET count = user_items.count + 1, version = user_items.version + 1,"
-                    " updated_at = now() RETURNING id",
-                    2, pu, &res, err);
+    const struct gf_db_stmt open[2] = {
+        {"be_begin", "BEGIN", 0, NULL},
+        {"be_user_item_add",
+         "INSERT INTO user_items (user_id, item_id, count) VALUES ($1::bigint,"
+         " $2::bigint, 1) ON CONFLICT (user_id, item_id) DO UPDATE"
+         " SET count = user_items.count + 1, version = user_items.version + 1,"
+         " updated_at = now() RETURNING id",
+         2, pu},
+    };
+    PGresult *ro[2];
+    *st = be_db_failed(gf_db_exec_batch(c, open, 2, ro, NULL), err);
     if (*st != GF_OK)
         goto rollback;
-    b->user_item_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    res = NULL;
+    PQclear(ro[0]);
+    b->user_item_id = strtoll(PQgetvalue(ro[1], 0, 0), NULL, 10);
+    PQclear(ro[1]);
     /* The event goes out through the outbox, written in this same transaction: it exists
      * iff the buy commits (SPEC §4); the relay publishes it. An admin's buy for a user is
      * audited too, by the same statement ($3, NULL for a user's own buy): the act first, then
@@ -409,53 +416,57 @@ static enum local_outcome buy_local(struct gf_db_conn *c, struct buy *b, const s
             goto rollback;
         }
     }
+    /* Round trip 2: the decision with the event, then the stock, sent together. The stock
+     * last: its row stays locked only from here to COMMIT, the window in which every other
+     * buyer of the item waits. A buy leaves the version alone: it counts the item's price
+     * changes. */
     const char *pe[3] = {b->cid, payload, audited ? audit : NULL};
-    if (b->cost > 0) {
-        /* The decision 'succeeded' commits the distributed transaction (SPEC §5). */
-        *st = store_run(c, "be_decide_succeeded",
-                        "WITH decision AS (INSERT INTO transaction_outbox (correlation_id, state)"
-                        " VALUES ($1::uuid, 'succeeded'))"
-                        " INSERT INTO event_outbox (event_name, correlation_id, payload)"
-                        " SELECT e.name, $1::uuid, e.payload FROM (VALUES"
-                        " (1, '" GF_EVENT_ADMIN_ACTION "', $3::bytea),"
-                        " (2, '" GF_EVENT_BUY_ITEM "', $2::bytea)) e(ord, name, payload)"
-                        " WHERE e.payload IS NOT NULL ORDER BY e.ord",
-                        3, pe, NULL, err);
-        if (*st == GF_EEXISTS) {
-            out = LOCAL_DECIDED; /* gxp's resolver recorded 'failed' first: that stands */
-            goto rollback;
-        }
-    } else {
-        /* A free buy's outcome is written once in its claim, fenced like a decision. */
-        *st = store_run(c, "be_buy_free",
-                        "WITH o AS (UPDATE coord_transactions SET outcome = 'succeeded'"
-                        " WHERE correlation_id = $1::uuid AND outcome IS NULL RETURNING 1)"
-                        " INSERT INTO event_outbox (event_name, correlation_id, payload)"
-                        " SELECT e.name, $1::uuid, e.payload FROM o, (VALUES"
-                        " (1, '" GF_EVENT_ADMIN_ACTION "', $3::bytea),"
-                        " (2, '" GF_EVENT_BUY_ITEM "', $2::bytea)) e(ord, name, payload)"
-                        " WHERE e.payload IS NOT NULL ORDER BY e.ord",
-                        3, pe, &res, err);
-        if (*st == GF_OK && strcmp(PQcmdTuples(res), "0") == 0) {
-            out = LOCAL_DECIDED; /* settled 'failed' by a resent correlation id */
-            goto rollback;
-        }
-        PQclear(res);
-        res = NULL;
+    const struct gf_db_stmt decide_and_take[2] = {
+        b->cost > 0
+            /* The decision 'succeeded' commits the distributed transaction (SPEC §5). */
+            ? (struct gf_db_stmt){"be_decide_succeeded",
+                                  "WITH decision AS (INSERT INTO transaction_outbox"
+                                  " (correlation_id, state) VALUES ($1::uuid, 'succeeded'))"
+                                  " INSERT INTO event_outbox (event_name, correlation_id, payload)"
+                                  " SELECT e.name, $1::uuid, e.payload FROM (VALUES"
+                                  " (1, '" GF_EVENT_ADMIN_ACTION "', $3::bytea),"
+                                  " (2, '" GF_EVENT_BUY_ITEM "', $2::bytea)) e(ord, name, payload)"
+                                  " WHERE e.payload IS NOT NULL ORDER BY e.ord",
+                                  3, pe}
+            /* A free buy's outcome is written once in its claim, fenced like a decision. */
+            : (struct gf_db_stmt){"be_buy_free",
+                                  "WITH o AS (UPDATE coord_transactions SET outcome = 'succeeded'"
+                                  " WHERE correlation_id = $1::uuid AND outcome IS NULL"
+                                  " RETURNING 1)"
+                                  " INSERT INTO event_outbox (event_name, correlation_id, payload)"
+                                  " SELECT e.name, $1::uuid, e.payload FROM o, (VALUES"
+                                  " (1, '" GF_EVENT_ADMIN_ACTION "', $3::bytea),"
+                                  " (2, '" GF_EVENT_BUY_ITEM "', $2::bytea)) e(ord, name, payload)"
+                                  " WHERE e.payload IS NOT NULL ORDER BY e.ord",
+                                  3, pe},
+        {"be_stock_take",
+         "UPDATE marketplace_items SET count = count - 1, updated_at = now()"
+         " WHERE item_id = $1::bigint AND count > 0 RETURNING version",
+         1, pi},
+    };
+    PGresult *rd[2];
+    int failed;
+    int64_t t0 = gf_mono_us();
+    *st = be_db_failed(gf_db_exec_batch(c, decide_and_take, 2, rd, &failed), err);
+    coord_time_stock_take(gf_mono_us() - t0);
+    if (*st == GF_EEXISTS && failed == 0 && b->cost > 0) {
+        out = LOCAL_DECIDED; /* gxp's resolver recorded 'failed' first: that stands */
+        goto rollback;
     }
     if (*st != GF_OK)
         goto rollback;
-    /* The stock last: its row stays locked only from here to COMMIT, the window in which
-     * every other buyer of the item waits. A buy leaves the version alone: it counts the
-     * item's price changes. */
-    int64_t t0 = gf_mono_us();
-    *st = store_run(c, "be_stock_take",
-                    "UPDATE marketplace_items SET count = count - 1, updated_at = now()"
-                    " WHERE item_id = $1::bigint AND count > 0 RETURNING version",
-                    1, pi, &res, err);
-    coord_time_stock_take(gf_mono_us() - t0);
-    if (*st != GF_OK)
+    bool settled = b->cost == 0 && strcmp(PQcmdTuples(rd[0]), "0") == 0;
+    PQclear(rd[0]);
+    res = rd[1];
+    if (settled) {
+        out = LOCAL_DECIDED; /* a free buy settled 'failed' by a resent correlation id */
         goto rollback;
+    }
     if (PQntuples(res) == 0) {
         out = LOCAL_OUT_OF_STOCK; /* sold out (or off the marketplace) since buy_check */
         goto rollback;
@@ -494,14 +505,14 @@ static int failpoint_buy_pause_ms(void)
 #endif
 }
 
-/* The local transaction on a connection of its own. */
+/* The local transaction on a connection of its own (buy_local begins it). */
 static enum local_outcome buy_commit(struct backend_app *app, struct buy *b,
                                      const struct be_idem *idem, bool *unknown, enum gf_status *st,
                                      struct be_err *err)
 {
     struct gf_db_conn *c = NULL;
     *unknown = false;
-    *st = store_begin(app, &c, err);
+    *st = store_acquire(app, &c, err);
     if (*st != GF_OK)
         return LOCAL_FAILED;
     enum local_outcome out = buy_local(c, b, idem, unknown, st, err);
