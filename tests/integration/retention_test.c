@@ -192,16 +192,16 @@ static void only_what_is_due_goes(void **state)
     /* Backend: the old decisions and their claims, and the old free buy. */
     wait_count(W.backend, "old decisions left on backend-db", 0, 15000,
                "SELECT count(*) FROM transaction_outbox WHERE correlation_id IN (%s)", in_old);
-    wait_count(W.backend, "old claims left", 0, 5000,
+    wait_count(W.backend, "old claims left", 0, 15000,
                "SELECT count(*) FROM coord_transactions WHERE correlation_id IN (%s, '%s')", in_old,
                frees[0]);
     /* gxp: the old finalized transactions with their decisions; the replica shrank by the
      * replicated DELETEs. */
     wait_count(W.gxp, "old gxp transactions left", 0, 15000,
                "SELECT count(*) FROM gxp_transaction WHERE correlation_id IN (%s)", in_old);
-    wait_count(W.gxp, "old decisions left on gxp-db", 0, 5000,
+    wait_count(W.gxp, "old decisions left on gxp-db", 0, 15000,
                "SELECT count(*) FROM decision WHERE correlation_id IN (%s)", in_old);
-    wait_count(W.gxp, "the old decision that applied nothing", 0, 5000,
+    wait_count(W.gxp, "the old decision that applied nothing", 0, 15000,
                "SELECT count(*) FROM decision WHERE correlation_id = '%s'", no_prepare);
     wait_count(W.gxp, "old rows left in gxp-db's replica", 0, 15000,
                "SELECT count(*) FROM transaction_outbox WHERE correlation_id IN (%s)", in_old);
