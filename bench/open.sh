@@ -72,7 +72,11 @@ open_backends() {
     GF_EXTRA_ENV=$env bash "$STACK" up >>"$OUT/stack-up.log" 2>&1 ||
         die "open: the backends did not start again: see $OUT/stack-up.log"
     for u in backend-svc-1 backend-svc-2; do PID[$u]=$(pid_of_prog "$u"); done
-    say "open: backends restarted with BACKEND_ADMIT=$1${BENCH_OPEN_ENV:+ ($BENCH_OPEN_ENV)}"
+    if [[ $1 == false ]]; then
+        say "open: backends restarted with BACKEND_ADMIT=false"
+    else
+        say "open: backends restarted with BACKEND_ADMIT=true${BENCH_OPEN_ENV:+ ($BENCH_OPEN_ENV)}"
+    fi
 }
 
 open_rps_of() { # LABEL CONNS: the last closed-loop rate of LABEL at CONNS in runs.tsv
