@@ -401,6 +401,23 @@ static enum gf_status batch_result(struct gf_db_conn *c, const char *what, PGres
     return GF_EINTERNAL;
 }
 
+/* The next result of a batch and the NULL that ends it; *broken when either is not there (the
+ * connection broke, or the answers are out of step). */
+static PGresult *batch_next(PGconn *pg, bool *broken)
+{
+    PGresult *r = PQgetResult(pg);
+    if (r == NULL) {
+        *broken = true;
+        return NULL;
+    }
+    PGresult *end = PQgetResult(pg);
+    if (end != NULL) {
+        PQclear(end);
+        *broken = true;
+    }
+    return r;
+}
+
 enum gf_status gf_db_exec_batch(struct gf_db_conn *c, const struct gf_db_stmt *s, int n,
                                 PGresult **res, int *failed)
 {
@@ -430,34 +447,28 @@ enum gf_status gf_db_exec_batch(struct gf_db_conn *c, const struct gf_db_stmt *s
     enum gf_status first = GF_OK;
     int bad = n;
     bool broken = false;
-    /* Each statement's results in order (its Parse's, then its Execute's), each followed by a
-     * NULL; then the Sync's. */
+    /* Each statement's results in order (its Parse's, then its Execute's); then the Sync's. */
     for (int i = 0; i < n && !broken; i++) {
         PGresult *r;
         if (prep[i]) {
-            r = PQgetResult(pg);
-            broken = r == NULL;
+            r = batch_next(pg, &broken);
             if (batch_result(c, s[i].name, r, &first) == GF_OK)
                 note_prepared(c, s[i].name);
             else if (bad == n)
                 bad = i;
             PQclear(r);
-            if (!broken && PQgetResult(pg) != NULL)
-                broken = true;
             if (broken)
                 break;
         }
-        r = PQgetResult(pg);
-        broken = r == NULL;
-        if (batch_result(c, s[i].name, r, &first) == GF_OK && res != NULL) {
+        r = batch_next(pg, &broken);
+        if (batch_result(c, s[i].name, r, &first) != GF_OK) {
+            if (bad == n)
+                bad = i;
+        } else if (res != NULL) {
             res[i] = r;
             r = NULL;
-        } else if (!ok_result(r) && bad == n) {
-            bad = i;
         }
         PQclear(r);
-        if (!broken && PQgetResult(pg) != NULL)
-            broken = true;
     }
     if (!broken) {
         PGresult *sync = PQgetResult(pg);
