@@ -3,6 +3,9 @@
 #
 # Stage 1 compiles on Debian bookworm with the -dev packages; stage 2 is bookworm-slim with only
 # the shared libraries the program links (tests/deploy checks the list against readelf).
+# Stage 1 is the same in the Dockerfiles of backend, gxp, eventlog and gf, to the byte, and
+# builds all four programs: Docker compiles once and the other images take it from its cache
+# (tests/deploy checks that the four stay the same).
 
 FROM debian:bookworm AS build
 RUN apt-get update \
@@ -24,8 +27,8 @@ COPY eventlog eventlog
 COPY cli cli
 COPY bench bench
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGF_TESTS=OFF \
- && cmake --build build --target gxp -j"$(nproc)" \
- && strip --strip-debug build/bin/gxp
+ && cmake --build build --target backend gxp eventlog gf-cli -j"$(nproc)" \
+ && strip --strip-debug build/bin/backend build/bin/gxp build/bin/eventlog build/bin/gf
 
 FROM debian:bookworm-slim
 RUN apt-get update \
