@@ -7,6 +7,7 @@
 //
 // Prints one line per check ("ok - ..." / "not ok - ...") and a summary; exits 1 on a failure.
 import { execFileSync, spawnSync } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -120,9 +121,64 @@ function deployDir() {
     // make-secrets.sh makes gRPC's certificates with ../scripts/pki.sh.
     fs.mkdirSync(path.join(tmp(), "scripts"), { recursive: true });
     fs.copyFileSync(path.join(SRC, "scripts/pki.sh"), path.join(tmp(), "scripts/pki.sh"));
-    execFileSync("bash", [path.join(deployCopy, "make-secrets.sh")], { stdio: "pipe" });
+    makeSecrets(deployCopy);
   }
   return deployCopy;
+}
+
+// GF_DEPLOY_CACHE (mutations.mjs sets it: its cases run the same slow steps dozens of times on
+// copies that differ in one file) names a directory where those steps' results are kept under
+// the hash of everything they read: a run whose inputs are the same takes the result, one whose
+// inputs differ in a single byte runs the step. Unset: every step runs.
+const CACHE = process.env.GF_DEPLOY_CACHE;
+// The hash of what, and of the files under root named by rels (their paths relative to root,
+// so that two copies of a tree hash alike, and their contents).
+function inputsHash(what, root, rels) {
+  const h = crypto.createHash("sha256").update(what);
+  const walk = (rel) => {
+    const p = path.join(root, rel);
+    const st = fs.statSync(p, { throwIfNoEntry: false });
+    if (!st) return void h.update(`\0missing ${rel}`);
+    if (!st.isDirectory()) return void h.update(`\0${rel}\0${st.size}\0`).update(fs.readFileSync(p));
+    for (const e of fs.readdirSync(p).sort()) walk(path.join(rel, e));
+  };
+  for (const rel of rels) walk(rel);
+  return h.digest("hex");
+}
+// The text compute() returns, or the one it returned for the same inputs before.
+function cached(what, root, rels, compute) {
+  if (!CACHE) return compute();
+  const file = path.join(CACHE, `${inputsHash(what, root, rels)}.out`);
+  if (fs.existsSync(file)) return fs.readFileSync(file, "utf8");
+  const out = compute();
+  fs.mkdirSync(CACHE, { recursive: true });
+  fs.writeFileSync(`${file}.${process.pid}`, out);
+  fs.renameSync(`${file}.${process.pid}`, file);
+  return out;
+}
+
+// make-secrets.sh in the copy; with GF_DEPLOY_CACHE, a copy whose make-secrets.sh and pki.sh
+// are those of an earlier run takes the files that run wrote instead of making new keys and
+// certificates.
+const SECRET_OUTPUTS = ["k8s/overlays/local/secrets", "compose/.env", "compose/tls", "compose/auth"];
+function makeSecrets(deploy) {
+  const saved = CACHE && path.join(CACHE, inputsHash("make-secrets", SRC, ["deploy/make-secrets.sh", "scripts/pki.sh"]));
+  if (saved && fs.existsSync(path.join(saved, "complete"))) {
+    for (const o of SECRET_OUTPUTS) {
+      if (fs.existsSync(path.join(saved, o))) fs.cpSync(path.join(saved, o), path.join(deploy, o), { recursive: true });
+    }
+    return;
+  }
+  execFileSync("bash", [path.join(deploy, "make-secrets.sh")], { stdio: "pipe" });
+  if (!saved) return;
+  const part = `${saved}.${process.pid}`;
+  for (const o of SECRET_OUTPUTS) {
+    if (!fs.existsSync(path.join(deploy, o))) continue;
+    fs.mkdirSync(path.dirname(path.join(part, o)), { recursive: true });
+    fs.cpSync(path.join(deploy, o), path.join(part, o), { recursive: true });
+  }
+  fs.writeFileSync(path.join(part, "complete"), "");
+  try { fs.renameSync(part, saved); } catch { fs.rmSync(part, { recursive: true, force: true }); } // another run kept it first
 }
 
 // kubectl's built-in kustomize when it is v4 or newer (v5 here), else the kustomize binary
@@ -142,8 +198,10 @@ function kustomizeCommand() {
   return renderer;
 }
 function render(dir) {
-  const k = kustomizeCommand();
-  const out = execFileSync(k.cmd, [...k.args, dir], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  const out = cached(`render ${path.relative(deployDir(), dir)}`, deployDir(), ["k8s"], () => {
+    const k = kustomizeCommand();
+    return execFileSync(k.cmd, [...k.args, dir], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  });
   const objs = YAML.parseAllDocuments(out).map((d) => d.toJS()).filter(Boolean);
   // kustomize wraps a long Secret value's base64 (a certificate) at 76 columns; the API server
   // decodes it (Go's base64 skips newlines), the schema's "byte" format does not: unwrap.
@@ -1073,8 +1131,9 @@ async function sectionDocker() {
     check(`${d.dockerfile}: the runtime stage installs no -dev package and no compiler`,
       [...listed].filter((p) => /-dev$|^gcc|^build-essential|^cmake/.test(p)).map((p) => `${p} in the runtime stage`));
     const build = st.slice(0, -1).map((s) => s.ins.map((i) => i.arg).join("\n")).join("\n");
+    const built = [...build.matchAll(/--target((?:\s+[A-Za-z0-9_][\w-]*)+)/g)].flatMap((m) => m[1].trim().split(/\s+/));
     check(`${d.dockerfile}: builds the CMake target ${d.target}, which exists`,
-      new RegExp(`--target ${d.target}\\b`).test(build) && new RegExp(`\\.\\.\\. ${d.target}\\b`).test(targets) ? null : `no target ${d.target}`);
+      built.includes(d.target) && new RegExp(`\\.\\.\\. ${d.target}\\b`).test(targets) ? null : `no target ${d.target}`);
     const copy = final.ins.find((i) => i.op === "COPY" && i.arg.includes("--from="));
     const entry = final.ins.find((i) => i.op === "ENTRYPOINT");
     check(`${d.dockerfile}: the entrypoint is the binary the final stage copies in`, (() => {
@@ -1105,6 +1164,15 @@ async function sectionDocker() {
       return out;
     })());
   }
+  // One build stage for all our programs, the same text in every Dockerfile: Docker compiles
+  // it once and the other images take it from its cache (a stage edited in one file only would
+  // compile the tree again for each image, minutes of make test).
+  const stage1 = (d) => stages(read(d.dockerfile)).slice(0, -1).map((s) => s.ins.map((i) => `${i.op} ${i.arg}`).join("\n")).join("\n");
+  const [first, ...rest] = dockerfiles();
+  check("the programs' Dockerfiles share one build stage, which builds every program", [
+    ...rest.filter((d) => stage1(d) !== stage1(first)).map((d) => `${d.dockerfile}'s build stage differs from ${first.dockerfile}'s`),
+    ...dockerfiles().filter((d) => !stage1(first).includes(`build/bin/${d.program}`)).map((d) => `${first.dockerfile}'s build stage does not build ${d.program}`),
+  ]);
   const ignore = read(".dockerignore").split("\n");
   check(".dockerignore keeps build outputs, state, tests and secrets out of the context", ["build", "build-*", ".gf", ".git", "deploy/compose/.env", "deploy/k8s/overlays/*/secrets"]
     .filter((p) => !ignore.includes(p)).map((p) => `missing ${p}`));

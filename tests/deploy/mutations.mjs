@@ -88,6 +88,9 @@ const CASES = [
   { name: "a source directory the build stage does not copy", section: "build-stage", file: "deploy/docker/gf.Dockerfile",
     find: "COPY cli cli\n", replace: "",
     expect: "the Dockerfiles' build stage builds" },
+  { name: "a build stage edited in one Dockerfile only", section: "docker", file: "deploy/docker/eventlog.Dockerfile",
+    find: "-DGF_TESTS=OFF", replace: "-DGF_TESTS=OFF -DGF_SANITIZE=OFF",
+    expect: "the programs' Dockerfiles share one build stage" },
   { name: "a HEALTHCHECK on a port the image does not expose", section: "docker", file: "deploy/docker/backend.Dockerfile",
     find: "http://127.0.0.1:30080/healthz", replace: "http://127.0.0.1:8080/healthz",
     expect: "EXPOSE, HEALTHCHECK, the program's defaults and the pods' ports agree" },
@@ -208,6 +211,9 @@ function run(c, root) {
 const base = process.env.GF_TEST_TMP || os.tmpdir();
 fs.mkdirSync(base, { recursive: true });
 const scratch = fs.mkdtempSync(path.join(base, "deploy-mutations-"));
+// The cases' check.mjs keep what they compute from unchanged inputs (the secrets, kustomize's
+// renders) for the next case, keyed by the hash of those inputs (check.mjs, GF_DEPLOY_CACHE).
+process.env.GF_DEPLOY_CACHE = path.join(scratch, "cache");
 let bad = 0;
 try {
   // GF_MUTATION=<text> runs only the cases whose name contains it.
