@@ -1,7 +1,8 @@
 /* Admission control: one thread measures, every BACKEND_ADMIT_INTERVAL_MS on a connection of
  * its own, how far gxp's apply worker is behind on backend-db's WAL (as a time) and how old the
- * oldest unpublished event is; past a bound the routes that create such work answer 503
- * overloaded until both are back under a lower bound (ARCHITECTURE.md, "Admission control"). */
+ * oldest unpublished event is; from those a controller (shed_control.c) sets the share of the
+ * routes that create such work to answer 503 overloaded: all of them past a bound, a share
+ * that holds the queues near a target below it (ARCHITECTURE.md, "Admission control"). */
 #include "admission.h"
 
 #include <math.h>
@@ -14,6 +15,7 @@
 #include "gf/clock.h"
 #include "gf/log.h"
 #include "gf/metrics.h"
+#include "shed_control.h"
 
 /* Samples of backend-db's WAL head kept to turn a position into the time it was written:
  * 512 × the 25 ms default reach back 12.8 s, far past any bound worth having (a lag older
@@ -33,15 +35,23 @@ struct admission {
     atomic_bool stop;
     struct sample ring[RING];
     int ring_n, ring_head; /* samples held; index of the next one written */
+    struct shed_control control;
     int64_t shed_since_ms; /* when the current shedding began */
+    double shed_peak;      /* the largest share shed since then */
+    bool logged;           /* whether its beginning was logged */
+    int64_t logged_at_ms;  /* when a beginning was last logged (0: never) */
+    int unlogged;          /* beginnings not logged since */
 };
 
 static struct gf_counter *shed_decisions, *shed_outbox;
 
-/* The state the routes read (an enum admission_reason) and the last figures (-1: unknown),
- * outside the struct so that a render of the gauges never reads a freed one. */
+/* The state the routes read (an enum admission_reason, and the share of requests to shed in
+ * millionths) and the last figures (-1: unknown), outside the struct so that a render of the
+ * gauges never reads a freed one. */
 static atomic_int admit_state = ADMISSION_OPEN;
+static atomic_int shed_ppm = 0;
 static _Atomic int64_t lag_now_ms = -1, outbox_now_ms = -1;
+#define PPM 1000000
 
 const char *admission_reason_text(enum admission_reason r)
 {
@@ -61,11 +71,29 @@ static const char *reason_label(enum admission_reason r)
     return r == ADMISSION_DECISIONS_LAG ? "decisions_lag" : "outbox_backlog";
 }
 
+/* A uniform draw in 0..PPM-1 from a generator of the calling thread's own (xorshift64*): a
+ * draw per request, with no lock and no shared state. */
+static int draw_ppm(void)
+{
+    static _Thread_local uint64_t x;
+    if (x == 0)
+        x = ((uint64_t)gf_mono_us() << 17) ^ (uint64_t)(uintptr_t)&x ^ 0x9e3779b97f4a7c15u;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    return (int)(((x * 0x2545f4914f6cdd1du) >> 32) % PPM);
+}
+
 enum admission_reason admission_check(struct admission *a)
 {
     if (a == NULL)
         return ADMISSION_OPEN;
     enum admission_reason r = (enum admission_reason)atomic_load(&admit_state);
+    if (r == ADMISSION_OPEN)
+        return r;
+    int ppm = atomic_load(&shed_ppm);
+    if (ppm < PPM && draw_ppm() >= ppm)
+        return ADMISSION_OPEN; /* this one falls in the share admitted */
     if (r == ADMISSION_DECISIONS_LAG)
         gf_counter_add(shed_decisions, 1);
     else if (r == ADMISSION_OUTBOX_BACKLOG)
@@ -129,51 +157,50 @@ static void measure(struct admission *a, int64_t *lag_ms, int64_t *outbox_ms)
     gf_db_release(a->pool, c);
 }
 
-/* Shedding begins when a figure passes its bound and ends when every figure is under
- * BACKEND_ADMIT_RESUME_PCT of its bound: the gap keeps one noisy measure from flipping the
- * state back and forth. An unknown figure sheds nothing (a database that does not answer
- * fails the requests by itself; a missing slot is a setup the operator is told of by the
- * slot metrics). */
-static enum admission_reason decide(const struct backend_config *cfg, enum admission_reason now,
-                                    int64_t lag_ms, int64_t outbox_ms)
-{
-    int64_t pct = now == ADMISSION_OPEN ? 100 : cfg->admit_resume_pct;
-    bool lag_over = lag_ms >= 0 && lag_ms * 100 > cfg->admit_lag_ms * pct;
-    bool outbox_over = outbox_ms >= 0 && outbox_ms * 100 > cfg->admit_outbox_age_ms * pct;
-    if (lag_over && outbox_over) /* both: the one further past its bound */
-        return lag_ms * cfg->admit_outbox_age_ms >= outbox_ms * cfg->admit_lag_ms
-                   ? ADMISSION_DECISIONS_LAG
-                   : ADMISSION_OUTBOX_BACKLOG;
-    if (lag_over)
-        return ADMISSION_DECISIONS_LAG;
-    if (outbox_over)
-        return ADMISSION_OUTBOX_BACKLOG;
-    return ADMISSION_OPEN;
-}
-
 static void *run(void *arg)
 {
     struct admission *a = arg;
     const struct backend_config *cfg = a->app->cfg;
+    const struct shed_params prm = {.lag_bound_ms = cfg->admit_lag_ms,
+                                    .outbox_bound_ms = cfg->admit_outbox_age_ms,
+                                    .target = (double)cfg->admit_target_pct / 100.0,
+                                    .interval_ms = cfg->admit_interval_ms};
     while (!atomic_load(&a->stop)) {
         int64_t lag_ms, outbox_ms;
         measure(a, &lag_ms, &outbox_ms);
         atomic_store(&lag_now_ms, lag_ms);
         atomic_store(&outbox_now_ms, outbox_ms);
         enum admission_reason was = (enum admission_reason)atomic_load(&admit_state);
-        enum admission_reason next = decide(cfg, was, lag_ms, outbox_ms);
-        if (next != was) {
-            atomic_store(&admit_state, (int)next);
-            if (was == ADMISSION_OPEN) {
-                a->shed_since_ms = gf_mono_ms();
-                GF_WARN("admission shedding reason=%s decisions_lag_ms=%lld outbox_age_ms=%lld",
-                        reason_label(next), (long long)lag_ms, (long long)outbox_ms);
-            } else if (next == ADMISSION_OPEN) {
-                GF_INFO("admission open shed_for_ms=%lld decisions_lag_ms=%lld "
-                        "outbox_age_ms=%lld",
-                        (long long)(gf_mono_ms() - a->shed_since_ms), (long long)lag_ms,
-                        (long long)outbox_ms);
+        double p = shed_control_step(&a->control, &prm, lag_ms, outbox_ms);
+        enum admission_reason next = a->control.reason;
+        /* The share first, then the state: a request that sees the new state sees its share. */
+        atomic_store(&shed_ppm, (int)(p * PPM));
+        atomic_store(&admit_state, (int)next);
+        if (next != ADMISSION_OPEN && p > a->shed_peak)
+            a->shed_peak = p;
+        /* A line when shedding begins and one when it ends. A controller holding a queue at
+         * its target may begin and end many times a second: a beginning is logged at most
+         * every 10 s (with how many went unlogged), and an end only of a logged one. */
+        if (was == ADMISSION_OPEN && next != ADMISSION_OPEN) {
+            int64_t now = gf_mono_ms();
+            a->shed_since_ms = now;
+            a->shed_peak = p;
+            a->logged = a->logged_at_ms == 0 || now - a->logged_at_ms >= 10000;
+            if (a->logged) {
+                GF_WARN("admission shedding reason=%s share=%.2f decisions_lag_ms=%lld "
+                        "outbox_age_ms=%lld unlogged_since=%d",
+                        reason_label(next), p, (long long)lag_ms, (long long)outbox_ms,
+                        a->unlogged);
+                a->logged_at_ms = now;
+                a->unlogged = 0;
+            } else {
+                a->unlogged++;
             }
+        } else if (was != ADMISSION_OPEN && next == ADMISSION_OPEN && a->logged) {
+            GF_INFO("admission open shed_for_ms=%lld peak_share=%.2f decisions_lag_ms=%lld "
+                    "outbox_age_ms=%lld",
+                    (long long)(gf_mono_ms() - a->shed_since_ms), a->shed_peak, (long long)lag_ms,
+                    (long long)outbox_ms);
         }
         gf_sleep_ms(cfg->admit_interval_ms, &a->stop);
     }
@@ -184,6 +211,12 @@ static double state_gauge(void *arg)
 {
     (void)arg;
     return atomic_load(&admit_state) == ADMISSION_OPEN ? 0 : 1;
+}
+
+static double share_gauge(void *arg)
+{
+    (void)arg;
+    return atomic_load(&admit_state) == ADMISSION_OPEN ? 0 : (double)atomic_load(&shed_ppm) / PPM;
 }
 
 static double lag_gauge(void *arg)
@@ -209,9 +242,14 @@ struct admission *admission_start(struct backend_app *app)
         "requests answered 503 overloaded by admission control, by the signal past its bound",
         "reason=\"outbox_backlog\"");
     gf_metrics_gauge_fn("backend_admission_state",
-                        "1 while buys, add-gxp and auction bids/creates are shed (503 overloaded), "
-                        "0 while admitted (always 0 with BACKEND_ADMIT=false)",
+                        "1 while a share of buys, add-gxp and auction bids/creates is shed (503 "
+                        "overloaded), 0 while all are admitted (always 0 with BACKEND_ADMIT=false)",
                         "", state_gauge, NULL);
+    gf_metrics_gauge_fn("backend_admission_shed_ratio",
+                        "the share of buys, add-gxp and auction bids/creates answered 503 "
+                        "overloaded now: 1 past a bound, less while the controller holds the "
+                        "queues near their target (0: all admitted)",
+                        "", share_gauge, NULL);
     gf_metrics_gauge_fn("backend_admission_decisions_lag_seconds",
                         "age of the oldest backend-db WAL gxp's subscription has not applied, as "
                         "admission control last measured it (NaN: unknown or off)",

@@ -77,7 +77,7 @@ struct backend_config {
     int64_t admit_interval_ms;
     int64_t admit_lag_ms;
     int64_t admit_outbox_age_ms;
-    int64_t admit_resume_pct;
+    int64_t admit_target_pct;
     int64_t admit_retry_after_s;
 };
 extern const struct gf_config_def backend_config_defs[];

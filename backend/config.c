@@ -147,13 +147,13 @@ const struct gf_config_def backend_config_defs[] = {
     {"BACKEND_ADMIT_INTERVAL_MS", GF_CFG_INT, "25", 5, 1000, false, F(admit_interval_ms),
      "how often admission control measures both (one query on a connection of its own)"},
     {"BACKEND_ADMIT_LAG_MS", GF_CFG_INT, "150", 1, 600000, false, F(admit_lag_ms),
-     "shed while the oldest backend-db WAL gxp's subscription has not applied is older than "
-     "this (the delay a decision made now waits before gxp finalizes it)"},
+     "shed all while the oldest backend-db WAL gxp's subscription has not applied is older "
+     "than this (the delay a decision made now waits before gxp finalizes it)"},
     {"BACKEND_ADMIT_OUTBOX_AGE_MS", GF_CFG_INT, "150", 1, 600000, false, F(admit_outbox_age_ms),
-     "shed while the oldest unpublished event_outbox row is older than this"},
-    {"BACKEND_ADMIT_RESUME_PCT", GF_CFG_INT, "50", 1, 100, false, F(admit_resume_pct),
-     "once shedding, admit again only when both figures are under this percentage of their "
-     "bounds (hysteresis; 100 = none)"},
+     "shed all while the oldest unpublished event_outbox row is older than this"},
+    {"BACKEND_ADMIT_TARGET_PCT", GF_CFG_INT, "50", 1, 100, false, F(admit_target_pct),
+     "below the bounds, the share of those requests shed is adjusted every interval to hold "
+     "the larger figure near this percentage of its bound (past a bound all are shed)"},
     {"BACKEND_ADMIT_RETRY_AFTER_S", GF_CFG_INT, "1", 1, 60, false, F(admit_retry_after_s),
      "the Retry-After (seconds) of a 503 overloaded"},
 };

@@ -63,12 +63,14 @@ static double metric(const char *series)
     return v;
 }
 
-/* Waits until backend_admission_state is want (1 shedding, 0 admitting). 0, or -1. */
+/* Waits until backend_admission_state is want (1: shedding everything, which the signals
+ * held past their bound here give; 0: admitting everything). 0, or -1. */
 static int wait_state(int want, int timeout_ms)
 {
     int64_t end = gf_mono_ms() + timeout_ms;
     while (gf_mono_ms() < end) {
-        if (metric("backend_admission_state") == want)
+        if (metric("backend_admission_state") == want &&
+            metric("backend_admission_shed_ratio") == want)
             return 0;
         usleep(20 * 1000);
     }

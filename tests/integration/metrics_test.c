@@ -61,6 +61,7 @@ static const char *const backend_metrics[] = {
     /* admission control (off in the fixture: registered all the same) */
     "backend_shed_total",
     "backend_admission_state",
+    "backend_admission_shed_ratio",
     "backend_admission_decisions_lag_seconds",
     "backend_admission_outbox_age_seconds",
     /* the auction saga's runners */
@@ -753,6 +754,7 @@ static void backend_metrics_count_the_2pc_the_locks_and_the_outbox(const struct 
     value_is(&sc, "backend_relay_lag_seconds_count", NULL, EVENTS);
     value_at_least(&sc, "backend_relay_connected", NULL, 1);
     value_is(&sc, "backend_admission_state", NULL, 0); /* off here: never sheds */
+    value_is(&sc, "backend_admission_shed_ratio", NULL, 0);
     value_is(&sc, "backend_shed_total", "reason=\"decisions_lag\"", 0);
 
     value_is(&sc, "backend_2pc_started_total", "kind=\"add_gxp\"", 1);
