@@ -690,28 +690,30 @@ static bool sheddable(const struct gf_http_route *r)
            r->run == run_auction_create;
 }
 
-/* Admission control (admission.c), before anything is written: no claim of the key or the
- * correlation id, so the same request retried later runs as if first sent. false:
- * c->http.resp holds the 503 overloaded. */
-static bool admit(struct ctx *c)
+/* Admission control (admission.c): lib's admit hook, called once the route is known and
+ * before anything else — the token's signature, the body's validation, the Idempotency-Key's
+ * claim — so a shed request costs little and writes nothing, and the same request retried
+ * later runs as if first sent. false: c->resp holds the 503 overloaded. */
+static bool admit(struct gf_http_ctx *c)
 {
-    if (!sheddable(c->http.route))
+    if (!sheddable(c->route))
         return true;
-    enum admission_reason why = admission_check(c->app->admission);
+    const struct backend_app *app = c->app;
+    enum admission_reason why = admission_check(app->admission);
     if (why == ADMISSION_OPEN)
         return true;
     char ra[24], msg[160];
-    snprintf(ra, sizeof ra, "%lld", (long long)c->app->cfg->admit_retry_after_s);
-    gf_http_add_header(c->http.resp, "Retry-After", ra);
+    snprintf(ra, sizeof ra, "%lld", (long long)app->cfg->admit_retry_after_s);
+    gf_http_add_header(c->resp, "Retry-After", ra);
     snprintf(msg, sizeof msg, "the service is overloaded (%s); nothing was done: retry after %s s",
              admission_reason_text(why), ra);
-    reply_error(c, 503, "overloaded", msg);
-    c->http.expected = true; /* counted in backend_shed_total; one log line per state change */
+    gf_http_api_reply_error(c, 503, "overloaded", msg);
+    c->expected = true; /* counted in backend_shed_total; a line per state change */
     return false;
 }
 
-/* After lib's routing and readiness gate: the method's headers, the body, admission, the
- * key's claim, then the route. */
+/* After lib's routing, admission control, the token's check and the readiness gate: the
+ * method's headers, the body, the key's claim, then the route. */
 static void serve(struct ctx *c)
 {
     const struct gf_http_route *r = c->http.route;
@@ -729,10 +731,6 @@ static void serve(struct ctx *c)
             reply_status(c, GF_EINVAL, &err);
             return;
         }
-    }
-    if (!admit(c)) {
-        json_decref(root);
-        return;
     }
     if (key == NULL) {
         r->run(&c->http);
@@ -783,6 +781,7 @@ struct gf_http_server *api_start(struct backend_app *app)
                                       .ready = &app->serving,
                                       .app = app,
                                       .auth = app->keys,
-                                      .auth_leeway_s = app->cfg->auth_leeway_s},
+                                      .auth_leeway_s = app->cfg->auth_leeway_s,
+                                      .admit = admit},
         &opt, NULL);
 }

@@ -46,6 +46,7 @@ struct gf_http_api {
     void *app;
     const struct gf_auth_keys *auth;
     int64_t auth_leeway_s;
+    bool (*admit)(struct gf_http_ctx *c);
     struct route_figures *figures; /* nroutes * NMETHODS, then the unmatched one */
 };
 
@@ -202,6 +203,7 @@ struct gf_http_api *gf_http_api_new(const struct gf_http_api_options *opt)
     api->app = opt->app;
     api->auth = opt->auth;
     api->auth_leeway_s = opt->auth_leeway_s;
+    api->admit = opt->admit;
     char name[SERVICE_MAX + 40], labels[LABELS_MAX];
     snprintf(name, sizeof name, "%s_http_request_duration_seconds", api->service);
     for (size_t fi = 0; fi <= api->nroutes * NMETHODS; fi++) {
@@ -371,6 +373,8 @@ bool gf_http_api_begin(struct gf_http_api *api, struct gf_http_ctx *c,
                               .cid = gf_http_cid(req),
                               .start_us = gf_mono_us()};
     if (!route_find(c))
+        return false;
+    if (api->admit != NULL && !api->admit(c))
         return false;
     if (c->route->access != GF_HTTP_PUBLIC && !authenticate(c))
         return false;

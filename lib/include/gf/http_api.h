@@ -76,6 +76,11 @@ struct gf_http_api_options {
      * every route must be GF_HTTP_PUBLIC, or gf_http_api_new refuses the table. */
     const struct gf_auth_keys *auth;
     int64_t auth_leeway_s; /* clock skew allowed on a token's exp and nbf */
+    /* Load shedding that must stay cheap: called once a request's route is found, before its
+     * token is verified or anything else is done, so that a refused request costs no
+     * signature check (the backend's admission control). false: c->resp holds the answer.
+     * NULL: every request goes on. */
+    bool (*admit)(struct gf_http_ctx *c);
 };
 
 struct gf_http_api;
@@ -124,8 +129,9 @@ void gf_http_api_handle(void *api, const struct gf_http_request *req,
                         struct gf_http_response *resp);
 /* Fills c and finds the route of the request's path and method. true: c->route should run.
  * false: c->resp holds the answer already — 404 not_found, 405 method_not_allowed with
- * Allow naming every method of the path, 401 (unauthenticated, token_expired, invalid_token)
- * or 403 forbidden by the route's access, or 503 not_ready (needs_ready, and not ready). */
+ * Allow naming every method of the path, the api's admit hook's (before anything else),
+ * 401 (unauthenticated, token_expired, invalid_token) or 403 forbidden by the route's access,
+ * or 503 not_ready (needs_ready, and not ready). */
 bool gf_http_api_begin(struct gf_http_api *api, struct gf_http_ctx *c,
                        const struct gf_http_request *req, struct gf_http_response *resp);
 /* Ends every request begun: Retry-After: 1 on a 503 that has none, the metrics, and one log

@@ -15,6 +15,7 @@
 #include "raw_client.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -444,6 +445,18 @@ static void run_mine(struct gf_http_ctx *c)
                                      gf_role_name(c->who.role)));
 }
 
+/* The api's admit hook: refuses a request whose query says shed=1, and counts its calls. */
+static atomic_int g_admit_calls;
+static bool admit_unless_shed(struct gf_http_ctx *c)
+{
+    atomic_fetch_add(&g_admit_calls, 1);
+    const char *q = gf_http_query(c->req, "shed");
+    if (q == NULL || strcmp(q, "1") != 0)
+        return true;
+    gf_http_api_reply_error(c, 503, "overloaded", "shed by the hook");
+    return false;
+}
+
 static const struct gf_http_route guarded_routes[] = {
     {"/open", GF_HTTP_GET, false, NULL, run_thing, GF_HTTP_PUBLIC},
     {"/mine", GF_HTTP_GET, false, NULL, run_mine, GF_HTTP_SIGNED_IN},
@@ -479,7 +492,8 @@ static int start_guarded(void **state)
                                       .routes = guarded_routes,
                                       .nroutes = sizeof guarded_routes / sizeof guarded_routes[0],
                                       .auth = g_keys,
-                                      .auth_leeway_s = 5},
+                                      .auth_leeway_s = 5,
+                                      .admit = admit_unless_shed},
         &opt, &g_port);
     return g_srv != NULL ? 0 : -1;
 }
@@ -560,6 +574,27 @@ static void routes_answer_by_who_calls(void **state)
     free(early);
 }
 
+/* The admit hook runs once the route is found and before the token is looked at: a request
+ * it refuses is answered its way whatever its token; one it lets through meets the checks. */
+static void the_admit_hook_runs_after_routing_and_before_authentication(void **state)
+{
+    (void)state;
+    int64_t now = (int64_t)time(NULL);
+    char *user = bearer(GF_ROLE_USER, 7, now, 600);
+    atomic_store(&g_admit_calls, 0);
+    expect("/mine?userId=7&shed=1", NULL, 503, "\"error\":\"overloaded\"");
+    expect("/mine?userId=7&shed=1", "Bearer a.b.c", 503, "\"error\":\"overloaded\"");
+    expect("/admin?userId=7&shed=1", user, 503, "\"error\":\"overloaded\"");
+    expect("/open?shed=1", NULL, 503, "\"error\":\"overloaded\"");
+    assert_int_equal(atomic_load(&g_admit_calls), 4);
+    expect("/nowhere?shed=1", NULL, 404, "\"error\":\"not_found\""); /* no route: no call */
+    assert_int_equal(atomic_load(&g_admit_calls), 4);
+    expect("/mine?userId=7&shed=0", NULL, 401, "\"error\":\"unauthenticated\"");
+    expect("/mine?userId=7&shed=0", user, 200, "\"sub\":7");
+    assert_int_equal(atomic_load(&g_admit_calls), 6);
+    free(user);
+}
+
 int main(void)
 {
     gf_log_init("test", GF_LOG_ERROR);
@@ -582,6 +617,7 @@ int main(void)
     };
     const struct CMUnitTest guarded[] = {
         cmocka_unit_test(routes_answer_by_who_calls),
+        cmocka_unit_test(the_admit_hook_runs_after_routing_and_before_authentication),
     };
     int failed = cmocka_run_group_tests_name("pure", pure, NULL, NULL);
     failed += cmocka_run_group_tests_name("served", served, start_server, stop_server);
