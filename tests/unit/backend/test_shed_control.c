@@ -40,6 +40,10 @@ static void the_share_rises_above_the_target_and_falls_to_nothing_below_it(void 
     for (int i = 0; i < 100; i++)
         assert_true(shed_control_step(&s, &PRM, 0, 0) == 0.0);
     assert_int_equal(s.reason, ADMISSION_OPEN);
+    /* Blips under the target at light load (one measure of 60 ms, then nothing, as a
+     * checkpoint or a descheduled apply worker gives) shed nothing. */
+    for (int i = 0; i < 20; i++)
+        assert_true(shed_control_step(&s, &PRM, i % 4 == 0 ? 60 : 0, 0) == 0.0);
     /* Held at 80 % of the bound (above the 50 % target): the share climbs every step. */
     double last = 0;
     for (int i = 0; i < 8; i++) {
