@@ -71,19 +71,6 @@ static const char *reason_label(enum admission_reason r)
     return r == ADMISSION_DECISIONS_LAG ? "decisions_lag" : "outbox_backlog";
 }
 
-/* A uniform draw in 0..PPM-1 from a generator of the calling thread's own (xorshift64*): a
- * draw per request, with no lock and no shared state. */
-static int draw_ppm(void)
-{
-    static _Thread_local uint64_t x;
-    if (x == 0)
-        x = ((uint64_t)gf_mono_us() << 17) ^ (uint64_t)(uintptr_t)&x ^ 0x9e3779b97f4a7c15u;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    return (int)(((x * 0x2545f4914f6cdd1du) >> 32) % PPM);
-}
-
 enum admission_reason admission_check(struct admission *a)
 {
     if (a == NULL)
@@ -92,7 +79,7 @@ enum admission_reason admission_check(struct admission *a)
     if (r == ADMISSION_OPEN)
         return r;
     int ppm = atomic_load(&shed_ppm);
-    if (ppm < PPM && draw_ppm() >= ppm)
+    if (ppm < PPM && gf_rand_unit() * PPM >= ppm)
         return ADMISSION_OPEN; /* this one falls in the share admitted */
     if (r == ADMISSION_DECISIONS_LAG)
         gf_counter_add(shed_decisions, 1);

@@ -708,7 +708,7 @@ static bool admit(struct gf_http_ctx *c)
     snprintf(msg, sizeof msg, "the service is overloaded (%s); nothing was done: retry after %s s",
              admission_reason_text(why), ra);
     gf_http_api_reply_error(c, 503, "overloaded", msg);
-    c->expected = true; /* counted in backend_shed_total; a line per state change */
+    c->expected = true; /* counted in backend_shed_total; admission.c logs the episodes */
     return false;
 }
 

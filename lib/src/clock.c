@@ -95,12 +95,9 @@ void gf_backoff_init(struct gf_backoff *b, int64_t initial_ms, int64_t max_ms)
 int64_t gf_backoff_next(struct gf_backoff *b)
 {
     /* Jitter in [base/2, base] so that replicas that failed together retry apart. */
-    static _Thread_local unsigned int seed;
-    if (seed == 0)
-        seed = (unsigned int)(clock_us(CLOCK_MONOTONIC) ^ (int64_t)(intptr_t)&seed);
     int64_t base = b->current_ms;
     int64_t half = base / 2;
-    int64_t delay = half + (half > 0 ? (int64_t)(rand_r(&seed) % (half + 1)) : 0);
+    int64_t delay = half + (int64_t)(gf_rand_unit() * (double)(half + 1));
     if (delay < 1)
         delay = 1;
     b->current_ms = base * 2 > b->max_ms ? b->max_ms : base * 2;
@@ -165,4 +162,16 @@ void gf_iso8601_ms(int64_t epoch_us, char out[25])
     put_digits(out + 14, sod / 60 % 60, 2);
     put_digits(out + 17, sod % 60, 2);
     put_digits(out + 20, rem / 1000, 3);
+}
+
+double gf_rand_unit(void)
+{
+    static _Thread_local uint64_t x;
+    if (x == 0)
+        x = ((uint64_t)clock_us(CLOCK_MONOTONIC) << 17) ^ (uint64_t)(uintptr_t)&x ^
+            0x9e3779b97f4a7c15u;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    return (double)((x * 0x2545f4914f6cdd1du) >> 11) / (double)(1ull << 53);
 }

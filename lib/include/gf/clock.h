@@ -43,6 +43,11 @@ void gf_backoff_init(struct gf_backoff *b, int64_t initial_ms, int64_t max_ms);
 int64_t gf_backoff_next(struct gf_backoff *b); /* the next delay to wait, ms */
 void gf_backoff_reset(struct gf_backoff *b);
 
+/* A uniform draw in [0, 1) from a generator of the calling thread's own (xorshift64*, seeded
+ * from the clock and the thread): for probabilities on hot paths, no lock, no shared state.
+ * Not for anything secret. */
+double gf_rand_unit(void);
+
 /* Formats epoch microseconds as ISO-8601 UTC with milliseconds: 2026-11-26T05:43:31.712Z.
  * out must hold 25 bytes. */
 void gf_iso8601_ms(int64_t epoch_us, char out[25]);

@@ -113,6 +113,21 @@ static void deadline_counts_down_and_caps_waits(void **state)
     assert_true(ahead_ms >= 0 && ahead_ms <= 1);
 }
 
+/* gf_rand_unit: every draw in [0, 1), and 100,000 of them spread evenly over ten bins (each
+ * within 5 % of its tenth; a stuck or biased generator fails). */
+static void rand_unit_draws_evenly_in_zero_to_one(void **state)
+{
+    (void)state;
+    int bins[10] = {0};
+    for (int i = 0; i < 100000; i++) {
+        double u = gf_rand_unit();
+        assert_true(u >= 0.0 && u < 1.0);
+        bins[(int)(u * 10)]++;
+    }
+    for (int b = 0; b < 10; b++)
+        assert_true(bins[b] > 9500 && bins[b] < 10500);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -121,6 +136,7 @@ int main(void)
         cmocka_unit_test(backoff_doubles_with_jitter_up_to_the_max),
         cmocka_unit_test(sleep_stops_early_when_asked),
         cmocka_unit_test(deadline_counts_down_and_caps_waits),
+        cmocka_unit_test(rand_unit_draws_evenly_in_zero_to_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
