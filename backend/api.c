@@ -16,6 +16,7 @@
 #include "gf/uuid.h"
 #include "gxp.pb-c.h"
 #include "validate.h"
+#include "write_gate.h"
 
 #define JSON_TYPE "application/json"
 #define TEXT_TYPE "text/plain; charset=utf-8"
@@ -690,6 +691,19 @@ static bool sheddable(const struct gf_http_route *r)
            r->run == run_auction_create;
 }
 
+/* 503 overloaded with Retry-After: nothing was done, the same request may be sent again. */
+static void reply_overloaded(struct gf_http_ctx *c, const char *why)
+{
+    const struct backend_app *app = c->app;
+    char ra[24], msg[200];
+    snprintf(ra, sizeof ra, "%lld", (long long)app->cfg->admit_retry_after_s);
+    gf_http_add_header(c->resp, "Retry-After", ra);
+    snprintf(msg, sizeof msg, "the service is overloaded (%s); nothing was done: retry after %s s",
+             why, ra);
+    gf_http_api_reply_error(c, 503, "overloaded", msg);
+    c->expected = true; /* counted in backend_shed_total or the gate's timeouts */
+}
+
 /* Admission control (admission.c): lib's admit hook, called once the route is known and
  * before anything else — the token's signature, the body's validation, the Idempotency-Key's
  * claim — so a shed request costs little and writes nothing, and the same request retried
@@ -702,14 +716,15 @@ static bool admit(struct gf_http_ctx *c)
     enum admission_reason why = admission_check(app->admission);
     if (why == ADMISSION_OPEN)
         return true;
-    char ra[24], msg[160];
-    snprintf(ra, sizeof ra, "%lld", (long long)app->cfg->admit_retry_after_s);
-    gf_http_add_header(c->resp, "Retry-After", ra);
-    snprintf(msg, sizeof msg, "the service is overloaded (%s); nothing was done: retry after %s s",
-             admission_reason_text(why), ra);
-    gf_http_api_reply_error(c, 503, "overloaded", msg);
-    c->expected = true; /* counted in backend_shed_total; admission.c logs the episodes */
+    reply_overloaded(c, admission_reason_text(why));
     return false;
+}
+
+/* The write gate (write_gate.c): buys and add-gxps, the two-phase commits a client makes at a
+ * rate, run a few at a time, in arrival order. */
+static bool gated(const struct gf_http_route *r)
+{
+    return r->run == run_buy || r->run == run_add_gxp;
 }
 
 /* After lib's routing, admission control, the token's check and the readiness gate: the
@@ -732,12 +747,21 @@ static void serve(struct ctx *c)
             return;
         }
     }
+    /* The gate before the key's claim: a request that times out in it has claimed nothing. */
+    bool gate = gated(r);
+    if (gate && !write_gate_enter(c->app->writes, c->app->cfg->write_wait_ms)) {
+        reply_overloaded(&c->http, "too many buys and add-gxps are waiting");
+        json_decref(root);
+        return;
+    }
     if (key == NULL) {
         r->run(&c->http);
     } else if (claim_key(c, key)) {
         r->run(&c->http);
         idem_finish(c->app, &c->idem, c->http.resp);
     }
+    if (gate)
+        write_gate_leave(c->app->writes);
     json_decref(root);
 }
 

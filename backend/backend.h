@@ -79,6 +79,8 @@ struct backend_config {
     int64_t admit_outbox_age_ms;
     int64_t admit_target_pct;
     int64_t admit_retry_after_s;
+    int64_t write_concurrency;
+    int64_t write_wait_ms;
 };
 extern const struct gf_config_def backend_config_defs[];
 extern const size_t backend_config_ndefs;
@@ -95,6 +97,7 @@ struct backend_app {
     struct saga *saga;
     struct console *console;     /* the operators' console (console.c); NULL until it runs */
     struct admission *admission; /* admission.c; NULL admits everything */
+    struct write_gate *writes;   /* write_gate.c: buys and add-gxps; NULL lets all through */
     struct gf_auth_keys *keys;   /* verify every token; sign those of POST /auth/login */
     atomic_bool migrated;
     /* The schema is in place and the first operator made: /readyz and the routes answer. */

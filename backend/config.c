@@ -154,6 +154,12 @@ const struct gf_config_def backend_config_defs[] = {
     {"BACKEND_ADMIT_TARGET_PCT", GF_CFG_INT, "50", 1, 100, false, F(admit_target_pct),
      "below the bounds, the share of those requests shed is adjusted every interval to hold "
      "the larger figure near this percentage of its bound (past a bound all are shed)"},
+    {"BACKEND_WRITE_CONCURRENCY", GF_CFG_INT, "0", 0, 1024, false, F(write_concurrency),
+     "buys and add-gxps run at once at most; more wait their turn, first come first served "
+     "(0: twice the CPUs this process may run on)"},
+    {"BACKEND_WRITE_WAIT_MS", GF_CFG_INT, "1000", 1, 600000, false, F(write_wait_ms),
+     "a buy or add-gxp waits this long at most for its turn, then is answered 503 overloaded "
+     "with Retry-After, nothing done"},
     {"BACKEND_ADMIT_RETRY_AFTER_S", GF_CFG_INT, "1", 1, 60, false, F(admit_retry_after_s),
      "the Retry-After (seconds) of a 503 overloaded"},
 };

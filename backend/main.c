@@ -3,6 +3,7 @@
  * material → database pool and gxp channel → admission control → HTTP API → event relay and
  * event log → schema → gRPC (ResolveTransaction) → wait for SIGTERM/SIGINT → drain → clean
  * up. */
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "gf/migrate.h"
 #include "gf/prune.h"
 #include "gf/service.h"
+#include "write_gate.h"
 
 extern const struct gf_migration backend_migrations[];
 extern const int backend_migrations_count;
@@ -94,6 +96,18 @@ int main(int argc, char **argv)
     app.admission = admission_start(&app);
     if (app.admission == NULL)
         goto out;
+    int writes = (int)cfg.write_concurrency;
+    if (writes == 0) {
+        cpu_set_t cpus;
+        writes = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? 2 * CPU_COUNT(&cpus) : 4;
+    }
+    app.writes = write_gate_new(writes);
+    if (app.writes == NULL)
+        GF_WARN("no memory for the write gate: buys and add-gxps run without a limit");
+    else
+        GF_INFO("write gate: %d buys and add-gxps at once, %lld ms of wait at most", writes,
+                (long long)cfg.write_wait_ms);
+    write_gate_register_metrics(app.writes);
     http = api_start(&app);
     if (http == NULL)
         goto out;
@@ -170,6 +184,7 @@ out:
     saga_stop(app.saga);
     relay_stop(app.relay);
     admission_stop(app.admission);
+    write_gate_free(app.writes);
     gf_grpc_client_free(app.gxp);
     gf_db_pool_free(app.pool);
     gf_grpc_tls_free(tls);

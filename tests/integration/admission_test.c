@@ -4,6 +4,7 @@
  * clears, the very same requests (same Idempotency-Key, same correlation id) run normally. The
  * lag is real: gxp's subscription disabled with a decision committed behind it, or the relay
  * held by a failpoint with events waiting. A world per test, checked against SPEC §5. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,6 +31,18 @@ static const char *const outbox_env[] = {"BACKEND_ADMIT=true",
 static const char *const outbox_released_env[] = {
     "BACKEND_ADMIT=true", "BACKEND_ADMIT_LAG_MS=600000", "BACKEND_ADMIT_OUTBOX_AGE_MS=300",
     "BACKEND_ADMIT_RETRY_AFTER_S=2", NULL};
+
+/* One place in the write gate, a short wait for it, and a buy that holds its place for 4 s
+ * (the failpoint binary's pause after the prepare). */
+static const char *const gate_env[] = {"BACKEND_WRITE_CONCURRENCY=1", "BACKEND_WRITE_WAIT_MS=300",
+                                       NULL};
+
+static int setup_gate(void **state)
+{
+    (void)state;
+    struct world_options o = {.failpoints = true, .buy_pause_ms = 4000, .extra_env = gate_env};
+    return world_start(&W, &o);
+}
 
 static int setup_lag(void **state)
 {
@@ -293,6 +306,86 @@ static void a_buy_is_shed_while_the_event_outbox_backs_up_and_runs_once_it_drain
     balance_is(&W, u, 20 - 10, 0);
 }
 
+/* The write gate (BACKEND_WRITE_CONCURRENCY): while its places are taken, a buy or an add-gxp
+ * waits its turn for BACKEND_WRITE_WAIT_MS at most, then is answered 503 overloaded with
+ * Retry-After, having claimed and written nothing; sent again once a place is free, it runs. */
+struct slow_buy {
+    const char *body;
+    long status;
+};
+
+static void *slow_buy_thread(void *arg)
+{
+    struct slow_buy *b = arg;
+    struct http_res r;
+    b->status = http(&W, "POST", "/marketplace/item/buy", b->body, NULL, &r);
+    http_res_free(&r);
+    http_thread_done();
+    return NULL;
+}
+
+static void a_write_that_waits_too_long_for_its_turn_is_shed_and_runs_when_sent_again(void **state)
+{
+    (void)state;
+    long long u = api_create_user(&W, "gated-buyer");
+    long long item = api_create_item(&W, "gated-item", 5);
+    api_create_marketplace_item(&W, item, 5);
+    api_add_gxp(&W, u, 20, NULL);
+    assert_int_equal(wait_no_pending(&W, 15000), 0);
+    assert_int_equal(metric("backend_write_gate_running"), 0);
+
+    /* The first buy takes the one place and keeps it through its pause, its reservation made. */
+    char buy[96], add[96];
+    snprintf(buy, sizeof buy, "{\"userId\":%lld,\"itemId\":%lld}", u, item);
+    snprintf(add, sizeof add, "{\"userId\":%lld,\"amount\":7}", u);
+    struct slow_buy slow = {.body = buy};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, slow_buy_thread, &slow), 0);
+    int64_t end = gf_mono_ms() + 10000;
+    while (sql_ll(W.gxp, "SELECT coalesce(sum(reserved), 0) FROM balance") != 5) {
+        assert_true(gf_mono_ms() < end);
+        usleep(20 * 1000);
+    }
+    assert_int_equal(metric("backend_write_gate_running"), 1);
+
+    char before[800], after[800], cid[37];
+    state_line(before, sizeof before);
+    new_cid(cid);
+    const char *why = "waiting";
+    int64_t t0 = gf_mono_ms();
+    assert_shed("/marketplace/item/buy", buy, "gate-buy-1", NULL, 1, why);
+    assert_true(gf_mono_ms() - t0 >= 300); /* it waited its bound first */
+    assert_shed("/user/gxp/add", add, "gate-add-1", NULL, 1, why);
+    assert_shed("/marketplace/item/buy", buy, NULL, cid, 1, why);
+    reads_answer(u); /* reads never wait on the gate */
+    state_line(after, sizeof after);
+    assert_string_equal(before, after);
+    assert_int_equal(sql_ll(W.backend, "SELECT count(*) FROM idempotency_keys WHERE key LIKE"
+                                       " 'gate-%%'"),
+                     0);
+    assert_int_equal(sql_ll(W.backend,
+                            "SELECT count(*) FROM coord_transactions WHERE correlation_id = '%s'",
+                            cid),
+                     0);
+    assert_true(metric("backend_write_gate_timeouts_total") >= 3);
+    assert_true(metric("backend_write_gate_waiting") == 0);
+
+    /* The slow buy finishes and gives its place back; the same requests now run, once. */
+    pthread_join(t, NULL);
+    assert_int_equal(slow.status, 200);
+    assert_runs("/marketplace/item/buy", buy, "gate-buy-1", NULL);
+    assert_runs("/user/gxp/add", add, "gate-add-1", NULL);
+    assert_runs("/marketplace/item/buy", buy, NULL, cid);
+    assert_int_equal(wait_no_pending(&W, 15000), 0);
+    balance_is(&W, u, 20 + 7 - 3 * 5, 0);
+    assert_int_equal(sql_ll(W.backend,
+                            "SELECT coalesce(sum(count), 0) FROM marketplace_items"
+                            " WHERE item_id = %lld",
+                            item),
+                     2);
+    assert_int_equal(metric("backend_write_gate_running"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -301,6 +394,9 @@ int main(void)
             world_check_and_stop),
         cmocka_unit_test_setup_teardown(
             a_buy_is_shed_while_the_event_outbox_backs_up_and_runs_once_it_drains, setup_outbox,
+            world_check_and_stop),
+        cmocka_unit_test_setup_teardown(
+            a_write_that_waits_too_long_for_its_turn_is_shed_and_runs_when_sent_again, setup_gate,
             world_check_and_stop),
     };
     if (getenv("GF_TEST_FILTER"))
