@@ -112,6 +112,23 @@ static void state_line(char *out, size_t n)
     snprintf(out, n, "%s | %s", b, g);
 }
 
+/* Shed requests left no trace: the state line as before, no Idempotency-Key starting with
+ * key_prefix claimed, no transaction under cid. */
+static void assert_nothing_written(const char *before, const char *key_prefix, const char *cid)
+{
+    char after[800];
+    state_line(after, sizeof after);
+    assert_string_equal(before, after);
+    assert_int_equal(sql_ll(W.backend,
+                            "SELECT count(*) FROM idempotency_keys WHERE key LIKE '%s%%'",
+                            key_prefix),
+                     0);
+    assert_int_equal(sql_ll(W.backend,
+                            "SELECT count(*) FROM coord_transactions WHERE correlation_id = '%s'",
+                            cid),
+                     0);
+}
+
 /* POST path body with an Idempotency-Key (key, may be NULL) and an X-Correlation-Id (cid, may
  * be NULL); *replayed tells whether the answer said Idempotent-Replayed. */
 static long post(const char *path, const char *body, const char *key, const char *cid,
@@ -235,7 +252,7 @@ static void buys_and_add_gxp_are_shed_while_replication_lags_and_run_once_it_cle
     http_res_free(&r);
     assert_int_equal(wait_state(1, 5000), 0);
 
-    char before[800], after[800], cid[37];
+    char before[800], cid[37];
     state_line(before, sizeof before);
     new_cid(cid);
     char buy[96], add[96];
@@ -247,15 +264,7 @@ static void buys_and_add_gxp_are_shed_while_replication_lags_and_run_once_it_cle
     assert_shed("/marketplace/item/buy", buy, NULL, cid, 1, why);
     shed_before_anything_else();
     reads_answer(u);
-    state_line(after, sizeof after);
-    assert_string_equal(before, after);
-    assert_int_equal(sql_ll(W.backend, "SELECT count(*) FROM idempotency_keys WHERE key LIKE"
-                                       " 'adm-%%'"),
-                     0);
-    assert_int_equal(sql_ll(W.backend,
-                            "SELECT count(*) FROM coord_transactions WHERE correlation_id = '%s'",
-                            cid),
-                     0);
+    assert_nothing_written(before, "adm-", cid);
     assert_true(metric("backend_shed_total{reason=\"decisions_lag\"}") >= 3);
     assert_true(metric("backend_admission_decisions_lag_seconds") >= 0.3);
 
@@ -348,7 +357,7 @@ static void a_write_that_waits_too_long_for_its_turn_is_shed_and_runs_when_sent_
     }
     assert_int_equal(metric("backend_write_gate_running"), 1);
 
-    char before[800], after[800], cid[37];
+    char before[800], cid[37];
     state_line(before, sizeof before);
     new_cid(cid);
     const char *why = "waiting";
@@ -358,15 +367,7 @@ static void a_write_that_waits_too_long_for_its_turn_is_shed_and_runs_when_sent_
     assert_shed("/user/gxp/add", add, "gate-add-1", NULL, 1, why);
     assert_shed("/marketplace/item/buy", buy, NULL, cid, 1, why);
     reads_answer(u); /* reads never wait on the gate */
-    state_line(after, sizeof after);
-    assert_string_equal(before, after);
-    assert_int_equal(sql_ll(W.backend, "SELECT count(*) FROM idempotency_keys WHERE key LIKE"
-                                       " 'gate-%%'"),
-                     0);
-    assert_int_equal(sql_ll(W.backend,
-                            "SELECT count(*) FROM coord_transactions WHERE correlation_id = '%s'",
-                            cid),
-                     0);
+    assert_nothing_written(before, "gate-", cid);
     assert_true(metric("backend_write_gate_timeouts_total") >= 3);
     assert_true(metric("backend_write_gate_waiting") == 0);
 
