@@ -355,6 +355,9 @@ static void a_write_that_waits_too_long_for_its_turn_is_shed_and_runs_when_sent_
         assert_true(gf_mono_ms() < end);
         usleep(20 * 1000);
     }
+    /* From here on, a connection of its own: the kept-alive one may belong to the server
+     * thread now inside the paused buy, and would wait with it (ARCHITECTURE §2b). */
+    http_thread_done();
     assert_int_equal(metric("backend_write_gate_running"), 1);
 
     char before[800], cid[37];
