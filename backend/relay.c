@@ -451,11 +451,7 @@ struct relay *relay_start(struct backend_app *app)
         return NULL;
     }
     pthread_mutex_init(&r->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    gf_cond_init_mono(&r->cv);
     r->nworkers = (int)app->cfg->relay_workers;
     if (r->nworkers > RELAY_WORKERS_MAX)
         r->nworkers = RELAY_WORKERS_MAX;

@@ -510,11 +510,7 @@ struct saga *saga_start(struct backend_app *app)
         return NULL;
     }
     pthread_mutex_init(&s->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    gf_cond_init_mono(&s->cv);
     for (int k = 0; k < NSTEP_KINDS; k++) {
         for (int o = 0; o < NSTEP_RESULTS; o++) {
             char labels[64];

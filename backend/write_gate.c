@@ -84,11 +84,7 @@ bool write_gate_enter(struct write_gate *g, int64_t max_wait_ms)
     int64_t t0 = gf_mono_us();
     struct gf_deadline deadline = gf_deadline_in_ms(max_wait_ms);
     struct waiter w = {.granted = false, .prev = g->tail, .next = NULL};
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&w.cv, &attr);
-    pthread_condattr_destroy(&attr);
+    gf_cond_init_mono(&w.cv);
     if (g->tail != NULL)
         g->tail->next = &w;
     else

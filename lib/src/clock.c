@@ -85,6 +85,19 @@ struct timespec gf_deadline_real_ts(struct gf_deadline d, int64_t ms)
     return abs_ts(CLOCK_REALTIME, d, ms);
 }
 
+int gf_cond_init_mono(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    int rc = pthread_condattr_init(&ca);
+    if (rc != 0)
+        return rc;
+    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return rc;
+}
+
 void gf_backoff_init(struct gf_backoff *b, int64_t initial_ms, int64_t max_ms)
 {
     b->initial_ms = initial_ms > 0 ? initial_ms : 1;

@@ -343,11 +343,7 @@ enum gf_status gf_console_feed_start(const struct gf_console_feed_options *opt)
             "Console notes dropped: the broker was away or the buffer was full.", "");
         F.sent = gf_metrics_counter("gf_console_notes_sent_total",
                                     "Console notes sent to the gf.console exchange.", "");
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&F.cv, &ca);
-        pthread_condattr_destroy(&ca);
+        gf_cond_init_mono(&F.cv);
     }
     F.notes = calloc(GF_CONSOLE_NOTES_MAX, sizeof *F.notes);
     if (F.notes == NULL) {

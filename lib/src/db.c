@@ -73,11 +73,7 @@ struct gf_db_pool *gf_db_pool_new(const struct gf_db_pool_options *opt)
         return NULL;
     }
     pthread_mutex_init(&p->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    gf_cond_init_mono(&p->cv);
     gf_backoff_init(&p->backoff, 100, 5000);
     return p;
 }

@@ -361,18 +361,6 @@ static void *reaper_run(void *arg)
 
 /* --- the guard ---------------------------------------------------------------------------- */
 
-/* The reaper's condition variable waits on CLOCK_MONOTONIC. */
-static bool stop_cv_init(pthread_cond_t *cv)
-{
-    pthread_condattr_t ca;
-    if (pthread_condattr_init(&ca) != 0)
-        return false;
-    bool ok =
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 && pthread_cond_init(cv, &ca) == 0;
-    pthread_condattr_destroy(&ca);
-    return ok;
-}
-
 struct gf_http__guard *gf_http__guard_new(int max_connections, int64_t header_timeout_us,
                                           int64_t body_timeout_us)
 {
@@ -382,7 +370,7 @@ struct gf_http__guard *gf_http__guard_new(int max_connections, int64_t header_ti
         GF_ERROR("http out of memory starting a server");
         goto out;
     }
-    if (!stop_cv_init(&g->stop_cv)) {
+    if (gf_cond_init_mono(&g->stop_cv) != 0) { /* the reaper waits on CLOCK_MONOTONIC */
         GF_ERROR("http cannot create the reaper's condition");
         goto out;
     }

@@ -169,11 +169,7 @@ struct gf_deadline gf_service_drain_begin(int64_t grace_ms)
     g_watchdog.limit_ms = grace_ms + GF_SERVICE_DRAIN_SLACK_MS;
     g_watchdog.until = gf_deadline_in_ms(g_watchdog.limit_ms);
     g_watchdog.done = false;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&g_watchdog.cv, &ca);
-    pthread_condattr_destroy(&ca);
+    gf_cond_init_mono(&g_watchdog.cv);
     g_watchdog.started = pthread_create(&g_watchdog.thread, NULL, watchdog_run, NULL) == 0;
     if (!g_watchdog.started) {
         GF_WARN("cannot start the shutdown watchdog: the drain is not bounded");

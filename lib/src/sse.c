@@ -140,11 +140,7 @@ struct gf_sse_hub *gf_sse_hub_new(const char *name, int max_clients, size_t max_
     h->max_backlog = max_backlog > 0 ? max_backlog : 1 << 20;
     h->series = series_for(name != NULL ? name : "sse");
     pthread_mutex_init(&h->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&h->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    gf_cond_init_mono(&h->cv);
     if (pthread_create(&h->heartbeat, NULL, heartbeat_run, h) != 0) {
         GF_ERROR("sse cannot start the heartbeat thread");
         pthread_cond_destroy(&h->cv);

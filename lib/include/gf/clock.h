@@ -3,6 +3,7 @@
 #ifndef GF_CLOCK_H
 #define GF_CLOCK_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -32,6 +33,10 @@ bool gf_deadline_passed(struct gf_deadline d);
 struct timespec gf_deadline_mono_ts(struct gf_deadline d, int64_t ms);
 /* The same for a condition variable on CLOCK_REALTIME (the default clock). */
 struct timespec gf_deadline_real_ts(struct gf_deadline d, int64_t ms);
+/* Initialises *cv to wait on CLOCK_MONOTONIC, so that a timed wait on it (with
+ * gf_deadline_mono_ts) is neither cut short nor stretched when the wall clock is set. Returns 0,
+ * or the error of pthread_condattr_* / pthread_cond_init (then *cv is not initialised). */
+int gf_cond_init_mono(pthread_cond_t *cv);
 
 /* Back-off state: base doubles per attempt up to max, with "full jitter" in [base/2, base]. */
 struct gf_backoff {

@@ -1,4 +1,5 @@
 /* ISO-8601 formatting, back-off growth and jitter, and stoppable sleeps. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -113,6 +114,29 @@ static void deadline_counts_down_and_caps_waits(void **state)
     assert_true(ahead_ms >= 0 && ahead_ms <= 1);
 }
 
+/* gf_cond_init_mono: a timed wait 100 ms ahead on the monotonic clock waits about that long.
+ * On the default clock (CLOCK_REALTIME) the same time, counted from boot, lies in 1970 and
+ * the wait would return at once. */
+static void cond_init_mono_waits_on_the_monotonic_clock(void **state)
+{
+    (void)state;
+    pthread_cond_t cv;
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    assert_int_equal(gf_cond_init_mono(&cv), 0);
+    pthread_mutex_lock(&mu);
+    int64_t t0 = gf_mono_ms();
+    struct timespec ts = gf_deadline_mono_ts(gf_deadline_in_ms(100), -1);
+    int rc = 0;
+    while (rc == 0) /* a spurious wake-up waits again */
+        rc = pthread_cond_timedwait(&cv, &mu, &ts);
+    int64_t waited = gf_mono_ms() - t0;
+    pthread_mutex_unlock(&mu);
+    assert_int_equal(rc, ETIMEDOUT);
+    assert_true(waited >= 99);
+    assert_true(waited < 5000);
+    pthread_cond_destroy(&cv);
+}
+
 /* gf_rand_unit: every draw in [0, 1), and 100,000 of them spread evenly over ten bins (each
  * within 5 % of its tenth; a stuck or biased generator fails). */
 static void rand_unit_draws_evenly_in_zero_to_one(void **state)
@@ -137,6 +161,7 @@ int main(void)
         cmocka_unit_test(sleep_stops_early_when_asked),
         cmocka_unit_test(deadline_counts_down_and_caps_waits),
         cmocka_unit_test(rand_unit_draws_evenly_in_zero_to_one),
+        cmocka_unit_test(cond_init_mono_waits_on_the_monotonic_clock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
