@@ -434,13 +434,13 @@ static void the_services_shed_cut_and_keep_answering_probes(void **state)
             fprintf(stderr, "oversized %s: status %d\n", url ? "URL" : "head", st);
         close(fd);
     }
+    free(req); /* before the asserts: a failed one leaves the test here */
     long rss2 = rss_kb(W.backend_pid);
     printf("backend RSS: %ld kB, %ld kB with %d idle connections, %ld kB after the oversized\n",
            rss0, rss1, IDLE_CONNECTIONS, rss2);
     printf("oversized: 200 requests (150 heads, 50 URLs of 64 KiB): 431=%d 414=%d\n", n431, n414);
     assert_int_equal(n431 + n414, 200);
     assert_true(rss2 - rss1 < 64 * 1024); /* what one at a time could hold, with margin */
-    free(req);
 
     /* 4. A flood on a healthy database, then with items locked (every handler blocks). */
     flood_start(port);
