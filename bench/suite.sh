@@ -44,6 +44,8 @@
 # BENCH_HOT_ITEMS (8: the items the hot run's buys go to), BENCH_HOT_CONCURRENCY ("8 32"),
 # BENCH_READS_CONCURRENCY (32: the read floor's clients), BENCH_HISTORY (history sizes in rows,
 # ascending, each a total; "0 $BENCH_BIG_ROWS" by default, e.g. "0 1000000 3000000 10000000"),
+# BENCH_HISTORY_RUNS (1: the buy and add-gxp runs at each history size, alternated; history.tsv
+# has their median, history-runs.tsv each run),
 # BENCH_PGSS (1 when big is wanted: the clusters load pg_stat_statements; 0: they do not).
 set -euo pipefail
 
@@ -77,6 +79,7 @@ HOT_ITEMS=${BENCH_HOT_ITEMS:-8}
 HOT_CONCURRENCY=${BENCH_HOT_CONCURRENCY:-"8 32"}
 READS_C=${BENCH_READS_CONCURRENCY:-32}
 HISTORY=${BENCH_HISTORY:-"0 $BIG_ROWS"}
+HISTORY_RUNS=${BENCH_HISTORY_RUNS:-1}
 ((BIG_ROWS > 0)) || [[ -n ${BENCH_HISTORY:-} ]] || HISTORY=''
 PGSS=${BENCH_PGSS:-$(wanted big && [[ -n $HISTORY ]] && echo 1 || echo 0)}
 bad_setting() {
@@ -96,6 +99,7 @@ for h in $HISTORY; do
     prev=$h
 done
 [[ $PGSS == 0 || $PGSS == 1 ]] || bad_setting "BENCH_PGSS must be 0 or 1"
+[[ $HISTORY_RUNS =~ ^[1-9]$ ]] || bad_setting "BENCH_HISTORY_RUNS must be 1..9 (runs of each op per history size)"
 PG_BIN=${GF_PG_BIN:-/usr/lib/postgresql/15/bin}
 OUT=$REPO/bench/results/$(date -u +%Y%m%dT%H%M%SZ)
 TMP=${GF_BENCH_TMP:-/tmp/gf-bench-$(id -u)}
@@ -760,6 +764,7 @@ history_stats() {
     done
 }
 printf 'rows\top\tconns\trps\tp50\tp99\tfin_p99\tev_p99\tload_s\n' >"$OUT/history.tsv"
+printf 'rows\top\tconns\trps\tp50\tp99\tfin_p99\tev_p99\tload_s\trun\n' >"$OUT/history-runs.tsv"
 if [[ -n $HISTORY ]] && wanted big; then
     if ((PGSS)); then
         for db in "${HIST_DBS[@]}"; do
@@ -781,23 +786,41 @@ if [[ -n $HISTORY ]] && wanted big; then
             loaded=$rows
         fi
         pgss_reset
+        for ((run = 1; run <= HISTORY_RUNS; run++)); do
+            for op in buy add-gxp; do
+                fin_mark
+                ev_mark
+                if [[ $op == buy ]]; then
+                    run_wrk "buy (history $rows)" buy.lua / "$big_c"
+                else
+                    run_wrk "add-gxp (history $rows)" add_gxp.lua / "$big_c"
+                fi
+                read -r fp50 fp99 fn <<<"$(fin_latency)"
+                if [[ $op == buy ]]; then read -r ep50 ep99 en <<<"$(ev_lag)"; else ep50=- ep99=- en=0; fi
+                printf '%s (history %s)\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$op" "$rows" "$big_c" "$fp50" "$fp99" \
+                    "$fn" "$ep50" "$ep99" "$en" >>"$OUT/lags.tsv"
+                line=$(sed -n 's/^GFBENCH //p' <<<"$WRK_RAW")
+                awk -v rows="$rows" -v op="$op" -v c="$big_c" -v f="$fp99" -v e="$ep99" -v l="$load_s" -v run="$run" '{
+                    for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+                    printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", rows, op, c, v["rps"], v["p50"], v["p99"], f, e, l, run
+                }' <<<"$line" >>"$OUT/history-runs.tsv"
+            done
+        done
+        # history.tsv: per op, the median of this size's runs, column by column (the runs
+        # alternate buy and add-gxp, so a burst of the shared machine's other work moves one
+        # run of each rather than every run of one)
         for op in buy add-gxp; do
-            fin_mark
-            ev_mark
-            if [[ $op == buy ]]; then
-                run_wrk "buy (history $rows)" buy.lua / "$big_c"
-            else
-                run_wrk "add-gxp (history $rows)" add_gxp.lua / "$big_c"
-            fi
-            read -r fp50 fp99 fn <<<"$(fin_latency)"
-            if [[ $op == buy ]]; then read -r ep50 ep99 en <<<"$(ev_lag)"; else ep50=- ep99=- en=0; fi
-            printf '%s (history %s)\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$op" "$rows" "$big_c" "$fp50" "$fp99" \
-                "$fn" "$ep50" "$ep99" "$en" >>"$OUT/lags.tsv"
-            line=$(sed -n 's/^GFBENCH //p' <<<"$WRK_RAW")
-            awk -v rows="$rows" -v op="$op" -v c="$big_c" -v f="$fp99" -v e="$ep99" -v l="$load_s" '{
-                for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-                printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", rows, op, c, v["rps"], v["p50"], v["p99"], f, e, l
-            }' <<<"$line" >>"$OUT/history.tsv"
+            awk -F'\t' -v rows="$rows" -v op="$op" '
+                function med(col,   n, i, j, t, a) {
+                    n = 0
+                    for (i = 1; i <= k; i++) if (val[i, col] != "-") a[++n] = val[i, col] + 0
+                    if (n == 0) return "-"
+                    for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+                    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+                }
+                $1 == rows && $2 == op { k++; for (c = 4; c <= 8; c++) val[k, c] = $c; conns = $3; load = $9 }
+                END { printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", rows, op, conns, med(4), med(5), med(6), med(7), med(8), load }
+            ' "$OUT/history-runs.tsv" >>"$OUT/history.tsv"
         done
         history_stats "$rows"
     done
