@@ -782,11 +782,12 @@ struct gf_http_server *api_start(struct backend_app *app)
     auction_metrics_init();
     int threads = (int)app->cfg->http_threads;
     int max_connections = (int)app->cfg->http_max_connections;
-    /* By default a quarter of the threads stay free for the probes. Not capped by the
-     * database pool: a buy holds a connection only per step and none while it waits for gxp,
-     * so more handlers than connections is the normal case, not an overload (the benchmark's
-     * 32 connections on one replica must not be shed). */
-    int max_inflight = gf_http_default_inflight(threads, (int)app->cfg->http_max_inflight);
+    /* By default a quarter of the threads stay free for the probes (0: lib's default); a
+     * setting may go up to threads + workers. Not capped by the database pool: a buy holds a
+     * connection only per step and none while it waits for gxp, so more handlers than
+     * connections is the normal case, not an overload (the benchmark's 32 connections on one
+     * replica must not be shed). */
+    int max_inflight = (int)app->cfg->http_max_inflight;
     struct gf_http_server_options opt = {
         .addr = app->cfg->http_addr,
         .threads = threads,
@@ -794,6 +795,7 @@ struct gf_http_server *api_start(struct backend_app *app)
         .connection_timeout_s = (int)app->cfg->http_idle_timeout_s,
         .max_body = (size_t)app->cfg->max_body,
         .max_inflight = max_inflight,
+        .workers = (int)app->cfg->http_workers,
         .header_timeout_ms = (int)app->cfg->http_header_timeout_ms,
         .body_timeout_ms = (int)app->cfg->http_body_timeout_ms,
         .handler = handle,

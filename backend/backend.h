@@ -26,6 +26,7 @@ struct backend_config {
     int64_t db_statement_timeout_ms;
     int64_t db_lock_timeout_ms;
     int64_t http_threads;
+    int64_t http_workers;
     int64_t http_max_connections;
     int64_t http_max_inflight;
     int64_t http_idle_timeout_s;

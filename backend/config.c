@@ -27,13 +27,18 @@ const struct gf_config_def backend_config_defs[] = {
      "locks"},
     {"BACKEND_HTTP_THREADS", GF_CFG_INT, "48", 1, 1024, false, F(http_threads),
      "HTTP threads: a request holds one while it waits for the database or gxp"},
+    {"BACKEND_HTTP_WORKERS", GF_CFG_INT, "36", 0, 1024, false, F(http_workers),
+     "threads that run the writes (buys, add-gxps, every method but GET) while their "
+     "connection is suspended, so that a write waiting for the gate, a lock or gxp does not "
+     "hold up the other connections of its HTTP thread; 0 = writes run on the HTTP threads"},
     {"BACKEND_HTTP_MAX_CONNECTIONS", GF_CFG_INT, "10000", 16, 1000000, false,
      F(http_max_connections),
      "HTTP connections open at once at most, idle ones included (cut to what RLIMIT_NOFILE "
      "allows); past 90% the idle ones are closed, oldest first"},
     {"BACKEND_HTTP_MAX_INFLIGHT", GF_CFG_INT, "0", 0, 1024, false, F(http_max_inflight),
      "HTTP requests handled at once (/healthz, /readyz, /metrics aside): more are answered 503 "
-     "with Retry-After at once; 0 = BACKEND_HTTP_THREADS minus a quarter"},
+     "with Retry-After at once; 0 = BACKEND_HTTP_THREADS minus a quarter; at most "
+     "BACKEND_HTTP_THREADS + BACKEND_HTTP_WORKERS"},
     {"BACKEND_HTTP_IDLE_TIMEOUT_S", GF_CFG_INT, "30", 1, 3600, false, F(http_idle_timeout_s),
      "an HTTP connection without a byte for this long is closed"},
     {"BACKEND_HTTP_HEADER_TIMEOUT_MS", GF_CFG_INT, "10000", 100, 600000, false,

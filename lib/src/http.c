@@ -1,7 +1,10 @@
 /* HTTP/1.1 server on libmicrohttpd: one handler per server, a body limit counted by us (MHD has
  * none), correlation ids in and out, and all per-request memory in one struct freed by MHD's
  * completion callback. Against hostile clients: an admission limit on running handlers (503
- * beyond it) and the connection guard of http_guard.c, told each connection's phase from here. */
+ * beyond it) and the connection guard of http_guard.c, told each connection's phase from here.
+ * Optionally, handlers of writes run on workers of their own while their connection is
+ * suspended (options.workers), so that a write that waits does not hold up the other
+ * connections of the pool thread it arrived on. */
 #include "gf/http.h"
 
 #include <errno.h>
@@ -49,6 +52,13 @@ struct gf_http_server {
     const char *const *unlimited;
     int max_connections;
     struct gf_http__guard *guard; /* the open connections and the reaper that watches them */
+    /* Workers (options.workers > 0): the requests handed to them, first in first out. */
+    pthread_mutex_t work_mu;
+    pthread_cond_t work_cv;
+    struct gf_http_request *work_head, *work_tail;
+    bool work_stopping; /* set by server_free: new requests run on their pool thread */
+    int nworkers;       /* started */
+    pthread_t *workers;
 };
 
 /* Process-wide figures (every server of the process together), for /metrics. */
@@ -69,6 +79,11 @@ struct gf_http_request {
     struct gf_http__conn *track; /* the connection's; NULL if it could not be tracked */
     int64_t start_us;
     char cid[GF_UUID_STRLEN + 1];
+    /* Handed to a worker (its connection suspended meanwhile): */
+    struct gf_http_request *next_work; /* in the server's work queue */
+    bool limited;                      /* counted in inflight until the handler returns */
+    bool handled;                      /* the worker ran the handler: resp is the answer */
+    struct gf_http_response resp;
 };
 
 static double handlers_running(void *arg)
@@ -323,6 +338,7 @@ static void request_free(struct gf_http_request *req)
 {
     if (req == NULL)
         return;
+    response_cleanup(&req->resp); /* an answer never queued (the connection closed first) */
     free(req->method);
     free(req->path);
     gf_buf_reset(&req->body);
@@ -372,11 +388,109 @@ static bool is_unlimited(const struct gf_http_server *srv, const char *path)
     return false;
 }
 
+/* --- workers ----------------------------------------------------------------------------
+ * A pool thread serves every connection it accepted, one request at a time: while a handler
+ * waits (a row lock, the write gate, gxp's answer), the requests of the thread's other
+ * kept-alive connections wait behind it, and MHD gives one thread up to ten connections from a
+ * burst of accepts. With workers, a write's connection is suspended and its request queued
+ * for a worker; the worker runs the handler and resumes the connection, and the pool thread,
+ * called again for it, queues the answer. Reads stay on the pool thread: they are short, and a
+ * hand-over costs two wake-ups. */
+
+/* Writes go to the workers: any method but GET and HEAD. */
+static bool is_write(const struct gf_http_request *req)
+{
+    return strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0;
+}
+
+/* Queues req for a worker and suspends its connection: true. False (run it here) without
+ * workers, for a read, or once the server is stopping. */
+static bool work_hand_over(struct gf_http_server *srv, struct gf_http_request *req)
+{
+    if (srv->nworkers == 0 || !is_write(req))
+        return false;
+    pthread_mutex_lock(&srv->work_mu);
+    bool ok = !srv->work_stopping;
+    if (ok) {
+        /* Suspended before a worker can see it: the worker's resume must find it suspended. */
+        MHD_suspend_connection(req->conn);
+        req->next_work = NULL;
+        if (srv->work_tail != NULL)
+            srv->work_tail->next_work = req;
+        else
+            srv->work_head = req;
+        srv->work_tail = req;
+        pthread_cond_signal(&srv->work_cv);
+    }
+    pthread_mutex_unlock(&srv->work_mu);
+    return ok;
+}
+
+/* A worker: runs queued requests until the server stops and the queue is empty. */
+static void *work_run(void *arg)
+{
+    struct gf_http_server *srv = arg;
+    for (;;) {
+        pthread_mutex_lock(&srv->work_mu);
+        while (srv->work_head == NULL && !srv->work_stopping)
+            pthread_cond_wait(&srv->work_cv, &srv->work_mu);
+        struct gf_http_request *req = srv->work_head;
+        if (req != NULL) {
+            srv->work_head = req->next_work;
+            if (srv->work_head == NULL)
+                srv->work_tail = NULL;
+        }
+        pthread_mutex_unlock(&srv->work_mu);
+        if (req == NULL)
+            return NULL; /* stopping, and nothing left */
+        gf_log_set_cid(req->cid);
+        atomic_fetch_add(&g_handlers_running, 1);
+        srv->handler(srv->app, req, &req->resp);
+        atomic_fetch_sub(&g_handlers_running, 1);
+        if (req->limited)
+            atomic_fetch_sub(&srv->inflight, 1);
+        req->handled = true;
+        gf_log_set_cid(NULL);
+        /* From here req is MHD's again: the pool thread answers and may free it at once. */
+        MHD_resume_connection(req->conn);
+    }
+}
+
+/* Starts n workers; false (none left running) if a thread cannot be created. */
+static bool work_start(struct gf_http_server *srv, int n)
+{
+    srv->workers = calloc((size_t)n, sizeof *srv->workers);
+    if (srv->workers == NULL)
+        return false;
+    for (; srv->nworkers < n; srv->nworkers++) {
+        if (pthread_create(&srv->workers[srv->nworkers], NULL, work_run, srv) != 0)
+            return false; /* server_free stops those started */
+    }
+    return true;
+}
+
+/* Lets the workers finish every queued request (resuming each connection), then joins them.
+ * Requests that arrive meanwhile run on their pool thread. */
+static void work_stop(struct gf_http_server *srv)
+{
+    pthread_mutex_lock(&srv->work_mu);
+    srv->work_stopping = true;
+    pthread_cond_broadcast(&srv->work_cv);
+    pthread_mutex_unlock(&srv->work_mu);
+    for (int i = 0; i < srv->nworkers; i++)
+        pthread_join(srv->workers[i], NULL);
+    srv->nworkers = 0;
+    free(srv->workers);
+    srv->workers = NULL;
+}
+
 /* Last call: the whole body is here (or was too large); admit, run the handler and answer.
  * Beyond max_inflight the answer is 503 at once rather than a wait: a waiting request would
  * hold its pool thread, and the threads kept free are what answers the probes. */
 static enum MHD_Result final_call(struct gf_http_server *srv, struct gf_http_request *req)
 {
+    if (req->handled) /* resumed: a worker ran the handler */
+        return queue(req, &req->resp);
     if (req->answered)
         return MHD_YES;
     if (req->too_big)
@@ -390,6 +504,9 @@ static enum MHD_Result final_call(struct gf_http_server *srv, struct gf_http_req
         atomic_fetch_sub(&srv->inflight, 1);
         return queue_overloaded(req);
     }
+    req->limited = limited;
+    if (limited && work_hand_over(srv, req))
+        return MHD_YES; /* answered when the worker resumes the connection */
     atomic_fetch_add(&g_handlers_running, 1);
     struct gf_http_response resp = {0};
     srv->handler(srv->app, req, &resp);
@@ -556,12 +673,16 @@ static int fit_fd_limit(int want, int threads)
 static void server_free(struct gf_http_server *srv)
 {
     gf_http__guard_stop(srv->guard);
+    /* Before MHD stops: it closes suspended connections, whose requests a worker may hold. */
+    work_stop(srv);
     /* Closes the listening socket, waits for the pool threads (and so for running handlers). */
     if (srv->daemon != NULL)
         MHD_stop_daemon(srv->daemon);
     gf_http__guard_free(srv->guard);
     if (srv->app_free != NULL)
         srv->app_free(srv->app);
+    pthread_mutex_destroy(&srv->work_mu);
+    pthread_cond_destroy(&srv->work_cv);
     free(srv);
 }
 
@@ -576,10 +697,12 @@ struct gf_http_server *gf_http_server_start(const struct gf_http_server_options 
      * MHD_stop_daemon hang for ever (measured on 0.9.75), hence threads <= max_connections. */
     if (opt == NULL || opt->handler == NULL || opt->threads < 1 ||
         opt->max_connections < opt->threads || opt->connection_timeout_s < 0 ||
-        opt->max_inflight < 0 || opt->header_timeout_ms < 0 || opt->body_timeout_ms < 0) {
+        opt->max_inflight < 0 || opt->header_timeout_ms < 0 || opt->body_timeout_ms < 0 ||
+        opt->workers < 0 || opt->workers > GF_HTTP_WORKERS_MAX) {
         GF_ERROR("http invalid server options: need a handler, threads>=1, "
                  "max_connections>=threads, connection_timeout_s>=0, max_inflight>=0, "
-                 "header_timeout_ms>=0, body_timeout_ms>=0");
+                 "header_timeout_ms>=0, body_timeout_ms>=0, workers in 0..%d",
+                 GF_HTTP_WORKERS_MAX);
         goto out;
     }
     pthread_once(&g_metrics_once, metrics_init);
@@ -588,10 +711,16 @@ struct gf_http_server *gf_http_server_start(const struct gf_http_server_options 
         GF_ERROR("http out of memory starting a server");
         goto out;
     }
+    pthread_mutex_init(&srv->work_mu, NULL);
+    pthread_cond_init(&srv->work_cv, NULL);
     srv->handler = opt->handler;
     srv->app = opt->app;
     srv->max_body = opt->max_body;
-    srv->max_inflight = gf_http_default_inflight(opt->threads, opt->max_inflight);
+    /* A waiting handler holds a pool thread, or a worker: at most threads + workers. */
+    int cap = opt->threads + opt->workers;
+    srv->max_inflight = opt->max_inflight == 0    ? gf_http_default_inflight(opt->threads, 0)
+                        : opt->max_inflight < cap ? opt->max_inflight
+                                                  : cap;
     srv->unlimited = opt->unlimited_paths != NULL ? opt->unlimited_paths : default_unlimited;
     srv->max_connections = fit_fd_limit(opt->max_connections, opt->threads);
     int64_t header_timeout_us =
@@ -640,11 +769,16 @@ struct gf_http_server *gf_http_server_start(const struct gf_http_server_options 
         GF_ERROR("http cannot start the connection reaper addr=%s", opt->addr);
         goto out;
     }
+    if (opt->workers > 0 && !work_start(srv, opt->workers)) {
+        GF_ERROR("http cannot start %d workers addr=%s", opt->workers, opt->addr);
+        goto out;
+    }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     int bound = info ? (int)info->port : port;
-    GF_INFO("http listening host=%s port=%d threads=%d max_connections=%d max_inflight=%d "
-            "idle_timeout_s=%d header_timeout_ms=%lld body_timeout_ms=%lld max_body=%zu",
-            host, bound, opt->threads, srv->max_connections, srv->max_inflight,
+    GF_INFO("http listening host=%s port=%d threads=%d workers=%d max_connections=%d "
+            "max_inflight=%d idle_timeout_s=%d header_timeout_ms=%lld body_timeout_ms=%lld "
+            "max_body=%zu",
+            host, bound, opt->threads, opt->workers, srv->max_connections, srv->max_inflight,
             opt->connection_timeout_s, (long long)(header_timeout_us / 1000),
             (long long)(body_timeout_us / 1000), opt->max_body);
     if (bound_port != NULL)

@@ -41,6 +41,8 @@ typedef void (*gf_http_handler)(void *app, const struct gf_http_request *req,
  * connections pass 90% of max_connections. At most max_inflight handlers run at once, except on
  * the unlimited paths (probes, metrics): a request beyond it is answered 503 with Retry-After
  * at once, so that threads stay free to accept and answer the probes. */
+#define GF_HTTP_WORKERS_MAX 1024
+
 struct gf_http_server_options {
     const char *addr;         /* "host:port"; port 0 = ephemeral (the bound one is logged) */
     int threads;              /* thread pool size */
@@ -49,10 +51,16 @@ struct gf_http_server_options {
     int connection_timeout_s; /* idle connections are closed after this (0 = never) */
     size_t max_body;          /* larger bodies get 413 */
     int max_inflight;         /* handlers at once, unlimited paths aside; 0 = threads minus a
-                               * quarter (at least 1 thread kept); at most threads */
+                               * quarter (at least 1 thread kept); at most threads + workers */
     int header_timeout_ms;    /* 0 = 10000 */
     int body_timeout_ms;      /* 0 = 30000 */
     const char *const *unlimited_paths; /* NULL-terminated; NULL = /healthz, /readyz, /metrics */
+    /* 0: every handler runs on the pool thread that read its request. > 0: the handlers of
+     * writes (any method but GET and HEAD; the unlimited paths aside) run on this many threads
+     * of their own while their connection is suspended, so that a write that waits (a lock,
+     * a queue, another service) does not hold up the other connections of its pool thread.
+     * Workers beyond max_inflight are never busy. At most GF_HTTP_WORKERS_MAX. */
+    int workers;
     gf_http_handler handler;
     void *app;
     /* Called with app when the server stops (NULL: app stays the caller's). Only a server that
