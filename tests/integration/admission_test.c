@@ -44,6 +44,19 @@ static int setup_gate(void **state)
     return world_start(&W, &o);
 }
 
+/* One HTTP thread for every connection, writes on workers of their own, one place in the gate
+ * and a long wait for it. */
+static const char *const workers_env[] = {
+    "BACKEND_HTTP_THREADS=1",      "BACKEND_HTTP_WORKERS=4",      "BACKEND_HTTP_MAX_INFLIGHT=5",
+    "BACKEND_WRITE_CONCURRENCY=1", "BACKEND_WRITE_WAIT_MS=20000", NULL};
+
+static int setup_workers(void **state)
+{
+    (void)state;
+    struct world_options o = {.failpoints = true, .buy_pause_ms = 3000, .extra_env = workers_env};
+    return world_start(&W, &o);
+}
+
 static int setup_lag(void **state)
 {
     (void)state;
@@ -355,8 +368,8 @@ static void a_write_that_waits_too_long_for_its_turn_is_shed_and_runs_when_sent_
         assert_true(gf_mono_ms() < end);
         usleep(20 * 1000);
     }
-    /* From here on, a connection of its own: the kept-alive one may belong to the server
-     * thread now inside the paused buy, and would wait with it (ARCHITECTURE §2b). */
+    /* From here on, a connection of its own: with BACKEND_HTTP_WORKERS=0 the kept-alive one
+     * could belong to the server thread inside the paused buy, and wait with it (§2b). */
     http_thread_done();
     assert_int_equal(metric("backend_write_gate_running"), 1);
 
@@ -390,6 +403,61 @@ static void a_write_that_waits_too_long_for_its_turn_is_shed_and_runs_when_sent_
     assert_int_equal(metric("backend_write_gate_running"), 0);
 }
 
+/* ARCHITECTURE §2b: a write runs on a worker with its connection suspended, so a buy that
+ * waits — paused inside its transaction, or queued in the write gate behind it — holds no HTTP
+ * thread. With a single HTTP thread, which every connection shares, reads on the test's
+ * kept-alive connection still answer at once; then both buys finish, in their order. */
+static void writes_that_wait_hold_up_no_read_on_their_http_thread(void **state)
+{
+    (void)state;
+    long long u = api_create_user(&W, "hol-buyer");
+    long long item = api_create_item(&W, "hol-item", 5);
+    api_create_marketplace_item(&W, item, 5);
+    api_add_gxp(&W, u, 20, NULL);
+    assert_int_equal(wait_no_pending(&W, 15000), 0);
+
+    char buy[96];
+    snprintf(buy, sizeof buy, "{\"userId\":%lld,\"itemId\":%lld}", u, item);
+    struct slow_buy first = {.body = buy}, second = {.body = buy};
+    pthread_t t1, t2;
+    assert_int_equal(pthread_create(&t1, NULL, slow_buy_thread, &first), 0);
+    int64_t end = gf_mono_ms() + 10000;
+    while (sql_ll(W.gxp, "SELECT coalesce(sum(reserved), 0) FROM balance") != 5) {
+        assert_true(gf_mono_ms() < end);
+        usleep(20 * 1000);
+    }
+    int64_t paused_at = gf_mono_ms();
+    assert_int_equal(pthread_create(&t2, NULL, slow_buy_thread, &second), 0);
+    while (metric("backend_write_gate_waiting") != 1) { /* the second waits for the place */
+        assert_true(gf_mono_ms() < end);
+        usleep(20 * 1000);
+    }
+    /* Both buys wait now, the first in its pause, the second in the gate; reads answer. */
+    for (int i = 0; i < 3; i++) {
+        int64_t t0 = gf_mono_ms();
+        reads_answer(u);
+        int64_t took = gf_mono_ms() - t0;
+        if (took > 1000)
+            fail_msg("six reads took %lld ms beside two waiting buys", (long long)took);
+    }
+    assert_true(gf_mono_ms() - paused_at < 2500); /* all of it inside the first buy's pause */
+    assert_int_equal(metric("backend_write_gate_running"), 1);
+    assert_int_equal(metric("backend_write_gate_waiting"), 1);
+
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    assert_int_equal(first.status, 200);
+    assert_int_equal(second.status, 200);
+    assert_int_equal(wait_no_pending(&W, 15000), 0);
+    balance_is(&W, u, 20 - 2 * 5, 0);
+    assert_int_equal(sql_ll(W.backend,
+                            "SELECT coalesce(sum(count), 0) FROM marketplace_items"
+                            " WHERE item_id = %lld",
+                            item),
+                     3);
+    assert_int_equal(metric("backend_write_gate_waiting"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -402,6 +470,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             a_write_that_waits_too_long_for_its_turn_is_shed_and_runs_when_sent_again, setup_gate,
             world_check_and_stop),
+        cmocka_unit_test_setup_teardown(writes_that_wait_hold_up_no_read_on_their_http_thread,
+                                        setup_workers, world_check_and_stop),
     };
     if (getenv("GF_TEST_FILTER"))
         cmocka_set_test_filter(getenv("GF_TEST_FILTER"));

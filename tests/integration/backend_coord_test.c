@@ -27,11 +27,13 @@ static int setup_default(void **state)
 /* 200 buyers at once straight at one replica: more than its admission limit (36), which would
  * answer some 503 overloaded at once (tests/integration/hostile_test.c covers that). These
  * tests are about what concurrent buys do to the data, so every request gets a handler:
- * the limit is all 48 threads, and the rest wait for a thread. */
+ * the limit is all 48 threads, the writes run on them (no workers, which would leave the
+ * threads free to read the rest and shed it), and the rest wait for a thread. */
 static int setup_every_request_handled(void **state)
 {
     (void)state;
-    static const char *const env[] = {"BACKEND_HTTP_MAX_INFLIGHT=48", NULL};
+    static const char *const env[] = {"BACKEND_HTTP_MAX_INFLIGHT=48", "BACKEND_HTTP_WORKERS=0",
+                                      NULL};
     struct world_options o = {.extra_env = env};
     return world_start(&W, &o);
 }
