@@ -439,8 +439,8 @@ http {
         "~*^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\$" \$http_x_correlation_id;
         default "";
     }
-    map \$request_id \$gf_request_cid {
-        "~^(?<gf_r1>[0-9a-f]{8})(?<gf_r2>[0-9a-f]{4})[0-9a-f](?<gf_r3>[0-9a-f]{3})[0-9a-f](?<gf_r4>[0-9a-f]{3})(?<gf_r5>[0-9a-f]{12})\$" "\$gf_r1-\$gf_r2-4\$gf_r3-8\$gf_r4-\$gf_r5";
+    map "\$msec:\$request_id" \$gf_request_cid {
+        "~^(?<gf_t1>[0-9]{8})(?<gf_t2>[0-9]{2})\.(?<gf_t3>[0-9]{2})(?<gf_t4>[0-9]):(?<gf_r1>[0-9a-f]{2})(?<gf_r2>[0-9a-f]{3})(?<gf_r3>[0-9a-f]{12})" "\$gf_t1-\$gf_t2\$gf_t3-8\$gf_t4\$gf_r1-8\$gf_r2-\$gf_r3";
     }
     map \$gf_client_cid \$gf_cid {
         "" \$gf_request_cid;
