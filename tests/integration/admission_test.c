@@ -346,28 +346,61 @@ static void *slow_buy_thread(void *arg)
     return NULL;
 }
 
-static void a_write_that_waits_too_long_for_its_turn_is_shed_and_runs_when_sent_again(void **state)
-{
-    (void)state;
-    long long u = api_create_user(&W, "gated-buyer");
-    long long item = api_create_item(&W, "gated-item", 5);
-    api_create_marketplace_item(&W, item, 5);
-    api_add_gxp(&W, u, 20, NULL);
-    assert_int_equal(wait_no_pending(&W, 15000), 0);
-    assert_int_equal(metric("backend_write_gate_running"), 0);
+/* A buyer with 20 GXP and an item of cost 5 with 5 on sale, everything replicated; its buy's
+ * body into buy. */
+struct buyer {
+    long long user, item;
+    char buy[96];
+};
 
-    /* The first buy takes the one place and keeps it through its pause, its reservation made. */
-    char buy[96], add[96];
-    snprintf(buy, sizeof buy, "{\"userId\":%lld,\"itemId\":%lld}", u, item);
-    snprintf(add, sizeof add, "{\"userId\":%lld,\"amount\":7}", u);
-    struct slow_buy slow = {.body = buy};
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, slow_buy_thread, &slow), 0);
+static struct buyer buyer_new(const char *name)
+{
+    struct buyer b;
+    char item_name[64];
+    snprintf(item_name, sizeof item_name, "%s-item", name);
+    b.user = api_create_user(&W, name);
+    b.item = api_create_item(&W, item_name, 5);
+    api_create_marketplace_item(&W, b.item, 5);
+    api_add_gxp(&W, b.user, 20, NULL);
+    assert_int_equal(wait_no_pending(&W, 15000), 0);
+    snprintf(b.buy, sizeof b.buy, "{\"userId\":%lld,\"itemId\":%lld}", b.user, b.item);
+    return b;
+}
+
+/* Starts a buy on a thread of its own; returns once gxp holds its reservation (the failpoint
+ * binary then pauses it before its local commit, its place in the gate kept). */
+static void start_paused_buy(struct slow_buy *slow, pthread_t *t)
+{
+    assert_int_equal(pthread_create(t, NULL, slow_buy_thread, slow), 0);
     int64_t end = gf_mono_ms() + 10000;
     while (sql_ll(W.gxp, "SELECT coalesce(sum(reserved), 0) FROM balance") != 5) {
         assert_true(gf_mono_ms() < end);
         usleep(20 * 1000);
     }
+}
+
+static long long on_sale(long long item)
+{
+    return sql_ll(W.backend,
+                  "SELECT coalesce(sum(count), 0) FROM marketplace_items"
+                  " WHERE item_id = %lld",
+                  item);
+}
+
+static void a_write_that_waits_too_long_for_its_turn_is_shed_and_runs_when_sent_again(void **state)
+{
+    (void)state;
+    struct buyer b = buyer_new("gated-buyer");
+    long long u = b.user;
+    const char *buy = b.buy;
+    assert_int_equal(metric("backend_write_gate_running"), 0);
+
+    /* The first buy takes the one place and keeps it through its pause, its reservation made. */
+    char add[96];
+    snprintf(add, sizeof add, "{\"userId\":%lld,\"amount\":7}", u);
+    struct slow_buy slow = {.body = buy};
+    pthread_t t;
+    start_paused_buy(&slow, &t);
     /* From here on, a connection of its own: with BACKEND_HTTP_WORKERS=0 the kept-alive one
      * could belong to the server thread inside the paused buy, and wait with it (§2b). */
     http_thread_done();
@@ -395,11 +428,7 @@ static void a_write_that_waits_too_long_for_its_turn_is_shed_and_runs_when_sent_
     assert_runs("/marketplace/item/buy", buy, NULL, cid);
     assert_int_equal(wait_no_pending(&W, 15000), 0);
     balance_is(&W, u, 20 + 7 - 3 * 5, 0);
-    assert_int_equal(sql_ll(W.backend,
-                            "SELECT coalesce(sum(count), 0) FROM marketplace_items"
-                            " WHERE item_id = %lld",
-                            item),
-                     2);
+    assert_int_equal(on_sale(b.item), 2);
     assert_int_equal(metric("backend_write_gate_running"), 0);
 }
 
@@ -410,23 +439,11 @@ static void a_write_that_waits_too_long_for_its_turn_is_shed_and_runs_when_sent_
 static void writes_that_wait_hold_up_no_read_on_their_http_thread(void **state)
 {
     (void)state;
-    long long u = api_create_user(&W, "hol-buyer");
-    long long item = api_create_item(&W, "hol-item", 5);
-    api_create_marketplace_item(&W, item, 5);
-    api_add_gxp(&W, u, 20, NULL);
-    assert_int_equal(wait_no_pending(&W, 15000), 0);
-
-    char buy[96];
-    snprintf(buy, sizeof buy, "{\"userId\":%lld,\"itemId\":%lld}", u, item);
-    struct slow_buy first = {.body = buy}, second = {.body = buy};
+    struct buyer b = buyer_new("hol-buyer");
+    struct slow_buy first = {.body = b.buy}, second = {.body = b.buy};
     pthread_t t1, t2;
-    assert_int_equal(pthread_create(&t1, NULL, slow_buy_thread, &first), 0);
-    int64_t end = gf_mono_ms() + 10000;
-    while (sql_ll(W.gxp, "SELECT coalesce(sum(reserved), 0) FROM balance") != 5) {
-        assert_true(gf_mono_ms() < end);
-        usleep(20 * 1000);
-    }
-    int64_t paused_at = gf_mono_ms();
+    start_paused_buy(&first, &t1);
+    int64_t paused_at = gf_mono_ms(), end = paused_at + 10000;
     assert_int_equal(pthread_create(&t2, NULL, slow_buy_thread, &second), 0);
     while (metric("backend_write_gate_waiting") != 1) { /* the second waits for the place */
         assert_true(gf_mono_ms() < end);
@@ -435,7 +452,7 @@ static void writes_that_wait_hold_up_no_read_on_their_http_thread(void **state)
     /* Both buys wait now, the first in its pause, the second in the gate; reads answer. */
     for (int i = 0; i < 3; i++) {
         int64_t t0 = gf_mono_ms();
-        reads_answer(u);
+        reads_answer(b.user);
         int64_t took = gf_mono_ms() - t0;
         if (took > 1000)
             fail_msg("six reads took %lld ms beside two waiting buys", (long long)took);
@@ -449,12 +466,8 @@ static void writes_that_wait_hold_up_no_read_on_their_http_thread(void **state)
     assert_int_equal(first.status, 200);
     assert_int_equal(second.status, 200);
     assert_int_equal(wait_no_pending(&W, 15000), 0);
-    balance_is(&W, u, 20 - 2 * 5, 0);
-    assert_int_equal(sql_ll(W.backend,
-                            "SELECT coalesce(sum(count), 0) FROM marketplace_items"
-                            " WHERE item_id = %lld",
-                            item),
-                     3);
+    balance_is(&W, b.user, 20 - 2 * 5, 0);
+    assert_int_equal(on_sale(b.item), 3);
     assert_int_equal(metric("backend_write_gate_waiting"), 0);
 }
 
