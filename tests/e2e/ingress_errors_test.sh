@@ -6,7 +6,8 @@
 # body 413 at once and closes, as the backend does) and a dead port. Each must:
 #   - answer an unknown path 404 with {"message","error","correlationId"} and X-Correlation-Id;
 #   - echo a client's valid X-Correlation-Id, replace an invalid one by a UUID of its own, and
-#     hand the id it uses to the backend (the backend's answer carries the same);
+#     hand the id it uses to the backend (the backend's answer carries the same); the ids it
+#     makes itself sort in the order of their requests (time-ordered: they become keys);
 #   - pass a body of exactly 64 KiB (the services' limit) and answer 50 bodies of 70 KB (whole
 #     or chunked) 413 in that error body, never 502;
 #   - answer a dead upstream 502 in that error body;
@@ -306,6 +307,27 @@ for name in stack compose k8s; do
     st=$(req "$port" "$o" -H "X-Correlation-Id: $CLIENT_CID")
     expect_ok "$name" "client's id handed to the backend" "$o" 200 echo "$CLIENT_CID"
     ok "$name: the backend gets nginx's id (the client's when valid) and answers with it"
+
+    # The ids nginx makes are keys in the services' tables: time-ordered (a v8 UUID that
+    # begins with the 13 digits of the milliseconds), distinct, each in its own request.
+    ids=()
+    t0=$(date +%s%3N)
+    for i in 1 2 3 4 5; do
+        st=$(req "$port" "$o")
+        ids+=("$(tr -d '\r' <"$o.h" | sed -n 's/^[Xx]-[Cc]orrelation-[Ii]d: *//p')")
+        sleep 0.003
+    done
+    t1=$(date +%s%3N)
+    "$PYTHON" - "$t0" "$t1" "${ids[@]}" <<'PY' || fail "$name: the ids nginx made are not time-ordered: ${ids[*]}"
+import re, sys
+t0, t1, ids = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+shape = re.compile(r"^[0-9]{8}-[0-9]{4}-8[0-9][0-9a-f]{2}-8[0-9a-f]{3}-[0-9a-f]{12}$")
+assert len(ids) == 5 and all(shape.match(i) for i in ids), ids
+ms = [int(i.replace("-", "")[:12] + i[15]) for i in ids]
+assert all(t0 <= m <= t1 for m in ms), (t0, ms, t1)
+assert ids == sorted(ids) and len(set(ids)) == 5, ids
+PY
+    ok "$name: the ids nginx makes are time-ordered (v8: the milliseconds, then random bits)"
 
     URL_PATH=/user/create
     st=$(req "$port" "$o" -H 'Content-Type: application/json' -H 'Expect:' --data-binary "@$TMP/limit.json")
