@@ -193,8 +193,17 @@ lock_stack() { flock "$STACK_LOCK_FD"; }
 unlock_stack() { flock -u "$STACK_LOCK_FD"; }
 stack_up_once() { bash "$STACK" up >>"$WORK/stack.log" 2>&1 {STACK_LOCK_FD}>&-; }
 # A failpoint may kill a program while `up` waits for every program to be ready (then `up`
-# fails: "the process exited during start"): up to three tries.
-stack_up_locked() { stack_up_once || stack_up_once || stack_up_once; }
+# fails: "the process exited during start"): up to six tries. After a cluster restart a backend
+# starts on a backlog of due saga steps, each a chance for a kill failpoint, and three starts in
+# a row were killed once (seed 202621303, pg backend-db); each kill comes after a step committed,
+# so the backlog shrinks from try to try.
+stack_up_locked() {
+    local try
+    for try in 1 2 3 4 5 6; do
+        stack_up_once && return 0
+    done
+    return 1
+}
 stack_up() {
     local rc=0
     lock_stack
