@@ -194,6 +194,22 @@ if (($(rows_in history.tsv) > 0)); then
     echo "decision replicated to gxp-db, their event; in chunks, each replicated before the next:"
     echo "load s), then buy and add-gxp run through nginx. Plot: history.png."
     echo
+    if (($(rows_in history-after.tsv) > 0)); then
+        echo "**The largest size beside no history, minutes apart.** A fresh stack with no history"
+        echo "(the same ports, settings and seeding) measured right after the largest size's runs:"
+        echo "this machine's speed drifts over the half hour a large load takes, which the first"
+        echo "size's runs, before the load, cannot tell from the history's cost."
+        echo
+        echo "| op | req/s, largest size | req/s, fresh stack after | % | p99 ms, largest | p99 ms, fresh after | x |"
+        echo "|---|---:|---:|---:|---:|---:|---:|"
+        awk -F'\t' 'FNR == 1 { next } FILENAME ~ /after/ { ar[$2] = $4; ap[$2] = $6; next } { lr[$2] = $4; lp[$2] = $6 }
+            END { split("buy add-gxp", o, " ")
+                for (i = 1; i <= 2; i++) if (o[i] in ar && o[i] in lr)
+                    printf "| %s | %.0f | %.0f | %.0f %% | %.2f | %.2f | %.2f |\n", o[i], lr[o[i]], ar[o[i]],
+                        (ar[o[i]] > 0 ? 100 * lr[o[i]] / ar[o[i]] : 0), lp[o[i]], ap[o[i]], (ap[o[i]] > 0 ? lp[o[i]] / ap[o[i]] : 0) }' \
+            history.tsv history-after.tsv
+        echo
+    fi
     small=$(awk -F'\t' 'NR == 2 { print $1 }' history.tsv)
     large=$(awk -F'\t' 'END { print $1 }' history.tsv)
     # the file of the smallest size beside the largest's, or nothing to compare with
@@ -312,6 +328,7 @@ awk -F'\t' '
     FILENAME == "hot.tsv" { hc[++nh] = $1; hr[$1] = $4; hp[$1] = $6; next }
     FILENAME == "reads.tsv" { rr[++nr] = $1 "/" $2; rf[$1 "/" $2] = $3; next }
     FILENAME == "history.tsv" { if (!($2 in r0)) { r0[$2] = $4; q0[$2] = $6 } rl[$2] = $4; ql[$2] = $6; nl[$2] = $1 }
+    FILENAME == "history-after.tsv" { ra[$2] = $4; qa[$2] = $6; next }
     END {
         if (nh > 0) {
             lo = hc[1]; hi = hc[nh]
@@ -328,8 +345,11 @@ awk -F'\t' '
             if (!(o in rl) || nl[o] + 0 == 0) continue
             row(o " at " nl[o] " rows of history: throughput, % of the smallest", sprintf("%.0f %%", r0[o] > 0 ? 100 * rl[o] / r0[o] : 0), ">= 90 %", rl[o] >= 0.9 * r0[o])
             row(o " at " nl[o] " rows of history: p99, x the smallest", sprintf("%.2f (%.1f ms vs %.1f ms)", q0[o] > 0 ? ql[o] / q0[o] : 0, ql[o], q0[o]), "<= 1.2x", ql[o] <= 1.2 * q0[o])
+            if (!(o in ra)) continue
+            row(o " at " nl[o] " rows of history: throughput, % of a fresh stack right after", sprintf("%.0f %%", ra[o] > 0 ? 100 * rl[o] / ra[o] : 0), ">= 90 %", rl[o] >= 0.9 * ra[o])
+            row(o " at " nl[o] " rows of history: p99, x a fresh stack right after", sprintf("%.2f (%.1f ms vs %.1f ms)", qa[o] > 0 ? ql[o] / qa[o] : 0, ql[o], qa[o]), "<= 1.2x", ql[o] <= 1.2 * qa[o])
         }
-    }' runs.tsv "$(have hot.tsv)" "$(have reads.tsv)" "$(have history.tsv)"
+    }' runs.tsv "$(have hot.tsv)" "$(have reads.tsv)" "$(have history.tsv)" "$(have history-after.tsv)"
 
 # ---- plots ------------------------------------------------------------------------------------
 awk -F'\t' '

@@ -45,7 +45,8 @@
 # BENCH_READS_CONCURRENCY (32: the read floor's clients), BENCH_HISTORY (history sizes in rows,
 # ascending, each a total; "0 $BENCH_BIG_ROWS" by default, e.g. "0 1000000 3000000 10000000"),
 # BENCH_HISTORY_RUNS (1: the buy and add-gxp runs at each history size, alternated; history.tsv
-# has their median, history-runs.tsv each run),
+# has their median, history-runs.tsv each run), BENCH_HISTORY_AFTER (1: after the largest size,
+# a fresh stack with no history is seeded and measured the same way, history-after.tsv; 0: not),
 # BENCH_PGSS (1 when big is wanted: the clusters load pg_stat_statements; 0: they do not).
 set -euo pipefail
 
@@ -80,6 +81,7 @@ HOT_CONCURRENCY=${BENCH_HOT_CONCURRENCY:-"8 32"}
 READS_C=${BENCH_READS_CONCURRENCY:-32}
 HISTORY=${BENCH_HISTORY:-"0 $BIG_ROWS"}
 HISTORY_RUNS=${BENCH_HISTORY_RUNS:-1}
+HISTORY_AFTER=${BENCH_HISTORY_AFTER:-1}
 ((BIG_ROWS > 0)) || [[ -n ${BENCH_HISTORY:-} ]] || HISTORY=''
 PGSS=${BENCH_PGSS:-$(wanted big && [[ -n $HISTORY ]] && echo 1 || echo 0)}
 bad_setting() {
@@ -100,6 +102,7 @@ for h in $HISTORY; do
 done
 [[ $PGSS == 0 || $PGSS == 1 ]] || bad_setting "BENCH_PGSS must be 0 or 1"
 [[ $HISTORY_RUNS =~ ^[1-9]$ ]] || bad_setting "BENCH_HISTORY_RUNS must be 1..9 (runs of each op per history size)"
+[[ $HISTORY_AFTER == 0 || $HISTORY_AFTER == 1 ]] || bad_setting "BENCH_HISTORY_AFTER must be 0 or 1"
 PG_BIN=${GF_PG_BIN:-/usr/lib/postgresql/15/bin}
 OUT=$REPO/bench/results/$(date -u +%Y%m%dT%H%M%SZ)
 TMP=${GF_BENCH_TMP:-/tmp/gf-bench-$(id -u)}
@@ -202,10 +205,25 @@ pid_of_broker() { sed -n 's/^beam=\([0-9]*\).*/\1/p' "$GF_STATE_DIR/data/broker/
 declare -A PID=() PEAK_KIB=()
 UNITS=(backend-svc-1 backend-svc-2 gxp-1 gxp-2 eventlog ingress backend-db gxp-db eventlog-db broker)
 SERVICES=(backend-svc-1 backend-svc-2 gxp-1 gxp-2 eventlog)
-for u in backend-svc-1 backend-svc-2 gxp-1 gxp-2 eventlog ingress; do PID[$u]=$(pid_of_prog "$u"); done
-for u in backend-db gxp-db eventlog-db; do PID[$u]=$(pid_of_pg "$u"); done
-PID[broker]=$(pid_of_broker)
-for u in "${UNITS[@]}"; do [[ -d /proc/${PID[$u]:-0} ]] || die "no process for $u"; done
+# stack_pids: the pid of each measured unit of the running stack
+stack_pids() {
+    local u
+    for u in backend-svc-1 backend-svc-2 gxp-1 gxp-2 eventlog ingress; do PID[$u]=$(pid_of_prog "$u"); done
+    for u in backend-db gxp-db eventlog-db; do PID[$u]=$(pid_of_pg "$u"); done
+    PID[broker]=$(pid_of_broker)
+    for u in "${UNITS[@]}"; do [[ -d /proc/${PID[$u]:-0} ]] || die "no process for $u"; done
+}
+stack_pids
+# keep_peaks: each service's and the broker's peak RSS so far into PEAK_KIB, kept across a
+# restart of the stack (the history's fresh stack) or of the backends (the part open)
+keep_peaks() {
+    local u k
+    for u in "${SERVICES[@]}" broker; do
+        k=$(awk '/^VmHWM:/ {print $2}' "/proc/${PID[$u]}/status" 2>/dev/null || echo 0)
+        ((k > ${PEAK_KIB[$u]:-0})) && PEAK_KIB[$u]=$k
+    done
+    return 0
+}
 
 # Clock ticks used by a process and its descendants, the exited ones it waited for included
 # (a postmaster's ended backends, nginx's old workers).
@@ -271,16 +289,21 @@ curl_each() {
     done >"$seed_cfg"
     seed_send "$seed_cfg"
 }
-curl_each /user/create '{\\"name\\":\\"bench-user-%d\\"}' || die "creating users failed"
-users_made=$(psql_at "$GF_BACKEND_DB_PORT" "SELECT count(*) FROM users")
-((users_made == USERS)) || die "$users_made users, want $USERS"
-curl_each /user/gxp/add '{\\"userId\\":%d,\\"amount\\":1000000000}' || die "adding GXP failed"
-for ((i = 1; i <= ITEMS; i++)); do
-    curl -fsS -o /dev/null -H 'Content-Type: application/json' "${AUTH_HDR[@]}" \
-        -d "{\"name\":\"bench-item-$i\",\"cost\":1}" "$INGRESS/item/create"
-    curl -fsS -o /dev/null -H 'Content-Type: application/json' "${AUTH_HDR[@]}" \
-        -d "{\"itemId\":$i,\"count\":2000000000}" "$INGRESS/marketplace/item/create"
-done || die "creating items failed"
+# seed_all: the users, their GXP and the items, on the stack just started
+seed_all() {
+    local i users_made
+    curl_each /user/create '{\\"name\\":\\"bench-user-%d\\"}' || die "creating users failed"
+    users_made=$(psql_at "$GF_BACKEND_DB_PORT" "SELECT count(*) FROM users")
+    ((users_made == USERS)) || die "$users_made users, want $USERS"
+    curl_each /user/gxp/add '{\\"userId\\":%d,\\"amount\\":1000000000}' || die "adding GXP failed"
+    for ((i = 1; i <= ITEMS; i++)); do
+        curl -fsS -o /dev/null -H 'Content-Type: application/json' "${AUTH_HDR[@]}" \
+            -d "{\"name\":\"bench-item-$i\",\"cost\":1}" "$INGRESS/item/create"
+        curl -fsS -o /dev/null -H 'Content-Type: application/json' "${AUTH_HDR[@]}" \
+            -d "{\"itemId\":$i,\"count\":2000000000}" "$INGRESS/marketplace/item/create"
+    done || die "creating items failed"
+}
+seed_all
 export USERS ITEMS
 
 # Waits until gxp has nothing PENDING and eventlog has stored every event: a quiet system.
@@ -763,6 +786,49 @@ history_stats() {
             ORDER BY total_exec_time DESC LIMIT 25" -P footer=off >"$OUT/pgss-$1-$db.tsv"
     done
 }
+# history_runs ROWS LOAD_S TSV: HISTORY_RUNS buy and add-gxp runs at the highest concurrency,
+# alternated, each a line of history-runs.tsv, then per op the median of the runs, column by
+# column, a line of TSV (history.tsv; history-after.tsv for the fresh stack measured after the
+# largest size)
+history_runs() {
+    local rows=$1 load_s=$2 tsv=$3 run op fp50 fp99 fn ep50 ep99 en line
+    for ((run = 1; run <= HISTORY_RUNS; run++)); do
+        for op in buy add-gxp; do
+            fin_mark
+            ev_mark
+            if [[ $op == buy ]]; then
+                run_wrk "buy (history $rows)" buy.lua / "$big_c"
+            else
+                run_wrk "add-gxp (history $rows)" add_gxp.lua / "$big_c"
+            fi
+            read -r fp50 fp99 fn <<<"$(fin_latency)"
+            if [[ $op == buy ]]; then read -r ep50 ep99 en <<<"$(ev_lag)"; else ep50=- ep99=- en=0; fi
+            printf '%s (history %s)\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$op" "$rows" "$big_c" "$fp50" "$fp99" \
+                "$fn" "$ep50" "$ep99" "$en" >>"$OUT/lags.tsv"
+            line=$(sed -n 's/^GFBENCH //p' <<<"$WRK_RAW")
+            awk -v rows="$rows" -v op="$op" -v c="$big_c" -v f="$fp99" -v e="$ep99" -v l="$load_s" -v run="$run" '{
+                for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+                printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", rows, op, c, v["rps"], v["p50"], v["p99"], f, e, l, run
+            }' <<<"$line" >>"$OUT/history-runs.tsv"
+        done
+    done
+    # history.tsv: per op, the median of this size's runs, column by column (the runs
+    # alternate buy and add-gxp, so a burst of the shared machine's other work moves one
+    # run of each rather than every run of one)
+    for op in buy add-gxp; do
+        awk -F'\t' -v rows="$rows" -v op="$op" '
+            function med(col,   n, i, j, t, a) {
+                n = 0
+                for (i = 1; i <= k; i++) if (val[i, col] != "-") a[++n] = val[i, col] + 0
+                if (n == 0) return "-"
+                for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+                return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+            }
+            $1 == rows && $2 == op { k++; for (c = 4; c <= 8; c++) val[k, c] = $c; conns = $3; load = $9 }
+            END { printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", rows, op, conns, med(4), med(5), med(6), med(7), med(8), load }
+        ' "$OUT/history-runs.tsv" >>"$tsv"
+    done
+}
 printf 'rows\top\tconns\trps\tp50\tp99\tfin_p99\tev_p99\tload_s\n' >"$OUT/history.tsv"
 printf 'rows\top\tconns\trps\tp50\tp99\tfin_p99\tev_p99\tload_s\trun\n' >"$OUT/history-runs.tsv"
 if [[ -n $HISTORY ]] && wanted big; then
@@ -786,53 +852,38 @@ if [[ -n $HISTORY ]] && wanted big; then
             loaded=$rows
         fi
         pgss_reset
-        for ((run = 1; run <= HISTORY_RUNS; run++)); do
-            for op in buy add-gxp; do
-                fin_mark
-                ev_mark
-                if [[ $op == buy ]]; then
-                    run_wrk "buy (history $rows)" buy.lua / "$big_c"
-                else
-                    run_wrk "add-gxp (history $rows)" add_gxp.lua / "$big_c"
-                fi
-                read -r fp50 fp99 fn <<<"$(fin_latency)"
-                if [[ $op == buy ]]; then read -r ep50 ep99 en <<<"$(ev_lag)"; else ep50=- ep99=- en=0; fi
-                printf '%s (history %s)\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$op" "$rows" "$big_c" "$fp50" "$fp99" \
-                    "$fn" "$ep50" "$ep99" "$en" >>"$OUT/lags.tsv"
-                line=$(sed -n 's/^GFBENCH //p' <<<"$WRK_RAW")
-                awk -v rows="$rows" -v op="$op" -v c="$big_c" -v f="$fp99" -v e="$ep99" -v l="$load_s" -v run="$run" '{
-                    for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-                    printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", rows, op, c, v["rps"], v["p50"], v["p99"], f, e, l, run
-                }' <<<"$line" >>"$OUT/history-runs.tsv"
-            done
-        done
-        # history.tsv: per op, the median of this size's runs, column by column (the runs
-        # alternate buy and add-gxp, so a burst of the shared machine's other work moves one
-        # run of each rather than every run of one)
-        for op in buy add-gxp; do
-            awk -F'\t' -v rows="$rows" -v op="$op" '
-                function med(col,   n, i, j, t, a) {
-                    n = 0
-                    for (i = 1; i <= k; i++) if (val[i, col] != "-") a[++n] = val[i, col] + 0
-                    if (n == 0) return "-"
-                    for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-                    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-                }
-                $1 == rows && $2 == op { k++; for (c = 4; c <= 8; c++) val[k, c] = $c; conns = $3; load = $9 }
-                END { printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", rows, op, conns, med(4), med(5), med(6), med(7), med(8), load }
-            ' "$OUT/history-runs.tsv" >>"$OUT/history.tsv"
-        done
+        history_runs "$rows" "$load_s" "$OUT/history.tsv"
         history_stats "$rows"
     done
+    # The largest size beside no history, measured minutes apart: this machine's speed drifts by
+    # 20 % and more over the half hour a load of ten million rows takes, so the first size's
+    # runs alone cannot tell the history's cost from the drift. A fresh stack (the same ports,
+    # settings and seeding, no history) is measured right after the largest size's runs, and
+    # the report compares the largest size with it too (history-after.tsv).
+    if ((HISTORY_AFTER && loaded > 0)); then
+        keep_peaks
+        say "history: a fresh stack with no history, measured right after the $loaded rows"
+        bash "$STACK" down >>"$OUT/stack-down.log" 2>&1 || die "stack down failed: see $OUT/stack-down.log"
+        rm -rf "$GF_STATE_DIR"
+        bash "$STACK" up >>"$OUT/stack-up.log" 2>&1 || die "stack up failed: see $OUT/stack-up.log"
+        stack_pids
+        login
+        [[ -z $TOKEN ]] || AUTH_HDR=(-H "Authorization: Bearer $TOKEN")
+        SEED_RUN=$$-$(date +%s)
+        seed_all
+        quiesce
+        printf 'rows\top\tconns\trps\tp50\tp99\tfin_p99\tev_p99\tload_s\n' >"$OUT/history-after.tsv"
+        history_runs "0 after" 0 "$OUT/history-after.tsv"
+    fi
 fi
 
 # ---- peak memory ------------------------------------------------------------------------------
-# A backend restarted by the part open: the larger of its processes' peaks (PEAK_KIB).
+# A process restarted (the backends by the part open, every service for the history's fresh
+# stack): the larger of its peaks (PEAK_KIB).
 printf 'unit\tpeak_rss_kib\n' >"$OUT/rss.tsv"
+keep_peaks
 for u in "${SERVICES[@]}" broker; do
-    k=$(awk '/^VmHWM:/ {print $2}' "/proc/${PID[$u]}/status")
-    ((${PEAK_KIB[$u]:-0} > k)) && k=${PEAK_KIB[$u]}
-    printf '%s\t%s\n' "$u" "$k" >>"$OUT/rss.tsv"
+    printf '%s\t%s\n' "$u" "${PEAK_KIB[$u]}" >>"$OUT/rss.tsv"
 done
 for u in ingress backend-db gxp-db eventlog-db; do # the largest process of the tree
     best=0
