@@ -225,25 +225,8 @@ keep_peaks() {
     return 0
 }
 
-# Clock ticks used by a process and its descendants, the exited ones it waited for included
-# (a postmaster's ended backends, nginx's old workers).
-stat_ticks() { # PID [with_waited_children]
-    local s
-    s=$(cat "/proc/$1/stat" 2>/dev/null) || {
-        echo 0
-        return
-    }
-    s=${s##*) }
-    read -r -a f <<<"$s"
-    # fields after comm: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14)
-    if [[ ${2:-} == 1 ]]; then echo $((f[11] + f[12] + f[13] + f[14])); else echo $((f[11] + f[12])); fi
-}
-tree_ticks() { # PID
-    local total c
-    total=$(stat_ticks "$1" 1)
-    for c in $(pgrep -P "$1" 2>/dev/null); do total=$((total + $(tree_ticks "$c"))); done
-    echo "$total"
-}
+# stat_ticks, tree_ticks: CPU time of a process tree
+source "$REPO/bench/cpu.sh"
 declare -A T0=()
 cpu_mark() { for u in "${UNITS[@]}"; do T0[$u]=$(tree_ticks "${PID[$u]}"); done; }
 # cpu_per_req N: "unit=ms ..." CPU ms per request of each unit since cpu_mark.
@@ -724,7 +707,7 @@ if wanted console; then
 fi
 
 # ---- the floor: the same SQL with no service in between --------------------------------------
-printf 'op\tconns\ttps\tbackend_tps\tgxp_tps\n' >"$OUT/floor.tsv"
+printf 'op\tconns\ttps\tbackend_tps\tgxp_tps\tbackend_cpu_ms\tgxp_cpu_ms\n' >"$OUT/floor.tsv"
 floor_ops='buy add'
 wanted floor || floor_ops=''
 for op in $floor_ops; do
@@ -732,13 +715,16 @@ for op in $floor_ops; do
         quiesce
         line=$(BACKEND_DB_PORT=$GF_BACKEND_DB_PORT GXP_DB_PORT=$GF_GXP_DB_PORT \
             FLOOR_USERS=$USERS FLOOR_ITEMS=$ITEMS \
+            FLOOR_CPU_PIDS="backend=${PID[backend-db]} gxp=${PID[gxp-db]}" \
             bash "$REPO/bench/floor/floor.sh" "$op" "$c" "$SECS") || die "floor $op c=$c failed"
         line=$(grep '^FLOOR ' <<<"$line" | tail -1)
         tps=$(sed -n 's/.* tps=\([0-9.]*\).*/\1/p' <<<"$line")
         btps=$(sed -n 's/.*backend_tps=\([0-9.]*\).*/\1/p' <<<"$line")
         gtps=$(sed -n 's/.*gxp_tps=\([0-9.]*\).*/\1/p' <<<"$line")
-        printf '%s\t%s\t%s\t%s\t%s\n' "$op" "$c" "$tps" "$btps" "$gtps" >>"$OUT/floor.tsv"
-        say "floor $op c=$c: $tps tx/s"
+        bcpu=$(sed -n 's/.*backend_cpu_ms=\([0-9.]*\).*/\1/p' <<<"$line")
+        gcpu=$(sed -n 's/.*gxp_cpu_ms=\([0-9.]*\).*/\1/p' <<<"$line")
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$op" "$c" "$tps" "$btps" "$gtps" "${bcpu:--}" "${gcpu:--}" >>"$OUT/floor.tsv"
+        say "floor $op c=$c: $tps tx/s; CPU per transaction: backend-db ${bcpu:--} ms, gxp-db ${gcpu:--} ms"
     done
 done
 

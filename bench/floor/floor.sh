@@ -8,7 +8,7 @@
 #   bench/floor/floor.sh <buy|add> <clients> <seconds>
 #
 # prints one line on stdout (diagnostics go to stderr):
-#   FLOOR op=buy clients=8 tps=<min of the two> backend_tps=<..> gxp_tps=<..> backend_lat_ms=<avg> gxp_lat_ms=<avg>
+#   FLOOR op=buy clients=8 tps=<min of the two> backend_tps=<..> gxp_tps=<..> backend_lat_ms=<avg> gxp_lat_ms=<avg> backend_cpu_ms=<..|-> gxp_cpu_ms=<..|->
 # and exits non-zero (without that line) if the setup fails, a pgbench fails (exit status, an
 # aborted client, "number of failed transactions" > 0) or the run cannot be trusted (see below).
 #
@@ -49,6 +49,10 @@
 #                        give to the slower one; see README.md)
 #   FLOOR_FINALIZERS (2)  pgbench clients running finalize-gxp.sql (the apply worker is one
 #                        process, but pays no network round trip per decision)
+#   FLOOR_CPU_PIDS (unset)  "backend=PID gxp=PID": the postmasters of the two clusters, whose
+#                        process trees' CPU time during the run is reported per transaction
+#                        (backend_cpu_ms=, gxp_cpu_ms=: backend-db's per buy or add committed,
+#                        gxp-db's per prepare, its finalization and replication included)
 #   FLOOR_PASSES (1)     measurements: each pass after the first throttles the side that was
 #                        faster in the previous one to 1.25 x the other's rate; the last pass
 #                        is reported (each pass takes <seconds> plus its head start and
@@ -101,6 +105,20 @@ fail_usage() {
     fail_usage "FLOOR_RATE_BACKEND and FLOOR_RATE_GXP must be empty or positive integers"
 [[ $FLOOR_PASSES =~ ^[1-9]$ ]] || fail_usage "FLOOR_PASSES must be in 1..9"
 [[ $FLOOR_FINALIZERS =~ ^[1-9]$ ]] || fail_usage "FLOOR_FINALIZERS must be in 1..9"
+CPU_BACKEND='' CPU_GXP=''
+for kv in ${FLOOR_CPU_PIDS:-}; do
+    case $kv in
+    backend=[1-9]*) CPU_BACKEND=${kv#*=} ;;
+    gxp=[1-9]*) CPU_GXP=${kv#*=} ;;
+    *) fail_usage "FLOOR_CPU_PIDS: '$kv' is not backend=PID or gxp=PID" ;;
+    esac
+done
+for pid in $CPU_BACKEND $CPU_GXP; do
+    [[ $pid =~ ^[0-9]+$ && -d /proc/$pid ]] || fail_usage "FLOOR_CPU_PIDS: no process $pid"
+done
+# shellcheck source=bench/cpu.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../cpu.sh"
+TCK=$(getconf CLK_TCK)
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/floor.XXXXXX")
 PIDS=()
@@ -233,6 +251,9 @@ END \$\$;" 2>&1) || die "the head start on gxp-db failed: $out"
 
     # -- both databases at once
     start=$(psql_backend -At -c "SELECT now()")
+    local cb0=0 cg0=0
+    [[ -z $CPU_BACKEND ]] || cb0=$(tree_ticks "$CPU_BACKEND")
+    [[ -z $CPU_GXP ]] || cg0=$(tree_ticks "$CPU_GXP")
     run_pgbench backend "$BACKEND_DB_PORT" "$BACKEND_DB_NAME" "$OP-backend.sql" "$RUN" 0 "$1" &
     PIDS+=($!)
     run_pgbench gxp "$GXP_DB_PORT" "$GXP_DB_NAME" "$OP-gxp.sql" "$RUN" "$headstart" "$2" &
@@ -244,6 +265,9 @@ END \$\$;" 2>&1) || die "the head start on gxp-db failed: $out"
     wait "${PIDS[1]}" || rc_gxp=$?
     wait "${PIDS[2]}" || rc_finalizer=$?
     PIDS=()
+    local cb1=0 cg1=0
+    [[ -z $CPU_BACKEND ]] || cb1=$(tree_ticks "$CPU_BACKEND")
+    [[ -z $CPU_GXP ]] || cg1=$(tree_ticks "$CPU_GXP")
     # Left PENDING by the end of the run: what the finalizer had not reached yet.
     lag=$(psql_gxp -At -c "SELECT count(*) FROM gxp_transaction WHERE $FLOOR_RANGE AND status = 0") ||
         die "cannot read gxp-db"
@@ -341,6 +365,13 @@ END \$\$;" >/dev/null || die "could not resolve the floor's PENDING transactions
     # the requests that succeeded
     BTPS=$(awk -v b="$BTPS" -v ok="$succeeded" -v ko="$failed_decided" \
         'BEGIN { printf("%.1f", (ok + ko > 0) ? b * ok / (ok + ko) : b) }')
+    # CPU ms per transaction of each cluster's tree over the run: backend-db's per request
+    # decided (succeeded or failed), gxp-db's per prepare of this pass
+    BCPU=- GCPU=-
+    [[ -z $CPU_BACKEND ]] || BCPU=$(awk -v t="$((cb1 - cb0))" -v h="$TCK" -v n="$((succeeded + failed_decided))" \
+        'BEGIN { printf("%.3f", n > 0 ? t * 1000 / h / n : 0) }')
+    [[ -z $CPU_GXP ]] || GCPU=$(awk -v t="$((cg1 - cg0))" -v h="$TCK" -v n="$((prepared + EARLY))" \
+        'BEGIN { printf("%.3f", n > 0 ? t * 1000 / h / n : 0) }')
     note "pass: backend ${BTPS}/s${1:+ (-R $1)}, gxp ${GTPS}/s${2:+ (-R $2)}, PENDING at the end (finalizer lag) $lag; replication $((REPLICATION ? 1 : 0)), gxp head start $headstart ids per client, run $RUN; seconds: head start $((t1 - t0)), run $((t2 - t1)), checks $((SECONDS - t2))"
 }
 
@@ -364,7 +395,8 @@ for ((pass = 1; pass <= FLOOR_PASSES; pass++)); do
     [[ $rate_gxp == - ]] && rate_gxp=''
 done
 
-awk -v op="$OP" -v c="$CLIENTS" -v b="$BTPS" -v g="$GTPS" -v bl="$BLAT" -v gl="$GLAT" 'BEGIN {
-    printf("FLOOR op=%s clients=%d tps=%.1f backend_tps=%.1f gxp_tps=%.1f backend_lat_ms=%.3f gxp_lat_ms=%.3f\n",
-        op, c, (b + 0 < g + 0) ? b : g, b, g, bl, gl)
+awk -v op="$OP" -v c="$CLIENTS" -v b="$BTPS" -v g="$GTPS" -v bl="$BLAT" -v gl="$GLAT" \
+    -v bc="$BCPU" -v gc="$GCPU" 'BEGIN {
+    printf("FLOOR op=%s clients=%d tps=%.1f backend_tps=%.1f gxp_tps=%.1f backend_lat_ms=%.3f gxp_lat_ms=%.3f backend_cpu_ms=%s gxp_cpu_ms=%s\n",
+        op, c, (b + 0 < g + 0) ? b : g, b, g, bl, gl, bc, gc)
 }'
