@@ -72,9 +72,10 @@ echo "|---|---:|---:|---:|---:|---:|---:|"
 awk -F'\t' 'NR > 1 { printf "| %s | %s | %.0f | %.0f | %.0f | %s | %s |\n", $1, $2, $3, $4, $5, ($6 == "" ? "-" : $6), ($7 == "" ? "-" : $7) }' floor.tsv
 echo
 echo "CPU per transaction: each cluster's processes (the replication's walsender and apply worker"
-echo "included) over the run, per request committed on backend-db and per prepare on gxp-db. Their"
-echo "sum is what PostgreSQL alone spends on one buy or add-gxp written as the services write it:"
-echo "the floor under the CPU per request of everything below."
+echo "included) over the run, per request decided on backend-db and per prepare on gxp-db: what"
+echo "PostgreSQL spends on one buy or add-gxp in the floor's run, for scale beside ours below. Not a"
+echo "lower bound: the floor's clients also pace themselves with probes, its finalizers search for"
+echo "PENDING rows, and at many clients they wait on each other's row locks far more than ours do."
 echo
 
 echo "## CPU per request (ms), by process, at each route's highest concurrency"
@@ -302,7 +303,7 @@ awk -F'\t' '
             if (("buy" k) in fcpu)
                 printf "| CPU per buy in PostgreSQL: ours; the floor (the same SQL, no service) | %.2f ms; %.2f ms | - | for scale |\n", pg, fcpu["buy" k]
         }
-        row("largest service RSS (" rssn ")", sprintf("%.1f MiB", rss / 1024), "<= 32 MiB", rss <= 32 * 1024)
+        row("largest service RSS (" rssn "; peak, with the 19 MiB of a login password hash)", sprintf("%.1f MiB", rss / 1024), "<= 32 MiB", rss <= 32 * 1024)
     }' floor.tsv runs.tsv lags.tsv rss.tsv
 if [[ -s console.tsv ]]; then
     # $5: the median over three rounds of an open run against the closed runs beside it

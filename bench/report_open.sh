@@ -5,7 +5,7 @@
 #   bench/report_open.sh DIR
 set -euo pipefail
 cd "$1"
-[[ $(wc -l <open.tsv 2>/dev/null || echo 0) -gt 1 ]] || exit 0
+[[ -f open.tsv && $(wc -l <open.tsv) -gt 1 ]] || exit 0
 
 echo "## Open loop: a fixed arrival rate, latency from the arrival"
 echo
