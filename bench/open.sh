@@ -19,7 +19,7 @@
 # BENCH_OPEN_ENV="BACKEND_ADMIT_LAG_MS=60" for another bound), and with it off again at its end.
 #
 # Uses the suite's login, quiesce, run_wrk, fin_*, ev_*, say, die, OUT, INGRESS, TOKEN,
-# USERS, ITEMS, GF_BUILD_DIR, STACK, PID, PEAK_KIB, pid_of_prog.
+# USERS, ITEMS, GF_BUILD_DIR, STACK, PID, keep_peaks, pid_of_prog.
 
 OPEN_SECONDS=${BENCH_OPEN_SECONDS:-20}
 OPEN_FACTORS=${BENCH_OPEN_FACTORS:-"0.5 1 2"}
@@ -53,13 +53,12 @@ open_check() {
 
 # open_backends ADMIT: both backends stopped (SIGTERM, by the pid the suite knows) and started
 # again by scripts/stack.sh with BACKEND_ADMIT=ADMIT (the last word of GF_EXTRA_ENV wins); their
-# peak memory so far is kept for the suite's table.
+# peak memory so far is kept for the suite's table (keep_peaks).
 open_backends() {
-    local u pid k i env
+    local u pid i env
+    keep_peaks
     for u in backend-svc-1 backend-svc-2; do
         pid=${PID[$u]}
-        k=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
-        ((k > ${PEAK_KIB[$u]:-0})) && PEAK_KIB[$u]=$k
         kill -TERM "$pid" 2>/dev/null || true
         for ((i = 0; i < 150; i++)); do
             [[ -d /proc/$pid ]] || break

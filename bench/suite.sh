@@ -815,7 +815,8 @@ history_runs() {
         ' "$OUT/history-runs.tsv" >>"$tsv"
     done
 }
-printf 'rows\top\tconns\trps\tp50\tp99\tfin_p99\tev_p99\tload_s\n' >"$OUT/history.tsv"
+HISTORY_HEADER=$'rows\top\tconns\trps\tp50\tp99\tfin_p99\tev_p99\tload_s'
+printf '%s\n' "$HISTORY_HEADER" >"$OUT/history.tsv"
 printf 'rows\top\tconns\trps\tp50\tp99\tfin_p99\tev_p99\tload_s\trun\n' >"$OUT/history-runs.tsv"
 if [[ -n $HISTORY ]] && wanted big; then
     if ((PGSS)); then
@@ -858,7 +859,7 @@ if [[ -n $HISTORY ]] && wanted big; then
         SEED_RUN=$$-$(date +%s)
         seed_all
         quiesce
-        printf 'rows\top\tconns\trps\tp50\tp99\tfin_p99\tev_p99\tload_s\n' >"$OUT/history-after.tsv"
+        printf '%s\n' "$HISTORY_HEADER" >"$OUT/history-after.tsv"
         history_runs "0 after" 0 "$OUT/history-after.tsv"
     fi
 fi
