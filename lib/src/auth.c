@@ -621,6 +621,20 @@ static int64_t sat_add(int64_t a, int64_t b)
     return a > INT64_MAX - b ? INT64_MAX : a + b;
 }
 
+enum gf_auth_error gf_auth_claims_in_time(const struct gf_auth_claims *c, int64_t now,
+                                          int64_t leeway_s)
+{
+    if (leeway_s < 0)
+        leeway_s = 0;
+    if (leeway_s > LEEWAY_MAX)
+        leeway_s = LEEWAY_MAX;
+    if (c->exp <= sat_sub(now, leeway_s))
+        return GF_AUTH_EXPIRED;
+    if (c->nbf > sat_add(now, leeway_s))
+        return GF_AUTH_NOT_YET_VALID;
+    return GF_AUTH_OK;
+}
+
 /* sub: the decimal text of an id in 1..2^53, no sign, no leading zero. */
 static bool sub_parse(const json_t *j, int64_t *id)
 {
@@ -711,10 +725,9 @@ static enum gf_auth_error claims_check(const struct gf_auth_keys *k, const json_
     c->exp = json_integer_value(exp);
     c->nbf = json_integer_value(nbf);
     c->iat = json_integer_value(iat);
-    if (c->exp <= sat_sub(now, leeway_s))
-        return GF_AUTH_EXPIRED;
-    if (c->nbf > sat_add(now, leeway_s))
-        return GF_AUTH_NOT_YET_VALID;
+    enum gf_auth_error e = gf_auth_claims_in_time(c, now, leeway_s);
+    if (e != GF_AUTH_OK)
+        return e;
     if (!sub_parse(json_object_get(p, "sub"), &c->user_id))
         return GF_AUTH_BAD_CLAIMS;
     const json_t *role = json_object_get(p, "role");
@@ -753,10 +766,6 @@ enum gf_auth_error gf_auth_verify(const struct gf_auth_keys *k, const char *toke
     }
     if (dots != 2 || dot1 == 0 || dot2 == dot1 + 1)
         return GF_AUTH_MALFORMED;
-    if (leeway_s < 0)
-        leeway_s = 0;
-    if (leeway_s > LEEWAY_MAX)
-        leeway_s = LEEWAY_MAX;
 
     enum gf_auth_error e = GF_AUTH_MALFORMED;
     json_t *payload = NULL;

@@ -23,6 +23,8 @@
 /* A route's path is a label value: it fits in LABELS_MAX with the other labels. */
 #define PATH_MAX_LEN 160
 #define LABELS_MAX (PATH_MAX_LEN + 64)
+/* Tokens a service remembers as verified (gf_auth_cache): a slot holds ~400 bytes, so ~400 KiB. */
+#define TOKEN_SLOTS 1024
 
 static const char *const method_names[NMETHODS] = {"GET", "POST", "PATCH", "PUT", "DELETE"};
 static const char *const allow_names[NMETHODS] = {"GET, HEAD", "POST", "PATCH", "PUT", "DELETE"};
@@ -45,6 +47,7 @@ struct gf_http_api {
     const atomic_bool *ready;
     void *app;
     const struct gf_auth_keys *auth;
+    struct gf_auth_cache *tokens; /* the tokens auth verified: a signature is checked once */
     int64_t auth_leeway_s;
     bool (*admit)(struct gf_http_ctx *c);
     struct route_figures *figures; /* nroutes * NMETHODS, then the unmatched one */
@@ -202,6 +205,10 @@ struct gf_http_api *gf_http_api_new(const struct gf_http_api_options *opt)
     api->ready = opt->ready;
     api->app = opt->app;
     api->auth = opt->auth;
+    if (opt->auth != NULL && (api->tokens = gf_auth_cache_new(opt->auth, TOKEN_SLOTS)) == NULL) {
+        GF_ERROR("http api out of memory for its token cache service=%s", opt->service);
+        goto out;
+    }
     api->auth_leeway_s = opt->auth_leeway_s;
     api->admit = opt->admit;
     char name[SERVICE_MAX + 40], labels[LABELS_MAX];
@@ -225,6 +232,7 @@ void gf_http_api_free(struct gf_http_api *api)
 {
     if (api == NULL)
         return;
+    gf_auth_cache_free(api->tokens);
     free(api->figures);
     free(api);
 }
@@ -339,8 +347,8 @@ static bool authenticate(struct gf_http_ctx *c)
     const char *token = h + 7;
     while (*token == ' ')
         token++;
-    enum gf_auth_error e = gf_auth_verify(c->api->auth, token, strlen(token), (int64_t)time(NULL),
-                                          c->api->auth_leeway_s, &c->who);
+    enum gf_auth_error e = gf_auth_cache_verify(
+        c->api->tokens, token, strlen(token), (int64_t)time(NULL), c->api->auth_leeway_s, &c->who);
     if (e != GF_AUTH_OK) {
         reply_unauthenticated(c, e == GF_AUTH_EXPIRED ? "token_expired" : "invalid_token",
                               gf_auth_error_message(e), true);

@@ -109,6 +109,32 @@ const char *gf_auth_error_message(enum gf_auth_error e);
  * only on GF_AUTH_OK (out may be NULL). Never crashes on any input (fuzzed: fuzz_auth_token). */
 enum gf_auth_error gf_auth_verify(const struct gf_auth_keys *k, const char *token, size_t len,
                                   int64_t now, int64_t leeway_s, struct gf_auth_claims *out);
+/* The time checks of gf_auth_verify alone, on claims it accepted earlier: GF_AUTH_EXPIRED when
+ * exp <= now - leeway_s, GF_AUTH_NOT_YET_VALID when nbf > now + leeway_s, else GF_AUTH_OK (leeway_s
+ * clamped as gf_auth_verify clamps it). */
+enum gf_auth_error gf_auth_claims_in_time(const struct gf_auth_claims *c, int64_t now,
+                                          int64_t leeway_s);
+
+/* A cache of tokens verified: a service that sees the same tokens again and again (every request
+ * of a signed-in client carries its token) checks each signature once and then only exp and nbf.
+ * - Only accepted tokens go in, so a flood of bad tokens costs their verification and evicts
+ *   nothing; a cached token is still refused the moment it expires.
+ * - A slot is found by a keyed BLAKE2b of the whole token (a random key per cache) and the 32-byte
+ *   digests are compared in constant time: timing tells nobody anything about the tokens held.
+ * - Bounded: a fixed number of slots (direct-mapped; a collision replaces the older token).
+ * - Sound because a key set never changes after load (a rotation restarts the service) and a
+ *   token says everything about itself: nothing is revoked before it expires. */
+struct gf_auth_cache;
+/* A cache of about `slots` tokens (rounded up to a power of two, 16..65536) for tokens of key set
+ * k, which must outlive it; NULL when out of memory or libsodium cannot start. */
+struct gf_auth_cache *gf_auth_cache_new(const struct gf_auth_keys *k, size_t slots);
+void gf_auth_cache_free(struct gf_auth_cache *c);
+/* gf_auth_verify(k, ...) of the cache's key set through the cache; thread-safe. With c NULL,
+ * nothing is cached and nothing can be verified: GF_AUTH_UNKNOWN_KID. */
+enum gf_auth_error gf_auth_cache_verify(struct gf_auth_cache *c, const char *token, size_t len,
+                                        int64_t now, int64_t leeway_s, struct gf_auth_claims *out);
+/* Lookups answered from the cache, and those that verified a signature, since it was made. */
+void gf_auth_cache_counts(struct gf_auth_cache *c, uint64_t *hits, uint64_t *misses);
 
 /* Passwords are 8 to 1024 bytes (UTF-8 not checked). False with *why (why may be NULL) a
  * sentence for the client when pw is refused. */

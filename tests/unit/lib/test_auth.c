@@ -1104,6 +1104,97 @@ static void passwords_hash_and_verify_with_argon2id(void **state)
                  best_real);
 }
 
+/* The token cache (lib/src/auth_cache.c) answers as gf_auth_verify answers: a cached token is
+ * refused the moment it expires; a tampered copy, a token of an unknown key and garbage are never
+ * answered from the cache and never enter it; distinct tokens keep distinct claims. */
+static void cached_tokens_answer_as_verify_answers(void **state)
+{
+    struct fix *f = *state;
+    make_pair(f, "a");
+    make_pair(f, "b");
+    struct gf_auth_keys *signer = load(f->keys, path_of(f, f->spare, "a.pem"), ISS, AUD);
+    unlink(path_of(f, f->keys, "b.pub.pem")); /* b signs, nobody verifies it */
+    struct gf_auth_keys *stranger = load(f->keys, path_of(f, f->spare, "b.pem"), ISS, AUD);
+    struct gf_auth_keys *verifier = load(f->keys, NULL, ISS, AUD);
+    struct gf_auth_cache *c = gf_auth_cache_new(verifier, 16);
+    assert_non_null(c);
+    assert_null(gf_auth_cache_new(NULL, 16));
+    assert_int_equal(gf_auth_cache_verify(NULL, "a.b.c", 5, NOW, 0, NULL), GF_AUTH_UNKNOWN_KID);
+
+    char *alice = sign_for(signer, 7, "alice", GF_ROLE_USER, NOW, 60);
+    char *admin = sign_for(signer, 8, "root", GF_ROLE_ADMIN, NOW, 600);
+    uint64_t hits, misses;
+    struct gf_auth_claims out;
+    for (int round = 0; round < 3; round++) {
+        memset(&out, 0, sizeof out);
+        assert_int_equal(gf_auth_cache_verify(c, alice, strlen(alice), NOW + 1, 0, &out),
+                         GF_AUTH_OK);
+        assert_int_equal(out.user_id, 7);
+        assert_string_equal(out.name, "alice");
+        assert_int_equal(out.role, GF_ROLE_USER);
+        assert_int_equal(gf_auth_cache_verify(c, admin, strlen(admin), NOW + 1, 0, &out),
+                         GF_AUTH_OK);
+        assert_int_equal(out.user_id, 8);
+        assert_int_equal(out.role, GF_ROLE_ADMIN);
+    }
+    gf_auth_cache_counts(c, &hits, &misses);
+    /* Two verified, four answered from the cache (16 slots: they may share one, then more). */
+    assert_int_equal(hits + misses, 6);
+    assert_true(misses >= 2);
+
+    /* Expiry is checked on every hit, with the leeway exactly as gf_auth_verify applies it. */
+    assert_int_equal(gf_auth_cache_verify(c, alice, strlen(alice), NOW + 60, 0, &out),
+                     GF_AUTH_EXPIRED);
+    assert_int_equal(gf_auth_cache_verify(c, alice, strlen(alice), NOW + 60, 1, NULL), GF_AUTH_OK);
+    assert_int_equal(gf_auth_cache_verify(c, alice, strlen(alice), NOW + 60, 1, NULL),
+                     gf_auth_verify(verifier, alice, strlen(alice), NOW + 60, 1, NULL));
+    assert_int_equal(gf_auth_cache_verify(c, alice, strlen(alice), NOW - 5, 0, NULL),
+                     GF_AUTH_NOT_YET_VALID);
+    /* The leeway is clamped to a day, as gf_auth_verify clamps it. */
+    assert_int_equal(
+        gf_auth_cache_verify(c, alice, strlen(alice), NOW + 60 + 86400 + 10, 100000, NULL),
+        GF_AUTH_EXPIRED);
+
+    /* A copy with one character of its signature changed is verified, and refused. */
+    char *bad = strdup(alice);
+    bad[strlen(bad) - 2] = bad[strlen(bad) - 2] == 'A' ? 'B' : 'A';
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(gf_auth_cache_verify(c, bad, strlen(bad), NOW + 1, 0, NULL),
+                         GF_AUTH_BAD_SIGNATURE);
+    /* A prefix of a cached token is another token. */
+    assert_int_equal(gf_auth_cache_verify(c, alice, strlen(alice) - 1, NOW + 1, 0, NULL),
+                     GF_AUTH_BAD_SIGNATURE);
+    char *foreign = sign_for(stranger, 7, "alice", GF_ROLE_ADMIN, NOW, 60);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(gf_auth_cache_verify(c, foreign, strlen(foreign), NOW + 1, 0, NULL),
+                         GF_AUTH_UNKNOWN_KID);
+    assert_int_equal(gf_auth_cache_verify(c, "", 0, NOW, 0, NULL), GF_AUTH_MALFORMED);
+    assert_int_equal(gf_auth_cache_verify(c, NULL, 3, NOW, 0, NULL), GF_AUTH_MALFORMED);
+    assert_int_equal(gf_auth_cache_verify(c, "x.y.z", 5, NOW, 0, NULL), GF_AUTH_MALFORMED);
+
+    /* Many tokens through 16 slots: each still gets its own claims back. */
+    char *many[64];
+    for (int i = 0; i < 64; i++)
+        many[i] = sign_for(signer, 100 + i, "someone", GF_ROLE_USER, NOW, 600);
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 64; i++) {
+            assert_int_equal(gf_auth_cache_verify(c, many[i], strlen(many[i]), NOW, 0, &out),
+                             GF_AUTH_OK);
+            assert_int_equal(out.user_id, 100 + i);
+        }
+    for (int i = 0; i < 64; i++)
+        free(many[i]);
+    free(foreign);
+    free(bad);
+    free(alice);
+    free(admin);
+    gf_auth_cache_free(c);
+    gf_auth_cache_free(NULL);
+    gf_auth_keys_free(signer);
+    gf_auth_keys_free(stranger);
+    gf_auth_keys_free(verifier);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1126,6 +1217,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(keygen_writes_private_0600_public_0644_and_never_overwrites,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(one_key_set_serves_many_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(cached_tokens_answer_as_verify_answers, setup, teardown),
         cmocka_unit_test(roles_and_messages),
         cmocka_unit_test(passwords_hash_and_verify_with_argon2id),
     };
