@@ -15,6 +15,7 @@
 #include "gf/http_api.h"
 #include "gf/uuid.h"
 #include "gxp.pb-c.h"
+#include "read_cache.h"
 #include "validate.h"
 #include "write_gate.h"
 
@@ -136,14 +137,26 @@ static void run_list(struct ctx *c, const char *key, list_fn fn)
     c->http.resp->body_len = len;
 }
 
+static enum gf_status list_users(struct backend_app *app, const struct be_page *page,
+                                 const char *key, char **out, size_t *len, struct be_err *err)
+{
+    return read_cache_list(app, READ_USERS, page, key, out, len, err);
+}
+
+static enum gf_status list_items(struct backend_app *app, const struct be_page *page,
+                                 const char *key, char **out, size_t *len, struct be_err *err)
+{
+    return read_cache_list(app, READ_ITEMS, page, key, out, len, err);
+}
+
 static void run_list_users(struct gf_http_ctx *h)
 {
-    run_list(ctx_of(h), "users", store_list_users);
+    run_list(ctx_of(h), "users", list_users);
 }
 
 static void run_list_items(struct gf_http_ctx *h)
 {
-    run_list(ctx_of(h), "items", store_list_items);
+    run_list(ctx_of(h), "items", list_items);
 }
 
 static void run_list_marketplace(struct gf_http_ctx *h)

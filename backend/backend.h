@@ -39,6 +39,7 @@ struct backend_config {
     int64_t gxp_deadline_ms;
     char *deployment_name;
     int64_t list_cap;
+    int64_t read_cache_bytes;
     int64_t lock_retries;
     int64_t idempotency_ttl_s;
     int64_t idempotency_takeover_ms;
@@ -100,6 +101,7 @@ struct backend_app {
     struct admission *admission; /* admission.c; NULL admits everything */
     struct write_gate *writes;   /* write_gate.c: buys and add-gxps; NULL lets all through */
     struct gf_auth_keys *keys;   /* verify every token; sign those of POST /auth/login */
+    struct read_cache *reads;    /* read_cache.c: GET /user and GET /item; NULL reads the table */
     atomic_bool migrated;
     /* The schema is in place and the first operator made: /readyz and the routes answer. */
     atomic_bool serving;
@@ -211,11 +213,14 @@ enum gf_status store_audit(struct gf_db_conn *c, const struct events_admin *a, c
  * marketplace [{id,itemId,count,updatedAt}], user items [{id,itemId,userId,count,updatedAt}].
  * The answer is the whole body {"<key>":[...]} as JSON text: *out (malloc'd, NUL-terminated,
  * *len bytes) is the caller's. */
+/* Users and items also give *version: the table's version (sql/backend/013_read_versions.sql)
+ * read in the same snapshot as the rows, -1 when the page has no row to carry it (the read
+ * cache, read_cache.h, keeps an answer with the version it was read at). */
 enum gf_status store_list_users(struct backend_app *app, const struct be_page *page,
-                                const char *key, char **out, size_t *len,
+                                const char *key, int64_t *version, char **out, size_t *len,
                                 struct be_err *err) GF_MUSTCHECK;
 enum gf_status store_list_items(struct backend_app *app, const struct be_page *page,
-                                const char *key, char **out, size_t *len,
+                                const char *key, int64_t *version, char **out, size_t *len,
                                 struct be_err *err) GF_MUSTCHECK;
 enum gf_status store_list_marketplace(struct backend_app *app, const struct be_page *page,
                                       const char *key, char **out, size_t *len,

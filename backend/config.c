@@ -66,6 +66,9 @@ const struct gf_config_def backend_config_defs[] = {
      "named by the */svc-info endpoints"},
     {"BACKEND_LIST_CAP", GF_CFG_INT, "10000", 1, 1000000, false, F(list_cap),
      "rows a list answers at most (unpaged requests included)"},
+    {"BACKEND_READ_CACHE_BYTES", GF_CFG_INT, "8388608", 0, 1073741824, false, F(read_cache_bytes),
+     "memory for answers of GET /user and GET /item kept between requests (checked against "
+     "the table's version on every request: never stale); 0 = read the table every time"},
     {"BACKEND_LOCK_RETRIES", GF_CFG_INT, "30", 1, 1000, false, F(lock_retries),
      "attempts of an optimistic update before 409"},
     {"BACKEND_IDEMPOTENCY_TTL_S", GF_CFG_INT, "86400", 60, 31536000, false, F(idempotency_ttl_s),

@@ -17,6 +17,7 @@
 #include "gf/migrate.h"
 #include "gf/prune.h"
 #include "gf/service.h"
+#include "read_cache.h"
 #include "write_gate.h"
 
 extern const struct gf_migration backend_migrations[];
@@ -108,6 +109,8 @@ int main(int argc, char **argv)
         GF_INFO("write gate: %d buys and add-gxps at once, %lld ms of wait at most", writes,
                 (long long)cfg.write_wait_ms);
     write_gate_register_metrics(app.writes);
+    app.reads = read_cache_new((size_t)cfg.read_cache_bytes);
+    read_cache_register_metrics(app.reads);
     http = api_start(&app);
     if (http == NULL)
         goto out;
@@ -185,6 +188,7 @@ out:
     relay_stop(app.relay);
     admission_stop(app.admission);
     write_gate_free(app.writes);
+    read_cache_free(app.reads);
     gf_grpc_client_free(app.gxp);
     gf_db_pool_free(app.pool);
     gf_grpc_tls_free(tls);

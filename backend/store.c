@@ -151,11 +151,13 @@ static bool text_json_int(struct gf_buf *t, const char *v)
 
 /* A list query answered as {"<key>":[{...},...]}: the columns become members with the given
  * names, in order (text columns as strings, the others integers); the last column is
- * updated_at (epoch µs) and becomes "updatedAt". *out (malloc'd, NUL-terminated) and *len
- * are the caller's. */
+ * updated_at (epoch µs) and becomes "updatedAt". With version non-NULL the query's first
+ * column is the table's version (the same in every row), given in *version (-1: no row), and
+ * the members start at the second. *out (malloc'd, NUL-terminated) and *len are the caller's. */
 static enum gf_status list(struct backend_app *app, const char *name, const char *sql,
                            const char *const keys[], int nkeys, const struct be_page *page,
-                           const char *key, char **out, size_t *len, struct be_err *err)
+                           const char *key, int64_t *version, char **out, size_t *len,
+                           struct be_err *err)
 {
     char after[24], limit[16], user[24];
     snprintf(after, sizeof after, "%" PRId64, page->after);
@@ -168,9 +170,15 @@ static enum gf_status list(struct backend_app *app, const char *name, const char
     enum gf_status st = store_exec(app, name, sql, n, params, &res, err);
     if (st != GF_OK)
         return st;
+    int first = version != NULL; /* the column of the first member */
+    if (version != NULL)
+        *version = PQntuples(res) > 0 && !PQgetisnull(res, 0, 0)
+                       ? strtoll(PQgetvalue(res, 0, 0), NULL, 10)
+                       : -1;
     bool is_text[8] = {false};
     for (int k = 0; k < nkeys && k < 8; k++)
-        is_text[k] = PQftype(res, k) == 25 /* text */ || PQftype(res, k) == 1043 /* varchar */;
+        is_text[k] = PQftype(res, first + k) == 25 /* text */ ||
+                     PQftype(res, first + k) == 1043 /* varchar */;
     struct gf_buf t;
     gf_buf_init(&t, 0); /* as long as list_cap rows make it */
     bool ok = nkeys <= 8;
@@ -185,14 +193,14 @@ static enum gf_status list(struct backend_app *app, const char *name, const char
                 gf_buf_addstr(&t, ",\"");
             gf_buf_addstr(&t, keys[k]);
             gf_buf_addstr(&t, "\":");
-            const char *v = PQgetvalue(res, i, k);
+            const char *v = PQgetvalue(res, i, first + k);
             if (is_text[k])
                 text_json_string(&t, v);
             else
                 ok = text_json_int(&t, v);
         }
         char when[25];
-        gf_iso8601_ms(strtoll(PQgetvalue(res, i, nkeys), NULL, 10), when);
+        gf_iso8601_ms(strtoll(PQgetvalue(res, i, first + nkeys), NULL, 10), when);
         gf_buf_addstr(&t, ",\"updatedAt\":\"");
         gf_buf_addstr(&t, when);
         gf_buf_addstr(&t, "\"}");
@@ -210,25 +218,29 @@ static enum gf_status list(struct backend_app *app, const char *name, const char
 
 #define EPOCH_US(col) "(extract(epoch FROM " col ") * 1000000)::bigint"
 
+/* A table's version as a column (an InitPlan: read once, in the statement's snapshot). */
+#define TABLE_VERSION(t) "(SELECT version FROM table_versions WHERE name = '" t "')"
+
 enum gf_status store_list_users(struct backend_app *app, const struct be_page *page,
-                                const char *key, char **out, size_t *len, struct be_err *err)
+                                const char *key, int64_t *version, char **out, size_t *len,
+                                struct be_err *err)
 {
     static const char *const keys[] = {"id", "name"};
     return list(app, "be_list_users",
-                "SELECT id, name, " EPOCH_US("updated_at") " FROM users WHERE id > $1::bigint"
-                                                           " ORDER BY id LIMIT $2::int",
-                keys, 2, page, key, out, len, err);
+                "SELECT " TABLE_VERSION("users") ", id, name, " EPOCH_US(
+                    "updated_at") " FROM users WHERE id > $1::bigint ORDER BY id LIMIT $2::int",
+                keys, 2, page, key, version, out, len, err);
 }
 
 enum gf_status store_list_items(struct backend_app *app, const struct be_page *page,
-                                const char *key, char **out, size_t *len, struct be_err *err)
+                                const char *key, int64_t *version, char **out, size_t *len,
+                                struct be_err *err)
 {
     static const char *const keys[] = {"id", "name", "cost"};
     return list(app, "be_list_items",
-                "SELECT id, name, cost, " EPOCH_US(
-                    "updated_at") " FROM items"
-                                  " WHERE id > $1::bigint ORDER BY id LIMIT $2::int",
-                keys, 3, page, key, out, len, err);
+                "SELECT " TABLE_VERSION("items") ", id, name, cost, " EPOCH_US(
+                    "updated_at") " FROM items WHERE id > $1::bigint ORDER BY id LIMIT $2::int",
+                keys, 3, page, key, version, out, len, err);
 }
 
 enum gf_status store_list_marketplace(struct backend_app *app, const struct be_page *page,
@@ -239,7 +251,7 @@ enum gf_status store_list_marketplace(struct backend_app *app, const struct be_p
                 "SELECT id, item_id, count, " EPOCH_US(
                     "updated_at") " FROM marketplace_items"
                                   " WHERE id > $1::bigint ORDER BY id LIMIT $2::int",
-                keys, 3, page, key, out, len, err);
+                keys, 3, page, key, NULL, out, len, err);
 }
 
 enum gf_status store_list_user_items(struct backend_app *app, const struct be_page *page,
@@ -252,7 +264,7 @@ enum gf_status store_list_user_items(struct backend_app *app, const struct be_pa
             "updated_at") " FROM user_items"
                           " WHERE id > $1::bigint AND ($3::bigint = 0 OR user_id = $3::bigint)"
                           " ORDER BY id LIMIT $2::int",
-        keys, 4, page, key, out, len, err);
+        keys, 4, page, key, NULL, out, len, err);
 }
 
 void store_rollback(struct gf_db_conn *c)
