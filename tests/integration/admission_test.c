@@ -71,32 +71,14 @@ static int setup_outbox(void **state)
     return world_start(&W, &o);
 }
 
-/* The value of one series of the backend's /metrics ("name{labels}" as written), or -1. */
-static double metric(const char *series)
-{
-    struct http_res r;
-    double v = -1;
-    if (http(&W, "GET", "/metrics", NULL, NULL, &r) == 200) {
-        size_t n = strlen(series);
-        for (const char *p = r.body; p != NULL && *p; p = strchr(p, '\n'), p = p ? p + 1 : p) {
-            if (strncmp(p, series, n) == 0 && p[n] == ' ') {
-                v = strtod(p + n + 1, NULL);
-                break;
-            }
-        }
-    }
-    http_res_free(&r);
-    return v;
-}
-
 /* Waits until backend_admission_state is want (1: shedding everything, which the signals
  * held past their bound here give; 0: admitting everything). 0, or -1. */
 static int wait_state(int want, int timeout_ms)
 {
     int64_t end = gf_mono_ms() + timeout_ms;
     while (gf_mono_ms() < end) {
-        if (metric("backend_admission_state") == want &&
-            metric("backend_admission_shed_ratio") == want)
+        if (world_metric(&W, "backend_admission_state") == want &&
+            world_metric(&W, "backend_admission_shed_ratio") == want)
             return 0;
         usleep(20 * 1000);
     }
@@ -278,8 +260,8 @@ static void buys_and_add_gxp_are_shed_while_replication_lags_and_run_once_it_cle
     shed_before_anything_else();
     reads_answer(u);
     assert_nothing_written(before, "adm-", cid);
-    assert_true(metric("backend_shed_total{reason=\"decisions_lag\"}") >= 3);
-    assert_true(metric("backend_admission_decisions_lag_seconds") >= 0.3);
+    assert_true(world_metric(&W, "backend_shed_total{reason=\"decisions_lag\"}") >= 3);
+    assert_true(world_metric(&W, "backend_admission_decisions_lag_seconds") >= 0.3);
 
     sql_exec(W.gxp, "ALTER SUBSCRIPTION transaction_outbox_sub ENABLE");
     assert_int_equal(wait_state(0, 15000), 0);
@@ -314,8 +296,8 @@ static void a_buy_is_shed_while_the_event_outbox_backs_up_and_runs_once_it_drain
     reads_answer(u);
     state_line(after, sizeof after);
     assert_string_equal(before, after);
-    assert_true(metric("backend_shed_total{reason=\"outbox_backlog\"}") >= 2);
-    assert_true(metric("backend_admission_outbox_age_seconds") >= 0.3);
+    assert_true(world_metric(&W, "backend_shed_total{reason=\"outbox_backlog\"}") >= 2);
+    assert_true(world_metric(&W, "backend_admission_outbox_age_seconds") >= 0.3);
 
     /* The relay let go (a backend without the failpoint): the outbox drains. */
     assert_int_equal(world_crash_backend(&W), 0);
@@ -393,7 +375,7 @@ static void a_write_that_waits_too_long_for_its_turn_is_shed_and_runs_when_sent_
     struct buyer b = buyer_new("gated-buyer");
     long long u = b.user;
     const char *buy = b.buy;
-    assert_int_equal(metric("backend_write_gate_running"), 0);
+    assert_int_equal(world_metric(&W, "backend_write_gate_running"), 0);
 
     /* The first buy takes the one place and keeps it through its pause, its reservation made. */
     char add[96];
@@ -404,7 +386,7 @@ static void a_write_that_waits_too_long_for_its_turn_is_shed_and_runs_when_sent_
     /* From here on, a connection of its own: with BACKEND_HTTP_WORKERS=0 the kept-alive one
      * could belong to the server thread inside the paused buy, and wait with it (§2b). */
     http_thread_done();
-    assert_int_equal(metric("backend_write_gate_running"), 1);
+    assert_int_equal(world_metric(&W, "backend_write_gate_running"), 1);
 
     char before[800], cid[37];
     state_line(before, sizeof before);
@@ -417,8 +399,8 @@ static void a_write_that_waits_too_long_for_its_turn_is_shed_and_runs_when_sent_
     assert_shed("/marketplace/item/buy", buy, NULL, cid, 1, why);
     reads_answer(u); /* reads never wait on the gate */
     assert_nothing_written(before, "gate-", cid);
-    assert_true(metric("backend_write_gate_timeouts_total") >= 3);
-    assert_true(metric("backend_write_gate_waiting") == 0);
+    assert_true(world_metric(&W, "backend_write_gate_timeouts_total") >= 3);
+    assert_true(world_metric(&W, "backend_write_gate_waiting") == 0);
 
     /* The slow buy finishes and gives its place back; the same requests now run, once. */
     pthread_join(t, NULL);
@@ -429,7 +411,7 @@ static void a_write_that_waits_too_long_for_its_turn_is_shed_and_runs_when_sent_
     assert_int_equal(wait_no_pending(&W, 15000), 0);
     balance_is(&W, u, 20 + 7 - 3 * 5, 0);
     assert_int_equal(on_sale(b.item), 2);
-    assert_int_equal(metric("backend_write_gate_running"), 0);
+    assert_int_equal(world_metric(&W, "backend_write_gate_running"), 0);
 }
 
 /* ARCHITECTURE §2b: a write runs on a worker with its connection suspended, so a buy that
@@ -445,7 +427,8 @@ static void writes_that_wait_hold_up_no_read_on_their_http_thread(void **state)
     start_paused_buy(&first, &t1);
     int64_t paused_at = gf_mono_ms(), end = paused_at + 10000;
     assert_int_equal(pthread_create(&t2, NULL, slow_buy_thread, &second), 0);
-    while (metric("backend_write_gate_waiting") != 1) { /* the second waits for the place */
+    while (world_metric(&W, "backend_write_gate_waiting") !=
+           1) { /* the second waits for the place */
         assert_true(gf_mono_ms() < end);
         usleep(20 * 1000);
     }
@@ -458,8 +441,8 @@ static void writes_that_wait_hold_up_no_read_on_their_http_thread(void **state)
             fail_msg("six reads took %lld ms beside two waiting buys", (long long)took);
     }
     assert_true(gf_mono_ms() - paused_at < 2500); /* all of it inside the first buy's pause */
-    assert_int_equal(metric("backend_write_gate_running"), 1);
-    assert_int_equal(metric("backend_write_gate_waiting"), 1);
+    assert_int_equal(world_metric(&W, "backend_write_gate_running"), 1);
+    assert_int_equal(world_metric(&W, "backend_write_gate_waiting"), 1);
 
     pthread_join(t1, NULL);
     pthread_join(t2, NULL);
@@ -468,7 +451,7 @@ static void writes_that_wait_hold_up_no_read_on_their_http_thread(void **state)
     assert_int_equal(wait_no_pending(&W, 15000), 0);
     balance_is(&W, b.user, 20 - 2 * 5, 0);
     assert_int_equal(on_sale(b.item), 3);
-    assert_int_equal(metric("backend_write_gate_waiting"), 0);
+    assert_int_equal(world_metric(&W, "backend_write_gate_waiting"), 0);
 }
 
 int main(void)

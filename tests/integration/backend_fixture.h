@@ -109,6 +109,9 @@ long http(struct backend_world *w, const char *method, const char *path, const c
 long http_n(struct backend_world *w, const char *method, const char *path, const char *body,
             size_t body_len, const char *const headers[], struct http_res *res);
 void http_res_free(struct http_res *res);
+/* The value of one series of the backend's /metrics ("name{labels}" as written), or -1 when
+ * it is absent or the scrape failed. */
+double world_metric(struct backend_world *w, const char *series);
 /* The value of a response header (case-insensitive name), copied to out; NULL when absent. */
 const char *http_header(const struct http_res *res, const char *name, char *out, size_t n);
 /* Frees this thread's curl handle (call at the end of a thread that used http). */

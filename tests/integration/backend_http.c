@@ -267,3 +267,20 @@ void assert_error(const struct http_res *res, long status, const char *code)
             fail_msg("message leaks SQL (%s): %s", sql[i], msg);
     assert_cid_header(res);
 }
+
+double world_metric(struct backend_world *w, const char *series)
+{
+    struct http_res r;
+    double v = -1;
+    if (http(w, "GET", "/metrics", NULL, NULL, &r) == 200) {
+        size_t n = strlen(series);
+        for (const char *p = r.body; p != NULL && *p; p = strchr(p, '\n'), p = p ? p + 1 : p) {
+            if (strncmp(p, series, n) == 0 && p[n] == ' ') {
+                v = strtod(p + n + 1, NULL);
+                break;
+            }
+        }
+    }
+    http_res_free(&r);
+    return v;
+}

@@ -64,6 +64,9 @@ static const char *const backend_metrics[] = {
     "backend_admission_shed_ratio",
     "backend_admission_decisions_lag_seconds",
     "backend_admission_outbox_age_seconds",
+    /* the read cache of GET /user and GET /item */
+    "backend_read_cache_answers_total",
+    "backend_read_cache_probes_total",
     /* the auction saga's runners */
     "backend_saga_steps_total",
     "backend_saga_step_delay_seconds",
