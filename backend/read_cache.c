@@ -16,11 +16,15 @@
 #include "read_cache.h"
 
 #include <inttypes.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "gf/log.h"
 #include "gf/metrics.h"
@@ -43,19 +47,28 @@ struct entry {
     uint64_t used; /* the cache's tick at its last use: the least recently used goes first */
 };
 
-typedef enum gf_status (*read_probe_fn)(void *arg, int64_t versions[READ_TABLES],
-                                        struct be_err *err);
+typedef enum gf_status (*read_probe_fn)(void *arg, int64_t versions[READ_TABLES]);
 
-/* Probes shared by the requests that wait for the same one. */
+/* A probe's outcome, written by the one thread that sent the probe and read by any number of
+ * others without a lock: a sequence lock (seq odd while it is written). */
+struct read_answer {
+    atomic_uint seq;
+    atomic_uint probe; /* the number of the probe whose outcome this is */
+    atomic_int st;
+    _Atomic int64_t versions[READ_TABLES];
+};
+
+/* Probes shared by the requests that wait for the same one. Numbers count modulo 2^32 (compared
+ * by their difference): `started` probes were sent, the last answered is `done`, so one is in
+ * flight exactly when they differ. `done` is also the futex the waiters sleep on: a request
+ * that waits costs one futex wait and shares one wake-up with all the others, and takes no lock
+ * before or after (a mutex and condition variable cost five futex calls per request here, most
+ * of them in the convoy of waiters re-taking the mutex after each broadcast). */
 struct read_gate {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    uint64_t started; /* probes sent so far */
-    uint64_t done;    /* the number of the last probe answered */
-    bool running;
-    enum gf_status st;             /* the last answered probe's outcome, */
-    struct be_err err;             /* its error, */
-    int64_t versions[READ_TABLES]; /* and the versions it read */
+    atomic_uint started;
+    atomic_uint done;
+    atomic_int waiters;            /* asleep on done, or about to be */
+    struct read_answer answers[2]; /* probe k's in answers[k % 2] */
 };
 
 struct read_cache {
@@ -69,73 +82,123 @@ struct read_cache {
 
 static struct gf_counter *m_hits[READ_TABLES], *m_misses[READ_TABLES], *m_probes;
 
-GF_TESTABLE void read_gate_init(struct read_gate *g);
-GF_TESTABLE void read_gate_cleanup(struct read_gate *g);
-GF_TESTABLE enum gf_status read_gate_probe(struct read_gate *g, read_probe_fn fn, void *arg,
-                                           int64_t versions[READ_TABLES], struct be_err *err);
+GF_TESTABLE enum gf_status read_gate_probe(struct read_cache *rc, read_probe_fn fn, void *arg,
+                                           int64_t versions[READ_TABLES]);
+GF_TESTABLE bool read_cache_lookup(struct read_cache *rc, enum read_table t,
+                                   const struct be_page *page, int64_t version, char **out,
+                                   size_t *len);
+GF_TESTABLE void read_cache_keep(struct read_cache *rc, enum read_table t,
+                                 const struct be_page *page, int64_t version, const char *text,
+                                 size_t len);
+GF_TESTABLE size_t read_cache_bytes(struct read_cache *rc);
 
-GF_TESTABLE void read_gate_init(struct read_gate *g)
+/* a - b as a signed distance: probe numbers wrap. */
+static int32_t probe_diff(unsigned a, unsigned b)
 {
-    memset(g, 0, sizeof *g);
-    pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->cv, NULL);
+    return (int32_t)(a - b);
 }
 
-GF_TESTABLE void read_gate_cleanup(struct read_gate *g)
+static void futex_wait(atomic_uint *word, unsigned seen)
 {
-    pthread_cond_destroy(&g->cv);
-    pthread_mutex_destroy(&g->mu);
+    /* Returns at once when *word is no longer seen; EINTR and spurious wake-ups are fine: the
+     * caller looks again. */
+    (void)syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+}
+
+static void futex_wake_all(atomic_uint *word)
+{
+    (void)syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Probe n's outcome into its slot, then n becomes `done` and the sleepers wake. */
+static void publish(struct read_gate *g, unsigned n, enum gf_status st,
+                    const int64_t versions[READ_TABLES])
+{
+    struct read_answer *a = &g->answers[n % 2];
+    unsigned seq = atomic_load_explicit(&a->seq, memory_order_relaxed);
+    atomic_store_explicit(&a->seq, seq + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&a->probe, n, memory_order_relaxed);
+    atomic_store_explicit(&a->st, (int)st, memory_order_relaxed);
+    for (int t = 0; t < READ_TABLES; t++)
+        atomic_store_explicit(&a->versions[t], versions[t], memory_order_relaxed);
+    atomic_store_explicit(&a->seq, seq + 2, memory_order_release);
+    atomic_store(&g->done, n); /* seq_cst, against the waiters' count below */
+    if (atomic_load(&g->waiters) > 0)
+        futex_wake_all(&g->done);
+}
+
+/* The outcome of the last answered probe if it is want or later: false when a later probe is
+ * being written over the slot meanwhile (the caller looks again). */
+static bool read_answer(struct read_gate *g, unsigned want, enum gf_status *st,
+                        int64_t versions[READ_TABLES])
+{
+    unsigned d = atomic_load(&g->done);
+    struct read_answer *a = &g->answers[d % 2];
+    unsigned seq = atomic_load_explicit(&a->seq, memory_order_acquire);
+    if (seq % 2 != 0)
+        return false;
+    unsigned n = atomic_load_explicit(&a->probe, memory_order_relaxed);
+    int s = atomic_load_explicit(&a->st, memory_order_relaxed);
+    int64_t v[READ_TABLES];
+    for (int t = 0; t < READ_TABLES; t++)
+        v[t] = atomic_load_explicit(&a->versions[t], memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&a->seq, memory_order_relaxed) != seq || probe_diff(n, want) < 0)
+        return false;
+    *st = (enum gf_status)s;
+    memcpy(versions, v, sizeof v);
+    return true;
 }
 
 /* The versions as read by a probe sent after this call began: the first such probe, or a later
- * one. Probes are numbered in the order they are sent; when this call begins, `started` probes
- * have been sent, so it needs the answer of probe started + 1 or later. If none is in flight, it
- * sends one itself; otherwise it waits, and whoever waits when a probe comes back sends the
- * next. A failed probe fails every request waiting for it (with its error). */
-GF_TESTABLE enum gf_status read_gate_probe(struct read_gate *g, read_probe_fn fn, void *arg,
-                                           int64_t versions[READ_TABLES], struct be_err *err)
+ * one. When this call begins, `started` probes have been sent, so it needs the answer of probe
+ * started + 1 or later. If none is in flight, it sends one itself (the compare-and-swap on
+ * `started` makes one thread the sender); otherwise it sleeps until the one in flight is
+ * answered and looks again: whoever is awake first then sends the next. A failed probe fails
+ * every request that takes its answer (with its status). */
+GF_TESTABLE enum gf_status read_gate_probe(struct read_cache *rc, read_probe_fn fn, void *arg,
+                                           int64_t versions[READ_TABLES])
 {
-    pthread_mutex_lock(&g->mu);
-    uint64_t want = g->started + 1;
-    while (g->done < want) {
-        if (g->running) {
-            pthread_cond_wait(&g->cv, &g->mu);
-            continue;
+    struct read_gate *g = &rc->gate;
+    unsigned want = atomic_load(&g->started) + 1;
+    for (;;) {
+        unsigned d = atomic_load(&g->done);
+        enum gf_status st;
+        if (probe_diff(d, want) >= 0) {
+            if (read_answer(g, want, &st, versions))
+                return st;
+            continue; /* a later probe is being published: its answer will do */
         }
-        g->running = true;
-        uint64_t mine = ++g->started;
-        pthread_mutex_unlock(&g->mu);
-        struct be_err e = {.code = NULL};
-        int64_t got[READ_TABLES];
-        for (int t = 0; t < READ_TABLES; t++)
-            got[t] = -1;
-        enum gf_status st = fn(arg, got, &e);
-        gf_counter_add(m_probes, 1);
-        pthread_mutex_lock(&g->mu);
-        g->st = st;
-        g->err = e;
-        memcpy(g->versions, got, sizeof got);
-        g->done = mine;
-        g->running = false;
-        pthread_cond_broadcast(&g->cv);
+        unsigned s = d; /* none in flight exactly when started == done */
+        if (atomic_compare_exchange_strong(&g->started, &s, d + 1)) {
+            int64_t got[READ_TABLES];
+            for (int t = 0; t < READ_TABLES; t++)
+                got[t] = -1;
+            st = fn(arg, got);
+            gf_counter_add(m_probes, 1);
+            publish(g, d + 1, st, got);
+            if (st == GF_OK)
+                memcpy(versions, got, sizeof got);
+            return st;
+        }
+        atomic_fetch_add(&g->waiters, 1);
+        if (atomic_load(&g->done) == d)
+            futex_wait(&g->done, d);
+        atomic_fetch_sub(&g->waiters, 1);
     }
-    enum gf_status st = g->st;
-    if (st == GF_OK)
-        memcpy(versions, g->versions, sizeof g->versions);
-    else
-        *err = g->err;
-    pthread_mutex_unlock(&g->mu);
-    return st;
 }
 
 /* The probe: every table's version, one row each. A table without its row keeps -1, which no
  * kept answer has: never served from memory. */
-static enum gf_status probe_versions(void *arg, int64_t versions[READ_TABLES], struct be_err *err)
+static enum gf_status probe_versions(void *arg, int64_t versions[READ_TABLES])
 {
+    struct be_err ignored; /* each waiter makes its own from the status */
     static const char *const names[READ_TABLES] = {[READ_USERS] = "users", [READ_ITEMS] = "items"};
     PGresult *res = NULL;
-    enum gf_status st = store_exec(arg, "be_read_versions",
-                                   "SELECT name, version FROM table_versions", 0, NULL, &res, err);
+    enum gf_status st =
+        store_exec(arg, "be_read_versions", "SELECT name, version FROM table_versions", 0, NULL,
+                   &res, &ignored);
     if (st != GF_OK)
         return st;
     for (int i = 0; i < PQntuples(res); i++)
@@ -171,7 +234,6 @@ struct read_cache *read_cache_new(size_t max_bytes)
     }
     rc->max_bytes = max_bytes;
     pthread_mutex_init(&rc->mu, NULL);
-    read_gate_init(&rc->gate);
     return rc;
 }
 
@@ -183,9 +245,22 @@ void read_cache_free(struct read_cache *rc)
         for (int i = 0; i < SLOTS; i++)
             if (rc->entries[t][i].body != NULL)
                 drop_locked(rc, &rc->entries[t][i]);
-    read_gate_cleanup(&rc->gate);
     pthread_mutex_destroy(&rc->mu);
     free(rc);
+}
+
+/* The bytes of the answers kept now. */
+GF_TESTABLE size_t read_cache_bytes(struct read_cache *rc)
+{
+    pthread_mutex_lock(&rc->mu);
+    size_t n = rc->bytes;
+    pthread_mutex_unlock(&rc->mu);
+    return n;
+}
+
+static double bytes_gauge(void *rc)
+{
+    return (double)read_cache_bytes(rc);
 }
 
 void read_cache_register_metrics(struct read_cache *rc)
@@ -202,6 +277,9 @@ void read_cache_register_metrics(struct read_cache *rc)
         m_hits[t] = gf_metrics_counter("backend_read_cache_answers_total", help, labels[t][0]);
         m_misses[t] = gf_metrics_counter("backend_read_cache_answers_total", help, labels[t][1]);
     }
+    gf_metrics_gauge_fn("backend_read_cache_bytes",
+                        "bytes of the answers kept (at most BACKEND_READ_CACHE_BYTES)", "",
+                        bytes_gauge, rc);
     m_probes = gf_metrics_counter("backend_read_cache_probes_total",
                                   "version probes of the read cache, each shared by the requests "
                                   "waiting for it",
@@ -209,8 +287,9 @@ void read_cache_register_metrics(struct read_cache *rc)
 }
 
 /* The kept answer of this page if it was read at version, copied into *out. */
-static bool lookup(struct read_cache *rc, enum read_table t, const struct be_page *page,
-                   int64_t version, char **out, size_t *len)
+GF_TESTABLE bool read_cache_lookup(struct read_cache *rc, enum read_table t,
+                                   const struct be_page *page, int64_t version, char **out,
+                                   size_t *len)
 {
     struct body *b = NULL;
     pthread_mutex_lock(&rc->mu);
@@ -240,8 +319,9 @@ static bool lookup(struct read_cache *rc, enum read_table t, const struct be_pag
 
 /* Keeps an answer read at version, unless the page's slot holds one read at a later version
  * (a slower read finishing after a newer one) or the answer is over a quarter of the cache. */
-static void keep(struct read_cache *rc, enum read_table t, const struct be_page *page,
-                 int64_t version, const char *text, size_t len)
+GF_TESTABLE void read_cache_keep(struct read_cache *rc, enum read_table t,
+                                 const struct be_page *page, int64_t version, const char *text,
+                                 size_t len)
 {
     if (version < 0 || len > rc->max_bytes / 4)
         return;
@@ -307,16 +387,16 @@ enum gf_status read_cache_list(struct backend_app *app, enum read_table t,
     /* key is the same for every request of a table (the route's), so it is not part of what
      * identifies an answer: the table and the page are. */
     int64_t now[READ_TABLES];
-    enum gf_status st = read_gate_probe(&rc->gate, probe_versions, app, now, err);
+    enum gf_status st = read_gate_probe(rc, probe_versions, app, now);
     if (st != GF_OK)
-        return st;
-    if (now[t] >= 0 && lookup(rc, t, page, now[t], out, len)) {
+        return be_db_failed(st, err);
+    if (now[t] >= 0 && read_cache_lookup(rc, t, page, now[t], out, len)) {
         gf_counter_add(m_hits[t], 1);
         return GF_OK;
     }
     gf_counter_add(m_misses[t], 1);
     st = read(app, page, key, &version, out, len, err);
     if (st == GF_OK)
-        keep(rc, t, page, version, *out, *len);
+        read_cache_keep(rc, t, page, version, *out, *len);
     return st;
 }

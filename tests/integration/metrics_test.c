@@ -67,6 +67,7 @@ static const char *const backend_metrics[] = {
     /* the read cache of GET /user and GET /item */
     "backend_read_cache_answers_total",
     "backend_read_cache_probes_total",
+    "backend_read_cache_bytes",
     /* the auction saga's runners */
     "backend_saga_steps_total",
     "backend_saga_step_delay_seconds",
