@@ -37,7 +37,7 @@ if [[ -s auth.txt || -s auth-mode ]]; then
     fi
     if [[ -s auth.txt ]]; then
         echo
-        sed -n '1,2{s/^/- /;p}' auth.txt
+        sed -n '1,3{s/^/- /;p}' auth.txt
     fi
     echo
 fi
