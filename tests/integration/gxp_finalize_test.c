@@ -200,11 +200,19 @@ static void a_stuck_transaction_is_resolved_with_the_coordinator(void **state)
     /* Then the coordinator is asked; it records "failed" and gxp aborts. */
     assert_int_equal(wait_status(&W, cid, 1, PENDING_TIMEOUT_MS + 10000), 0);
     assert_true(coordinator_calls(W.coordinator) > calls);
-    assert_int_equal(sql_ll(W.backend,
-                            "SELECT count(*) FROM transaction_outbox"
-                            " WHERE correlation_id = '%s' AND state = 'failed'",
-                            cid),
-                     1);
+    /* Waited for, not read once: PostgreSQL writes a commit's WAL record before the committing
+     * session shows the commit to other sessions, so logical replication can apply a decision
+     * on gxp-db a moment before a new snapshot on backend-db sees it (once, on a loaded ASan
+     * run, this read found 0 rows while gxp-db had already aborted the transaction). */
+    int64_t end = gf_mono_ms() + 5000;
+    long long n;
+    while ((n = sql_ll(W.backend,
+                       "SELECT count(*) FROM transaction_outbox"
+                       " WHERE correlation_id = '%s' AND state = 'failed'",
+                       cid)) != 1 &&
+           gf_mono_ms() < end)
+        usleep(5 * 1000);
+    assert_int_equal(n, 1);
     balance_is(u, 100, 0);
 }
 
