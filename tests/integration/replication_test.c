@@ -29,30 +29,12 @@ static int setup(void **state)
     return world_start(&W, &o);
 }
 
-/* The value of series (name{labels}) in the backend's /metrics; NAN when absent or NaN. */
-static double backend_metric(const char *series)
-{
-    struct http_res r;
-    double v = NAN;
-    if (http(&W, "GET", "/metrics", NULL, NULL, &r) == 200) {
-        size_t n = strlen(series);
-        for (char *line = r.body; line != NULL && *line;) {
-            char *next = strchr(line, '\n');
-            if (strncmp(line, series, n) == 0 && line[n] == ' ')
-                v = strtod(line + n + 1, NULL);
-            line = next ? next + 1 : NULL;
-        }
-    }
-    http_res_free(&r);
-    return v;
-}
-
 static int wait_metric_at_least(const char *series, double min)
 {
     int64_t end = gf_mono_ms() + WAIT_MS;
     double v = NAN;
     while (gf_mono_ms() < end) {
-        v = backend_metric(series);
+        v = world_metric(&W, series);
         if (v >= min)
             return 0;
         usleep(200 * 1000);
@@ -129,7 +111,7 @@ static void a_lost_slot_is_recovered_by_the_script_and_no_decision_is_lost(void 
     api_add_gxp(&W, user, 100, NULL);
     assert_int_equal(
         wait_metric_at_least("backend_decisions_slot_wal_status{status=\"reserved\"}", 1), 0);
-    assert_true(backend_metric("backend_decisions_slot_retained_wal_bytes") >= 0);
+    assert_true(world_metric(&W, "backend_decisions_slot_retained_wal_bytes") >= 0);
     assert_int_equal(run_recovery("--check-only --timeout 10"), 0);
 
     /* gxp-db stops taking decisions (its subscription disabled: the slot is left behind). */
