@@ -24,6 +24,7 @@
 #include "gf/console_feed.h"
 #include "gf/log.h"
 #include "gf/sse.h"
+#include "gf/testable.h"
 #include "relay_backlog.h"
 
 #define CONSOLE_RECENT 256 /* transactions kept for a new stream's snapshot */
@@ -248,13 +249,14 @@ static void publish(struct console *c, const char *event, json_t *obj)
     free(data);
 }
 
-/* The stored notes kept aside for cid, merged now that its record exists; their frames go
- * to txs. Locked. */
+/* The stored notes kept aside for cid, merged now that its record exists, oldest first (a
+ * transaction can store two events: an operator's buy its audit, then the buy); their frames
+ * go to txs. Locked. */
 static void adopt_orphans(struct console *c, const char *cid, json_t *txs)
 {
     int64_t now = gf_wall_us();
-    for (int i = 0; i < ORPHANS; i++) {
-        struct orphan *o = &c->orphans[i];
+    for (int k = 0; k < ORPHANS; k++) {
+        struct orphan *o = &c->orphans[(c->next_orphan + k) % ORPHANS]; /* the ring's oldest on */
         if (o->note == NULL || now - o->at_us > ORPHAN_KEEP_US || strcmp(o->cid, cid) != 0)
             continue;
         json_t *note = o->note;
@@ -270,7 +272,7 @@ static void adopt_orphans(struct console *c, const char *cid, json_t *txs)
  * streams as one "txs" frame (an array of transaction stages) and one "events" frame: a
  * message carries a process's notes of 200 ms, and one frame each keeps a busy system's
  * streams to a few frames a second. */
-static void take_message(struct console *c, const char *body, size_t len)
+GF_TESTABLE void take_message(struct console *c, const char *body, size_t len)
 {
     json_error_t jerr;
     json_t *msg = json_loadb(body, len, 0, &jerr);
@@ -552,7 +554,7 @@ static int by_seq(const void *a, const void *b)
 
 /* The first frame of a stream: {"serverTime","replica","recent":[TX...],"events":[EV...]},
  * oldest first. NULL when out of memory. */
-static char *hello(struct console *c)
+GF_TESTABLE char *hello(struct console *c)
 {
     static const struct tx *order[CONSOLE_RECENT];
     char at[25], replica[64];
