@@ -46,20 +46,31 @@ const ok = (what) => console.log(`console: ok ${++checks} - ${what}`);
 
 /* ---- the API, as a client of its own (fetch through the same ingress) ---------------------- */
 let token = null;
+/* A 503 overloaded did nothing and says when to come back (Retry-After): the client sends the
+ * request again then, as gf does. Admission control sheds while gxp's replication is behind,
+ * which a machine busy with other work can cause for a moment. */
 async function api(method, path, body, headers = {}) {
-  const res = await fetch(BASE + path, {
-    method,
-    headers: {
-      ...(token ? { Authorization: `Bearer ${token}` } : {}),
-      ...(body ? { 'Content-Type': 'application/json' } : {}),
-      ...headers,
-    },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  let json = null;
-  try { json = JSON.parse(text); } catch { /* not JSON */ }
-  return { status: res.status, json, text };
+  for (let attempt = 1; ; attempt++) {
+    const res = await fetch(BASE + path, {
+      method,
+      headers: {
+        ...(token ? { Authorization: `Bearer ${token}` } : {}),
+        ...(body ? { 'Content-Type': 'application/json' } : {}),
+        ...headers,
+      },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.text();
+    let json = null;
+    try { json = JSON.parse(text); } catch { /* not JSON */ }
+    const after = Number(res.headers.get('retry-after'));
+    if (res.status === 503 && json?.error === 'overloaded' && after > 0 && attempt < 10) {
+      console.log(`console: ${method} ${path} answered 503 overloaded; sending again in ${after} s`);
+      await new Promise((r) => setTimeout(r, after * 1000));
+      continue;
+    }
+    return { status: res.status, json, text };
+  }
 }
 async function must(method, path, body, headers) {
   const r = await api(method, path, body, headers);
