@@ -98,12 +98,9 @@ static bool stream_wait(struct stream *s, const char *needle, int ms)
     }
 }
 
-/* The stages of cid in the stream's "txs" frames so far: which arrived (a bit per stage of
- * "claimed,prepared,decided,finalized,stored"), the last of each kept in frames. */
-static unsigned stages_of(struct stream *s, const char *cid, json_t *frames[5])
+/* Calls fn for each transaction frame of the stream's "txs" events so far, in order. */
+static void each_tx_frame(struct stream *s, void (*fn)(json_t *f, void *arg), void *arg)
 {
-    static const char *const names[5] = {"claimed", "prepared", "decided", "finalized", "stored"};
-    unsigned got = 0;
     pthread_mutex_lock(&s->mu);
     char *copy = strdup(s->buf != NULL ? s->buf : "");
     pthread_mutex_unlock(&s->mu);
@@ -119,55 +116,69 @@ static unsigned stages_of(struct stream *s, const char *cid, json_t *frames[5])
         json_t *f;
         json_array_foreach(arr, k, f)
         {
-            const char *c = json_string_value(json_object_get(f, "correlationId"));
-            const char *st = json_string_value(json_object_get(f, "stage"));
-            for (int i = 0; c != NULL && st != NULL && strcmp(c, cid) == 0 && i < 5; i++) {
-                if (strcmp(st, names[i]) == 0) {
-                    got |= 1u << i;
-                    if (frames != NULL) {
-                        json_decref(frames[i]);
-                        frames[i] = json_incref(f);
-                    }
-                }
-            }
+            fn(f, arg);
         }
         json_decref(arr);
     }
     free(copy);
-    return got;
+}
+
+/* A frame's field as a string ("" when it is not one). */
+static const char *fstr(json_t *f, const char *key)
+{
+    const char *v = json_string_value(json_object_get(f, key));
+    return v != NULL ? v : "";
+}
+
+struct stages {
+    const char *cid;
+    unsigned got;
+    json_t **frames;
+};
+
+static void stage_seen(json_t *f, void *arg)
+{
+    static const char *const names[5] = {"claimed", "prepared", "decided", "finalized", "stored"};
+    struct stages *st = arg;
+    for (int i = 0; strcmp(fstr(f, "correlationId"), st->cid) == 0 && i < 5; i++) {
+        if (strcmp(fstr(f, "stage"), names[i]) == 0) {
+            st->got |= 1u << i;
+            if (st->frames != NULL) {
+                json_decref(st->frames[i]);
+                st->frames[i] = json_incref(f);
+            }
+        }
+    }
+}
+
+/* The stages of cid in the stream's "txs" frames so far: which arrived (a bit per stage of
+ * "claimed,prepared,decided,finalized,stored"), the last of each kept in frames. */
+static unsigned stages_of(struct stream *s, const char *cid, json_t *frames[5])
+{
+    struct stages st = {cid, 0, frames};
+    each_tx_frame(s, stage_seen, &st);
+    return st.got;
+}
+
+struct stored {
+    const char *cid, *name;
+    bool seen;
+};
+
+static void stored_seen(json_t *f, void *arg)
+{
+    struct stored *st = arg;
+    if (strcmp(fstr(f, "correlationId"), st->cid) == 0 && strcmp(fstr(f, "stage"), "stored") == 0 &&
+        strcmp(fstr(json_object_get(f, "detail"), "event"), st->name) == 0)
+        st->seen = true;
 }
 
 /* Whether the stream's "txs" frames so far hold cid's stage "stored" for the event name. */
 static bool stored_event(struct stream *s, const char *cid, const char *name)
 {
-    bool seen = false;
-    pthread_mutex_lock(&s->mu);
-    char *copy = strdup(s->buf != NULL ? s->buf : "");
-    pthread_mutex_unlock(&s->mu);
-    for (char *p = copy; !seen && (p = strstr(p, "event: txs\ndata: ")) != NULL;) {
-        p += strlen("event: txs\ndata: ");
-        char *nl = strchr(p, '\n');
-        if (nl == NULL)
-            break;
-        *nl = '\0';
-        json_t *arr = json_loads(p, 0, NULL);
-        p = nl + 1;
-        size_t k;
-        json_t *f;
-        json_array_foreach(arr, k, f)
-        {
-            const char *c = json_string_value(json_object_get(f, "correlationId"));
-            const char *st = json_string_value(json_object_get(f, "stage"));
-            const char *ev =
-                json_string_value(json_object_get(json_object_get(f, "detail"), "event"));
-            if (c != NULL && st != NULL && ev != NULL && strcmp(c, cid) == 0 &&
-                strcmp(st, "stored") == 0 && strcmp(ev, name) == 0)
-                seen = true;
-        }
-        json_decref(arr);
-    }
-    free(copy);
-    return seen;
+    struct stored st = {cid, name, false};
+    each_tx_frame(s, stored_seen, &st);
+    return st.seen;
 }
 
 static bool stored_event_within(struct stream *s, const char *cid, const char *name, int ms)
