@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -251,52 +252,60 @@ static int h_write_record(const char *path, const char *text)
     return 0;
 }
 
-/* One probe: a port the kernel picked for 127.0.0.1:0, or -1. */
-static int free_port_once(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-    socklen_t len = sizeof sa;
-    int fd, port = -1;
+/* Ports for the services of integration tests: 31000-32767. Outside the kernel's ephemeral
+ * range (32768-60999 here and by default), so no client connection takes one as its local
+ * port while a test has a service down to restart it on the same port; and outside the other
+ * pickers' (tests/harness/ports.sh 10000-19999, rabbitmq.sh 20000-29899) and the local stack's
+ * (30000-30700). Processes agree through a lock file per port, held (flock) for the life of
+ * the process that was given it: the kernel lets it go when that process ends, however. */
+#define H_PORT_MIN 31000
+#define H_PORT_MAX 32767
+#define H_PORT_LOCKS "/tmp/gf-port-locks"
 
+/* Whether 127.0.0.1:port can be bound now. */
+static bool port_bindable(int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        h_log("h_free_port", "socket: %s", strerror(errno));
-        return -1;
-    }
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
-        h_log("h_free_port", "bind 127.0.0.1:0: %s", strerror(errno));
-    else
-        port = ntohs(sa.sin_port);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    bool ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
     close(fd);
-    return port;
+    return ok;
 }
 
 int h_free_port(void)
 {
-    /* The kernel may hand the same free port to two probes in a row (seen: a backend given
-     * one port for HTTP and gRPC). Ports handed out by this process are remembered and never
-     * handed out twice. */
-    static int given[256];
-    static int ngiven;
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    for (int attempt = 0; attempt < 64; attempt++) {
-        int port = free_port_once();
-        if (port < 0)
-            return -1;
-        pthread_mutex_lock(&mu);
-        bool seen = false;
-        for (int i = 0; i < ngiven && i < 256 && !seen; i++)
-            seen = given[i] == port;
-        if (!seen)
-            given[ngiven++ % 256] = port; /* the oldest is forgotten after 256 */
-        pthread_mutex_unlock(&mu);
-        if (!seen)
-            return port;
+    static unsigned next;
+    pthread_mutex_lock(&mu);
+    if (next == 0) {
+        (void)mkdir(H_PORT_LOCKS, 0777);
+        (void)chmod(H_PORT_LOCKS, 01777); /* any user's tests; each removes only its own */
+        next = (unsigned)getpid() * 7919u + (unsigned)time(NULL);
     }
-    h_log("h_free_port", "no port that was not handed out already");
-    return -1;
+    int span = H_PORT_MAX - H_PORT_MIN + 1, port = -1;
+    for (int i = 0; i < span && port < 0; i++) {
+        int p = H_PORT_MIN + (int)(next++ % (unsigned)span);
+        char path[64];
+        snprintf(path, sizeof path, H_PORT_LOCKS "/%d", p);
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+        if (fd < 0)
+            continue;
+        /* Another process's (or one this process was given already: a lock is per open
+         * file, so a second open of the same file does not get it either). */
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0 || !port_bindable(p)) {
+            close(fd);
+            continue;
+        }
+        port = p; /* fd stays open, and locked, until this process exits */
+    }
+    pthread_mutex_unlock(&mu);
+    if (port < 0)
+        h_log("h_free_port", "no free port in %d-%d (locks in %s)", H_PORT_MIN, H_PORT_MAX,
+              H_PORT_LOCKS);
+    return port;
 }
 
 int h_wait_tcp(int port, int timeout_ms)

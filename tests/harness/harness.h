@@ -22,8 +22,10 @@ struct h_pg {
     char conninfo[600];
 };
 
-/* A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close), or -1.
- * Racy by nature: callers that bind it later retry on failure. */
+/* A TCP port on 127.0.0.1 for a service of this process, or -1: from 31000-32767 (outside
+ * the kernel's ephemeral range), free when picked, and given to no other process using this
+ * function while this one runs (a lock file per port in /tmp/gf-port-locks). So a test can
+ * stop a service and start it again on its ports. */
 int h_free_port(void);
 
 /* This process's scratch directory, $GF_TEST_TMP (default <cwd>/test-tmp) + /<program>-<pid>,

@@ -12,8 +12,8 @@
 # DIR holds everything: mnesia/ (data, kept by stop), log/, the config files, `env` (key=value:
 # port, dist_port, epmd_port, node; harness.c reads port) and `pids` (key=PID START of the
 # rabbitmq-server script, beam.smp and our epmd; stop and reap.sh signal nothing else). Ports
-# not given are picked among free ones in 20000-29899 (outside the kernel's ephemeral range,
-# where h_free_port's ports come from); a start that fails on picked ports is retried on others.
+# not given are picked among free ones in 20000-29899 (outside the kernel's ephemeral range and
+# h_free_port's 31000-32767); a start that fails on picked ports is retried on others.
 # Every rabbitmqctl run listens for a moment too: on 29900-29999 (its default, 35672-35682, is
 # in the ephemeral range and has room for only 11 calls at once, machine-wide).
 # Clients log in as guest/guest, until `users` made the services' users and deleted guest (the
