@@ -282,7 +282,7 @@ int h_free_port(void)
     pthread_mutex_lock(&mu);
     if (next == 0) {
         (void)mkdir(H_PORT_LOCKS, 0777);
-        (void)chmod(H_PORT_LOCKS, 01777); /* any user's tests; each removes only its own */
+        (void)chmod(H_PORT_LOCKS, 01777); /* any user's tests; the files stay, empty */
         next = (unsigned)getpid() * 7919u + (unsigned)time(NULL);
     }
     int span = H_PORT_MAX - H_PORT_MIN + 1, port = -1;

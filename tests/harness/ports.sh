@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # Sourced: pick_ports N prints N consecutive free TCP ports on 127.0.0.1, from a random block
 # in 10000-19999: outside the kernel's ephemeral range, the test broker's (rabbitmq.sh:
-# 20000-29999) and h_free_port's (harness.c: 31000-32767). Used by the end-to-end test and the benchmark suite to run a
-# whole stack (scripts/stack.sh) beside any other.
+# 20000-29999) and h_free_port's (harness.c: 31000-32767). Used by the end-to-end test and the
+# benchmark suite to run a whole stack (scripts/stack.sh) beside any other.
 port_free() { [[ -z $(ss -Hltn "sport = :$1" 2>/dev/null) ]]; }
 pick_ports() {
     local want=$1 base p found=()
